@@ -1,0 +1,1 @@
+"""Connectors: one module per platform, turning platform data into normalised items."""

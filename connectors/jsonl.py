@@ -1,0 +1,118 @@
+"""``jsonl``: normalised items from a file or a folder of ``*.jsonl`` files.
+
+The format is documented in docs/items.md. A malformed line is reported with file:line and
+skipped; the rest is processed. The cursor remembers how many lines of each file were read, so
+appending to a file and polling again reads only the new lines.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field, ValidationError
+
+from connectors.base import Capability, Connector, ConnectorSettings, FetchResult
+from governance_bot.items import Item
+
+__all__ = ["JsonlConnector", "JsonlSettings", "LineProblem", "read_items"]
+
+
+@dataclass(frozen=True, slots=True)
+class LineProblem:
+    path: Path
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "item"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def parse_line(line: str, path: Path, lineno: int, defaults: dict[str, Any] | None = None
+               ) -> Item | LineProblem | None:
+    """One line to an item, a problem naming path:line, or None for a blank line."""
+    if not line.strip():
+        return None
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return LineProblem(path, lineno, f"not valid JSON ({exc.msg} at column {exc.colno})")
+    if not isinstance(data, dict):
+        return LineProblem(path, lineno, "expected a JSON object")
+    if defaults:
+        data = {**defaults, **data}
+    try:
+        return Item.model_validate(data)
+    except ValidationError as exc:
+        return LineProblem(path, lineno, _describe(exc))
+
+
+def jsonl_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*.jsonl") if p.is_file())
+    return [path]
+
+
+def read_items(path: Path, start_lines: dict[str, int] | None = None
+               ) -> Iterator[tuple[Path, int, Item | LineProblem]]:
+    """Yield (file, line number, item or problem) for every non-blank line under ``path``."""
+    start_lines = start_lines or {}
+    for file in jsonl_files(path):
+        skip = start_lines.get(str(file), 0)
+        with file.open(encoding="utf-8", errors="replace") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                if lineno <= skip:
+                    continue
+                parsed = parse_line(line, file, lineno)
+                if parsed is not None:
+                    yield file, lineno, parsed
+
+
+def count_lines(path: Path) -> int:
+    total = 0
+    for file in jsonl_files(path):
+        with file.open("rb") as fh:
+            total += sum(1 for _ in fh)
+    return total
+
+
+class JsonlSettings(ConnectorSettings):
+    path: Path = Field(description="a .jsonl file or a folder of them")
+
+
+class JsonlConnector(Connector):
+    type: ClassVar[str] = "jsonl"
+    description: ClassVar[str] = "normalised items from a .jsonl file or folder"
+    Settings = JsonlSettings
+    capabilities = frozenset({Capability.read})
+
+    settings: JsonlSettings
+
+    def fetch(self, cursor: dict[str, Any] | None) -> FetchResult:
+        path = self.settings.path
+        if not path.exists():
+            from connectors.base import FatalError
+
+            raise FatalError(f"{self.name}: {path} does not exist. Fix: set `path` to a .jsonl "
+                             "file or a folder of them.")
+        lines: dict[str, int] = dict((cursor or {}).get("lines", {}))
+        items: list[Item] = []
+        problems: list[str] = []
+        for file, lineno, parsed in read_items(path, lines):
+            if isinstance(parsed, LineProblem):
+                problems.append(str(parsed))
+            else:
+                items.append(parsed)
+            lines[str(file)] = max(lines.get(str(file), 0), lineno)
+        return FetchResult(items=items, cursor={"lines": lines}, problems=problems)

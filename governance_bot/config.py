@@ -1,0 +1,394 @@
+"""Configuration: one TOML file, validated as a whole, every problem reported at once.
+
+* Secrets are written only as ``${ENV_VAR}`` references; a missing variable is an error naming it.
+* Any value can be overridden by ``GOVERNANCE_BOT_<SECTION>__<KEY>``, e.g.
+  ``GOVERNANCE_BOT_DATABASE__URL``.
+* Relative paths are relative to the config file's folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from datetime import date, time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+__all__ = ["Config", "ConfigError", "load_config"]
+
+ENV_PREFIX = "GOVERNANCE_BOT_"
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        count = len(problems)
+        header = f"{count} problem{'s' if count != 1 else ''} in the configuration:"
+        super().__init__("\n".join([header, *(f"  - {p}" for p in problems)]))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OrganisationSettings(_Section):
+    name: str = "Our organisation"
+    timezone: str = "Europe/London"
+    nation: Literal["ENG", "NIR", "SCT", "WLS"] = Field(
+        default="ENG", description="UK nation whose bank holidays apply"
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (use a name like Europe/London)") from exc
+        return value
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///governance-bot.db"
+    echo: bool = False
+
+
+class RegistersSettings(_Section):
+    """Register files loaded by `registers import` when no file is given on the command line."""
+
+    file: Path | None = Field(default=None, description="registers as TOML")
+    learners: Path | None = None
+    staff: Path | None = None
+    accounts: Path | None = None
+
+
+class Period(_Section):
+    start: date
+    end: date
+    name: str = ""
+
+
+def _parse_span(value: str) -> tuple[time, time]:
+    start_s, _, end_s = value.partition("-")
+    start, end = time.fromisoformat(start_s.strip()), time.fromisoformat(end_s.strip())
+    if end <= start:
+        raise ValueError(f"{value!r}: the end must be after the start")
+    return start, end
+
+
+class WorkingHoursSettings(_Section):
+    """When staff may message learners. A day set to "" is closed."""
+
+    monday: str = "08:00-18:00"
+    tuesday: str = "08:00-18:00"
+    wednesday: str = "08:00-18:00"
+    thursday: str = "08:00-18:00"
+    friday: str = "08:00-18:00"
+    saturday: str = ""
+    sunday: str = ""
+    bank_holidays: bool = Field(default=True, description="bank holidays count as closed")
+    term_dates: list[Period] = Field(default_factory=list)
+    closures: list[Period] = Field(default_factory=list)
+    outside_term_is_closed: bool = False
+
+    @field_validator(*_WEEKDAYS)
+    @classmethod
+    def _span(cls, value: str) -> str:
+        if value.strip():
+            try:
+                _parse_span(value)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{value!r} is not a span like \"08:00-18:00\" ({exc})"
+                ) from exc
+        return value.strip()
+
+    def span(self, weekday: int) -> tuple[time, time] | None:
+        value = getattr(self, _WEEKDAYS[weekday])
+        return _parse_span(value) if value else None
+
+
+class DetectionSettings(_Section):
+    packs_dir: Path | None = Field(default=None, description="extra or replacement rule packs")
+    disabled_rules: list[str] = Field(default_factory=list)
+    out_of_hours_repeat_count: int = Field(default=3, ge=2)
+    out_of_hours_repeat_window_days: int = Field(default=14, ge=1)
+
+
+class RoutingSettings(_Section):
+    """Overrides of the severity x category matrix: "category" or "category:severity" -> route."""
+
+    overrides: dict[str, Literal["account_managers", "dsl", "digest", "record_only"]] = Field(
+        default_factory=dict
+    )
+
+
+class DeliverySettings(_Section):
+    sink: Literal["console", "json", "slack"] = "console"
+    json_path: Path | None = Field(default=None, description="for sink = json: a .jsonl file")
+    mask_learner_details: bool = True
+
+
+class SlackSettings(_Section):
+    enabled: bool = False
+    bot_token: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+    app_token: SecretStr | None = None
+    base_url: str | None = Field(default=None, description="Slack Web API base URL (tests)")
+    mode: Literal["http", "socket"] = "http"
+
+
+class ServiceSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    outbox_interval_seconds: int = Field(default=10, ge=1)
+
+
+class LoggingSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_format: bool = False
+
+
+class ConnectorEntry(BaseModel):
+    """The common part of a ``[[connectors]]`` table; the rest is checked by the connector."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(min_length=1)
+    type: str = Field(min_length=1)
+    account: str = Field(min_length=1)
+
+
+class Config(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", case_sensitive=False
+    )
+
+    organisation: OrganisationSettings = Field(default_factory=OrganisationSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    registers: RegistersSettings = Field(default_factory=RegistersSettings)
+    working_hours: WorkingHoursSettings = Field(default_factory=WorkingHoursSettings)
+    detection: DetectionSettings = Field(default_factory=DetectionSettings)
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    connectors: list[ConnectorEntry] = Field(default_factory=list)
+
+    # where the file was; not a setting
+    source: Path | None = Field(default=None, exclude=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # the environment overrides the file
+        return (env_settings, init_settings)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.source.parent if self.source else Path.cwd()
+
+    def resolve_path(self, path: Path) -> Path:
+        return path if path.is_absolute() else (self.base_dir / path)
+
+    @property
+    def database_url(self) -> str:
+        url = self.database.url
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            rel = url.removeprefix("sqlite:///")
+            if rel and rel != ":memory:":
+                return "sqlite:///" + str(self.resolve_path(Path(rel)))
+        return url
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+_FIXES = {
+    "extra_forbidden": "remove it or check the spelling (config.example.toml lists every key)",
+    "missing": "add it",
+    "literal_error": "use one of the allowed values",
+    "bool_parsing": "use true or false",
+    "int_parsing": "use a whole number",
+    "date_from_datetime_parsing": "use a date like 2026-09-03",
+}
+
+
+def _expand(value: Any, path: str, env: dict[str, str], problems: list[str], where: str,
+            secret_paths: set[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _expand(v, f"{path}.{k}" if path else k, env, problems, where, secret_paths)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, f"{path}[{i}]", env, problems, where, secret_paths)
+                for i, v in enumerate(value)]
+    if isinstance(value, str) and "${" in value:
+        def sub(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name not in env:
+                problems.append(
+                    f"{where}: {path}: environment variable {name} is not set. "
+                    f"Fix: export {name}=... before starting governance-bot."
+                )
+                return ""
+            return env[name]
+
+        if _ENV_REF.fullmatch(value.strip()):
+            secret_paths.add(path)
+        return _ENV_REF.sub(sub, value)
+    return value
+
+
+def _secret_fields(model: BaseModel, prefix: str) -> list[str]:
+    out = []
+    for name, value in model:
+        path = f"{prefix}.{name}" if prefix else name
+        if isinstance(value, SecretStr):
+            out.append(path)
+        elif isinstance(value, BaseModel):
+            out.extend(_secret_fields(value, path))
+    return out
+
+
+def load_config(path: Path | str | None, env: dict[str, str] | None = None) -> Config:
+    """Read, expand and validate a config file (None: defaults plus the environment)."""
+    env = dict(os.environ) if env is None else env
+    problems: list[str] = []
+    raw: dict[str, Any] = {}
+    where = "(defaults)"
+    source: Path | None = None
+    if path is not None:
+        source = Path(path).resolve()
+        where = str(path)
+        try:
+            with source.open("rb") as fh:
+                raw = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError([
+                f"{where}: no such file. Fix: create one with `governance-bot init --dir DIR`."
+            ]) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError([f"{where}: not valid TOML: {exc}"]) from None
+    secret_paths: set[str] = set()
+    expanded = _expand(raw, "", env, problems, where, secret_paths)
+    old_env = os.environ.copy()
+    try:
+        if env is not os.environ:
+            os.environ.clear()
+            os.environ.update(env)
+        config = Config(**expanded)
+    except ValidationError as exc:
+        for err in exc.errors():
+            fix = _FIXES.get(err["type"], "")
+            problems.append(
+                f"{where}: {_loc(err['loc'])}: {err['msg']}" + (f". Fix: {fix}" if fix else "")
+            )
+        raise ConfigError(problems) from None
+    finally:
+        if env is not os.environ:
+            os.environ.clear()
+            os.environ.update(old_env)
+    config.source = source
+    for secret in _secret_fields(config, ""):
+        value = _get(raw, secret)
+        env_key = ENV_PREFIX + secret.replace(".", "__").upper()
+        if value is not None and secret not in secret_paths and env_key not in env:
+            problems.append(
+                f"{where}: {secret}: secrets must not be written in the file. "
+                f"Fix: write {secret.rsplit('.', 1)[-1]} = \"${{SOME_ENV_VAR}}\" and set that "
+                "variable in the environment."
+            )
+    problems.extend(_check_connectors(config, expanded, raw, where, secret_paths))
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _get(data: dict[str, Any], dotted: str) -> Any:
+    cur: Any = data
+    for part in dotted.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return None
+        cur = cur[part]
+    return cur
+
+
+def _check_connectors(config: Config, expanded: dict[str, Any], raw: dict[str, Any], where: str,
+                      secret_paths: set[str]) -> list[str]:
+    from connectors.registry import available, load
+
+    problems: list[str] = []
+    seen: set[str] = set()
+    known = available()
+    for i, entry in enumerate(config.connectors):
+        loc = f"connectors[{i}] ({entry.name})"
+        if entry.name in seen:
+            problems.append(f"{where}: {loc}: name {entry.name!r} is used twice. Fix: rename one.")
+        seen.add(entry.name)
+        if entry.type not in known:
+            problems.append(
+                f"{where}: {loc}.type: unknown connector {entry.type!r}. "
+                f"Fix: use one of {', '.join(known)}."
+            )
+            continue
+        try:
+            cls = load(entry.type)
+            settings = cls.Settings.model_validate(expanded["connectors"][i])
+        except ValidationError as exc:
+            for err in exc.errors():
+                fix = _FIXES.get(err["type"], "")
+                problems.append(
+                    f"{where}: {loc}.{_loc(err['loc'])}: {err['msg']}"
+                    + (f". Fix: {fix}" if fix else "")
+                )
+            continue
+        except Exception as exc:  # a plugin that fails to import
+            problems.append(f"{where}: {loc}: connector {entry.type!r} cannot be loaded: {exc}")
+            continue
+        for name, value in settings:
+            if isinstance(value, SecretStr) and f"connectors[{i}].{name}" not in secret_paths:
+                problems.append(
+                    f"{where}: {loc}.{name}: secrets must not be written in the file. "
+                    f"Fix: write {name} = \"${{SOME_ENV_VAR}}\" and set that variable."
+                )
+    return problems
+
+
+def connector_settings(config: Config) -> list[Any]:
+    """Each ``[[connectors]]`` entry validated by its connector's own settings model."""
+    from connectors.registry import load
+
+    out = []
+    for entry in config.connectors:
+        cls = load(entry.type)
+        data = entry.model_dump()
+        settings = cls.Settings.model_validate(data)
+        for name, value in settings:
+            if isinstance(value, Path) and not value.is_absolute():
+                settings = settings.model_copy(update={name: config.resolve_path(value)})
+        out.append(settings)
+    return out

@@ -1,0 +1,1 @@
+"""Detectors (one module each) and rule packs (TOML data in ``rules/packs``)."""

@@ -1,0 +1,72 @@
+"""The detection engine: builds the enabled detectors from their packs and runs them on items.
+
+Each detector module provides a class with ``rule_id`` and a classmethod
+``from_pack(pack: dict, config: Config) -> Detector``; ``DETECTORS`` maps rule ids to them.
+Cheap rules run first; model-backed ones after.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from governance_bot.routing import Router
+from rules.base import DetectionContext, Detector, Finding
+from rules.packs import load_pack
+
+if TYPE_CHECKING:
+    from governance_bot.config import Config
+    from governance_bot.items import Item
+
+__all__ = ["DETECTORS", "DetectionEngine", "build_detector"]
+
+log = logging.getLogger(__name__)
+
+# rule id -> "module:Class"; order is run order (cheap first).
+DETECTORS: dict[str, str] = {
+    "learner_pii": "rules.learner_pii:LearnerPiiDetector",
+    "out_of_hours": "rules.out_of_hours:OutOfHoursDetector",
+    "tone": "rules.tone:ToneDetector",
+}
+
+
+def build_detector(rule_id: str, config: Config) -> Detector:
+    module, _, attr = DETECTORS[rule_id].partition(":")
+    cls: Any = getattr(importlib.import_module(module), attr)
+    pack = load_pack(rule_id, config.detection.packs_dir and config.resolve_path(
+        config.detection.packs_dir))
+    detector: Detector = cls.from_pack(pack, config)
+    return detector
+
+
+class DetectionEngine:
+    def __init__(self, detectors: list[Detector], router: Router):
+        self.detectors = detectors
+        self.router = router
+
+    @classmethod
+    def from_config(cls, config: Config, only: list[str] | None = None) -> DetectionEngine:
+        disabled = set(config.detection.disabled_rules)
+        detectors = []
+        for rule_id in DETECTORS:
+            if rule_id in disabled or (only is not None and rule_id not in only):
+                continue
+            detectors.append(build_detector(rule_id, config))
+        return cls(detectors, Router(config.routing.overrides))
+
+    @property
+    def rule_ids(self) -> list[str]:
+        return [d.rule_id for d in self.detectors]
+
+    def detect(self, item: Item, ctx: DetectionContext) -> list[Finding]:
+        """Every finding on ``item``, each with its item key and route set."""
+        findings: list[Finding] = []
+        key = item.key
+        for detector in self.detectors:
+            for finding in detector.detect(item, ctx):
+                findings.append(
+                    replace(finding, item_key=key, route=self.router.route_finding(finding))
+                )
+        return findings
