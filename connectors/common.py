@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from governance_bot.items import Media
+from governance_bot.items import Item, Media
 
-__all__ = ["guess_mime", "media_ref", "parse_time", "report_skipped"]
+__all__ = ["dedupe", "guess_mime", "media_ref", "parse_time", "report_skipped"]
 
 
 def parse_time(value: Any) -> datetime:
@@ -75,3 +75,14 @@ def report_skipped(log: logging.Logger, connector: str, problems: list[str], whe
     message = f"{where}: {what}"
     problems.append(message)
     log.warning("%s: skipped an unreadable record at %s", connector, message)
+
+
+def dedupe(items: list[Item]) -> list[Item]:
+    """Items in order, each id once (a record seen on two pages, or by two listings)."""
+    seen: set[str] = set()
+    out: list[Item] = []
+    for item in items:
+        if item.id not in seen:
+            seen.add(item.id)
+            out.append(item)
+    return out

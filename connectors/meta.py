@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -33,7 +34,7 @@ from connectors.base import (
     WebhookRequest,
     WebhookResponse,
 )
-from connectors.common import report_skipped
+from connectors.common import parse_time, report_skipped
 from governance_bot.items import Item
 
 __all__ = [
@@ -220,6 +221,38 @@ class GraphConnector(HttpConnector):
                 report_skipped(log, self.name, problems, label, _describe(exc))
                 continue
             yield record, item
+
+    def conversation_items(self, page_id: str, messenger_platform: str, since: datetime,
+                           problems: list[str],
+                           parse: Callable[[str, dict[str, Any]], Item]) -> list[Item]:
+        """Messages of the Page's conversations updated since ``since`` (newest first, so the
+        listings stop at the first older record). ``parse(conversation_id, record)``."""
+        out: list[Item] = []
+
+        def older(field: str) -> Callable[[dict[str, Any]], bool]:
+            def check(record: dict[str, Any]) -> bool:
+                try:
+                    return parse_time(record.get(field)) < since
+                except ValueError:
+                    return False
+            return check
+
+        conversations = self.listing(f"{page_id}/conversations",
+                                     {"fields": "id,updated_time,link",
+                                      "platform": messenger_platform},
+                                     stop=older("updated_time"))
+        for where, _n, index, conv in conversations:
+            conv_id = conv.get("id") if isinstance(conv, dict) else None
+            if not isinstance(conv_id, str):
+                report_skipped(log, self.name, problems, f"{where} record {index + 1}",
+                               "conversation without an id")
+                continue
+            messages = self.listing(f"{conv_id}/messages",
+                                    {"fields": "id,message,created_time,from,to,attachments"},
+                                    stop=older("created_time"))
+            out.extend(item for _r, item in self.parse_each(
+                messages, functools.partial(parse, conv_id), problems))
+        return out
 
     # --- webhooks ------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ ENTRY_POINT_GROUP = "governance_bot.connectors"
 BUILTINS: dict[str, str] = {
     "jsonl": "connectors.jsonl:JsonlConnector",
     "facebook": "connectors.facebook:FacebookPageConnector",
+    "instagram": "connectors.instagram:InstagramConnector",
 }
 
 
