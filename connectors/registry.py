@@ -19,6 +19,7 @@ BUILTINS: dict[str, str] = {
     "facebook": "connectors.facebook:FacebookPageConnector",
     "instagram": "connectors.instagram:InstagramConnector",
     "imap": "connectors.imap:ImapConnector",
+    "teams": "connectors.teams:TeamsConnector",
 }
 
 

@@ -1,0 +1,112 @@
+"""Contract cases for the messaging connectors that speak HTTP (Teams; more below as they land).
+
+Teams replays the chat listing recorded in Graph's documentation (../shared/fixtures/msgraph) at
+the delta endpoint the connector polls, with the chat's members invented in Graph's documented
+shape.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import httpx
+import respx
+
+from tests.contract.harness import ContractCase, Installed
+from tests.msgraph_fixtures import (
+    CLIENT_STATE,
+    SECRET,
+    TEAMS_ENV,
+    TOKEN,
+    TUTOR_AAD,
+    install_token,
+    member,
+    members_page,
+    recorded_chat_page,
+    teams_settings,
+)
+
+
+def _delta_url(base_url: str) -> str:
+    return f"{base_url}/users/{TUTOR_AAD}/chats/getAllMessages/delta"
+
+
+def _recorded_messages() -> list[dict[str, Any]]:
+    """The recorded messages a person wrote (the third is a system event, read as nothing)."""
+    return list(recorded_chat_page()["value"])
+
+
+def _page(messages: list[dict[str, Any]], **links: str) -> dict[str, Any]:
+    page = copy.deepcopy(recorded_chat_page())
+    page.pop("@odata.nextLink", None)
+    page["value"] = messages
+    page["@odata.count"] = len(messages)
+    page.update({f"@odata.{k}": v for k, v in links.items()})
+    return page
+
+
+def _members(router: respx.MockRouter) -> None:
+    router.get(url__regex=r"/chats/[^/]+/members$").mock(return_value=httpx.Response(
+        200, json=members_page(
+            member("8ea0e38b-efb3-4757-924a-5f94061cf8c2", "Robin Kline",
+                   "robin.kline@brookfield.example.org"),
+            member("1fb8890f-423e-4154-8fbf-db6809bc8756", "Sam Okoye",
+                   "sam.okoye@students.brookfield.example.org"))))
+
+
+def _ids(messages: list[dict[str, Any]]) -> set[str]:
+    return {f"{m['chatId']}:{m['id']}" for m in messages if m.get("messageType") == "message"}
+
+
+def teams_page(router: respx.MockRouter, base_url: str) -> Installed:
+    first = install_token(router, base_url)
+    messages = _recorded_messages()
+    router.get(_delta_url(base_url)).mock(return_value=httpx.Response(
+        200, json=_page(messages, deltaLink=f"{_delta_url(base_url)}?$deltatoken=d1")))
+    _members(router)
+    return Installed(ids=_ids(messages), first=first)
+
+
+def teams_pages(router: respx.MockRouter, base_url: str) -> Installed:
+    first = install_token(router, base_url)
+    one, two, system = _recorded_messages()
+    delta = _delta_url(base_url)
+    router.get(delta, params={"$skiptoken": "p2"}).mock(return_value=httpx.Response(
+        200, json=_page([two, system], deltaLink=f"{delta}?$deltatoken=d1")))
+    router.get(delta, params={"$top": "50"}).mock(return_value=httpx.Response(
+        200, json=_page([one], nextLink=f"{delta}?$skiptoken=p2")))
+    _members(router)
+    return Installed(ids=_ids([one, two]), first=first)
+
+
+def teams_malformed(router: respx.MockRouter, base_url: str) -> Installed:
+    first = install_token(router, base_url)
+    good, other, _ = _recorded_messages()
+    bad = copy.deepcopy(good)
+    bad["id"] = "1615943825999"
+    # the malformed timestamp as published in Graph's own documentation sample
+    bad["createdDateTime"] = "2021-03-1706:47:05.123Z"
+    router.get(_delta_url(base_url)).mock(return_value=httpx.Response(
+        200, json=_page([good, bad, other], deltaLink=f"{_delta_url(base_url)}?$deltatoken=d")))
+    _members(router)
+    return Installed(ids=_ids([good, other]), first=first, where="1615943825999")
+
+
+CASES = [
+    ContractCase(
+        id="teams",
+        type="teams",
+        settings=lambda base_url: teams_settings(base_url),
+        env=dict(TEAMS_ENV),
+        secrets=(SECRET, CLIENT_STATE, TOKEN),
+        required=("tenant_id", "client_id", "client_secret"),
+        invalid={"page_size": 500, "channels": ["not-a-team-and-channel"]},
+        page=teams_page,
+        pages=teams_pages,
+        malformed=teams_malformed,
+        account="brookfield-teams",
+        secret_key="client_secret",
+    ),
+]
+
