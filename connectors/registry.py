@@ -20,6 +20,7 @@ BUILTINS: dict[str, str] = {
     "instagram": "connectors.instagram:InstagramConnector",
     "imap": "connectors.imap:ImapConnector",
     "teams": "connectors.teams:TeamsConnector",
+    "whatsapp": "connectors.whatsapp:WhatsAppConnector",
 }
 
 
