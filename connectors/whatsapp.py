@@ -110,7 +110,7 @@ def _content(message: dict[str, Any]) -> tuple[str, list[Media]] | None:
 
 
 def _item(message: dict[str, Any], *, account: str, platform: str, business: Person,
-          contact_names: dict[str, str], outgoing: bool) -> Item | None:
+          contact_names: dict[str, str | None], outgoing: bool) -> Item | None:
     native = message.get("id")
     if not native:
         raise SkippableRecord("a message without an id")
@@ -129,7 +129,8 @@ def _item(message: dict[str, Any], *, account: str, platform: str, business: Per
         original = (message.get("revoke") or {}).get("original_message_id")
         if not original:
             raise SkippableRecord(f"message {native}: a deletion without original_message_id")
-        item_id, text, media = str(original), "", []
+        item_id, text = str(original), ""
+        media: list[Media] = []
         extra["deleted_at"] = created.isoformat()
     elif kind == "edit":
         edit = message.get("edit") or {}
