@@ -21,6 +21,7 @@ BUILTINS: dict[str, str] = {
     "imap": "connectors.imap:ImapConnector",
     "teams": "connectors.teams:TeamsConnector",
     "whatsapp": "connectors.whatsapp:WhatsAppConnector",
+    "zoom": "connectors.zoom:ZoomConnector",
 }
 
 

@@ -32,6 +32,7 @@ DETECTORS: dict[str, str] = {
     "personal_account_contact": "rules.personal_account_contact:PersonalAccountContactDetector",
     "accountability": "rules.accountability:AccountabilityDetector",
     "conversation_drift": "rules.conversation_drift:ConversationDriftDetector",
+    "video_session": "rules.video_session:VideoSessionDetector",
 }
 
 

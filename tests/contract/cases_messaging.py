@@ -1,8 +1,8 @@
-"""Contract cases for the messaging connectors that speak HTTP (Teams; more below as they land).
+"""Contract cases for the messaging connectors that speak HTTP (Teams, Zoom).
 
 Teams replays the chat listing recorded in Graph's documentation (../shared/fixtures/msgraph) at
 the delta endpoint the connector polls, with the chat's members invented in Graph's documented
-shape.
+shape. Zoom answers from tests/fixtures/zoom (invented, in Zoom's documented shapes).
 """
 
 from __future__ import annotations
@@ -26,6 +26,11 @@ from tests.msgraph_fixtures import (
     recorded_chat_page,
     teams_settings,
 )
+from tests.zoom_fixtures import SECRET as ZOOM_SECRET
+from tests.zoom_fixtures import TOKEN as ZOOM_TOKEN
+from tests.zoom_fixtures import ZOOM_ENV, report_split, zoom_settings
+from tests.zoom_fixtures import install as install_zoom
+from tests.zoom_fixtures import load as zoom_fixture
 
 
 def _delta_url(base_url: str) -> str:
@@ -93,6 +98,30 @@ def teams_malformed(router: respx.MockRouter, base_url: str) -> Installed:
     return Installed(ids=_ids([good, other]), first=first, where="1615943825999")
 
 
+def _zoom_meetings() -> list[dict[str, Any]]:
+    return list(zoom_fixture("report_meetings_tutor.json")["meetings"])
+
+
+def zoom_page(router: respx.MockRouter, base_url: str) -> Installed:
+    meetings = _zoom_meetings()
+    first = install_zoom(router, base_url, report_split(meetings))
+    return Installed(ids={m["uuid"] for m in meetings}, first=first)
+
+
+def zoom_pages(router: respx.MockRouter, base_url: str) -> Installed:
+    meetings = _zoom_meetings()
+    first = install_zoom(router, base_url, report_split(meetings[:1], meetings[1:]))
+    return Installed(ids={m["uuid"] for m in meetings}, first=first)
+
+
+def zoom_malformed(router: respx.MockRouter, base_url: str) -> Installed:
+    meetings = _zoom_meetings()
+    bad = {**meetings[0], "uuid": "BrokenStartTime0000==", "start_time": "10/03/2026 4pm"}
+    first = install_zoom(router, base_url, report_split([bad, *meetings[1:]]))
+    return Installed(ids={m["uuid"] for m in meetings[1:]}, first=first,
+                     where="BrokenStartTime0000==")
+
+
 CASES = [
     ContractCase(
         id="teams",
@@ -108,5 +137,18 @@ CASES = [
         account="brookfield-teams",
         secret_key="client_secret",
     ),
+    ContractCase(
+        id="zoom",
+        type="zoom",
+        settings=lambda base_url: zoom_settings(base_url),
+        env=dict(ZOOM_ENV),
+        secrets=(ZOOM_SECRET, ZOOM_TOKEN),
+        required=("account_id", "client_id", "client_secret", "users"),
+        invalid={"lookback_days": 0, "page_size": 1000},
+        page=zoom_page,
+        pages=zoom_pages,
+        malformed=zoom_malformed,
+        account="brookfield-zoom",
+        secret_key="client_secret",
+    ),
 ]
-
