@@ -22,6 +22,7 @@ BUILTINS: dict[str, str] = {
     "teams": "connectors.teams:TeamsConnector",
     "whatsapp": "connectors.whatsapp:WhatsAppConnector",
     "zoom": "connectors.zoom:ZoomConnector",
+    "website": "connectors.website:WebsiteConnector",
 }
 
 
