@@ -19,6 +19,7 @@ How it crawls, politely:
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import logging
 import re
@@ -153,11 +154,11 @@ class WebsiteConnector(HttpConnector):
         robots = RobotFileParser(f"{self.origin}/robots.txt")
         got = self._download(f"{self.origin}/robots.txt")
         if got.status in (401, 403):
-            robots.disallow_all = True  # as the robots.txt convention says
+            robots.parse(["User-agent: *", "Disallow: /"])  # as the robots.txt convention says
         elif got.status == 200:
             robots.parse(got.body.decode("utf-8", "replace").splitlines())
         else:
-            robots.allow_all = True
+            robots.parse([])  # no robots.txt: everything may be read
         delay = robots.crawl_delay(self.settings.user_agent)
         if delay is not None:
             self._delay = max(self.settings.delay_seconds, float(delay))
@@ -276,10 +277,8 @@ class WebsiteConnector(HttpConnector):
         created = datetime.fromtimestamp(self.clock(), UTC)
         modified = (headers or httpx.Headers()).get("last-modified")
         if modified:
-            try:
+            with contextlib.suppress(TypeError, ValueError):
                 created = parsedate_to_datetime(modified).astimezone(UTC)
-            except (TypeError, ValueError):
-                pass
         return Item.model_validate({
             "id": url,
             "platform": "website",
