@@ -23,6 +23,7 @@ BUILTINS: dict[str, str] = {
     "whatsapp": "connectors.whatsapp:WhatsAppConnector",
     "zoom": "connectors.zoom:ZoomConnector",
     "website": "connectors.website:WebsiteConnector",
+    "slack_workspace": "connectors.slack_workspace:SlackWorkspaceConnector",
 }
 
 
