@@ -474,7 +474,9 @@ class ImapConnector(Connector):
             seen.add(key)
             state.seen.append(key)
             new_items.append(item)
-        items.extend(new_items)
+        # the same mail filed in two folders (a journal's INBOX and Sent) is one item
+        emitted = {i.id for i in items}
+        items.extend(i for i in new_items if i.id not in emitted)
         state.last_uid = max(state.last_uid, batch[-1])
         overflow = len(state.seen) - self.settings.seen_window
         if overflow > 0:

@@ -384,3 +384,19 @@ def test_plaintext_login_to_a_remote_server_is_refused_with_the_fix() -> None:
     with pytest.raises(ValidationError, match="allowed only for a server on this machine"):
         ImapSettings(name="m", type="imap", account="a", host="mail.example.org",
                      security="none", username="u", password="p")
+
+
+def test_the_same_mail_in_two_folders_is_one_item(dovecot_server: DovecotServer) -> None:
+    first, second = Mailbox(dovecot_server), Mailbox(dovecot_server)
+    raw = make_mail(1)
+    first.append(raw)
+    second.append(raw, make_mail(2))
+    conn = first.connector(folders=[first.folder, second.folder])
+    try:
+        result = conn.fetch(None)
+    finally:
+        conn.close()
+        first.close()
+        second.close()
+    assert len(result.items) == 2
+    assert len({i.id for i in result.items}) == 2
