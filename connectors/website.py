@@ -39,6 +39,7 @@ from pydantic import Field
 from connectors.base import (
     Capability,
     ConnectorSettings,
+    FatalError,
     FetchResult,
     HttpConnector,
     RetriableError,
@@ -110,8 +111,8 @@ class WebsiteConnector(HttpConnector):
     def _download(self, url: str, headers: dict[str, str] | None = None) -> _Download:
         attempt = 0
         while True:
-            if self._requests:
-                self.sleep(self._delay)
+            if self._requests and attempt == 0:
+                self.sleep(self._delay)  # a retry has waited its backoff already
             self._requests += 1
             try:
                 with self.client.stream(
@@ -154,8 +155,14 @@ class WebsiteConnector(HttpConnector):
         robots = RobotFileParser(f"{self.origin}/robots.txt")
         got = self._download(f"{self.origin}/robots.txt")
         if got.status in (401, 403):
-            robots.parse(["User-agent: *", "Disallow: /"])  # as the robots.txt convention says
-        elif got.status == 200:
+            # the convention reads this as "crawl nothing": say so to a person instead of
+            # silently checking no page at all
+            raise FatalError(
+                f"{self.name} (account {self.account}): {self.origin}/robots.txt answered HTTP "
+                f"{got.status}, which forbids crawling the whole site. Fix: let the user agent "
+                f"'{self.settings.user_agent.split()[0]}' read the public pages, or remove this "
+                f"connector.")
+        if got.status == 200:
             robots.parse(got.body.decode("utf-8", "replace").splitlines())
         else:
             robots.parse([])  # no robots.txt: everything may be read

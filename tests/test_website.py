@@ -199,3 +199,12 @@ def test_a_site_without_robots_or_sitemap_is_crawled_from_the_start_page() -> No
 
 def test_the_connector_is_registered_as_website() -> None:
     assert load("website") is WebsiteConnector
+
+
+def test_a_robots_txt_that_forbids_everyone_is_reported_not_silently_obeyed() -> None:
+    from connectors.base import FatalError
+
+    with respx.mock(assert_all_mocked=True, assert_all_called=False) as router:
+        router.get(f"{SITE}/robots.txt").mock(return_value=httpx.Response(403))
+        with pytest.raises(FatalError, match="forbids crawling the whole site"):
+            crawler().fetch(None)

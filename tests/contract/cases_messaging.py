@@ -1,8 +1,9 @@
-"""Contract cases for the messaging connectors that speak HTTP (Teams, Zoom).
+"""Contract cases for the messaging connectors that speak HTTP (Teams, Zoom, website).
 
 Teams replays the chat listing recorded in Graph's documentation (../shared/fixtures/msgraph) at
 the delta endpoint the connector polls, with the chat's members invented in Graph's documented
-shape. Zoom answers from tests/fixtures/zoom (invented, in Zoom's documented shapes).
+shape. Zoom answers from tests/fixtures/zoom (invented, in Zoom's documented shapes). The website
+case serves a small invented site (robots.txt, sitemaps, pages).
 """
 
 from __future__ import annotations
@@ -122,6 +123,65 @@ def zoom_malformed(router: respx.MockRouter, base_url: str) -> Installed:
                      where="BrokenStartTime0000==")
 
 
+def _origin(base_url: str) -> str:
+    url = httpx.URL(base_url)
+    return f"{url.scheme}://{url.host}"
+
+
+def _html(title: str, links: list[str]) -> httpx.Response:
+    anchors = "".join(f'<a href="{link}">{link}</a>' for link in links)
+    return httpx.Response(200, text=f"<html><head><title>{title}</title></head><body>"
+                                     f"<p>{title} news</p>{anchors}</body></html>",
+                          headers={"content-type": "text/html; charset=utf-8"})
+
+
+def _robots(router: respx.MockRouter, base_url: str, sitemaps: list[str]) -> respx.Route:
+    lines = ["User-agent: *", "Disallow: /private/", *(f"Sitemap: {s}" for s in sitemaps)]
+    return router.get(f"{_origin(base_url)}/robots.txt").mock(
+        return_value=httpx.Response(200, text="\n".join(lines) + "\n"))
+
+
+def _urlset(*urls: str) -> httpx.Response:
+    body = "".join(f"<url><loc>{u}</loc></url>" for u in urls)
+    return httpx.Response(200, text='<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.'
+                                    f'org/schemas/sitemap/0.9">{body}</urlset>')
+
+
+def website_page(router: respx.MockRouter, base_url: str) -> Installed:
+    first = _robots(router, base_url, [])
+    router.get(f"{_origin(base_url)}/sitemap.xml").mock(return_value=httpx.Response(404))
+    router.get(f"{base_url}/").mock(return_value=_html("Home", ["a", "b", "/private/x"]))
+    router.get(f"{base_url}/a").mock(return_value=_html("A", []))
+    router.get(f"{base_url}/b").mock(return_value=_html("B", ["/api/a"]))
+    return Installed(ids={f"{base_url}/", f"{base_url}/a", f"{base_url}/b"}, first=first)
+
+
+def website_pages(router: respx.MockRouter, base_url: str) -> Installed:
+    origin = _origin(base_url)
+    first = _robots(router, base_url, [f"{origin}/sitemap-index.xml"])
+    router.get(f"{origin}/sitemap-index.xml").mock(return_value=httpx.Response(
+        200, text='<?xml version="1.0"?><sitemapindex xmlns="http://www.sitemaps.org/schemas/'
+                  f'sitemap/0.9"><sitemap><loc>{origin}/s1.xml</loc></sitemap>'
+                  f"<sitemap><loc>{origin}/s2.xml</loc></sitemap></sitemapindex>"))
+    router.get(f"{origin}/s1.xml").mock(return_value=_urlset(f"{base_url}/a"))
+    router.get(f"{origin}/s2.xml").mock(return_value=_urlset(f"{base_url}/b"))
+    router.get(f"{base_url}/").mock(return_value=_html("Home", []))
+    router.get(f"{base_url}/a").mock(return_value=_html("A", []))
+    router.get(f"{base_url}/b").mock(return_value=_html("B", []))
+    return Installed(ids={f"{base_url}/", f"{base_url}/a", f"{base_url}/b"}, first=first)
+
+
+def website_malformed(router: respx.MockRouter, base_url: str) -> Installed:
+    origin = _origin(base_url)
+    first = _robots(router, base_url, [f"{origin}/broken-sitemap.xml"])
+    router.get(f"{origin}/broken-sitemap.xml").mock(
+        return_value=httpx.Response(200, text="<urlset><url><loc>unclosed"))
+    router.get(f"{base_url}/").mock(return_value=_html("Home", ["a"]))
+    router.get(f"{base_url}/a").mock(return_value=_html("A", []))
+    return Installed(ids={f"{base_url}/", f"{base_url}/a"}, first=first,
+                     where="broken-sitemap.xml")
+
+
 CASES = [
     ContractCase(
         id="teams",
@@ -150,5 +210,19 @@ CASES = [
         malformed=zoom_malformed,
         account="brookfield-zoom",
         secret_key="client_secret",
+    ),
+    ContractCase(
+        id="website",
+        type="website",
+        settings=lambda base_url: {"type": "website", "start_url": f"{base_url}/",
+                                   "delay_seconds": 0.25},
+        env={},
+        secrets=(),
+        required=("start_url",),
+        invalid={"start_url": "ftp://files.example.org/", "max_pages": 0},
+        page=website_page,
+        pages=website_pages,
+        malformed=website_malformed,
+        account="brookfield-website",
     ),
 ]
