@@ -77,14 +77,19 @@ def _media_refs(record: dict[str, Any]) -> list[Media]:
     return out
 
 
-def _owner(record: dict[str, Any]) -> Person:
+def _owner(record: dict[str, Any], default: Person | None = None) -> Person:
     owner = record.get("owner")
     owner_id = str(owner["id"]) if isinstance(owner, dict) and owner.get("id") else None
-    return Person(id=owner_id, handle=record.get("username"))
+    handle = record.get("username")
+    if default is not None and owner_id in (None, default.id):
+        return Person(id=default.id, handle=handle or default.handle)
+    return Person(id=owner_id, handle=handle)
 
 
-def parse_media(record: dict[str, Any], account: str, kind: ItemKind = ItemKind.post) -> Item:
-    """A media object (post, reel, carousel, story, or media the account is tagged in)."""
+def parse_media(record: dict[str, Any], account: str, kind: ItemKind = ItemKind.post,
+                default_author: Person | None = None) -> Item:
+    """A media object (post, reel, carousel, story, or media the account is tagged in);
+    ``default_author`` for the account's own media listed without ``owner``."""
     media_id = record["id"]
     if not isinstance(media_id, str) or not media_id:
         raise ValueError("media id is not a string")
@@ -93,7 +98,7 @@ def parse_media(record: dict[str, Any], account: str, kind: ItemKind = ItemKind.
         platform=PLATFORM,
         account=account,
         kind=kind,
-        author=_owner(record),
+        author=_owner(record, default_author),
         created_at=parse_time(record["timestamp"]),
         visibility=Visibility.public,
         text=record.get("caption") or "",
@@ -155,6 +160,10 @@ class InstagramConnector(GraphConnector):
     )
     settings: InstagramSettings
 
+    @property
+    def own(self) -> Person:
+        return Person(id=self.settings.ig_user_id, handle=self.settings.username)
+
     def fetch(self, cursor: dict[str, Any] | None) -> FetchResult:
         cursor = dict(cursor or {})
         s = self.settings
@@ -168,7 +177,7 @@ class InstagramConnector(GraphConnector):
         listing = self.listing(f"{s.ig_user_id}/media", {
             "fields": MEDIA_FIELDS, "since": unix(start), "until": unix(now)})
         for _record, item in self.parse_each(
-                listing, functools.partial(_media_of, self.account), problems):
+                listing, functools.partial(_media_of, self.account, self.own), problems):
             posts.append(item)
         items.extend(posts)
         windows.append(ListingWindow(start=start, end=now))
@@ -337,8 +346,8 @@ def _entry_time(entry: dict[str, Any]) -> datetime:
     return datetime.now(UTC)
 
 
-def _media_of(account: str, record: dict[str, Any]) -> Item:
-    return parse_media(record, account)
+def _media_of(account: str, own: Person, record: dict[str, Any]) -> Item:
+    return parse_media(record, account, default_author=own)
 
 
 def _tagged_media_of(account: str, record: dict[str, Any]) -> Item:

@@ -145,6 +145,8 @@ class GraphConnector(HttpConnector):
         return status
 
     def check_rate_limit(self, response: httpx.Response) -> float | None:
+        """Pause when Meta reports usage at 90 % or more of the hourly allowance: the time Meta
+        says access returns, else 60 s at 90 % plus 30 s for every point above."""
         top, regain = 0.0, None
         for header in ("x-app-usage", "x-business-use-case-usage", "x-ad-account-usage"):
             pct, wait = _usage_percent(response.headers.get(header))
