@@ -160,8 +160,8 @@ def test_an_x_poll_reads_posts_mentions_replies_and_messages(respx_mock: respx.M
     tweets = get("test_client_get_users_tweets.yaml")
     mentions = get("test_client_get_users_mentions.yaml")
     replies = get("test_client_search_recent_tweets.yaml")
-    dms = [i for i in load_cassette("test_manage_and_lookup_direct_messages.yaml")
-           if i.url.path == "/2/dm_events"][0]
+    dms = next(i for i in load_cassette("test_manage_and_lookup_direct_messages.yaml")
+           if i.url.path == "/2/dm_events")
     own = copy.deepcopy(tweets.json())
     own["meta"].pop("next_token")
     m = copy.deepcopy(mentions.json())
