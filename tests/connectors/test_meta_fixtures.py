@@ -434,3 +434,127 @@ def test_an_instagram_poll_reads_media_comments_nested_replies_and_tags(
     tagged = records("instagram/apidata/users/tagged_medias.json")
     assert all(t["id"] in by_id for t in tagged)
     assert result.cursor and "tags_since" in result.cursor
+
+
+# --- moderation and account facts ---------------------------------------------------------------
+
+def _comment(kind: ItemKind = ItemKind.comment, platform: str = "facebook") -> Any:
+    from governance_bot.items import Item
+
+    return Item(id="2954961744718970_2966313500250461", platform=platform, account=ACCOUNT,
+                kind=kind, created_at=datetime(2021, 7, 23, tzinfo=UTC), parent_id="P",
+                thread_id="P")
+
+
+@pytest.mark.parametrize(("action", "method", "form"), [
+    ("hide", "POST", {"is_hidden": "true"}),
+    ("unhide", "POST", {"is_hidden": "false"}),
+    ("delete", "DELETE", None),
+])
+@respx.mock(assert_all_mocked=True)
+def test_facebook_comment_moderation_sends_the_graph_request(
+        action: str, method: str, form: dict[str, str] | None,
+        respx_mock: respx.MockRouter) -> None:
+    from connectors.base import ModerationAction
+
+    target = respx_mock.route(method=method,
+                              url=f"{BASE}/{API}/2954961744718970_2966313500250461").respond(
+        json={"success": True})
+    result = fb_connector(1_700_000_000).moderate(_comment(), ModerationAction(action))
+    assert result.ok
+    request = target.calls.last.request
+    if form is None:
+        assert request.content == b""
+    else:
+        assert dict(httpx.QueryParams(request.content.decode())) == form
+
+
+@pytest.mark.parametrize(("action", "method", "form"), [
+    ("hide", "POST", {"hide": "true"}),
+    ("unhide", "POST", {"hide": "false"}),
+    ("delete", "DELETE", None),
+])
+@respx.mock(assert_all_mocked=True)
+def test_instagram_comment_moderation_sends_the_graph_request(
+        action: str, method: str, form: dict[str, str] | None,
+        respx_mock: respx.MockRouter) -> None:
+    from connectors.base import ModerationAction
+
+    target = respx_mock.route(method=method, url=f"{BASE}/{API}/17892250648466172").respond(
+        json={"success": True})
+    settings = InstagramSettings(name="ig", type="instagram", account="brookfield-instagram",
+                                 ig_user_id="1", access_token="t", base_url=BASE)
+    connector = InstagramConnector(settings, client=httpx.Client())
+    item = _comment(platform="instagram").model_copy(update={"id": "17892250648466172"})
+    assert connector.moderate(item, ModerationAction(action)).ok
+    if form is not None:
+        assert dict(httpx.QueryParams(target.calls.last.request.content.decode())) == form
+
+
+def test_a_refused_moderation_is_reported_not_assumed() -> None:
+    from connectors.base import ModerationAction
+
+    with respx.mock(assert_all_mocked=True) as mock:
+        mock.post(f"{BASE}/{API}/2954961744718970_2966313500250461").respond(
+            json={"success": False})
+        result = fb_connector(1_700_000_000).moderate(_comment(), ModerationAction.hide)
+    assert not result.ok and "did not confirm" in result.detail
+
+
+def test_posts_and_messages_cannot_be_hidden_on_facebook() -> None:
+    from connectors.base import FatalError, ModerationAction
+
+    with pytest.raises(FatalError, match="only comments"):
+        fb_connector(1).moderate(_comment(ItemKind.post), ModerationAction.hide)
+    with pytest.raises(FatalError, match="Messenger"):
+        fb_connector(1).moderate(_comment(ItemKind.direct_message), ModerationAction.delete)
+
+
+@respx.mock(assert_all_mocked=True)
+def test_facebook_account_facts_list_roles_and_business_two_factor(
+        respx_mock: respx.MockRouter) -> None:
+    """Page roles and business users (this project's invented payloads, shaped as the Graph API
+    documents them); the Page itself from the recorded page answer."""
+    page = meta("facebook/apidata/pages/single_fields_page.json")
+    respx_mock.get(f"{BASE}/{API}/19292868552").respond(json=page)
+    respx_mock.get(f"{BASE}/{API}/19292868552/roles").respond(json={"data": [
+        {"id": "5501", "name": "Tom Ashworth", "tasks": ["MANAGE", "MODERATE", "CREATE_CONTENT"]},
+        {"id": "5599", "name": "Leon Fairbairn", "tasks": ["MODERATE"]},
+    ]})
+    respx_mock.get(f"{BASE}/{API}/880000000001/business_users").respond(json={"data": [
+        {"id": "9001", "name": "Tom Ashworth", "email": "t.ashworth@brookfield.example.org",
+         "role": "ADMIN", "two_fac_status": "enabled"},
+        {"id": "9002", "name": "Leon Fairbairn", "email": "l.fairbairn@brookfield.example.org",
+         "role": "EMPLOYEE", "two_fac_status": "not_enabled"},
+    ]})
+    facts = fb_connector(1_700_000_000, business_id="880000000001").account_facts()
+    roles = [(a["name"], a.get("tasks"), a["two_factor"]) for a in facts.admins]
+    assert roles == [
+        ("Tom Ashworth", ["MANAGE", "MODERATE", "CREATE_CONTENT"], None),
+        ("Leon Fairbairn", ["MODERATE"], None),
+        ("Tom Ashworth", None, True),
+        ("Leon Fairbairn", None, False),
+    ]
+    assert facts.extra["page"]["id"] == page["id"]
+
+
+@respx.mock(assert_all_mocked=True)
+def test_facebook_account_facts_say_what_the_token_could_not_see(
+        respx_mock: respx.MockRouter) -> None:
+    respx_mock.get(f"{BASE}/{API}/19292868552").respond(
+        json=meta("facebook/apidata/pages/single_fields_page.json"))
+    respx_mock.get(f"{BASE}/{API}/19292868552/roles").respond(400, json=meta("error.json"))
+    facts = fb_connector(1_700_000_000).account_facts()
+    assert facts.admins == [] and "roles" in facts.extra["unavailable"]
+
+
+@respx.mock(assert_all_mocked=True)
+def test_instagram_account_facts_from_the_recorded_profile(respx_mock: respx.MockRouter) -> None:
+    profile = meta("instagram/apidata/users/user_fields.json")
+    respx_mock.get(f"{BASE}/{API}/{profile['id']}").respond(json=profile)
+    settings = InstagramSettings(name="ig", type="instagram", account="brookfield-instagram",
+                                 ig_user_id=profile["id"], access_token="t", base_url=BASE)
+    facts = InstagramConnector(settings, client=httpx.Client()).account_facts()
+    assert facts.privacy["public"] is True
+    assert facts.extra["profile"]["username"] == "facebookfordevelopers"
+    assert facts.extra["profile"]["followers_count"] == 64363

@@ -33,8 +33,8 @@ from tests.shared import require_shared
 
 pytest.importorskip("rules.learner_pii", reason="needs the learner_pii detector (issue 2)")
 
-from rules.base import Category, DetectionContext, Finding  # noqa: E402
-from rules.engine import DetectionEngine  # noqa: E402
+from rules.base import Category, DetectionContext, Finding
+from rules.engine import DetectionEngine
 
 pytestmark = pytest.mark.shared
 
