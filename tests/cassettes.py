@@ -8,9 +8,11 @@ URL, keeping the recorded headers (rate-limit headers included) and body.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -51,8 +53,13 @@ def _bytes(value: Any) -> bytes:
 
 
 def load_cassette(name: str) -> list[Interaction]:
-    """Every interaction in ``fixtures/x/cassettes/<name>``."""
+    """Every interaction in ``fixtures/x/cassettes/<name>`` (parsed once per test run)."""
     path = require_shared("fixtures", "x", "cassettes", name)
+    return list(_parse(path))
+
+
+@functools.cache
+def _parse(path: Path) -> tuple[Interaction, ...]:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     out: list[Interaction] = []
     for entry in data["interactions"]:
@@ -72,7 +79,7 @@ def load_cassette(name: str) -> list[Interaction]:
             headers=headers,
             body=body,
         ))
-    return out
+    return tuple(out)
 
 
 def route(router: respx.MockRouter, interaction: Interaction, base_url: str,

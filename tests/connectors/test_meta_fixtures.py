@@ -558,3 +558,24 @@ def test_instagram_account_facts_from_the_recorded_profile(respx_mock: respx.Moc
     assert facts.privacy["public"] is True
     assert facts.extra["profile"]["username"] == "facebookfordevelopers"
     assert facts.extra["profile"]["followers_count"] == 64363
+
+
+@respx.mock(assert_all_mocked=True)
+def test_instagram_direct_messages_are_read_through_the_linked_page(
+        respx_mock: respx.MockRouter) -> None:
+    user, page = "17841406338772941", "2121008874780932"
+    respx_mock.get(f"{BASE}/{API}/{user}/media").respond(json={"data": []})
+    conversations = respx_mock.get(f"{BASE}/{API}/{page}/conversations").respond(
+        json={"data": [meta("facebook/apidata/conversations/cvs_info.json")]})
+    respx_mock.get(f"{BASE}/{API}/t_587956915396498/messages").respond(
+        json={"data": records("facebook/apidata/messages/messages_info.json")})
+    settings = InstagramSettings(name="ig", type="instagram", account="brookfield-instagram",
+                                 ig_user_id=user, page_id=page, access_token="t",
+                                 base_url=BASE, read_tags=False)
+    connector = InstagramConnector(settings, client=httpx.Client(),
+                                   clock=lambda: datetime(2021, 7, 25, tzinfo=UTC).timestamp())
+    result = connector.fetch(None)
+    assert conversations.calls.last.request.url.params["platform"] == "instagram"
+    assert [i.kind for i in result.items] == [ItemKind.direct_message] * 2
+    assert all(i.platform == "instagram" and i.thread_id == "t_587956915396498"
+               for i in result.items)

@@ -187,6 +187,9 @@ def test_an_x_poll_reads_posts_mentions_replies_and_messages(respx_mock: respx.M
     assert result.cursor is not None
     assert result.cursor["mentions_since_id"] == m["meta"]["newest_id"]
     assert newest in result.cursor["conversations"]
+    # own posts of the last 7 days and the conversation's replies were listed completely
+    assert any(w.parent_id is None for w in result.windows)
+    assert [w.parent_id for w in result.windows if w.parent_id] == [newest]
     # the next poll asks only for newer mentions
     connector(now + 300).fetch(result.cursor)
     assert mentions_route.calls.last.request.url.params["since_id"] == m["meta"]["newest_id"]
