@@ -27,7 +27,7 @@ from connectors.base import (
     ModerationAction,
     ModerationResult,
 )
-from connectors.common import dedupe, media_ref, parse_time, report_skipped
+from connectors.common import dedupe, describe_error, media_ref, parse_time, report_skipped
 from connectors.facebook import parse_message
 from connectors.meta import GraphConnector, GraphSettings, unix
 from governance_bot.items import Item, ItemKind, Media, Person, Visibility
@@ -239,7 +239,7 @@ class InstagramConnector(GraphConnector):
                 except (KeyError, TypeError, ValueError) as exc:
                     report_skipped(log, self.name, problems,
                                    f"GET /{post.id}/comments reply {index + 1} to {item.id}",
-                                   str(exc) or type(exc).__name__)
+                                   describe_error(exc))
             if isinstance(replies.get("paging"), dict) and replies["paging"].get("next"):
                 # more replies than fit in the nested field: list them on their own
                 more = self.listing(f"{item.id}/replies", {"fields": REPLY_FIELDS})
@@ -309,13 +309,13 @@ class InstagramConnector(GraphConnector):
                     record = {"timestamp": received.isoformat(), **value}
                     items.append(parse_comment(record, self.account, str(media["id"])))
                 except (KeyError, TypeError, ValueError) as exc:
-                    report_skipped(log, self.name, problems, where, str(exc) or "unreadable")
+                    report_skipped(log, self.name, problems, where, describe_error(exc))
             for m_index, event in enumerate(entry.get("messaging") or []):
                 where = f"webhook entry {e_index + 1} message {m_index + 1}"
                 try:
                     items.append(_messaging_event(event, self.account))
                 except (KeyError, TypeError, ValueError) as exc:
-                    report_skipped(log, self.name, problems, where, str(exc) or "unreadable")
+                    report_skipped(log, self.name, problems, where, describe_error(exc))
         return items
 
 

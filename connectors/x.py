@@ -36,7 +36,7 @@ from connectors.base import (
     ModerationResult,
     RetriableError,
 )
-from connectors.common import dedupe, media_ref, parse_time, report_skipped
+from connectors.common import dedupe, describe_error, media_ref, parse_time, report_skipped
 from governance_bot.items import Item, ItemKind, Media, Person, Visibility
 
 __all__ = ["Includes", "XConnector", "XSettings", "parse_dm_event", "parse_tweet",
@@ -281,7 +281,7 @@ class XConnector(HttpConnector):
                     rid = record.get("id")
                     report_skipped(log, self.name, problems,
                                    f"{where} record {index + 1}" + (f" (id {rid})" if rid else ""),
-                                   _describe(exc))
+                                   describe_error(exc))
                     continue
                 out.append(item)
         return out
@@ -327,10 +327,14 @@ class XConnector(HttpConnector):
                  problems: list[str], windows: list[ListingWindow]) -> list[Item]:
         """Replies in the account's own conversations of the last seven days."""
         search_start = now - timedelta(days=SEARCH_DAYS) + timedelta(minutes=1)
-        conversations: dict[str, str] = {
-            cid: when for cid, when in (cursor.get("conversations") or {}).items()
-            if parse_time(when) > search_start
-        }
+        conversations: dict[str, str] = {}
+        for cid, when in dict(cursor.get("conversations") or {}).items():
+            try:
+                if parse_time(when) > search_start:
+                    conversations[str(cid)] = str(when)
+            except ValueError:
+                log.warning("%s: cursor: conversation %s has no readable time; dropped",
+                            self.name, cid)
         for post in own_posts:
             if post.created_at > search_start and post.thread_id == post.id:
                 conversations[post.id] = post.created_at.isoformat()
@@ -369,7 +373,7 @@ class XConnector(HttpConnector):
                 except (KeyError, TypeError, ValueError) as exc:
                     report_skipped(log, self.name, problems,
                                    f"{where} record {index + 1}" + (f" (id {rid})" if rid else ""),
-                                   _describe(exc))
+                                   describe_error(exc))
                     continue
                 if item is None:
                     continue
@@ -448,9 +452,3 @@ def _conversation_queries(ids: list[str]) -> Iterator[tuple[str, list[str]]]:
             batch = candidate
     if batch:
         yield " OR ".join(f"conversation_id:{c}" for c in batch), batch
-
-
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, KeyError):
-        return f"missing field {exc.args[0]!r}"
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

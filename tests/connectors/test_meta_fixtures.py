@@ -579,3 +579,43 @@ def test_instagram_direct_messages_are_read_through_the_linked_page(
     assert [i.kind for i in result.items] == [ItemKind.direct_message] * 2
     assert all(i.platform == "instagram" and i.thread_id == "t_587956915396498"
                for i in result.items)
+
+
+@respx.mock(assert_all_mocked=True)
+def test_a_skipped_comment_is_logged_by_where_and_what_never_by_its_text(
+        respx_mock: respx.MockRouter, caplog: pytest.LogCaptureFixture) -> None:
+    """A comment naming a learner arrives without its time: it is skipped, the problem says
+    which page and record and what is missing, and the learner's name is not in the log."""
+    import logging
+
+    feed = {"data": [records("facebook/apidata/posts/single_post_data_fields.json")[0]]}
+    bad = dict(records("facebook/models/comment.json")[0],
+               message="Chloe Brennan from year 10 lives on our road")
+    del bad["created_time"]
+    good = records("facebook/apidata/comments/comment_info.json")[0]
+    respx_mock.get(f"{BASE}/{API}/19292868552/feed").respond(json=feed)
+    respx_mock.get(f"{BASE}/{API}/{feed['data'][0]['id']}/comments").respond(
+        json={"data": [bad, good]})
+    with caplog.at_level(logging.DEBUG):
+        result = fb_connector(1_700_000_000, read_messages=False).fetch(None)
+    assert {i.id for i in result.items} == {feed["data"][0]["id"], good["id"]}
+    (problem,) = result.problems
+    assert f"/{feed['data'][0]['id']}/comments page 1 record 1" in problem
+    assert bad["id"] in problem and "created_time" in problem
+    assert "Chloe" not in caplog.text and "Brennan" not in caplog.text
+    assert problem in caplog.text
+
+
+def test_a_malformed_item_field_is_described_without_its_value() -> None:
+    from pydantic import ValidationError
+
+    from connectors.common import describe_error
+    from connectors.facebook import parse_post
+
+    record = {"id": "4_1", "created_time": "2021-07-04T19:50:58+0000",
+              "message": {"text": "Freya MacLeod's address is 4 Mill Lane"}}
+    with pytest.raises(ValidationError) as err:
+        parse_post(record, ACCOUNT)
+    assert "Freya" in str(err.value)  # pydantic repeats the input...
+    described = describe_error(err.value)
+    assert "Freya" not in described and described.startswith("text:")  # ...the report does not
