@@ -21,6 +21,7 @@ from pydantic import Field
 from connectors.base import (
     AccountFacts,
     Capability,
+    ConnectorError,
     FatalError,
     FetchResult,
     ListingWindow,
@@ -248,6 +249,21 @@ class InstagramConnector(GraphConnector):
                     problems))
         return out
 
+    def mentioned(self, media_id: str, comment_id: str | None = None) -> Item:
+        """The comment (or the caption's media) in which someone @mentioned the account, as a
+        ``mentions`` webhook names it: looked up through the account's ``mentioned_*`` fields."""
+        uid = self.settings.ig_user_id
+        if comment_id:
+            data = self.graph_get(uid, {"fields": f"mentioned_comment.comment_id({comment_id})"
+                                                  "{id,text,timestamp,username,media{id}}"})
+            record = data["mentioned_comment"]
+            media = _dict(record.get("media")).get("id") or media_id
+            return parse_comment(record, self.account, str(media))
+        data = self.graph_get(uid, {"fields": f"mentioned_media.media_id({media_id})"
+                                              "{id,caption,media_type,media_url,timestamp,"
+                                              "username,comments_count,permalink}"})
+        return parse_media(data["mentioned_media"], self.account)
+
     # --- moderation ----------------------------------------------------------------------------
 
     def moderate(self, item: Item, action: ModerationAction) -> ModerationResult:
@@ -298,10 +314,19 @@ class InstagramConnector(GraphConnector):
             received = _entry_time(entry)
             for c_index, change in enumerate(entry.get("changes") or []):
                 where = f"webhook entry {e_index + 1} change {c_index + 1}"
-                if not isinstance(change, dict) or change.get("field") not in (
-                        "comments", "live_comments"):
+                field = change.get("field") if isinstance(change, dict) else None
+                value = change.get("value") if isinstance(change, dict) else None
+                if field == "mentions":
+                    try:
+                        if not isinstance(value, dict):
+                            raise ValueError("change without a value")
+                        items.append(self.mentioned(str(value["media_id"]),
+                                                    _str(value.get("comment_id"))))
+                    except (KeyError, TypeError, ValueError, ConnectorError) as exc:
+                        report_skipped(log, self.name, problems, where, describe_error(exc))
                     continue
-                value = change.get("value")
+                if field not in ("comments", "live_comments"):
+                    continue
                 try:
                     if not isinstance(value, dict):
                         raise ValueError("change without a value")

@@ -175,3 +175,41 @@ def test_a_malformed_event_is_skipped_and_the_rest_accepted(
     assert [i.kind for i in response.items] == [ItemKind.direct_message]
     assert "webhook entry 1 change 1" in caplog.text
     assert "Zara" not in caplog.text
+
+
+def _fixture(rel: str) -> Any:
+    from tests.shared import require_shared
+
+    return json.loads(require_shared("fixtures", "meta", *rel.split("/")).read_text("utf-8"))
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize(("value", "fixture", "expected"), [
+    ({"media_id": "17889114512354744", "comment_id": "17967008497439572"},
+     "instagram/apidata/users/mentioned_comment.json",
+     ("17967008497439572", ItemKind.comment, "@ikroskun good")),
+    ({"media_id": "17889114512354744"},
+     "instagram/apidata/users/mentioned_media.json",
+     ("17889114512354744", ItemKind.post, "@ikroskun hey")),
+])
+def test_an_instagram_mention_is_looked_up_and_read(
+        value: dict[str, str], fixture: str, expected: tuple[str, ItemKind, str]) -> None:
+    """A ``mentions`` webhook names only ids; the connector asks the Graph API (recorded answer)
+    for the mentioning comment or media."""
+    import respx
+
+    event = {"object": "instagram", "entry": [{"id": IG_USER, "time": 1789990000, "changes": [
+        {"field": "mentions", "value": value}]}]}
+    body = json.dumps(event).encode()
+    with respx.mock(assert_all_mocked=True) as mock:
+        lookup = mock.get(f"https://graph.facebook.com/v21.0/{IG_USER}").respond(
+            json=_fixture(fixture))
+        response = instagram().handle_webhook(post(body, sign(body, APP_SECRET)))
+    assert response.status == 200
+    (item,) = response.items
+    assert (item.id, item.kind, item.text) == expected
+    assert item.thread_id == "17889114512354744"
+    fields = lookup.calls.last.request.url.params["fields"]
+    assert fields.startswith("mentioned_comment.comment_id(17967008497439572)"
+                             if "comment_id" in value
+                             else "mentioned_media.media_id(17889114512354744)")
