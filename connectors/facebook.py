@@ -27,7 +27,7 @@ from connectors.base import (
     ModerationAction,
     ModerationResult,
 )
-from connectors.common import dedupe, media_ref, parse_time, report_skipped
+from connectors.common import dedupe, describe_error, media_ref, parse_time, report_skipped
 from connectors.meta import GraphConnector, GraphSettings, unix
 from governance_bot.items import Item, ItemKind, Media, Person, Visibility
 
@@ -371,7 +371,7 @@ def feed_webhook_items(payload: Any, account: str, page_id: str, problems: list[
             try:
                 items.append(_feed_value_item(value, account))
             except (KeyError, TypeError, ValueError) as exc:
-                report_skipped(log, name, problems, where, str(exc) or type(exc).__name__)
+                report_skipped(log, name, problems, where, describe_error(exc))
     return items
 
 

@@ -21,13 +21,14 @@ from pydantic import Field
 from connectors.base import (
     AccountFacts,
     Capability,
+    ConnectorError,
     FatalError,
     FetchResult,
     ListingWindow,
     ModerationAction,
     ModerationResult,
 )
-from connectors.common import dedupe, media_ref, parse_time, report_skipped
+from connectors.common import dedupe, describe_error, media_ref, parse_time, report_skipped
 from connectors.facebook import parse_message
 from connectors.meta import GraphConnector, GraphSettings, unix
 from governance_bot.items import Item, ItemKind, Media, Person, Visibility
@@ -77,14 +78,19 @@ def _media_refs(record: dict[str, Any]) -> list[Media]:
     return out
 
 
-def _owner(record: dict[str, Any]) -> Person:
+def _owner(record: dict[str, Any], default: Person | None = None) -> Person:
     owner = record.get("owner")
     owner_id = str(owner["id"]) if isinstance(owner, dict) and owner.get("id") else None
-    return Person(id=owner_id, handle=record.get("username"))
+    handle = record.get("username")
+    if default is not None and owner_id in (None, default.id):
+        return Person(id=default.id, handle=handle or default.handle)
+    return Person(id=owner_id, handle=handle)
 
 
-def parse_media(record: dict[str, Any], account: str, kind: ItemKind = ItemKind.post) -> Item:
-    """A media object (post, reel, carousel, story, or media the account is tagged in)."""
+def parse_media(record: dict[str, Any], account: str, kind: ItemKind = ItemKind.post,
+                default_author: Person | None = None) -> Item:
+    """A media object (post, reel, carousel, story, or media the account is tagged in);
+    ``default_author`` for the account's own media listed without ``owner``."""
     media_id = record["id"]
     if not isinstance(media_id, str) or not media_id:
         raise ValueError("media id is not a string")
@@ -93,7 +99,7 @@ def parse_media(record: dict[str, Any], account: str, kind: ItemKind = ItemKind.
         platform=PLATFORM,
         account=account,
         kind=kind,
-        author=_owner(record),
+        author=_owner(record, default_author),
         created_at=parse_time(record["timestamp"]),
         visibility=Visibility.public,
         text=record.get("caption") or "",
@@ -155,6 +161,10 @@ class InstagramConnector(GraphConnector):
     )
     settings: InstagramSettings
 
+    @property
+    def own(self) -> Person:
+        return Person(id=self.settings.ig_user_id, handle=self.settings.username)
+
     def fetch(self, cursor: dict[str, Any] | None) -> FetchResult:
         cursor = dict(cursor or {})
         s = self.settings
@@ -168,7 +178,7 @@ class InstagramConnector(GraphConnector):
         listing = self.listing(f"{s.ig_user_id}/media", {
             "fields": MEDIA_FIELDS, "since": unix(start), "until": unix(now)})
         for _record, item in self.parse_each(
-                listing, functools.partial(_media_of, self.account), problems):
+                listing, functools.partial(_media_of, self.account, self.own), problems):
             posts.append(item)
         items.extend(posts)
         windows.append(ListingWindow(start=start, end=now))
@@ -230,7 +240,7 @@ class InstagramConnector(GraphConnector):
                 except (KeyError, TypeError, ValueError) as exc:
                     report_skipped(log, self.name, problems,
                                    f"GET /{post.id}/comments reply {index + 1} to {item.id}",
-                                   str(exc) or type(exc).__name__)
+                                   describe_error(exc))
             if isinstance(replies.get("paging"), dict) and replies["paging"].get("next"):
                 # more replies than fit in the nested field: list them on their own
                 more = self.listing(f"{item.id}/replies", {"fields": REPLY_FIELDS})
@@ -238,6 +248,21 @@ class InstagramConnector(GraphConnector):
                     more, functools.partial(_reply_to, self.account, post.id, item.id),
                     problems))
         return out
+
+    def mentioned(self, media_id: str, comment_id: str | None = None) -> Item:
+        """The comment (or the caption's media) in which someone @mentioned the account, as a
+        ``mentions`` webhook names it: looked up through the account's ``mentioned_*`` fields."""
+        uid = self.settings.ig_user_id
+        if comment_id:
+            data = self.graph_get(uid, {"fields": f"mentioned_comment.comment_id({comment_id})"
+                                                  "{id,text,timestamp,username,media{id}}"})
+            record = data["mentioned_comment"]
+            media = _dict(record.get("media")).get("id") or media_id
+            return parse_comment(record, self.account, str(media))
+        data = self.graph_get(uid, {"fields": f"mentioned_media.media_id({media_id})"
+                                              "{id,caption,media_type,media_url,timestamp,"
+                                              "username,comments_count,permalink}"})
+        return parse_media(data["mentioned_media"], self.account)
 
     # --- moderation ----------------------------------------------------------------------------
 
@@ -289,10 +314,19 @@ class InstagramConnector(GraphConnector):
             received = _entry_time(entry)
             for c_index, change in enumerate(entry.get("changes") or []):
                 where = f"webhook entry {e_index + 1} change {c_index + 1}"
-                if not isinstance(change, dict) or change.get("field") not in (
-                        "comments", "live_comments"):
+                field = change.get("field") if isinstance(change, dict) else None
+                value = change.get("value") if isinstance(change, dict) else None
+                if field == "mentions":
+                    try:
+                        if not isinstance(value, dict):
+                            raise ValueError("change without a value")
+                        items.append(self.mentioned(str(value["media_id"]),
+                                                    _str(value.get("comment_id"))))
+                    except (KeyError, TypeError, ValueError, ConnectorError) as exc:
+                        report_skipped(log, self.name, problems, where, describe_error(exc))
                     continue
-                value = change.get("value")
+                if field not in ("comments", "live_comments"):
+                    continue
                 try:
                     if not isinstance(value, dict):
                         raise ValueError("change without a value")
@@ -300,13 +334,13 @@ class InstagramConnector(GraphConnector):
                     record = {"timestamp": received.isoformat(), **value}
                     items.append(parse_comment(record, self.account, str(media["id"])))
                 except (KeyError, TypeError, ValueError) as exc:
-                    report_skipped(log, self.name, problems, where, str(exc) or "unreadable")
+                    report_skipped(log, self.name, problems, where, describe_error(exc))
             for m_index, event in enumerate(entry.get("messaging") or []):
                 where = f"webhook entry {e_index + 1} message {m_index + 1}"
                 try:
                     items.append(_messaging_event(event, self.account))
                 except (KeyError, TypeError, ValueError) as exc:
-                    report_skipped(log, self.name, problems, where, str(exc) or "unreadable")
+                    report_skipped(log, self.name, problems, where, describe_error(exc))
         return items
 
 
@@ -337,8 +371,8 @@ def _entry_time(entry: dict[str, Any]) -> datetime:
     return datetime.now(UTC)
 
 
-def _media_of(account: str, record: dict[str, Any]) -> Item:
-    return parse_media(record, account)
+def _media_of(account: str, own: Person, record: dict[str, Any]) -> Item:
+    return parse_media(record, account, default_author=own)
 
 
 def _tagged_media_of(account: str, record: dict[str, Any]) -> Item:

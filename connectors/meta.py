@@ -34,7 +34,7 @@ from connectors.base import (
     WebhookRequest,
     WebhookResponse,
 )
-from connectors.common import parse_time, report_skipped
+from connectors.common import describe_error, parse_time, report_skipped
 from governance_bot.items import Item
 
 __all__ = [
@@ -134,7 +134,7 @@ class GraphConnector(HttpConnector):
 
     def effective_status(self, response: httpx.Response) -> int:
         status = response.status_code
-        if status in (400, 403) or (status >= 400 and status != 429 and status < 500):
+        if 400 <= status < 500 and status != 429:
             code = _graph_error(response).get("code")
             if code in _EXPIRED_TOKEN:
                 return 401
@@ -145,6 +145,8 @@ class GraphConnector(HttpConnector):
         return status
 
     def check_rate_limit(self, response: httpx.Response) -> float | None:
+        """Pause when Meta reports usage at 90 % or more of the hourly allowance: the time Meta
+        says access returns, else 60 s at 90 % plus 30 s for every point above."""
         top, regain = 0.0, None
         for header in ("x-app-usage", "x-business-use-case-usage", "x-ad-account-usage"):
             pct, wait = _usage_percent(response.headers.get(header))
@@ -218,7 +220,7 @@ class GraphConnector(HttpConnector):
             except (KeyError, TypeError, ValueError) as exc:
                 rid = record.get("id")
                 label = f"{where} record {index + 1}" + (f" (id {rid})" if rid else "")
-                report_skipped(log, self.name, problems, label, _describe(exc))
+                report_skipped(log, self.name, problems, label, describe_error(exc))
                 continue
             yield record, item
 
@@ -285,10 +287,6 @@ class GraphConnector(HttpConnector):
         return []
 
 
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, KeyError):
-        return f"missing field {exc.args[0]!r}"
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _header(request: WebhookRequest, name: str) -> str | None:

@@ -18,6 +18,7 @@ BUILTINS: dict[str, str] = {
     "jsonl": "connectors.jsonl:JsonlConnector",
     "facebook": "connectors.facebook:FacebookPageConnector",
     "instagram": "connectors.instagram:InstagramConnector",
+    "x": "connectors.x:XConnector",
     "imap": "connectors.imap:ImapConnector",
     "teams": "connectors.teams:TeamsConnector",
     "whatsapp": "connectors.whatsapp:WhatsAppConnector",
