@@ -149,11 +149,13 @@ class KissFinder:
     * a single ``x``/``X`` or an upper-case run only at the end of a line (a sign-off), so
       "X (formerly Twitter)" and "XX/XX/2026" do not count;
     * never after a digit or an operator ("3 x 4", "= x") or after a word in ``not_after``
-      ("solve for x", "follow us on X", "Mr X", "Chapter XX").
+      ("solve for x", "follow us on X"); a capital one never after a word in
+      ``not_after_capital`` ("Mr X", "Generation X", "Chapter XX").
     """
 
     emoji: Sequence[str]
     not_after: frozenset[str]
+    not_after_capital: frozenset[str] = frozenset()
     severity: Severity = Severity.low
     score: float = 0.8
 
@@ -174,8 +176,12 @@ class KissFinder:
             if _OPERATOR_BEFORE.search(before):
                 continue
             word = _WORD_BEFORE.search(before)
-            if word and word.group(1).casefold().rstrip(".") in self.not_after:
-                continue
+            if word:
+                previous = word.group(1).casefold().rstrip(".")
+                if previous in self.not_after or (
+                    token[0] == "X" and previous in self.not_after_capital
+                ):
+                    continue
             yield Signal("kiss", token.lower(), start, end, self.severity, self.score)
 
 
@@ -209,6 +215,9 @@ class ToneDetector:
             kisses=KissFinder(
                 emoji=tuple(kiss.get("emoji", ["😘", "😙", "😚", "💋"])),
                 not_after=frozenset(w.casefold() for w in kiss.get("not_after", [])),
+                not_after_capital=frozenset(
+                    w.casefold() for w in kiss.get("not_after_capital", [])
+                ),
                 severity=Severity(kiss.get("severity", 2)),
                 score=float(kiss.get("score", 0.8)),
             ),

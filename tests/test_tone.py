@@ -56,6 +56,8 @@ def to_learner(text: str) -> list[Finding]:
         ("Great work today X", "kiss", "x"),
         ("Well done! x", "kiss", "x"),
         ("Thanks for staying late x\nMiss Carrington", "kiss", "x"),
+        ("Thanks for tidying the art room x", "kiss", "x"),
+        ("Have a good day x", "kiss", "x"),
         ("Good luck tomorrow xx see you after", "kiss", "xx"),
         ("Love the drawing xxx 🎨", "kiss", "xxx"),
         ("Night xoxo", "kiss", "xoxo"),
