@@ -36,7 +36,6 @@ __all__ = [
 ]
 
 _DEFAULT_KINDS = ("direct_message", "chat_message", "email", "comment", "reply")
-_REPLY_KINDS = frozenset({ItemKind.comment, ItemKind.reply})
 _DEFAULT_DUTY = (
     "Staff avoid contacting learners outside normal office hours "
     "(P1 \"What we expect of our staff\"; P2 \"Communicating with students\")."
@@ -50,10 +49,10 @@ def ordinal(n: int) -> str:
 
 
 def addressed_learners(item: Item, ctx: DetectionContext) -> list[Person]:
-    """The learners ``item`` is addressed to: its learner recipients or, for a comment or reply
-    with none, the author of the learner's post or comment it answers (from the thread)."""
+    """The learners ``item`` is addressed to: its learner recipients or, when it names no
+    recipients (a comment or reply), the learner whose post or message it answers."""
     learners = [p for p in item.recipients if p.role == Role.learner and p.register_id]
-    if learners or item.kind not in _REPLY_KINDS or not item.parent_id:
+    if learners or item.recipients or not item.parent_id:
         return learners
     for earlier in ctx.history.thread(item):
         if earlier.id == item.parent_id:

@@ -40,6 +40,7 @@ _KISS = re.compile(
     r"(?<![^\s!?,;)~(\"'])(?P<kiss>[xX]{1,6}|(?:[xX][oO]){1,4}[xX]?)"
     r"(?=$|[\s!?,;)~\"'\u2026]|[.:](?!\w))"
 )
+_TOKENS = re.compile(r"[\w']+")
 _WORD_BEFORE = re.compile(r"([\w'.]+)[\s,:]*$")
 _OPERATOR_BEFORE = re.compile(r"[\d=+\-*/×^<>%£$€#@:(\[]\s*$")
 
@@ -91,12 +92,17 @@ class Lexicon:
     not_after: frozenset[str] = field(default_factory=frozenset)
     label: str = ""
     pattern: re.Pattern[str] = field(init=False, repr=False)
+    first_words: frozenset[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.audience not in {"all", "learners"}:
             raise ValueError(f"lexicon {self.kind!r}: audience must be 'all' or 'learners'")
         if self.position not in {"any", "address", "signoff"}:
             raise ValueError(f"lexicon {self.kind!r}: position must be any, address or signoff")
+        # a cheap prefilter: the lexicon's regex runs only if one of these words is in the text
+        self.first_words = frozenset(
+            t.translate(_APOSTROPHES).split()[0].casefold().replace("'", "") for t in self.terms
+        )
         alternation = "|".join(
             _phrase_pattern(t) for t in sorted(self.terms, key=len, reverse=True)
         )
@@ -159,10 +165,14 @@ class KissFinder:
     severity: Severity = Severity.low
     score: float = 0.8
 
+    def __post_init__(self) -> None:
+        self._emoji = re.compile("|".join(re.escape(e) for e in self.emoji) or r"(?!)")
+
     def find(self, text: str) -> Iterator[Signal]:
-        for ch_index, ch in enumerate(text):
-            if ch in self.emoji:
-                yield Signal("kiss", ch, ch_index, ch_index + 1, self.severity, self.score)
+        for m in self._emoji.finditer(text):
+            yield Signal("kiss", m.group(), m.start(), m.end(), self.severity, self.score)
+        if "x" not in text and "X" not in text:
+            return
         for m in _KISS.finditer(text):
             token = m.group("kiss")
             start, end = m.span("kiss")
@@ -231,8 +241,11 @@ class ToneDetector:
         """Every tone signal in ``text``; learner-only lexicons when ``to_learners``."""
         text = text.translate(_APOSTROPHES)  # one character for one: spans stay put
         found = list(self.kisses.find(text))
+        words = {w.replace("'", "") for w in _TOKENS.findall(text.casefold())}
         for lexicon in self.lexicons:
             if lexicon.audience == "learners" and not to_learners:
+                continue
+            if lexicon.first_words.isdisjoint(words):
                 continue
             found.extend(lexicon.find(text))
         # one signal per span: the most serious wins where lexicons overlap
