@@ -287,6 +287,10 @@ class Builder:
         }
         if edited_at is not None:
             item["edited_at"] = edited_at.isoformat()
+        expect = list(expect or [])
+        if _one_to_one_staff_learner(kind, author, recipients or []):
+            # no second member of staff or parent copied: P1's "method of accountability"
+            expect.append("accountability")
         self.items[account].append(item)
         key = f"{platform}:{account}:{item_id}"
         self.expected[key] = {"scenario": scenario, "expect": sorted(set(expect or []))}
@@ -310,6 +314,17 @@ class Builder:
         day = date(2026, 1, 5) + timedelta(days=self.rng.randrange(190))
         minute = self.rng.randrange(7 * 60, 22 * 60)
         return at(day, minute // 60, minute % 60)
+
+
+def _one_to_one_staff_learner(kind: str, author: dict[str, Any],
+                              recipients: list[dict[str, Any]]) -> bool:
+    """A staff member's private message to learners only (work address: in the registers)."""
+    if kind not in ("chat_message", "direct_message", "email", "reply") or not recipients:
+        return False
+    if not str(author.get("email", "")).endswith("@brookfield.example.org"):
+        return False
+    return all(str(p.get("email", "")).endswith("@students.brookfield.example.org")
+               for p in recipients)
 
 
 def at(day: date | str, hour: int, minute: int = 0) -> datetime:
@@ -370,9 +385,11 @@ def ordinary_messages(b: Builder) -> None:
         sid = TUTORS[b.rng.randrange(len(TUTORS))]
         lid = f"L{b.rng.randrange(1, 31):03d}"
         when = b.in_hours()
+        # a second member of staff is always in the chat (the policy's accountability)
         msg = b.add("brookfield-teams", "chat_message", b.staff(sid, "brookfield-teams"),
                     STAFF_MESSAGES[b.rng.randrange(len(STAFF_MESSAGES))], when,
-                    recipients=[b.learner(lid, "brookfield-teams")])
+                    recipients=[b.learner(lid, "brookfield-teams"),
+                                b.staff("S002", "brookfield-teams")])
         if b.rng.random() < 0.5:
             # learners answer when they answer: even at 23:00 that is not a staff breach
             late = b.rng.random() < 0.4
@@ -380,7 +397,8 @@ def ordinary_messages(b: Builder) -> None:
                         else when + timedelta(minutes=b.rng.randrange(2, 90)))
             b.add("brookfield-teams", "reply", b.learner(lid, "brookfield-teams"),
                   LEARNER_MESSAGES[b.rng.randrange(len(LEARNER_MESSAGES))], reply_at,
-                  recipients=[b.staff(sid, "brookfield-teams")], parent=msg,
+                  recipients=[b.staff(sid, "brookfield-teams"),
+                              b.staff("S002", "brookfield-teams")], parent=msg,
                   scenario="learner_message_late" if late else "ordinary")
     # class group chats: a tutor, a second member of staff and several learners
     for _ in range(10):
@@ -638,8 +656,7 @@ def one_to_one_thread(b: Builder) -> None:
         parent = b.add(t, "chat_message", author, text, start + timedelta(minutes=minutes),
                        recipients=[to], parent=parent, thread_id="chat-s009-l020",
                        visibility="direct", scenario="one_to_one_thread",
-                       expect=["accountability", "conversation_drift"] if author is tutor
-                       else [])
+                       expect=["conversation_drift"] if author is tutor else [])
 
 
 def meeting(b: Builder) -> None:
