@@ -35,6 +35,10 @@ __all__ = [
     "ordinal",
 ]
 
+# English names whatever the machine's locale (strftime's %A and %B follow the locale)
+_WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August",
+                "September", "October", "November", "December")
 _DEFAULT_KINDS = ("direct_message", "chat_message", "email", "comment", "reply")
 _DEFAULT_DUTY = (
     "Staff avoid contacting learners outside normal office hours "
@@ -74,11 +78,16 @@ class OutOfHoursReason:
     code: str  # after_hours | closed_day | bank_holiday | closure | outside_term
 
     @property
+    def weekday(self) -> str:
+        return _WEEKDAY_NAMES[self.local.weekday()]
+
+    @property
     def when(self) -> str:
         """e.g. "22:30 on a Tuesday (10 March 2026, GMT)"."""
+        month = _MONTH_NAMES[self.local.month - 1]
         return (
-            f"{self.local:%H:%M} on a {self.local:%A} "
-            f"({self.local.day} {self.local:%B %Y}, {self.local.tzname()})"
+            f"{self.local:%H:%M} on a {self.weekday} "
+            f"({self.local.day} {month} {self.local.year}, {self.local.tzname()})"
         )
 
 
@@ -144,14 +153,15 @@ class OfficeHours:
         if self.outside_term_is_closed and _in_periods(day, self.term_dates) is None:
             return OutOfHoursReason(local, "outside term time", "outside_term")
         span = self.spans[local.weekday()]
+        day_name = _WEEKDAY_NAMES[local.weekday()]
         if span is None:
-            return OutOfHoursReason(local, f"{local:%A} is not a working day", "closed_day")
+            return OutOfHoursReason(local, f"{day_name} is not a working day", "closed_day")
         start, end = span
         now = local.time().replace(tzinfo=None)
         if not (start <= now < end):
             return OutOfHoursReason(
                 local,
-                f"outside working hours ({start:%H:%M}-{end:%H:%M} on {local:%A}s)",
+                f"outside working hours ({start:%H:%M}-{end:%H:%M} on {day_name}s)",
                 "after_hours",
             )
         return None
