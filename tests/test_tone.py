@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from governance_bot.items import Item
 from governance_bot.routing import Router
@@ -76,7 +78,9 @@ def to_learner(text: str) -> list[Finding]:
         ("Sweet dreams, big day tomorrow", "over_familiar", "sweet dreams"),
         ("Sending hugs", "over_familiar", "sending hugs"),
         ("This can be our little secret", "over_familiar", "our little secret"),
-        ("Dont tell your mum I gave you the answers", "over_familiar", "dont tell your"),
+        ("Dont tell your mum I gave you the answers", "over_familiar", "dont tell your mum"),
+        ("just keep this between us", "over_familiar", "keep this between us"),
+        ("Mwah! see you Monday", "kiss", "mwah"),
         ("Honestly you’re my favourite in the group", "over_familiar", "you're my favourite"),
         ("you look gorgeous in that photo", "over_familiar", "you look gorgeous"),
         ("Please delete this message after reading", "over_familiar", "delete this message"),
@@ -129,6 +133,9 @@ def test_a_staff_message_to_a_learner_is_flagged(text: str, kind: str, term: str
         "Excellent work on the extension task.",
         "Your hex value was 0xFF",
         "Use the xlsx template",
+        "Don't tell anyone your password",
+        "Please don't tell your friends the answers before they sit the test",
+        "Write your name and put an X in the box",
     ],
 )
 def test_ordinary_staff_messages_to_a_learner_are_not_flagged(text: str) -> None:
@@ -239,3 +246,15 @@ def test_a_pack_with_a_bad_position_is_refused() -> None:
                                               "position": "middle"}]}
     with pytest.raises(ValueError, match="position"):
         ToneDetector.from_pack(pack)
+
+
+# --- robustness ---------------------------------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("xXo hunbe,.!?\n'’😘3=(")) | st.characters(),
+               max_size=80))
+def test_any_text_gives_spans_inside_it_and_never_fails(text: str) -> None:
+    for signal in _DETECTOR.signals(text, to_learners=True):
+        assert 0 <= signal.start < signal.end <= len(text)
+        assert text[signal.start:signal.end].replace("’", "'").casefold() == signal.term
