@@ -93,11 +93,23 @@ def example_index(path: Path = EXAMPLE_REGISTERS) -> RegisterIndex:
 
 
 _EXAMPLE_ONLY = {"name", "expect_severity", "expect_route", "history", "config"}
+# what an example leaves out (docs/rule-packs.md): a public post by a member of the public on
+# the example Facebook page, at noon on a Tuesday in term
+EXAMPLE_DEFAULTS: dict[str, Any] = {
+    "kind": "post",
+    "account": "brookfield-facebook",
+    "created_at": "2026-03-10T12:00:00+00:00",
+    "author": {"handle": "@a.member.of.the.public", "name": "A Member of the Public"},
+}
 
 
-def example_item(spec: dict[str, Any], index: RegisterIndex, default_id: str) -> Item:
-    """An ``Item`` from a rule-pack example, with author and recipients resolved."""
-    data = {k: v for k, v in spec.items() if k not in _EXAMPLE_ONLY}
+def example_item(spec: dict[str, Any] | str, index: RegisterIndex, default_id: str) -> Item:
+    """An ``Item`` from a rule-pack example (a table, or just its text), with author and
+    recipients resolved."""
+    if isinstance(spec, str):
+        spec = {"text": spec}
+    data = {**EXAMPLE_DEFAULTS,
+            **{k: v for k, v in spec.items() if k not in _EXAMPLE_ONLY}}
     data.setdefault("id", default_id)
     account = index.accounts.get(data.get("account", ""))
     if account is None:
@@ -109,10 +121,13 @@ def example_item(spec: dict[str, Any], index: RegisterIndex, default_id: str) ->
 
 
 def run_example(
-    detector: Detector, spec: dict[str, Any], index: RegisterIndex, name: str = "example"
+    detector: Detector, spec: dict[str, Any] | str, index: RegisterIndex,
+    name: str = "example",
 ) -> list[Finding]:
     """Run ``history`` (earlier items, oldest first) through ``detector`` recording findings,
     then return the findings on the example item itself."""
+    if isinstance(spec, str):
+        spec = {"text": spec}
     history = MemoryHistory()
     for n, earlier in enumerate(spec.get("history", [])):
         defaults = {"account": spec.get("account"), "thread_id": spec.get("thread_id")}

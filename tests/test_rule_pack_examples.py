@@ -30,6 +30,8 @@ def _examples() -> list[Any]:
             pack = tomllib.load(fh)
         for expect in ("must_catch", "must_not_catch"):
             for n, spec in enumerate(pack.get(expect, [])):
+                if isinstance(spec, str):  # the shorthand: just the text
+                    spec = {"text": spec}
                 label = spec.get("name") or spec.get("text", "")[:40]
                 params.append(pytest.param(
                     rule_id, pack, expect, spec, f"{rule_id}-{expect}-{n}",
@@ -71,3 +73,22 @@ def test_rule_pack_example(
     for f in mine:
         assert f.explanation
         assert f.category.value == pack.get("rule", {}).get("category", f.category.value)
+
+
+def test_an_example_written_as_just_its_text_is_a_public_post_by_a_member_of_the_public() -> None:
+    from governance_bot.items import ItemKind, Role, Visibility
+    from tests.helpers import example_item
+
+    item = example_item("Well done to the netball team", example_index(), "ex-1")
+    assert item.kind == ItemKind.post
+    assert item.visibility == Visibility.public
+    assert item.author.role == Role.public
+    assert item.account == "brookfield-facebook" and item.platform == "facebook"
+    assert item.created_at.isoformat() == "2026-03-10T12:00:00+00:00"
+
+
+def test_an_example_on_an_account_not_in_the_registers_is_refused() -> None:
+    from tests.helpers import example_item
+
+    with pytest.raises(ValueError, match="not in the registers"):
+        example_item({"text": "hi", "account": "nowhere"}, example_index(), "ex-2")
