@@ -46,7 +46,7 @@ CLOSURES = {date(2026, 2, 23)}  # INSET day (examples/config.toml)
 HALF_TERMS = [(date(2026, 2, 14), date(2026, 2, 22)), (date(2026, 3, 28), date(2026, 4, 12)),
               (date(2026, 5, 23), date(2026, 5, 31))]
 
-ACCOUNTS = {
+ACCOUNTS: dict[str, dict[str, Any]] = {
     "brookfield-facebook": {"platform": "facebook", "id": "104000000001",
                             "handle": "BrookfieldAcademy"},
     "brookfield-instagram": {"platform": "instagram", "id": "178400000001",

@@ -49,7 +49,8 @@ def test_the_example_config_loads_without_any_secret() -> None:
     index = RegisterIndex(read_toml(EXAMPLES / "registers.toml"))
     assert accounts == set(index.accounts)
     for entry in config.connectors:
-        assert config.resolve_path(Path(entry.model_extra["path"])).is_file()
+        extra = entry.model_extra or {}
+        assert config.resolve_path(Path(extra["path"])).is_file()
 
 
 def test_there_are_a_few_hundred_items_with_an_expectation_for_each() -> None:
