@@ -92,25 +92,33 @@ def example_index(path: Path = EXAMPLE_REGISTERS) -> RegisterIndex:
     return _index_cache[path]
 
 
-_EXAMPLE_ONLY = {"name", "expect_severity", "expect_route", "history", "config"}
-# what an example leaves out (docs/rule-packs.md): a public post by a member of the public on
-# the example Facebook page, at noon on a Tuesday in term
-EXAMPLE_DEFAULTS: dict[str, Any] = {
-    "kind": "post",
-    "account": "brookfield-facebook",
-    "created_at": "2026-03-10T12:00:00+00:00",
-    "author": {"handle": "@a.member.of.the.public", "name": "A Member of the Public"},
-}
+_EXAMPLE_ONLY = {"name", "why", "learner", "expect_severity", "expect_route", "history",
+                 "config", "author_handle", "author_id", "photo"}
+DEFAULT_ACCOUNT = "brookfield-facebook"
+DEFAULT_TIME = "2026-11-18T12:00:00+00:00"  # a Wednesday in term, at noon
 
 
-def example_item(spec: dict[str, Any] | str, index: RegisterIndex, default_id: str) -> Item:
-    """An ``Item`` from a rule-pack example (a table, or just its text), with author and
-    recipients resolved."""
-    if isinstance(spec, str):
-        spec = {"text": spec}
-    data = {**EXAMPLE_DEFAULTS,
-            **{k: v for k, v in spec.items() if k not in _EXAMPLE_ONLY}}
+def example_item(spec: dict[str, Any], index: RegisterIndex, default_id: str) -> Item:
+    """An ``Item`` from a rule-pack example, with author and recipients resolved.
+
+    Shorthands: no ``account`` means the example organisation's Facebook page; no author means
+    the account itself; ``author_handle``/``author_id``; ``recipients`` as plain handles;
+    ``photo = true`` attaches an image; no ``created_at`` means noon on a term-time Wednesday."""
+    data = {k: v for k, v in spec.items() if k not in _EXAMPLE_ONLY}
     data.setdefault("id", default_id)
+    data.setdefault("account", DEFAULT_ACCOUNT)
+    data.setdefault("created_at", DEFAULT_TIME)
+    data.setdefault("kind", "post")
+    if "author" not in data:
+        if spec.get("author_handle") or spec.get("author_id"):
+            data["author"] = {"handle": spec.get("author_handle"), "id": spec.get("author_id")}
+        elif data["account"] in index.accounts:
+            own = index.accounts[data["account"]]
+            data["author"] = {"id": own.platform_id or own.handle}
+    data["recipients"] = [{"handle": r} if isinstance(r, str) else r
+                          for r in data.get("recipients", [])]
+    if spec.get("photo"):
+        data.setdefault("media", [{"url": "https://cdn.example/1.jpg", "mime_type": "image/jpeg"}])
     account = index.accounts.get(data.get("account", ""))
     if account is None:
         raise ValueError(f"example {spec.get('name', default_id)!r}: account "
@@ -121,13 +129,10 @@ def example_item(spec: dict[str, Any] | str, index: RegisterIndex, default_id: s
 
 
 def run_example(
-    detector: Detector, spec: dict[str, Any] | str, index: RegisterIndex,
-    name: str = "example",
+    detector: Detector, spec: dict[str, Any], index: RegisterIndex, name: str = "example"
 ) -> list[Finding]:
     """Run ``history`` (earlier items, oldest first) through ``detector`` recording findings,
     then return the findings on the example item itself."""
-    if isinstance(spec, str):
-        spec = {"text": spec}
     history = MemoryHistory()
     for n, earlier in enumerate(spec.get("history", [])):
         defaults = {"account": spec.get("account"), "thread_id": spec.get("thread_id")}
