@@ -482,14 +482,19 @@ def photos(b: Builder) -> None:
     b.add(ig, "post", b.org(ig), "Science week: making slime in the lab 🧪",
           at("2026-03-11", 14, 0),
           media=[photo("slime", tagged=[b.learner("L002", ig)], alt="Two pupils in goggles")],
-          expect=["unapproved_photo"], scenario="photo_of_learner_without_consent")
+          expect=["unapproved_photo", "learner_pii"], scenario="photo_of_learner_without_consent")
     b.add(fb, "post", b.org(fb), "Our Year 8 netball squad before the final",
           at("2026-03-13", 16, 30),
           media=[photo("netball", tagged=[b.learner("L004", fb)], alt="Netball team photo")],
-          expect=["unapproved_photo"], scenario="photo_of_learner_without_consent")
+          expect=["unapproved_photo", "learner_pii"], scenario="photo_of_learner_without_consent")
+    # consent covers the photo, but a tag still names the learner in public
     b.add(ig, "post", b.org(ig), "Football training on the new pitch ⚽", at("2026-03-16", 15, 0),
           media=[photo("football", tagged=[b.learner("L001", ig)], alt="Pupil with a ball")],
-          scenario="photo_with_consent")
+          expect=["learner_pii"], scenario="photo_with_consent_tagged")
+    b.add(ig, "post", b.org(ig), "Football training on the new pitch, part two ⚽",
+          at("2026-03-17", 15, 0),
+          media=[photo("football-2", alt="Pupils in a passing drill, from behind")],
+          scenario="photo_with_consent_untagged")
 
 
 def out_of_hours(b: Builder) -> None:
