@@ -3,8 +3,10 @@
 Policy duty: "a method of accountability: copies to another member of staff or parents" (P2
 "Communicating with students"; P1 "What we expect of our staff"). A private conversation (direct
 message, chat or email thread) between exactly one staff member and one learner, with no second
-staff member, parent/carer or organisation mailbox ever copied in, is a finding. It fires once
-per thread: on the first message the staff member sends to the learner in it.
+staff member, parent/carer or organisation mailbox ever copied in, is a finding: at the pack's
+severity on the staff member's first message to the learner in the thread, and recorded only
+(severity 1, not notified again) on each later one. Messages from a staff member's personal
+account are left to personal_account_contact, which flags them more seriously.
 """
 
 from __future__ import annotations
@@ -78,28 +80,30 @@ class AccountabilityDetector:
     def detect(self, item: Item, ctx: DetectionContext) -> Iterator[Finding]:
         if item.kind not in self.kinds or not self._staff_to_learner(item, ctx):
             return
+        if is_personal_account(resolved(item.author, item, ctx.registers)):
+            return  # personal_account_contact flags it, more seriously; one flag is enough
         earlier = list(ctx.history.thread(item))
-        if any(e.kind in self.kinds and self._staff_to_learner(e, ctx) for e in earlier):
-            return  # the thread was judged at the staff member's first message to the learner
         people = thread_participants([*earlier, item], ctx)
         if not self._is_one_to_one(people):
             return
+        # later messages in a thread already flagged are recorded, not notified again
+        repeat = any(e.kind in self.kinds and self._staff_to_learner(e, ctx) for e in earlier)
         (staff_id,) = people.staff
         (learner_id,) = people.learners
         staff = ctx.registers.staff.get(staff_id)
         name = f" ({staff.name})" if staff else ""
-        via = (" from a personal account"
-               if is_personal_account(resolved(item.author, item, ctx.registers)) else "")
         channel = item.kind.value.replace("_", " ")
+        again = (" This thread was flagged at its first message; this one is recorded only."
+                 if repeat else "")
         yield Finding(
             rule_id=self.rule_id,
             category=Category.accountability,
-            severity=self.severity,
+            severity=Severity.information if repeat else self.severity,
             score=1.0,
             explanation=(
                 f"Staff member {staff_id}{name} is in a one-to-one {channel} conversation with "
-                f"learner {learner_id}{via} on {item.platform}, with no second member of staff "
-                f"or parent/carer copied in. {self.duty}"
+                f"learner {learner_id} on {item.platform}, with no second member of staff "
+                f"or parent/carer copied in. {self.duty}{again}"
             ),
             evidence=Evidence(
                 register_entry=f"learner:{learner_id}",

@@ -10,7 +10,8 @@ present at home" (P1 "What we expect of our staff"; P2 "Communicating with stude
 * optionally, no waiting room.
 
 One finding per meeting lists every reason; its severity is the highest of them. The connector
-puts the settings in the item's ``video_session`` field (connectors/zoom.py).
+puts the settings in the item's ``video_session`` field (connectors/zoom.py); items from other
+sources may carry them as ``meeting`` (``passcode_required``, ``lobby_enabled``, ``participants``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,22 @@ _DEFAULT_DUTY = (
     "Video sessions with learners are password-protected and an additional member of staff is "
     "present (P1 \"What we expect of our staff\"; P2 \"Communicating with students\")."
 )
+
+
+def _session(item: Item) -> dict[str, Any]:
+    """The meeting's settings: ``video_session`` (connectors/zoom.py: passcode, waiting_room)
+    or ``meeting`` (passcode_required, lobby_enabled, participants as register ids), as items
+    written by other sources (the jsonl examples, a Teams meeting export) carry them."""
+    extra = item.model_extra or {}
+    session = extra.get("video_session")
+    if isinstance(session, dict):
+        return session
+    meeting = extra.get("meeting")
+    if isinstance(meeting, dict):
+        return {"passcode": meeting.get("passcode_required"),
+                "waiting_room": meeting.get("lobby_enabled", meeting.get("waiting_room")),
+                "participants": meeting.get("participants")}
+    return {}
 
 
 class VideoSessionDetector:
@@ -70,13 +87,16 @@ class VideoSessionDetector:
         if item.kind != ItemKind.meeting:
             return
         people = [resolved(p, item, ctx.registers) for p in [item.author, *item.recipients]]
+        session = _session(item)
+        listed = [str(x) for x in session.get("participants") or [] if isinstance(x, str)]
         learners = sorted({str(p.register_id) for p in people
-                           if p.role == Role.learner and p.register_id})
+                           if p.role == Role.learner and p.register_id}
+                          | {x for x in listed if x in ctx.registers.learners})
         if not learners:
             return
         staff = sorted({str(p.register_id) for p in people
-                        if p.role == Role.staff and p.register_id})
-        session = (item.model_extra or {}).get("video_session") or {}
+                        if p.role == Role.staff and p.register_id}
+                       | {x for x in listed if x in ctx.registers.staff})
         reasons: list[str] = []
         severities: list[Severity] = []
         if session.get("passcode") is False:

@@ -47,7 +47,7 @@ def test_an_email_from_a_staff_members_personal_address_to_a_learner_goes_to_the
     assert "Session reminder" not in contact.explanation  # never the message text
 
 
-def test_a_one_to_one_email_thread_with_no_second_staff_member_is_flagged_once(
+def test_a_one_to_one_email_thread_is_notified_once_and_later_messages_recorded_only(
     engine: DetectionEngine,
 ) -> None:
     history = MemoryHistory()
@@ -59,9 +59,18 @@ def test_a_one_to_one_email_thread_with_no_second_staff_member_is_flagged_once(
         [f for f in run(engine, history, raw)[1] if f.category == Category.accountability]
         for raw in (first, reply, again)
     ]
-    assert [len(f) for f in flagged] == [1, 0, 0]
+    assert [len(f) for f in flagged] == [1, 0, 1]
     assert flagged[0][0].route == Route.digest
+    assert flagged[2][0].severity == Severity.information
+    assert flagged[2][0].route == Route.record_only
     assert "S006" in flagged[0][0].explanation and "L001" in flagged[0][0].explanation
+
+
+def test_a_personal_account_message_is_one_personal_account_flag_not_two(
+    engine: DetectionEngine,
+) -> None:
+    _, findings = run(engine, MemoryHistory(), make_mail(1, sender=TUTOR_PERSONAL))
+    assert sorted(f.category for f in findings) == [Category.personal_account_contact]
 
 
 def test_copying_a_second_member_of_staff_meets_the_accountability_duty(
@@ -102,3 +111,47 @@ def test_the_thread_rules_are_registered_and_build_from_their_shipped_packs() ->
     config = config_with()
     for rule_id in THREAD_RULES:
         assert build_detector(rule_id, config).rule_id == rule_id
+
+
+# -- the example organisation (examples/): every item's expectation, for these rules ----------
+
+# The first message of the drifting one-to-one thread ("your unit 3 draft is marked") is labelled
+# with the whole scenario's drift; on its own it is an ordinary work message, so no rule that
+# reads only the thread so far can flag it.
+_NOT_KNOWABLE_YET = {("conversation_drift", "teams:brookfield-teams:msg-1391")}
+_MY_RULES = [*THREAD_RULES, "video_session"]
+
+
+def test_the_thread_rules_find_exactly_what_the_example_organisation_was_written_to_show(
+) -> None:
+    import json
+    from pathlib import Path
+
+    from connectors.jsonl import LineProblem, read_items
+    from governance_bot.config import load_config
+    from governance_bot.registers import RegisterIndex, read_toml
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    expected = json.loads((examples / "expected-findings.json").read_text(encoding="utf-8"))
+    config = load_config(examples / "config.toml", env={})
+    index = RegisterIndex(read_toml(examples / "registers.toml"))
+    detectors = [build_detector(rule, config) for rule in _MY_RULES]
+    items = [parsed for path in sorted((examples / "items").glob("brookfield-*.jsonl"))
+             for _f, _l, parsed in read_items(path) if not isinstance(parsed, LineProblem)]
+    history = MemoryHistory()
+    found: dict[str, set[str]] = {}
+    for raw in sorted(items, key=lambda i: (i.created_at, i.edited_at or i.created_at)):
+        item = index.resolve(raw)
+        findings = [f for d in detectors
+                    for f in d.detect(item, DetectionContext(registers=index, history=history))]
+        history.record(item, findings)
+        found[item.key] = {f.category.value for f in findings}
+    wrong = []
+    for key, entry in expected.items():
+        for rule in _MY_RULES:
+            want, got = rule in entry["expect"], rule in found.get(key, set())
+            if want != got and (rule, key) not in _NOT_KNOWABLE_YET:
+                wrong.append(f"{rule} {'missed' if want else 'wrongly flagged'} {key} "
+                             f"({entry['scenario']})")
+    assert wrong == []
+    assert sum(rule in f for f in found.values() for rule in _MY_RULES) >= 25

@@ -17,6 +17,7 @@ import respx
 from connectors.registry import load
 from connectors.website import WebsiteConnector, WebsiteSettings
 from governance_bot.items import ItemKind, Role, Visibility
+from governance_bot.registers import Account, RegisterIndex
 from tests.contract.harness import SleepRecorder
 from tests.helpers import example_index
 
@@ -86,6 +87,14 @@ def site() -> Iterator[respx.MockRouter]:
         yield router
 
 
+def website_index() -> RegisterIndex:
+    """The example organisation's registers plus its website as an official account."""
+    registers = example_index().registers
+    site = Account(account_id="brookfield-website", platform="website",
+                   handle="www.brookfield.example.org", managers=["S004", "S005"])
+    return RegisterIndex(registers.model_copy(update={"accounts": [*registers.accounts, site]}))
+
+
 def crawler(sleep: SleepRecorder | None = None, **options: object) -> WebsiteConnector:
     settings = WebsiteSettings.model_validate({
         "name": "website", "type": "website", "account": "brookfield-website",
@@ -115,7 +124,7 @@ def test_pages_are_public_posts_by_the_organisation_so_the_pii_rules_run_on_them
     assert news.text == ("Sports day results\nWell done to Maisie O'Connell in Year 9, who won "
                          "the 800m!\nCall her mum on 07700 900123 for photos.")
     assert "tracking" not in news.text
-    resolved = example_index().resolve(news)
+    resolved = website_index().resolve(news)
     assert resolved.author.role == Role.organisation
 
 
@@ -129,7 +138,7 @@ def test_the_learner_pii_rule_flags_a_learners_name_on_a_public_page(
     from tests.helpers import MemoryHistory, config_with
 
     items = {i.url: i for i in crawler().fetch(None).items}
-    registers = example_index()
+    registers = website_index()
     detector = learner_pii.LearnerPiiDetector.from_pack(load_pack("learner_pii"), config_with())
     news = registers.resolve(items[f"{SITE}/news/sports-day"])
     findings = list(detector.detect(news, DetectionContext(registers, MemoryHistory())))
