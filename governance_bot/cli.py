@@ -20,7 +20,14 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from governance_bot import __version__
@@ -291,9 +298,11 @@ def scan(
         with _progress() as progress:
             for connector in rt.connectors:
                 task = progress.add_task(f"{connector.name}", total=None)
+                def advance(n: int, t: TaskID = task) -> None:
+                    progress.advance(t, n)
+
                 try:
-                    report = rt.pipeline.scan(connector,
-                                              progress=lambda n, t=task: progress.advance(t, n))
+                    report = rt.pipeline.scan(connector, progress=advance)
                 except ConnectorError as exc:
                     # one failing account never stops the others
                     rt.pipeline.save_cursor(connector.name, None, str(exc))

@@ -54,7 +54,9 @@ class OrganisationSettings(_Section):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r} (use a name like Europe/London)") from exc
+            raise ValueError(
+                f"unknown time zone {value!r} (use a name like Europe/London)"
+            ) from exc
         return value
 
 

@@ -1,4 +1,4 @@
-"""Assembling the parts from a config: database, registers, detection, pipeline, sink, connectors."""
+"""Assembling the parts from a config: database, registers, detection, pipeline, sinks."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def make_sink(config: Config) -> Sink:
         return JsonSink(config.resolve_path(path))
     if config.delivery.sink == "slack":
         try:
-            from governance_bot.slack.sink import SlackSink  # type: ignore[import-not-found]
+            from governance_bot.slack.sink import SlackSink
         except ImportError as exc:  # pragma: no cover - until the Slack app is installed
             raise RuntimeError("the Slack sink is not available in this installation") from exc
         sink: Sink = SlackSink.from_config(config)

@@ -1,4 +1,4 @@
-"""The audit log is append-only and tamper-evident: `audit-log verify` names the first broken link."""
+"""The audit log is append-only and tamper-evident: `verify` names the first broken link."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The pipeline: archive first, nothing lost, nothing duplicated; flags and their outbox together."""
+"""The pipeline: archive first, nothing lost or duplicated; a flag and its outbox together."""
 
 from __future__ import annotations
 
