@@ -12,8 +12,8 @@ from governance_bot.storage.db import Database
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Database:
-    database = Database(f"sqlite:///{tmp_path / 'gb.db'}")
+def db(database_url: str) -> Database:
+    database = Database(database_url)
     database.upgrade()
     with database.session() as s:
         for i in range(5):
@@ -44,9 +44,14 @@ def test_an_untouched_log_verifies(db: Database):
 def test_verify_fails_after_any_row_is_changed_or_deleted_in_the_database(
     db: Database, statement: str, broken: int
 ):
+    if db.engine.dialect.name == "postgresql":
+        statement = statement.replace("'2020-01-01 00:00:00'", "'2020-01-01 00:00:00+00'")
+        statement = statement.replace("data = '", "data = CAST('").replace(
+            "}' WHERE", "}' AS JSON) WHERE")
     with db.engine.begin() as conn:
         conn.execute(text(statement))
     result = verify(db)
+    db.dispose()
     assert not result.ok
     assert result.broken_seq == broken, result.problem
 
@@ -57,8 +62,10 @@ def test_a_rewritten_row_with_a_recomputed_hash_still_breaks_the_next_link(db: D
         forged = auditlog._event_hash(row["prev_hash"], 2, auditlog.datetime.fromisoformat(
             "2026-01-01T00:00:00+00:00"), "forger", row["action"], row["subject"], {})
     with db.engine.begin() as conn:
-        conn.execute(text("UPDATE audit_events SET actor='forger', data='{}', "
-                          "created_at='2026-01-01 00:00:00.000000', hash=:h WHERE seq=2"),
+        conn.execute(text("UPDATE audit_events SET actor='forger', hash=:h WHERE seq=2"),
                      {"h": forged})
+        conn.execute(text("UPDATE audit_events SET data=:d, created_at=:t WHERE seq=2"),
+                     {"d": "{}", "t": auditlog.datetime.fromisoformat("2026-01-01T00:00:00+00:00")
+                      if db.engine.dialect.name == "postgresql" else "2026-01-01 00:00:00.000000"})
     result = verify(db)
     assert not result.ok and result.broken_seq == 3

@@ -38,9 +38,9 @@ def count(rt: Runtime, table: type) -> int:
 
 
 def test_a_learners_full_name_in_a_public_post_is_flagged_to_the_account_managers(
-    make_config: Callable[..., Config],
+    backend_config: Callable[..., Config],
 ):
-    rt = Runtime.from_config(make_config(), with_connectors=False)
+    rt = Runtime.from_config(backend_config(), with_connectors=False)
     change = rt.pipeline.process(post("p1", "Well done to Maisie O'Connell for her county win!"))
     assert change is not None and change.created
     assert change.new_routes == [Route.account_managers]
@@ -53,8 +53,8 @@ def test_a_learners_full_name_in_a_public_post_is_flagged_to_the_account_manager
                                                                "flag_created", change.flag.id)
 
 
-def test_re_scanning_the_same_items_creates_no_duplicate_flags(make_config: Callable[..., Config]):
-    rt = Runtime.from_config(make_config(), with_connectors=False)
+def test_re_scanning_the_same_items_creates_no_duplicate_flags(backend_config: Callable[..., Config]):
+    rt = Runtime.from_config(backend_config(), with_connectors=False)
     items = [post("p1", "Congratulations Jayden Price!"), post("p2", "Sports day is on Friday",
                                                                   minutes=5)]
     first = rt.pipeline.process_many(items)
@@ -66,9 +66,9 @@ def test_re_scanning_the_same_items_creates_no_duplicate_flags(make_config: Call
 
 
 def test_an_edit_makes_a_new_version_and_only_new_findings_update_the_flag(
-    make_config: Callable[..., Config],
+    backend_config: Callable[..., Config],
 ):
-    rt = Runtime.from_config(make_config(), with_connectors=False)
+    rt = Runtime.from_config(backend_config(), with_connectors=False)
     rt.pipeline.process(post("p1", "Great match today"))
     report = rt.pipeline.process_many([post("p1", "Great match today, well played Ethan Nwosu")])
     assert report.edited == 1 and report.flags_created == 1
@@ -81,9 +81,9 @@ def test_an_edit_makes_a_new_version_and_only_new_findings_update_the_flag(
 
 
 def test_an_item_missing_from_a_complete_listing_is_marked_deleted_and_its_copy_kept(
-    make_config: Callable[..., Config], tmp_path: Path,
+    backend_config: Callable[..., Config], tmp_path: Path,
 ):
-    rt = Runtime.from_config(make_config(), with_connectors=False)
+    rt = Runtime.from_config(backend_config(), with_connectors=False)
     connector = JsonlConnector(JsonlSettings(name="fb", type="jsonl",
                                              account="brookfield-facebook", path=tmp_path))
     window = ListingWindow(start=T0 - timedelta(days=1), end=T0 + timedelta(days=1))
@@ -107,10 +107,10 @@ def test_an_item_missing_from_a_complete_listing_is_marked_deleted_and_its_copy_
 
 
 def test_the_flag_and_its_outbox_row_are_written_in_one_transaction(
-    make_config: Callable[..., Config],
+    backend_config: Callable[..., Config],
 ):
     """If writing the outbox fails, the flag is not left behind without its notification."""
-    rt = Runtime.from_config(make_config(), with_connectors=False)
+    rt = Runtime.from_config(backend_config(), with_connectors=False)
     from governance_bot import flags as flags_module
 
     original = flags_module.m.OutboxMessage
@@ -133,12 +133,12 @@ def test_the_flag_and_its_outbox_row_are_written_in_one_transaction(
 
 
 def test_the_outbox_delivers_each_notification_once_and_retries_failures(
-    make_config: Callable[..., Config], tmp_path: Path,
+    backend_config: Callable[..., Config], tmp_path: Path,
 ):
     from governance_bot.outbox import FlagView
     from governance_bot.sinks.console import JsonSink
 
-    rt = Runtime.from_config(make_config(), with_connectors=False)
+    rt = Runtime.from_config(backend_config(), with_connectors=False)
     rt.pipeline.process_many([post("p1", "Happy birthday Ruby Fletcher!"),
                               post("p2", "Call Zara on 07700 900123", minutes=1)])
     out = tmp_path / "flags.jsonl"
