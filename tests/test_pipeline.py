@@ -53,7 +53,9 @@ def test_a_learners_full_name_in_a_public_post_is_flagged_to_the_account_manager
                                                                "flag_created", change.flag.id)
 
 
-def test_re_scanning_the_same_items_creates_no_duplicate_flags(backend_config: Callable[..., Config]):
+def test_re_scanning_the_same_items_creates_no_duplicate_flags(
+    backend_config: Callable[..., Config],
+):
     rt = Runtime.from_config(backend_config(), with_connectors=False)
     items = [post("p1", "Congratulations Jayden Price!"), post("p2", "Sports day is on Friday",
                                                                   minutes=5)]
