@@ -8,7 +8,10 @@ SIGTERM or Ctrl-C stops polling, lets running jobs finish and exits.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -18,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from connectors.base import Connector, ConnectorError, FatalError, WebhookRequest
+from governance_bot import leases
 from governance_bot.runtime import Runtime
 
 __all__ = ["Service"]
@@ -29,6 +33,7 @@ class Service:
     def __init__(self, runtime: Runtime):
         self.rt = runtime
         self.scheduler = BackgroundScheduler(timezone="UTC")
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.sender = runtime.sender()
         self._lock = threading.Lock()  # one pipeline writer at a time in this process
         self.paused: dict[str, str] = {}
@@ -37,6 +42,9 @@ class Service:
     def poll(self, connector: Connector) -> None:
         if connector.name in self.paused:
             return
+        ttl = timedelta(seconds=max(60, 2 * connector.settings.poll_interval_seconds))
+        if not leases.acquire(self.rt.db, connector.name, self.owner, ttl, datetime.now(UTC)):
+            return  # another replica is polling this connector
         try:
             with self._lock:
                 report = self.rt.pipeline.scan(connector)
@@ -51,6 +59,8 @@ class Service:
         except ConnectorError as exc:
             self.rt.pipeline.save_cursor(connector.name, None, str(exc))
             log.warning("%s: will retry at the next poll: %s", connector.name, exc)
+        finally:
+            leases.release(self.rt.db, connector.name, self.owner)
         self.drain()
 
     def drain(self) -> None:
@@ -64,7 +74,7 @@ class Service:
             self.scheduler.add_job(self.poll, "interval", args=[connector],
                                    seconds=connector.settings.poll_interval_seconds,
                                    id=f"poll:{connector.name}", max_instances=1, coalesce=True,
-                                   next_run_time=_now())
+                                   next_run_time=datetime.now(UTC))
         self.scheduler.add_job(self.drain, "interval",
                                seconds=self.rt.config.service.outbox_interval_seconds,
                                id="outbox", max_instances=1, coalesce=True)
@@ -114,8 +124,3 @@ class Service:
             self.scheduler.shutdown(wait=True)
             self.drain()
 
-
-def _now() -> Any:
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC)
