@@ -161,6 +161,32 @@ class LoggingSettings(_Section):
     json_format: bool = False
 
 
+def _default_required_settings() -> dict[str, str | bool]:
+    return {"passcode": True, "waiting_room": True}
+
+
+class AccessAuditSettings(_Section):
+    """The weekly dual-access audit (docs/access-audit.md)."""
+
+    enabled: bool = True
+    # cron fields, in the organisation's time zone: default Monday 09:00
+    day_of_week: str = "mon"
+    hour: int = Field(default=9, ge=0, le=23)
+    minute: int = Field(default=0, ge=0, le=59)
+    chase_after_hours: int = Field(default=24, ge=1)
+    deadline_hours: int = Field(default=48, ge=2)
+    password_max_age_days: int = Field(
+        default=30, ge=0, description="0: no age limit (change on compromise, as the NCSC advises)"
+    )
+    require_two_factor: bool = True
+    min_managers: int = Field(default=2, ge=1)
+    required_settings: dict[str, str | bool] = Field(
+        default_factory=lambda: _default_required_settings(),
+        description="setting name -> the value the policy requires, where a platform reports it",
+    )
+    report_dir: Path = Path("reports")
+
+
 class ConnectorEntry(BaseModel):
     """The common part of a ``[[connectors]]`` table; the rest is checked by the connector."""
 
@@ -186,6 +212,7 @@ class Config(BaseSettings):
     slack: SlackSettings = Field(default_factory=SlackSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    audit: AccessAuditSettings = Field(default_factory=AccessAuditSettings)
     connectors: list[ConnectorEntry] = Field(default_factory=list)
 
     # where the file was; not a setting
