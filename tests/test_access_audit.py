@@ -13,12 +13,12 @@ from connectors.base import AccountFacts
 from governance_bot.access_audit.checks import Attestation, check_account
 from governance_bot.access_audit.cycle import AccessAudit
 from governance_bot.config import AccessAuditSettings, Config
-from governance_bot.registers import Account, RegisterIndex, Registers, StaffMember
 from governance_bot.register_store import load_registers
+from governance_bot.registers import Account, RegisterIndex, Registers, StaffMember
 from governance_bot.runtime import import_register_files
-from governance_bot.storage.db import Database
 from governance_bot.storage import auditlog
 from governance_bot.storage.audit_models import AccessFinding
+from governance_bot.storage.db import Database
 
 TODAY = date(2026, 11, 23)
 SETTINGS = AccessAuditSettings()
@@ -168,7 +168,7 @@ def test_the_weekly_cycle_asks_chases_once_finds_and_resolves(
         ("brookfield-instagram", "S005"), ("brookfield-teams", "S002"),
         ("brookfield-teams", "S004"), ("brookfield-x", "S004"), ("brookfield-x", "S005")]
     ids = {(a, s): i for i, a, s in notifier.asked}
-    for (account, sid), att_id in ids.items():
+    for (_account, sid), att_id in ids.items():
         if sid != "S005":  # S005 forgets
             aa.attest(att_id, sid, True, True, date(2026, 11, 1))
     with pytest.raises(PermissionError):

@@ -116,16 +116,24 @@ class AccessAudit:
             att = session.get(AccessAttestation, attestation_id)
             if att is None:
                 raise KeyError(f"no access check {attestation_id}")
-            if att.staff_id != staff_id:
+            refused = att.staff_id != staff_id
+            if refused:
                 auditlog.append(session, staff_id, "access_audit.attest_refused",
                                 f"attestation:{attestation_id}", {"asked": att.staff_id}, at=now)
-                raise PermissionError("only the manager who was asked can answer this check")
-            att.answered_at, att.can_log_in, att.two_factor = now, can_log_in, two_factor
-            att.password_changed_on = password_changed_on
-            auditlog.append(session, staff_id, "access_audit.attested",
-                            f"{att.account_id}:{staff_id}",
-                            {"can_log_in": can_log_in, "two_factor": two_factor,
-                             "password_changed_on": str(password_changed_on or "")}, at=now)
+            else:
+                self._record_answer(session, att, staff_id, can_log_in, two_factor,
+                                    password_changed_on, now)
+        if refused:
+            raise PermissionError("only the manager who was asked can answer this check")
+
+    @staticmethod
+    def _record_answer(session: Any, att: AccessAttestation, staff_id: str, can_log_in: bool,
+                       two_factor: bool, password_changed_on: date | None, now: datetime) -> None:
+        att.answered_at, att.can_log_in, att.two_factor = now, can_log_in, two_factor
+        att.password_changed_on = password_changed_on
+        auditlog.append(session, staff_id, "access_audit.attested", f"{att.account_id}:{staff_id}",
+                        {"can_log_in": can_log_in, "two_factor": two_factor,
+                         "password_changed_on": str(password_changed_on or "")}, at=now)
 
     def tick(self) -> None:
         """Chase and close whatever is due; the scheduler calls this every few minutes."""
@@ -198,14 +206,17 @@ class AccessAudit:
                 staff_id in self.registers.accounts[finding.account_id].managers
                 or staff in self.registers.safeguarding_contacts())
             if not allowed:
+                # the refused attempt is itself recorded (committed), then refused
                 auditlog.append(session, staff_id, "access_audit.resolve_refused",
                                 f"access_finding:{finding_id}", {}, at=now)
-                raise PermissionError("only the account's managers or the DSL can resolve this")
-            finding.status, finding.resolved_at = "resolved", now
-            finding.resolved_by, finding.resolution_note = staff_id, note.strip()
-            auditlog.append(session, staff_id, "access_audit.resolved",
-                            f"access_finding:{finding_id}",
-                            {"check": finding.check, "account": finding.account_id}, at=now)
+            else:
+                finding.status, finding.resolved_at = "resolved", now
+                finding.resolved_by, finding.resolution_note = staff_id, note.strip()
+                auditlog.append(session, staff_id, "access_audit.resolved",
+                                f"access_finding:{finding_id}",
+                                {"check": finding.check, "account": finding.account_id}, at=now)
+        if not allowed:
+            raise PermissionError("only the account's managers or the DSL can resolve this")
 
     # --- evaluation ---------------------------------------------------------------------------
     def evaluate(self, run_id: int, closed: bool) -> list[Problem]:
