@@ -49,11 +49,13 @@ registers_app = typer.Typer(help="Who is who: staff, learners, accounts.", no_ar
 connectors_app = typer.Typer(help="Connectors to platforms and channels.", no_args_is_help=True)
 flags_app = typer.Typer(help="Flags raised so far.", no_args_is_help=True)
 auditlog_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+report_app = typer.Typer(help="Reports for governors.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(registers_app, name="registers")
 app.add_typer(connectors_app, name="connectors")
 app.add_typer(flags_app, name="flags")
 app.add_typer(auditlog_app, name="audit-log")
+app.add_typer(report_app, name="report")
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -451,6 +453,70 @@ def auditlog_verify(config_path: ConfigOpt = Path("config.toml")) -> None:
         return
     out.print(f"[red]audit log BROKEN at event {result.broken_seq}: {result.problem}[/red]")
     raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+# --- audit and reports -----------------------------------------------------------------------
+@app.command()
+def audit(
+    config_path: ConfigOpt = Path("config.toml"),
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Folder for the HTML and CSV "
+                                                 "report (default: [audit] report_dir)")] = None,
+) -> None:
+    """Run the dual-access and settings audit now and write its report."""
+    from sqlalchemy import select
+
+    from governance_bot.access_audit.cycle import AccessAudit
+    from governance_bot.reports import access_audit_report
+    from governance_bot.runtime import Runtime
+    from governance_bot.storage.audit_models import AccessFinding
+
+    config = _load(config_path)
+    with _runtime(config) as rt:
+        assert isinstance(rt, Runtime)
+        run_id = AccessAudit(config, rt.db, rt.registers, connectors=rt.connectors).run_now()
+        folder = out_dir or config.resolve_path(config.audit.report_dir)
+        html, csv_path = access_audit_report(config, rt.db, run_id, folder)
+        with rt.db.session() as session:
+            findings = list(session.execute(select(AccessFinding).where(
+                AccessFinding.run_id == run_id).order_by(AccessFinding.severity.desc())).scalars())
+    if findings:
+        table = Table("sev", "account", "check", "finding", "remedy")
+        for f in findings:
+            table.add_row(str(f.severity), f.account_id, f.check, f.message, f.remedy)
+        out.print(table)
+    out.print(f"{len(findings)} finding(s); report: {html} and {csv_path}")
+
+
+@report_app.command("governors")
+def report_governors(
+    start: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD.")],
+    end: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The HTML file to write.")],
+    config_path: ConfigOpt = Path("config.toml"),
+) -> None:
+    """The termly/annual report for governors: flags by category and month, time to acknowledge,
+    removals and reasons, audit findings over time, changes to rules and registers."""
+    from datetime import date
+
+    from governance_bot.reports import governors_report
+    from governance_bot.storage.db import Database
+
+    config = _load(config_path)
+    try:
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
+    except ValueError as exc:
+        err.print(f"[red]--from/--to: {exc} (use YYYY-MM-DD)[/red]")
+        raise typer.Exit(EXIT_CONFIG) from None
+    db = Database(config.database_url)
+    try:
+        db.ensure_schema(create_if_empty=False)
+        path = governors_report(config, db, first, last, output)
+    except SchemaOutdated as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(EXIT_SCHEMA) from None
+    finally:
+        db.dispose()
+    out.print(f"wrote {path}")
 
 
 # --- run --------------------------------------------------------------------------------------

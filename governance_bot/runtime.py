@@ -9,6 +9,7 @@ from typing import Any
 
 from connectors.base import Connector
 from connectors.registry import load as load_connector
+from governance_bot.changes import record_config_changes
 from governance_bot.config import Config, connector_settings
 from governance_bot.outbox import OutboxSender, Sink
 from governance_bot.pipeline import Pipeline
@@ -90,6 +91,10 @@ class Runtime:
             summary = cls._import_configured_registers(config, db)
             if summary is not None and summary.changed:
                 log.info("registers updated from the config's files: %s", summary.line())
+        changed = record_config_changes(db, config)
+        if changed:
+            log.info("configuration or rules changed since the last start (recorded in the audit "
+                     "log): %s", ", ".join(changed))
         with db.session() as session:
             registers = RegisterIndex(load_registers(session))
         engine = DetectionEngine.from_config(config)

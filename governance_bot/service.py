@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from connectors.base import Connector, ConnectorError, FatalError, WebhookRequest
 from governance_bot import leases
+from governance_bot.access_audit.cycle import AccessAudit
 from governance_bot.runtime import Runtime
 
 __all__ = ["Service"]
@@ -37,6 +38,8 @@ class Service:
         self.sender = runtime.sender()
         self._lock = threading.Lock()  # one pipeline writer at a time in this process
         self.paused: dict[str, str] = {}
+        self.access_audit = AccessAudit(runtime.config, runtime.db, runtime.registers,
+                                        connectors=runtime.connectors)
 
     # --- jobs ---------------------------------------------------------------------------------
     def poll(self, connector: Connector) -> None:
@@ -63,6 +66,13 @@ class Service:
             leases.release(self.rt.db, connector.name, self.owner)
         self.drain()
 
+    def start_access_audit(self) -> None:
+        # once across replicas: the lease outlives the job, so a second replica's trigger a
+        # moment later finds it taken
+        if leases.acquire(self.rt.db, "job:access-audit", self.owner, timedelta(hours=12),
+                          datetime.now(UTC)):
+            self.access_audit.start()
+
     def drain(self) -> None:
         try:
             self.sender.drain()
@@ -78,6 +88,14 @@ class Service:
         self.scheduler.add_job(self.drain, "interval",
                                seconds=self.rt.config.service.outbox_interval_seconds,
                                id="outbox", max_instances=1, coalesce=True)
+        audit = self.rt.config.audit
+        if audit.enabled:
+            self.scheduler.add_job(self.start_access_audit, "cron", day_of_week=audit.day_of_week,
+                                   hour=audit.hour, minute=audit.minute,
+                                   timezone=self.rt.config.organisation.timezone,
+                                   id="access-audit", max_instances=1, coalesce=True)
+            self.scheduler.add_job(self.access_audit.tick, "interval", minutes=5,
+                                   id="access-audit-tick", max_instances=1, coalesce=True)
 
     # --- HTTP ---------------------------------------------------------------------------------
     def http_app(self) -> Starlette:

@@ -108,6 +108,35 @@ class AccessAudit:
                     row.message_ref = ref
         return run_id
 
+    def run_now(self) -> int:
+        """An on-demand audit: today's platform facts and each manager's latest answer from the
+        last seven days; closed at once (nobody is asked)."""
+        now = self.clock()
+        facts = self._collect_facts()
+        since = now - timedelta(days=7)
+        with self.db.session() as session:
+            run = AccessAuditRun(started_at=now, chase_at=now, deadline=now, chased_at=now,
+                                 trigger="manual",
+                                 facts={k: asdict(v) for k, v in facts.items()})
+            session.add(run)
+            session.flush()
+            answers = session.execute(
+                select(AccessAttestation).where(AccessAttestation.answered_at.is_not(None),
+                                                AccessAttestation.answered_at >= since)
+                .order_by(AccessAttestation.answered_at)
+            ).scalars().all()
+            latest = {(a.account_id, a.staff_id): a for a in answers}
+            for (account_id, staff_id), a in latest.items():
+                session.add(AccessAttestation(
+                    run_id=run.id, account_id=account_id, staff_id=staff_id, asked_at=a.asked_at,
+                    answered_at=a.answered_at, can_log_in=a.can_log_in, two_factor=a.two_factor,
+                    password_changed_on=a.password_changed_on))
+            auditlog.append(session, "governance-bot", "access_audit.started", f"run:{run.id}",
+                            {"trigger": "manual"}, at=now)
+            run_id = run.id
+        self.close(run_id)
+        return run_id
+
     def attest(self, attestation_id: int, staff_id: str, can_log_in: bool, two_factor: bool,
                password_changed_on: date | None) -> None:
         """Record a manager's answer. Only the person asked may answer."""
