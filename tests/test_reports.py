@@ -22,7 +22,6 @@ from governance_bot.registers import RegisterIndex
 from governance_bot.reports import access_audit_report, governors_report
 from governance_bot.runtime import import_register_files
 from governance_bot.storage import auditlog
-from governance_bot.storage import models as m
 from governance_bot.storage.archive import archive_item
 from governance_bot.storage.db import Database
 from rules.base import Category, Evidence, Finding, Route, Severity
