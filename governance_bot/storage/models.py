@@ -26,9 +26,12 @@ __all__ = [
     "AuditHead",
     "Base",
     "ConnectorState",
+    "DigestEntry",
     "Finding",
     "Flag",
+    "FlagDecision",
     "FlagMessage",
+    "InformedPerson",
     "ItemRecord",
     "ItemVersion",
     "Learner",
@@ -254,3 +257,50 @@ class Account(Base):
     account_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     data: Mapped[dict[str, Any]]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FlagDecision(Base):
+    """A decision on a flag taken in Slack (remove, keep, escalate, acknowledge, outcome, assign)."""
+
+    __tablename__ = "flag_decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    flag_id: Mapped[int] = mapped_column(ForeignKey("flags.id"), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    staff_id: Mapped[str] = mapped_column(String(128))
+    slack_user_id: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str | None] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InformedPerson(Base):
+    """Someone told about a removal (the learner named, a guardian, an employer), and how."""
+
+    __tablename__ = "flag_informed"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    flag_id: Mapped[int] = mapped_column(ForeignKey("flags.id"), index=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("flag_decisions.id"), index=True)
+    relation: Mapped[str] = mapped_column(String(32))  # learner, guardian, employer
+    register_id: Mapped[str | None] = mapped_column(String(128))
+    contact: Mapped[str] = mapped_column(String(512))
+    method: Mapped[str] = mapped_column(String(32))
+    informed_by: Mapped[str] = mapped_column(String(128))
+    informed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DigestEntry(Base):
+    """A low-severity flag waiting for the daily digest of its route."""
+
+    __tablename__ = "digest_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    flag_id: Mapped[int] = mapped_column(ForeignKey("flags.id"), index=True)
+    account: Mapped[str] = mapped_column(String(128))
+    route: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(index=True)
+
+    __table_args__ = (UniqueConstraint("flag_id", "route", name="uq_digest_entries_flag_route"),)
