@@ -64,9 +64,17 @@ def test_init_writes_a_starter_config_that_doctor_checks(tmp_path: Path):
     assert config.is_file() and (tmp_path / "site" / "registers.toml").is_file()
     assert gb("init", "--dir", str(tmp_path / "site"), cwd=tmp_path, check=False
               ).returncode == 2  # refuses to overwrite
+    fresh = gb("doctor", "--config", str(config), cwd=tmp_path, check=False)
+    assert fresh.returncode == 1
+    assert "✓ configuration" in fresh.stdout and "governance-bot db upgrade" in fresh.stdout
+    gb("db", "upgrade", "--config", str(config), cwd=tmp_path)
+    imported = gb("registers", "import", "--config", str(config), cwd=tmp_path)
+    assert "staff: 3 added" in imported.stdout
     result = gb("doctor", "--config", str(config), cwd=tmp_path, check=False)
-    assert "✓ configuration" in result.stdout
+    assert "✓ database" in result.stdout
     assert "✓ registers" in result.stdout and "1 accounts" in result.stdout
+    # the starter names no Slack id for the DSL etc., but it is otherwise ready
+    assert "✗ account" not in result.stdout
 
 
 def test_a_malformed_jsonl_line_is_reported_with_its_location_and_the_rest_processed(
