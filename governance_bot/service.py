@@ -23,6 +23,7 @@ from starlette.routing import Route
 from connectors.base import Connector, ConnectorError, FatalError, WebhookRequest
 from governance_bot import leases
 from governance_bot.access_audit.cycle import AccessAudit
+from governance_bot.metrics import CONTENT_TYPE, Metrics
 from governance_bot.runtime import Runtime
 
 __all__ = ["Service"]
@@ -35,7 +36,9 @@ class Service:
         self.rt = runtime
         self.scheduler = BackgroundScheduler(timezone="UTC")
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.metrics = Metrics(runtime.db)
         self.sender = runtime.sender()
+        self.sender.on_delivered = self.metrics.observe_alert
         self._lock = threading.Lock()  # one pipeline writer at a time in this process
         self.paused: dict[str, str] = {}
         self.access_audit = AccessAudit(runtime.config, runtime.db, runtime.registers,
@@ -119,8 +122,12 @@ class Service:
                 self.drain()
             return Response(resp.body, status_code=resp.status, media_type=resp.content_type)
 
+        async def metrics(_: Request) -> Response:
+            return Response(self.metrics.render(), media_type=CONTENT_TYPE)
+
         routes: list[Any] = [
             Route("/healthz", healthz),
+            Route("/metrics", metrics),
             Route("/webhooks/{name}", webhook, methods=["GET", "POST"]),
         ]
         return Starlette(routes=routes)
