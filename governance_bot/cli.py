@@ -50,12 +50,14 @@ connectors_app = typer.Typer(help="Connectors to platforms and channels.", no_ar
 flags_app = typer.Typer(help="Flags raised so far.", no_args_is_help=True)
 auditlog_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 report_app = typer.Typer(help="Reports for governors.", no_args_is_help=True)
+keys_app = typer.Typer(help="Encryption keys for data at rest.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(registers_app, name="registers")
 app.add_typer(connectors_app, name="connectors")
 app.add_typer(flags_app, name="flags")
 app.add_typer(auditlog_app, name="audit-log")
 app.add_typer(report_app, name="report")
+app.add_typer(keys_app, name="keys")
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -83,10 +85,16 @@ def _setup_logging(config: Config | None, verbose: bool = False) -> None:
 
 
 def _load(path: Path) -> Config:
+    from governance_bot.storage import crypto
+
     try:
         config = load_config(path)
+        crypto.configure(config.security.keys())
     except ConfigError as exc:
         err.print(f"[red]{exc}[/red]", markup=True, soft_wrap=True)
+        raise typer.Exit(EXIT_CONFIG) from None
+    except crypto.KeyError_ as exc:
+        err.print(f"[red]{path}: security.encryption_keys: {exc}[/red]")
         raise typer.Exit(EXIT_CONFIG) from None
     _setup_logging(config)
     return config
@@ -517,6 +525,35 @@ def report_governors(
     finally:
         db.dispose()
     out.print(f"wrote {path}")
+
+
+# --- keys ------------------------------------------------------------------------------------
+@keys_app.command("generate")
+def keys_generate() -> None:
+    """Print a new encryption key (keep it in the environment, never in the config file)."""
+    from governance_bot.storage.crypto import generate_key
+
+    print(generate_key())
+
+
+@keys_app.command("rotate")
+def keys_rotate(config_path: ConfigOpt = Path("config.toml")) -> None:
+    """Re-encrypt every encrypted column with the first configured key (and encrypt anything
+    stored before encryption was switched on)."""
+    from governance_bot.storage.db import Database
+    from governance_bot.storage.rotation import rotate_all
+
+    config = _load(config_path)
+    if not config.security.keys():
+        err.print("[red]no encryption keys configured: set GOVERNANCE_BOT_SECURITY__ENCRYPTION_KEYS"
+                  " (see docs/security.md)[/red]")
+        raise typer.Exit(EXIT_CONFIG)
+    db = Database(config.database_url)
+    try:
+        counts = rotate_all(db)
+    finally:
+        db.dispose()
+    out.print("re-encrypted: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
 # --- run --------------------------------------------------------------------------------------

@@ -212,6 +212,19 @@ class ServiceSettings(_Section):
     outbox_interval_seconds: int = Field(default=10, ge=1)
 
 
+class SecuritySettings(_Section):
+    """Encryption at rest (docs/security.md)."""
+
+    encryption_keys: SecretStr | None = Field(
+        default=None, description="comma-separated Fernet keys, newest first; from the environment"
+    )
+
+    def keys(self) -> list[str]:
+        if self.encryption_keys is None:
+            return []
+        return [k.strip() for k in self.encryption_keys.get_secret_value().split(",") if k.strip()]
+
+
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_format: bool = False
@@ -269,6 +282,7 @@ class Config(BaseSettings):
     service: ServiceSettings = Field(default_factory=ServiceSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     audit: AccessAuditSettings = Field(default_factory=AccessAuditSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
     connectors: list[ConnectorEntry] = Field(default_factory=list)
 
     # where the file was; not a setting

@@ -15,6 +15,7 @@ from governance_bot.outbox import OutboxSender, Sink
 from governance_bot.pipeline import Pipeline
 from governance_bot.register_store import ImportSummary, import_registers, load_registers
 from governance_bot.registers import RegisterError, RegisterIndex, read_csv, read_toml
+from governance_bot.storage import crypto
 from governance_bot.storage.db import Database
 from rules.engine import DetectionEngine
 
@@ -85,6 +86,7 @@ class Runtime:
     def from_config(cls, config: Config, *, create_schema: bool = True,
                     import_registers_from_config: bool = True,
                     with_connectors: bool = True) -> Runtime:
+        crypto.configure(config.security.keys())
         db = Database(config.database_url, echo=config.database.echo)
         db.ensure_schema(create_if_empty=create_schema)
         if import_registers_from_config:

@@ -30,7 +30,8 @@ def make_config(tmp_path: Path) -> Callable[..., Config]:
 
 
 def _config_maker(tmp_path: Path, url: str) -> Callable[..., Config]:
-    def make(extra: str = "", disabled: tuple[str, ...] = ()) -> Config:
+    def make(extra: str = "", disabled: tuple[str, ...] = (),
+             env: dict[str, str] | None = None) -> Config:
         shutil.copy(EXAMPLES / "registers.toml", tmp_path / "registers.toml")
         disabled_list = ", ".join(f'"{d}"' for d in disabled)
         text = (
@@ -39,7 +40,7 @@ def _config_maker(tmp_path: Path, url: str) -> Callable[..., Config]:
             f"[detection]\ndisabled_rules = [{disabled_list}]\n" + extra
         )
         (tmp_path / "config.toml").write_text(text)
-        return load_config(tmp_path / "config.toml", env={})
+        return load_config(tmp_path / "config.toml", env=env or {})
 
     return make
 

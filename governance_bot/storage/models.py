@@ -20,6 +20,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from governance_bot.storage.crypto import EncryptedJSON, EncryptedText
+
 __all__ = [
     "Account",
     "AuditEvent",
@@ -111,7 +113,7 @@ class ItemVersion(Base):
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
     version: Mapped[int] = mapped_column(Integer)
     content_hash: Mapped[str] = mapped_column(String(64))
-    data: Mapped[dict[str, Any]]
+    data: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON)
     seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     detected_at: Mapped[datetime | None]
 
@@ -154,7 +156,7 @@ class Finding(Base):
     score: Mapped[float]
     route: Mapped[str] = mapped_column(String(32))
     subject: Mapped[str | None] = mapped_column(String(256))
-    evidence: Mapped[dict[str, Any]]
+    evidence: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON)
     explanation: Mapped[str] = mapped_column(Text)
     item_created_at: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -239,7 +241,7 @@ class Staff(Base):
     __tablename__ = "register_staff"
 
     staff_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    data: Mapped[dict[str, Any]]
+    data: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -247,7 +249,7 @@ class Learner(Base):
     __tablename__ = "register_learners"
 
     learner_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    data: Mapped[dict[str, Any]]
+    data: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -255,7 +257,7 @@ class Account(Base):
     __tablename__ = "register_accounts"
 
     account_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    data: Mapped[dict[str, Any]]
+    data: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -269,7 +271,7 @@ class FlagDecision(Base):
     action: Mapped[str] = mapped_column(String(32))
     staff_id: Mapped[str] = mapped_column(String(128))
     slack_user_id: Mapped[str | None] = mapped_column(String(64))
-    reason: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(EncryptedText)
     outcome: Mapped[str | None] = mapped_column(String(64))
     data: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
