@@ -35,8 +35,11 @@ __all__ = [
     "ordinal",
 ]
 
+# English names whatever the machine's locale (strftime's %A and %B follow the locale)
+_WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August",
+                "September", "October", "November", "December")
 _DEFAULT_KINDS = ("direct_message", "chat_message", "email", "comment", "reply")
-_REPLY_KINDS = frozenset({ItemKind.comment, ItemKind.reply})
 _DEFAULT_DUTY = (
     "Staff avoid contacting learners outside normal office hours "
     "(P1 \"What we expect of our staff\"; P2 \"Communicating with students\")."
@@ -50,10 +53,10 @@ def ordinal(n: int) -> str:
 
 
 def addressed_learners(item: Item, ctx: DetectionContext) -> list[Person]:
-    """The learners ``item`` is addressed to: its learner recipients or, for a comment or reply
-    with none, the author of the learner's post or comment it answers (from the thread)."""
+    """The learners ``item`` is addressed to: its learner recipients or, when it names no
+    recipients (a comment or reply), the learner whose post or message it answers."""
     learners = [p for p in item.recipients if p.role == Role.learner and p.register_id]
-    if learners or item.kind not in _REPLY_KINDS or not item.parent_id:
+    if learners or item.recipients or not item.parent_id:
         return learners
     for earlier in ctx.history.thread(item):
         if earlier.id == item.parent_id:
@@ -75,11 +78,16 @@ class OutOfHoursReason:
     code: str  # after_hours | closed_day | bank_holiday | closure | outside_term
 
     @property
+    def weekday(self) -> str:
+        return _WEEKDAY_NAMES[self.local.weekday()]
+
+    @property
     def when(self) -> str:
         """e.g. "22:30 on a Tuesday (10 March 2026, GMT)"."""
+        month = _MONTH_NAMES[self.local.month - 1]
         return (
-            f"{self.local:%H:%M} on a {self.local:%A} "
-            f"({self.local.day} {self.local:%B %Y}, {self.local.tzname()})"
+            f"{self.local:%H:%M} on a {self.weekday} "
+            f"({self.local.day} {month} {self.local.year}, {self.local.tzname()})"
         )
 
 
@@ -145,14 +153,15 @@ class OfficeHours:
         if self.outside_term_is_closed and _in_periods(day, self.term_dates) is None:
             return OutOfHoursReason(local, "outside term time", "outside_term")
         span = self.spans[local.weekday()]
+        day_name = _WEEKDAY_NAMES[local.weekday()]
         if span is None:
-            return OutOfHoursReason(local, f"{local:%A} is not a working day", "closed_day")
+            return OutOfHoursReason(local, f"{day_name} is not a working day", "closed_day")
         start, end = span
         now = local.time().replace(tzinfo=None)
         if not (start <= now < end):
             return OutOfHoursReason(
                 local,
-                f"outside working hours ({start:%H:%M}-{end:%H:%M} on {local:%A}s)",
+                f"outside working hours ({start:%H:%M}-{end:%H:%M} on {day_name}s)",
                 "after_hours",
             )
         return None

@@ -40,6 +40,7 @@ _KISS = re.compile(
     r"(?<![^\s!?,;)~(\"'])(?P<kiss>[xX]{1,6}|(?:[xX][oO]){1,4}[xX]?)"
     r"(?=$|[\s!?,;)~\"'\u2026]|[.:](?!\w))"
 )
+_TOKENS = re.compile(r"[\w']+")
 _WORD_BEFORE = re.compile(r"([\w'.]+)[\s,:]*$")
 _OPERATOR_BEFORE = re.compile(r"[\d=+\-*/×^<>%£$€#@:(\[]\s*$")
 
@@ -91,12 +92,17 @@ class Lexicon:
     not_after: frozenset[str] = field(default_factory=frozenset)
     label: str = ""
     pattern: re.Pattern[str] = field(init=False, repr=False)
+    first_words: frozenset[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.audience not in {"all", "learners"}:
             raise ValueError(f"lexicon {self.kind!r}: audience must be 'all' or 'learners'")
         if self.position not in {"any", "address", "signoff"}:
             raise ValueError(f"lexicon {self.kind!r}: position must be any, address or signoff")
+        # a cheap prefilter: the lexicon's regex runs only if one of these words is in the text
+        self.first_words = frozenset(
+            t.translate(_APOSTROPHES).split()[0].casefold().replace("'", "") for t in self.terms
+        )
         alternation = "|".join(
             _phrase_pattern(t) for t in sorted(self.terms, key=len, reverse=True)
         )
@@ -149,18 +155,24 @@ class KissFinder:
     * a single ``x``/``X`` or an upper-case run only at the end of a line (a sign-off), so
       "X (formerly Twitter)" and "XX/XX/2026" do not count;
     * never after a digit or an operator ("3 x 4", "= x") or after a word in ``not_after``
-      ("solve for x", "follow us on X", "Mr X", "Chapter XX").
+      ("solve for x", "follow us on X"); a capital one never after a word in
+      ``not_after_capital`` ("Mr X", "Generation X", "Chapter XX").
     """
 
     emoji: Sequence[str]
     not_after: frozenset[str]
+    not_after_capital: frozenset[str] = frozenset()
     severity: Severity = Severity.low
     score: float = 0.8
 
+    def __post_init__(self) -> None:
+        self._emoji = re.compile("|".join(re.escape(e) for e in self.emoji) or r"(?!)")
+
     def find(self, text: str) -> Iterator[Signal]:
-        for ch_index, ch in enumerate(text):
-            if ch in self.emoji:
-                yield Signal("kiss", ch, ch_index, ch_index + 1, self.severity, self.score)
+        for m in self._emoji.finditer(text):
+            yield Signal("kiss", m.group(), m.start(), m.end(), self.severity, self.score)
+        if "x" not in text and "X" not in text:
+            return
         for m in _KISS.finditer(text):
             token = m.group("kiss")
             start, end = m.span("kiss")
@@ -174,8 +186,12 @@ class KissFinder:
             if _OPERATOR_BEFORE.search(before):
                 continue
             word = _WORD_BEFORE.search(before)
-            if word and word.group(1).casefold().rstrip(".") in self.not_after:
-                continue
+            if word:
+                previous = word.group(1).casefold().rstrip(".")
+                if previous in self.not_after or (
+                    token[0] == "X" and previous in self.not_after_capital
+                ):
+                    continue
             yield Signal("kiss", token.lower(), start, end, self.severity, self.score)
 
 
@@ -209,6 +225,9 @@ class ToneDetector:
             kisses=KissFinder(
                 emoji=tuple(kiss.get("emoji", ["😘", "😙", "😚", "💋"])),
                 not_after=frozenset(w.casefold() for w in kiss.get("not_after", [])),
+                not_after_capital=frozenset(
+                    w.casefold() for w in kiss.get("not_after_capital", [])
+                ),
                 severity=Severity(kiss.get("severity", 2)),
                 score=float(kiss.get("score", 0.8)),
             ),
@@ -222,8 +241,11 @@ class ToneDetector:
         """Every tone signal in ``text``; learner-only lexicons when ``to_learners``."""
         text = text.translate(_APOSTROPHES)  # one character for one: spans stay put
         found = list(self.kisses.find(text))
+        words = {w.replace("'", "") for w in _TOKENS.findall(text.casefold())}
         for lexicon in self.lexicons:
             if lexicon.audience == "learners" and not to_learners:
+                continue
+            if lexicon.first_words.isdisjoint(words):
                 continue
             found.extend(lexicon.find(text))
         # one signal per span: the most serious wins where lexicons overlap

@@ -8,7 +8,7 @@ and item time (for repeated-contact rules).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -142,12 +142,7 @@ def run_example(
         history.record(past, list(detector.detect(past, ctx)))
     item = example_item(spec, index, name)
     ctx = DetectionContext(registers=index, history=history)
-    return [f.__class__(**{**_fields(f), "item_key": item.key})
-            for f in detector.detect(item, ctx)]
-
-
-def _fields(f: Finding) -> dict[str, Any]:
-    return {name: getattr(f, name) for name in f.__dataclass_fields__}
+    return [replace(f, item_key=item.key) for f in detector.detect(item, ctx)]
 
 
 def config_with(overrides: dict[str, Any] | None = None) -> Config:

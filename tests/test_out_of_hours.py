@@ -376,3 +376,18 @@ def test_prior_findings_are_asked_for_with_the_window_and_without_the_item_itsel
     assert (rule_id, subject, excluded) == ("out_of_hours", "staff:S006>learner:L003", item.key)
     assert until == datetime(2026, 3, 10, 22, 30, tzinfo=UTC)
     assert until - since == timedelta(days=14)
+
+
+def test_messages_sent_as_the_official_account_can_be_included_by_the_pack() -> None:
+    pack = load_pack("out_of_hours")
+    pack = {**pack, "messages": {**pack["messages"], "author_roles": ["staff", "organisation"]}}
+    det = OutOfHoursDetector.from_pack(pack, config_with())
+    org = {"id": "104000000001", "handle": "BrookfieldAcademy"}
+    item = example_index().resolve(Item.model_validate({
+        "id": "org-dm", "platform": "facebook", "account": "brookfield-facebook",
+        "kind": "direct_message", "author": org, "recipients": [{"handle": "@maisie.fb"}],
+        "created_at": "2026-03-10T22:30:00+00:00", "text": TEXT}))
+    [finding] = scan([item], det)[0]
+    assert finding.subject == "organisation:brookfield-facebook>learner:L002"
+    assert finding.explanation.startswith("The account brookfield-facebook messaged")
+    assert scan([item])[0] == []  # the shipped pack checks staff only

@@ -30,7 +30,9 @@ def _examples() -> list[Any]:
             pack = tomllib.load(fh)
         for expect in ("must_catch", "must_not_catch"):
             for n, spec in enumerate(pack.get(expect, [])):
-                label = spec.get("name") or spec.get("text", "")[:40]
+                if isinstance(spec, str):  # the shorthand: just the text
+                    spec = {"text": spec}
+                label = spec.get("name") or spec.get("why") or spec.get("text", "")[:40]
                 params.append(pytest.param(
                     rule_id, pack, expect, spec, f"{rule_id}-{expect}-{n}",
                     id=f"{rule_id}:{expect}:{n}:{label}",
@@ -68,6 +70,38 @@ def test_rule_pack_example(
         assert max(f.severity for f in mine) == Severity(spec["expect_severity"])
     if "expect_route" in spec:
         assert Route(spec["expect_route"]) in {f.route for f in mine}
+    if "learner" in spec:  # the learner the finding must name
+        assert f"learner:{spec['learner']}" in {f.evidence.register_entry for f in mine}
     for f in mine:
         assert f.explanation
         assert f.category.value == pack.get("rule", {}).get("category", f.category.value)
+
+
+def test_an_example_written_as_just_its_text_is_the_accounts_own_post_on_a_term_day() -> None:
+    from governance_bot.items import ItemKind, Role, Visibility
+    from tests.helpers import example_item
+
+    item = example_item({"text": "Well done to the netball team"}, example_index(), "ex-1")
+    assert item.kind == ItemKind.post
+    assert item.visibility == Visibility.public
+    assert item.author.role == Role.organisation
+    assert item.account == "brookfield-facebook" and item.platform == "facebook"
+    assert item.created_at.isoformat() == "2026-11-18T12:00:00+00:00"
+
+
+def test_example_shorthands_for_authors_and_recipients() -> None:
+    from governance_bot.items import Role
+    from tests.helpers import example_item
+
+    item = example_item({"text": "hi", "kind": "direct_message",
+                         "author_handle": "@dan_mensah_88", "recipients": ["@maisie.fb"]},
+                        example_index(), "ex-3")
+    assert (item.author.role, item.author.register_id) == (Role.staff, "S006")
+    assert [(p.role, p.register_id) for p in item.recipients] == [(Role.learner, "L002")]
+
+
+def test_an_example_on_an_account_not_in_the_registers_is_refused() -> None:
+    from tests.helpers import example_item
+
+    with pytest.raises(ValueError, match="not in the registers"):
+        example_item({"text": "hi", "account": "nowhere"}, example_index(), "ex-2")

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from governance_bot.items import Item
 from governance_bot.routing import Router
@@ -56,6 +58,8 @@ def to_learner(text: str) -> list[Finding]:
         ("Great work today X", "kiss", "x"),
         ("Well done! x", "kiss", "x"),
         ("Thanks for staying late x\nMiss Carrington", "kiss", "x"),
+        ("Thanks for tidying the art room x", "kiss", "x"),
+        ("Have a good day x", "kiss", "x"),
         ("Good luck tomorrow xx see you after", "kiss", "xx"),
         ("Love the drawing xxx 🎨", "kiss", "xxx"),
         ("Night xoxo", "kiss", "xoxo"),
@@ -74,7 +78,9 @@ def to_learner(text: str) -> list[Finding]:
         ("Sweet dreams, big day tomorrow", "over_familiar", "sweet dreams"),
         ("Sending hugs", "over_familiar", "sending hugs"),
         ("This can be our little secret", "over_familiar", "our little secret"),
-        ("Dont tell your mum I gave you the answers", "over_familiar", "dont tell your"),
+        ("Dont tell your mum I gave you the answers", "over_familiar", "dont tell your mum"),
+        ("just keep this between us", "over_familiar", "keep this between us"),
+        ("Mwah! see you Monday", "kiss", "mwah"),
         ("Honestly you’re my favourite in the group", "over_familiar", "you're my favourite"),
         ("you look gorgeous in that photo", "over_familiar", "you look gorgeous"),
         ("Please delete this message after reading", "over_familiar", "delete this message"),
@@ -127,6 +133,9 @@ def test_a_staff_message_to_a_learner_is_flagged(text: str, kind: str, term: str
         "Excellent work on the extension task.",
         "Your hex value was 0xFF",
         "Use the xlsx template",
+        "Don't tell anyone your password",
+        "Please don't tell your friends the answers before they sit the test",
+        "Write your name and put an X in the box",
     ],
 )
 def test_ordinary_staff_messages_to_a_learner_are_not_flagged(text: str) -> None:
@@ -237,3 +246,32 @@ def test_a_pack_with_a_bad_position_is_refused() -> None:
                                               "position": "middle"}]}
     with pytest.raises(ValueError, match="position"):
         ToneDetector.from_pack(pack)
+
+
+# --- robustness ---------------------------------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("xXo hunbe,.!?\n'’😘3=(")) | st.characters(),
+               max_size=80))
+def test_any_text_gives_spans_inside_it_and_never_fails(text: str) -> None:
+    for signal in _DETECTOR.signals(text, to_learners=True):
+        assert 0 <= signal.start < signal.end <= len(text)
+        assert text[signal.start:signal.end].replace("’", "'").casefold() == signal.term
+
+
+def test_detection_logs_nothing_about_the_message_above_debug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from rules.out_of_hours import OutOfHoursDetector
+
+    late = item("Our little secret, hun xx", id="late")
+    late = late.model_copy(update={"created_at": late.created_at.replace(hour=23)})
+    ooh = OutOfHoursDetector.from_pack(load_pack("out_of_hours"), config_with())
+    with caplog.at_level("DEBUG"):
+        assert findings(late) and findings(late, detector=_DETECTOR)
+        ctx = DetectionContext(registers=example_index(), history=MemoryHistory())
+        assert list(ooh.detect(late, ctx))
+    above_debug = " ".join(r.getMessage() for r in caplog.records if r.levelname != "DEBUG")
+    for secret in ("secret", "Ruby", "ruby.fletcher", "L006"):
+        assert secret not in above_debug
