@@ -258,3 +258,20 @@ def test_any_text_gives_spans_inside_it_and_never_fails(text: str) -> None:
     for signal in _DETECTOR.signals(text, to_learners=True):
         assert 0 <= signal.start < signal.end <= len(text)
         assert text[signal.start:signal.end].replace("’", "'").casefold() == signal.term
+
+
+def test_detection_logs_nothing_about_the_message_above_debug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from rules.out_of_hours import OutOfHoursDetector
+
+    late = item("Our little secret, hun xx", id="late")
+    late = late.model_copy(update={"created_at": late.created_at.replace(hour=23)})
+    ooh = OutOfHoursDetector.from_pack(load_pack("out_of_hours"), config_with())
+    with caplog.at_level("DEBUG"):
+        assert findings(late) and findings(late, detector=_DETECTOR)
+        ctx = DetectionContext(registers=example_index(), history=MemoryHistory())
+        assert list(ooh.detect(late, ctx))
+    above_debug = " ".join(r.getMessage() for r in caplog.records if r.levelname != "DEBUG")
+    for secret in ("secret", "Ruby", "ruby.fletcher", "L006"):
+        assert secret not in above_debug
