@@ -400,3 +400,23 @@ def test_the_same_mail_in_two_folders_is_one_item(dovecot_server: DovecotServer)
         second.close()
     assert len(result.items) == 2
     assert len({i.id for i in result.items}) == 2
+
+
+def test_a_connection_the_server_closed_between_polls_is_reopened(
+    mailbox: Mailbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Servers drop idle sessions (and admins kick them): the next poll reconnects."""
+    caplog.set_level(logging.WARNING, logger="connectors.imap")
+    mailbox.append(make_mail(1))
+    conn = mailbox.connector()
+    try:
+        first = conn.fetch(None)
+        mailbox.server.kick(mailbox.user)  # doveadm kick: every session of the user is closed
+        mailbox.admin = mailbox._login()
+        mailbox.append(make_mail(2))
+        second = conn.fetch(first.cursor)
+    finally:
+        conn.close()
+    assert [i.text.splitlines()[0] for i in second.items] == ["Session reminder 2"]
+    assert any("reconnecting" in r.getMessage() for r in caplog.records), \
+        "the kick must really have closed the connector's session"

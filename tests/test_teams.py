@@ -150,6 +150,25 @@ def test_channel_messages_and_their_replies_are_read_with_mentions_as_recipients
     assert [p.id for p in answer.recipients] == [f"teams:{TUTOR_AAD}"]
 
 
+def test_an_expired_access_token_is_renewed_before_the_next_call(graph: respx.MockRouter) -> None:
+    graph.get(DELTA).mock(return_value=httpx.Response(200, json=delta_page(
+        [], delta_link=f"{DELTA}?$deltatoken=x")))
+    now = [1_773_000_000.0]
+    data = {**teams_settings(BASE), "name": "teams", "account": "brookfield-teams",
+            "client_secret": SECRET, "client_state": CLIENT_STATE}
+    conn = TeamsConnector(TeamsSettings.model_validate(data), sleep=lambda s: None,
+                          clock=lambda: now[0])
+    conn.fetch(None)
+    conn.fetch(None)
+    token_calls = [c for c in graph.calls if c.request.url.path.endswith("/token")]
+    assert len(token_calls) == 1  # still valid: reused
+    now[0] += 3600  # the token lasts 3599 s
+    conn.fetch(None)
+    token_calls = [c for c in graph.calls if c.request.url.path.endswith("/token")]
+    assert len(token_calls) == 2
+    assert b"client_secret=" + SECRET.encode() in token_calls[0].request.content
+
+
 def test_the_connector_is_registered_as_teams() -> None:
     assert load("teams") is TeamsConnector
 
