@@ -18,6 +18,9 @@ How it reads:
   a cursor that points just after it.
 - A message whose MIME structure is broken is skipped and reported (folder and UID, never its
   content); everything else goes on.
+- Exchange / Microsoft 365 journal reports (``X-MS-Journal-Report``) are unwrapped: the item is
+  the original message attached to the report, and the report's envelope recipients (Bcc and
+  expanded distribution lists) are added to its recipients.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import logging
+import re
 import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -221,6 +225,9 @@ def parse_message(
     ]
     if broken:
         raise SkippableRecord(f"{where}: broken MIME structure ({', '.join(sorted(set(broken)))})")
+    if "X-MS-Journal-Report" in msg:
+        return _journalled(msg, platform=platform, account=account, folder=folder, uid=uid,
+                           internal_date=internal_date, where=where)
     senders = _addresses(msg, "From") or _addresses(msg, "Sender")
     if not senders:
         raise SkippableRecord(f"{where}: no readable From address")
@@ -267,6 +274,37 @@ def parse_message(
         "subject": subject or None,
         "folder": folder,
     })
+
+
+_ENVELOPE_RECIPIENT = re.compile(r"^(?:Recipient|To|Cc|Bcc):\s*([^,\s]+@[^,\s]+)", re.MULTILINE)
+
+
+def _journalled(report: EmailMessage, *, platform: str, account: str, folder: str | None,
+                uid: int | None, internal_date: datetime | None, where: str) -> Item:
+    """An Exchange / Microsoft 365 journal report: the item is the original message attached to
+    it, with every envelope recipient (Bcc and expanded lists included) among its recipients."""
+    original = None
+    for part in report.walk():
+        if part.get_content_type() == "message/rfc822":
+            inner = part.get_payload()
+            original = inner[0] if isinstance(inner, list) and inner else None
+            break
+    if not isinstance(original, EmailMessage):
+        raise SkippableRecord(f"{where}: a journal report without the original message attached")
+    item = parse_message(original.as_bytes(), platform=platform, account=account, folder=folder,
+                         uid=uid, internal_date=internal_date)
+    envelope = report.get_body(preferencelist=("plain",))
+    lines = envelope.get_content() if envelope is not None else ""
+    known = {p.email for p in item.recipients}
+    extra = []
+    for address in _ENVELOPE_RECIPIENT.findall(lines if isinstance(lines, str) else ""):
+        address = address.strip("<>").lower()
+        if address not in known and address != item.author.email:
+            known.add(address)
+            extra.append(Person.model_validate({"id": address, "email": address,
+                                                "header": "envelope"}))
+    return item.model_copy(update={"recipients": [*item.recipients, *extra],
+                                   "journal_report": True})
 
 
 class ImapConnector(Connector):

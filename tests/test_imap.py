@@ -420,3 +420,52 @@ def test_a_connection_the_server_closed_between_polls_is_reopened(
     assert [i.text.splitlines()[0] for i in second.items] == ["Session reminder 2"]
     assert any("reconnecting" in r.getMessage() for r in caplog.records), \
         "the kick must really have closed the connector's session"
+
+
+def journal_report(original: bytes, envelope: str) -> bytes:
+    """An Exchange journal report as a journaling mailbox receives it: envelope text plus the
+    original message attached (message/rfc822)."""
+    from email import message_from_bytes
+    from email import policy as email_policy
+
+    report = EmailMessage()
+    report["From"] = "Microsoft Outlook <MicrosoftExchange329e71ec@brookfield.example.org>"
+    report["To"] = "journal@brookfield.example.org"
+    report["Subject"] = "Session reminder 1"
+    report["Date"] = "Tue, 10 Mar 2026 09:01:00 +0000"
+    report["Message-ID"] = "<journal-0001@brookfield.example.org>"
+    report["X-MS-Journal-Report"] = ""
+    report.set_content(envelope)
+    report.add_attachment(message_from_bytes(original, policy=email_policy.default))
+    return report.as_bytes()
+
+
+def test_a_journal_report_is_read_as_the_original_message_with_bcc_recipients(
+    mailbox: Mailbox,
+) -> None:
+    original = make_mail(1, message_id="<orig-1@brookfield.example.org>")
+    envelope = ("Sender: d.mensah@brookfield.example.org\n"
+                "Subject: Session reminder 1\n"
+                "Message-Id: <orig-1@brookfield.example.org>\n"
+                f"Recipient: {LEARNER}\n"
+                "Recipient: ethan.nwosu@students.brookfield.example.org\n")
+    mailbox.append(journal_report(original, envelope))
+    conn = mailbox.connector()
+    try:
+        (item,) = conn.fetch(None).items
+    finally:
+        conn.close()
+    assert item.id == "orig-1@brookfield.example.org"
+    assert item.author.email == TUTOR
+    assert [(p.email, p.model_extra["header"]) for p in item.recipients] == [
+        (LEARNER, "to"), ("ethan.nwosu@students.brookfield.example.org", "envelope")]
+    assert item.model_extra["journal_report"] is True
+
+
+def test_a_journal_report_without_the_original_is_skipped() -> None:
+    msg = EmailMessage()
+    msg["From"] = "journal@brookfield.example.org"
+    msg["X-MS-Journal-Report"] = ""
+    msg.set_content("Sender: someone@brookfield.example.org\n")
+    with pytest.raises(SkippableRecord, match="without the original message"):
+        parse_message(msg.as_bytes(), platform="email", account="a")
