@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from governance_bot.config import Config
+from governance_bot.history import MemoryHistory
 from governance_bot.items import Item, Media, Person
 from governance_bot.registers import Learner, RegisterIndex, Registers, StaffMember, read_toml
 from rules.base import Category, DetectionContext, Finding, Route, Severity
@@ -29,30 +30,13 @@ REPO = Path(__file__).resolve().parent.parent
 PACK = load_pack("learner_pii")
 
 
-class InMemoryHistory:
-    """Thread context and earlier findings, kept in lists (no database)."""
-
-    def __init__(self, items: Sequence[Item] = ()):
-        self.items = list(items)
-        self.findings: list[tuple[str, str, datetime, str]] = []
-
-    def thread(self, item: Item, limit: int = 200) -> Sequence[Item]:
-        same = [i for i in self.items if i.thread_key == item.thread_key and i.key != item.key]
-        return sorted(same, key=lambda i: i.created_at)[-limit:]
-
-    def prior_findings(self, rule_id: str, subject: str, since: datetime, until: datetime,
-                       exclude_item_key: str | None = None) -> Sequence[datetime]:
-        return [t for r, s, t, k in self.findings
-                if r == rule_id and s == subject and since <= t <= until and k != exclude_item_key]
-
-
 def example_registers() -> Registers:
     return read_toml(REPO / "examples" / "registers.toml")
 
 
 def context(registers: Registers | None = None) -> DetectionContext:
     return DetectionContext(registers=RegisterIndex(registers or example_registers()),
-                            history=InMemoryHistory())
+                            history=MemoryHistory())
 
 
 CTX = context()
