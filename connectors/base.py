@@ -266,6 +266,11 @@ class HttpConnector(Connector):
         """Headers that authenticate a request (subclasses; secrets never logged)."""
         return {}
 
+    def effective_status(self, response: httpx.Response) -> int:
+        """The HTTP status to act on. Platforms that signal expired tokens or rate limits in the
+        body (Graph API error codes in a 400) map them to 401/429 here."""
+        return response.status_code
+
     def check_rate_limit(self, response: httpx.Response) -> float | None:
         """Seconds to pause *before the next request* when a platform says usage is near its
         limit (Graph's X-App-Usage, X's x-rate-limit-remaining). None: no pause."""
@@ -297,7 +302,7 @@ class HttpConnector(Connector):
                 self._backoff(attempt, None)
                 attempt += 1
                 continue
-            status = response.status_code
+            status = self.effective_status(response)
             if status < 400:
                 pause = self.check_rate_limit(response)
                 if pause:
