@@ -195,9 +195,8 @@ class Connector:
         raise NotImplementedError
 
     def moderation_actions(self) -> frozenset[ModerationAction]:
-        return frozenset(
-            ModerationAction(c.value) for c in self.capabilities if c.value in ModerationAction
-        )
+        names = {a.value for a in ModerationAction}
+        return frozenset(ModerationAction(c.value) for c in self.capabilities if c.value in names)
 
     def moderate(self, item: Item, action: ModerationAction) -> ModerationResult:
         raise FatalError(f"{self.name}: {self.type} cannot {action.value} items")

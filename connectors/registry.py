@@ -17,6 +17,10 @@ ENTRY_POINT_GROUP = "governance_bot.connectors"
 BUILTINS: dict[str, str] = {
     "jsonl": "connectors.jsonl:JsonlConnector",
     "facebook": "connectors.facebook:FacebookPageConnector",
+    "youtube": "connectors.youtube:YouTubeConnector",
+    "mastodon": "connectors.mastodon:MastodonConnector",
+    "bluesky": "connectors.bluesky:BlueskyConnector",
+    "tiktok": "connectors.tiktok:TikTokConnector",
 }
 
 

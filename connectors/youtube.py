@@ -14,6 +14,7 @@ then refreshed before it expires). Scope ``https://www.googleapis.com/auth/youtu
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from pydantic import Field, SecretStr, model_validator
@@ -27,7 +28,6 @@ from connectors.base import (
     ListingWindow,
     ModerationAction,
     ModerationResult,
-    utc_now,
 )
 from connectors.social_common import (
     SocialSettings,
@@ -247,7 +247,7 @@ class YouTubeConnector(HttpConnector):
         """Uploads and comment threads back to the start of the recheck window, each listing
         complete: the channel's uploads (``parent_id`` = channel id), each video's top-level
         comments, each thread's replies, so the archive can tell what was deleted."""
-        now = utc_now()
+        now = datetime.fromtimestamp(self.clock(), UTC)
         start = listing_start(cursor, now, self.settings)
         problems: list[str] = []
         items: list[Item] = []

@@ -39,7 +39,7 @@ class Interaction:
 
 def load_cassette(path: Path) -> list[Interaction]:
     with path.open(encoding="utf-8") as fh:
-        data = yaml.safe_load(fh)
+        data = yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     out = []
     for entry in data.get("interactions", []):
         req, resp = entry["request"], entry["response"]
