@@ -80,7 +80,8 @@ def _media(record: dict[str, Any], view: dict[str, Any] | None, did: str) -> lis
         url = view_images[i].get("fullsize") if i < len(view_images) else None
         if not url and cid:
             url = f"https://cdn.bsky.app/img/feed_fullsize/plain/{did}/{cid}@jpeg"
-        out.append(Media(url=url, mime_type=blob.get("mimeType"), alt_text=image.get("alt") or None))
+        out.append(Media(url=url, mime_type=blob.get("mimeType"),
+                         alt_text=image.get("alt") or None))
     return out
 
 
@@ -238,8 +239,10 @@ class BlueskyConnector(HttpConnector):
             lambda entry: to_utc(entry["post"].get("indexedAt")
                                  or entry["post"]["record"]["createdAt"]),
         )
+        # reposts (a "reason") are someone else's posts
         own_posts = [e["post"] for e in feed
-                     if isinstance(e, dict) and "reason" not in e and isinstance(e.get("post"), dict)
+                     if isinstance(e, dict) and "reason" not in e
+                     and isinstance(e.get("post"), dict)
                      and (e["post"].get("author") or {}).get("did") == did]
         own = [i for i in parse_records(own_posts, lambda p: post_item(p, acct, own_did=did),
                                         f"{self.name}: app.bsky.feed.getAuthorFeed", problems)

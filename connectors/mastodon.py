@@ -229,7 +229,11 @@ class MastodonConnector(HttpConnector):
             context = self.get_json(f"/api/v1/statuses/{status.id}/context")
             thread = status.thread_id or status.id
             descendants = (context or {}).get("descendants") or []
-            add(parse_records(descendants, lambda s, t=thread: status_item(s, acct, thread_id=t),
+
+            def reply(s: dict[str, Any], thread: str = thread) -> Item | None:
+                return status_item(s, acct, thread_id=thread)
+
+            add(parse_records(descendants, reply,
                               f"{self.name}: /api/v1/statuses/{status.id}/context", problems))
             windows.append(ListingWindow(start=status.created_at, end=now, parent_id=status.id))
 

@@ -22,6 +22,7 @@ __all__ = [
     "html_to_text",
     "is_not_found",
     "listing_start",
+    "parse_one",
     "parse_records",
     "to_utc",
 ]
@@ -70,10 +71,7 @@ def html_to_text(html: str | None) -> str:
     for br in soup.find_all("br"):
         br.replace_with("\n")
     paragraphs = soup.find_all("p")
-    if paragraphs:
-        text = "\n\n".join(p.get_text() for p in paragraphs)
-    else:
-        text = soup.get_text()
+    text = "\n\n".join(p.get_text() for p in paragraphs) if paragraphs else soup.get_text()
     return text.strip()
 
 
@@ -114,6 +112,22 @@ def parse_records(
             yield from parsed
         else:
             yield parsed
+
+
+def parse_one(record: T, parse: Callable[[T], Item | list[Item] | None], where: str,
+              problems: list[str]) -> list[Item]:
+    """Like :func:`parse_records` for one record whose position ``where`` already names."""
+    try:
+        parsed = parse(record)
+    except (KeyError, TypeError, ValueError, AttributeError, ValidationError,
+            SkippableRecord) as exc:
+        message = f"{where}: skipped, {_describe(exc)}"
+        log.warning("%s", message)
+        problems.append(message)
+        return []
+    if parsed is None:
+        return []
+    return parsed if isinstance(parsed, list) else [parsed]
 
 
 def _describe(exc: Exception) -> str:

@@ -95,8 +95,6 @@ def comment_item(comment: dict[str, Any], account: str, video_id: str) -> Item:
         parent_id=str(parent) if parent else video_id,
         thread_id=video_id,
         raw=comment,
-        video_id=video_id,
-        owner=bool(comment.get("owner")),
     )
 
 
@@ -147,7 +145,9 @@ class TikTokConnector(HttpConnector):
                     oldest = to_utc(records[-1]["create_time"])
                 except (KeyError, TypeError, ValueError):
                     oldest = None
-            if not data.get("has_more") or not records or (oldest is not None and oldest < start):
+            if not data.get("has_more") or not records:
+                break
+            if start is not None and oldest is not None and oldest < start:
                 break
             cursor = data.get("cursor")
         return out
@@ -172,8 +172,12 @@ class TikTokConnector(HttpConnector):
                 "sort_field": "create_time", "sort_order": "desc", "max_count": 30,
             }, "comments", start)
             where = f"{self.name}: business/comment/list/ video {post.id}"
-            tops = [c for c in parse_records(comments, lambda c, v=post.id: comment_item(c, acct, v),
-                                             where, problems) if c.created_at >= start]
+
+            def on_video(c: dict[str, Any], video: str = post.id) -> Item:
+                return comment_item(c, acct, video)
+
+            tops = [c for c in parse_records(comments, on_video, where, problems)
+                    if c.created_at >= start]
             items.extend(tops)
             windows.append(ListingWindow(start=start, end=now, parent_id=post.id))
             for top in tops:
@@ -184,7 +188,7 @@ class TikTokConnector(HttpConnector):
                     "status": "ALL", "max_count": 30,
                 }, "comments", None)
                 items.extend(parse_records(
-                    replies, lambda c, v=post.id: comment_item(c, acct, v),
+                    replies, on_video,
                     f"{self.name}: business/comment/reply/list/ comment {top.id}", problems))
                 windows.append(ListingWindow(start=top.created_at, end=now, parent_id=top.id))
         return FetchResult(items=items, cursor={"polled_at": now.isoformat()}, windows=windows,
@@ -197,9 +201,9 @@ class TikTokConnector(HttpConnector):
             return ModerationResult(ok=False, action=action,
                                     detail="videos are removed in the TikTok app, not the API")
         business = self.settings.business_id
-        video_id = getattr(item, "video_id", None) or item.thread_id
+        video_id = item.thread_id  # a comment's thread is its video
         if action == ModerationAction.delete:
-            if not getattr(item, "owner", False):
+            if not (item.raw or {}).get("owner"):
                 return ModerationResult(
                     ok=False, action=action,
                     detail="TikTok lets an account delete only its own comments; hide it instead")

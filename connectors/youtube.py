@@ -34,6 +34,7 @@ from connectors.social_common import (
     html_to_text,
     is_not_found,
     listing_start,
+    parse_one,
     parse_records,
     to_utc,
 )
@@ -115,7 +116,6 @@ def comment_item(comment: dict[str, Any], account: str, *, video_id: str | None,
         thread_id=video_id or thread_id or parent or comment_id,
         url=f"{WATCH_URL}{video_id}&lc={comment_id}" if video_id else None,
         raw=comment,
-        moderation_status=snippet.get("moderationStatus"),
     )
 
 
@@ -278,9 +278,9 @@ class YouTubeConnector(HttpConnector):
         })):
             older = False
             where = f"{self.name}: commentThreads page {page_no + 1}"
-            for thread in page.get("items", []):
-                parsed = list(parse_records([thread], lambda t: thread_items(t, acct), where,
-                                            problems))
+            for index, thread in enumerate(page.get("items", [])):
+                parsed = parse_one(thread, lambda t: thread_items(t, acct),
+                                   f"{where}, record {index}", problems)
                 if not parsed:
                     continue
                 top = parsed[0]

@@ -16,7 +16,7 @@ import httpx
 import respx
 import yaml
 
-__all__ = ["Interaction", "load_cassette", "mount_cassette", "json_response"]
+__all__ = ["Interaction", "json_response", "load_cassette", "mount_cassette"]
 
 
 @dataclass(frozen=True, slots=True)
