@@ -13,6 +13,7 @@ cursors live here so every connector behaves the same (tests/contract).
 
 from __future__ import annotations
 
+import builtins
 import logging
 import random
 import time
@@ -104,7 +105,8 @@ class AccountFacts:
     """What a platform reports about an account, for the weekly audit."""
 
     account_id: str
-    admins: list[dict[str, Any]] = field(default_factory=list)  # {id, name, email, role, two_factor}
+    # admins: {id, name, email, role, two_factor}
+    admins: list[dict[str, Any]] = field(default_factory=list)
     privacy: dict[str, Any] = field(default_factory=dict)  # setting -> value as reported
     follows: list[str] = field(default_factory=list)  # handles/ids this account follows
     meetings: list[dict[str, Any]] = field(default_factory=list)
@@ -174,7 +176,7 @@ class Connector:
 
     type: ClassVar[str] = ""
     description: ClassVar[str] = ""
-    Settings: ClassVar[type[ConnectorSettings]] = ConnectorSettings
+    Settings: ClassVar[builtins.type[ConnectorSettings]] = ConnectorSettings
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.read})
 
     def __init__(self, settings: ConnectorSettings, **_: Any):

@@ -54,7 +54,9 @@ class OrganisationSettings(_Section):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r} (use a name like Europe/London)") from exc
+            raise ValueError(
+                f"unknown time zone {value!r} (use a name like Europe/London)"
+            ) from exc
         return value
 
 
@@ -139,13 +141,69 @@ class DeliverySettings(_Section):
     mask_learner_details: bool = True
 
 
+class RotaEntry(_Section):
+    """Out-of-hours cover: who is on call for safeguarding escalations in a weekly slot."""
+
+    days: list[Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
+                       "sunday"]] = Field(default_factory=lambda: list(_WEEKDAYS))
+    hours: str = Field(default="00:00-23:59", description='local time span like "18:00-23:59"')
+    staff: list[str] = Field(min_length=1, description="staff_ids on call, in order")
+
+    @field_validator("hours")
+    @classmethod
+    def _span(cls, value: str) -> str:
+        try:
+            _parse_span(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a span like \"18:00-23:59\" ({exc})") from exc
+        return value
+
+
 class SlackSettings(_Section):
+    """The Slack app (docs/slack.md). Tokens fall back to SLACK_BOT_TOKEN, SLACK_APP_TOKEN and
+    SLACK_SIGNING_SECRET in the environment."""
+
     enabled: bool = False
     bot_token: SecretStr | None = None
     signing_secret: SecretStr | None = None
     app_token: SecretStr | None = None
-    base_url: str | None = Field(default=None, description="Slack Web API base URL (tests)")
+    api_url: str | None = Field(default=None, description="Slack Web API base URL, e.g. for tests")
+    base_url: str | None = Field(default=None, description="older name of api_url")
     mode: Literal["http", "socket"] = "http"
+    delivery: Literal["dm", "channel"] = Field(
+        default="dm", description="dm: one group DM per route; channel: the private channels below")
+    channels: dict[Literal["account_managers", "dsl", "digest"], str] = Field(
+        default_factory=dict, description="route -> private channel id (delivery = channel)")
+    dsl_content: Literal["full", "excerpt", "none"] = "excerpt"
+    escalation_minutes: dict[str, int] = Field(
+        default_factory=lambda: {"5": 15, "4": 60},
+        description="severity -> minutes a safeguarding flag may stay unacknowledged")
+    escalate_to: list[str] = Field(
+        default_factory=list, description="staff_ids contacted after the deputies (next contact)")
+    rota: list[RotaEntry] = Field(default_factory=list)
+    digest_time: str = Field(default="08:00", description="local time of the daily digest")
+    escalation_interval_seconds: int = Field(default=60, ge=5)
+
+    @field_validator("digest_time")
+    @classmethod
+    def _hhmm(cls, value: str) -> str:
+        try:
+            time.fromisoformat(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a time like \"08:00\"") from exc
+        return value
+
+    @field_validator("escalation_minutes")
+    @classmethod
+    def _minutes(cls, value: dict[str, int]) -> dict[str, int]:
+        for sev, minutes in value.items():
+            if sev not in {"1", "2", "3", "4", "5"} or minutes < 1:
+                raise ValueError(f"{sev} = {minutes}: use a severity 1-5 and at least 1 minute")
+        return value
+
+    @property
+    def web_api_url(self) -> str | None:
+        return self.api_url or self.base_url
 
 
 class ServiceSettings(_Section):
@@ -154,9 +212,48 @@ class ServiceSettings(_Section):
     outbox_interval_seconds: int = Field(default=10, ge=1)
 
 
+class SecuritySettings(_Section):
+    """Encryption at rest (docs/security.md)."""
+
+    encryption_keys: SecretStr | None = Field(
+        default=None, description="comma-separated Fernet keys, newest first; from the environment"
+    )
+
+    def keys(self) -> list[str]:
+        if self.encryption_keys is None:
+            return []
+        return [k.strip() for k in self.encryption_keys.get_secret_value().split(",") if k.strip()]
+
+
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_format: bool = False
+
+
+def _default_required_settings() -> dict[str, str | bool]:
+    return {"passcode": True, "waiting_room": True}
+
+
+class AccessAuditSettings(_Section):
+    """The weekly dual-access audit (docs/access-audit.md)."""
+
+    enabled: bool = True
+    # cron fields, in the organisation's time zone: default Monday 09:00
+    day_of_week: str = "mon"
+    hour: int = Field(default=9, ge=0, le=23)
+    minute: int = Field(default=0, ge=0, le=59)
+    chase_after_hours: int = Field(default=24, ge=1)
+    deadline_hours: int = Field(default=48, ge=2)
+    password_max_age_days: int = Field(
+        default=30, ge=0, description="0: no age limit (change on compromise, as the NCSC advises)"
+    )
+    require_two_factor: bool = True
+    min_managers: int = Field(default=2, ge=1)
+    required_settings: dict[str, str | bool] = Field(
+        default_factory=lambda: _default_required_settings(),
+        description="setting name -> the value the policy requires, where a platform reports it",
+    )
+    report_dir: Path = Path("reports")
 
 
 class ConnectorEntry(BaseModel):
@@ -184,6 +281,8 @@ class Config(BaseSettings):
     slack: SlackSettings = Field(default_factory=SlackSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    audit: AccessAuditSettings = Field(default_factory=AccessAuditSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
     connectors: list[ConnectorEntry] = Field(default_factory=list)
 
     # where the file was; not a setting

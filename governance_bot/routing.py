@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 from rules.base import Category, Finding, Route, Severity
 
-__all__ = ["ROUTE_PRIORITY", "Router", "STAFF_CONDUCT"]
+__all__ = ["ROUTE_PRIORITY", "STAFF_CONDUCT", "Router"]
 
 STAFF_CONDUCT = frozenset({
     Category.safeguarding,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -20,15 +20,20 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from governance_bot.storage.crypto import EncryptedJSON, EncryptedText
+
 __all__ = [
     "Account",
     "AuditEvent",
     "AuditHead",
     "Base",
     "ConnectorState",
+    "DigestEntry",
     "Finding",
     "Flag",
+    "FlagDecision",
     "FlagMessage",
+    "InformedPerson",
     "ItemRecord",
     "ItemVersion",
     "Learner",
@@ -71,7 +76,11 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime,
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
 
 
 class ItemRecord(Base):
@@ -104,7 +113,7 @@ class ItemVersion(Base):
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
     version: Mapped[int] = mapped_column(Integer)
     content_hash: Mapped[str] = mapped_column(String(64))
-    data: Mapped[dict[str, Any]]
+    data: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON)
     seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     detected_at: Mapped[datetime | None]
 
@@ -147,7 +156,7 @@ class Finding(Base):
     score: Mapped[float]
     route: Mapped[str] = mapped_column(String(32))
     subject: Mapped[str | None] = mapped_column(String(256))
-    evidence: Mapped[dict[str, Any]]
+    evidence: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON)
     explanation: Mapped[str] = mapped_column(Text)
     item_created_at: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -232,7 +241,7 @@ class Staff(Base):
     __tablename__ = "register_staff"
 
     staff_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    data: Mapped[dict[str, Any]]
+    data: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -240,7 +249,7 @@ class Learner(Base):
     __tablename__ = "register_learners"
 
     learner_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    data: Mapped[dict[str, Any]]
+    data: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -248,5 +257,52 @@ class Account(Base):
     __tablename__ = "register_accounts"
 
     account_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    data: Mapped[dict[str, Any]]
+    data: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FlagDecision(Base):
+    """A decision on a flag taken in Slack (remove, keep, escalate, acknowledge, outcome, assign)."""
+
+    __tablename__ = "flag_decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    flag_id: Mapped[int] = mapped_column(ForeignKey("flags.id"), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    staff_id: Mapped[str] = mapped_column(String(128))
+    slack_user_id: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(EncryptedText)
+    outcome: Mapped[str | None] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InformedPerson(Base):
+    """Someone told about a removal (the learner named, a guardian, an employer), and how."""
+
+    __tablename__ = "flag_informed"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    flag_id: Mapped[int] = mapped_column(ForeignKey("flags.id"), index=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("flag_decisions.id"), index=True)
+    relation: Mapped[str] = mapped_column(String(32))  # learner, guardian, employer
+    register_id: Mapped[str | None] = mapped_column(String(128))
+    contact: Mapped[str] = mapped_column(String(512))
+    method: Mapped[str] = mapped_column(String(32))
+    informed_by: Mapped[str] = mapped_column(String(128))
+    informed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DigestEntry(Base):
+    """A low-severity flag waiting for the daily digest of its route."""
+
+    __tablename__ = "digest_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    flag_id: Mapped[int] = mapped_column(ForeignKey("flags.id"), index=True)
+    account: Mapped[str] = mapped_column(String(128))
+    route: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(index=True)
+
+    __table_args__ = (UniqueConstraint("flag_id", "route", name="uq_digest_entries_flag_route"),)

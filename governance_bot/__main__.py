@@ -1,0 +1,3 @@
+from governance_bot.cli import app
+
+app()

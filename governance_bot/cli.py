@@ -1,0 +1,572 @@
+"""The ``governance-bot`` command line.
+
+Exit codes (docs/cli.md):
+  0  success
+  1  a check failed (doctor found problems, audit-log verify found tampering)
+  2  usage or configuration error (every problem is listed)
+  3  the database schema is outdated: run `governance-bot db upgrade`
+  4  finished, but some input was skipped (only with --strict)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from governance_bot import __version__
+from governance_bot.config import Config, ConfigError, load_config
+from governance_bot.registers import RegisterError
+from governance_bot.storage.db import SchemaOutdated
+
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_CONFIG, EXIT_SCHEMA, EXIT_SKIPPED = 0, 1, 2, 3, 4
+
+app = typer.Typer(
+    name="governance-bot",
+    help="Keeps official social media and staff-learner channels safe: scan, flag, route, record.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+registers_app = typer.Typer(help="Who is who: staff, learners, accounts.", no_args_is_help=True)
+connectors_app = typer.Typer(help="Connectors to platforms and channels.", no_args_is_help=True)
+flags_app = typer.Typer(help="Flags raised so far.", no_args_is_help=True)
+auditlog_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+report_app = typer.Typer(help="Reports for governors.", no_args_is_help=True)
+keys_app = typer.Typer(help="Encryption keys for data at rest.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(registers_app, name="registers")
+app.add_typer(connectors_app, name="connectors")
+app.add_typer(flags_app, name="flags")
+app.add_typer(auditlog_app, name="audit-log")
+app.add_typer(report_app, name="report")
+app.add_typer(keys_app, name="keys")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+ConfigOpt = Annotated[
+    Path,
+    typer.Option("--config", "-c", envvar="GOVERNANCE_BOT_CONFIG",
+                 help="The config file (TOML). Env: GOVERNANCE_BOT_CONFIG."),
+]
+
+
+def _setup_logging(config: Config | None, verbose: bool = False) -> None:
+    from rich.logging import RichHandler
+
+    level = "DEBUG" if verbose else (config.logging.level if config else "INFO")
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    handler = RichHandler(console=err, show_path=False, rich_tracebacks=False)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level)
+    for noisy in ("httpx", "httpcore", "alembic", "apscheduler", "urllib3", "transformers"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def _load(path: Path) -> Config:
+    from governance_bot.storage import crypto
+
+    try:
+        config = load_config(path)
+        crypto.configure(config.security.keys())
+    except ConfigError as exc:
+        err.print(f"[red]{exc}[/red]", markup=True, soft_wrap=True)
+        raise typer.Exit(EXIT_CONFIG) from None
+    except crypto.KeyError_ as exc:
+        err.print(f"[red]{path}: security.encryption_keys: {exc}[/red]")
+        raise typer.Exit(EXIT_CONFIG) from None
+    _setup_logging(config)
+    return config
+
+
+@contextmanager
+def _runtime(config: Config, with_connectors: bool = True) -> Iterator[object]:
+    from governance_bot.runtime import Runtime
+
+    try:
+        runtime = Runtime.from_config(config, with_connectors=with_connectors)
+    except SchemaOutdated as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(EXIT_SCHEMA) from None
+    except RegisterError as exc:
+        err.print("[red]the registers named in the config have problems:[/red]")
+        for p in exc.problems:
+            err.print(f"  - {p}", soft_wrap=True)
+        raise typer.Exit(EXIT_CONFIG) from None
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                    MofNCompleteColumn(), TimeRemainingColumn(), console=err,
+                    disable=not err.is_terminal)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"governance-bot {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """governance-bot: online-safety monitoring for schools, colleges and training providers."""
+
+
+# --- init / doctor ----------------------------------------------------------------------------
+@app.command()
+def init(
+    dir: Annotated[Path, typer.Option("--dir", help="Folder to write the starter config into.")],
+    force: Annotated[bool, typer.Option(help="Overwrite existing files.")] = False,
+) -> None:
+    """Write a commented starter config (config.toml) and a registers template."""
+    from governance_bot.starter import write_starter
+
+    try:
+        written = write_starter(dir, force=force)
+    except FileExistsError as exc:
+        err.print(f"[red]{exc} exists; use --force to overwrite.[/red]")
+        raise typer.Exit(EXIT_CONFIG) from None
+    for path in written:
+        out.print(f"wrote {path}")
+    out.print(f"next: edit {dir / 'config.toml'}, then `governance-bot doctor --config "
+              f"{dir / 'config.toml'}`")
+
+
+@app.command()
+def doctor(config_path: ConfigOpt = Path("config.toml")) -> None:
+    """Check config, database, registers, connector credentials and models; say what to fix."""
+    from governance_bot.doctor import run_doctor
+
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        out.print("[red]✗ configuration[/red]")
+        for p in exc.problems:
+            out.print(f"    {p}", soft_wrap=True)
+        raise typer.Exit(EXIT_CHECK_FAILED) from None
+    _setup_logging(config)
+    checks = run_doctor(config)
+    failed = 0
+    for check in checks:
+        mark = "[green]✓[/green]" if check.ok else ("[yellow]![/yellow]" if check.warning
+                                                     else "[red]✗[/red]")
+        out.print(f"{mark} {check.name}: {check.message}", soft_wrap=True)
+        if check.fix and not check.ok:
+            out.print(f"    fix: {check.fix}", soft_wrap=True)
+        failed += 0 if (check.ok or check.warning) else 1
+    raise typer.Exit(EXIT_CHECK_FAILED if failed else EXIT_OK)
+
+
+# --- db ---------------------------------------------------------------------------------------
+@db_app.command("upgrade")
+def db_upgrade(config_path: ConfigOpt = Path("config.toml")) -> None:
+    """Create or migrate the database schema to this version."""
+    from governance_bot.storage.db import Database
+
+    config = _load(config_path)
+    db = Database(config.database_url)
+    before, after = db.upgrade()
+    out.print(f"database schema: {before or 'empty'} -> {after}")
+    db.dispose()
+
+
+# --- registers --------------------------------------------------------------------------------
+@registers_app.command("import")
+def registers_import(
+    config_path: ConfigOpt = Path("config.toml"),
+    learners: Annotated[Path | None, typer.Option(help="learners CSV")] = None,
+    staff: Annotated[Path | None, typer.Option(help="staff CSV")] = None,
+    accounts: Annotated[Path | None, typer.Option(help="accounts CSV")] = None,
+    toml: Annotated[Path | None, typer.Option("--toml", help="registers TOML")] = None,
+    actor: Annotated[str, typer.Option(help="Who is importing (for the audit log).")] = "cli",
+) -> None:
+    """Import registers (idempotent: re-importing updates, never duplicates; changes are logged).
+
+    With no files given, imports the files named in the config's [registers] section."""
+    from governance_bot.runtime import import_register_files
+    from governance_bot.storage.db import Database
+
+    config = _load(config_path)
+    if not any([learners, staff, accounts, toml]):
+        r = config.registers
+        toml = config.resolve_path(r.file) if r.file else None
+        learners = config.resolve_path(r.learners) if r.learners else None
+        staff = config.resolve_path(r.staff) if r.staff else None
+        accounts = config.resolve_path(r.accounts) if r.accounts else None
+        if not any([learners, staff, accounts, toml]):
+            err.print("[red]no register files given and none in the config's [registers].[/red]")
+            raise typer.Exit(EXIT_CONFIG)
+    db = Database(config.database_url)
+    try:
+        db.ensure_schema()
+        summary = import_register_files(db, toml=toml, learners=learners, staff=staff,
+                                        accounts=accounts, actor=actor)
+    except SchemaOutdated as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(EXIT_SCHEMA) from None
+    except RegisterError as exc:
+        err.print(f"[red]{len(exc.problems)} problem(s) in the register files; nothing imported:"
+                  "[/red]")
+        for p in exc.problems:
+            err.print(f"  - {p}", soft_wrap=True)
+        raise typer.Exit(EXIT_CONFIG) from None
+    finally:
+        db.dispose()
+    out.print(f"registers imported: {summary.line()}")
+
+
+# --- connectors -------------------------------------------------------------------------------
+@connectors_app.command("list")
+def connectors_list() -> None:
+    """Print the known connector names."""
+    from connectors.registry import available, load
+
+    table = Table("connector", "source", "description")
+    for name, source in available().items():
+        try:
+            description = load(name).description
+        except Exception as exc:  # a plugin that cannot be imported
+            description = f"[red]cannot be loaded: {exc}[/red]"
+        table.add_row(name, source, description)
+    out.print(table)
+
+
+# --- scan / ingest / classify -----------------------------------------------------------------
+def _print_report(report: object, title: str) -> None:
+    from governance_bot.pipeline import ScanReport
+
+    assert isinstance(report, ScanReport)
+    out.print(
+        f"{title}: {report.items} items ({report.new} new, {report.edited} edited, "
+        f"{report.unchanged} unchanged, {report.deleted} deleted); "
+        f"{report.flags_created} new flags, {report.flags_updated} updated"
+    )
+    if report.problems:
+        err.print(f"[yellow]{len(report.problems)} record(s) skipped:[/yellow]")
+        for p in report.problems[:50]:
+            err.print(f"  - {p}", soft_wrap=True, markup=False)
+        if len(report.problems) > 50:
+            err.print(f"  ... and {len(report.problems) - 50} more")
+
+
+def _deliver(runtime: object) -> None:
+    from governance_bot.runtime import Runtime
+
+    assert isinstance(runtime, Runtime)
+    delivered, failed = runtime.sender().drain()
+    out.print(f"delivered {delivered} notification(s)" +
+              (f"; {failed} failed and will be retried" if failed else ""))
+
+
+@app.command()
+def scan(
+    config_path: ConfigOpt = Path("config.toml"),
+    once: Annotated[bool, typer.Option("--once", help="Poll every connector once, then exit.")
+                    ] = True,
+    strict: Annotated[bool, typer.Option(help="Exit 4 if any record was skipped.")] = False,
+) -> None:
+    """Poll every configured connector once, detect, deliver, exit."""
+    from connectors.base import ConnectorError
+    from governance_bot.pipeline import ScanReport
+    from governance_bot.runtime import Runtime
+
+    config = _load(config_path)
+    total = ScanReport()
+    with _runtime(config) as rt:
+        assert isinstance(rt, Runtime)
+        if not rt.connectors:
+            err.print("[yellow]no connectors are configured: add [[connectors]] to the config."
+                      "[/yellow]")
+        with _progress() as progress:
+            for connector in rt.connectors:
+                task = progress.add_task(f"{connector.name}", total=None)
+                def advance(n: int, t: TaskID = task) -> None:
+                    progress.advance(t, n)
+
+                try:
+                    report = rt.pipeline.scan(connector, progress=advance)
+                except ConnectorError as exc:
+                    # one failing account never stops the others
+                    rt.pipeline.save_cursor(connector.name, None, str(exc))
+                    total.problems.append(f"{connector.name}: {exc}")
+                    continue
+                progress.update(task, total=report.items, completed=report.items)
+                total.merge(report)
+        _print_report(total, "scan")
+        _deliver(rt)
+    if strict and total.problems:
+        raise typer.Exit(EXIT_SKIPPED)
+
+
+def _read_items_or_exit(path: Path) -> None:
+    if not path.exists():
+        err.print(f"[red]{path}: no such file[/red]")
+        raise typer.Exit(EXIT_CONFIG)
+
+
+@app.command()
+def ingest(
+    file: Annotated[Path, typer.Argument(help="A .jsonl file (or folder) of normalised items.")],
+    config_path: ConfigOpt = Path("config.toml"),
+    strict: Annotated[bool, typer.Option(help="Exit 4 if any line was skipped.")] = False,
+) -> None:
+    """Run the given items through the full pipeline: archive, detect, flag, deliver."""
+    from connectors.jsonl import LineProblem, count_lines, read_items
+    from governance_bot.pipeline import ScanReport
+    from governance_bot.runtime import Runtime
+
+    _read_items_or_exit(file)
+    config = _load(config_path)
+    report = ScanReport()
+    with _runtime(config, with_connectors=False) as rt:
+        assert isinstance(rt, Runtime)
+        with _progress() as progress:
+            task = progress.add_task(f"ingest {file.name}", total=count_lines(file))
+            for _path, _line, parsed in read_items(file):
+                if isinstance(parsed, LineProblem):
+                    report.problems.append(str(parsed))
+                else:
+                    rt.pipeline.process_many([parsed], report)
+                progress.advance(task)
+        _print_report(report, "ingest")
+        _deliver(rt)
+    if strict and report.problems:
+        raise typer.Exit(EXIT_SKIPPED)
+
+
+@app.command()
+def classify(
+    input: Annotated[Path, typer.Option("--input", "-i", help="Normalised items (.jsonl).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write findings.")],
+    config_path: ConfigOpt = Path("config.toml"),
+) -> None:
+    """Detection only (no database, no delivery): one output line per item,
+    {"item_id", "findings": [...]}."""
+    from connectors.jsonl import LineProblem, count_lines, read_items
+    from governance_bot.classify import Classifier
+
+    _read_items_or_exit(input)
+    config = _load(config_path)
+    classifier = Classifier.from_config(config)
+    problems: list[str] = []
+    items = flagged = 0
+    with output.open("w", encoding="utf-8") as fh, _progress() as progress:
+        task = progress.add_task(f"classify {input.name}", total=count_lines(input))
+        for _path, _line, parsed in read_items(input):
+            progress.advance(task)
+            if isinstance(parsed, LineProblem):
+                problems.append(str(parsed))
+                continue
+            findings = classifier.classify(parsed)
+            items += 1
+            flagged += bool(findings)
+            fh.write(json.dumps({"item_id": parsed.id, "item_key": parsed.key,
+                                 "findings": [f.to_dict() for f in findings]},
+                                ensure_ascii=False) + "\n")
+    out.print(f"classified {items} items: {flagged} with findings -> {output}")
+    for p in problems:
+        err.print(f"[yellow]skipped[/yellow] {p}", soft_wrap=True, markup=True)
+
+
+# --- flags ------------------------------------------------------------------------------------
+@flags_app.command("list")
+def flags_list(
+    config_path: ConfigOpt = Path("config.toml"),
+    status: Annotated[str | None, typer.Option(help="open, acknowledged, actioned, ...")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 200,
+) -> None:
+    """List flags, newest first."""
+    from sqlalchemy import select
+
+    from governance_bot.storage import models as m
+    from governance_bot.storage.db import Database
+
+    config = _load(config_path)
+    db = Database(config.database_url)
+    try:
+        db.ensure_schema(create_if_empty=False)
+    except SchemaOutdated as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(EXIT_SCHEMA) from None
+    with db.session() as session:
+        query = select(m.Flag, m.ItemRecord).join(m.ItemRecord, m.ItemRecord.id == m.Flag.item_id)
+        if status:
+            query = query.where(m.Flag.status == status)
+        rows = session.execute(query.order_by(m.Flag.id.desc()).limit(limit)).all()
+        findings: dict[int, list[str]] = {}
+        for f in session.execute(select(m.Finding)).scalars():
+            findings.setdefault(f.flag_id, []).append(f.rule_id)
+    if as_json:
+        for flag, record in rows:
+            print(json.dumps({
+                "flag_id": flag.id, "status": flag.status, "severity": flag.severity,
+                "category": flag.category, "route": flag.route, "account": flag.account,
+                "item": record.key, "rules": sorted(set(findings.get(flag.id, []))),
+                "created_at": flag.created_at.isoformat(),
+            }))
+    else:
+        table = Table("#", "sev", "category", "route", "status", "account", "item", "rules")
+        for flag, record in rows:
+            table.add_row(str(flag.id), str(flag.severity), flag.category, flag.route,
+                          flag.status, flag.account, record.kind,
+                          ", ".join(sorted(set(findings.get(flag.id, [])))))
+        out.print(table)
+        out.print(f"{len(rows)} flag(s)")
+    db.dispose()
+
+
+# --- audit log --------------------------------------------------------------------------------
+@auditlog_app.command("verify")
+def auditlog_verify(config_path: ConfigOpt = Path("config.toml")) -> None:
+    """Check the audit log's hash chain; report the first broken link."""
+    from governance_bot.storage import auditlog
+    from governance_bot.storage.db import Database
+
+    config = _load(config_path)
+    db = Database(config.database_url)
+    with db.session() as session:
+        result = auditlog.verify(session)
+    db.dispose()
+    if result.ok:
+        out.print(f"audit log intact: {result.checked} event(s) verified")
+        return
+    out.print(f"[red]audit log BROKEN at event {result.broken_seq}: {result.problem}[/red]")
+    raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+# --- audit and reports -----------------------------------------------------------------------
+@app.command()
+def audit(
+    config_path: ConfigOpt = Path("config.toml"),
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Folder for the HTML and CSV "
+                                                 "report (default: [audit] report_dir)")] = None,
+) -> None:
+    """Run the dual-access and settings audit now and write its report."""
+    from sqlalchemy import select
+
+    from governance_bot.access_audit.cycle import AccessAudit
+    from governance_bot.reports import access_audit_report
+    from governance_bot.runtime import Runtime
+    from governance_bot.storage.audit_models import AccessFinding
+
+    config = _load(config_path)
+    with _runtime(config) as rt:
+        assert isinstance(rt, Runtime)
+        run_id = AccessAudit(config, rt.db, rt.registers, connectors=rt.connectors).run_now()
+        folder = out_dir or config.resolve_path(config.audit.report_dir)
+        html, csv_path = access_audit_report(config, rt.db, run_id, folder)
+        with rt.db.session() as session:
+            findings = list(session.execute(select(AccessFinding).where(
+                AccessFinding.run_id == run_id).order_by(AccessFinding.severity.desc())).scalars())
+    if findings:
+        table = Table("sev", "account", "check", "finding", "remedy")
+        for f in findings:
+            table.add_row(str(f.severity), f.account_id, f.check, f.message, f.remedy)
+        out.print(table)
+    out.print(f"{len(findings)} finding(s); report: {html} and {csv_path}")
+
+
+@report_app.command("governors")
+def report_governors(
+    start: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD.")],
+    end: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The HTML file to write.")],
+    config_path: ConfigOpt = Path("config.toml"),
+) -> None:
+    """The termly/annual report for governors: flags by category and month, time to acknowledge,
+    removals and reasons, audit findings over time, changes to rules and registers."""
+    from datetime import date
+
+    from governance_bot.reports import governors_report
+    from governance_bot.storage.db import Database
+
+    config = _load(config_path)
+    try:
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
+    except ValueError as exc:
+        err.print(f"[red]--from/--to: {exc} (use YYYY-MM-DD)[/red]")
+        raise typer.Exit(EXIT_CONFIG) from None
+    db = Database(config.database_url)
+    try:
+        db.ensure_schema(create_if_empty=False)
+        path = governors_report(config, db, first, last, output)
+    except SchemaOutdated as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(EXIT_SCHEMA) from None
+    finally:
+        db.dispose()
+    out.print(f"wrote {path}")
+
+
+# --- keys ------------------------------------------------------------------------------------
+@keys_app.command("generate")
+def keys_generate() -> None:
+    """Print a new encryption key (keep it in the environment, never in the config file)."""
+    from governance_bot.storage.crypto import generate_key
+
+    print(generate_key())
+
+
+@keys_app.command("rotate")
+def keys_rotate(config_path: ConfigOpt = Path("config.toml")) -> None:
+    """Re-encrypt every encrypted column with the first configured key (and encrypt anything
+    stored before encryption was switched on)."""
+    from governance_bot.storage.db import Database
+    from governance_bot.storage.rotation import rotate_all
+
+    config = _load(config_path)
+    if not config.security.keys():
+        err.print("[red]no encryption keys configured: set GOVERNANCE_BOT_SECURITY__ENCRYPTION_KEYS"
+                  " (see docs/security.md)[/red]")
+        raise typer.Exit(EXIT_CONFIG)
+    db = Database(config.database_url)
+    try:
+        counts = rotate_all(db)
+    finally:
+        db.dispose()
+    out.print("re-encrypted: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+# --- run --------------------------------------------------------------------------------------
+@app.command()
+def run(config_path: ConfigOpt = Path("config.toml")) -> None:
+    """The service: polls each connector at its interval, drains the outbox, serves webhooks.
+    Stops cleanly on SIGTERM or Ctrl-C."""
+    from governance_bot.service import Service
+
+    config = _load(config_path)
+    with _runtime(config) as rt:
+        Service(rt).run_forever()  # type: ignore[arg-type]
+
+
+def entrypoint() -> None:  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,80 @@
+"""``governance-bot doctor``: every check a technician needs before going live, with the fix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from governance_bot.config import Config
+
+__all__ = ["Check", "run_doctor"]
+
+
+@dataclass(slots=True)
+class Check:
+    name: str
+    ok: bool
+    message: str
+    fix: str = ""
+    warning: bool = False
+
+
+def run_doctor(config: Config) -> list[Check]:
+    from connectors.base import FatalError
+    from connectors.registry import load
+    from governance_bot.config import connector_settings
+    from governance_bot.register_store import load_registers
+    from governance_bot.registers import RegisterIndex
+    from governance_bot.storage.db import Database
+
+    checks = [Check("configuration", True, f"{config.source or '(defaults)'} is valid")]
+    db = Database(config.database_url)
+    try:
+        current, head = db.current_revision(), db.head_revision()
+        if current == head:
+            checks.append(Check("database", True, f"schema at {head}"))
+        else:
+            checks.append(Check("database", False, f"schema at {current or 'none'}, needs {head}",
+                                "run `governance-bot db upgrade --config ...`"))
+            return checks
+        with db.session() as session:
+            regs = load_registers(session)
+    except Exception as exc:
+        checks.append(Check("database", False, f"cannot open {db.engine.url!r}: {exc}",
+                            "check [database] url and that the database server is running"))
+        return checks
+    finally:
+        db.dispose()
+    index = RegisterIndex(regs)
+    if not regs.accounts:
+        checks.append(Check("registers", False, "no official accounts registered",
+                            "import the accounts register (`governance-bot registers import`)"))
+    else:
+        checks.append(Check("registers", True, f"{len(regs.staff)} staff, {len(regs.learners)} "
+                            f"learners, {len(regs.accounts)} accounts"))
+    for account in regs.accounts:
+        managers = [s for s in index.managers(account.account_id) if s.active]
+        if len(managers) < 2:
+            checks.append(Check(
+                f"account {account.account_id}", False,
+                f"{len(managers)} current designated manager(s); the policy needs at least two",
+                "add a second current member of staff to `managers` in the accounts register"))
+    if not index.safeguarding_contacts():
+        checks.append(Check("safeguarding contacts", False, "no active DSL or deputy registered",
+                            "give the DSL role = \"dsl\" in the staff register"))
+    for settings in connector_settings(config):
+        try:
+            connector = load(settings.type)(settings)
+            connector.close()
+            checks.append(Check(f"connector {settings.name}", True,
+                                f"{settings.type}, credentials present"))
+        except FatalError as exc:
+            checks.append(Check(f"connector {settings.name}", False, str(exc)))
+    try:
+        from rules.engine import DetectionEngine
+
+        engine = DetectionEngine.from_config(config)
+        checks.append(Check("detection", True, "rules loaded: " + ", ".join(engine.rule_ids)))
+    except Exception as exc:
+        checks.append(Check("detection", False, f"{type(exc).__name__}: {exc}",
+                            "see docs/classifiers-toxicity.md for installing model weights"))
+    return checks

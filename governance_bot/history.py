@@ -1,0 +1,78 @@
+"""What detectors may know about the past: from the database, or in memory for ``classify``."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import and_, select
+
+from governance_bot.items import Item
+from governance_bot.storage.db import Database
+from governance_bot.storage.models import Finding as FindingRow
+from governance_bot.storage.models import ItemRecord, ItemVersion
+from rules.base import Finding
+
+__all__ = ["DatabaseHistory", "MemoryHistory"]
+
+
+class DatabaseHistory:
+    """History read from the archive and stored findings."""
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    def thread(self, item: Item, limit: int = 200) -> Sequence[Item]:
+        with self.db.session() as session:
+            rows = session.execute(
+                select(ItemVersion.data)
+                .join(ItemRecord, and_(ItemRecord.id == ItemVersion.item_id,
+                                       ItemVersion.version == ItemRecord.current_version))
+                .where(ItemRecord.thread_key == item.thread_key, ItemRecord.key != item.key,
+                       ItemRecord.created_at <= item.created_at)
+                .order_by(ItemRecord.created_at.desc())
+                .limit(limit)
+            ).scalars().all()
+        return [Item.model_validate(d) for d in reversed(rows)]
+
+    def prior_findings(self, rule_id: str, subject: str, since: datetime, until: datetime,
+                       exclude_item_key: str | None = None) -> Sequence[datetime]:
+        with self.db.session() as session:
+            query = (
+                select(FindingRow.item_created_at)
+                .join(ItemRecord, ItemRecord.id == FindingRow.item_id)
+                .where(FindingRow.rule_id == rule_id, FindingRow.subject == subject,
+                       FindingRow.item_created_at >= since, FindingRow.item_created_at <= until)
+            )
+            if exclude_item_key is not None:
+                query = query.where(ItemRecord.key != exclude_item_key)
+            return list(session.execute(query).scalars())
+
+
+class MemoryHistory:
+    """History kept in memory as items pass (``classify``, tests, benchmarks)."""
+
+    def __init__(self, max_thread: int = 200) -> None:
+        self.max_thread = max_thread
+        self._threads: dict[str, list[Item]] = defaultdict(list)
+        self._findings: dict[tuple[str, str], list[tuple[datetime, str]]] = defaultdict(list)
+
+    def thread(self, item: Item, limit: int = 200) -> Sequence[Item]:
+        earlier = [i for i in self._threads.get(item.thread_key, []) if i.key != item.key
+                   and i.created_at <= item.created_at]
+        return earlier[-limit:]
+
+    def prior_findings(self, rule_id: str, subject: str, since: datetime, until: datetime,
+                       exclude_item_key: str | None = None) -> Sequence[datetime]:
+        return [t for t, key in self._findings.get((rule_id, subject), [])
+                if since <= t <= until and key != exclude_item_key]
+
+    def record(self, item: Item, findings: Sequence[Finding]) -> None:
+        thread = self._threads[item.thread_key]
+        thread.append(item)
+        if len(thread) > self.max_thread:
+            del thread[: len(thread) - self.max_thread]
+        for f in findings:
+            if f.subject:
+                self._findings[(f.rule_id, f.subject)].append((item.created_at, item.key))

@@ -1,0 +1,197 @@
+"""Draining the outbox: claim due messages, hand them to a sink, mark them delivered.
+
+Claims are leases (``claimed_until``): a sender that dies mid-delivery leaves the message to be
+picked up again when its lease runs out. On PostgreSQL the claim uses ``FOR UPDATE SKIP LOCKED``
+so several replicas never take the same message. A failed delivery is retried with backoff, so a
+sink outage delays notifications but loses none.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from governance_bot.items import Item
+from governance_bot.registers import RegisterIndex, StaffMember
+from governance_bot.storage import models as m
+from governance_bot.storage.db import Database
+from rules.base import Route
+
+__all__ = ["DeliveryError", "FlagView", "OutboxSender", "Sink", "build_flag_view", "recipients_for"]
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryError(Exception):
+    """The sink could not deliver now; the message will be retried."""
+
+
+@dataclass(slots=True)
+class FlagView:
+    """Everything a sink needs to show one flag: read fresh from the database at delivery."""
+
+    flag: m.Flag
+    findings: list[m.Finding]
+    item: Item
+    item_record: m.ItemRecord
+    route: Route
+    kind: str
+    recipients: list[StaffMember] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "flag_id": self.flag.id,
+            "kind": self.kind,
+            "route": self.route.value,
+            "status": self.flag.status,
+            "severity": self.flag.severity,
+            "category": self.flag.category,
+            "platform": self.item.platform,
+            "account": self.item.account,
+            "item_id": self.item.id,
+            "item_kind": self.item.kind.value,
+            "url": self.item.url,
+            "author_role": (self.item.author.role.value if self.item.author.role else "unknown"),
+            "created_at": self.item.created_at.isoformat(),
+            "deleted": self.item_record.deleted_at is not None,
+            "recipients": [s.staff_id for s in self.recipients],
+            "findings": [
+                {"rule_id": f.rule_id, "category": f.category, "severity": f.severity,
+                 "score": f.score, "explanation": f.explanation, "evidence": f.evidence}
+                for f in self.findings
+            ],
+        }
+
+
+def recipients_for(route: Route, account: str, registers: RegisterIndex) -> list[StaffMember]:
+    """The people a route reaches: the account's current designated managers, or the DSL and
+    deputies. The digest goes to the managers too."""
+    if route == Route.dsl:
+        return registers.safeguarding_contacts()
+    if route in (Route.account_managers, Route.digest):
+        return [s for s in registers.managers(account) if s.active]
+    return []
+
+
+def build_flag_view(session: Session, message: m.OutboxMessage, registers: RegisterIndex
+                    ) -> FlagView | None:
+    if message.flag_id is None:
+        return None
+    flag = session.get(m.Flag, message.flag_id)
+    if flag is None:
+        return None
+    record = session.get(m.ItemRecord, flag.item_id)
+    assert record is not None
+    version = session.execute(
+        select(m.ItemVersion).where(m.ItemVersion.item_id == record.id,
+                                    m.ItemVersion.version == record.current_version)
+    ).scalar_one()
+    findings = list(session.execute(
+        select(m.Finding).where(m.Finding.flag_id == flag.id).order_by(m.Finding.severity.desc(),
+                                                                         m.Finding.id)
+    ).scalars())
+    route = Route(message.route)
+    return FlagView(flag=flag, findings=findings, item=Item.model_validate(version.data),
+                    item_record=record, route=route, kind=message.kind,
+                    recipients=recipients_for(route, flag.account, registers))
+
+
+class Sink(Protocol):
+    """Where notifications go (console, a JSON file, Slack)."""
+
+    name: str
+
+    def deliver(self, view: FlagView) -> None:
+        """Deliver or raise DeliveryError; must be safe to call twice for the same view."""
+        ...
+
+
+class OutboxSender:
+    def __init__(self, db: Database, sink: Sink, registers: RegisterIndex,
+                 owner: str | None = None, lease_seconds: int = 120, max_backoff: int = 900,
+                 on_delivered: Callable[[datetime, datetime], None] | None = None):
+        self.db = db
+        self.sink = sink
+        self.registers = registers
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        self.lease = timedelta(seconds=lease_seconds)
+        self.max_backoff = max_backoff
+        # called with (item first seen, delivered) for the time-to-alert histogram
+        self.on_delivered = on_delivered
+
+    def _claim(self, now: datetime, limit: int, routes: set[str] | None) -> list[int]:
+        with self.db.session() as session:
+            query = (
+                select(m.OutboxMessage)
+                .where(m.OutboxMessage.delivered_at.is_(None),
+                       m.OutboxMessage.available_at <= now,
+                       or_(m.OutboxMessage.claimed_until.is_(None),
+                           m.OutboxMessage.claimed_until < now))
+                .order_by(m.OutboxMessage.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            if routes is not None:
+                query = query.where(m.OutboxMessage.route.in_(sorted(routes)))
+            rows = list(session.execute(query).scalars())
+            for row in rows:
+                row.claimed_by, row.claimed_until = self.owner, now + self.lease
+            return [r.id for r in rows]
+
+    def drain(self, now: datetime | None = None, limit: int = 100,
+              routes: set[str] | None = None) -> tuple[int, int]:
+        """Deliver what is due. Returns (delivered, failed)."""
+        delivered = failed = 0
+        while True:
+            now_ = now or datetime.now(UTC)
+            ids = self._claim(now_, limit, routes)
+            if not ids:
+                return delivered, failed
+            for message_id in ids:
+                if self._deliver_one(message_id):
+                    delivered += 1
+                else:
+                    failed += 1
+            if len(ids) < limit or failed:
+                return delivered, failed
+
+    def _deliver_one(self, message_id: int) -> bool:
+        with self.db.session() as session:
+            message = session.get(m.OutboxMessage, message_id)
+            if message is None or message.delivered_at is not None:
+                return True
+            if message.claimed_by != self.owner:
+                return True  # someone else's now
+            view = build_flag_view(session, message, self.registers)
+            try:
+                if view is not None:
+                    self.sink.deliver(view)
+            except Exception as exc:  # a sink failure of any kind: retry later, lose nothing
+                message.attempts += 1
+                message.last_error = f"{type(exc).__name__}: {exc}"[:500]
+                backoff = min(self.max_backoff, 2 ** min(message.attempts, 10))
+                message.available_at = datetime.now(UTC) + timedelta(seconds=backoff)
+                message.claimed_by = message.claimed_until = None
+                log.warning("outbox: delivery of message %d to %s failed (attempt %d), "
+                            "retrying in %ds: %s", message_id, self.sink.name, message.attempts,
+                            backoff, type(exc).__name__)
+                return False
+            message.delivered_at = datetime.now(UTC)
+            message.attempts += 1
+            if view is not None and self.on_delivered is not None:
+                self.on_delivered(view.item_record.first_seen_at, message.delivered_at)
+            return True
+
+    def pending(self) -> int:
+        with self.db.session() as session:
+            return len(session.execute(
+                select(m.OutboxMessage.id).where(m.OutboxMessage.delivered_at.is_(None))
+            ).all())

@@ -1,0 +1,186 @@
+"""The pipeline: item -> registers -> archive -> detection -> flag + outbox.
+
+Each item is archived (and committed) before detection runs, so nothing is lost if a later step
+fails; detection results are committed with the version's ``detected_at`` mark, so a re-run after a
+crash detects exactly the items that were not finished, and finding fingerprints stop duplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from connectors.base import Connector, FetchResult
+from governance_bot.flags import FlagChange, record_findings
+from governance_bot.history import DatabaseHistory
+from governance_bot.items import Item, Role
+from governance_bot.registers import RegisterIndex
+from governance_bot.storage import auditlog
+from governance_bot.storage import models as m
+from governance_bot.storage.archive import ArchiveStatus, archive_item, mark_deletions
+from governance_bot.storage.db import Database
+from rules.base import Category, DetectionContext, Evidence, Finding, Severity
+from rules.engine import DetectionEngine
+
+__all__ = ["Pipeline", "ScanReport"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class ScanReport:
+    items: int = 0
+    new: int = 0
+    edited: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    detected: int = 0
+    flags_created: int = 0
+    flags_updated: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def merge(self, other: ScanReport) -> None:
+        for name in ("items", "new", "edited", "unchanged", "deleted", "detected",
+                     "flags_created", "flags_updated"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.problems.extend(other.problems)
+
+
+class Pipeline:
+    def __init__(self, db: Database, engine: DetectionEngine, registers: RegisterIndex,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 options: dict[str, Any] | None = None):
+        self.db = db
+        self.engine = engine
+        self.registers = registers
+        self.clock = clock
+        self.history = DatabaseHistory(db)
+        self.options = options or {}
+
+    def context(self) -> DetectionContext:
+        return DetectionContext(registers=self.registers, history=self.history, now=self.clock(),
+                                options=self.options)
+
+    def process(self, item: Item, report: ScanReport | None = None) -> FlagChange | None:
+        report = report if report is not None else ScanReport()
+        item = self.registers.resolve(item)
+        now = self.clock()
+        with self.db.session() as session:
+            outcome = archive_item(session, item, now)
+            record_id, version_id = outcome.record.id, outcome.version.id
+            needs_detection = outcome.needs_detection
+        report.items += 1
+        status = outcome.status
+        if status == ArchiveStatus.new:
+            report.new += 1
+        elif status == ArchiveStatus.edited:
+            report.edited += 1
+        else:
+            report.unchanged += 1
+        if not needs_detection:
+            return None
+        findings = self.engine.detect(item, self.context())
+        report.detected += 1
+        with self.db.session() as session:
+            record = session.get(m.ItemRecord, record_id)
+            version = session.get(m.ItemVersion, version_id)
+            assert record is not None and version is not None
+            change = record_findings(session, record, findings, now=now)
+            version.detected_at = now
+        if change is not None:
+            if change.created:
+                report.flags_created += 1
+            else:
+                report.flags_updated += 1
+        return change
+
+    def process_many(self, items: Iterable[Item], report: ScanReport | None = None,
+                     progress: Callable[[int], None] | None = None) -> ScanReport:
+        report = report if report is not None else ScanReport()
+        for item in items:
+            try:
+                self.process(item, report)
+            except Exception as exc:
+                # one bad item must not stop the rest; it is already archived if it got that far
+                report.problems.append(f"item {item.key}: {type(exc).__name__}: {exc}")
+                log.exception("processing item %s failed", item.key)
+            if progress:
+                progress(1)
+        return report
+
+    # --- connectors ---------------------------------------------------------------------------
+    def apply_fetch(self, connector: Connector, result: FetchResult,
+                    progress: Callable[[int], None] | None = None) -> ScanReport:
+        """Process a connector's fetch, then record deletions and the new cursor."""
+        report = ScanReport(problems=list(result.problems))
+        self.process_many(result.items, report, progress)
+        if result.windows:
+            listed = {i.key for i in result.items}
+            for window in result.windows:
+                platform = result.items[0].platform if result.items else connector.type
+                report.deleted += self._record_deletions(platform, connector.account, window,
+                                                         listed)
+        self.save_cursor(connector.name, result.cursor, None)
+        return report
+
+    def _record_deletions(self, platform: str, account: str, window: Any, listed: set[str]) -> int:
+        now = self.clock()
+        with self.db.session() as session:
+            gone = mark_deletions(session, platform, account, window, listed, now)
+            for record in gone:
+                version = session.execute(
+                    select(m.ItemVersion).where(m.ItemVersion.item_id == record.id,
+                                                m.ItemVersion.version == record.current_version)
+                ).scalar_one()
+                item = Item.model_validate(version.data)
+                had_flag = session.execute(
+                    select(m.Flag.id).where(m.Flag.item_id == record.id)).first() is not None
+                author = item.author.role
+                by_org = author in (Role.staff, Role.organisation)
+                severity = Severity.medium if (by_org or had_flag) else Severity.information
+                finding = Finding(
+                    rule_id="deletion", category=Category.deletion, severity=severity,
+                    score=1.0, item_key=record.key,
+                    explanation=(
+                        "an item seen before is no longer on the platform; its last copy is "
+                        "preserved (policy: staff do not delete messages sent to or from "
+                        "organisation accounts; evidence is not deleted)"
+                    ),
+                    evidence=Evidence(detail={"deleted_at": now.isoformat(),
+                                              "author_role": author.value if author else None}),
+                )
+                routed = self.engine.router.route_finding(finding)
+                from dataclasses import replace
+
+                record_findings(session, record, [replace(finding, route=routed)], now=now)
+                auditlog.append(session, "governance-bot", "item.deleted", record.key,
+                                {"had_flag": had_flag}, at=now)
+            return len(gone)
+
+    def save_cursor(self, name: str, cursor: dict[str, Any] | None, error: str | None) -> None:
+        with self.db.session() as session:
+            state = session.get(m.ConnectorState, name)
+            if state is None:
+                state = m.ConnectorState(name=name)
+                session.add(state)
+            if cursor is not None:
+                state.cursor = cursor
+            state.last_poll_at = self.clock()
+            state.last_error = error
+
+    def load_cursor(self, name: str) -> dict[str, Any] | None:
+        with self.db.session() as session:
+            state = session.get(m.ConnectorState, name)
+            return dict(state.cursor) if state and state.cursor else None
+
+    def scan(self, connector: Connector, progress: Callable[[int], None] | None = None
+             ) -> ScanReport:
+        """Fetch from one connector since its cursor and process everything."""
+        cursor = self.load_cursor(connector.name)
+        result = connector.fetch(cursor)
+        return self.apply_fetch(connector, result, progress)

@@ -1,0 +1,132 @@
+"""Assembling the parts from a config: database, registers, detection, pipeline, sinks."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from connectors.base import Connector
+from connectors.registry import load as load_connector
+from governance_bot.changes import record_config_changes
+from governance_bot.config import Config, connector_settings
+from governance_bot.outbox import OutboxSender, Sink
+from governance_bot.pipeline import Pipeline
+from governance_bot.register_store import ImportSummary, import_registers, load_registers
+from governance_bot.registers import RegisterError, RegisterIndex, read_csv, read_toml
+from governance_bot.storage import crypto
+from governance_bot.storage.db import Database
+from rules.engine import DetectionEngine
+
+__all__ = ["Runtime", "import_register_files", "make_sink"]
+
+log = logging.getLogger(__name__)
+
+
+def make_sink(config: Config) -> Sink:
+    from governance_bot.sinks.console import ConsoleSink, JsonSink
+
+    if config.delivery.sink == "json":
+        path = config.delivery.json_path or Path("flags.jsonl")
+        return JsonSink(config.resolve_path(path))
+    if config.delivery.sink == "slack":
+        try:
+            from governance_bot.slack.sink import SlackSink
+        except ImportError as exc:  # pragma: no cover - until the Slack app is installed
+            raise RuntimeError("the Slack sink is not available in this installation") from exc
+        sink: Sink = SlackSink.from_config(config)
+        return sink
+    return ConsoleSink()
+
+
+def import_register_files(db: Database, *, toml: Path | None = None, learners: Path | None = None,
+                          staff: Path | None = None, accounts: Path | None = None,
+                          actor: str = "governance-bot") -> ImportSummary:
+    """Import register files into the database (idempotent). Raises RegisterError listing every
+    bad row of every file; nothing is written then."""
+    kinds: dict[str, list[Any]] = {}
+    problems: list[str] = []
+    sources = []
+    if toml is not None:
+        try:
+            regs = read_toml(toml)
+        except RegisterError as exc:
+            problems.extend(exc.problems)
+        else:
+            kinds["staff"], kinds["learners"], kinds["accounts"] = (
+                list(regs.staff), list(regs.learners), list(regs.accounts))
+        sources.append(str(toml))
+    for kind, path in (("learners", learners), ("staff", staff), ("accounts", accounts)):
+        if path is None:
+            continue
+        if not path.is_file():
+            problems.append(f"{path}: no such file")
+            continue
+        rows, bad = read_csv(path, kind)
+        problems.extend(bad)
+        kinds.setdefault(kind, []).extend(rows)
+        sources.append(str(path))
+    if problems:
+        raise RegisterError(problems)
+    with db.session() as session:
+        return import_registers(session, kinds, actor=actor, source=", ".join(sources))
+
+
+@dataclass
+class Runtime:
+    config: Config
+    db: Database
+    registers: RegisterIndex
+    engine: DetectionEngine
+    pipeline: Pipeline
+    connectors: list[Connector] = field(default_factory=list)
+
+    @classmethod
+    def from_config(cls, config: Config, *, create_schema: bool = True,
+                    import_registers_from_config: bool = True,
+                    with_connectors: bool = True) -> Runtime:
+        crypto.configure(config.security.keys())
+        db = Database(config.database_url, echo=config.database.echo)
+        db.ensure_schema(create_if_empty=create_schema)
+        if import_registers_from_config:
+            summary = cls._import_configured_registers(config, db)
+            if summary is not None and summary.changed:
+                log.info("registers updated from the config's files: %s", summary.line())
+        changed = record_config_changes(db, config)
+        if changed:
+            log.info("configuration or rules changed since the last start (recorded in the audit "
+                     "log): %s", ", ".join(changed))
+        with db.session() as session:
+            registers = RegisterIndex(load_registers(session))
+        engine = DetectionEngine.from_config(config)
+        pipeline = Pipeline(db, engine, registers)
+        connectors: list[Connector] = []
+        if with_connectors:
+            for settings in connector_settings(config):
+                if settings.enabled:
+                    connectors.append(load_connector(settings.type)(settings))
+        return cls(config, db, registers, engine, pipeline, connectors)
+
+    @staticmethod
+    def _import_configured_registers(config: Config, db: Database) -> ImportSummary | None:
+        r = config.registers
+        paths = {k: (config.resolve_path(v) if v else None) for k, v in
+                 (("toml", r.file), ("learners", r.learners), ("staff", r.staff),
+                  ("accounts", r.accounts))}
+        if not any(paths.values()):
+            return None
+        return import_register_files(db, actor="config", **paths)
+
+    def reload_registers(self) -> None:
+        with self.db.session() as session:
+            self.registers = RegisterIndex(load_registers(session))
+        self.pipeline.registers = self.registers
+
+    def sender(self, sink: Sink | None = None) -> OutboxSender:
+        return OutboxSender(self.db, sink or make_sink(self.config), self.registers)
+
+    def close(self) -> None:
+        for c in self.connectors:
+            c.close()
+        self.db.dispose()

@@ -1,0 +1,151 @@
+"""``governance-bot run``: the long-running service.
+
+APScheduler polls each connector at its own interval and drains the outbox; an HTTP server
+(uvicorn + Starlette) serves ``/healthz`` and each connector's webhook at ``/webhooks/<name>``.
+SIGTERM or Ctrl-C stops polling, lets running jobs finish and exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from connectors.base import Connector, ConnectorError, FatalError, WebhookRequest
+from governance_bot import leases
+from governance_bot.access_audit.cycle import AccessAudit
+from governance_bot.metrics import CONTENT_TYPE, Metrics
+from governance_bot.runtime import Runtime
+
+__all__ = ["Service"]
+
+log = logging.getLogger(__name__)
+
+
+class Service:
+    def __init__(self, runtime: Runtime):
+        self.rt = runtime
+        self.scheduler = BackgroundScheduler(timezone="UTC")
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.metrics = Metrics(runtime.db)
+        self.sender = runtime.sender()
+        self.sender.on_delivered = self.metrics.observe_alert
+        self._lock = threading.Lock()  # one pipeline writer at a time in this process
+        self.paused: dict[str, str] = {}
+        self.access_audit = AccessAudit(runtime.config, runtime.db, runtime.registers,
+                                        connectors=runtime.connectors)
+
+    # --- jobs ---------------------------------------------------------------------------------
+    def poll(self, connector: Connector) -> None:
+        if connector.name in self.paused:
+            return
+        ttl = timedelta(seconds=max(60, 2 * connector.settings.poll_interval_seconds))
+        if not leases.acquire(self.rt.db, connector.name, self.owner, ttl, datetime.now(UTC)):
+            return  # another replica is polling this connector
+        try:
+            with self._lock:
+                report = self.rt.pipeline.scan(connector)
+            for problem in report.problems:
+                log.warning("%s: skipped a record: %s", connector.name, problem)
+            log.info("%s: %d items, %d new flags", connector.name, report.items,
+                     report.flags_created)
+        except FatalError as exc:
+            self.paused[connector.name] = str(exc)
+            self.rt.pipeline.save_cursor(connector.name, None, str(exc))
+            log.error("%s: paused until fixed: %s", connector.name, exc)
+        except ConnectorError as exc:
+            self.rt.pipeline.save_cursor(connector.name, None, str(exc))
+            log.warning("%s: will retry at the next poll: %s", connector.name, exc)
+        finally:
+            leases.release(self.rt.db, connector.name, self.owner)
+        self.drain()
+
+    def start_access_audit(self) -> None:
+        # once across replicas: the lease outlives the job, so a second replica's trigger a
+        # moment later finds it taken
+        if leases.acquire(self.rt.db, "job:access-audit", self.owner, timedelta(hours=12),
+                          datetime.now(UTC)):
+            self.access_audit.start()
+
+    def drain(self) -> None:
+        try:
+            self.sender.drain()
+        except Exception:
+            log.exception("outbox drain failed; will retry")
+
+    def schedule(self) -> None:
+        for connector in self.rt.connectors:
+            self.scheduler.add_job(self.poll, "interval", args=[connector],
+                                   seconds=connector.settings.poll_interval_seconds,
+                                   id=f"poll:{connector.name}", max_instances=1, coalesce=True,
+                                   next_run_time=datetime.now(UTC))
+        self.scheduler.add_job(self.drain, "interval",
+                               seconds=self.rt.config.service.outbox_interval_seconds,
+                               id="outbox", max_instances=1, coalesce=True)
+        audit = self.rt.config.audit
+        if audit.enabled:
+            self.scheduler.add_job(self.start_access_audit, "cron", day_of_week=audit.day_of_week,
+                                   hour=audit.hour, minute=audit.minute,
+                                   timezone=self.rt.config.organisation.timezone,
+                                   id="access-audit", max_instances=1, coalesce=True)
+            self.scheduler.add_job(self.access_audit.tick, "interval", minutes=5,
+                                   id="access-audit-tick", max_instances=1, coalesce=True)
+
+    # --- HTTP ---------------------------------------------------------------------------------
+    def http_app(self) -> Starlette:
+        by_name = {c.name: c for c in self.rt.connectors}
+
+        async def healthz(_: Request) -> Response:
+            return JSONResponse({"status": "ok", "paused_connectors": sorted(self.paused),
+                                 "outbox_pending": self.sender.pending()})
+
+        async def webhook(request: Request) -> Response:
+            connector = by_name.get(request.path_params["name"])
+            if connector is None:
+                return Response("unknown connector", status_code=404)
+            req = WebhookRequest(method=request.method, path=request.url.path,
+                                 headers=dict(request.headers), query=dict(request.query_params),
+                                 body=await request.body())
+            resp = connector.handle_webhook(req)
+            if resp.items:
+                with self._lock:
+                    self.rt.pipeline.process_many(resp.items)
+                self.drain()
+            return Response(resp.body, status_code=resp.status, media_type=resp.content_type)
+
+        async def metrics(_: Request) -> Response:
+            return Response(self.metrics.render(), media_type=CONTENT_TYPE)
+
+        routes: list[Any] = [
+            Route("/healthz", healthz),
+            Route("/metrics", metrics),
+            Route("/webhooks/{name}", webhook, methods=["GET", "POST"]),
+        ]
+        return Starlette(routes=routes)
+
+    def run_forever(self) -> None:
+        import uvicorn
+
+        self.schedule()
+        self.scheduler.start()
+        cfg = self.rt.config.service
+        log.info("governance-bot running: %d connector(s), http://%s:%d/healthz",
+                 len(self.rt.connectors), cfg.host, cfg.port)
+        server = uvicorn.Server(uvicorn.Config(self.http_app(), host=cfg.host, port=cfg.port,
+                                               log_level="warning"))
+        try:
+            server.run()  # returns on SIGTERM / SIGINT
+        finally:
+            log.info("stopping: waiting for running jobs")
+            self.scheduler.shutdown(wait=True)
+            self.drain()
+

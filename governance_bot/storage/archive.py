@@ -1,0 +1,104 @@
+"""The archive: every item is stored, with a content hash, before anything else happens.
+
+An edit (new content hash) makes a new version; an item that a later *complete* listing of its
+time window no longer shows is marked deleted, and its last copy is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session
+
+from connectors.base import ListingWindow
+from governance_bot.items import Item, content_hash
+from governance_bot.storage.models import ItemRecord, ItemVersion
+
+__all__ = ["ArchiveOutcome", "ArchiveStatus", "archive_item", "item_from_version", "mark_deletions"]
+
+
+class ArchiveStatus(StrEnum):
+    new = "new"
+    edited = "edited"
+    unchanged = "unchanged"
+    reappeared = "reappeared"
+
+
+@dataclass(slots=True)
+class ArchiveOutcome:
+    record: ItemRecord
+    version: ItemVersion
+    status: ArchiveStatus
+
+    @property
+    def needs_detection(self) -> bool:
+        return self.version.detected_at is None
+
+
+def archive_item(session: Session, item: Item, now: datetime | None = None) -> ArchiveOutcome:
+    now = now or datetime.now(UTC)
+    digest = content_hash(item)
+    data = item.model_dump(mode="json")
+    record = session.execute(
+        select(ItemRecord).where(ItemRecord.key == item.key)
+    ).scalar_one_or_none()
+    if record is None:
+        record = ItemRecord(
+            key=item.key, platform=item.platform, account=item.account, native_id=item.id,
+            kind=item.kind.value, thread_key=item.thread_key, parent_id=item.parent_id,
+            created_at=item.created_at, first_seen_at=now, last_seen_at=now,
+            current_version=1, content_hash=digest,
+        )
+        session.add(record)
+        session.flush()
+        version = ItemVersion(item_id=record.id, version=1, content_hash=digest, data=data,
+                              seen_at=now)
+        session.add(version)
+        session.flush()
+        return ArchiveOutcome(record, version, ArchiveStatus.new)
+    record.last_seen_at = now
+    status = ArchiveStatus.unchanged
+    if record.deleted_at is not None:
+        record.deleted_at = None
+        status = ArchiveStatus.reappeared
+    current = session.execute(
+        select(ItemVersion).where(and_(ItemVersion.item_id == record.id,
+                                       ItemVersion.version == record.current_version))
+    ).scalar_one()
+    if current.content_hash == digest:
+        return ArchiveOutcome(record, current, status)
+    record.current_version += 1
+    record.content_hash = digest
+    version = ItemVersion(item_id=record.id, version=record.current_version, content_hash=digest,
+                          data=data, seen_at=now)
+    session.add(version)
+    session.flush()
+    return ArchiveOutcome(record, version, ArchiveStatus.edited)
+
+
+def item_from_version(version: ItemVersion) -> Item:
+    return Item.model_validate(version.data)
+
+
+def mark_deletions(session: Session, platform: str, account: str, window: ListingWindow,
+                   listed_keys: set[str], now: datetime | None = None) -> Sequence[ItemRecord]:
+    """Mark archived items in ``window`` that the complete listing did not contain as deleted."""
+    now = now or datetime.now(UTC)
+    query = select(ItemRecord).where(
+        ItemRecord.platform == platform,
+        ItemRecord.account == account,
+        ItemRecord.deleted_at.is_(None),
+        ItemRecord.created_at >= window.start,
+        ItemRecord.created_at <= window.end,
+    )
+    if window.parent_id is not None:
+        query = query.where(ItemRecord.parent_id == window.parent_id)
+    gone = [r for r in session.execute(query).scalars() if r.key not in listed_keys]
+    for record in gone:
+        record.deleted_at = now
+    session.flush()
+    return gone
