@@ -18,6 +18,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
+import httpx
 from pydantic import Field, SecretStr
 
 from connectors.base import (
@@ -166,6 +167,31 @@ class BlueskyConnector(HttpConnector):
         self._session_at = 0.0
         self.did: str | None = None
         self.handle: str | None = None
+
+    def effective_status(self, response: httpx.Response) -> int:
+        """An expired or refused token comes back as 400 ``ExpiredToken``/``InvalidToken``."""
+        if response.status_code == 400:
+            try:
+                error = response.json().get("error")
+            except (ValueError, AttributeError):
+                return 400
+            if error in ("ExpiredToken", "InvalidToken", "AuthenticationRequired"):
+                return 401
+        return response.status_code
+
+    def check_rate_limit(self, response: httpx.Response) -> float | None:
+        """Bluesky's ``RateLimit-Remaining``/``RateLimit-Reset`` (Unix seconds): when the window
+        is nearly spent, wait for it to reset."""
+        remaining = response.headers.get("ratelimit-remaining")
+        reset = response.headers.get("ratelimit-reset")
+        if remaining is None or reset is None:
+            return None
+        try:
+            if int(remaining) > 1:
+                return None
+            return max(0.0, float(reset) - self.clock()) or None
+        except ValueError:
+            return None
 
     # -- session ------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+import httpx
 from pydantic import Field, SecretStr, model_validator
 
 from connectors.base import (
@@ -196,6 +197,18 @@ class YouTubeConnector(HttpConnector):
             settings.access_token.get_secret_value() if settings.access_token else None
         )
         self._token_expires: float | None = None if settings.refresh_token is None else 0.0
+
+    def effective_status(self, response: httpx.Response) -> int:
+        """YouTube reports a spent daily quota or a rate limit as 403: wait, don't give up."""
+        if response.status_code == 403:
+            try:
+                errors = response.json()["error"]["errors"]
+            except (ValueError, KeyError, TypeError):
+                return 403
+            reasons = {e.get("reason") for e in errors if isinstance(e, dict)}
+            if reasons & {"quotaExceeded", "rateLimitExceeded", "userRateLimitExceeded"}:
+                return 429
+        return response.status_code
 
     # -- auth ---------------------------------------------------------------------------------
 

@@ -262,3 +262,25 @@ def test_account_facts_list_the_accounts_followed(
     ])
     facts = connector(client, sleeps).account_facts()
     assert facts.follows == ["a.bsky.social", "jaydenprice10.bsky.social"]
+
+
+def test_near_the_rate_limit_the_connector_waits_for_the_reset(
+    router: respx.Router, client: httpx.Client, sleeps: Sleeps,
+):
+    reset = NOW.timestamp() + 42
+    router.post(f"{XRPC}/com.atproto.server.createSession").mock(return_value=httpx.Response(
+        200, json=data("createSession.json"),
+        headers={"RateLimit-Limit": "30", "RateLimit-Remaining": "1",
+                 "RateLimit-Reset": str(int(reset))}))
+    connector(client, sleeps).ensure_session()
+    assert sleeps == [42.0]
+
+
+def test_an_expired_token_is_reported_as_refused_credentials(
+    router: respx.Router, client: httpx.Client, sleeps: Sleeps,
+):
+    install(router)
+    router.get(f"{XRPC}/app.bsky.feed.getAuthorFeed").mock(return_value=httpx.Response(
+        400, json={"error": "ExpiredToken", "message": "Token has expired"}))
+    with pytest.raises(FatalError, match="refused the credentials"):
+        connector(client, sleeps).fetch(None)

@@ -260,3 +260,15 @@ def test_a_refresh_token_is_exchanged_and_never_shown(
     assert "grant_type=refresh_token" in form and "refresh_token=1%2F%2Frefresh-secret" in form
     shown = repr(yt)
     assert "refresh-secret" not in shown and "csecret" not in shown and "fresh-token" not in shown
+
+
+def test_a_spent_daily_quota_is_waited_for_not_fatal(
+    router: respx.Router, client: httpx.Client, sleeps: Sleeps,
+):
+    quota = {"error": {"code": 403, "message": "quota", "errors": [
+        {"domain": "youtube.quota", "reason": "quotaExceeded", "message": "quota"}]}}
+    router.get(f"{BASE}/playlistItems").mock(side_effect=[
+        httpx.Response(403, json=quota), httpx.Response(200, json={"items": []})])
+    router.get(f"{BASE}/commentThreads").mock(return_value=httpx.Response(200, json={"items": []}))
+    result = connector(client, sleeps).fetch(None)
+    assert len(sleeps) == 1 and result.items == []
