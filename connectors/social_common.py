@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from bs4 import BeautifulSoup
+import lxml.html
+from lxml.etree import ParserError
 from pydantic import Field, ValidationError
 
 from connectors.base import ConnectorSettings, FatalError, SkippableRecord
@@ -65,14 +66,18 @@ def to_utc(value: Any) -> datetime:
 def html_to_text(html: str | None) -> str:
     """Text a person would read from a status's HTML: paragraphs and line breaks kept as
     newlines, links as their visible text, tags and entities gone."""
-    if not html:
+    if not html or not html.strip():
         return ""
-    soup = BeautifulSoup(html, "html.parser")
-    for br in soup.find_all("br"):
-        br.replace_with("\n")
-    paragraphs = soup.find_all("p")
-    text = "\n\n".join(p.get_text() for p in paragraphs) if paragraphs else soup.get_text()
-    return text.strip()
+    # lxml: about ten times faster than BeautifulSoup here (bench/RESULTS-social-b.md)
+    try:
+        root = lxml.html.fragment_fromstring(html, create_parent="div")
+    except ParserError:
+        return ""
+    for br in root.iter("br"):
+        br.tail = "\n" + (br.tail or "")
+    paragraphs = root.findall(".//p")
+    parts = [p.text_content() for p in paragraphs] if paragraphs else [root.text_content()]
+    return "\n\n".join(parts).strip()
 
 
 def listing_start(cursor: dict[str, Any] | None, now: datetime, settings: SocialSettings

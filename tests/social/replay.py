@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,9 @@ class Interaction:
         return httpx.Response(self.status, headers=headers, content=self.body.encode())
 
 
+@lru_cache(maxsize=256)
 def load_cassette(path: Path) -> list[Interaction]:
+    """The interactions of a VCR cassette (cached: tests only read them)."""
     with path.open(encoding="utf-8") as fh:
         data = yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     out = []
