@@ -177,6 +177,8 @@ class BlueskyConnector(HttpConnector):
                 return 400
             if error in ("ExpiredToken", "InvalidToken", "AuthenticationRequired"):
                 return 401
+            if error in ("NotFound", "RecordNotFound"):
+                return 404
         return response.status_code
 
     def check_rate_limit(self, response: httpx.Response) -> float | None:
@@ -280,8 +282,13 @@ class BlueskyConnector(HttpConnector):
         for post in own:
             if post.created_at < reply_since or post.kind != ItemKind.post:
                 continue
-            thread = self.get_json(self._xrpc("app.bsky.feed.getPostThread"),
-                                   params={"uri": post.id, "depth": 1000, "parentHeight": 0})
+            try:
+                thread = self.get_json(self._xrpc("app.bsky.feed.getPostThread"),
+                                       params={"uri": post.id, "depth": 1000, "parentHeight": 0})
+            except FatalError as exc:
+                if not is_not_found(exc):
+                    raise
+                continue  # deleted since it was listed
             found, skipped = thread_items(thread.get("thread") or {}, acct, own_did=did)
             for bad in skipped:
                 message = f"{self.name}: app.bsky.feed.getPostThread {post.id}: skipped {bad}"

@@ -226,7 +226,12 @@ class MastodonConnector(HttpConnector):
         for status in own:
             if status.created_at < reply_since or status.kind == ItemKind.direct_message:
                 continue
-            context = self.get_json(f"/api/v1/statuses/{status.id}/context")
+            try:
+                context = self.get_json(f"/api/v1/statuses/{status.id}/context")
+            except FatalError as exc:
+                if not is_not_found(exc):
+                    raise
+                continue  # deleted since it was listed: the next poll's window sees it gone
             thread = status.thread_id or status.id
             descendants = (context or {}).get("descendants") or []
 

@@ -304,7 +304,12 @@ class YouTubeConnector(HttpConnector):
                     videos.add(top.parent_id)
                 total = thread["snippet"].get("totalReplyCount", 0) or 0
                 if total > len(parsed) - 1:
-                    parsed = [top, *self._replies(top, problems)]
+                    try:
+                        parsed = [top, *self._replies(top, problems)]
+                    except FatalError as exc:
+                        if not is_not_found(exc):
+                            raise
+                        continue  # the thread was deleted while we read it
                 items.extend(parsed)
                 windows.append(ListingWindow(start=top.created_at, end=now, parent_id=top.id))
             if older:  # threads come newest first
@@ -336,6 +341,12 @@ class YouTubeConnector(HttpConnector):
             return super().moderate(item, action)
         try:
             if action == ModerationAction.delete:
+                if item.author.id != self.settings.channel_id:
+                    return ModerationResult(
+                        ok=False, action=action,
+                        detail="YouTube lets a channel delete only its own comments; reject "
+                               "the comment instead",
+                    )
                 path = "videos" if item.kind == ItemKind.post else "comments"
                 self.request("DELETE", path, params={"id": item.id})
                 return ModerationResult(ok=True, action=action, detail=f"deleted {path} {item.id}")

@@ -284,3 +284,20 @@ def test_an_expired_token_is_reported_as_refused_credentials(
         400, json={"error": "ExpiredToken", "message": "Token has expired"}))
     with pytest.raises(FatalError, match="refused the credentials"):
         connector(client, sleeps).fetch(None)
+
+
+def test_a_post_deleted_before_its_thread_is_read_does_not_stop_the_poll(
+    router: respx.Router, client: httpx.Client, sleeps: Sleeps,
+):
+    routes = install(router)
+    normal = routes["thread"].side_effect
+
+    def thread(request: httpx.Request) -> httpx.Response:
+        if request.url.params["uri"].endswith("3lopenevening2"):
+            return httpx.Response(400, json={"error": "NotFound", "message": "Post not found"})
+        return normal(request)
+
+    routes["thread"].side_effect = thread
+    result = connector(client, sleeps).fetch(None)
+    assert any(i.id.endswith("3lreplynews002") for i in result.items)
+    assert not any(w.parent_id and w.parent_id.endswith("3lopenevening2") for w in result.windows)

@@ -335,3 +335,53 @@ def test_the_token_never_reaches_logs_or_repr(
     assert json.dumps(masto.settings.masked()).count("**********") == 1
 
 
+
+
+def test_a_status_deleted_between_listing_and_reading_its_replies_does_not_stop_the_poll(
+    router: respx.Router, client: httpx.Client, sleeps: Sleeps,
+):
+    recorded = cassette("test_fetch_next_previous.yaml")
+    me = next(i for i in recorded if i.uri.endswith("verify_credentials"))
+    page = next(i for i in recorded if i.uri.endswith("/statuses?limit=5")).json()
+    gone = next(i for i in cassette("test_status_delete_media.yaml")
+                if i.method == "DELETE" and i.status == 404)  # the recorded "Record not found"
+    router.get(f"{BASE}/api/v1/accounts/verify_credentials").mock(return_value=me.response())
+    router.get(url__startswith=f"{BASE}/api/v1/accounts/").mock(
+        return_value=httpx.Response(200, json=page))
+    contexts = router.get(url__regex=rf"{BASE}/api/v1/statuses/\d+/context").mock(side_effect=[
+        gone.response(), *[httpx.Response(200, json={"ancestors": [], "descendants": []})] * 4])
+    router.get(url__startswith=f"{BASE}/api/v1/notifications").mock(
+        return_value=httpx.Response(200, json=[]))
+    router.get(url__startswith=f"{BASE}/api/v1/conversations").mock(
+        return_value=httpx.Response(200, json=[]))
+    result = connector(client, sleeps, clock=datetime(2026, 8, 2, tzinfo=UTC).timestamp()
+                       ).fetch(None)
+    assert contexts.call_count == 5
+    assert len(result.items) == 5
+    # no complete listing of the vanished status's replies is claimed
+    assert page[0]["id"] not in {w.parent_id for w in result.windows}
+
+
+def test_a_skipped_record_is_reported_by_position_never_by_its_text(
+    router: respx.Router, client: httpx.Client, sleeps: Sleeps, caplog: pytest.LogCaptureFixture,
+):
+    recorded = cassette("test_fetch_next_previous.yaml")
+    me = next(i for i in recorded if i.uri.endswith("verify_credentials"))
+    page = next(i for i in recorded if i.uri.endswith("/statuses?limit=5")).json()
+    page[1]["content"] = "<p>Maisie O'Connell lives at 4 Elm Road, call 07700 900123</p>"
+    page[1]["created_at"] = None
+    router.get(f"{BASE}/api/v1/accounts/verify_credentials").mock(return_value=me.response())
+    router.get(url__startswith=f"{BASE}/api/v1/accounts/").mock(
+        return_value=httpx.Response(200, json=page))
+    router.get(url__regex=rf"{BASE}/api/v1/statuses/\d+/context").mock(
+        return_value=httpx.Response(200, json={"ancestors": [], "descendants": []}))
+    for path in ("notifications", "conversations"):
+        router.get(url__startswith=f"{BASE}/api/v1/{path}").mock(
+            return_value=httpx.Response(200, json=[]))
+    with caplog.at_level(logging.DEBUG):
+        result = connector(client, sleeps, clock=datetime(2026, 8, 2, tzinfo=UTC).timestamp()
+                           ).fetch(None)
+    assert len(result.problems) == 1 and "statuses, record 1" in result.problems[0]
+    told = caplog.text + " ".join(result.problems)
+    for detail in ("Maisie", "Elm Road", "07700"):
+        assert detail not in told

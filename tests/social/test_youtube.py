@@ -272,3 +272,25 @@ def test_a_spent_daily_quota_is_waited_for_not_fatal(
     router.get(f"{BASE}/commentThreads").mock(return_value=httpx.Response(200, json={"items": []}))
     result = connector(client, sleeps).fetch(None)
     assert len(sleeps) == 1 and result.items == []
+
+
+def test_deleting_someone_else_s_comment_is_refused_with_reject_suggested(
+    router: respx.Router, client: httpx.Client, sleeps: Sleeps,
+):
+    delete = router.delete(f"{BASE}/comments")
+    page = json.loads(apidata("comments/comments_single.json").read_text())
+    item = comment_item(page["items"][0], "acct", video_id=None, thread_id=None)
+    result = connector(client, sleeps).moderate(item, ModerationAction.delete)
+    assert not result.ok and "reject" in result.detail and not delete.called
+
+
+def test_the_channel_s_own_comment_is_deleted(
+    router: respx.Router, client: httpx.Client, sleeps: Sleeps,
+):
+    delete = router.delete(f"{BASE}/comments").mock(return_value=httpx.Response(204))
+    page = json.loads(apidata("comments/comments_single.json").read_text())
+    raw = page["items"][0]
+    raw["snippet"]["authorChannelId"] = {"value": CHANNEL}
+    item = comment_item(raw, "acct", video_id=None, thread_id=None)
+    assert connector(client, sleeps).moderate(item, ModerationAction.delete).ok
+    assert delete.calls.last.request.url.params["id"] == raw["id"]
