@@ -27,7 +27,7 @@ from connectors.base import (
     ModerationAction,
     ModerationResult,
 )
-from connectors.common import media_ref, parse_time, report_skipped
+from connectors.common import dedupe, describe_error, media_ref, parse_time, report_skipped
 from connectors.meta import GraphConnector, GraphSettings, unix
 from governance_bot.items import Item, ItemKind, Media, Person, Visibility
 
@@ -41,8 +41,6 @@ POST_FIELDS = ("id,message,story,created_time,updated_time,from,permalink_url,is
                "privacy,full_picture,attachments{media_type,type,media,url,subattachments}")
 COMMENT_FIELDS = ("id,message,created_time,from,parent{id},permalink_url,is_hidden,"
                   "attachment{type,media,url}")
-MESSAGE_FIELDS = "id,message,created_time,from,to,attachments"
-CONVERSATION_FIELDS = "id,updated_time,link"
 
 _PRIVACY = {
     "EVERYONE": Visibility.public,
@@ -68,7 +66,7 @@ class FacebookSettings(GraphSettings):
 def _person(data: Any) -> Person:
     if not isinstance(data, dict):
         return Person()
-    return Person(id=_str(data.get("id")), name=data.get("name"),
+    return Person(id=_str(data.get("id")), name=data.get("name"), handle=data.get("username"),
                   email=None)  # Messenger's "email" is a proxy address, not a real one
 
 
@@ -187,8 +185,9 @@ def parse_comment(record: dict[str, Any], account: str, post_id: str) -> Item:
     )
 
 
-def parse_message(record: dict[str, Any], account: str, conversation_id: str) -> Item:
-    """A Messenger message in a Page conversation as a direct-message Item."""
+def parse_message(record: dict[str, Any], account: str, conversation_id: str,
+                  platform: str = PLATFORM) -> Item:
+    """A Messenger (or Instagram) message in a Page conversation as a direct-message Item."""
     message_id = record["id"]
     if not isinstance(message_id, str) or not message_id:
         raise ValueError("message id is not a string")
@@ -208,7 +207,7 @@ def parse_message(record: dict[str, Any], account: str, conversation_id: str) ->
     recipients = [_person(p) for p in (to.get("data") or [])] if isinstance(to, dict) else []
     return Item(
         id=message_id,
-        platform=PLATFORM,
+        platform=platform,
         account=account,
         kind=ItemKind.direct_message,
         author=_person(record.get("from")),
@@ -268,45 +267,14 @@ class FacebookPageConnector(GraphConnector):
 
         if s.read_messages:
             since = _cursor_time(cursor.get("messages_since")) or start
-            items.extend(self._messages(since, problems))
+            items.extend(self.conversation_items(
+                s.page_id, "messenger", since, problems,
+                functools.partial(_message_in, self.account)))
             cursor["messages_since"] = now.isoformat()
 
         cursor["last_poll"] = now.isoformat()
-        return FetchResult(items=_dedupe(items), cursor=cursor, windows=windows,
+        return FetchResult(items=dedupe(items), cursor=cursor, windows=windows,
                            problems=problems)
-
-    def _messages(self, since: datetime, problems: list[str]) -> list[Item]:
-        s = self.settings
-        out: list[Item] = []
-
-        def older(record: dict[str, Any]) -> bool:
-            try:
-                return parse_time(record.get("updated_time")) < since
-            except ValueError:
-                return False
-
-        conversations = self.listing(f"{s.page_id}/conversations",
-                                     {"fields": CONVERSATION_FIELDS, "platform": "messenger"},
-                                     stop=older)
-        for where, _n, index, conv in conversations:
-            conv_id = conv.get("id") if isinstance(conv, dict) else None
-            if not isinstance(conv_id, str):
-                report_skipped(log, self.name, problems, f"{where} record {index + 1}",
-                               "conversation without an id")
-                continue
-
-            def before(record: dict[str, Any]) -> bool:
-                try:
-                    return parse_time(record.get("created_time")) < since
-                except ValueError:
-                    return False
-
-            messages = self.listing(f"{conv_id}/messages", {"fields": MESSAGE_FIELDS},
-                                    stop=before)
-            for _record, item in self.parse_each(
-                    messages, functools.partial(_message_in, self.account, conv_id), problems):
-                out.append(item)
-        return out
 
     # --- moderation ----------------------------------------------------------------------------
 
@@ -403,7 +371,7 @@ def feed_webhook_items(payload: Any, account: str, page_id: str, problems: list[
             try:
                 items.append(_feed_value_item(value, account))
             except (KeyError, TypeError, ValueError) as exc:
-                report_skipped(log, name, problems, where, str(exc) or type(exc).__name__)
+                report_skipped(log, name, problems, where, describe_error(exc))
     return items
 
 
@@ -458,11 +426,3 @@ def _cursor_time(value: Any) -> datetime | None:
         return None
 
 
-def _dedupe(items: list[Item]) -> list[Item]:
-    seen: set[str] = set()
-    out: list[Item] = []
-    for item in items:
-        if item.id not in seen:
-            seen.add(item.id)
-            out.append(item)
-    return out

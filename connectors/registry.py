@@ -17,6 +17,8 @@ ENTRY_POINT_GROUP = "governance_bot.connectors"
 BUILTINS: dict[str, str] = {
     "jsonl": "connectors.jsonl:JsonlConnector",
     "facebook": "connectors.facebook:FacebookPageConnector",
+    "instagram": "connectors.instagram:InstagramConnector",
+    "x": "connectors.x:XConnector",
     "youtube": "connectors.youtube:YouTubeConnector",
     "mastodon": "connectors.mastodon:MastodonConnector",
     "bluesky": "connectors.bluesky:BlueskyConnector",

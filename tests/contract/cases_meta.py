@@ -122,3 +122,90 @@ CASES: list[ContractCase] = [
         secret_key="access_token",
     ),
 ]
+
+
+IG_USER = "17841406338772941"
+IG_TOKEN = "IGQVcontractInstagramToken9876543210"
+
+
+def _ig_settings(base_url: str) -> dict[str, Any]:
+    return {
+        "type": "instagram",
+        "ig_user_id": IG_USER,
+        "access_token": "${IG_TOKEN}",
+        "base_url": base_url,
+    }
+
+
+def _ig_common(router: respx.MockRouter, base_url: str) -> set[str]:
+    """Comments of every other media are empty; /tags answers the recorded tagged media."""
+    tags = meta_fixture("instagram", "apidata", "users", "tagged_medias.json")
+    router.get(f"{base_url}/{API}/{IG_USER}/tags").mock(
+        return_value=httpx.Response(200, json=tags))
+    _empty_comments(router, base_url)
+    return {m["id"] for m in tags["data"]}
+
+
+def ig_page(router: respx.MockRouter, base_url: str) -> Installed:
+    media = _without_next(meta_fixture("instagram", "apidata", "users", "medias_p1.json"))
+    comments = _without_next(meta_fixture("instagram", "apidata", "medias", "comments_p1.json"))
+    first = router.get(f"{base_url}/{API}/{IG_USER}/media").mock(
+        return_value=httpx.Response(200, json=media))
+    commented = media["data"][1]["id"]
+    router.get(f"{base_url}/{API}/{commented}/comments").mock(
+        return_value=httpx.Response(200, json=comments))
+    ids = ({m["id"] for m in media["data"]} | {c["id"] for c in comments["data"]}
+           | _ig_common(router, base_url))
+    return Installed(ids=ids, first=first)
+
+
+def ig_pages(router: respx.MockRouter, base_url: str) -> Installed:
+    m1 = meta_fixture("instagram", "apidata", "users", "medias_p1.json")
+    m2 = _without_next(meta_fixture("instagram", "apidata", "users", "medias_p2.json"))
+    c1 = meta_fixture("instagram", "apidata", "medias", "comments_p1.json")
+    c2 = _without_next(meta_fixture("instagram", "apidata", "medias", "comments_p2.json"))
+
+    def media(request: httpx.Request) -> httpx.Response:
+        assert "access_token" not in request.url.params, "the token leaked into a URL"
+        return httpx.Response(200, json=m2 if request.url.params.get("after") else m1)
+
+    first = router.get(f"{base_url}/{API}/{IG_USER}/media").mock(side_effect=media)
+    commented = m1["data"][1]["id"]
+    router.get(f"{base_url}/{API}/{commented}/comments").mock(
+        return_value=httpx.Response(200, json=c1))
+    # comments page 1's recorded paging.next names media 17846368219941692
+    router.get(f"{base_url}/{API}/17846368219941692/comments", params={"after": "after"}).mock(
+        return_value=httpx.Response(200, json=c2))
+    ids = ({m["id"] for m in m1["data"] + m2["data"]}
+           | {c["id"] for c in c1["data"] + c2["data"]} | _ig_common(router, base_url))
+    return Installed(ids=ids, first=first)
+
+
+def ig_malformed(router: respx.MockRouter, base_url: str) -> Installed:
+    m1 = _without_next(meta_fixture("instagram", "apidata", "users", "medias_p1.json"))
+    m2 = meta_fixture("instagram", "apidata", "users", "medias_p2.json")
+    media = {"data": m1["data"] + m2["data"]}
+    bad = media["data"][1]
+    del bad["timestamp"]
+    first = router.get(f"{base_url}/{API}/{IG_USER}/media").mock(
+        return_value=httpx.Response(200, json=media))
+    ids = {m["id"] for m in media["data"]} - {bad["id"]} | _ig_common(router, base_url)
+    return Installed(ids=ids, first=first, where=bad["id"])
+
+
+CASES.append(
+    ContractCase(
+        id="instagram",
+        type="instagram",
+        settings=_ig_settings,
+        env={"IG_TOKEN": IG_TOKEN},
+        secrets=(IG_TOKEN,),
+        required=("ig_user_id", "access_token"),
+        invalid={"ig_user_id": "@brookfield.academy", "lookback_days": 0,
+                 "page_size": 1000},
+        page=ig_page,
+        pages=ig_pages,
+        malformed=ig_malformed,
+        secret_key="access_token",
+    )
+)

@@ -81,6 +81,9 @@ class ContractCase:
     account: str = "contract-account"
     # a settings key holding a secret that must be refused when written literally in the file
     secret_key: str | None = None
+    # contract checks that cannot apply to this connector, each with the reason, e.g.
+    # {"rate_limited": "IMAP has no Retry-After"}; keys: see CHECKS in test_contract.py
+    not_applicable: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

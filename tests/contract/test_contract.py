@@ -29,6 +29,15 @@ from tests.contract.harness import (
 
 CASES = discover_cases()
 BASE_URL = "https://contract.test/api"
+CHECKS = ("config", "page", "pages", "unauthorised", "rate_limited", "server_error", "malformed",
+          "secrets_in_logs")
+
+
+def applies(case: ContractCase, check: str) -> None:
+    """Skip ``check`` for a case that declared it not applicable (with its reason)."""
+    assert set(case.not_applicable) <= set(CHECKS), f"unknown checks in {case.id}"
+    if check in case.not_applicable:
+        pytest.skip(f"{case.id}: {case.not_applicable[check]}")
 
 
 @pytest.fixture(params=CASES, ids=[c.id for c in CASES])
@@ -69,6 +78,7 @@ def test_valid_settings_are_accepted_and_secrets_masked(case: ContractCase, tmp_
 
 def test_a_missing_required_setting_is_refused_naming_the_key(case: ContractCase, tmp_path: Path
                                                               ) -> None:
+    applies(case, "config")
     assert case.required, "a case must name at least one required setting"
     for key in case.required:
         table = {k: v for k, v in _table(case).items() if k != key}
@@ -78,6 +88,7 @@ def test_a_missing_required_setting_is_refused_naming_the_key(case: ContractCase
 
 
 def test_an_invalid_setting_is_refused_naming_the_key(case: ContractCase, tmp_path: Path) -> None:
+    applies(case, "config")
     assert case.invalid, "a case must give at least one invalid value"
     for key, value in case.invalid.items():
         table = {**_table(case), key: value}
@@ -111,6 +122,7 @@ def test_an_unset_environment_variable_is_named(case: ContractCase, tmp_path: Pa
 
 def test_one_page_is_read_completely(case: ContractCase, tmp_path: Path,
                                      router: respx.MockRouter) -> None:
+    applies(case, "page")
     expected = case.page(router, BASE_URL)
     result = _fetch(case, tmp_path, SleepRecorder())
     assert {i.id for i in result.items} == expected.ids
@@ -124,6 +136,7 @@ def test_one_page_is_read_completely(case: ContractCase, tmp_path: Path,
 
 def test_pagination_reaches_the_end(case: ContractCase, tmp_path: Path,
                                     router: respx.MockRouter) -> None:
+    applies(case, "pages")
     expected = case.pages(router, BASE_URL)
     result = _fetch(case, tmp_path, SleepRecorder())
     assert {i.id for i in result.items} == expected.ids
@@ -133,6 +146,7 @@ def test_pagination_reaches_the_end(case: ContractCase, tmp_path: Path,
 
 def test_refused_credentials_stop_with_the_account_and_the_fix(
         case: ContractCase, tmp_path: Path, router: respx.MockRouter) -> None:
+    applies(case, "unauthorised")
     expected = case.page(router, BASE_URL)
     fail_first(expected.first, [httpx.Response(401, json={"error": "unauthorised"})])
     with pytest.raises(FatalError) as err:
@@ -146,6 +160,7 @@ def test_refused_credentials_stop_with_the_account_and_the_fix(
 
 def test_rate_limited_waits_the_time_the_platform_asks(
         case: ContractCase, tmp_path: Path, router: respx.MockRouter) -> None:
+    applies(case, "rate_limited")
     expected = case.page(router, BASE_URL)
     fail_first(expected.first, [httpx.Response(429, headers={"Retry-After": "37"})])
     sleep = SleepRecorder()
@@ -156,6 +171,7 @@ def test_rate_limited_waits_the_time_the_platform_asks(
 
 def test_server_errors_back_off_then_succeed(
         case: ContractCase, tmp_path: Path, router: respx.MockRouter) -> None:
+    applies(case, "server_error")
     expected = case.page(router, BASE_URL)
     fail_first(expected.first, [httpx.Response(500), httpx.Response(503)])
     sleep = SleepRecorder()
@@ -168,6 +184,7 @@ def test_server_errors_back_off_then_succeed(
 def test_a_malformed_record_is_skipped_and_logged_with_its_source(
         case: ContractCase, tmp_path: Path, router: respx.MockRouter,
         caplog: pytest.LogCaptureFixture) -> None:
+    applies(case, "malformed")
     expected = case.malformed(router, BASE_URL)
     assert expected.where, "a malformed case must say where the bad record is"
     with caplog.at_level(logging.WARNING):
@@ -182,6 +199,7 @@ def test_a_malformed_record_is_skipped_and_logged_with_its_source(
 def test_secrets_never_reach_the_logs(case: ContractCase, tmp_path: Path,
                                       router: respx.MockRouter,
                                       caplog: pytest.LogCaptureFixture) -> None:
+    applies(case, "secrets_in_logs")
     expected = case.pages(router, BASE_URL)
     fail_first(expected.first, [httpx.Response(429, headers={"Retry-After": "1"}),
                                 httpx.Response(500)])
