@@ -40,7 +40,7 @@ from connectors.social_common import (
 )
 from governance_bot.items import Item, ItemKind, Media, Person, Visibility
 
-__all__ = ["BlueskyConnector", "BlueskySettings", "post_item", "thread_items"]
+__all__ = ["BlueskyConnector", "BlueskySettings", "post_item", "thread_items", "thread_listing"]
 
 log = logging.getLogger(__name__)
 
@@ -128,22 +128,41 @@ def post_item(post: dict[str, Any], account: str, *, own_did: str | None = None)
 
 def thread_items(node: dict[str, Any], account: str, *, own_did: str | None = None
                  ) -> tuple[list[Item], list[str]]:
-    """Every post in a thread view, depth first, and the URIs of replies that could not be
-    read (blocked or not found nodes are skipped: there is nothing to read)."""
+    """Every post in a thread view, depth first, and the replies that could not be read."""
+    items, skipped, _ = thread_listing(node, account, own_did=own_did)
+    return items, skipped
+
+
+def thread_listing(node: dict[str, Any], account: str, *, own_did: str | None = None
+                   ) -> tuple[list[Item], list[str], set[str]]:
+    """Like :func:`thread_items`, plus the posts whose replies are *not* all listed.
+
+    A not-found node is a deleted reply: nothing to read, and its parent's listing is still
+    complete. A blocked node, or one that cannot be parsed, leaves its parent's replies
+    incomplete, so no listing window may claim them."""
     items: list[Item] = []
     skipped: list[str] = []
-    stack = [node]
+    incomplete: set[str] = set()
+    stack: list[tuple[dict[str, Any], str | None]] = [(node, None)]
     while stack:
-        current = stack.pop()
+        current, parent = stack.pop()
         kind = current.get("$type", "")
-        if "post" not in current or kind.endswith(("#notFoundPost", "#blockedPost")):
+        if kind.endswith("#notFoundPost"):
+            continue
+        if "post" not in current or kind.endswith("#blockedPost"):
+            if parent is not None:
+                incomplete.add(parent)
             continue
         try:
-            items.append(post_item(current["post"], account, own_did=own_did))
+            item = post_item(current["post"], account, own_did=own_did)
         except (KeyError, TypeError, ValueError) as exc:
             skipped.append(f"{current.get('post', {}).get('uri', '?')}: {exc}")
-        stack.extend(reversed(current.get("replies") or []))
-    return items, skipped
+            if parent is not None:
+                incomplete.add(parent)
+            continue
+        items.append(item)
+        stack.extend((r, item.id) for r in reversed(current.get("replies") or []))
+    return items, skipped, incomplete
 
 
 class BlueskyConnector(HttpConnector):
@@ -289,14 +308,19 @@ class BlueskyConnector(HttpConnector):
                 if not is_not_found(exc):
                     raise
                 continue  # deleted since it was listed
-            found, skipped = thread_items(thread.get("thread") or {}, acct, own_did=did)
+            found, skipped, incomplete = thread_listing(thread.get("thread") or {}, acct,
+                                                        own_did=did)
             for bad in skipped:
                 message = f"{self.name}: app.bsky.feed.getPostThread {post.id}: skipped {bad}"
                 log.warning("%s", message)
                 problems.append(message)
             for item in found:
                 items[item.id] = item
-            windows.append(ListingWindow(start=post.created_at, end=now, parent_id=post.id))
+            # the thread view is the whole tree: every node's replies are listed completely
+            for node in found:
+                if node.id not in incomplete:
+                    windows.append(ListingWindow(start=node.created_at, end=now,
+                                                 parent_id=node.id))
 
         notes = self._cursor_pages(
             "app.bsky.notification.listNotifications", {"limit": 100}, "notifications", start,

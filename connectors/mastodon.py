@@ -109,7 +109,9 @@ def status_item(status: dict[str, Any], account: str, *, own_id: str | None = No
         text = f"{warning}\n\n{text}" if text else warning
     recipients = [Person(id=str(m["id"]), handle=m.get("acct"))
                   for m in status.get("mentions") or []]
-    if parent is None and own_id is not None and author.id == own_id:
+    # own direct messages are not in the account's status listing, so they stay out of its window
+    if (parent is None and own_id is not None and author.id == own_id
+            and visibility != Visibility.direct):
         parent = own_id
     return Item(
         id=str(status["id"]),
@@ -238,9 +240,13 @@ class MastodonConnector(HttpConnector):
             def reply(s: dict[str, Any], thread: str = thread) -> Item | None:
                 return status_item(s, acct, thread_id=thread)
 
-            add(parse_records(descendants, reply,
-                              f"{self.name}: /api/v1/statuses/{status.id}/context", problems))
-            windows.append(ListingWindow(start=status.created_at, end=now, parent_id=status.id))
+            tree = list(parse_records(descendants, reply,
+                                      f"{self.name}: /api/v1/statuses/{status.id}/context",
+                                      problems))
+            add(tree)
+            # the context is the whole tree: every node's replies are listed completely
+            for node in [status, *tree]:
+                windows.append(ListingWindow(start=node.created_at, end=now, parent_id=node.id))
 
         notes = self._listing("/api/v1/notifications", {"types[]": "mention", "limit": 40},
                               start, "notifications")

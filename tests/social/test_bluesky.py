@@ -14,7 +14,13 @@ import pytest
 import respx
 
 from connectors.base import FatalError, ModerationAction
-from connectors.bluesky import BlueskyConnector, BlueskySettings, post_item, thread_items
+from connectors.bluesky import (
+    BlueskyConnector,
+    BlueskySettings,
+    post_item,
+    thread_items,
+    thread_listing,
+)
 from governance_bot.items import ItemKind, Visibility
 from tests.shared import require_shared
 from tests.social.conftest import Sleeps
@@ -127,8 +133,20 @@ def test_fetch_signs_in_pages_the_feed_and_reads_reply_trees_and_notifications(
     assert got["3lopenevening2"].created_at == datetime(2026, 11, 17, 9, 30, tzinfo=UTC)
     assert got["3lmention00006"].author.handle == "karenprice.bsky.social"
     assert result.problems == []
-    assert {w.parent_id for w in result.windows} == {ORG, sports.id, got["3lopenevening2"].id,
-                                                      got["3lbakesale0003"].id}
+    # complete listings: the account's posts, and every node of each reply tree (the deleted
+    # reply in the recorded tree is simply absent, so the archive will mark it deleted)
+    assert {w.parent_id for w in result.windows} == {
+        ORG, sports.id, got["3lopenevening2"].id, got["3lbakesale0003"].id, first.id, second.id}
+
+
+def test_a_blocked_reply_leaves_its_parent_s_listing_incomplete():
+    view = data("getPostThread_sportsday.json")
+    view["thread"]["replies"][0]["replies"].append(
+        {"$type": "app.bsky.feed.defs#blockedPost", "uri": "at://did:plc:x/app.bsky.feed.post/3b",
+         "blocked": True, "author": {"did": "did:plc:x"}})
+    items, skipped, incomplete = thread_listing(view["thread"], "acct")
+    assert skipped == [] and len(items) == 3
+    assert incomplete == {items[1].id}
 
 
 def test_a_post_with_a_broken_record_is_skipped_and_named(
