@@ -55,11 +55,15 @@ def to_utc(value: Any) -> datetime:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return datetime.fromtimestamp(float(value), UTC)
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"not a timestamp: {value!r}")
+        raise ValueError(f"not a timestamp ({type(value).__name__})")
     text = value.strip()
     if text.isdigit():
         return datetime.fromtimestamp(int(text), UTC)
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        # the value itself is not repeated: a broken field may hold anything
+        raise ValueError(f"not an ISO 8601 timestamp ({len(text)} characters)") from None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
@@ -141,7 +145,9 @@ def _describe(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         errs = exc.errors()
         return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errs)
-    return f"{type(exc).__name__}: {exc}"
+    # never the record's content: exception texts are cut short (they name fields, not text)
+    text = str(exc)
+    return f"{type(exc).__name__}: {text[:80]}{'...' if len(text) > 80 else ''}"
 
 
 def is_not_found(exc: FatalError) -> bool:

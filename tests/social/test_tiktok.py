@@ -155,3 +155,12 @@ def test_account_facts_report_the_business_account(
     facts = connector(client, sleeps).account_facts()
     assert facts.privacy == {"is_business_account": True}
     assert facts.extra["username"] == "brookfieldacademy"
+
+
+@pytest.mark.parametrize("value", ["07700 900123 Maisie", "", None, "2026-13-45T99:00:00Z"])
+def test_a_broken_timestamp_is_reported_without_repeating_it(value: Any):
+    from connectors.social_common import to_utc
+
+    with pytest.raises(ValueError) as err:
+        to_utc(value)
+    assert "Maisie" not in str(err.value) and "07700" not in str(err.value)
