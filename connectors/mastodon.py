@@ -17,6 +17,7 @@ instance, scopes ``read`` and ``write:statuses``.
 from __future__ import annotations
 
 import logging
+import mimetypes
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -76,13 +77,10 @@ def _person(account: dict[str, Any]) -> Person:
 def _media(attachment: dict[str, Any]) -> Media:
     kind = attachment.get("type") or ""
     url = attachment.get("url") or attachment.get("remote_url")
-    mime = MEDIA_MIME.get(kind)
-    if url and kind == "image":
-        lower = url.lower().split("?")[0]
-        for ext, m in ((".png", "image/png"), (".jpg", "image/jpeg"), (".jpeg", "image/jpeg"),
-                       (".gif", "image/gif"), (".webp", "image/webp")):
-            if lower.endswith(ext):
-                mime = m
+    # Mastodon gives the kind, not the MIME type: the file name says which image/video type
+    guessed = mimetypes.guess_type(httpx.URL(url).path)[0] if url else None
+    family = MEDIA_MIME.get(kind, "").split("/")[0]
+    mime = guessed if guessed and guessed.startswith(f"{family}/") else MEDIA_MIME.get(kind)
     return Media(url=url, mime_type=mime, alt_text=attachment.get("description"))
 
 
