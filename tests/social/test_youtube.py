@@ -294,3 +294,52 @@ def test_the_channel_s_own_comment_is_deleted(
     item = comment_item(raw, "acct", video_id=None, thread_id=None)
     assert connector(client, sleeps).moderate(item, ModerationAction.delete).ok
     assert delete.calls.last.request.url.params["id"] == raw["id"]
+
+
+VIDEO_FILES = [
+    "playlist_items/playlist_items_filter_video.json",
+    "playlist_items/playlist_items_multi.json",
+    "playlist_items/playlist_items_paged_1.json",
+    "playlist_items/playlist_items_paged_2.json",
+    "playlist_items/playlist_items_single.json",
+    "search/search_by_developer.json",
+    "search/search_by_event.json",
+    "search/search_by_keywords_p1.json",
+    "search/search_by_keywords_p2.json",
+    "search/search_by_location.json",
+    "search/search_by_mine.json",
+    "search/search_by_related_video.json",
+    "search/search_videos_by_channel.json",
+    "videos/videos_info_multi.json",
+    "videos/videos_info_single.json",
+]
+
+
+@pytest.mark.parametrize("name", VIDEO_FILES)
+def test_every_recorded_video_listing_becomes_posts_true_to_the_payload(name: str):
+    from connectors.youtube import video_item
+
+    page = json.loads(apidata(name).read_text())
+    assert page["items"]
+    for raw in page["items"]:
+        s = raw["snippet"]
+        item = video_item(raw, "brookfield-youtube")
+        expected_id = (s.get("resourceId") or {}).get("videoId") or (
+            raw["id"]["videoId"] if isinstance(raw["id"], dict) else raw["id"])
+        assert item.id == expected_id
+        assert item.kind == ItemKind.post
+        assert item.author.id == s["channelId"]
+        assert item.created_at == utc(s["publishedAt"]) and item.created_at.tzinfo == UTC
+        assert item.text.startswith(s["title"].strip())
+        assert item.url == f"https://www.youtube.com/watch?v={expected_id}"
+        if s.get("thumbnails"):
+            assert item.media and item.media[0].url in {
+                t["url"] for t in s["thumbnails"].values()}
+
+
+def test_a_search_result_that_is_a_channel_is_not_taken_for_a_video():
+    from connectors.youtube import video_item
+
+    page = json.loads(apidata("search/search_channels.json").read_text())
+    with pytest.raises(ValueError, match="no video id"):
+        video_item(page["items"][0], "acct")
