@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from connectors.base import (
     AccountFacts,
@@ -50,7 +50,20 @@ BODY_CODES = {40100: 429, 40102: 401, 40104: 401, 40105: 401, 40001: 403, 51000:
 
 class TikTokSettings(SocialSettings):
     business_id: str = Field(min_length=1, description="the account's business_id (open_id)")
-    access_token: SecretStr = Field(description="TikTok API for Business access token")
+    access_token: SecretStr | None = Field(
+        default=None, description="access token (lasts a day); or the refresh token below")
+    refresh_token: SecretStr | None = Field(default=None, description="lasts a year")
+    client_id: str | None = Field(default=None, description="the developer app's id")
+    client_secret: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _some_credential(self) -> TikTokSettings:
+        if self.access_token is None and self.refresh_token is None:
+            raise ValueError("set refresh_token with client_id and client_secret (or "
+                             "access_token for a short test)")
+        if self.refresh_token is not None and (not self.client_id or self.client_secret is None):
+            raise ValueError("refresh_token needs client_id and client_secret as well")
+        return self
     base_url: str | None = Field(
         default=None, description="default https://business-api.tiktok.com/open_api/v1.3")
     max_videos: int = Field(default=50, ge=1, description="at most this many recent videos")
@@ -108,14 +121,50 @@ class TikTokConnector(HttpConnector):
     default_base_url: ClassVar[str] = "https://business-api.tiktok.com/open_api/v1.3"
     auth_fix: ClassVar[str] = (
         "reauthorise the TikTok account in the developer app (scopes video.list, comment.list, "
-        "comment.list.manage) and set the new access token in the environment variable named in "
-        "the config"
+        "comment.list.manage) and set the new refresh token (or access token) in the environment "
+        "variable named in the config"
     )
 
     settings: TikTokSettings
 
+    def __init__(self, settings: TikTokSettings, **kwargs: Any):
+        super().__init__(settings, **kwargs)
+        self._token = settings.access_token.get_secret_value() if settings.access_token else None
+        self._refresh = (settings.refresh_token.get_secret_value()
+                         if settings.refresh_token else None)
+        self._expires: float | None = None if self._refresh is None else 0.0
+
     def auth_headers(self) -> dict[str, str]:
-        return {"Access-Token": self.settings.access_token.get_secret_value()}
+        self._ensure_token()
+        return {"Access-Token": self._token or ""}
+
+    def _ensure_token(self) -> None:
+        """Renew the day-long access token with the refresh token (which TikTok may rotate:
+        the newest is kept for this process)."""
+        s = self.settings
+        if self._refresh is None or s.client_secret is None:
+            return
+        if self._token and self._expires and self.clock() < self._expires - 300:
+            return
+        response = self.client.post(self.url("tt_user/oauth2/refresh_token/"), json={
+            "client_id": s.client_id, "client_secret": s.client_secret.get_secret_value(),
+            "grant_type": "refresh_token", "refresh_token": self._refresh,
+        })
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if not isinstance(body, dict):
+            body = {}
+        data = body.get("data") or {}
+        if response.status_code != 200 or body.get("code") or not data.get("access_token"):
+            raise FatalError(
+                f"{self.name} (account {self.account}): TikTok refused the refresh token "
+                f"(HTTP {response.status_code}, code {body.get('code')}). Fix: {self.auth_fix}."
+            )
+        self._token = str(data["access_token"])
+        self._refresh = str(data.get("refresh_token") or self._refresh)
+        self._expires = self.clock() + float(data.get("expires_in") or 86400)
 
     def effective_status(self, response: httpx.Response) -> int:
         """TikTok answers most errors with HTTP 200 and ``code`` in the body."""

@@ -19,7 +19,7 @@ def test_the_documented_snippet_is_a_valid_configuration(tmp_path: Path):
     (tmp_path / "config.toml").write_text("\n".join(lines) + "\n")
     env = {k: f"secret-{k}" for k in ("YOUTUBE_REFRESH_TOKEN", "YOUTUBE_CLIENT_SECRET",
                                       "MASTODON_ACCESS_TOKEN", "BLUESKY_APP_PASSWORD",
-                                      "TIKTOK_ACCESS_TOKEN")}
+                                      "TIKTOK_REFRESH_TOKEN", "TIKTOK_CLIENT_SECRET")}
     settings = connector_settings(load_config(tmp_path / "config.toml", env=env))
     assert [s.type for s in settings] == ["youtube", "mastodon", "bluesky", "tiktok"]
     shown = " ".join(str(s.masked()) + repr(s) for s in settings)

@@ -164,3 +164,56 @@ def test_a_broken_timestamp_is_reported_without_repeating_it(value: Any):
     with pytest.raises(ValueError) as err:
         to_utc(value)
     assert "Maisie" not in str(err.value) and "07700" not in str(err.value)
+
+
+def test_the_day_long_access_token_is_renewed_with_the_refresh_token(
+    router: respx.Router, client: httpx.Client, sleeps: Sleeps,
+):
+    refresh = router.post(f"{BASE}/tt_user/oauth2/refresh_token/").mock(side_effect=[
+        httpx.Response(200, json={"code": 0, "message": "OK", "request_id": "r", "data": {
+            "access_token": "act.fresh-1", "expires_in": 86400,
+            "refresh_token": "rft.rotated", "open_id": BUSINESS}}),
+        httpx.Response(200, json={"code": 0, "message": "OK", "request_id": "r", "data": {
+            "access_token": "act.fresh-2", "expires_in": 86400, "refresh_token": "rft.next"}}),
+    ])
+    account = router.get(f"{BASE}/business/get/").mock(return_value=ok("business_get.json"))
+    clock = [NOW.timestamp()]
+    tt = connector(client, sleeps, access_token=None, refresh_token="rft.first-secret",
+                   client_id="7300000000000000000", client_secret="app-secret")
+    tt.clock = lambda: clock[0]
+    tt.account_facts()
+    tt.account_facts()
+    assert refresh.call_count == 1
+    assert json.loads(refresh.calls[0].request.content) == {
+        "client_id": "7300000000000000000", "client_secret": "app-secret",
+        "grant_type": "refresh_token", "refresh_token": "rft.first-secret"}
+    assert account.calls.last.request.headers["Access-Token"] == "act.fresh-1"
+    clock[0] += 86400
+    tt.account_facts()
+    assert json.loads(refresh.calls[1].request.content)["refresh_token"] == "rft.rotated"
+    assert account.calls.last.request.headers["Access-Token"] == "act.fresh-2"
+    assert "rft." not in repr(tt) and "app-secret" not in repr(tt)
+
+
+def test_a_refused_refresh_token_is_fatal_with_the_fix(
+    router: respx.Router, client: httpx.Client, sleeps: Sleeps,
+):
+    router.post(f"{BASE}/tt_user/oauth2/refresh_token/").mock(return_value=httpx.Response(
+        200, json={"code": 40105, "message": "refresh token invalid", "request_id": "r",
+                   "data": {}}))
+    tt = connector(client, sleeps, access_token=None, refresh_token="rft.old",
+                   client_id="7300000000000000000", client_secret="app-secret")
+    with pytest.raises(FatalError) as err:
+        tt.fetch(None)
+    assert "reauthorise" in str(err.value) and "rft.old" not in str(err.value)
+
+
+def test_credentials_must_be_given_one_way_or_the_other():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="refresh_token"):
+        TikTokSettings.model_validate({"name": "t", "type": "tiktok", "account": "a",
+                                       "business_id": "b"})
+    with pytest.raises(ValidationError, match="client_id and client_secret"):
+        TikTokSettings.model_validate({"name": "t", "type": "tiktok", "account": "a",
+                                       "business_id": "b", "refresh_token": "r"})
