@@ -256,10 +256,25 @@ class MastodonConnector(HttpConnector):
         if self.settings.read_direct_messages:
             convs = self._listing("/api/v1/conversations", {"limit": 40}, start, "conversations",
                                   stop_on_old=True)
-            add(parse_records(
+            lasts = list(parse_records(
                 [c.get("last_status") for c in convs if c.get("last_status")],
                 lambda s: status_item(s, acct, own_id=own_id),
                 f"{self.name}: /api/v1/conversations", problems))
+            add(lasts)
+            # a conversation lists only its last message: the whole exchange is its context
+            for last in lasts:
+                if last.created_at < start:
+                    continue
+                try:
+                    context = self.get_json(f"/api/v1/statuses/{last.id}/context")
+                except FatalError as exc:
+                    if not is_not_found(exc):
+                        raise
+                    continue
+                earlier = [*(context or {}).get("ancestors", []),
+                           *(context or {}).get("descendants", [])]
+                add(parse_records(earlier, lambda s: status_item(s, acct, own_id=own_id),
+                                  f"{self.name}: /api/v1/statuses/{last.id}/context", problems))
 
         return FetchResult(items=list(items.values()), cursor={"polled_at": now.isoformat()},
                            windows=windows, problems=problems)

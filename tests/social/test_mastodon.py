@@ -230,10 +230,19 @@ def test_fetch_reads_replies_mentions_and_conversations(
         return_value=notes.response())
     router.get(url__startswith=f"{BASE}/api/v1/conversations").mock(
         return_value=convs.response())
+    dm = convs.json()[0]["last_status"]
+    earlier = dict(dm, id="117020593700000001", created_at="2026-08-01T13:50:00.000Z",
+                   content="<p>@admin can we talk about Friday?</p>")
+    chain = router.get(f"{BASE}/api/v1/statuses/{dm['id']}/context").mock(
+        return_value=httpx.Response(200, json={"ancestors": [earlier], "descendants": []}))
+    router.get(url__regex=rf"{BASE}/api/v1/statuses/\d+/context").mock(
+        return_value=httpx.Response(200, json={"ancestors": [], "descendants": []}))
     result = connector(client, sleeps, clock=datetime(2026, 8, 2, tzinfo=UTC).timestamp()
                        ).fetch(None)
     assert notes_route.calls[0].request.url.params["types[]"] == "mention"
-    dm = convs.json()[0]["last_status"]
+    assert chain.called  # the whole exchange, not only the conversation's last message
+    assert result.items and {i.id: i for i in result.items}[earlier["id"]].kind == \
+        ItemKind.direct_message
     mention = notes.json()[0]["status"]
     got = {i.id: i for i in result.items}
     assert got[dm["id"]].kind == ItemKind.direct_message
