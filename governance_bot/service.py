@@ -7,13 +7,17 @@ SIGTERM or Ctrl-C stops polling, lets running jobs finish and exits.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import socket
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import uvicorn
 from apscheduler.schedulers.background import BackgroundScheduler
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -133,19 +137,36 @@ class Service:
         return Starlette(routes=routes)
 
     def run_forever(self) -> None:
-        import uvicorn
-
         self.schedule()
         self.scheduler.start()
         cfg = self.rt.config.service
         log.info("governance-bot running: %d connector(s), http://%s:%d/healthz",
                  len(self.rt.connectors), cfg.host, cfg.port)
-        server = uvicorn.Server(uvicorn.Config(self.http_app(), host=cfg.host, port=cfg.port,
-                                               log_level="warning"))
+        server = _Server(uvicorn.Config(self.http_app(), host=cfg.host, port=cfg.port,
+                                        log_level="warning"))
         try:
             server.run()  # returns on SIGTERM / SIGINT
         finally:
             log.info("stopping: waiting for running jobs")
             self.scheduler.shutdown(wait=True)
             self.drain()
+            log.info("stopped")
 
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, minus its habit of re-raising the signal after a graceful shutdown
+    (which would kill the process before the scheduler and outbox are stopped cleanly)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)

@@ -92,13 +92,33 @@ def example_index(path: Path = EXAMPLE_REGISTERS) -> RegisterIndex:
     return _index_cache[path]
 
 
-_EXAMPLE_ONLY = {"name", "expect_severity", "expect_route", "history", "config"}
+_EXAMPLE_ONLY = {"name", "why", "learner", "expect_severity", "expect_route", "history",
+                 "config", "author_handle", "author_id", "photo"}
+DEFAULT_ACCOUNT = "brookfield-facebook"
+DEFAULT_TIME = "2026-11-18T12:00:00+00:00"  # a Wednesday in term, at noon
 
 
 def example_item(spec: dict[str, Any], index: RegisterIndex, default_id: str) -> Item:
-    """An ``Item`` from a rule-pack example, with author and recipients resolved."""
+    """An ``Item`` from a rule-pack example, with author and recipients resolved.
+
+    Shorthands: no ``account`` means the example organisation's Facebook page; no author means
+    the account itself; ``author_handle``/``author_id``; ``recipients`` as plain handles;
+    ``photo = true`` attaches an image; no ``created_at`` means noon on a term-time Wednesday."""
     data = {k: v for k, v in spec.items() if k not in _EXAMPLE_ONLY}
     data.setdefault("id", default_id)
+    data.setdefault("account", DEFAULT_ACCOUNT)
+    data.setdefault("created_at", DEFAULT_TIME)
+    data.setdefault("kind", "post")
+    if "author" not in data:
+        if spec.get("author_handle") or spec.get("author_id"):
+            data["author"] = {"handle": spec.get("author_handle"), "id": spec.get("author_id")}
+        elif data["account"] in index.accounts:
+            own = index.accounts[data["account"]]
+            data["author"] = {"id": own.platform_id or own.handle}
+    data["recipients"] = [{"handle": r} if isinstance(r, str) else r
+                          for r in data.get("recipients", [])]
+    if spec.get("photo"):
+        data.setdefault("media", [{"url": "https://cdn.example/1.jpg", "mime_type": "image/jpeg"}])
     account = index.accounts.get(data.get("account", ""))
     if account is None:
         raise ValueError(f"example {spec.get('name', default_id)!r}: account "

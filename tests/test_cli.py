@@ -120,7 +120,7 @@ def test_scan_twice_over_the_same_data_creates_no_duplicate_flags(
 def test_sigkill_mid_scan_then_a_rerun_archives_every_item_once_and_flags_each_once(
     make_config: Callable[..., Config], tmp_path: Path,
 ):
-    n = 3000
+    n = 1500
     items = items_file(tmp_path / "items.jsonl", n)
     make_config()
     cfg = str(tmp_path / "config.toml")
