@@ -72,7 +72,7 @@ def html_to_text(html: str | None) -> str:
     newlines, links as their visible text, tags and entities gone."""
     if not html or not html.strip():
         return ""
-    # lxml: about ten times faster than BeautifulSoup here (bench/RESULTS-social-b.md)
+    # lxml: 5-8 times faster than BeautifulSoup on status bodies (bench/RESULTS-social-b.md)
     try:
         root = lxml.html.fragment_fromstring(html, create_parent="div")
     except ParserError:
