@@ -30,7 +30,7 @@ def make_sink(config: Config) -> Sink:
         return JsonSink(config.resolve_path(path))
     if config.delivery.sink == "slack":
         try:
-            from governance_bot.slack.sink import SlackSink  # type: ignore[import-not-found]
+            from governance_bot.slack.sink import SlackSink
         except ImportError as exc:  # pragma: no cover - until the Slack app is installed
             raise RuntimeError("the Slack sink is not available in this installation") from exc
         sink: Sink = SlackSink.from_config(config)

@@ -29,7 +29,14 @@ class Service:
     def __init__(self, runtime: Runtime):
         self.rt = runtime
         self.scheduler = BackgroundScheduler(timezone="UTC")
-        self.sender = runtime.sender()
+        self.slack: Any = None
+        if runtime.config.delivery.sink == "slack":
+            from governance_bot.slack.service import SlackService
+
+            self.slack = SlackService(runtime)
+            self.sender = runtime.sender(self.slack.sink)
+        else:
+            self.sender = runtime.sender()
         self._lock = threading.Lock()  # one pipeline writer at a time in this process
         self.paused: dict[str, str] = {}
 
@@ -68,6 +75,8 @@ class Service:
         self.scheduler.add_job(self.drain, "interval",
                                seconds=self.rt.config.service.outbox_interval_seconds,
                                id="outbox", max_instances=1, coalesce=True)
+        if self.slack is not None:
+            self.slack.schedule(self.scheduler)
 
     # --- HTTP ---------------------------------------------------------------------------------
     def http_app(self) -> Starlette:
@@ -95,6 +104,8 @@ class Service:
             Route("/healthz", healthz),
             Route("/webhooks/{name}", webhook, methods=["GET", "POST"]),
         ]
+        if self.slack is not None:
+            routes.extend(self.slack.routes())  # /slack/events
         return Starlette(routes=routes)
 
     def run_forever(self) -> None:
@@ -102,6 +113,8 @@ class Service:
 
         self.schedule()
         self.scheduler.start()
+        if self.slack is not None and self.slack.mode == "socket":
+            self.slack.start_socket_mode()
         cfg = self.rt.config.service
         log.info("governance-bot running: %d connector(s), http://%s:%d/healthz",
                  len(self.rt.connectors), cfg.host, cfg.port)
@@ -112,6 +125,8 @@ class Service:
         finally:
             log.info("stopping: waiting for running jobs")
             self.scheduler.shutdown(wait=True)
+            if self.slack is not None:
+                self.slack.close()
             self.drain()
 
 
