@@ -53,7 +53,10 @@ def on_call(config: Config, now: datetime) -> list[str]:
 class EscalationJob:
     def __init__(self, bot: SlackBot, clock: Callable[[], datetime] | None = None):
         self.bot = bot
-        self.clock = clock or bot.clock
+        self._clock = clock
+
+    def clock(self) -> datetime:
+        return (self._clock or self.bot.clock)()
 
     def _people(self, ids: list[str]) -> list[StaffMember]:
         regs = self.bot.registers
@@ -137,7 +140,10 @@ class DigestJob:
 
     def __init__(self, bot: SlackBot, clock: Callable[[], datetime] | None = None):
         self.bot = bot
-        self.clock = clock or bot.clock
+        self._clock = clock
+
+    def clock(self) -> datetime:
+        return (self._clock or self.bot.clock)()
 
     def run(self) -> int:
         """Send the digest of everything waiting. Returns the number of flags sent."""
