@@ -18,7 +18,7 @@ from slack_sdk import WebClient
 from sqlalchemy import func, select, update
 
 from governance_bot.flags import FlagStatus
-from governance_bot.slack.bot import OUTCOME_NAMES, SlackBot
+from governance_bot.slack.bot import OUTCOME_NAMES, SlackBot, moderation_actions
 from governance_bot.slack.decisions import (
     INFORM_METHODS,
     Decisions,
@@ -187,7 +187,7 @@ def build_app(bot: SlackBot, signing_secret: str, *, decisions: Decisions | None
                       *((p.role, p.register_id) for p in item.recipients)]
             learner_ids = learners_named(findings, people)
         connector = bot.connector_for(flag.account)
-        actions = sorted(a.value for a in connector.moderation_actions()) if connector else []
+        actions = sorted(a.value for a in moderation_actions(connector)) if connector else []
         options = [_option(a, {"hide": "Hide it", "delete": "Delete it"}.get(
             a, a.replace("_", " ").capitalize())) for a in actions]
         options.append(_option("manual", "I will remove it by hand on the platform"))

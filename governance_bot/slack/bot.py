@@ -30,7 +30,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connectors.base import Connector
+from connectors.base import Connector, ModerationAction
 from governance_bot.config import Config
 from governance_bot.flags import FlagStatus
 from governance_bot.items import Item
@@ -42,7 +42,8 @@ from governance_bot.storage import models as m
 from governance_bot.storage.db import Database
 from rules.base import Route
 
-__all__ = ["METADATA_EVENT", "SINK", "SlackBot", "make_client", "slack_tokens"]
+__all__ = ["METADATA_EVENT", "SINK", "SlackBot", "make_client", "moderation_actions",
+           "slack_tokens"]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,17 @@ def make_client(config: Config, token: str | None = None, max_retries: int = 2) 
     return WebClient(**kwargs)
 
 
+def moderation_actions(connector: Connector) -> frozenset[ModerationAction]:
+    """What the connector can do to an item. (Works around ``Connector.moderation_actions`` on
+    Python 3.11, where ``str in EnumClass`` raises TypeError.)"""
+    try:
+        return connector.moderation_actions()
+    except TypeError:
+        names = {a.value for a in ModerationAction}
+        return frozenset(ModerationAction(c.value) for c in connector.capabilities
+                         if c.value in names)
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -130,7 +142,7 @@ class SlackBot:
 
     def connector_for(self, account: str) -> Connector | None:
         for c in self.connectors:
-            if c.account == account and c.moderation_actions():
+            if c.account == account and moderation_actions(c):
                 return c
         return None
 

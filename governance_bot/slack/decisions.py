@@ -21,7 +21,7 @@ from connectors.base import ModerationAction
 from governance_bot.flags import FlagStatus
 from governance_bot.items import Role
 from governance_bot.registers import RegisterIndex, StaffMember
-from governance_bot.slack.bot import OUTCOME_NAMES, SlackBot
+from governance_bot.slack.bot import OUTCOME_NAMES, SlackBot, moderation_actions
 from governance_bot.slack.render import DSL_ACTIONS, MANAGER_ACTIONS
 from governance_bot.storage import auditlog
 from governance_bot.storage import models as m
@@ -152,7 +152,7 @@ class Decisions:
         if moderation != "manual" and connector is not None:
             try:
                 action = ModerationAction(moderation)
-                if action not in connector.moderation_actions():
+                if action not in moderation_actions(connector):
                     raise ValueError(f"{connector.name} cannot {moderation}")
                 result = connector.moderate(item, action)
                 platform_ok, detail = result.ok, result.detail
