@@ -56,12 +56,16 @@ class SlackService:
         self._socket: Any = None
 
     def routes(self) -> list[HttpRoute]:
-        from slack_bolt.adapter.starlette import SlackRequestHandler
+        from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+        from starlette.concurrency import run_in_threadpool
 
-        handler = SlackRequestHandler(self.app)
+        app = self.app
 
         async def events(request: Request) -> Response:
-            return await handler.handle(request)
+            # bolt's dispatch is synchronous (database, role check): keep it off the event loop
+            body = await request.body()
+            bolt_response = await run_in_threadpool(app.dispatch, to_bolt_request(request, body))
+            return to_starlette_response(bolt_response)
 
         return [HttpRoute("/slack/events", events, methods=["POST"])]
 
