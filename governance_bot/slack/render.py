@@ -87,23 +87,32 @@ def audience_for(route: Route | str) -> Audience:
 
 
 def learner_pattern(registers: RegisterIndex) -> re.Pattern[str] | None:
-    """One regex matching every registered learner's names, aliases and handles (cached)."""
+    """One regex matching every registered learner's names, aliases, email and handles (cached).
+
+    Names match with their capital letter (so "Will" is masked, the verb "will" is not); emails
+    and handles match in any case."""
     cached = registers.derived.get("slack.learner_pattern")
     if cached is not None:
         return cached if isinstance(cached, re.Pattern) else None
-    terms: set[str] = set()
+    names: set[str] = set()
+    handles: set[str] = set()
     for lr in registers.iter_learners():
-        for value in (lr.full_name, lr.first_name, lr.last_name, lr.preferred_name, lr.email,
-                      *lr.aliases, *lr.handles):
+        for value in (lr.full_name, lr.first_name, lr.last_name, lr.preferred_name, *lr.aliases):
             if value and len(value.strip()) >= 2:
-                terms.add(value.strip())
-                if value.startswith("@"):
-                    terms.add(value[1:])
-    if not terms:
+                names.add(value.strip())
+                names.add(value.strip().replace("'", "’"))
+        for value in (lr.email, *lr.handles):
+            if value and len(value.strip()) >= 2:
+                handles.add(value.strip().lstrip("@"))
+    if not names and not handles:
         registers.derived["slack.learner_pattern"] = False
         return None
-    alternation = "|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True))
-    pattern = re.compile(rf"(?<![\w@])@?(?:{alternation})(?!\w)", re.IGNORECASE)
+
+    def alternation(terms: set[str]) -> str:
+        return "|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True)) or "(?!)"
+
+    pattern = re.compile(
+        rf"(?<![\w@])(?:@?(?i:{alternation(handles)})|{alternation(names)})(?!\w)")
     registers.derived["slack.learner_pattern"] = pattern
     return pattern
 
