@@ -32,6 +32,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import ahocorasick
@@ -307,6 +308,31 @@ def _e164(number: str, region: str) -> str | None:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+@lru_cache(maxsize=8192)
+def _phone_number(candidate: str, region: str, country_codes: frozenset[int]) -> str | None:
+    """The E.164 form of ``candidate`` if it is a phone number of one of ``country_codes``.
+
+    Cached: the same numbers (the office, a club secretary) turn up again and again."""
+    digits = sum(c.isdigit() for c in candidate)
+    if not 9 <= digits <= 15:
+        return None
+    try:
+        number = phonenumbers.parse(candidate, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if number.country_code not in country_codes:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        # Ofcom's ranges for drama (07700 900xxx, 01632 960xxx, 020 7946 0xxx) are not "valid"
+        # numbers, but to a reader they are phone numbers all the same
+        national = str(number.national_number)
+        if len(national) != 10 or national[0] not in "1237" or (
+            not phonenumbers.is_possible_number(number)
+        ):
+            return None
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
 def is_valid_postcode(text: str, grammar: str | None = None) -> bool:
     """Whether ``text`` is a UK postcode by the pack's grammar (with or without the space)."""
     if grammar is None:
@@ -322,6 +348,9 @@ def is_valid_postcode(text: str, grammar: str | None = None) -> bool:
 
 _NAME, _HANDLE, _EMAIL = 0, 1, 2
 _WORD_TOKEN = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
+# "Jayden P." / "Jayden P": a capitalised word, one space, a capital letter standing alone
+_INITIAL_RE = re.compile(r"(?<![\w'’-])([^\W\d_][^\W\d_'’-]*) ([A-Z])(?:\.|(?![\w'’-]))")
+_INITIAL_AFTER = re.compile(r" ([A-Z])(?:\.|(?![\w'’-]))")
 
 
 def _token_variants(token: str) -> set[str]:
@@ -410,7 +439,7 @@ class LearnerMatcher:
         domains |= {a.handle.casefold().rpartition("@")[2] for a in registers.accounts.values()
                     if "@" in a.handle.strip("@")}
         self.org_domains = domains - self.learner_domains
-        self.max_first = max((len(k) for k in self.first_names), default=0)
+        self.dob_years = frozenset(str(d.year) for d in self.dob)
 
     @staticmethod
     def _first_forms(learner: Learner, settings: PiiSettings) -> set[str]:
@@ -553,9 +582,10 @@ class LearnerPiiDetector:
 
     def in_scope(self, item: Item, author: Person, registers: RegisterIndex) -> bool:
         s = self.settings
-        if item.kind.value not in s.kinds or item.visibility.value not in s.visibilities:
+        # StrEnum members hash and compare as their string values
+        if item.kind not in s.kinds or item.visibility not in s.visibilities:
             return False
-        if (author.role or Role.unknown).value not in s.authors:
+        if (author.role or Role.unknown) not in s.authors:
             return False
         if s.exempt_learner_staff_conversations and item.kind in (
             ItemKind.direct_message, ItemKind.chat_message, ItemKind.email
@@ -595,6 +625,8 @@ class LearnerPiiDetector:
         # weak identifiers: "Jayden P." and first names, counted only with another identifier
         if text and m.first_names:
             self._weak_names(text, folded, item, details, m, found)
+        if not found and not details:
+            return []
         own = None
         if not self.settings.flag_learners_own_names and author.role == Role.learner:
             own = author.register_id
@@ -702,28 +734,11 @@ class LearnerPiiDetector:
         s = self.settings
         for match in _PHONE_CANDIDATE.finditer(text):
             candidate = match.group(0)
-            digits = sum(c.isdigit() for c in candidate)
-            if not 9 <= digits <= 15 or not candidate.lstrip("( ").startswith(("0", "+")):
+            if not candidate.lstrip("( ").startswith(("0", "+")):
                 continue  # a UK number is written with its trunk 0 or an international prefix
-            try:
-                number = phonenumbers.parse(candidate, s.default_region)
-            except phonenumbers.NumberParseException:
-                continue
-            if number.country_code not in s.country_codes:
-                continue
-            if not phonenumbers.is_valid_number(number):
-                # Ofcom's ranges for drama (07700 900xxx, 01632 960xxx, 020 7946 0xxx) are not
-                # "valid" numbers, but to a reader they are phone numbers all the same
-                national = str(number.national_number)
-                if len(national) != 10 or national[0] not in "1237" or (
-                    not phonenumbers.is_possible_number(number)
-                ):
-                    continue
-            if phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) in (
-                s.allow_phones
-            ):
-                continue
-            yield _Detail("phone", match.span())
+            e164 = _phone_number(candidate, s.default_region, s.country_codes)
+            if e164 is not None and e164 not in s.allow_phones:
+                yield _Detail("phone", match.span())
 
     def _postcodes(self, text: str) -> Iterable[_Detail]:
         s = self.settings
@@ -763,7 +778,11 @@ class LearnerPiiDetector:
     def _dates_of_birth(self, text: str, folded: str, m: LearnerMatcher) -> Iterable[_Detail]:
         s = self.settings
         seen: set[tuple[int, int]] = set()
-        for span, day, month, year in _dates(folded):
+        # dates written with month names are looked for only near a birth word or where a
+        # learner's birth year is written
+        words = s.dob_context_re.search(folded) is not None or any(
+            y in folded for y in m.dob_years)
+        for span, day, month, year in _dates(folded, words):
             if span in seen:
                 continue
             seen.add(span)
@@ -786,53 +805,64 @@ class LearnerPiiDetector:
     def _weak_names(self, text: str, folded: str, item: Item, details: list[_Detail],
                     m: LearnerMatcher,
                     found: dict[str, dict[str, list[tuple[int, int]]]]) -> None:
+        """First names alone and "Jayden P.": only together with another identifier."""
         has_detail = bool(details)
         has_photo = bool(item.media)
-        class_mention: bool | None = None
+        class_re = self.settings.class_re
+        if has_detail:
+            full_scan = True
+        else:
+            if not has_photo and not _INITIAL_RE.search(text):
+                return  # nothing a first name could be combined with
+            class_mention = class_re.search(text) is not None
+            if not has_photo and not class_mention:
+                return
+            full_scan = has_photo and class_mention
+        # (start, end, folded token, surname initial or None)
+        tokens: list[tuple[int, int, str, str | None]] = []
+        if full_scan:
+            for match in _WORD_TOKEN.finditer(folded):
+                a, b = match.span()
+                token = match.group(0)
+                if token not in m.first_names and token.endswith("'s"):  # "Jayden's"
+                    token, b = token[:-2], b - 2
+                if token not in m.first_names:
+                    continue
+                im = _INITIAL_AFTER.match(text, b)
+                tokens.append((a, b, token, im.group(1).lower() if im else None))
+        else:
+            for match in _INITIAL_RE.finditer(text):
+                a, b = match.span(1)
+                tokens.append((a, b, folded[a:b], match.group(2).lower()))
+        if not tokens:
+            return
         dob_learners = {lid for d in details for lid in d.learners}
         taken = [sp for kinds in found.values() for spans in kinds.values() for sp in spans]
-        for match in _WORD_TOKEN.finditer(folded):
-            token = match.group(0)
-            a, b = match.span()
+        for a, b, token, initial in tokens:
             lids = m.first_names.get(token)
-            if not lids and token.endswith("'s"):  # possessive: "Jayden's"
-                token, b = token[:-2], b - 2
-                lids = m.first_names.get(token)
             if not lids or any(x <= a < y for x, y in taken):
                 continue
             if not text[a].isupper() and token in self.settings.ambiguous_words:
                 continue
-            # "Jayden P." / "Jayden P"
-            initial = None
-            rest = folded[b:b + 4]
-            im = re.match(r" ([a-z])(?:\.|(?![a-z0-9'-]))", rest)
-            if im and text[b + 1].isupper():
-                initial = im.group(1)
             candidates = set(lids)
             if initial is not None:
-                candidates = {lid for lid in candidates if m.surname_initial.get(lid) == initial}
-            if not candidates:
-                continue
+                narrowed = {lid for lid in candidates if m.surname_initial.get(lid) == initial}
+                if narrowed:
+                    candidates = narrowed
+                else:
+                    initial = None  # "Jayden P." where no Jayden's surname starts with P
             already = candidates & found.keys()
             if already:  # the same learner is named in full or by handle elsewhere in the item
                 for lid in already:
                     found[lid].setdefault("first_name", []).append((a, b))
                 continue
             if initial is not None:
-                if class_mention is None:
-                    class_mention = bool(self.settings.class_re.search(text))
-                if not (has_detail or has_photo or class_mention):
-                    continue
-                kind, span = "name_with_initial", (a, b + 2 + (folded[b + 2:b + 3] == "."))
-            else:
-                if not has_detail:
-                    if not has_photo:
-                        continue
-                    if class_mention is None:
-                        class_mention = bool(self.settings.class_re.search(text))
-                    if not class_mention:
-                        continue
+                kind = "name_with_initial"
+                span = (a, b + 2 + (text[b + 2:b + 3] == "."))
+            elif has_detail or full_scan:
                 kind, span = "first_name", (a, b)
+            else:
+                continue
             narrowed = candidates & dob_learners
             if narrowed:
                 candidates = narrowed
@@ -938,7 +968,8 @@ def _camel(text: str, offsets: list[int] | None, pos: int, s: str) -> bool:
     return i >= 0 and s[i] in "#@"
 
 
-def _dates(folded: str) -> Iterable[tuple[tuple[int, int], int, int, int | None]]:
+def _dates(folded: str,
+           month_names: bool = True) -> Iterable[tuple[tuple[int, int], int, int, int | None]]:
     """(span, day, month, year or None) for every date written in ``folded``."""
     for m in _DATE_ISO.finditer(folded):
         yield m.span(), int(m.group(3)), int(m.group(2)), int(m.group(1))
@@ -946,6 +977,8 @@ def _dates(folded: str) -> Iterable[tuple[tuple[int, int], int, int, int | None]
         if m.group(3) is None and "." in m.group(0):
             continue  # "3.5" is a number, not a date
         yield m.span(), int(m.group(1)), int(m.group(2)), _year(m.group(3))
+    if not month_names:
+        return
     for m in _DATE_TEXT.finditer(folded):
         yield m.span(), int(m.group(1)), _MONTHS[m.group(2)[:3]], _year(m.group(3))
     for m in _DATE_TEXT_US.finditer(folded):
