@@ -173,6 +173,8 @@ class PiiSettings:
     visibilities: frozenset[str]
     authors: frozenset[str]
     exempt_learner_staff_conversations: bool
+    unattributed_authors: frozenset[str]
+    unattributed_always: frozenset[str]
     flag_learners_own_names: bool
     scores: dict[str, float]
     ambiguous_words: frozenset[str]
@@ -264,6 +266,11 @@ class PiiSettings:
             exempt_learner_staff_conversations=_get(
                 pack, "scope.exempt_learner_staff_conversations", True, bool),
             flag_learners_own_names=_get(pack, "scope.flag_learners_own_names", False, bool),
+            unattributed_authors=frozenset(_strs(
+                pack, "scope.unattributed_details_from",
+                ["learner", "parent", "employer", "public", "unknown"])),
+            unattributed_always=frozenset(_strs(
+                pack, "scope.unattributed_details_always", ["date_of_birth"])),
             scores=scores,
             ambiguous_words=frozenset(fold(w) for w in _strs(pack, "names.ambiguous_words")),
             staff_titles=tuple(fold(w) for w in _strs(pack, "names.staff_titles")),
@@ -514,7 +521,7 @@ class LearnerMatcher:
 # ---------------------------------------------------------------------------------------------
 
 _DIGIT = re.compile(r"\d")
-_PHONE_CANDIDATE = re.compile(r"(?<![\w+/.])(?:\+|\(\s*)?\d[\d \-().]{7,20}\d(?![\w/])")
+_PHONE_CANDIDATE = re.compile(r"(?<![\w+/.])(?:\+|\(\s*)?\d[\d \-().]{7,40}\d(?![\w/])")
 _EMAIL_RE = re.compile(r"(?<![\w.%+'-])[\w.%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _MONTHS = {
     "jan": 1, "feb": 2, "mar": 3, "apr": 4, "may": 5, "jun": 6, "jul": 7, "aug": 8, "sep": 9,
@@ -627,10 +634,7 @@ class LearnerPiiDetector:
             self._weak_names(text, folded, item, details, m, found)
         if not found and not details:
             return []
-        own = None
-        if not self.settings.flag_learners_own_names and author.role == Role.learner:
-            own = author.register_id
-        return self._findings(item, found, details, own)
+        return self._findings(item, author, found, details)
 
     def _register_matches(self, text: str, folded: str, item: Item, author: Person,
                           m: LearnerMatcher,
@@ -736,7 +740,33 @@ class LearnerPiiDetector:
             candidate = match.group(0)
             if not candidate.lstrip("( ").startswith(("0", "+")):
                 continue  # a UK number is written with its trunk 0 or an international prefix
-            e164 = _phone_number(candidate, s.default_region, s.country_codes)
+            digits = sum(c.isdigit() for c in candidate)
+            e164 = _phone_number(candidate, s.default_region, s.country_codes) if (
+                digits <= 15) else None
+            if e164 is None and digits > 11:
+                # several numbers in a row ("07912 345678 07912 345679"): the longest valid
+                # number starting at each group of digits
+                groups = [g.span() for g in re.finditer(r"\S+", candidate)]
+                i = 0
+                while i < len(groups):
+                    best = None
+                    if candidate[groups[i][0]] in "0+(":
+                        for j in range(i, min(i + 5, len(groups))):
+                            part = candidate[groups[i][0]:groups[j][1]]
+                            if sum(c.isdigit() for c in part) > 15:
+                                break
+                            e164 = _phone_number(part, s.default_region, s.country_codes)
+                            if e164 is not None:
+                                best = (j, e164)
+                    if best is None:
+                        i += 1
+                        continue
+                    j, e164 = best
+                    if e164 not in s.allow_phones:
+                        yield _Detail("phone", (match.start() + groups[i][0],
+                                                match.start() + groups[j][1]))
+                    i = j + 1
+                continue
             if e164 is not None and e164 not in s.allow_phones:
                 yield _Detail("phone", match.span())
 
@@ -875,10 +905,14 @@ class LearnerPiiDetector:
 
     # -- findings -----------------------------------------------------------------------------
 
-    def _findings(self, item: Item, found: dict[str, dict[str, list[tuple[int, int]]]],
-                  details: list[_Detail], own: str | None) -> list[Finding]:
+    def _findings(self, item: Item, author: Person,
+                  found: dict[str, dict[str, list[tuple[int, int]]]],
+                  details: list[_Detail]) -> list[Finding]:
         s = self.settings
         findings: list[Finding] = []
+        own = None
+        if not s.flag_learners_own_names and author.role == Role.learner:
+            own = author.register_id
         # a date of birth that is a learner's register DOB belongs to that learner if they are
         # the only one with it, or the one also named in the item
         loose: list[_Detail] = []
@@ -899,6 +933,11 @@ class LearnerPiiDetector:
             for d in loose:
                 found[attach_to].setdefault(d.kind, []).append(d.span)
             loose = []
+        # in the organisation's and staff's own posts naming no learner, contact details are
+        # venues and office numbers; in what others post they may be a learner's
+        role = (author.role or Role.unknown).value
+        if role not in s.unattributed_authors and not found:
+            loose = [d for d in loose if d.kind in s.unattributed_always]
         if own and own in found:
             # the author's own name is already shown by the platform: only their contact and
             # identity details count
@@ -911,6 +950,7 @@ class LearnerPiiDetector:
         for lid in sorted(found):
             kinds = found[lid]
             candidates = kinds.pop("_candidates", None)
+            _drop_names_inside_addresses(kinds)
             labels = sorted(kinds, key=lambda k: -self._weight(k))
             spans = tuple(sorted({sp for k in labels for sp in kinds[k]}))
             score = max(s.score(k) for k in labels)
@@ -957,6 +997,21 @@ class LearnerPiiDetector:
         return self._WEIGHTS.get(kind, 0)
 
 
+def _drop_names_inside_addresses(kinds: dict[str, list[tuple[int, int]]]) -> None:
+    """"jayden.price" inside the learner's own email address is the email, not a second name."""
+    outer = kinds.get("email", []) + kinds.get("handle", [])
+    if not outer:
+        return
+    for kind in ("full_name", "hashtag", "first_name"):
+        spans = [sp for sp in kinds.get(kind, ())
+                 if not any(a <= sp[0] and sp[1] <= b for a, b in outer)]
+        if kind in kinds:
+            if spans:
+                kinds[kind] = spans
+            else:
+                del kinds[kind]
+
+
 def _camel(text: str, offsets: list[int] | None, pos: int, s: str) -> bool:
     """A camel-case boundary at ``pos`` inside a hashtag or handle ("#WellDoneJaydenPrice")."""
     o = offsets[pos] if offsets else pos
@@ -974,8 +1029,8 @@ def _dates(folded: str,
     for m in _DATE_ISO.finditer(folded):
         yield m.span(), int(m.group(3)), int(m.group(2)), int(m.group(1))
     for m in _DATE_NUMERIC.finditer(folded):
-        if m.group(3) is None and "." in m.group(0):
-            continue  # "3.5" is a number, not a date
+        if m.group(3) is None and "/" not in m.group(0):
+            continue  # "3.5" and "3-2" are a number and a score; "3/2" may be a date
         yield m.span(), int(m.group(1)), int(m.group(2)), _year(m.group(3))
     if not month_names:
         return

@@ -525,3 +525,33 @@ def test_a_learners_own_email_in_their_own_comment_is_still_flagged() -> None:
     findings = detect(make_item(text, kind="comment", author_handle="@harvdoyle"))
     assert [f.evidence.register_entry for f in findings] == ["learner:L009"]
     assert covered(text, findings) == ["harvey.doyle@students.brookfield.example.org"]
+
+
+def test_two_phone_numbers_in_a_row_are_both_flagged() -> None:
+    text = "ring 07912 345678 07912 345679"
+    findings = detect(make_item(text, kind="comment", author_handle="@x"))
+    assert covered(text, findings) == ["07912 345678", "07912 345679"]
+
+
+def test_a_score_next_to_birthday_is_not_a_date_of_birth() -> None:
+    findings = detect(make_item("Birthday boy scored in the 3-2 win", kind="comment",
+                                author_handle="@x"))
+    assert findings == []
+
+
+def test_a_learners_email_is_one_identifier_not_also_a_name() -> None:
+    text = "jayden.price@students.brookfield.example.org"
+    findings = detect(make_item(text))
+    assert findings[0].evidence.detail["identifiers"] == ["email"]
+    assert covered(text, findings) == [text]
+
+
+@pytest.mark.parametrize(("author", "flagged"), [
+    ({}, False),                                          # the organisation: a venue
+    ({"author_id": "fb:5501", "kind": "comment"}, False),  # a staff member (Tom Ashworth)
+    ({"author_handle": "@a_parent", "kind": "comment"}, True),
+])
+def test_a_street_address_naming_no_learner_depends_on_who_posts_it(
+        author: dict[str, Any], flagged: bool) -> None:
+    findings = detect(make_item("Meet at 3 Church Street, LS11 5BT", **author))
+    assert bool(findings) is flagged
