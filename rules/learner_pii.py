@@ -243,13 +243,13 @@ class PiiSettings:
         type_alt = "|".join(re.escape(t) for t in sorted(types, key=len, reverse=True))
         address_re = regex(
             "addresses.street_types",
-            r"(?<![\w/.,-])(?:Flat\s+\d{1,4}[A-Za-z]?,?\s+)?\d{1,4}[A-Za-z]?,?\s+"
+            r"(?<![\w/.,-])(?:Flat\s+\d{1,4}[A-Za-z]?,?\s+)?\d{1,3}[A-Za-z]?,?\s+"
             r"(?:[A-Z][a-zA-Z'’-]+\s+){1,3}(?:" + type_alt + r")\b\.?",
         )
         lower_types = _strs(pack, "addresses.lowercase_street_types")
         address_lower_re = regex(
             "addresses.lowercase_street_types",
-            r"(?<![\w/.,-])\d{1,4}[a-z]?,?\s+((?:[a-z][a-z'-]+\s+){1,2})(?:"
+            r"(?<![\w/.,-])\d{1,3}[a-z]?,?\s+((?:[a-z][a-z'-]+\s+){1,2})(?:"
             + ("|".join(re.escape(t) for t in lower_types) or r"(?!x)x") + r")\b",
         )
         codes = _get(pack, "phones.country_codes", [44], list)

@@ -555,3 +555,17 @@ def test_a_street_address_naming_no_learner_depends_on_who_posts_it(
         author: dict[str, Any], flagged: bool) -> None:
     findings = detect(make_item("Meet at 3 Church Street, LS11 5BT", **author))
     assert bool(findings) is flagged
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"severity": 9}, "severity: severity must be 1-5"),
+    ({"scope": {"kinds": "post"}}, "scope.kinds: expected list"),
+    ({"first_names": {"class_patterns": ["(unclosed"]}}, "first_names.class_patterns"),
+])
+def test_a_bad_pack_value_names_the_file_and_key(change: dict[str, Any], message: str) -> None:
+    from rules.learner_pii import PackError
+
+    pack = {**PACK, **change}
+    with pytest.raises(PackError) as caught:
+        LearnerPiiDetector.from_pack(pack)
+    assert PACK["_path"] in str(caught.value) and message in str(caught.value)
