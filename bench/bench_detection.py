@@ -351,7 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.cpu >= 0 and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})
     if args.child is not None:
-        print(json.dumps(run_one(args.child.split(","), args.items, args.learners, args.seed)))
+        rules = [r for r in args.child.split(",") if r]
+        print(json.dumps(run_one(rules, args.items, args.learners, args.seed)))
         return 0
     present, missing = available_rules()
     print(f"governance-bot detection benchmark: {args.items:,} items, {args.learners:,} learners, "
@@ -360,17 +361,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"detectors run: {', '.join(present) or 'none'}")
     if missing:
         print(f"skipped (module not written yet): {', '.join(missing)}")
-    configs = [[r] for r in present]
+    configs: list[list[str]] = [[]]  # no detector: the cost of the harness itself
+    configs += [[r] for r in present]
     if len(present) > 1:
         configs.append(present)
     rows = [child(c, args) for c in configs]
     print()
-    print(f"| {'detectors':<32} | {'items/s':>9} | {'items/CPU-s':>11} | {'seconds':>7} | "
+    print(f"| {'detectors':<36} | {'items/s':>9} | {'items/CPU-s':>11} | {'seconds':>7} | "
           f"{'peak RSS MB':>11} | {'setup s':>7} | findings")
-    print(f"|{'-' * 34}|{'-' * 11}|{'-' * 13}|{'-' * 9}|{'-' * 13}|{'-' * 9}|----------")
+    print(f"|{'-' * 38}|{'-' * 11}|{'-' * 13}|{'-' * 9}|{'-' * 13}|{'-' * 9}|----------")
     for row in rows:
         found = ", ".join(f"{k} {v:,}" for k, v in sorted(row["findings"].items()))
-        print(f"| {' + '.join(row['rules']):<32} | {row['items_per_s']:>9,.0f} | "
+        name = " + ".join(row["rules"]) or "(none: engine and harness only)"
+        print(f"| {name:<36} | {row['items_per_s']:>9,.0f} | "
               f"{row['items_per_cpu_s']:>11,.0f} | {row['seconds']:>7.2f} | "
               f"{row['peak_rss_mb']:>11.0f} | {row['warmup_s']:>7.2f} | {found}")
     print()

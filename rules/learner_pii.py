@@ -446,7 +446,11 @@ class LearnerMatcher:
         domains |= {a.handle.casefold().rpartition("@")[2] for a in registers.accounts.values()
                     if "@" in a.handle.strip("@")}
         self.org_domains = domains - self.learner_domains
-        self.dob_years = frozenset(str(d.year) for d in self.dob)
+        # a learner's birth year written in full, or as the two-digit year of a date
+        years = sorted({d.year for d in self.dob})
+        self.dob_year_re: re.Pattern[str] | None = re.compile(
+            r"(?<!\d)(?:" + "|".join(str(y) for y in years) + r")(?!\d)|[/.-](?:"
+            + "|".join(f"{y % 100:02d}" for y in years) + r")(?!\d)") if years else None
 
     @staticmethod
     def _first_forms(learner: Learner, settings: PiiSettings) -> set[str]:
@@ -808,11 +812,11 @@ class LearnerPiiDetector:
     def _dates_of_birth(self, text: str, folded: str, m: LearnerMatcher) -> Iterable[_Detail]:
         s = self.settings
         seen: set[tuple[int, int]] = set()
-        # dates written with month names are looked for only near a birth word or where a
-        # learner's birth year is written
-        words = s.dob_context_re.search(folded) is not None or any(
-            y in folded for y in m.dob_years)
-        for span, day, month, year in _dates(folded, words):
+        if s.dob_context_re.search(folded) is None and (
+            m.dob_year_re is None or m.dob_year_re.search(folded) is None
+        ):
+            return  # no birth word and no learner's birth year: no date of birth here
+        for span, day, month, year in _dates(folded):
             if span in seen:
                 continue
             seen.add(span)
@@ -1023,8 +1027,7 @@ def _camel(text: str, offsets: list[int] | None, pos: int, s: str) -> bool:
     return i >= 0 and s[i] in "#@"
 
 
-def _dates(folded: str,
-           month_names: bool = True) -> Iterable[tuple[tuple[int, int], int, int, int | None]]:
+def _dates(folded: str) -> Iterable[tuple[tuple[int, int], int, int, int | None]]:
     """(span, day, month, year or None) for every date written in ``folded``."""
     for m in _DATE_ISO.finditer(folded):
         yield m.span(), int(m.group(3)), int(m.group(2)), int(m.group(1))
@@ -1032,8 +1035,6 @@ def _dates(folded: str,
         if m.group(3) is None and "/" not in m.group(0):
             continue  # "3.5" and "3-2" are a number and a score; "3/2" may be a date
         yield m.span(), int(m.group(1)), int(m.group(2)), _year(m.group(3))
-    if not month_names:
-        return
     for m in _DATE_TEXT.finditer(folded):
         yield m.span(), int(m.group(1)), _MONTHS[m.group(2)[:3]], _year(m.group(3))
     for m in _DATE_TEXT_US.finditer(folded):

@@ -417,6 +417,8 @@ def test_postcodes_in_lowercase(text: str, flagged: bool) -> None:
     ("it's on 14/03/2027", False),
     ("the 2nd July meeting", False),
     ("14/03/2010", True),                         # Jayden Price's register date of birth
+    ("see you 14/03/10", True),                   # the same, with a two-digit year
+    ("14 March 2010", True),
     ("30/02/2010 born", False),                   # not a date
 ])
 def test_dates_of_birth(text: str, flagged: bool) -> None:
