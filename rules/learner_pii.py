@@ -26,6 +26,7 @@ register entry ("learner:L001").
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import unicodedata
@@ -56,6 +57,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 RULE_ID = "learner_pii"
+_INSTANCES = itertools.count(1)  # each detector (its settings) keeps its own matcher
 
 # ---------------------------------------------------------------------------------------------
 # Text folding: lowercase, one kind of apostrophe, hyphen and space, accents off. The result has
@@ -571,7 +573,7 @@ class LearnerPiiDetector:
 
     def __init__(self, settings: PiiSettings):
         self.settings = settings
-        self._cache_key = f"{RULE_ID}:matcher:{id(self)}"
+        self._cache_key = f"{RULE_ID}:matcher:{next(_INSTANCES)}"
 
     @classmethod
     def from_pack(cls, pack: dict[str, Any], config: Config | None = None) -> LearnerPiiDetector:

@@ -210,7 +210,7 @@ MUST_NOT_CATCH = [
      "office@brookfield.example.org", {}),
     ("a surname alone is not flagged", "The Turner Prize exhibition", {}),
     ("an everyday sentence with name-like words is not flagged",
-     "Will turner lights off? ruby red, grace and hope", {}),
+     "Will you turn the lights off? ruby red, grace and hope", {}),
     ("a name inside a longer word is not flagged", "MacJayden Pricewell", {}),
     ("a longer double-barrelled surname is a different person",
      "Maisie O'Connell-Byrne", {}),
@@ -571,3 +571,28 @@ def test_a_bad_pack_value_names_the_file_and_key(change: dict[str, Any], message
     with pytest.raises(PackError) as caught:
         LearnerPiiDetector.from_pack(pack)
     assert PACK["_path"] in str(caught.value) and message in str(caught.value)
+
+
+@pytest.mark.parametrize(("text", "flagged"), [
+    ("Will Young read the lesson", True),
+    ("WILL YOUNG read the lesson", True),
+    ("this will young people help", False),     # both parts everyday words: capitals needed
+    ("Grace Hall joined the choir", True),
+    ("we said grace hall by hall", False),
+    ("will young? call 07912 345678", False),   # a lowercase everyday first name never counts
+])
+def test_names_made_of_everyday_words_need_capitals(text: str, flagged: bool) -> None:
+    registers = example_registers()
+    registers.learners += [
+        Learner(learner_id="L201", first_name="William", last_name="Young"),
+        Learner(learner_id="L202", first_name="Grace", last_name="Hall"),
+    ]
+    ctx = context(registers)
+    findings = detect(make_item(text, ctx=ctx), ctx=ctx)
+    named = learners_named(findings)
+    assert bool(named) is flagged
+
+
+def test_a_lowercase_name_with_one_everyday_word_is_flagged() -> None:
+    assert learners_named(detect(make_item("jay price is a legend", kind="comment",
+                                           author_handle="@x"))) == {"learner:L001"}
