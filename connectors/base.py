@@ -13,6 +13,7 @@ cursors live here so every connector behaves the same (tests/contract).
 
 from __future__ import annotations
 
+import builtins
 import logging
 import random
 import time
@@ -104,7 +105,8 @@ class AccountFacts:
     """What a platform reports about an account, for the weekly audit."""
 
     account_id: str
-    admins: list[dict[str, Any]] = field(default_factory=list)  # {id, name, email, role, two_factor}
+    # admins: {id, name, email, role, two_factor}
+    admins: list[dict[str, Any]] = field(default_factory=list)
     privacy: dict[str, Any] = field(default_factory=dict)  # setting -> value as reported
     follows: list[str] = field(default_factory=list)  # handles/ids this account follows
     meetings: list[dict[str, Any]] = field(default_factory=list)
@@ -174,7 +176,7 @@ class Connector:
 
     type: ClassVar[str] = ""
     description: ClassVar[str] = ""
-    Settings: ClassVar[type[ConnectorSettings]] = ConnectorSettings
+    Settings: ClassVar[builtins.type[ConnectorSettings]] = ConnectorSettings
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.read})
 
     def __init__(self, settings: ConnectorSettings, **_: Any):
@@ -195,9 +197,8 @@ class Connector:
         raise NotImplementedError
 
     def moderation_actions(self) -> frozenset[ModerationAction]:
-        return frozenset(
-            ModerationAction(c.value) for c in self.capabilities if c.value in ModerationAction
-        )
+        names = {a.value for a in ModerationAction}
+        return frozenset(ModerationAction(c.value) for c in self.capabilities if c.value in names)
 
     def moderate(self, item: Item, action: ModerationAction) -> ModerationResult:
         raise FatalError(f"{self.name}: {self.type} cannot {action.value} items")
@@ -266,6 +267,11 @@ class HttpConnector(Connector):
         """Headers that authenticate a request (subclasses; secrets never logged)."""
         return {}
 
+    def effective_status(self, response: httpx.Response) -> int:
+        """The HTTP status to act on. Platforms that signal expired tokens or rate limits in the
+        body (Graph API error codes in a 400) map them to 401/429 here."""
+        return response.status_code
+
     def check_rate_limit(self, response: httpx.Response) -> float | None:
         """Seconds to pause *before the next request* when a platform says usage is near its
         limit (Graph's X-App-Usage, X's x-rate-limit-remaining). None: no pause."""
@@ -297,7 +303,7 @@ class HttpConnector(Connector):
                 self._backoff(attempt, None)
                 attempt += 1
                 continue
-            status = response.status_code
+            status = self.effective_status(response)
             if status < 400:
                 pause = self.check_rate_limit(response)
                 if pause:

@@ -16,6 +16,9 @@ ENTRY_POINT_GROUP = "governance_bot.connectors"
 # does not stop the others.
 BUILTINS: dict[str, str] = {
     "jsonl": "connectors.jsonl:JsonlConnector",
+    "facebook": "connectors.facebook:FacebookPageConnector",
+    "instagram": "connectors.instagram:InstagramConnector",
+    "x": "connectors.x:XConnector",
 }
 
 

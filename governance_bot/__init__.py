@@ -1,3 +1,3 @@
-"""governance-bot: keeps a school's or training provider's official social media and staff-learner channels safe."""
+"""governance-bot: keeps the official social media and staff-learner channels of schools safe."""
 
 __version__ = "0.1.0"

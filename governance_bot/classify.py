@@ -1,4 +1,4 @@
-"""Detection without a database (``governance-bot classify``): for dry runs, backfills, evaluation."""
+"""Detection without a database (``governance-bot classify``): dry runs, backfills, evaluation."""
 
 from __future__ import annotations
 

@@ -20,7 +20,14 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from governance_bot import __version__
@@ -42,11 +49,15 @@ registers_app = typer.Typer(help="Who is who: staff, learners, accounts.", no_ar
 connectors_app = typer.Typer(help="Connectors to platforms and channels.", no_args_is_help=True)
 flags_app = typer.Typer(help="Flags raised so far.", no_args_is_help=True)
 auditlog_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+report_app = typer.Typer(help="Reports for governors.", no_args_is_help=True)
+keys_app = typer.Typer(help="Encryption keys for data at rest.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(registers_app, name="registers")
 app.add_typer(connectors_app, name="connectors")
 app.add_typer(flags_app, name="flags")
 app.add_typer(auditlog_app, name="audit-log")
+app.add_typer(report_app, name="report")
+app.add_typer(keys_app, name="keys")
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -74,10 +85,16 @@ def _setup_logging(config: Config | None, verbose: bool = False) -> None:
 
 
 def _load(path: Path) -> Config:
+    from governance_bot.storage import crypto
+
     try:
         config = load_config(path)
+        crypto.configure(config.security.keys())
     except ConfigError as exc:
         err.print(f"[red]{exc}[/red]", markup=True, soft_wrap=True)
+        raise typer.Exit(EXIT_CONFIG) from None
+    except crypto.KeyError_ as exc:
+        err.print(f"[red]{path}: security.encryption_keys: {exc}[/red]")
         raise typer.Exit(EXIT_CONFIG) from None
     _setup_logging(config)
     return config
@@ -291,9 +308,11 @@ def scan(
         with _progress() as progress:
             for connector in rt.connectors:
                 task = progress.add_task(f"{connector.name}", total=None)
+                def advance(n: int, t: TaskID = task) -> None:
+                    progress.advance(t, n)
+
                 try:
-                    report = rt.pipeline.scan(connector,
-                                              progress=lambda n, t=task: progress.advance(t, n))
+                    report = rt.pipeline.scan(connector, progress=advance)
                 except ConnectorError as exc:
                     # one failing account never stops the others
                     rt.pipeline.save_cursor(connector.name, None, str(exc))
@@ -442,6 +461,99 @@ def auditlog_verify(config_path: ConfigOpt = Path("config.toml")) -> None:
         return
     out.print(f"[red]audit log BROKEN at event {result.broken_seq}: {result.problem}[/red]")
     raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+# --- audit and reports -----------------------------------------------------------------------
+@app.command()
+def audit(
+    config_path: ConfigOpt = Path("config.toml"),
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Folder for the HTML and CSV "
+                                                 "report (default: [audit] report_dir)")] = None,
+) -> None:
+    """Run the dual-access and settings audit now and write its report."""
+    from sqlalchemy import select
+
+    from governance_bot.access_audit.cycle import AccessAudit
+    from governance_bot.reports import access_audit_report
+    from governance_bot.runtime import Runtime
+    from governance_bot.storage.audit_models import AccessFinding
+
+    config = _load(config_path)
+    with _runtime(config) as rt:
+        assert isinstance(rt, Runtime)
+        run_id = AccessAudit(config, rt.db, rt.registers, connectors=rt.connectors).run_now()
+        folder = out_dir or config.resolve_path(config.audit.report_dir)
+        html, csv_path = access_audit_report(config, rt.db, run_id, folder)
+        with rt.db.session() as session:
+            findings = list(session.execute(select(AccessFinding).where(
+                AccessFinding.run_id == run_id).order_by(AccessFinding.severity.desc())).scalars())
+    if findings:
+        table = Table("sev", "account", "check", "finding", "remedy")
+        for f in findings:
+            table.add_row(str(f.severity), f.account_id, f.check, f.message, f.remedy)
+        out.print(table)
+    out.print(f"{len(findings)} finding(s); report: {html} and {csv_path}")
+
+
+@report_app.command("governors")
+def report_governors(
+    start: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD.")],
+    end: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The HTML file to write.")],
+    config_path: ConfigOpt = Path("config.toml"),
+) -> None:
+    """The termly/annual report for governors: flags by category and month, time to acknowledge,
+    removals and reasons, audit findings over time, changes to rules and registers."""
+    from datetime import date
+
+    from governance_bot.reports import governors_report
+    from governance_bot.storage.db import Database
+
+    config = _load(config_path)
+    try:
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
+    except ValueError as exc:
+        err.print(f"[red]--from/--to: {exc} (use YYYY-MM-DD)[/red]")
+        raise typer.Exit(EXIT_CONFIG) from None
+    db = Database(config.database_url)
+    try:
+        db.ensure_schema(create_if_empty=False)
+        path = governors_report(config, db, first, last, output)
+    except SchemaOutdated as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(EXIT_SCHEMA) from None
+    finally:
+        db.dispose()
+    out.print(f"wrote {path}")
+
+
+# --- keys ------------------------------------------------------------------------------------
+@keys_app.command("generate")
+def keys_generate() -> None:
+    """Print a new encryption key (keep it in the environment, never in the config file)."""
+    from governance_bot.storage.crypto import generate_key
+
+    print(generate_key())
+
+
+@keys_app.command("rotate")
+def keys_rotate(config_path: ConfigOpt = Path("config.toml")) -> None:
+    """Re-encrypt every encrypted column with the first configured key (and encrypt anything
+    stored before encryption was switched on)."""
+    from governance_bot.storage.db import Database
+    from governance_bot.storage.rotation import rotate_all
+
+    config = _load(config_path)
+    if not config.security.keys():
+        err.print("[red]no encryption keys configured: set GOVERNANCE_BOT_SECURITY__ENCRYPTION_KEYS"
+                  " (see docs/security.md)[/red]")
+        raise typer.Exit(EXIT_CONFIG)
+    db = Database(config.database_url)
+    try:
+        counts = rotate_all(db)
+    finally:
+        db.dispose()
+    out.print("re-encrypted: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
 # --- run --------------------------------------------------------------------------------------

@@ -54,7 +54,9 @@ class OrganisationSettings(_Section):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r} (use a name like Europe/London)") from exc
+            raise ValueError(
+                f"unknown time zone {value!r} (use a name like Europe/London)"
+            ) from exc
         return value
 
 
@@ -212,9 +214,48 @@ class ServiceSettings(_Section):
     outbox_interval_seconds: int = Field(default=10, ge=1)
 
 
+class SecuritySettings(_Section):
+    """Encryption at rest (docs/security.md)."""
+
+    encryption_keys: SecretStr | None = Field(
+        default=None, description="comma-separated Fernet keys, newest first; from the environment"
+    )
+
+    def keys(self) -> list[str]:
+        if self.encryption_keys is None:
+            return []
+        return [k.strip() for k in self.encryption_keys.get_secret_value().split(",") if k.strip()]
+
+
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_format: bool = False
+
+
+def _default_required_settings() -> dict[str, str | bool]:
+    return {"passcode": True, "waiting_room": True}
+
+
+class AccessAuditSettings(_Section):
+    """The weekly dual-access audit (docs/access-audit.md)."""
+
+    enabled: bool = True
+    # cron fields, in the organisation's time zone: default Monday 09:00
+    day_of_week: str = "mon"
+    hour: int = Field(default=9, ge=0, le=23)
+    minute: int = Field(default=0, ge=0, le=59)
+    chase_after_hours: int = Field(default=24, ge=1)
+    deadline_hours: int = Field(default=48, ge=2)
+    password_max_age_days: int = Field(
+        default=30, ge=0, description="0: no age limit (change on compromise, as the NCSC advises)"
+    )
+    require_two_factor: bool = True
+    min_managers: int = Field(default=2, ge=1)
+    required_settings: dict[str, str | bool] = Field(
+        default_factory=lambda: _default_required_settings(),
+        description="setting name -> the value the policy requires, where a platform reports it",
+    )
+    report_dir: Path = Path("reports")
 
 
 class ConnectorEntry(BaseModel):
@@ -242,6 +283,8 @@ class Config(BaseSettings):
     slack: SlackSettings = Field(default_factory=SlackSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    audit: AccessAuditSettings = Field(default_factory=AccessAuditSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
     connectors: list[ConnectorEntry] = Field(default_factory=list)
 
     # where the file was; not a setting

@@ -52,11 +52,11 @@ def run_doctor(config: Config) -> list[Check]:
         checks.append(Check("registers", True, f"{len(regs.staff)} staff, {len(regs.learners)} "
                             f"learners, {len(regs.accounts)} accounts"))
     for account in regs.accounts:
-        current = [s for s in index.managers(account.account_id) if s.active]
-        if len(current) < 2:
+        managers = [s for s in index.managers(account.account_id) if s.active]
+        if len(managers) < 2:
             checks.append(Check(
                 f"account {account.account_id}", False,
-                f"{len(current)} current designated manager(s); the policy needs at least two",
+                f"{len(managers)} current designated manager(s); the policy needs at least two",
                 "add a second current member of staff to `managers` in the accounts register"))
     if not index.safeguarding_contacts():
         checks.append(Check("safeguarding contacts", False, "no active DSL or deputy registered",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -115,13 +116,16 @@ class Sink(Protocol):
 
 class OutboxSender:
     def __init__(self, db: Database, sink: Sink, registers: RegisterIndex,
-                 owner: str | None = None, lease_seconds: int = 120, max_backoff: int = 900):
+                 owner: str | None = None, lease_seconds: int = 120, max_backoff: int = 900,
+                 on_delivered: Callable[[datetime, datetime], None] | None = None):
         self.db = db
         self.sink = sink
         self.registers = registers
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
         self.lease = timedelta(seconds=lease_seconds)
         self.max_backoff = max_backoff
+        # called with (item first seen, delivered) for the time-to-alert histogram
+        self.on_delivered = on_delivered
 
     def _claim(self, now: datetime, limit: int, routes: set[str] | None) -> list[int]:
         with self.db.session() as session:
@@ -182,6 +186,8 @@ class OutboxSender:
                 return False
             message.delivered_at = datetime.now(UTC)
             message.attempts += 1
+            if view is not None and self.on_delivered is not None:
+                self.on_delivered(view.item_record.first_seen_at, message.delivered_at)
             return True
 
     def pending(self) -> int:

@@ -6,7 +6,7 @@ record ids only: the audit log carries no learner details).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +46,7 @@ class ImportSummary:
         return any(self.added.values()) or any(self.updated.values())
 
 
-def import_registers(session: Session, kinds: dict[str, Sequence[Any]], actor: str,
+def import_registers(session: Session, kinds: Mapping[str, Sequence[Any]], actor: str,
                      source: str) -> ImportSummary:
     """Insert or update the given records; re-importing the same data changes nothing."""
     summary = ImportSummary()

@@ -1,4 +1,4 @@
-"""Assembling the parts from a config: database, registers, detection, pipeline, sink, connectors."""
+"""Assembling the parts from a config: database, registers, detection, pipeline, sinks."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from typing import Any
 
 from connectors.base import Connector
 from connectors.registry import load as load_connector
+from governance_bot.changes import record_config_changes
 from governance_bot.config import Config, connector_settings
 from governance_bot.outbox import OutboxSender, Sink
 from governance_bot.pipeline import Pipeline
 from governance_bot.register_store import ImportSummary, import_registers, load_registers
 from governance_bot.registers import RegisterError, RegisterIndex, read_csv, read_toml
+from governance_bot.storage import crypto
 from governance_bot.storage.db import Database
 from rules.engine import DetectionEngine
 
@@ -84,12 +86,17 @@ class Runtime:
     def from_config(cls, config: Config, *, create_schema: bool = True,
                     import_registers_from_config: bool = True,
                     with_connectors: bool = True) -> Runtime:
+        crypto.configure(config.security.keys())
         db = Database(config.database_url, echo=config.database.echo)
         db.ensure_schema(create_if_empty=create_schema)
         if import_registers_from_config:
             summary = cls._import_configured_registers(config, db)
             if summary is not None and summary.changed:
                 log.info("registers updated from the config's files: %s", summary.line())
+        changed = record_config_changes(db, config)
+        if changed:
+            log.info("configuration or rules changed since the last start (recorded in the audit "
+                     "log): %s", ", ".join(changed))
         with db.session() as session:
             registers = RegisterIndex(load_registers(session))
         engine = DetectionEngine.from_config(config)

@@ -7,10 +7,17 @@ SIGTERM or Ctrl-C stops polling, lets running jobs finish and exits.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
+import socket
 import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import uvicorn
 from apscheduler.schedulers.background import BackgroundScheduler
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -18,6 +25,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from connectors.base import Connector, ConnectorError, FatalError, WebhookRequest
+from governance_bot import leases
+from governance_bot.access_audit.cycle import AccessAudit
+from governance_bot.metrics import CONTENT_TYPE, Metrics
 from governance_bot.runtime import Runtime
 
 __all__ = ["Service"]
@@ -29,6 +39,8 @@ class Service:
     def __init__(self, runtime: Runtime):
         self.rt = runtime
         self.scheduler = BackgroundScheduler(timezone="UTC")
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.metrics = Metrics(runtime.db)
         self.slack: Any = None
         if runtime.config.delivery.sink == "slack":
             from governance_bot.slack.service import SlackService
@@ -37,13 +49,19 @@ class Service:
             self.sender = runtime.sender(self.slack.sink)
         else:
             self.sender = runtime.sender()
+        self.sender.on_delivered = self.metrics.observe_alert
         self._lock = threading.Lock()  # one pipeline writer at a time in this process
         self.paused: dict[str, str] = {}
+        self.access_audit = AccessAudit(runtime.config, runtime.db, runtime.registers,
+                                        connectors=runtime.connectors)
 
     # --- jobs ---------------------------------------------------------------------------------
     def poll(self, connector: Connector) -> None:
         if connector.name in self.paused:
             return
+        ttl = timedelta(seconds=max(60, 2 * connector.settings.poll_interval_seconds))
+        if not leases.acquire(self.rt.db, connector.name, self.owner, ttl, datetime.now(UTC)):
+            return  # another replica is polling this connector
         try:
             with self._lock:
                 report = self.rt.pipeline.scan(connector)
@@ -58,7 +76,16 @@ class Service:
         except ConnectorError as exc:
             self.rt.pipeline.save_cursor(connector.name, None, str(exc))
             log.warning("%s: will retry at the next poll: %s", connector.name, exc)
+        finally:
+            leases.release(self.rt.db, connector.name, self.owner)
         self.drain()
+
+    def start_access_audit(self) -> None:
+        # once across replicas: the lease outlives the job, so a second replica's trigger a
+        # moment later finds it taken
+        if leases.acquire(self.rt.db, "job:access-audit", self.owner, timedelta(hours=12),
+                          datetime.now(UTC)):
+            self.access_audit.start()
 
     def drain(self) -> None:
         try:
@@ -71,12 +98,20 @@ class Service:
             self.scheduler.add_job(self.poll, "interval", args=[connector],
                                    seconds=connector.settings.poll_interval_seconds,
                                    id=f"poll:{connector.name}", max_instances=1, coalesce=True,
-                                   next_run_time=_now())
+                                   next_run_time=datetime.now(UTC))
         self.scheduler.add_job(self.drain, "interval",
                                seconds=self.rt.config.service.outbox_interval_seconds,
                                id="outbox", max_instances=1, coalesce=True)
         if self.slack is not None:
             self.slack.schedule(self.scheduler)
+        audit = self.rt.config.audit
+        if audit.enabled:
+            self.scheduler.add_job(self.start_access_audit, "cron", day_of_week=audit.day_of_week,
+                                   hour=audit.hour, minute=audit.minute,
+                                   timezone=self.rt.config.organisation.timezone,
+                                   id="access-audit", max_instances=1, coalesce=True)
+            self.scheduler.add_job(self.access_audit.tick, "interval", minutes=5,
+                                   id="access-audit-tick", max_instances=1, coalesce=True)
 
     # --- HTTP ---------------------------------------------------------------------------------
     def http_app(self) -> Starlette:
@@ -100,8 +135,12 @@ class Service:
                 self.drain()
             return Response(resp.body, status_code=resp.status, media_type=resp.content_type)
 
+        async def metrics(_: Request) -> Response:
+            return Response(self.metrics.render(), media_type=CONTENT_TYPE)
+
         routes: list[Any] = [
             Route("/healthz", healthz),
+            Route("/metrics", metrics),
             Route("/webhooks/{name}", webhook, methods=["GET", "POST"]),
         ]
         if self.slack is not None:
@@ -109,8 +148,6 @@ class Service:
         return Starlette(routes=routes)
 
     def run_forever(self) -> None:
-        import uvicorn
-
         self.schedule()
         self.scheduler.start()
         if self.slack is not None and self.slack.mode == "socket":
@@ -118,8 +155,8 @@ class Service:
         cfg = self.rt.config.service
         log.info("governance-bot running: %d connector(s), http://%s:%d/healthz",
                  len(self.rt.connectors), cfg.host, cfg.port)
-        server = uvicorn.Server(uvicorn.Config(self.http_app(), host=cfg.host, port=cfg.port,
-                                               log_level="warning"))
+        server = _Server(uvicorn.Config(self.http_app(), host=cfg.host, port=cfg.port,
+                                        log_level="warning"))
         try:
             server.run()  # returns on SIGTERM / SIGINT
         finally:
@@ -128,9 +165,23 @@ class Service:
             if self.slack is not None:
                 self.slack.close()
             self.drain()
+            log.info("stopped")
 
 
-def _now() -> Any:
-    from datetime import UTC, datetime
 
-    return datetime.now(UTC)
+class _Server(uvicorn.Server):
+    """uvicorn's server, minus its habit of re-raising the signal after a graceful shutdown
+    (which would kill the process before the scheduler and outbox are stopped cleanly)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+import governance_bot.storage.audit_models  # noqa: F401  (registers its tables)
 from governance_bot.storage.models import Base
 
 config = context.config
@@ -12,7 +13,9 @@ target_metadata = Base.metadata
 
 
 def run_migrations_online() -> None:
-    engine = config.attributes.get("engine") or create_engine(config.get_main_option("sqlalchemy.url"))
+    engine = config.attributes.get("engine") or create_engine(
+        config.get_main_option("sqlalchemy.url") or ""
+    )
     with engine.connect() as connection:
         context.configure(
             connection=connection,

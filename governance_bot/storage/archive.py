@@ -43,7 +43,9 @@ def archive_item(session: Session, item: Item, now: datetime | None = None) -> A
     now = now or datetime.now(UTC)
     digest = content_hash(item)
     data = item.model_dump(mode="json")
-    record = session.execute(select(ItemRecord).where(ItemRecord.key == item.key)).scalar_one_or_none()
+    record = session.execute(
+        select(ItemRecord).where(ItemRecord.key == item.key)
+    ).scalar_one_or_none()
     if record is None:
         record = ItemRecord(
             key=item.key, platform=item.platform, account=item.account, native_id=item.id,

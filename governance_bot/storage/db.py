@@ -6,14 +6,13 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 __all__ = ["Database", "SchemaOutdated"]
 
@@ -59,6 +58,8 @@ class Database:
 
     # --- schema -------------------------------------------------------------------------------
     def _alembic_config(self) -> AlembicConfig:
+        from alembic.config import Config as AlembicConfig
+
         cfg = AlembicConfig()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
@@ -66,9 +67,13 @@ class Database:
         return cfg
 
     def head_revision(self) -> str | None:
+        from alembic.script import ScriptDirectory
+
         return ScriptDirectory.from_config(self._alembic_config()).get_current_head()
 
     def current_revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
         with self.engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
 
@@ -77,6 +82,8 @@ class Database:
 
     def upgrade(self) -> tuple[str | None, str | None]:
         """Bring the schema to the newest revision. Returns (before, after)."""
+        from alembic import command
+
         before = self.current_revision()
         command.upgrade(self._alembic_config(), "head")
         return before, self.current_revision()

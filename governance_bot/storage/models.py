@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -19,6 +19,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from governance_bot.storage.crypto import EncryptedJSON, EncryptedText
 
 __all__ = [
     "Account",
@@ -74,7 +76,11 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime,
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
 
 
 class ItemRecord(Base):
@@ -107,7 +113,7 @@ class ItemVersion(Base):
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
     version: Mapped[int] = mapped_column(Integer)
     content_hash: Mapped[str] = mapped_column(String(64))
-    data: Mapped[dict[str, Any]]
+    data: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON)
     seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     detected_at: Mapped[datetime | None]
 
@@ -150,7 +156,7 @@ class Finding(Base):
     score: Mapped[float]
     route: Mapped[str] = mapped_column(String(32))
     subject: Mapped[str | None] = mapped_column(String(256))
-    evidence: Mapped[dict[str, Any]]
+    evidence: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON)
     explanation: Mapped[str] = mapped_column(Text)
     item_created_at: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -237,7 +243,7 @@ class Staff(Base):
     __tablename__ = "register_staff"
 
     staff_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    data: Mapped[dict[str, Any]]
+    data: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -245,7 +251,7 @@ class Learner(Base):
     __tablename__ = "register_learners"
 
     learner_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    data: Mapped[dict[str, Any]]
+    data: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -253,7 +259,7 @@ class Account(Base):
     __tablename__ = "register_accounts"
 
     account_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    data: Mapped[dict[str, Any]]
+    data: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -267,7 +273,7 @@ class FlagDecision(Base):
     action: Mapped[str] = mapped_column(String(32))
     staff_id: Mapped[str] = mapped_column(String(128))
     slack_user_id: Mapped[str | None] = mapped_column(String(64))
-    reason: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(EncryptedText)
     outcome: Mapped[str | None] = mapped_column(String(64))
     data: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

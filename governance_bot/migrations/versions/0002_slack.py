@@ -1,4 +1,4 @@
-"""slack: message routes, decisions, informed people, digest entries
+"""slack: decisions, informed people, digest entries
 
 Revision ID: 0002
 Revises: 0001
@@ -23,10 +23,6 @@ _TS = governance_bot.storage.models.UTCDateTime
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('flag_messages', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('route', sa.String(length=32), nullable=True))
-        batch_op.add_column(sa.Column('thread_ts', sa.String(length=64), nullable=True))
-
     op.create_table('flag_decisions',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('flag_id', sa.Integer(), nullable=False),
@@ -89,6 +85,3 @@ def downgrade() -> None:
     with op.batch_alter_table('flag_decisions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_flag_decisions_flag_id'))
     op.drop_table('flag_decisions')
-    with op.batch_alter_table('flag_messages', schema=None) as batch_op:
-        batch_op.drop_column('thread_ts')
-        batch_op.drop_column('route')

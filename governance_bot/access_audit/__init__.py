@@ -1,0 +1,1 @@
+"""The weekly dual-access audit: managers, attestations, platform facts, findings and reports."""

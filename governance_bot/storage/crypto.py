@@ -1,0 +1,106 @@
+"""Encryption at rest for message text, media references and learner details.
+
+With ``[security] encryption_keys`` set (from the environment, comma-separated Fernet keys), the
+columns that hold item content, register records and decision notes are stored encrypted
+(AES-128-CBC + HMAC-SHA256, via the ``cryptography`` package's Fernet). The first key encrypts;
+every key decrypts, so a key is rotated by putting a new key first and running
+``governance-bot keys rotate``, which re-encrypts every row with it; then the old key can go.
+Rows written before encryption was switched on are read as they are and encrypted by ``rotate``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from sqlalchemy import JSON, Text, TypeDecorator
+from sqlalchemy.engine import Dialect
+
+__all__ = ["EncryptedJSON", "EncryptedText", "KeyError_", "configure", "generate_key",
+           "is_configured"]
+
+_MARK = "gbenc1:"
+_cipher: MultiFernet | None = None
+
+
+class KeyError_(RuntimeError):
+    """Encrypted data cannot be read: no key, or not the right key."""
+
+
+def generate_key() -> str:
+    return Fernet.generate_key().decode()
+
+
+def configure(keys: list[str] | None) -> None:
+    """Set (or, with None/empty, clear) the keys for this process."""
+    global _cipher
+    if not keys:
+        _cipher = None
+        return
+    try:
+        _cipher = MultiFernet([Fernet(k.strip().encode()) for k in keys if k.strip()])
+    except ValueError as exc:
+        raise KeyError_("an encryption key is not a valid Fernet key (generate one with "
+                        "`governance-bot keys generate`)") from exc
+
+
+def is_configured() -> bool:
+    return _cipher is not None
+
+
+def _encrypt(text: str) -> str:
+    assert _cipher is not None
+    return _MARK + _cipher.encrypt(text.encode()).decode()
+
+
+def _decrypt(token: str) -> str:
+    if _cipher is None:
+        raise KeyError_("this database holds encrypted data: set [security] encryption_keys "
+                        "(GOVERNANCE_BOT_SECURITY__ENCRYPTION_KEYS) to read it")
+    try:
+        return _cipher.decrypt(token[len(_MARK):].encode()).decode()
+    except InvalidToken as exc:
+        raise KeyError_("encrypted data could not be read with the configured keys (was a "
+                        "key removed before `governance-bot keys rotate`?)") from exc
+
+
+def rotate_token(value: str) -> str:
+    """Re-encrypt one stored value with the first key (plaintext is encrypted)."""
+    assert _cipher is not None
+    if value.startswith(_MARK):
+        return _MARK + _cipher.rotate(value[len(_MARK):].encode()).decode()
+    return _encrypt(value)
+
+
+class EncryptedJSON(TypeDecorator[Any]):
+    """JSON stored as an encrypted string when keys are configured, as plain JSON otherwise."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None or _cipher is None:
+            return value
+        return {"enc": _encrypt(json.dumps(value, ensure_ascii=False, separators=(",", ":")))}
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if isinstance(value, dict) and len(value) == 1 and isinstance(value.get("enc"), str) \
+                and value["enc"].startswith(_MARK):
+            return json.loads(_decrypt(value["enc"]))
+        return value
+
+
+class EncryptedText(TypeDecorator[str]):
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is None or _cipher is None:
+            return value
+        return _encrypt(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is not None and value.startswith(_MARK):
+            return _decrypt(value)
+        return value

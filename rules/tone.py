@@ -1,0 +1,299 @@
+"""``tone``: kisses, pet names, slang and over-familiar language from staff to learners.
+
+Policy duty: staff keep a professional tone with learners: no kisses (x's), slang or
+inappropriate language (P1 "What we expect of our staff"; P2 "Communicating with students"); the
+organisation's own posts are consistent with its aims and tone (P1 "Managing our online
+presence"). The lexicons live in ``rules/packs/tone.toml`` so a DSL can read and tune them.
+
+Only staff messages addressed to learners and the organisation's own items are checked: a learner
+writing "xx" is not a staff breach. Kisses are recognised as whole tokens in sign-off position so
+that "3 x 4", "Year 10x", "X (formerly Twitter)", "box", "Xmas" and "solve for x" do not count.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from governance_bot.items import Item, Role
+from rules.base import Category, DetectionContext, Evidence, Finding, Severity
+from rules.out_of_hours import addressed_learners
+
+if TYPE_CHECKING:
+    from governance_bot.config import Config
+
+__all__ = ["KissFinder", "Lexicon", "Signal", "ToneDetector"]
+
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
+_DEFAULT_DUTY = (
+    "Staff keep a professional tone with learners: no kisses (x's), slang or over-familiar "
+    "language (P1 \"What we expect of our staff\"; P2 \"Communicating with students\")."
+)
+_DEFAULT_ORG_DUTY = (
+    "Posts on the official accounts are consistent with the organisation's aims and tone "
+    "(P1 \"Managing our online presence\")."
+)
+# a kiss token: x, xx, xxx..., xo, xoxo, xox
+_KISS = re.compile(
+    r"(?<![^\s!?,;)~(\"'])(?P<kiss>[xX]{1,6}|(?:[xX][oO]){1,4}[xX]?)"
+    r"(?=$|[\s!?,;)~\"'\u2026]|[.:](?!\w))"
+)
+_WORD_BEFORE = re.compile(r"([\w'.]+)[\s,:]*$")
+_OPERATOR_BEFORE = re.compile(r"[\d=+\-*/×^<>%£$€#@:(\[]\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """One match: what kind of breach, the term as the lexicon names it, and where."""
+
+    kind: str  # kiss | pet_name | slang | over_familiar
+    term: str
+    start: int
+    end: int
+    severity: Severity
+    score: float
+
+
+def _phrase_pattern(term: str) -> str:
+    words = term.translate(_APOSTROPHES).split()
+    parts = []
+    for word in words:
+        escaped = re.escape(word).replace("'", "'?")
+        parts.append(escaped)
+    return r"\s+".join(parts)
+
+
+_GREETINGS = (
+    "hi", "hey", "hiya", "hello", "morning", "good morning", "evening", "night", "night night",
+    "thanks", "thank you", "ta", "cheers", "bye", "well done", "congrats", "congratulations",
+    "sorry", "aw", "aww", "awww", "oh", "yes", "no", "ok", "okay", "alright", "love you",
+    "miss you", "see you", "see ya", "good luck", "you ok", "you okay", "take care",
+)
+
+
+@dataclass
+class Lexicon:
+    """A group of terms from the pack: one kind, severity, audience and position.
+
+    position: ``any`` (a whole word anywhere), ``address`` (only when speaking to someone:
+    "thanks gorgeous", "Morning darling," or ", darling!" at the end) or ``signoff`` (at the end
+    of a line). audience: ``learners`` (staff messages to learners only) or ``all`` (also the
+    organisation's own posts)."""
+
+    kind: str
+    terms: list[str]
+    severity: Severity = Severity.low
+    score: float = 0.7
+    audience: str = "all"
+    position: str = "any"
+    not_after: frozenset[str] = field(default_factory=frozenset)
+    label: str = ""
+    pattern: re.Pattern[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.audience not in {"all", "learners"}:
+            raise ValueError(f"lexicon {self.kind!r}: audience must be 'all' or 'learners'")
+        if self.position not in {"any", "address", "signoff"}:
+            raise ValueError(f"lexicon {self.kind!r}: position must be any, address or signoff")
+        alternation = "|".join(
+            _phrase_pattern(t) for t in sorted(self.terms, key=len, reverse=True)
+        )
+        def term(group: str = "term") -> str:
+            return rf"(?<![\w'])(?P<{group}>{alternation})(?![\w'])"
+
+        if self.position == "address":
+            greet = "|".join(_phrase_pattern(g) for g in _GREETINGS)
+            pattern = (
+                rf"(?:(?<![\w'])(?:{greet})[\s,!]+{term('term')}(?=\s*(?:$|[^\w\s']|[xX]+\b))"
+                rf"|(?:^|(?<=[.!?]))[ \t]*{term('term2')}(?=\s*,)"
+                rf"|,\s*{term('term3')}(?=\s*(?:[xX]+\b)?\s*[^\w\s]*\s*$))"
+            )
+        elif self.position == "signoff":
+            pattern = rf"{term()}(?=[^\w\n]*(?:\n|$))"
+        else:
+            pattern = term()
+        self.pattern = re.compile(pattern, re.IGNORECASE | re.MULTILINE)
+
+    @classmethod
+    def from_pack(cls, entry: dict[str, Any]) -> Lexicon:
+        return cls(
+            kind=entry["kind"],
+            terms=list(entry["terms"]),
+            severity=Severity(entry.get("severity", 2)),
+            score=float(entry.get("score", 0.7)),
+            audience=entry.get("audience", "all"),
+            position=entry.get("position", "any"),
+            not_after=frozenset(w.casefold() for w in entry.get("not_after", [])),
+            label=entry.get("label", entry["kind"].replace("_", " ")),
+        )
+
+    def find(self, text: str) -> Iterator[Signal]:
+        for m in self.pattern.finditer(text):
+            group = m.lastgroup or "term"
+            start, end = m.span(group)
+            if self.not_after:
+                before = _WORD_BEFORE.search(text[max(0, start - 40):start])
+                if before and before.group(1).casefold() in self.not_after:
+                    continue
+            yield Signal(self.kind, text[start:end].casefold(), start, end, self.severity,
+                         self.score)
+
+
+@dataclass
+class KissFinder:
+    """Kisses: x's as whole tokens where a kiss goes, kiss emoji anywhere.
+
+    * a lower-case run of two or more (``xx``, ``xxx``, ``xoxo``) anywhere as a token;
+    * a single ``x``/``X`` or an upper-case run only at the end of a line (a sign-off), so
+      "X (formerly Twitter)" and "XX/XX/2026" do not count;
+    * never after a digit or an operator ("3 x 4", "= x") or after a word in ``not_after``
+      ("solve for x", "follow us on X", "Mr X", "Chapter XX").
+    """
+
+    emoji: Sequence[str]
+    not_after: frozenset[str]
+    severity: Severity = Severity.low
+    score: float = 0.8
+
+    def find(self, text: str) -> Iterator[Signal]:
+        for ch_index, ch in enumerate(text):
+            if ch in self.emoji:
+                yield Signal("kiss", ch, ch_index, ch_index + 1, self.severity, self.score)
+        for m in _KISS.finditer(text):
+            token = m.group("kiss")
+            start, end = m.span("kiss")
+            line_end = text.find("\n", end)
+            rest = text[end:] if line_end < 0 else text[end:line_end]
+            at_signoff = not any(c.isalnum() for c in rest)
+            strong = len(token) >= 2 and token.islower()
+            if not (strong or at_signoff):
+                continue
+            before = text[max(0, start - 40):start]
+            if _OPERATOR_BEFORE.search(before):
+                continue
+            word = _WORD_BEFORE.search(before)
+            if word and word.group(1).casefold().rstrip(".") in self.not_after:
+                continue
+            yield Signal("kiss", token.lower(), start, end, self.severity, self.score)
+
+
+class ToneDetector:
+    """Unprofessional tone in staff messages to learners and in the organisation's own posts
+    (P1 "What we expect of our staff", P2 "Communicating with students": no kisses, slang or
+    inappropriate language; P1 "Managing our online presence"). Severity 2; 3 for the stronger
+    over-familiarity the pack marks so (secrecy, favouritism, remarks on looks)."""
+
+    rule_id = "tone"
+
+    def __init__(
+        self,
+        kisses: KissFinder,
+        lexicons: Iterable[Lexicon],
+        duty: str = _DEFAULT_DUTY,
+        organisation_duty: str = _DEFAULT_ORG_DUTY,
+        check_organisation: bool = True,
+    ):
+        self.kisses = kisses
+        self.lexicons = list(lexicons)
+        self.duty = duty
+        self.organisation_duty = organisation_duty
+        self.check_organisation = check_organisation
+
+    @classmethod
+    def from_pack(cls, pack: dict[str, Any], config: Config | None = None) -> ToneDetector:
+        kiss = pack.get("kisses", {})
+        rule = pack.get("rule", {})
+        return cls(
+            kisses=KissFinder(
+                emoji=tuple(kiss.get("emoji", ["😘", "😙", "😚", "💋"])),
+                not_after=frozenset(w.casefold() for w in kiss.get("not_after", [])),
+                severity=Severity(kiss.get("severity", 2)),
+                score=float(kiss.get("score", 0.8)),
+            ),
+            lexicons=[Lexicon.from_pack(e) for e in pack.get("lexicon", [])],
+            duty=rule.get("duty", _DEFAULT_DUTY),
+            organisation_duty=rule.get("organisation_duty", _DEFAULT_ORG_DUTY),
+            check_organisation=bool(pack.get("audience", {}).get("organisation", True)),
+        )
+
+    def signals(self, text: str, to_learners: bool) -> list[Signal]:
+        """Every tone signal in ``text``; learner-only lexicons when ``to_learners``."""
+        text = text.translate(_APOSTROPHES)  # one character for one: spans stay put
+        found = list(self.kisses.find(text))
+        for lexicon in self.lexicons:
+            if lexicon.audience == "learners" and not to_learners:
+                continue
+            found.extend(lexicon.find(text))
+        # one signal per span: the most serious wins where lexicons overlap
+        found.sort(key=lambda s: (s.start, -s.severity, -(s.end - s.start)))
+        kept: list[Signal] = []
+        for sig in found:
+            if kept and sig.start < kept[-1].end:
+                continue
+            kept.append(sig)
+        return kept
+
+    def detect(self, item: Item, ctx: DetectionContext) -> Iterator[Finding]:
+        if not item.text:
+            return
+        author = item.author
+        learners = []
+        if author.role == Role.staff:
+            learners = addressed_learners(item, ctx)
+            if not learners:
+                return
+        elif not (author.role == Role.organisation and self.check_organisation):
+            return
+        found = self.signals(item.text, to_learners=bool(learners))
+        if not found:
+            return
+        severity = max(s.severity for s in found)
+        kinds: dict[str, list[str]] = {}
+        for sig in found:
+            terms = kinds.setdefault(sig.kind, [])
+            if sig.term not in terms:
+                terms.append(sig.term)
+        described = _join([f"{_LABELS.get(k, k)} ({', '.join(repr(t) for t in v)})"
+                           for k, v in kinds.items()])
+        learner_id = learners[0].register_id if learners else None
+        if learners:
+            sender = f"staff:{author.register_id}"
+            staff = ctx.registers.staff.get(author.register_id or "")
+            name = f" ({staff.name})" if staff else ""
+            to = ", ".join(f"learner {p.register_id}" for p in learners)
+            explanation = (f"Staff member {author.register_id}{name} wrote to {to} with "
+                           f"{described}. {self.duty}")
+            subject: str | None = f"{sender}>learner:{learner_id}"
+        else:
+            explanation = (f"The official account's {item.kind.value.replace('_', ' ')} uses "
+                           f"{described}. {self.organisation_duty}")
+            subject = f"account:{item.account}"
+        yield Finding(
+            rule_id=self.rule_id,
+            category=Category.tone,
+            severity=severity,
+            score=max(s.score for s in found),
+            explanation=explanation,
+            evidence=Evidence(
+                spans=tuple((s.start, s.end) for s in found),
+                register_entry=f"learner:{learner_id}" if learner_id else None,
+                detail={"signals": [{"kind": s.kind, "term": s.term} for s in found]},
+            ),
+            subject=subject,
+        )
+
+
+_LABELS = {
+    "kiss": "a kiss",
+    "pet_name": "a pet name",
+    "slang": "slang",
+    "over_familiar": "over-familiar language",
+}
+
+
+def _join(parts: list[str]) -> str:
+    if len(parts) <= 1:
+        return "".join(parts)
+    return ", ".join(parts[:-1]) + " and " + parts[-1]

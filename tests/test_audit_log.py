@@ -1,0 +1,69 @@
+"""The audit log is append-only and tamper-evident: `verify` names the first broken link."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from governance_bot.storage import auditlog
+from governance_bot.storage.db import Database
+
+
+@pytest.fixture
+def db(database_url: str) -> Database:
+    database = Database(database_url)
+    database.upgrade()
+    with database.session() as s:
+        for i in range(5):
+            auditlog.append(s, "dsl@example.org", "flag.acknowledged", f"flag:{i}",
+                            {"note": f"seen {i}"})
+    return database
+
+
+def verify(db: Database) -> auditlog.VerifyResult:
+    with db.session() as s:
+        return auditlog.verify(s)
+
+
+def test_an_untouched_log_verifies(db: Database):
+    result = verify(db)
+    assert result.ok and result.checked == 5
+
+
+@pytest.mark.parametrize("statement, broken", [
+    ("UPDATE audit_events SET actor = 'someone else' WHERE seq = 3", 3),
+    ("UPDATE audit_events SET data = '{\"note\": \"changed\"}' WHERE seq = 2", 2),
+    ("UPDATE audit_events SET created_at = '2020-01-01 00:00:00' WHERE seq = 4", 4),
+    ("DELETE FROM audit_events WHERE seq = 2", 2),
+    ("DELETE FROM audit_events WHERE seq = 5", 5),
+    ("DELETE FROM audit_events WHERE seq >= 4", 4),
+    ("DELETE FROM audit_events WHERE seq = 1", 1),
+])
+def test_verify_fails_after_any_row_is_changed_or_deleted_in_the_database(
+    db: Database, statement: str, broken: int
+):
+    if db.engine.dialect.name == "postgresql":
+        statement = statement.replace("'2020-01-01 00:00:00'", "'2020-01-01 00:00:00+00'")
+        statement = statement.replace("data = '", "data = CAST('").replace(
+            "}' WHERE", "}' AS JSON) WHERE")
+    with db.engine.begin() as conn:
+        conn.execute(text(statement))
+    result = verify(db)
+    db.dispose()
+    assert not result.ok
+    assert result.broken_seq == broken, result.problem
+
+
+def test_a_rewritten_row_with_a_recomputed_hash_still_breaks_the_next_link(db: Database):
+    with db.session() as s:
+        row = s.execute(text("SELECT * FROM audit_events WHERE seq = 2")).mappings().one()
+        forged = auditlog._event_hash(row["prev_hash"], 2, auditlog.datetime.fromisoformat(
+            "2026-01-01T00:00:00+00:00"), "forger", row["action"], row["subject"], {})
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_events SET actor='forger', hash=:h WHERE seq=2"),
+                     {"h": forged})
+        conn.execute(text("UPDATE audit_events SET data=:d, created_at=:t WHERE seq=2"),
+                     {"d": "{}", "t": auditlog.datetime.fromisoformat("2026-01-01T00:00:00+00:00")
+                      if db.engine.dialect.name == "postgresql" else "2026-01-01 00:00:00.000000"})
+    result = verify(db)
+    assert not result.ok and result.broken_seq == 3

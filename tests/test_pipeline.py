@@ -1,0 +1,167 @@
+"""The pipeline: archive first, nothing lost or duplicated; a flag and its outbox together."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from connectors.base import FetchResult, ListingWindow
+from connectors.jsonl import JsonlConnector, JsonlSettings
+from governance_bot.config import Config
+from governance_bot.items import Item
+from governance_bot.runtime import Runtime
+from governance_bot.storage import auditlog
+from governance_bot.storage import models as m
+from rules.base import Route
+
+T0 = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)  # a Wednesday in term, 10:00 GMT
+
+
+def post(native_id: str, text: str, *, minutes: int = 0, **extra: object) -> Item:
+    data = {
+        "id": native_id, "platform": "facebook", "account": "brookfield-facebook",
+        "kind": "post", "author": {"id": "104000000001", "handle": "BrookfieldAcademy"},
+        "created_at": (T0 + timedelta(minutes=minutes)).isoformat(), "visibility": "public",
+        "text": text,
+    }
+    data.update(extra)
+    return Item.model_validate(data)
+
+
+def count(rt: Runtime, table: type) -> int:
+    with rt.db.session() as s:
+        return int(s.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def test_a_learners_full_name_in_a_public_post_is_flagged_to_the_account_managers(
+    backend_config: Callable[..., Config],
+):
+    rt = Runtime.from_config(backend_config(), with_connectors=False)
+    change = rt.pipeline.process(post("p1", "Well done to Maisie O'Connell for her county win!"))
+    assert change is not None and change.created
+    assert change.new_routes == [Route.account_managers]
+    with rt.db.session() as s:
+        finding = s.execute(select(m.Finding)).scalars().one()
+        assert finding.category == "learner_pii"
+        assert finding.evidence["register_entry"] == "learner:L002"
+        outbox = s.execute(select(m.OutboxMessage)).scalars().one()
+        assert (outbox.route, outbox.kind, outbox.flag_id) == ("account_managers",
+                                                               "flag_created", change.flag.id)
+
+
+def test_re_scanning_the_same_items_creates_no_duplicate_flags(
+    backend_config: Callable[..., Config],
+):
+    rt = Runtime.from_config(backend_config(), with_connectors=False)
+    items = [post("p1", "Congratulations Jayden Price!"), post("p2", "Sports day is on Friday",
+                                                                  minutes=5)]
+    first = rt.pipeline.process_many(items)
+    second = rt.pipeline.process_many(items)
+    assert (first.new, first.flags_created) == (2, 1)
+    assert (second.unchanged, second.flags_created, second.flags_updated) == (2, 0, 0)
+    assert count(rt, m.Flag) == 1 and count(rt, m.OutboxMessage) == 1
+    assert count(rt, m.ItemVersion) == 2
+
+
+def test_an_edit_makes_a_new_version_and_only_new_findings_update_the_flag(
+    backend_config: Callable[..., Config],
+):
+    rt = Runtime.from_config(backend_config(), with_connectors=False)
+    rt.pipeline.process(post("p1", "Great match today"))
+    report = rt.pipeline.process_many([post("p1", "Great match today, well played Ethan Nwosu")])
+    assert report.edited == 1 and report.flags_created == 1
+    with rt.db.session() as s:
+        versions = s.execute(select(m.ItemVersion.version).order_by(m.ItemVersion.version)
+                             ).scalars().all()
+        assert versions == [1, 2]
+        record = s.execute(select(m.ItemRecord)).scalars().one()
+        assert record.current_version == 2
+
+
+def test_an_item_missing_from_a_complete_listing_is_marked_deleted_and_its_copy_kept(
+    backend_config: Callable[..., Config], tmp_path: Path,
+):
+    rt = Runtime.from_config(backend_config(), with_connectors=False)
+    connector = JsonlConnector(JsonlSettings(name="fb", type="jsonl",
+                                             account="brookfield-facebook", path=tmp_path))
+    window = ListingWindow(start=T0 - timedelta(days=1), end=T0 + timedelta(days=1))
+    a, b = post("a", "Open evening on Thursday"), post("b", "Our choir sang beautifully", minutes=9)
+    rt.pipeline.apply_fetch(connector, FetchResult(items=[a, b], cursor={}, windows=[window]))
+    report = rt.pipeline.apply_fetch(connector, FetchResult(items=[a], cursor={},
+                                                            windows=[window]))
+    assert report.deleted == 1
+    with rt.db.session() as s:
+        record = s.execute(select(m.ItemRecord).where(m.ItemRecord.native_id == "b")).scalar_one()
+        assert record.deleted_at is not None
+        kept = s.execute(select(m.ItemVersion).where(m.ItemVersion.item_id == record.id)
+                         ).scalar_one()
+        assert kept.data["text"] == "Our choir sang beautifully"
+        # the organisation's own post vanished: recorded as a deletion flag for the managers
+        flag = s.execute(select(m.Flag).where(m.Flag.item_id == record.id)).scalar_one()
+        assert (flag.category, flag.route) == ("deletion", "account_managers")
+        assert s.execute(select(m.AuditEvent).where(m.AuditEvent.action == "item.deleted")
+                         ).scalars().one().subject == record.key
+        assert auditlog.verify(s).ok
+
+
+def test_the_flag_and_its_outbox_row_are_written_in_one_transaction(
+    backend_config: Callable[..., Config],
+):
+    """If writing the outbox fails, the flag is not left behind without its notification."""
+    rt = Runtime.from_config(backend_config(), with_connectors=False)
+    from governance_bot import flags as flags_module
+
+    original = flags_module.m.OutboxMessage
+
+    class Exploding(original):  # type: ignore[misc, valid-type]
+        def __init__(self, **kw: object) -> None:
+            raise RuntimeError("disk full")
+
+    flags_module.m.OutboxMessage = Exploding  # type: ignore[misc]
+    try:
+        report = rt.pipeline.process_many([post("p1", "Well done Jayden Price")])
+    finally:
+        flags_module.m.OutboxMessage = original  # type: ignore[misc]
+    assert report.problems and "disk full" in report.problems[0]
+    assert count(rt, m.Flag) == 0 and count(rt, m.OutboxMessage) == 0
+    assert count(rt, m.ItemRecord) == 1  # archived before detection: nothing lost
+    # the next run finishes the job
+    again = rt.pipeline.process_many([post("p1", "Well done Jayden Price")])
+    assert again.flags_created == 1 and count(rt, m.OutboxMessage) == 1
+
+
+def test_the_outbox_delivers_each_notification_once_and_retries_failures(
+    backend_config: Callable[..., Config], tmp_path: Path,
+):
+    from governance_bot.outbox import FlagView
+    from governance_bot.sinks.console import JsonSink
+
+    rt = Runtime.from_config(backend_config(), with_connectors=False)
+    rt.pipeline.process_many([post("p1", "Happy birthday Ruby Fletcher!"),
+                              post("p2", "Call Zara on 07700 900123", minutes=1)])
+    out = tmp_path / "flags.jsonl"
+
+    class Flaky(JsonSink):
+        calls = 0
+
+        def deliver(self, view: FlagView) -> None:
+            Flaky.calls += 1
+            if Flaky.calls == 1:
+                raise ConnectionError("sink down")
+            super().deliver(view)
+
+    sender = rt.sender(Flaky(out))
+    # the first delivery fails and is kept for a retry with backoff; the other goes on
+    assert sender.drain() == (1, 1)
+    assert sender.drain() == (0, 0)  # not due yet
+    later = datetime.now(UTC) + timedelta(hours=1)
+    assert sender.drain(now=later) == (1, 0)
+    assert sender.drain(now=later + timedelta(hours=1)) == (0, 0)
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert sorted(x["flag_id"] for x in lines) == [1, 2]
+    assert all(x["route"] == "account_managers" for x in lines)
+    assert {tuple(x["recipients"]) for x in lines} == {("S004", "S005")}

@@ -1,0 +1,133 @@
+"""Reports: the weekly audit report (HTML + CSV) and the governors' report with charts that
+render in a real browser (headless Chromium)."""
+
+from __future__ import annotations
+
+import csv
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from governance_bot.access_audit.cycle import AccessAudit
+from governance_bot.config import Config
+from governance_bot.flags import record_findings
+from governance_bot.items import Item
+from governance_bot.register_store import load_registers
+from governance_bot.registers import RegisterIndex
+from governance_bot.reports import access_audit_report, governors_report
+from governance_bot.runtime import import_register_files
+from governance_bot.storage import auditlog
+from governance_bot.storage.archive import archive_item
+from governance_bot.storage.db import Database
+from rules.base import Category, Evidence, Finding, Route, Severity
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.skip("headless Chromium is not installed (Debian package `chromium`; .ci/run "
+                "installs it)")
+
+
+def rendered_charts(html: Path, tmp_path: Path) -> tuple[int, int]:
+    """Open the report in headless Chromium; return (charts expected, charts rendered)."""
+    result = subprocess.run(
+        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={tmp_path / 'chrome'}", "--virtual-time-budget=5000",
+         "--dump-dom", html.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    body = re.search(r"<body[^>]*>", result.stdout)
+    assert body, result.stderr[-2000:]
+    expected = re.search(r'data-charts-expected="(\d+)"', body.group(0))
+    rendered = re.search(r'data-charts-rendered="(\d+)"', body.group(0))
+    assert expected and rendered, body.group(0)
+    return int(expected.group(1)), int(rendered.group(1))
+
+
+@pytest.fixture
+def populated(make_config: Callable[..., Config]) -> tuple[Config, Database]:
+    """A term's worth of flags, an acknowledged safeguarding flag, a removal, an audit run."""
+    config = make_config()
+    db = Database(config.database_url)
+    db.ensure_schema()
+    import_register_files(db, toml=config.resolve_path(config.registers.file or Path()),
+                          actor="data-manager")
+    t0 = datetime(2026, 9, 8, 10, 0, tzinfo=UTC)
+    categories = [(Category.learner_pii, Severity.medium, Route.account_managers),
+                  (Category.tone, Severity.low, Route.digest),
+                  (Category.safeguarding, Severity.high, Route.dsl)]
+    with db.session() as s:
+        for i in range(24):
+            cat, sev, route = categories[i % 3]
+            when = t0 + timedelta(days=4 * i)
+            item = Item.model_validate({"id": f"i{i}", "platform": "facebook",
+                                        "account": "brookfield-facebook", "kind": "comment",
+                                        "created_at": when.isoformat(), "text": "(invented)"})
+            rec = archive_item(s, item, when).record
+            change = record_findings(s, rec, [Finding(
+                rule_id=cat.value, category=cat, severity=sev, score=1.0, route=route,
+                explanation="invented finding", evidence=Evidence(), item_key=item.key)],
+                now=when)
+            assert change is not None
+            if cat == Category.safeguarding:
+                change.flag.acknowledged_at = when + timedelta(minutes=5 + i)
+                change.flag.acknowledged_by = "S001"
+        auditlog.append(s, "S004", "flag.removed", "flag:1",
+                        {"reason": "named a learner", "informed": ["guardian of L002"]},
+                        at=t0 + timedelta(days=1))
+    with db.session() as s:
+        registers = RegisterIndex(load_registers(s))
+    clock_now = [datetime(2026, 11, 23, 9, 0, tzinfo=UTC)]
+    aa = AccessAudit(config, db, registers, clock=lambda: clock_now[0])
+    aa.start()
+    clock_now[0] += timedelta(days=3)
+    aa.tick()
+    return config, db
+
+
+def test_the_weekly_audit_report_lists_each_finding_with_its_remedy(
+    populated: tuple[Config, Database], tmp_path: Path,
+):
+    config, db = populated
+    html, csv_path = access_audit_report(config, db, 1, tmp_path / "out")
+    rows = list(csv.DictReader(csv_path.open()))
+    checks = {(r["account"], r["check"]) for r in rows}
+    assert ("brookfield-instagram", "leaver_as_manager") in checks
+    assert ("brookfield-instagram", "too_few_managers") in checks
+    assert all(r["remedy"] for r in rows)
+    text = html.read_text()
+    assert "Dual-access audit #1" in text and "appoint another current member of staff" in text
+
+
+def test_the_governors_report_charts_render_in_headless_chromium(
+    populated: tuple[Config, Database], tmp_path: Path,
+):
+    config, db = populated
+    out = governors_report(config, db, date(2026, 9, 1), date(2026, 12, 31),
+                           tmp_path / "governors.html")
+    text = out.read_text()
+    for heading in ("Flags by category and month", "Time to acknowledge safeguarding flags",
+                    "Removals and their reasons", "Dual-access audit findings over time",
+                    "Changes to rules, thresholds, registers and configuration"):
+        assert heading in text
+    assert "named a learner" in text and "register.learners.added" in text
+    assert "(invented)" not in text  # no message text in reports
+    expected, rendered = rendered_charts(out, tmp_path)
+    assert expected == 3 and rendered == 3
+
+
+def test_an_empty_period_says_so_plainly(populated: tuple[Config, Database], tmp_path: Path):
+    config, db = populated
+    out = governors_report(config, db, date(2025, 1, 1), date(2025, 3, 31), tmp_path / "g.html")
+    text = out.read_text()
+    assert "No flags in this period." in text and "No removals in this period." in text
+    assert rendered_charts(out, tmp_path) == (0, 0)
