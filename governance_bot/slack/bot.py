@@ -92,14 +92,8 @@ def make_client(config: Config, token: str | None = None, max_retries: int = 2) 
 
 
 def moderation_actions(connector: Connector) -> frozenset[ModerationAction]:
-    """What the connector can do to an item. (Works around ``Connector.moderation_actions`` on
-    Python 3.11, where ``str in EnumClass`` raises TypeError.)"""
-    try:
-        return connector.moderation_actions()
-    except TypeError:
-        names = {a.value for a in ModerationAction}
-        return frozenset(ModerationAction(c.value) for c in connector.capabilities
-                         if c.value in names)
+    """What the connector can do to an item (the Remove form offers only these)."""
+    return connector.moderation_actions()
 
 
 def _utcnow() -> datetime:

@@ -167,3 +167,28 @@ def test_the_dsl_records_an_outcome_and_assigns_a_deputy(world) -> None:  # type
     world.fake.wait_for("chat.update", 2)
     shown = json.dumps(world.fake.calls("chat.update")[-1].params["blocks"])
     assert "referred to children's social care" in shown and "Assigned to Marcus Reid" in shown
+
+
+def test_a_removal_through_the_jsonl_connector_is_recorded_locally(world, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The whole removal flow without a platform: the jsonl connector records removals."""
+    from connectors.jsonl import JsonlConnector, JsonlSettings
+
+    removals = tmp_path / "removals.jsonl"
+    connector = JsonlConnector(JsonlSettings(name="fb-file", type="jsonl",
+                                             account="brookfield-facebook",
+                                             path=tmp_path / "items.jsonl",
+                                             removals_path=removals))
+    world.bot.connectors = [connector]
+    flag_id = _manager_flag(world)
+    world.send(block_action(FB_MANAGER_1, "gb_remove", flag_id))
+    [opened] = world.fake.wait_for("views.open")
+    moderation = next(b for b in opened.params["view"]["blocks"]
+                      if b["block_id"] == "moderation")
+    assert [o["value"] for o in moderation["element"]["options"]] == ["delete", "hide", "manual"]
+    world.send(view_submission(FB_MANAGER_1, "gb_remove_submit", flag_id, {
+        "moderation": {"type": "static_select", "selected_option": {"value": "delete"}},
+        "reason": {"type": "plain_text_input", "value": "Names a learner."}}))
+    world.wait(lambda: world.flag(flag_id).status == "actioned")
+    [line] = removals.read_text().splitlines()
+    assert json.loads(line)["item"] == "facebook:brookfield-facebook:r1"
+    assert json.loads(line)["action"] == "delete"
