@@ -44,7 +44,8 @@ def fingerprints(config: Config) -> dict[str, str]:
 
 
 def record_config_changes(db: Database, config: Config, actor: str | None = None) -> list[str]:
-    """Append a ``config.changed`` event if the configuration or rules changed; return what did."""
+    """Append a ``config.changed`` event if the configuration or rules changed; return what
+    changed since the last recorded start (nothing on the first start, which is recorded too)."""
     actor = actor or f"{getpass.getuser()}@{socket.gethostname()}"
     current = fingerprints(config)
     with db.session() as session:
@@ -57,5 +58,6 @@ def record_config_changes(db: Database, config: Config, actor: str | None = None
                          if current.get(k) != previous.get(k))
         if changed:
             auditlog.append(session, actor, "config.changed", str(config.source or "(defaults)"),
-                            {"fields": changed, "fingerprints": current})
-    return changed
+                            {"fields": changed if previous else ["(first start)"],
+                             "fingerprints": current})
+    return changed if previous else []
