@@ -17,8 +17,15 @@ from typing import Any
 import pytest
 
 from governance_bot.config import Config
-from governance_bot.items import Item, Media, Person
-from governance_bot.registers import Learner, RegisterIndex, Registers, StaffMember, read_toml
+from governance_bot.items import Item, ItemKind, Media, Person, Visibility
+from governance_bot.registers import (
+    Learner,
+    RegisterIndex,
+    Registers,
+    StaffMember,
+    StaffRole,
+    read_toml,
+)
 from rules.base import Category, DetectionContext, Finding, Route, Severity
 from rules.engine import DetectionEngine
 from rules.learner_pii import LearnerPiiDetector, fold, is_valid_postcode
@@ -71,10 +78,12 @@ def make_item(text: str, *, kind: str = "post", visibility: str = "public",
     media = [Media(url="https://cdn.example/1.jpg", mime_type="image/jpeg",
                    tagged=[Person(handle=h) for h in tagged])] if photo or tagged else []
     item = Item(
-        id=f"x{abs(hash(text)) % 10**8}", platform="facebook", account=account, kind=kind,
+        id=f"x{abs(hash(text)) % 10**8}", platform="facebook", account=account,
+        kind=ItemKind(kind),
         author=Person(id=author_id, handle=author_handle),
         recipients=[Person(handle=h) for h in recipients],
-        created_at=datetime(2026, 3, 2, 10, 0, tzinfo=UTC), visibility=visibility, text=text,
+        created_at=datetime(2026, 3, 2, 10, 0, tzinfo=UTC), visibility=Visibility(visibility),
+        text=text,
         media=media,
     )
     return ctx.registers.resolve(item)
@@ -324,7 +333,7 @@ def test_nothing_about_learners_is_logged_above_debug(caplog: pytest.LogCaptureF
 
 def _with_staff_named_like_a_learner() -> DetectionContext:
     registers = example_registers()
-    registers.staff.append(StaffMember(staff_id="S099", name="Ruby Fletcher", role="tutor",
+    registers.staff.append(StaffMember(staff_id="S099", name="Ruby Fletcher", role=StaffRole.tutor,
                                        email="r.fletcher@brookfield.example.org",
                                        platform_ids=["fb:5599"]))
     return context(registers)
