@@ -220,7 +220,12 @@ class PiiSettings:
             except re.error as exc:
                 raise PackError(f"{where}: {key}: not a valid regular expression: {exc}") from None
 
-        scores = {k: float(v) for k, v in _get(pack, "scores", {}, dict).items()}
+        scores: dict[str, float] = {}
+        for key, value in _get(pack, "scores", {}, dict).items():
+            if not isinstance(value, int | float) or not 0 <= value <= 1:
+                raise PackError(f"{where}: scores.{key}: expected a number from 0 to 1, "
+                                f"got {value!r}")
+            scores[key] = float(value)
         short: dict[str, tuple[str, ...]] = {}
         for formal, forms in _get(pack, "names.short_forms", {}, dict).items():
             if not isinstance(forms, list) or not all(isinstance(f, str) for f in forms):

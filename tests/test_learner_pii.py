@@ -572,6 +572,7 @@ def test_a_street_address_naming_no_learner_depends_on_who_posts_it(
     ({"severity": 9}, "severity: severity must be 1-5"),
     ({"scope": {"kinds": "post"}}, "scope.kinds: expected list"),
     ({"first_names": {"class_patterns": ["(unclosed"]}}, "first_names.class_patterns"),
+    ({"scores": {"full_name": "high"}}, "scores.full_name: expected a number from 0 to 1"),
 ])
 def test_a_bad_pack_value_names_the_file_and_key(change: dict[str, Any], message: str) -> None:
     from rules.learner_pii import PackError
@@ -605,3 +606,17 @@ def test_names_made_of_everyday_words_need_capitals(text: str, flagged: bool) ->
 def test_a_lowercase_name_with_one_everyday_word_is_flagged() -> None:
     assert learners_named(detect(make_item("jay price is a legend", kind="comment",
                                            author_handle="@x"))) == {"learner:L001"}
+
+
+def test_spans_across_extra_spaces_and_line_breaks_are_the_original_text() -> None:
+    text = "A  b   c Well done Jayden  Price   and   Ruby \n  Fletcher!!"
+    assert covered(text, detect(make_item(text))) == ["Jayden  Price", "Ruby \n  Fletcher"]
+
+
+def test_two_learners_with_the_same_name_are_both_named() -> None:
+    registers = example_registers()
+    registers.learners.append(Learner(learner_id="L300", first_name="Ruby",
+                                      last_name="Fletcher"))
+    ctx = context(registers)
+    findings = detect(make_item("Ruby Fletcher won", ctx=ctx), ctx=ctx)
+    assert learners_named(findings) == {"learner:L006", "learner:L300"}
