@@ -8,7 +8,8 @@ What is matched (docs/learner-pii.md has the whole rule in plain words):
 * from the learners' register: full names in any order and case, with hyphens, apostrophes
   (straight, curly or left out) and possessives; preferred names, aliases and common short forms
   with the surname; handles and hashtags (``@maisie.fb``, ``#JaydenPrice``); learners' emails;
-  learners tagged in photos; a learner's register date of birth;
+  learners tagged in photos (if the pack says so: by default tags are left to the photo-consent
+  rule, ``unapproved_photo``); a learner's register date of birth;
 * not tied to the register: UK phone numbers (validated with ``phonenumbers``), email addresses,
   valid UK postcodes, street addresses and dates of birth (a date near "born", "DOB"...);
 * weak identifiers that count only together with another one: "Jayden P." and a first name
@@ -178,6 +179,7 @@ class PiiSettings:
     unattributed_authors: frozenset[str]
     unattributed_always: frozenset[str]
     flag_learners_own_names: bool
+    photo_tags: bool
     scores: dict[str, float]
     ambiguous_words: frozenset[str]
     staff_titles: tuple[str, ...]
@@ -273,6 +275,7 @@ class PiiSettings:
             exempt_learner_staff_conversations=_get(
                 pack, "scope.exempt_learner_staff_conversations", True, bool),
             flag_learners_own_names=_get(pack, "scope.flag_learners_own_names", False, bool),
+            photo_tags=_get(pack, "scope.photo_tags", False, bool),
             unattributed_authors=frozenset(_strs(
                 pack, "scope.unattributed_details_from",
                 ["learner", "parent", "employer", "public", "unknown"])),
@@ -631,7 +634,7 @@ class LearnerPiiDetector:
         folded = fold(text) if text else ""
         if text and m.has_keys:
             self._register_matches(text, folded, item, author, m, found)
-        for media in item.media:
+        for media in item.media if self.settings.photo_tags else ():
             for person in media.tagged:
                 identifiers = person.keys()
                 for key in identifiers:

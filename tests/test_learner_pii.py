@@ -170,8 +170,6 @@ MUST_CATCH = [
      "contact jaydenp@mail.example.com", "L001", {}),
     ("a learner's school email is flagged",
      "JAYDEN.PRICE@students.brookfield.example.org", "L001", {}),
-    ("a learner tagged in a photo is flagged", "Sports day!", "L009",
-     {"tagged": ["@harvdoyle"]}),
     ("a learner's first name with their surname initial and year group is flagged",
      "Star of the week: Ruby F. in Year 8", "L006", {}),
     ("a learner's first name with their surname initial and a photo is flagged",
@@ -620,3 +618,12 @@ def test_two_learners_with_the_same_name_are_both_named() -> None:
     ctx = context(registers)
     findings = detect(make_item("Ruby Fletcher won", ctx=ctx), ctx=ctx)
     assert learners_named(findings) == {"learner:L006", "learner:L300"}
+
+
+@pytest.mark.parametrize(("photo_tags", "flagged"), [(False, False), (True, True)])
+def test_a_learner_tagged_in_a_photo_is_left_to_the_photo_consent_rule_unless_the_pack_says(
+        photo_tags: bool, flagged: bool) -> None:
+    pack = {**PACK, "scope": {**PACK["scope"], "photo_tags": photo_tags}}
+    detector = LearnerPiiDetector.from_pack(pack)
+    findings = detect(make_item("Sports day!", tagged=["@harvdoyle"]), detector=detector)
+    assert (learners_named(findings) == {"learner:L009"}) is flagged
