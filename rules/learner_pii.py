@@ -8,8 +8,7 @@ What is matched (docs/learner-pii.md has the whole rule in plain words):
 * from the learners' register: full names in any order and case, with hyphens, apostrophes
   (straight, curly or left out) and possessives; preferred names, aliases and common short forms
   with the surname; handles and hashtags (``@maisie.fb``, ``#JaydenPrice``); learners' emails;
-  learners tagged in photos (if the pack says so: by default tags are left to the photo-consent
-  rule, ``unapproved_photo``); a learner's register date of birth;
+  learners tagged in photos (``[scope] photo_tags``); a learner's register date of birth;
 * not tied to the register: UK phone numbers (validated with ``phonenumbers``), email addresses,
   valid UK postcodes, street addresses and dates of birth (a date near "born", "DOB"...);
 * weak identifiers that count only together with another one: "Jayden P." and a first name
@@ -275,7 +274,7 @@ class PiiSettings:
             exempt_learner_staff_conversations=_get(
                 pack, "scope.exempt_learner_staff_conversations", True, bool),
             flag_learners_own_names=_get(pack, "scope.flag_learners_own_names", False, bool),
-            photo_tags=_get(pack, "scope.photo_tags", False, bool),
+            photo_tags=_get(pack, "scope.photo_tags", True, bool),
             unattributed_authors=frozenset(_strs(
                 pack, "scope.unattributed_details_from",
                 ["learner", "parent", "employer", "public", "unknown"])),

@@ -185,6 +185,8 @@ MUST_CATCH = [
      {"kind": "comment", "author_handle": "@random_parent_77"}),
     ("a learner's name in a reply is flagged", "Ruby Fletcher!", "L006",
      {"kind": "reply", "author_handle": "@someone"}),
+    ("a learner tagged in a photo is flagged", "Sports day!", "L009",
+     {"tagged": ["@harvdoyle"]}),
     ("a learner's name on the organisation's X account is flagged", "Go Harvey Doyle",
      "L009", {"account": "brookfield-x"}),
 ]
@@ -620,8 +622,8 @@ def test_two_learners_with_the_same_name_are_both_named() -> None:
     assert learners_named(findings) == {"learner:L006", "learner:L300"}
 
 
-@pytest.mark.parametrize(("photo_tags", "flagged"), [(False, False), (True, True)])
-def test_a_learner_tagged_in_a_photo_is_left_to_the_photo_consent_rule_unless_the_pack_says(
+@pytest.mark.parametrize(("photo_tags", "flagged"), [(True, True), (False, False)])
+def test_a_learner_tagged_in_a_photo_is_named_unless_the_pack_leaves_tags_to_photo_consent(
         photo_tags: bool, flagged: bool) -> None:
     pack = {**PACK, "scope": {**PACK["scope"], "photo_tags": photo_tags}}
     detector = LearnerPiiDetector.from_pack(pack)
