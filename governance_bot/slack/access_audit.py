@@ -245,7 +245,7 @@ class SlackAccessAuditNotifier:
 
     def summary(self, run_id: int, findings: list[AccessFinding],
                 recipients: list[StaffMember]) -> None:
-        ids = sorted((f.id for f in findings), key=lambda i: i)
+        ids = sorted(f.id for f in findings)
         with self.bot.db.session() as session:
             rows = self._findings(session, ids)
         chunks = [rows[i:i + FINDINGS_PER_MESSAGE]
