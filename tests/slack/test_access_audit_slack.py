@@ -523,8 +523,7 @@ def test_each_kind_of_problem_reaches_the_slack_summary_with_a_clear_remedy(
     the platform, one with a stale password, one with public settings: the platform facts come
     from a test-only ``FactsConnector`` (above), the answers through the Slack modals."""
     w = oakridge
-    aw = AuditWorld.__new__(AuditWorld)
-    aw.w, aw.fake, aw.audit, aw.views = w, w.fake, w.service.access_audit, 0
+    aw = AuditWorld(w)
     aw.audit.start()
     atts = aw.attestations()
     for (account, sid), att in sorted(atts.items()):
