@@ -29,6 +29,8 @@ DETECTORS: dict[str, str] = {
     "learner_pii": "rules.learner_pii:LearnerPiiDetector",
     "out_of_hours": "rules.out_of_hours:OutOfHoursDetector",
     "tone": "rules.tone:ToneDetector",
+    "safeguarding": "rules.safeguarding:SafeguardingDetector",
+    "images": "rules.images:ImageDetector",
 }
 
 

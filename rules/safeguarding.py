@@ -168,6 +168,7 @@ class SafeguardingDetector:
         min_sentence_words: int = 3,
         direct_to_learner_weight: float = 0.5,
         contact_family: str = "grooming",
+        benign_exemplars: Sequence[str] = (),
     ) -> None:
         self.families = dict(families)
         self.cues = list(cues)
@@ -185,6 +186,7 @@ class SafeguardingDetector:
             for sub in fam.subs.values():
                 self._exemplars += [(fam.id, sub.id, t) for t in sub.exemplars]
             self._benign += [(fam.id, t) for t in fam.benign_exemplars]
+        self._benign += [("*", t) for t in benign_exemplars]
         self._exemplar_vectors: np.ndarray | None = None
         self._benign_vectors: np.ndarray | None = None
         self.semantic = semantic and bool(self._exemplars)
@@ -273,6 +275,7 @@ class SafeguardingDetector:
             min_sentence_words=int(settings.get("min_sentence_words", 3)),
             direct_to_learner_weight=float(settings.get("direct_to_learner_weight", 0.5)),
             contact_family=str(settings.get("contact_family", "grooming")),
+            benign_exemplars=pack.get("benign_exemplars", []),
         )
 
     def _load_semantic(self) -> None:
@@ -332,19 +335,29 @@ class SafeguardingDetector:
         return hits
 
     def semantic_hits(self, masked: str) -> list[SemanticHit]:
-        """The best exemplar per family for each sentence that clears the family's threshold."""
+        """The best exemplar per family for each sentence that clears the family's threshold and
+        is closer (by the margin) to that exemplar than to every benign exemplar of the pack."""
+        return self.semantic_hits_many([masked])[0]
+
+    def semantic_hits_many(self, masked_texts: Sequence[str]) -> list[list[SemanticHit]]:
+        """:meth:`semantic_hits` for many texts, embedding all their sentences in one batch."""
         if not self.semantic or self._exemplar_vectors is None:
-            return []
+            return [[] for _ in masked_texts]
         from rules.embeddings import embed
 
-        spans = [
-            s for s in split_sentences(masked)
-            if len(_TOKEN.findall(masked[s[0]:s[1]])) >= self.min_sentence_words
+        all_spans = [
+            [s for s in split_sentences(m)
+             if len(_TOKEN.findall(m[s[0]:s[1]])) >= self.min_sentence_words]
+            for m in masked_texts
         ]
-        if not spans:
-            return []
-        vectors = embed([masked[a:b] for a, b in spans])
-        return list(self._score(vectors, spans))
+        flat = [m[a:b] for m, spans in zip(masked_texts, all_spans, strict=True) for a, b in spans]
+        vectors = embed(flat)
+        out: list[list[SemanticHit]] = []
+        pos = 0
+        for spans in all_spans:
+            out.append(list(self._score(vectors[pos:pos + len(spans)], spans)) if spans else [])
+            pos += len(spans)
+        return out
 
     def _score(self, vectors: np.ndarray, spans: list[tuple[int, int]]) -> Iterator[SemanticHit]:
         assert self._exemplar_vectors is not None
@@ -355,7 +368,6 @@ class SafeguardingDetector:
             else np.zeros((len(spans), 0))
         )
         fam_ids = np.array([f for f, _, _ in self._exemplars])
-        benign_fams = np.array([f for f, _ in self._benign])
         for row, span in enumerate(spans):
             for fid, fam in self.families.items():
                 mask = fam_ids == fid
@@ -364,8 +376,7 @@ class SafeguardingDetector:
                 idx = np.flatnonzero(mask)
                 best = idx[int(np.argmax(sims[row, idx]))]
                 score = float(sims[row, best])
-                bmask = benign_fams == fid
-                benign = float(benign_sims[row, bmask].max()) if bmask.any() else -1.0
+                benign = float(benign_sims[row].max()) if benign_sims.shape[1] else -1.0
                 if score >= fam.threshold and score >= benign + self.semantic_margin:
                     _, sub, exemplar = self._exemplars[best]
                     yield SemanticHit(fid, sub, score, exemplar, benign, span)
@@ -375,17 +386,23 @@ class SafeguardingDetector:
         sentences (the sentence with the highest exemplar cosine wins)."""
         from rules.embeddings import embed
 
+        masked_texts = [self.mask_idioms(t) for t in texts]
+        all_spans = [split_sentences(m) or [(0, len(m))] for m in masked_texts]
+        flat = [m[a:b] or " " for m, spans in zip(masked_texts, all_spans, strict=True)
+                for a, b in spans]
+        vectors_all = embed(flat)
+        ex = (self._exemplar_vectors if self._exemplar_vectors is not None
+              else np.zeros((0, vectors_all.shape[1]), dtype=np.float32))
+        bn = (self._benign_vectors if self._benign_vectors is not None
+              else np.zeros((0, vectors_all.shape[1]), dtype=np.float32))
+        fam_ids = np.array([f for f, _, _ in self._exemplars])
         out: list[dict[str, tuple[float, float]]] = []
-        for text in texts:
-            masked = self.mask_idioms(text)
-            spans = split_sentences(masked) or [(0, len(masked))]
-            vectors = embed([masked[a:b] or " " for a, b in spans])
-            sims = vectors @ (self._exemplar_vectors if self._exemplar_vectors is not None
-                              else np.zeros((0, vectors.shape[1]))).T
-            bsims = vectors @ (self._benign_vectors if self._benign_vectors is not None
-                               else np.zeros((0, vectors.shape[1]))).T
-            fam_ids = np.array([f for f, _, _ in self._exemplars])
-            bfams = np.array([f for f, _ in self._benign])
+        pos = 0
+        for spans in all_spans:
+            vectors = vectors_all[pos:pos + len(spans)]
+            pos += len(spans)
+            sims = vectors @ ex.T
+            bsims = vectors @ bn.T
             scores: dict[str, tuple[float, float]] = {}
             for fid in self.families:
                 m = fam_ids == fid
@@ -393,8 +410,7 @@ class SafeguardingDetector:
                     continue
                 per_sentence = sims[:, m].max(axis=1)
                 row = int(np.argmax(per_sentence))
-                bm = bfams == fid
-                benign = float(bsims[row, bm].max()) if bm.any() else -1.0
+                benign = float(bsims[row].max()) if bsims.shape[1] else -1.0
                 scores[fid] = (float(per_sentence[row]), benign)
             out.append(scores)
         return out
@@ -444,8 +460,30 @@ class SafeguardingDetector:
         subject: str | None = None,
     ) -> list[Finding]:
         masked = self.mask_idioms(text)
+        return self._detect_masked(
+            text, masked, self.semantic_hits(masked), direct_to_learner=direct_to_learner,
+            from_organisation=from_organisation, subject=subject,
+        )
+
+    def detect_many(self, texts: Sequence[str]) -> list[list[Finding]]:
+        """Findings for many plain texts at once (one embedding batch): for ``classify`` runs,
+        evaluation and the pack's tables. No register context (as :meth:`detect_text`)."""
+        masked = [self.mask_idioms(t) for t in texts]
+        semantic = self.semantic_hits_many(masked)
+        return [self._detect_masked(t, m, sem) for t, m, sem in zip(texts, masked, semantic,
+                                                                    strict=True)]
+
+    def _detect_masked(
+        self,
+        text: str,
+        masked: str,
+        semantic: list[SemanticHit],
+        *,
+        direct_to_learner: bool = False,
+        from_organisation: bool = False,
+        subject: str | None = None,
+    ) -> list[Finding]:
         lexical = self.lexical_hits(masked, from_organisation=from_organisation)
-        semantic = self.semantic_hits(masked)
         findings: list[Finding] = []
         for fid, fam in self.families.items():
             lex = [h for h in lexical if h.cue.family == fid]
