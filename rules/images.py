@@ -298,7 +298,7 @@ class ImageDetector:
         index = registers.derived.get("images:learner_names")
         if index is None:
             lookup: dict[str, str] = {}
-            for lr in registers.learners:
+            for lr in registers.learners.values():
                 names = [lr.full_name, *lr.aliases]
                 if lr.preferred_name:
                     names.append(f"{lr.preferred_name} {lr.last_name}")
