@@ -225,7 +225,7 @@ def score(cases: list[Case], preds: list[dict[str, list[Span]]], kind: str,
     return tp, fp, fn
 
 
-def main() -> None:  # noqa: PLR0914
+def main() -> None:
     rng = random.Random(20260601)
     p_cases, p_people = presidio_cases()
     u_cases, u_people = uk_cases(rng)

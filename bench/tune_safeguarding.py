@@ -8,10 +8,11 @@ sweeps the cosine threshold (positives: the family's texts; negatives: the benig
 families' texts are left out, since a concern flagged under a neighbouring family still reaches the
 DSL): a text counts as flagged for a family when the lexicons fire, or when
 its best sentence reaches the threshold and beats the family's benign exemplars by the pack's
-margin. The chosen threshold maximises F1 (the DSL wants neither misses nor noise) with ties going to
-the higher threshold; thresholds below 0.40 are not considered (below that, everyday sentences
-about family, school and friends come close to every exemplar). The pack-wide margin by which a
-sentence must beat every benign exemplar is swept too, and the best mean F1 over families wins. ``--write`` puts the chosen
+margin. The chosen threshold maximises F1 (the DSL wants neither misses nor noise) with ties
+going to the higher threshold; thresholds below 0.40 are not considered (below that, everyday
+sentences about family, school and friends come close to every exemplar). The pack-wide margin by
+which a sentence must beat every benign exemplar is swept too, and the best mean F1 over families
+wins. ``--write`` puts the chosen
 values into rules/packs/safeguarding.toml. The pack's must-catch/must-not-catch tables are NOT
 used here: they are the held-out check in tests/test_safeguarding.py.
 """

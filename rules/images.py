@@ -73,7 +73,7 @@ class HaarFaceDetector:
     def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 5, min_size: int = 24):
         import cv2
 
-        path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+        path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"  # type: ignore[attr-defined]
         self._cascade = cv2.CascadeClassifier(str(path))
         if self._cascade.empty():
             raise RuntimeError(f"the Haar cascade did not load from {path}")

@@ -259,7 +259,9 @@ class SafeguardingDetector:
                 severity=severity,
                 threshold=float(raw.get("semantic_threshold", 1.01)),
                 duty=raw["duty"],
-                urgent=tuple(_compile(_words(p), f"{fwhere}.urgent") for p in raw.get("urgent", [])),
+                urgent=tuple(
+                    _compile(_words(p), f"{fwhere}.urgent") for p in raw.get("urgent", [])
+                ),
                 benign_exemplars=tuple(raw.get("benign_exemplars", [])),
                 must_not_catch=tuple(raw.get("must_not_catch", [])),
                 subs=subs,
@@ -305,7 +307,9 @@ class SafeguardingDetector:
         window = [t for t in before[-self.negation_window:] if t.start() > sentence_start]
         return any(t.group(0).casefold() in self.negations for t in window)
 
-    def _near(self, cue: Cue, text: str, tokens: list[re.Match[str]], span: tuple[int, int]) -> bool:
+    def _near(
+        self, cue: Cue, text: str, tokens: list[re.Match[str]], span: tuple[int, int]
+    ) -> bool:
         assert cue.near is not None
         idx = [i for i, t in enumerate(tokens) if t.end() > span[0] and t.start() < span[1]]
         if not idx:
@@ -419,10 +423,8 @@ class SafeguardingDetector:
 
     def _direct_to_learner(self, item: Item, ctx: DetectionContext) -> bool:
         """A private message to a learner from someone who is not staff or the organisation."""
-        if item.kind not in (ItemKind.direct_message, ItemKind.chat_message) and item.visibility not in (
-            Visibility.direct,
-            Visibility.private,
-        ):
+        private_kind = item.kind in (ItemKind.direct_message, ItemKind.chat_message)
+        if not private_kind and item.visibility not in (Visibility.direct, Visibility.private):
             return False
         author = item.author if item.author.role else ctx.registers.resolve_person(
             item.author, item.account

@@ -1,4 +1,4 @@
-"""Safeguarding and grooming detection, read as the policy: what must reach the DSL and what must not.
+"""Safeguarding and grooming detection read as the policy: what must reach the DSL, what must not.
 
 The must-catch / must-not-catch tables live in the rule pack (rules/packs/safeguarding.toml, at
 least 20 of each per family) and are parametrised here; a few more tables below check UK teen slang
@@ -277,9 +277,10 @@ def test_scams_are_commerce_findings_for_the_account_managers(
 
 def _item(text: str, author: Person, recipients: list[Person], kind: str = "direct_message"
           ) -> Item:
-    return Item(id="m1", platform="instagram", account="brookfield-instagram", kind=kind, author=author,
-                recipients=recipients, created_at=datetime(2026, 5, 1, 21, tzinfo=UTC),
-                text=text, visibility="direct" if kind == "direct_message" else "public")
+    return Item(id="m1", platform="instagram", account="brookfield-instagram", kind=kind,
+                author=author, recipients=recipients,
+                created_at=datetime(2026, 5, 1, 21, tzinfo=UTC), text=text,
+                visibility="direct" if kind == "direct_message" else "public")
 
 
 class _NoHistory:
