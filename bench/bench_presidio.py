@@ -71,15 +71,19 @@ def presidio_cases() -> tuple[list[Case], list[tuple[str, str]]]:
     return cases, people
 
 
-def _uk_phones(rng: random.Random) -> list[str]:
+def _uk_phones(rng: random.Random) -> list[tuple[str, str]]:
+    """(number, format) in Ofcom's drama ranges (07700 900xxx, 020 7946 0xxx, 0161 496 0xxx...)."""
     out = []
     for _ in range(40):
         mob = f"7700 {rng.randint(900000, 900999)}"
-        out += [f"0{mob}", f"+44 {mob}", f"0{mob.replace(' ', '')}",
-                f"+44 (0){mob}", f"0044 {mob}"]
-        out += [f"020 7946 {rng.randint(0, 999):04d}", f"(0161) 496 {rng.randint(0, 999):04d}",
-                f"0113 496 {rng.randint(0, 999):04d}", f"+44 20 7946 {rng.randint(0, 999):04d}",
-                f"01632 {rng.randint(960000, 960999)}"]
+        out += [(f"0{mob}", "07700 900123"), (f"+44 {mob}", "+44 7700 900123"),
+                (f"0{mob.replace(' ', '')}", "07700900123"),
+                (f"+44 (0){mob}", "+44 (0)7700 900123"), (f"0044 {mob}", "0044 7700 900123")]
+        out += [(f"020 7946 {rng.randint(0, 999):04d}", "020 7946 0123"),
+                (f"(0161) 496 {rng.randint(0, 999):04d}", "(0161) 496 0123"),
+                (f"0113 496 {rng.randint(0, 999):04d}", "0113 496 0123"),
+                (f"+44 20 7946 {rng.randint(0, 999):04d}", "+44 20 7946 0123"),
+                (f"01632 {rng.randint(960000, 960999)}", "01632 960123")]
     return out
 
 
@@ -91,10 +95,10 @@ def uk_cases(rng: random.Random) -> tuple[list[Case], list[tuple[str, str]]]:
         "my number is {x} text me",
         "Any questions, phone {x} or pop in.",
     ]
-    for phone in _uk_phones(rng):
+    for phone, fmt in _uk_phones(rng):
         t = rng.choice(templates)
         start = t.index("{x}")
-        cases.append({"text": t.format(x=phone), "set": "uk",
+        cases.append({"text": t.format(x=phone), "set": "uk", "format": fmt,
                       "gold": {"phone": [(start, start + len(phone))]}})
     pc_tests = json.loads((SHARED / "datasets/uk-postcodes/validation.json").read_text())["tests"]
     ids = list(csv.DictReader((SHARED / "datasets/fake-identities/fake_identities_gb.csv"
@@ -272,6 +276,18 @@ def main() -> None:
             label = "generated UK" if subset == "uk" else "Presidio synthetic"
             print(f"| {label} | {kind} | {name} | {prec:.3f} | {rec:.3f} | {f1:.3f} | "
                   f"{tp} | {fp} | {fn} |")
+    formats = sorted({str(c["format"]) for c in cases if "format" in c})
+    print("\nUK phone formats found (of 40 each):\n")
+    print("| format | " + " | ".join(results) + " |")
+    print("|---|" + "---|" * len(results))
+    for fmt in formats:
+        found = []
+        for preds, _ in results.values():
+            n = sum(1 for c, p in zip(cases, preds, strict=True) if c.get("format") == fmt
+                    and any(_overlaps(g, q) for g in c["gold"]["phone"]  # type: ignore[index]
+                            for q in p["phone"]))
+            found.append(str(n))
+        print(f"| {fmt} | " + " | ".join(found) + " |")
 
 
 if __name__ == "__main__":
