@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 
-from governance_bot.items import Role
+from governance_bot.items import ItemKind, Person, Role, Visibility
 from rules.base import Category, DetectionContext, Evidence, Finding, Route, Severity
 
 if TYPE_CHECKING:
@@ -236,6 +236,7 @@ class ImageDetector:
         self.photo_severity = photo_severity
         self.location_severity = location_severity
         self.unreadable_severity = unreadable_severity
+        self._pii: Any = False  # the learner_pii detector, built on first use (None: not there)
 
     @classmethod
     def from_pack(cls, pack: dict[str, Any], config: Config | None = None) -> ImageDetector:
@@ -283,9 +284,45 @@ class ImageDetector:
             elif person.name:
                 for lr in self._learners_named(person.name, registers):
                     out.setdefault(lr.learner_id, _Covered(lr, "tagged"))
-        for lr in self._learners_named(item.text or "", registers):
+        for lr in self._learners_in_text(item, registers):
             out.setdefault(lr.learner_id, _Covered(lr, "named"))
         return list(out.values())
+
+    def _learners_in_text(self, item: Item, registers: RegisterIndex) -> list[Learner]:
+        """Learners identified in the text by the learner_pii rule's register matcher (names in
+        any order and case, short forms, handles, hashtags, staff names told apart), or by a
+        simple register match where that rule is not installed."""
+        if not item.text:
+            return []
+        pii = self._learner_pii()
+        if pii is None:
+            return self._learners_named(item.text, registers)
+        # the text as the organisation's own public post: every learner identifier counts
+        probe = item.model_copy(update={
+            "media": [], "kind": ItemKind.post, "visibility": Visibility.public,
+            "author": Person(role=Role.organisation, register_id=item.account),
+        })
+        ctx = DetectionContext(registers=registers, history=_NoHistory())
+        ids: list[str] = []
+        for finding in pii.detect(probe, ctx):
+            entry = finding.evidence.register_entry or ""
+            lid = entry.removeprefix("learner:")
+            if entry.startswith("learner:") and lid in registers.learners and lid not in ids:
+                ids.append(lid)
+        return [registers.learners[i] for i in ids]
+
+    def _learner_pii(self) -> Any:
+        if self._pii is False:
+            try:
+                from rules.learner_pii import LearnerPiiDetector
+                from rules.packs import load_pack
+
+                self._pii = LearnerPiiDetector.from_pack(load_pack("learner_pii"))
+            except (ImportError, FileNotFoundError, ValueError) as exc:
+                log.info("images: learner_pii is not available (%s); learners named in the "
+                         "text are matched on register names and handles only", exc)
+                self._pii = None
+        return self._pii
 
     @staticmethod
     def _learners_named(text: str, registers: RegisterIndex) -> list[Learner]:
@@ -455,6 +492,16 @@ class ImageDetector:
             explanation=explanation,
             evidence=Evidence(register_entry=entry, detail=detail),
         )]
+
+
+class _NoHistory:
+    """The learner_pii rule is asked about the text alone: no thread history."""
+
+    def thread(self, item: Item, limit: int = 200) -> list[Item]:
+        return []
+
+    def prior_findings(self, *args: Any, **kwargs: Any) -> list[Any]:
+        return []
 
 
 def _file_sha256(path: Path) -> str:

@@ -118,6 +118,25 @@ def test_a_photo_naming_a_learner_without_photo_consent_is_flagged_with_the_regi
     assert photo[0].evidence.detail["learners_with_consent"] == ["L001"]
 
 
+def test_a_learner_named_in_lower_case_is_recognised_through_the_learner_pii_matcher(
+    detector: ImageDetector, registers: RegisterIndex, photos: dict[str, Path]
+) -> None:
+    pytest.importorskip("rules.learner_pii")
+    findings = list(detector.detect(_post("well done amira haddad!", _photo(photos["astronaut"])),
+                                    _ctx(registers)))
+    assert [f.evidence.register_entry for f in findings] == ["learner:L004"]
+
+
+def test_without_the_learner_pii_rule_register_full_names_are_still_matched(
+    registers: RegisterIndex, photos: dict[str, Path], detector: ImageDetector
+) -> None:
+    simple = ImageDetector(face_detector=detector.face_detector, explicit=None)
+    simple._pii = None  # as where rules.learner_pii is not installed
+    findings = list(simple.detect(_post("Well done Amira Haddad!", _photo(photos["astronaut"])),
+                                  _ctx(registers)))
+    assert [f.evidence.register_entry for f in findings] == ["learner:L004"]
+
+
 def test_a_photo_tagging_a_learner_without_consent_by_handle_is_flagged(
     detector: ImageDetector, registers: RegisterIndex, photos: dict[str, Path]
 ) -> None:
