@@ -33,6 +33,8 @@ DETECTORS: dict[str, str] = {
     "accountability": "rules.accountability:AccountabilityDetector",
     "conversation_drift": "rules.conversation_drift:ConversationDriftDetector",
     "video_session": "rules.video_session:VideoSessionDetector",
+    "safeguarding": "rules.safeguarding:SafeguardingDetector",
+    "images": "rules.images:ImageDetector",
 }
 
 
