@@ -32,6 +32,7 @@ from rich.table import Table
 
 from governance_bot import __version__
 from governance_bot.config import Config, ConfigError, load_config
+from governance_bot.items import Item
 from governance_bot.registers import RegisterError
 from governance_bot.storage.db import SchemaOutdated
 
@@ -350,12 +351,17 @@ def ingest(
         assert isinstance(rt, Runtime)
         with _progress() as progress:
             task = progress.add_task(f"ingest {file.name}", total=count_lines(file))
-            for _path, _line, parsed in read_items(file):
-                if isinstance(parsed, LineProblem):
-                    report.problems.append(str(parsed))
-                else:
-                    rt.pipeline.process_many([parsed], report)
-                progress.advance(task)
+
+            def good_lines() -> Iterator[Item]:
+                for _path, _line, parsed in read_items(file):
+                    if isinstance(parsed, LineProblem):
+                        report.problems.append(str(parsed))
+                        progress.advance(task)
+                    else:
+                        yield parsed
+
+            rt.pipeline.process_many(good_lines(), report,
+                                     progress=lambda n: progress.advance(task, n))
         _print_report(report, "ingest")
         _deliver(rt)
     if strict and report.problems:

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import select
@@ -30,6 +31,14 @@ from rules.engine import DetectionEngine
 __all__ = ["Pipeline", "ScanReport"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Archived:
+    item: Item
+    record_id: int
+    version_id: int
+    now: datetime
 
 
 @dataclass(slots=True)
@@ -68,6 +77,13 @@ class Pipeline:
 
     def process(self, item: Item, report: ScanReport | None = None) -> FlagChange | None:
         report = report if report is not None else ScanReport()
+        archived = self._archive(item, report)
+        if archived is None:
+            return None
+        return self._detect_and_record(archived, report)
+
+    def _archive(self, item: Item, report: ScanReport) -> _Archived | None:
+        """Store the item (committed) before anything else; None if there is nothing to detect."""
         item = self.registers.resolve(item)
         if item.deleted_at is not None:
             self._process_reported_deletion(item, report)
@@ -75,26 +91,28 @@ class Pipeline:
         now = self.clock()
         with self.db.session() as session:
             outcome = archive_item(session, item, now)
-            record_id, version_id = outcome.record.id, outcome.version.id
+            archived = _Archived(item, outcome.record.id, outcome.version.id, now)
             needs_detection = outcome.needs_detection
         report.items += 1
-        status = outcome.status
-        if status == ArchiveStatus.new:
+        if outcome.status == ArchiveStatus.new:
             report.new += 1
-        elif status == ArchiveStatus.edited:
+        elif outcome.status == ArchiveStatus.edited:
             report.edited += 1
         else:
             report.unchanged += 1
-        if not needs_detection:
-            return None
-        findings = self.engine.detect(item, self.context())
+        return archived if needs_detection else None
+
+    def _detect_and_record(self, archived: _Archived, report: ScanReport,
+                           precomputed: dict[int, list[Finding]] | None = None
+                           ) -> FlagChange | None:
+        findings = self.engine.detect(archived.item, self.context(), precomputed)
         report.detected += 1
         with self.db.session() as session:
-            record = session.get(m.ItemRecord, record_id)
-            version = session.get(m.ItemVersion, version_id)
+            record = session.get(m.ItemRecord, archived.record_id)
+            version = session.get(m.ItemVersion, archived.version_id)
             assert record is not None and version is not None
-            change = record_findings(session, record, findings, now=now)
-            version.detected_at = now
+            change = record_findings(session, record, findings, now=archived.now)
+            version.detected_at = archived.now
         if change is not None:
             if change.created:
                 report.flags_created += 1
@@ -103,17 +121,40 @@ class Pipeline:
         return change
 
     def process_many(self, items: Iterable[Item], report: ScanReport | None = None,
-                     progress: Callable[[int], None] | None = None) -> ScanReport:
+                     progress: Callable[[int], None] | None = None,
+                     batch_size: int = 32) -> ScanReport:
+        """Archive and detect ``items`` in order. Each batch is archived first; the
+        model-backed detectors then see the whole batch at once, and the history-reading rules
+        run item by item. One bad item never stops the rest."""
         report = report if report is not None else ScanReport()
-        for item in items:
+        iterator = iter(items)
+        while batch := list(islice(iterator, batch_size)):
+            archived: list[_Archived] = []
+            for item in batch:
+                try:
+                    found = self._archive(item, report)
+                except Exception as exc:
+                    report.problems.append(f"item {item.key}: {type(exc).__name__}: {exc}")
+                    log.exception("archiving item %s failed", item.key)
+                    found = None
+                if found is not None:
+                    archived.append(found)
+                elif progress:
+                    progress(1)
             try:
-                self.process(item, report)
-            except Exception as exc:
-                # one bad item must not stop the rest; it is already archived if it got that far
-                report.problems.append(f"item {item.key}: {type(exc).__name__}: {exc}")
-                log.exception("processing item %s failed", item.key)
-            if progress:
-                progress(1)
+                pre = self.engine.precompute([a.item for a in archived], self.context())
+            except Exception:
+                log.exception("batch detection failed; detecting item by item")
+                pre = [{} for _ in archived]
+            for entry, precomputed in zip(archived, pre, strict=True):
+                try:
+                    self._detect_and_record(entry, report, precomputed)
+                except Exception as exc:
+                    # already archived: the next run detects it again (detected_at is unset)
+                    report.problems.append(f"item {entry.item.key}: {type(exc).__name__}: {exc}")
+                    log.exception("processing item %s failed", entry.item.key)
+                if progress:
+                    progress(1)
         return report
 
     # --- connectors ---------------------------------------------------------------------------
