@@ -286,7 +286,8 @@ class GraphConnector(HttpConnector):
             log.warning("%s: webhook POST refused: the event has an unexpected shape (%s)",
                         self.name, type(exc).__name__)
             return WebhookResponse(status=400, body=b"unexpected event shape")
-        return WebhookResponse(status=200, body=b"EVENT_RECEIVED", items=items)
+        return WebhookResponse(status=200, body=b"EVENT_RECEIVED", items=items,
+                               replay_key=_header(request, "x-hub-signature-256"))
 
     def webhook_items(self, payload: Any, problems: list[str]) -> list[Item]:
         """Items from a signed webhook payload (subclasses)."""

@@ -218,6 +218,9 @@ class SecuritySettings(_Section):
     encryption_keys: SecretStr | None = Field(
         default=None, description="comma-separated Fernet keys, newest first; from the environment"
     )
+    webhook_replay_window_hours: int = Field(
+        default=72, ge=1, description="a signed webhook delivery seen again within this many "
+        "hours is acknowledged without being processed (governance_bot/webhooks.py)")
 
     def keys(self) -> list[str]:
         if self.encryption_keys is None:
