@@ -196,3 +196,40 @@ def test_a_full_run_logs_no_learner_details_no_message_text_and_no_secrets(tmp_p
 def test_at_debug_details_may_appear_but_secrets_still_do_not(tmp_path: Path):
     output = _full_run(tmp_path, "DEBUG")
     assert not [label for label in _leaks(output) if label.startswith("secret")], output
+
+
+def test_webhook_deliveries_accepted_refused_or_replayed_log_no_content(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    """The service's webhook path, in process: a signed comment naming a learner, the same
+    delivery again (the replay guard), a mis-signed one and a malformed signed one."""
+    from starlette.testclient import TestClient
+
+    from connectors.meta import sign
+    from governance_bot.config import load_config
+    from governance_bot.runtime import Runtime
+    from governance_bot.service import Service
+
+    config_path = _write_setup(tmp_path, "INFO")
+    config = load_config(config_path, env=SECRETS)
+    rt = Runtime.from_config(config)
+    body = json.dumps({"object": "page", "entry": [{"id": "104000000001", "changes": [
+        {"field": "feed", "value": {
+            "from": {"id": "61000001", "name": "Maisie O'Connell"}, "item": "comment",
+            "verb": "add", "created_time": 1789990000, "post_id": "104000000001_9",
+            "comment_id": "9_1", "message": ITEMS[1]["text"]}}]}]}).encode()
+    secret = SECRETS["GB_TEST_FB_APP_SECRET"]
+    caplog.set_level("INFO")
+    try:
+        with TestClient(Service(rt).http_app()) as client:
+            for content, signature in [(body, sign(body, secret)), (body, sign(body, secret)),
+                                       (body, sign(body, "not-the-secret")),
+                                       (b'{"object": "page", "entry": 7, "x": "Jayden Price"}',
+                                        sign(b'{"object": "page", "entry": 7, "x": '
+                                             b'"Jayden Price"}', secret))]:
+                client.post("/webhooks/facebook-page", content=content,
+                            headers={"X-Hub-Signature-256": signature})
+    finally:
+        rt.close()
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.levelno >= 20)
+    assert "refused" in logged and "already accepted" in logged  # the paths were taken
+    assert not _leaks(logged), logged
