@@ -147,8 +147,11 @@ class Service:
             if resp.items:
                 with self._lock:
                     report = self.rt.pipeline.process_many(resp.items)
-                if key is not None and report.problems:
-                    self.replay_guard.release(connector.name, key)  # let the retry through
+                if report.problems:
+                    # not stored: release the claim and ask the platform to deliver it again
+                    if key is not None:
+                        self.replay_guard.release(connector.name, key)
+                    return Response(b"not processed; please retry", status_code=503)
                 self.drain()
             return Response(resp.body, status_code=resp.status, media_type=resp.content_type)
 

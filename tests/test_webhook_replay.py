@@ -139,15 +139,15 @@ def test_after_the_window_a_replayed_delivery_is_processed_and_harmless(replicas
 def test_a_delivery_whose_processing_failed_is_processed_when_meta_retries(replicas, monkeypatch):
     (svc, _), (client, _), clock = replicas
     body = comment_event("900001_700005", "hello")
-    real = svc.rt.pipeline.process
+    real = svc.rt.pipeline._archive
 
     def failing(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("database unavailable")
 
-    monkeypatch.setattr(svc.rt.pipeline, "process", failing)
-    deliver(client, body)
+    monkeypatch.setattr(svc.rt.pipeline, "_archive", failing)
+    assert deliver(client, body).status_code == 503  # Meta retries what was not acknowledged
     assert count(svc, m.ItemRecord) == 0 and count(svc, WebhookDelivery) == 0
-    monkeypatch.setattr(svc.rt.pipeline, "process", real)
+    monkeypatch.setattr(svc.rt.pipeline, "_archive", real)
     clock.now = START + timedelta(minutes=1)
     assert deliver(client, body).status_code == 200
     assert last_seen(svc, "900001_700005") == clock.now
