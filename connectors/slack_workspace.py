@@ -395,6 +395,6 @@ class SlackWorkspaceConnector(Connector):
             if item is None:
                 return None
             when = _ts_time(str(event.get("event_ts") or event.get("ts")))
-            return item.model_copy(update={"deleted_at": when.isoformat()})
+            return item.model_copy(update={"deleted_at": when.astimezone(UTC)})
         return self.message_item(event, channel)
 
