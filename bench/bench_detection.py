@@ -346,6 +346,9 @@ def child(rules: list[str], args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rules", default="learner_pii,out_of_hours,tone",
+                        help="comma-separated rule ids (the issue's target: these three); "
+                             "'all' for every rule in rules.engine.DETECTORS")
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--learners", type=int, default=2_000)
     parser.add_argument("--seed", type=int, default=20260302)
@@ -359,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_one(rules, args.items, args.learners, args.seed)))
         return 0
     present, missing = available_rules()
+    if args.rules != "all":
+        wanted = [r for r in args.rules.split(",") if r]
+        present = [r for r in wanted if r in present]
     print(f"governance-bot detection benchmark: {args.items:,} items, {args.learners:,} learners, "
           f"CPU {args.cpu}, Python {platform.python_version()}, {platform.machine()}, "
           f"{os.cpu_count()} cores")
