@@ -10,12 +10,20 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import Field, ValidationError
 
-from connectors.base import Capability, Connector, ConnectorSettings, FetchResult
+from connectors.base import (
+    Capability,
+    Connector,
+    ConnectorSettings,
+    FetchResult,
+    ModerationAction,
+    ModerationResult,
+)
 from governance_bot.items import Item
 
 __all__ = ["JsonlConnector", "JsonlSettings", "LineProblem", "read_items"]
@@ -89,6 +97,9 @@ def count_lines(path: Path) -> int:
 
 class JsonlSettings(ConnectorSettings):
     path: Path = Field(description="a .jsonl file or a folder of them")
+    removals_path: Path | None = Field(
+        default=None, description="record hide/delete decisions here (one JSON line each), so "
+        "the removal workflow can be run without a platform")
 
 
 class JsonlConnector(Connector):
@@ -116,3 +127,19 @@ class JsonlConnector(Connector):
                 items.append(parsed)
             lines[str(file)] = max(lines.get(str(file), 0), lineno)
         return FetchResult(items=items, cursor={"lines": lines}, problems=problems)
+
+    def moderation_actions(self) -> frozenset[ModerationAction]:
+        if self.settings.removals_path is None:
+            return frozenset()
+        return frozenset({ModerationAction.hide, ModerationAction.delete})
+
+    def moderate(self, item: Item, action: ModerationAction) -> ModerationResult:
+        """Record the removal locally (there is no platform behind a file)."""
+        path = self.settings.removals_path
+        if path is None or action not in self.moderation_actions():
+            return super().moderate(item, action)
+        record = {"item": item.key, "action": action.value,
+                  "at": datetime.now(UTC).isoformat(timespec="seconds")}
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+        return ModerationResult(ok=True, action=action, detail=f"recorded in {path.name}")

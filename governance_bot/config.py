@@ -141,11 +141,13 @@ class DeliverySettings(_Section):
     mask_learner_details: bool = True
 
 
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+
+
 class RotaEntry(_Section):
     """Out-of-hours cover: who is on call for safeguarding escalations in a weekly slot."""
 
-    days: list[Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
-                       "sunday"]] = Field(default_factory=lambda: list(_WEEKDAYS))
+    days: list[Weekday] = Field(default_factory=lambda: list(_WEEKDAYS))  # type: ignore[arg-type]
     hours: str = Field(default="00:00-23:59", description='local time span like "18:00-23:59"')
     staff: list[str] = Field(min_length=1, description="staff_ids on call, in order")
 

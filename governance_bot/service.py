@@ -41,7 +41,14 @@ class Service:
         self.scheduler = BackgroundScheduler(timezone="UTC")
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.metrics = Metrics(runtime.db)
-        self.sender = runtime.sender()
+        self.slack: Any = None
+        if runtime.config.delivery.sink == "slack":
+            from governance_bot.slack.service import SlackService
+
+            self.slack = SlackService(runtime)
+            self.sender = runtime.sender(self.slack.sink)
+        else:
+            self.sender = runtime.sender()
         self.sender.on_delivered = self.metrics.observe_alert
         self._lock = threading.Lock()  # one pipeline writer at a time in this process
         self.paused: dict[str, str] = {}
@@ -95,6 +102,8 @@ class Service:
         self.scheduler.add_job(self.drain, "interval",
                                seconds=self.rt.config.service.outbox_interval_seconds,
                                id="outbox", max_instances=1, coalesce=True)
+        if self.slack is not None:
+            self.slack.schedule(self.scheduler)
         audit = self.rt.config.audit
         if audit.enabled:
             self.scheduler.add_job(self.start_access_audit, "cron", day_of_week=audit.day_of_week,
@@ -134,11 +143,15 @@ class Service:
             Route("/metrics", metrics),
             Route("/webhooks/{name}", webhook, methods=["GET", "POST"]),
         ]
+        if self.slack is not None:
+            routes.extend(self.slack.routes())  # /slack/events
         return Starlette(routes=routes)
 
     def run_forever(self) -> None:
         self.schedule()
         self.scheduler.start()
+        if self.slack is not None and self.slack.mode == "socket":
+            self.slack.start_socket_mode()
         cfg = self.rt.config.service
         log.info("governance-bot running: %d connector(s), http://%s:%d/healthz",
                  len(self.rt.connectors), cfg.host, cfg.port)
@@ -149,6 +162,8 @@ class Service:
         finally:
             log.info("stopping: waiting for running jobs")
             self.scheduler.shutdown(wait=True)
+            if self.slack is not None:
+                self.slack.close()
             self.drain()
             log.info("stopped")
 

@@ -26,12 +26,14 @@ register entry ("learner:L001").
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import ahocorasick
@@ -55,6 +57,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 RULE_ID = "learner_pii"
+_INSTANCES = itertools.count(1)  # each detector (its settings) keeps its own matcher
 
 # ---------------------------------------------------------------------------------------------
 # Text folding: lowercase, one kind of apostrophe, hyphen and space, accents off. The result has
@@ -172,6 +175,8 @@ class PiiSettings:
     visibilities: frozenset[str]
     authors: frozenset[str]
     exempt_learner_staff_conversations: bool
+    unattributed_authors: frozenset[str]
+    unattributed_always: frozenset[str]
     flag_learners_own_names: bool
     scores: dict[str, float]
     ambiguous_words: frozenset[str]
@@ -240,13 +245,13 @@ class PiiSettings:
         type_alt = "|".join(re.escape(t) for t in sorted(types, key=len, reverse=True))
         address_re = regex(
             "addresses.street_types",
-            r"(?<![\w/.,-])(?:Flat\s+\d{1,4}[A-Za-z]?,?\s+)?\d{1,4}[A-Za-z]?,?\s+"
+            r"(?<![\w/.,-])(?:Flat\s+\d{1,4}[A-Za-z]?,?\s+)?\d{1,3}[A-Za-z]?,?\s+"
             r"(?:[A-Z][a-zA-Z'’-]+\s+){1,3}(?:" + type_alt + r")\b\.?",
         )
         lower_types = _strs(pack, "addresses.lowercase_street_types")
         address_lower_re = regex(
             "addresses.lowercase_street_types",
-            r"(?<![\w/.,-])\d{1,4}[a-z]?,?\s+((?:[a-z][a-z'-]+\s+){1,2})(?:"
+            r"(?<![\w/.,-])\d{1,3}[a-z]?,?\s+((?:[a-z][a-z'-]+\s+){1,2})(?:"
             + ("|".join(re.escape(t) for t in lower_types) or r"(?!x)x") + r")\b",
         )
         codes = _get(pack, "phones.country_codes", [44], list)
@@ -263,6 +268,11 @@ class PiiSettings:
             exempt_learner_staff_conversations=_get(
                 pack, "scope.exempt_learner_staff_conversations", True, bool),
             flag_learners_own_names=_get(pack, "scope.flag_learners_own_names", False, bool),
+            unattributed_authors=frozenset(_strs(
+                pack, "scope.unattributed_details_from",
+                ["learner", "parent", "employer", "public", "unknown"])),
+            unattributed_always=frozenset(_strs(
+                pack, "scope.unattributed_details_always", ["date_of_birth"])),
             scores=scores,
             ambiguous_words=frozenset(fold(w) for w in _strs(pack, "names.ambiguous_words")),
             staff_titles=tuple(fold(w) for w in _strs(pack, "names.staff_titles")),
@@ -307,6 +317,31 @@ def _e164(number: str, region: str) -> str | None:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+@lru_cache(maxsize=8192)
+def _phone_number(candidate: str, region: str, country_codes: frozenset[int]) -> str | None:
+    """The E.164 form of ``candidate`` if it is a phone number of one of ``country_codes``.
+
+    Cached: the same numbers (the office, a club secretary) turn up again and again."""
+    digits = sum(c.isdigit() for c in candidate)
+    if not 9 <= digits <= 15:
+        return None
+    try:
+        number = phonenumbers.parse(candidate, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if number.country_code not in country_codes:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        # Ofcom's ranges for drama (07700 900xxx, 01632 960xxx, 020 7946 0xxx) are not "valid"
+        # numbers, but to a reader they are phone numbers all the same
+        national = str(number.national_number)
+        if len(national) != 10 or national[0] not in "1237" or (
+            not phonenumbers.is_possible_number(number)
+        ):
+            return None
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
 def is_valid_postcode(text: str, grammar: str | None = None) -> bool:
     """Whether ``text`` is a UK postcode by the pack's grammar (with or without the space)."""
     if grammar is None:
@@ -322,6 +357,9 @@ def is_valid_postcode(text: str, grammar: str | None = None) -> bool:
 
 _NAME, _HANDLE, _EMAIL = 0, 1, 2
 _WORD_TOKEN = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
+# "Jayden P." / "Jayden P": a capitalised word, one space, a capital letter standing alone
+_INITIAL_RE = re.compile(r"(?<![\w'’-])([^\W\d_][^\W\d_'’-]*) ([A-Z])(?:\.|(?![\w'’-]))")
+_INITIAL_AFTER = re.compile(r" ([A-Z])(?:\.|(?![\w'’-]))")
 
 
 def _token_variants(token: str) -> set[str]:
@@ -410,7 +448,11 @@ class LearnerMatcher:
         domains |= {a.handle.casefold().rpartition("@")[2] for a in registers.accounts.values()
                     if "@" in a.handle.strip("@")}
         self.org_domains = domains - self.learner_domains
-        self.max_first = max((len(k) for k in self.first_names), default=0)
+        # a learner's birth year written in full, or as the two-digit year of a date
+        years = sorted({d.year for d in self.dob})
+        self.dob_year_re: re.Pattern[str] | None = re.compile(
+            r"(?<!\d)(?:" + "|".join(str(y) for y in years) + r")(?!\d)|[/.-](?:"
+            + "|".join(f"{y % 100:02d}" for y in years) + r")(?!\d)") if years else None
 
     @staticmethod
     def _first_forms(learner: Learner, settings: PiiSettings) -> set[str]:
@@ -485,7 +527,7 @@ class LearnerMatcher:
 # ---------------------------------------------------------------------------------------------
 
 _DIGIT = re.compile(r"\d")
-_PHONE_CANDIDATE = re.compile(r"(?<![\w+/.])(?:\+|\(\s*)?\d[\d \-().]{7,20}\d(?![\w/])")
+_PHONE_CANDIDATE = re.compile(r"(?<![\w+/.])(?:\+|\(\s*)?\d[\d \-().]{7,40}\d(?![\w/])")
 _EMAIL_RE = re.compile(r"(?<![\w.%+'-])[\w.%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _MONTHS = {
     "jan": 1, "feb": 2, "mar": 3, "apr": 4, "may": 5, "jun": 6, "jul": 7, "aug": 8, "sep": 9,
@@ -531,7 +573,7 @@ class LearnerPiiDetector:
 
     def __init__(self, settings: PiiSettings):
         self.settings = settings
-        self._cache_key = f"{RULE_ID}:matcher:{id(self)}"
+        self._cache_key = f"{RULE_ID}:matcher:{next(_INSTANCES)}"
 
     @classmethod
     def from_pack(cls, pack: dict[str, Any], config: Config | None = None) -> LearnerPiiDetector:
@@ -553,9 +595,10 @@ class LearnerPiiDetector:
 
     def in_scope(self, item: Item, author: Person, registers: RegisterIndex) -> bool:
         s = self.settings
-        if item.kind.value not in s.kinds or item.visibility.value not in s.visibilities:
+        # StrEnum members hash and compare as their string values
+        if item.kind not in s.kinds or item.visibility not in s.visibilities:
             return False
-        if (author.role or Role.unknown).value not in s.authors:
+        if (author.role or Role.unknown) not in s.authors:
             return False
         if s.exempt_learner_staff_conversations and item.kind in (
             ItemKind.direct_message, ItemKind.chat_message, ItemKind.email
@@ -595,10 +638,9 @@ class LearnerPiiDetector:
         # weak identifiers: "Jayden P." and first names, counted only with another identifier
         if text and m.first_names:
             self._weak_names(text, folded, item, details, m, found)
-        own = None
-        if not self.settings.flag_learners_own_names and author.role == Role.learner:
-            own = author.register_id
-        return self._findings(item, found, details, own)
+        if not found and not details:
+            return []
+        return self._findings(item, author, found, details)
 
     def _register_matches(self, text: str, folded: str, item: Item, author: Person,
                           m: LearnerMatcher,
@@ -702,28 +744,37 @@ class LearnerPiiDetector:
         s = self.settings
         for match in _PHONE_CANDIDATE.finditer(text):
             candidate = match.group(0)
-            digits = sum(c.isdigit() for c in candidate)
-            if not 9 <= digits <= 15 or not candidate.lstrip("( ").startswith(("0", "+")):
+            if not candidate.lstrip("( ").startswith(("0", "+")):
                 continue  # a UK number is written with its trunk 0 or an international prefix
-            try:
-                number = phonenumbers.parse(candidate, s.default_region)
-            except phonenumbers.NumberParseException:
+            digits = sum(c.isdigit() for c in candidate)
+            e164 = _phone_number(candidate, s.default_region, s.country_codes) if (
+                digits <= 15) else None
+            if e164 is None and digits > 11:
+                # several numbers in a row ("07912 345678 07912 345679"): the longest valid
+                # number starting at each group of digits
+                groups = [g.span() for g in re.finditer(r"\S+", candidate)]
+                i = 0
+                while i < len(groups):
+                    best = None
+                    if candidate[groups[i][0]] in "0+(":
+                        for j in range(i, min(i + 5, len(groups))):
+                            part = candidate[groups[i][0]:groups[j][1]]
+                            if sum(c.isdigit() for c in part) > 15:
+                                break
+                            e164 = _phone_number(part, s.default_region, s.country_codes)
+                            if e164 is not None:
+                                best = (j, e164)
+                    if best is None:
+                        i += 1
+                        continue
+                    j, e164 = best
+                    if e164 not in s.allow_phones:
+                        yield _Detail("phone", (match.start() + groups[i][0],
+                                                match.start() + groups[j][1]))
+                    i = j + 1
                 continue
-            if number.country_code not in s.country_codes:
-                continue
-            if not phonenumbers.is_valid_number(number):
-                # Ofcom's ranges for drama (07700 900xxx, 01632 960xxx, 020 7946 0xxx) are not
-                # "valid" numbers, but to a reader they are phone numbers all the same
-                national = str(number.national_number)
-                if len(national) != 10 or national[0] not in "1237" or (
-                    not phonenumbers.is_possible_number(number)
-                ):
-                    continue
-            if phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) in (
-                s.allow_phones
-            ):
-                continue
-            yield _Detail("phone", match.span())
+            if e164 is not None and e164 not in s.allow_phones:
+                yield _Detail("phone", match.span())
 
     def _postcodes(self, text: str) -> Iterable[_Detail]:
         s = self.settings
@@ -763,6 +814,10 @@ class LearnerPiiDetector:
     def _dates_of_birth(self, text: str, folded: str, m: LearnerMatcher) -> Iterable[_Detail]:
         s = self.settings
         seen: set[tuple[int, int]] = set()
+        if s.dob_context_re.search(folded) is None and (
+            m.dob_year_re is None or m.dob_year_re.search(folded) is None
+        ):
+            return  # no birth word and no learner's birth year: no date of birth here
         for span, day, month, year in _dates(folded):
             if span in seen:
                 continue
@@ -786,53 +841,64 @@ class LearnerPiiDetector:
     def _weak_names(self, text: str, folded: str, item: Item, details: list[_Detail],
                     m: LearnerMatcher,
                     found: dict[str, dict[str, list[tuple[int, int]]]]) -> None:
+        """First names alone and "Jayden P.": only together with another identifier."""
         has_detail = bool(details)
         has_photo = bool(item.media)
-        class_mention: bool | None = None
+        class_re = self.settings.class_re
+        if has_detail:
+            full_scan = True
+        else:
+            if not has_photo and not _INITIAL_RE.search(text):
+                return  # nothing a first name could be combined with
+            class_mention = class_re.search(text) is not None
+            if not has_photo and not class_mention:
+                return
+            full_scan = has_photo and class_mention
+        # (start, end, folded token, surname initial or None)
+        tokens: list[tuple[int, int, str, str | None]] = []
+        if full_scan:
+            for match in _WORD_TOKEN.finditer(folded):
+                a, b = match.span()
+                token = match.group(0)
+                if token not in m.first_names and token.endswith("'s"):  # "Jayden's"
+                    token, b = token[:-2], b - 2
+                if token not in m.first_names:
+                    continue
+                im = _INITIAL_AFTER.match(text, b)
+                tokens.append((a, b, token, im.group(1).lower() if im else None))
+        else:
+            for match in _INITIAL_RE.finditer(text):
+                a, b = match.span(1)
+                tokens.append((a, b, folded[a:b], match.group(2).lower()))
+        if not tokens:
+            return
         dob_learners = {lid for d in details for lid in d.learners}
         taken = [sp for kinds in found.values() for spans in kinds.values() for sp in spans]
-        for match in _WORD_TOKEN.finditer(folded):
-            token = match.group(0)
-            a, b = match.span()
+        for a, b, token, initial in tokens:
             lids = m.first_names.get(token)
-            if not lids and token.endswith("'s"):  # possessive: "Jayden's"
-                token, b = token[:-2], b - 2
-                lids = m.first_names.get(token)
             if not lids or any(x <= a < y for x, y in taken):
                 continue
             if not text[a].isupper() and token in self.settings.ambiguous_words:
                 continue
-            # "Jayden P." / "Jayden P"
-            initial = None
-            rest = folded[b:b + 4]
-            im = re.match(r" ([a-z])(?:\.|(?![a-z0-9'-]))", rest)
-            if im and text[b + 1].isupper():
-                initial = im.group(1)
             candidates = set(lids)
             if initial is not None:
-                candidates = {lid for lid in candidates if m.surname_initial.get(lid) == initial}
-            if not candidates:
-                continue
+                narrowed = {lid for lid in candidates if m.surname_initial.get(lid) == initial}
+                if narrowed:
+                    candidates = narrowed
+                else:
+                    initial = None  # "Jayden P." where no Jayden's surname starts with P
             already = candidates & found.keys()
             if already:  # the same learner is named in full or by handle elsewhere in the item
                 for lid in already:
                     found[lid].setdefault("first_name", []).append((a, b))
                 continue
             if initial is not None:
-                if class_mention is None:
-                    class_mention = bool(self.settings.class_re.search(text))
-                if not (has_detail or has_photo or class_mention):
-                    continue
-                kind, span = "name_with_initial", (a, b + 2 + (folded[b + 2:b + 3] == "."))
-            else:
-                if not has_detail:
-                    if not has_photo:
-                        continue
-                    if class_mention is None:
-                        class_mention = bool(self.settings.class_re.search(text))
-                    if not class_mention:
-                        continue
+                kind = "name_with_initial"
+                span = (a, b + 2 + (text[b + 2:b + 3] == "."))
+            elif has_detail or full_scan:
                 kind, span = "first_name", (a, b)
+            else:
+                continue
             narrowed = candidates & dob_learners
             if narrowed:
                 candidates = narrowed
@@ -845,10 +911,14 @@ class LearnerPiiDetector:
 
     # -- findings -----------------------------------------------------------------------------
 
-    def _findings(self, item: Item, found: dict[str, dict[str, list[tuple[int, int]]]],
-                  details: list[_Detail], own: str | None) -> list[Finding]:
+    def _findings(self, item: Item, author: Person,
+                  found: dict[str, dict[str, list[tuple[int, int]]]],
+                  details: list[_Detail]) -> list[Finding]:
         s = self.settings
         findings: list[Finding] = []
+        own = None
+        if not s.flag_learners_own_names and author.role == Role.learner:
+            own = author.register_id
         # a date of birth that is a learner's register DOB belongs to that learner if they are
         # the only one with it, or the one also named in the item
         loose: list[_Detail] = []
@@ -869,6 +939,11 @@ class LearnerPiiDetector:
             for d in loose:
                 found[attach_to].setdefault(d.kind, []).append(d.span)
             loose = []
+        # in the organisation's and staff's own posts naming no learner, contact details are
+        # venues and office numbers; in what others post they may be a learner's
+        role = (author.role or Role.unknown).value
+        if role not in s.unattributed_authors and not found:
+            loose = [d for d in loose if d.kind in s.unattributed_always]
         if own and own in found:
             # the author's own name is already shown by the platform: only their contact and
             # identity details count
@@ -881,6 +956,7 @@ class LearnerPiiDetector:
         for lid in sorted(found):
             kinds = found[lid]
             candidates = kinds.pop("_candidates", None)
+            _drop_names_inside_addresses(kinds)
             labels = sorted(kinds, key=lambda k: -self._weight(k))
             spans = tuple(sorted({sp for k in labels for sp in kinds[k]}))
             score = max(s.score(k) for k in labels)
@@ -927,6 +1003,21 @@ class LearnerPiiDetector:
         return self._WEIGHTS.get(kind, 0)
 
 
+def _drop_names_inside_addresses(kinds: dict[str, list[tuple[int, int]]]) -> None:
+    """"jayden.price" inside the learner's own email address is the email, not a second name."""
+    outer = kinds.get("email", []) + kinds.get("handle", [])
+    if not outer:
+        return
+    for kind in ("full_name", "hashtag", "first_name"):
+        spans = [sp for sp in kinds.get(kind, ())
+                 if not any(a <= sp[0] and sp[1] <= b for a, b in outer)]
+        if kind in kinds:
+            if spans:
+                kinds[kind] = spans
+            else:
+                del kinds[kind]
+
+
 def _camel(text: str, offsets: list[int] | None, pos: int, s: str) -> bool:
     """A camel-case boundary at ``pos`` inside a hashtag or handle ("#WellDoneJaydenPrice")."""
     o = offsets[pos] if offsets else pos
@@ -943,8 +1034,8 @@ def _dates(folded: str) -> Iterable[tuple[tuple[int, int], int, int, int | None]
     for m in _DATE_ISO.finditer(folded):
         yield m.span(), int(m.group(3)), int(m.group(2)), int(m.group(1))
     for m in _DATE_NUMERIC.finditer(folded):
-        if m.group(3) is None and "." in m.group(0):
-            continue  # "3.5" is a number, not a date
+        if m.group(3) is None and "/" not in m.group(0):
+            continue  # "3.5" and "3-2" are a number and a score; "3/2" may be a date
         yield m.span(), int(m.group(1)), int(m.group(2)), _year(m.group(3))
     for m in _DATE_TEXT.finditer(folded):
         yield m.span(), int(m.group(1)), _MONTHS[m.group(2)[:3]], _year(m.group(3))

@@ -194,6 +194,8 @@ class FlagMessage(Base):
     channel: Mapped[str] = mapped_column(String(64))
     ts: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    route: Mapped[str | None] = mapped_column(String(32))  # whose view it shows (masking)
+    thread_ts: Mapped[str | None] = mapped_column(String(64))  # grouped under another message
 
     __table_args__ = (UniqueConstraint("flag_id", "sink", "channel", name="uq_flag_messages_dest"),)
 

@@ -1,0 +1,363 @@
+"""The Slack side of a flag: where it goes, how it looks, and keeping every message true.
+
+``SlackBot`` owns the Web API client and knows the database. It
+
+* delivers a flag to its route (one group DM with the route's people, or a private channel),
+  idempotently: a flag already shown in a conversation is updated, never posted again, and a post
+  whose record was lost in a crash is found again by its message metadata;
+* groups further flags on the same thread under the first one's message (noise control);
+* re-renders every message about a flag when its state changes (``refresh``: one truth
+  everywhere, so nobody acts twice).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connectors.base import Connector, ModerationAction
+from governance_bot.config import Config
+from governance_bot.flags import FlagStatus
+from governance_bot.items import Item
+from governance_bot.outbox import DeliveryError, FlagView, recipients_for
+from governance_bot.register_store import load_registers
+from governance_bot.registers import RegisterIndex, StaffMember
+from governance_bot.slack.render import FlagSummary, audience_for, mask_learners, render_flag
+from governance_bot.storage import models as m
+from governance_bot.storage.db import Database
+from rules.base import Route
+
+__all__ = ["METADATA_EVENT", "SINK", "SlackBot", "make_client", "moderation_actions",
+           "slack_tokens"]
+
+log = logging.getLogger(__name__)
+
+SINK = "slack"
+METADATA_EVENT = "governance_flag"
+OUTCOME_NAMES = {
+    "social_care": "referred to children's social care",
+    "police": "referred to the police",
+    "ceop": "reported to CEOP",
+    "iwf": "reported to the IWF",
+    "no_further_action": "no further action",
+    "monitoring": "monitoring",
+}
+
+
+def slack_tokens(config: Config, env: dict[str, str] | None = None
+                 ) -> tuple[str | None, str | None, str | None]:
+    """(bot token, signing secret, app token): from the config, else SLACK_BOT_TOKEN,
+    SLACK_SIGNING_SECRET and SLACK_APP_TOKEN."""
+    env = dict(os.environ) if env is None else env
+    s = config.slack
+
+    def pick(secret: Any, name: str) -> str | None:
+        return secret.get_secret_value() if secret is not None else (env.get(name) or None)
+
+    return (pick(s.bot_token, "SLACK_BOT_TOKEN"), pick(s.signing_secret, "SLACK_SIGNING_SECRET"),
+            pick(s.app_token, "SLACK_APP_TOKEN"))
+
+
+def make_client(config: Config, token: str | None = None, max_retries: int = 2) -> WebClient:
+    """A WebClient that honours 429 Retry-After and retries 5xx and network errors a few times;
+    longer outages are the outbox's job (it retries with backoff and loses nothing)."""
+    token = token or slack_tokens(config)[0]
+    if not token:
+        raise DeliveryError("no Slack bot token: set SLACK_BOT_TOKEN (or [slack] bot_token = "
+                            "\"${SLACK_BOT_TOKEN}\")")
+    kwargs: dict[str, Any] = {"token": token, "timeout": 15, "retry_handlers": [
+        RateLimitErrorRetryHandler(max_retry_count=max_retries),
+        ServerErrorRetryHandler(max_retry_count=max_retries),
+        ConnectionErrorRetryHandler(max_retry_count=max_retries),
+    ]}
+    if config.slack.web_api_url:
+        url = config.slack.web_api_url
+        kwargs["base_url"] = url if url.endswith("/") else url + "/"
+    return WebClient(**kwargs)
+
+
+def moderation_actions(connector: Connector) -> frozenset[ModerationAction]:
+    """What the connector can do to an item (the Remove form offers only these)."""
+    return connector.moderation_actions()
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class SlackBot:
+    def __init__(self, config: Config, db: Database, client: WebClient, *,
+                 registers: RegisterIndex | None = None,
+                 connectors: Sequence[Connector] = (),
+                 clock: Callable[[], datetime] = _utcnow):
+        self.config = config
+        self.settings = config.slack
+        self.db = db
+        self.client = client
+        self.connectors = list(connectors)
+        self.clock = clock
+        self.tz = ZoneInfo(config.organisation.timezone)
+        self._registers = registers
+        self._conversations: dict[tuple[str, ...], str] = {}
+        self._lock = threading.Lock()
+
+    # --- registers ----------------------------------------------------------------------------
+    @property
+    def registers(self) -> RegisterIndex:
+        if self._registers is None:
+            with self.db.session() as session:
+                self._registers = RegisterIndex(load_registers(session))
+        return self._registers
+
+    @registers.setter
+    def registers(self, value: RegisterIndex) -> None:
+        self._registers = value
+
+    def staff_by_slack_id(self, slack_user_id: str) -> StaffMember | None:
+        for s in self.registers.staff.values():
+            if s.slack_user_id == slack_user_id and s.active:
+                return s
+        return None
+
+    def connector_for(self, account: str) -> Connector | None:
+        for c in self.connectors:
+            if c.account == account and moderation_actions(c):
+                return c
+        return None
+
+    # --- destinations -------------------------------------------------------------------------
+    def open_conversation(self, people: Iterable[StaffMember]) -> str:
+        ids = tuple(sorted({s.slack_user_id for s in people if s.slack_user_id}))
+        if not ids:
+            raise DeliveryError("nobody to send to has a slack_user_id in the staff register")
+        with self._lock:
+            known = self._conversations.get(ids)
+        if known:
+            return known
+        resp = self.client.conversations_open(users=",".join(ids))
+        channel = str(resp["channel"]["id"])
+        with self._lock:
+            self._conversations[ids] = channel
+        return channel
+
+    def destination(self, route: Route, recipients: list[StaffMember]) -> str:
+        if self.settings.delivery == "channel":
+            channel = self.settings.channels.get(route.value)  # type: ignore[call-overload]
+            if not channel:
+                raise DeliveryError(f"[slack] channels has no channel for route {route.value}")
+            return str(channel)
+        return self.open_conversation(recipients)
+
+    # --- rendering ----------------------------------------------------------------------------
+    def load(self, session: Session, flag_id: int
+             ) -> tuple[m.Flag, list[m.Finding], Item, m.ItemRecord]:
+        flag = session.get(m.Flag, flag_id)
+        if flag is None:
+            raise LookupError(f"no flag #{flag_id}")
+        record = session.get(m.ItemRecord, flag.item_id)
+        assert record is not None
+        version = session.execute(
+            select(m.ItemVersion).where(m.ItemVersion.item_id == record.id,
+                                        m.ItemVersion.version == record.current_version)
+        ).scalar_one()
+        findings = list(session.execute(
+            select(m.Finding).where(m.Finding.flag_id == flag.id)
+            .order_by(m.Finding.severity.desc(), m.Finding.id)).scalars())
+        return flag, findings, Item.model_validate(version.data), record
+
+    def staff_name(self, staff_id: str | None) -> str:
+        if not staff_id:
+            return "nobody"
+        s = self.registers.staff.get(staff_id)
+        return s.name if s else staff_id
+
+    def summary(self, session: Session, flag: m.Flag, route: Route) -> FlagSummary:
+        audience = audience_for(route)
+        lines: list[str] = []
+        decisions = list(session.execute(
+            select(m.FlagDecision).where(m.FlagDecision.flag_id == flag.id)
+            .order_by(m.FlagDecision.id)).scalars())
+        for d in decisions:
+            who = (self.staff_name(d.staff_id) if d.staff_id != "governance-bot"
+                   else "governance-bot")
+            when = d.created_at.astimezone(self.tz).strftime("%d %b %H:%M")
+            reason = d.reason or ""
+            if audience == "managers" and self.config.delivery.mask_learner_details:
+                reason = mask_learners(reason, self.registers)
+            if d.action == "remove":
+                how = d.data.get("moderation", "removal")
+                ok = d.data.get("platform_ok")
+                result = "" if ok else " (the platform could not do it: remove it by hand)"
+                informed = d.data.get("informed_count", 0)
+                lines.append(f"• Removed ({how}) by {who}, {when}{result}: {reason}. "
+                             f"{informed} person(s) to inform recorded.")
+            elif d.action == "keep":
+                lines.append(f"• Kept by {who}, {when}: {reason}")
+            elif d.action == "escalate":
+                lines.append(f"• Escalated to the DSL by {who}, {when}")
+            elif d.action == "acknowledge":
+                lines.append(f"• Acknowledged by {who}, {when}")
+            elif d.action == "assign":
+                lines.append(f"• Assigned to {self.staff_name(d.data.get('assignee'))} "
+                             f"by {who}, {when}")
+            elif d.action == "outcome":
+                if audience == "dsl":
+                    outcome = OUTCOME_NAMES.get(d.outcome or "", d.outcome or "")
+                    note = f": {reason}" if reason else ""
+                    lines.append(f"• Outcome recorded by {who}, {when}: {outcome}{note}")
+                else:
+                    lines.append(f"• Handled by the DSL ({when})")
+            elif d.action == "escalation" and audience == "dsl":
+                lines.append(f"• Not acknowledged in time: {d.reason} ({when})")
+        group = 0
+        if flag.thread_key:
+            anchor_ts = session.execute(
+                select(m.FlagMessage.ts).where(m.FlagMessage.flag_id == flag.id,
+                                               m.FlagMessage.thread_ts.is_(None))
+            ).scalars().first()
+            if anchor_ts:
+                group = len(session.execute(select(m.FlagMessage.id).where(
+                    m.FlagMessage.thread_ts == anchor_ts)).all())
+        return FlagSummary(lines=lines, group_count=group)
+
+    def render(self, session: Session, flag_id: int, route: Route
+               ) -> tuple[str, list[dict[str, Any]]]:
+        flag, findings, item, record = self.load(session, flag_id)
+        return render_flag(flag, findings, item, route, self.registers, tz=self.tz,
+                           mask_for_managers=self.config.delivery.mask_learner_details,
+                           dsl_content=self.settings.dsl_content,
+                           summary=self.summary(session, flag, route),
+                           deleted=record.deleted_at is not None)
+
+    # --- delivery -----------------------------------------------------------------------------
+    def deliver(self, session: Session, view: FlagView) -> None:
+        """Show ``view`` to its route, in the sender's transaction (``session``)."""
+        route = view.route
+        if route == Route.record_only:
+            return
+        if route == Route.digest:
+            exists = session.execute(select(m.DigestEntry.id).where(
+                m.DigestEntry.flag_id == view.flag.id, m.DigestEntry.route == route.value)).first()
+            if exists is None:
+                session.add(m.DigestEntry(flag_id=view.flag.id, account=view.flag.account,
+                                          route=route.value, created_at=self.clock()))
+            return
+        channel = self.destination(route, view.recipients)
+        self.show(session, view.flag.id, route, channel)
+
+    def show(self, session: Session, flag_id: int, route: Route, channel: str) -> m.FlagMessage:
+        """Post the flag into ``channel`` once; afterwards, update that message in place."""
+        existing = session.execute(select(m.FlagMessage).where(
+            m.FlagMessage.flag_id == flag_id, m.FlagMessage.sink == SINK,
+            m.FlagMessage.channel == channel)).scalar_one_or_none()
+        text, blocks = self.render(session, flag_id, route)
+        if existing is not None:
+            self._update(existing.channel, existing.ts, text, blocks)
+            return existing
+        flag = session.get(m.Flag, flag_id)
+        assert flag is not None
+        thread_ts = self._anchor(session, flag, channel)
+        ts = self._find_posted(channel, flag_id, thread_ts)
+        if ts is None:
+            metadata = {"event_type": METADATA_EVENT,
+                        "event_payload": {"flag_id": flag_id, "route": route.value}}
+            resp = self.client.chat_postMessage(channel=channel, text=text, blocks=blocks,
+                                                metadata=metadata, thread_ts=thread_ts,
+                                                unfurl_links=False, unfurl_media=False)
+            ts = str(resp["ts"])
+        else:
+            log.info("slack: flag #%d was already posted in %s (found by metadata); recording it",
+                     flag_id, channel)
+            self._update(channel, ts, text, blocks)
+        record = m.FlagMessage(flag_id=flag_id, sink=SINK, channel=channel, ts=ts,
+                               route=route.value, thread_ts=thread_ts, created_at=self.clock())
+        session.add(record)
+        session.flush()
+        if thread_ts is not None:
+            self._refresh_anchor(session, channel, thread_ts)
+        return record
+
+    def _anchor(self, session: Session, flag: m.Flag, channel: str) -> str | None:
+        """The message of an earlier open flag on the same thread in this conversation: a new
+        flag of no higher severity is shown as a reply under it instead of a new alert."""
+        row = session.execute(
+            select(m.FlagMessage.ts, m.Flag.severity)
+            .join(m.Flag, m.Flag.id == m.FlagMessage.flag_id)
+            .where(m.Flag.thread_key == flag.thread_key, m.Flag.id != flag.id,
+                   m.FlagMessage.channel == channel, m.FlagMessage.sink == SINK,
+                   m.FlagMessage.thread_ts.is_(None),
+                   m.Flag.status.in_([FlagStatus.open.value, FlagStatus.acknowledged.value,
+                                      FlagStatus.escalated.value]))
+            .order_by(m.FlagMessage.id)
+        ).first()
+        if row is None or flag.severity > row[1]:
+            return None
+        return str(row[0])
+
+    def _refresh_anchor(self, session: Session, channel: str, thread_ts: str) -> None:
+        anchor = session.execute(select(m.FlagMessage).where(
+            m.FlagMessage.channel == channel, m.FlagMessage.ts == thread_ts)).scalar_one_or_none()
+        if anchor is not None:
+            text, blocks = self.render(session, anchor.flag_id, Route(anchor.route or "dsl"))
+            self._update(channel, thread_ts, text, blocks)
+
+    def _find_posted(self, channel: str, flag_id: int, thread_ts: str | None) -> str | None:
+        """A message about ``flag_id`` already in ``channel`` (posted before a crash lost its
+        record), found by its metadata."""
+        try:
+            if thread_ts is None:
+                resp = self.client.conversations_history(channel=channel, limit=100,
+                                                         include_all_metadata=True)
+            else:
+                resp = self.client.conversations_replies(channel=channel, ts=thread_ts,
+                                                         include_all_metadata=True)
+        except SlackApiError as exc:
+            log.debug("slack: history of %s not readable: %s", channel, exc.response.get("error"))
+            return None
+        for message in resp.get("messages") or []:
+            meta = message.get("metadata") or {}
+            payload = meta.get("event_payload") or {}
+            if meta.get("event_type") == METADATA_EVENT and payload.get("flag_id") == flag_id:
+                return str(message["ts"])
+        return None
+
+    def _update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
+        self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+
+    def refresh(self, flag_id: int) -> int:
+        """Update every message about the flag to show its current state. Returns the count."""
+        count = 0
+        with self.db.session() as session:
+            rows = list(session.execute(select(m.FlagMessage).where(
+                m.FlagMessage.flag_id == flag_id, m.FlagMessage.sink == SINK)).scalars())
+            for row in rows:
+                text, blocks = self.render(session, flag_id, Route(row.route or "dsl"))
+                try:
+                    self._update(row.channel, row.ts, text, blocks)
+                    count += 1
+                except SlackApiError as exc:
+                    log.warning("slack: could not update the message for flag #%d in %s: %s",
+                                flag_id, row.channel, exc.response.get("error"))
+        return count
+
+    def notify_route(self, session: Session, flag_id: int, route: Route) -> m.FlagMessage:
+        """Show a flag to a route now (e.g. a manager escalated it to the DSL)."""
+        flag = session.get(m.Flag, flag_id)
+        assert flag is not None
+        people = recipients_for(route, flag.account, self.registers)
+        return self.show(session, flag_id, route, self.destination(route, people))

@@ -1,0 +1,93 @@
+"""The Slack app inside ``governance-bot run``: HTTP endpoint or Socket Mode, and its jobs.
+
+* HTTP: Slack posts events, interactions and slash commands to ``/slack/events`` on the
+  service's Starlette app; bolt verifies the ``X-Slack-Signature`` (v0 HMAC-SHA256 of
+  ``v0:{timestamp}:{body}`` with the signing secret) and refuses stale timestamps (401).
+* Socket Mode (``[slack] mode = "socket"``): the service opens a WebSocket to Slack with the
+  app-level token, so no public URL is needed (most schools sit behind NAT).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from slack_bolt import App
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route as HttpRoute
+
+from governance_bot.runtime import Runtime
+from governance_bot.slack.app import build_app
+from governance_bot.slack.bot import SlackBot, make_client, slack_tokens
+from governance_bot.slack.jobs import DigestJob, EscalationJob
+from governance_bot.slack.sink import SlackSink
+
+__all__ = ["SlackService"]
+
+log = logging.getLogger(__name__)
+
+
+class SlackService:
+    def __init__(self, runtime: Runtime, *, clock: Callable[[], datetime] | None = None,
+                 env: dict[str, str] | None = None):
+        config = runtime.config
+        bot_token, signing_secret, app_token = slack_tokens(config, env)
+        kwargs: dict[str, Any] = {"registers": runtime.registers,
+                                  "connectors": runtime.connectors}
+        if clock is not None:
+            kwargs["clock"] = clock
+        self.bot = SlackBot(config, runtime.db, make_client(config, bot_token), **kwargs)
+        self.sink = SlackSink(self.bot)
+        self.mode = config.slack.mode
+        if self.mode == "http" and not signing_secret:
+            raise RuntimeError("Slack over HTTP needs the signing secret: set "
+                               "SLACK_SIGNING_SECRET (or [slack] signing_secret = "
+                               "\"${SLACK_SIGNING_SECRET}\"), or use [slack] mode = \"socket\"")
+        if self.mode == "socket" and not app_token:
+            raise RuntimeError("Slack Socket Mode needs an app-level token (xapp-...): set "
+                               "SLACK_APP_TOKEN")
+        self.app_token = app_token
+        self.app: App = build_app(self.bot, signing_secret or "socket-mode-unused")
+        self.escalation = EscalationJob(self.bot)
+        self.digest = DigestJob(self.bot)
+        self._socket: Any = None
+
+    def routes(self) -> list[HttpRoute]:
+        from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+        from starlette.concurrency import run_in_threadpool
+
+        app = self.app
+
+        async def events(request: Request) -> Response:
+            # bolt's dispatch is synchronous (database, role check): keep it off the event loop
+            body = await request.body()
+            bolt_response = await run_in_threadpool(app.dispatch, to_bolt_request(request, body))
+            return to_starlette_response(bolt_response)
+
+        return [HttpRoute("/slack/events", events, methods=["POST"])]
+
+    def schedule(self, scheduler: Any) -> None:
+        settings = self.bot.settings
+        scheduler.add_job(self.escalation.run, "interval",
+                          seconds=settings.escalation_interval_seconds, id="slack:escalation",
+                          max_instances=1, coalesce=True)
+        at = self.digest.run_time()
+        scheduler.add_job(self.digest.run, "cron", hour=at.hour, minute=at.minute,
+                          timezone=self.bot.config.organisation.timezone, id="slack:digest",
+                          max_instances=1, coalesce=True)
+
+    def start_socket_mode(self) -> None:
+        """Connect to Slack over a WebSocket (returns at once; runs in the background)."""
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        self._socket = SocketModeHandler(self.app, app_token=self.app_token)
+        self._socket.connect()
+        log.info("slack: Socket Mode connected")
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
