@@ -165,7 +165,9 @@ class OutboxSender:
 
     def _deliver_one(self, message_id: int) -> bool:
         with self.db.session() as session:
-            message = session.get(m.OutboxMessage, message_id)
+            # locked while it is delivered: a replica whose claim on it has meanwhile expired
+            # skips it (SKIP LOCKED) instead of delivering it a second time
+            message = session.get(m.OutboxMessage, message_id, with_for_update=True)
             if message is None or message.delivered_at is not None:
                 return True
             if message.claimed_by != self.owner:

@@ -59,7 +59,8 @@ class Service:
     def poll(self, connector: Connector) -> None:
         if connector.name in self.paused:
             return
-        ttl = timedelta(seconds=max(60, 2 * connector.settings.poll_interval_seconds))
+        ttl = timedelta(seconds=max(self.rt.config.service.lease_seconds,
+                                    2 * connector.settings.poll_interval_seconds))
         if not leases.acquire(self.rt.db, connector.name, self.owner, ttl, datetime.now(UTC)):
             return  # another replica is polling this connector
         try:
@@ -103,7 +104,7 @@ class Service:
                                seconds=self.rt.config.service.outbox_interval_seconds,
                                id="outbox", max_instances=1, coalesce=True)
         if self.slack is not None:
-            self.slack.schedule(self.scheduler)
+            self.slack.schedule(self.scheduler, self.owner)
         audit = self.rt.config.audit
         if audit.enabled:
             self.scheduler.add_job(self.start_access_audit, "cron", day_of_week=audit.day_of_week,
