@@ -110,6 +110,7 @@ class Counts:
     flags: int
     outbox_pending: int
     posts_per_flag: Counter[int]
+    via_slack: bool = False
 
     @classmethod
     def read(cls, db: Database, fake: FakeSlack | None = None) -> Counts:
@@ -126,13 +127,14 @@ class Counts:
                 meta = call.params.get("metadata")
                 if isinstance(meta, dict):
                     posts[int(meta["event_payload"]["flag_id"])] += 1
-        return cls(items, per_item, flags, pending, posts)
+        return cls(items, per_item, flags, pending, posts, fake is not None)
 
     def report(self, title: str) -> str:
         line = (f"{title}: {self.items} items archived (versions per item: "
                 f"{dict(self.versions_per_item)}), {self.flags} flags, "
-                f"{self.outbox_pending} undelivered, Slack posts per flag: "
-                f"{dict(Counter(self.posts_per_flag.values()))} over "
-                f"{len(self.posts_per_flag)} flags")
+                f"{self.outbox_pending} undelivered")
+        if self.via_slack:
+            line += (f", Slack posts per flag: {dict(Counter(self.posts_per_flag.values()))} "
+                     f"over {len(self.posts_per_flag)} flags")
         print(line)
         return line
