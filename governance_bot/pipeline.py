@@ -8,12 +8,14 @@ crash detects exactly the items that were not finished, and finding fingerprints
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from connectors.base import Connector, FetchResult
 from governance_bot.flags import FlagChange, record_findings
@@ -42,11 +44,12 @@ class ScanReport:
     detected: int = 0
     flags_created: int = 0
     flags_updated: int = 0
+    failed: int = 0  # items that raised (not archived or not detected): re-read at the next poll
     problems: list[str] = field(default_factory=list)
 
     def merge(self, other: ScanReport) -> None:
         for name in ("items", "new", "edited", "unchanged", "deleted", "detected",
-                     "flags_created", "flags_updated"):
+                     "flags_created", "flags_updated", "failed"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.problems.extend(other.problems)
 
@@ -54,8 +57,9 @@ class ScanReport:
 class Pipeline:
     def __init__(self, db: Database, engine: DetectionEngine, registers: RegisterIndex,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 options: dict[str, Any] | None = None):
+                 options: dict[str, Any] | None = None, db_retry_seconds: float = 30.0):
         self.db = db
+        self.db_retry_seconds = db_retry_seconds
         self.engine = engine
         self.registers = registers
         self.clock = clock
@@ -104,14 +108,37 @@ class Pipeline:
         report = report if report is not None else ScanReport()
         for item in items:
             try:
-                self.process(item, report)
+                self._process_retrying(item, report)
             except Exception as exc:
                 # one bad item must not stop the rest; it is already archived if it got that far
+                report.failed += 1
                 report.problems.append(f"item {item.key}: {type(exc).__name__}: {exc}")
                 log.exception("processing item %s failed", item.key)
             if progress:
                 progress(1)
         return report
+
+    def _process_retrying(self, item: Item, report: ScanReport) -> None:
+        """``process``, retried while the database is unreachable (a restart, a failover, a
+        locked SQLite file) for up to about ``db_retry_seconds``. Each attempt starts over: the
+        archive step is idempotent and the detection step commits as one transaction."""
+        delay, waited = 0.25, 0.0
+        while True:
+            attempt = ScanReport()
+            try:
+                self.process(item, attempt)
+            except DBAPIError as exc:
+                transient = isinstance(exc, OperationalError) or exc.connection_invalidated
+                if not transient or waited >= self.db_retry_seconds:
+                    raise
+                log.warning("database unavailable (%s); retrying item %s in %.1fs",
+                            type(exc.orig).__name__, item.key, delay)
+                time.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, 5.0)
+                continue
+            report.merge(attempt)
+            return
 
     # --- connectors ---------------------------------------------------------------------------
     def apply_fetch(self, connector: Connector, result: FetchResult,
@@ -125,7 +152,13 @@ class Pipeline:
                 platform = result.items[0].platform if result.items else connector.type
                 report.deleted += self._record_deletions(platform, connector.account, window,
                                                          listed)
-        self.save_cursor(connector.name, result.cursor, None)
+        if report.failed:
+            # keep the old cursor: the items that failed are read again at the next poll (those
+            # that did get through are recognised as unchanged then)
+            self.save_cursor(connector.name, None, f"{report.failed} item(s) failed; they are "
+                             "read again at the next poll")
+        else:
+            self.save_cursor(connector.name, result.cursor, None)
         return report
 
     def _record_deletions(self, platform: str, account: str, window: Any, listed: set[str]) -> int:

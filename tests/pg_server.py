@@ -8,6 +8,7 @@ as ``nobody``. Without PostgreSQL binaries the test is skipped, except in CI whe
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shlex
@@ -96,8 +97,6 @@ def pg_server() -> Iterator[PgServer]:
     try:
         yield server
     finally:
-        try:
+        with contextlib.suppress(Exception):  # already stopped
             server.stop("immediate")
-        except Exception:  # already stopped
-            pass
         shutil.rmtree(root, ignore_errors=True)
