@@ -88,6 +88,18 @@ class Service:
                           datetime.now(UTC)):
             self.access_audit.start()
 
+    def tick_access_audit(self) -> None:
+        # chasing and closing an audit run: one replica at a time (two at once would both see
+        # a run as not yet chased and remind everyone twice)
+        ttl = timedelta(seconds=max(self.rt.config.service.lease_seconds, 600))
+        if not leases.acquire(self.rt.db, "job:access-audit-tick", self.owner, ttl,
+                              datetime.now(UTC)):
+            return
+        try:
+            self.access_audit.tick()
+        finally:
+            leases.release(self.rt.db, "job:access-audit-tick", self.owner)
+
     def drain(self) -> None:
         try:
             self.sender.drain()
@@ -111,7 +123,7 @@ class Service:
                                    hour=audit.hour, minute=audit.minute,
                                    timezone=self.rt.config.organisation.timezone,
                                    id="access-audit", max_instances=1, coalesce=True)
-            self.scheduler.add_job(self.access_audit.tick, "interval", minutes=5,
+            self.scheduler.add_job(self.tick_access_audit, "interval", minutes=5,
                                    id="access-audit-tick", max_instances=1, coalesce=True)
 
     # --- HTTP ---------------------------------------------------------------------------------

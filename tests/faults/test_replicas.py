@@ -10,6 +10,7 @@ at the same moment from threads, as two schedulers firing together would.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -155,3 +156,19 @@ def test_the_weekly_access_audit_starts_once_across_replicas(
         until = state.lease_until if state.lease_until.tzinfo else \
             state.lease_until.replace(tzinfo=UTC)
         assert until > leases_now + timedelta(hours=11)
+
+
+def test_chasing_and_closing_the_access_audit_runs_on_one_replica_at_a_time(
+        replicas: tuple[list[Service], FakeSlack, Clock], monkeypatch: pytest.MonkeyPatch
+        ) -> None:
+    services, _, _ = replicas
+    ticks: list[str] = []
+    for s in services:
+        def tick(s: Service = s) -> None:
+            ticks.append(s.owner)
+            time.sleep(0.3)  # a tick that takes a moment, as chasing everyone does
+        monkeypatch.setattr(s.access_audit, "tick", tick)
+    together(*[s.tick_access_audit for s in services])
+    assert len(ticks) == 1
+    services[1].tick_access_audit()  # released afterwards: the next tick runs anywhere
+    assert len(ticks) == 2
