@@ -10,9 +10,10 @@ What is measured (all in one run, so the ratios compare like with like):
 
 * **sustained jsonl ingest** at a fixed arrival rate (default 50 items/s, open loop: an item's
   "received" time is when it was due to arrive, so falling behind shows up as latency). Lines are
-  parsed by the jsonl connector's own parser and go through ``Pipeline.process``; an outbox sender
-  thread drains continuously to the real ``SlackSink``/``slack_sdk`` client, posting to the local
-  fake Slack (tests/slack/fake_slack.py), which records when each ``chat.postMessage`` arrives.
+  parsed by the jsonl connector's own parser and go through ``Pipeline.process``; when an item
+  raised a flag the outbox is drained at once (as the service does after each webhook) through the
+  real ``SlackSink``/``slack_sdk`` client to the local fake Slack (tests/slack/fake_slack.py),
+  which records when each ``chat.postMessage`` arrives.
   Time-to-alert = that arrival - the item's received time, for every flag posted at once (the
   digest-route flags wait for the daily digest by design and are not counted).
 * **webhook bursts**: signed Meta feed events (``X-Hub-Signature-256`` with the app secret)
@@ -40,7 +41,6 @@ import random
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -163,18 +163,6 @@ def replica(config_path: Path, lines_path: Path, rate: float, start_at: float | 
     config = load_config(config_path)
     rt = Runtime.from_config(config, import_registers_from_config=False, with_connectors=False)
     sender = rt.sender(SlackSink.from_config(config, rt.db))
-    stop = threading.Event()
-
-    def drain() -> None:
-        while not stop.is_set():
-            try:
-                if sender.drain() == (0, 0):
-                    time.sleep(0.02)
-            except Exception as exc:  # keep draining; report at the end
-                print(f"drain failed: {exc}", file=sys.stderr)
-                time.sleep(0.2)
-
-    t = threading.Thread(target=drain, daemon=True)
     lines = lines_path.read_text(encoding="utf-8").splitlines()
     # warm-up, outside the measurement: the first items load the matchers and lexicons lazily
     for n, line in enumerate(lines[:5]):
@@ -189,7 +177,6 @@ def replica(config_path: Path, lines_path: Path, rate: float, start_at: float | 
     cpu0 = time.process_time()
     while time.perf_counter() < start_at:
         time.sleep(0.005)
-    t.start()
     for n, line in enumerate(lines):
         due = start_at + n / rate
         delay = due - time.perf_counter()
@@ -199,14 +186,15 @@ def replica(config_path: Path, lines_path: Path, rate: float, start_at: float | 
         if parsed is None or isinstance(parsed, LineProblem):
             continue
         received[parsed.id] = due
-        rt.pipeline.process_many([parsed])
+        report = rt.pipeline.process_many([parsed])
         processed[parsed.id] = time.perf_counter()
+        if report.flags_created or report.flags_updated:
+            sender.drain()  # as the service does after a webhook: send at once
     finished = time.perf_counter()
     deadline = time.monotonic() + 60
-    while sender.pending() and time.monotonic() < deadline:
+    while sender.pending() and time.monotonic() < deadline:  # another replica's claims
+        sender.drain()
         time.sleep(0.05)
-    stop.set()
-    t.join(timeout=10)
     cpu = time.process_time() - cpu0
     rt.close()
     return {"received": received, "processed": processed, "finished": finished, "cpu": cpu}
