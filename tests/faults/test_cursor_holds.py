@@ -24,8 +24,9 @@ from tests.faults.world import REGISTERS, Counts, flagged, write_items
 
 def test_a_failed_item_is_read_again_at_the_next_poll_and_flagged_once(
         database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    config = Config(database={"url": database_url}, registers={"file": REGISTERS},
-                    detection={"disabled_rules": [r for r in DETECTORS if r != "learner_pii"]})
+    config = Config.model_validate(dict(
+        database={"url": database_url}, registers={"file": REGISTERS},
+        detection={"disabled_rules": [r for r in DETECTORS if r != "learner_pii"]}))
     rt = Runtime.from_config(config)
     rt.pipeline.db_retry_seconds = 0.5
     export = tmp_path / "export.jsonl"

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from pydantic import SecretStr
 
 from connectors.jsonl import JsonlConnector, JsonlSettings
 from connectors.x import XConnector, XSettings
@@ -47,10 +48,10 @@ def recorded(name: str, path_prefix: str) -> dict[str, Any]:
 
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[Service]:
-    config = Config(database={"url": f"sqlite:///{tmp_path / 'gb.db'}"},
-                    registers={"file": REGISTERS},
-                    delivery={"sink": "json", "json_path": tmp_path / "flags.jsonl"},
-                    detection={"disabled_rules": list(DETECTORS)})
+    config = Config.model_validate(dict(database={"url": f"sqlite:///{tmp_path / 'gb.db'}"},
+        registers={"file": REGISTERS},
+        delivery={"sink": "json", "json_path": tmp_path / "flags.jsonl"},
+        detection={"disabled_rules": list(DETECTORS)}))
     rt = Runtime.from_config(config)
     rt.engine = DetectionEngine(list(TEST_DETECTORS), Router())  # type: ignore[arg-type]
     rt.pipeline.engine = rt.engine
@@ -78,7 +79,7 @@ def test_500s_429s_and_garbage_from_x_lose_and_double_nothing(
 
     waits: list[float] = []
     x = XConnector(XSettings(name="x-main", type="x", account="brookfield-x", user_id="783214",
-                             username="Twitter", access_token="x-token", base_url=BASE,
+                             username="Twitter", access_token=SecretStr("x-token"), base_url=BASE,
                              read_replies=False, read_direct_messages=False, max_retries=2),
                    client=httpx.Client(), sleep=waits.append)
     export = tmp_path / "facebook.jsonl"
@@ -118,6 +119,7 @@ def test_500s_429s_and_garbage_from_x_lose_and_double_nothing(
     service.poll(x)
     state = x_state()
     assert state is not None and state.last_error is None
+    assert state.cursor is not None
     assert state.cursor["mentions_since_id"] == mentions["meta"]["newest_id"]
     after_recovery = Counts.read(service.rt.db)
     assert after_recovery.items == 12 + good_records

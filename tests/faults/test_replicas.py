@@ -63,11 +63,12 @@ def replicas(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     monkeypatch.setenv("SLACK_SIGNING_SECRET", SIGNING_SECRET)
     clock = Clock(START)
     with FakeSlack() as fake:
-        config = Config(database={"url": database_url}, registers={"file": REGISTERS},
-                        delivery={"sink": "slack"},
-                        detection={"disabled_rules": list(DETECTORS)},
-                        slack={"enabled": True, "api_url": fake.base_url},
-                        service={"lease_seconds": 30})
+        config = Config.model_validate(dict(
+            database={"url": database_url}, registers={"file": REGISTERS},
+            delivery={"sink": "slack"},
+            detection={"disabled_rules": list(DETECTORS)},
+            slack={"enabled": True, "api_url": fake.base_url},
+            service={"lease_seconds": 30}))
         services = []
         for name in ("replica-a", "replica-b"):
             rt = Runtime.from_config(config)

@@ -37,10 +37,11 @@ def service(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tupl
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-outage")
     monkeypatch.setenv("SLACK_SIGNING_SECRET", SIGNING_SECRET)
     with FakeSlack() as fake:
-        config = Config(database={"url": database_url}, registers={"file": REGISTERS},
-                        delivery={"sink": "slack"},
-                        detection={"disabled_rules": list(DETECTORS)},
-                        slack={"enabled": True, "api_url": fake.base_url})
+        config = Config.model_validate(dict(
+            database={"url": database_url}, registers={"file": REGISTERS},
+            delivery={"sink": "slack"},
+            detection={"disabled_rules": list(DETECTORS)},
+            slack={"enabled": True, "api_url": fake.base_url}))
         rt = Runtime.from_config(config)
         rt.engine = DetectionEngine(list(TEST_DETECTORS), Router())  # type: ignore[arg-type]
         rt.pipeline.engine = rt.engine
