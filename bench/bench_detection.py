@@ -41,13 +41,14 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from governance_bot.config import Config  # noqa: E402
-from governance_bot.items import Item, Media, Person  # noqa: E402
+from governance_bot.items import Item, ItemKind, Media, Person, Visibility  # noqa: E402
 from governance_bot.registers import (  # noqa: E402
     Account,
     Learner,
     RegisterIndex,
     Registers,
     StaffMember,
+    StaffRole,
 )
 from rules.base import DetectionContext, Finding  # noqa: E402
 from rules.engine import DETECTORS, DetectionEngine  # noqa: E402
@@ -121,7 +122,8 @@ def build_registers(rng: random.Random, learners: int) -> Registers:
     for i, name in enumerate(STAFF_NAMES, start=1):
         first, last = name.split(" ", 1)
         staff.append(StaffMember(
-            staff_id=f"S{i:03d}", name=name, role="tutor" if i > 5 else "account_manager",
+            staff_id=f"S{i:03d}", name=name,
+            role=StaffRole.tutor if i > 5 else StaffRole.account_manager,
             email=f"{first[0].lower()}.{last.lower()}@bench.example.org",
             platform_ids=[f"dm:staff{i}"], personal_handles=[f"@{first.lower()}{i}_personal"],
         ))
@@ -270,13 +272,15 @@ class ItemFactory:
             media = [Media(url=f"https://cdn.example/{self.n}.jpg", mime_type="image/jpeg")]
         return Item(
             id=f"i{self.n}", platform="facebook" if account == "bench-facebook" else "teams",
-            account=account, kind=kind, author=author, recipients=recipients,
-            created_at=created, visibility=visibility, text=text, media=media, thread_id=thread,
+            account=account, kind=ItemKind(kind), author=author, recipients=recipients,
+            created_at=created, visibility=Visibility(visibility), text=text, media=media,
+            thread_id=thread,
         )
 
 
 def available_rules() -> tuple[list[str], list[str]]:
-    present, missing = [], []
+    present: list[str] = []
+    missing: list[str] = []
     for rule_id, target in DETECTORS.items():
         module = target.partition(":")[0]
         (present if importlib.util.find_spec(module) is not None else missing).append(rule_id)
@@ -302,8 +306,8 @@ def run_one(rules: list[str], items: int, learners: int, seed: int) -> dict[str,
     engine = DetectionEngine.from_config(Config(), only=rules)
     factory = ItemFactory(rng, registers)
     warm = index.resolve(Item(
-        id="warmup", platform="facebook", account="bench-facebook", kind="post",
-        author=Person(id="fb:org"), created_at=factory.start, visibility="public",
+        id="warmup", platform="facebook", account="bench-facebook", kind=ItemKind.post,
+        author=Person(id="fb:org"), created_at=factory.start, visibility=Visibility.public,
         text="Warm-up post",
     ))
     t0 = time.perf_counter()

@@ -19,6 +19,10 @@ BUILTINS: dict[str, str] = {
     "facebook": "connectors.facebook:FacebookPageConnector",
     "instagram": "connectors.instagram:InstagramConnector",
     "x": "connectors.x:XConnector",
+    "youtube": "connectors.youtube:YouTubeConnector",
+    "mastodon": "connectors.mastodon:MastodonConnector",
+    "bluesky": "connectors.bluesky:BlueskyConnector",
+    "tiktok": "connectors.tiktok:TikTokConnector",
 }
 
 

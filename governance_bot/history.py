@@ -56,7 +56,9 @@ class MemoryHistory:
     def __init__(self, max_thread: int = 200) -> None:
         self.max_thread = max_thread
         self._threads: dict[str, list[Item]] = defaultdict(list)
-        self._findings: dict[tuple[str, str], list[tuple[datetime, str]]] = defaultdict(list)
+        # (rule, subject) -> item key -> item time: re-scanning an item never counts it twice,
+        # as finding fingerprints ensure in the database
+        self._findings: dict[tuple[str, str], dict[str, datetime]] = defaultdict(dict)
 
     def thread(self, item: Item, limit: int = 200) -> Sequence[Item]:
         earlier = [i for i in self._threads.get(item.thread_key, []) if i.key != item.key
@@ -65,14 +67,21 @@ class MemoryHistory:
 
     def prior_findings(self, rule_id: str, subject: str, since: datetime, until: datetime,
                        exclude_item_key: str | None = None) -> Sequence[datetime]:
-        return [t for t, key in self._findings.get((rule_id, subject), [])
-                if since <= t <= until and key != exclude_item_key]
+        found = self._findings.get((rule_id, subject), {})
+        return [t for key, t in found.items() if since <= t <= until and key != exclude_item_key]
 
-    def record(self, item: Item, findings: Sequence[Finding]) -> None:
+    def add_item(self, item: Item) -> None:
+        """Remember ``item`` as thread context (no findings)."""
+        self.record(item)
+
+    def record(self, item: Item, findings: Sequence[Finding] = ()) -> None:
+        """Remember ``item`` (replacing an earlier copy of it) and its findings."""
         thread = self._threads[item.thread_key]
+        thread[:] = [i for i in thread if i.key != item.key]
         thread.append(item)
+        thread.sort(key=lambda i: i.created_at)
         if len(thread) > self.max_thread:
             del thread[: len(thread) - self.max_thread]
         for f in findings:
             if f.subject:
-                self._findings[(f.rule_id, f.subject)].append((item.created_at, item.key))
+                self._findings[(f.rule_id, f.subject)][item.key] = item.created_at

@@ -8,7 +8,7 @@ What is matched (docs/learner-pii.md has the whole rule in plain words):
 * from the learners' register: full names in any order and case, with hyphens, apostrophes
   (straight, curly or left out) and possessives; preferred names, aliases and common short forms
   with the surname; handles and hashtags (``@maisie.fb``, ``#JaydenPrice``); learners' emails;
-  learners tagged in photos; a learner's register date of birth;
+  learners tagged in photos (``[scope] photo_tags``); a learner's register date of birth;
 * not tied to the register: UK phone numbers (validated with ``phonenumbers``), email addresses,
   valid UK postcodes, street addresses and dates of birth (a date near "born", "DOB"...);
 * weak identifiers that count only together with another one: "Jayden P." and a first name
@@ -178,6 +178,7 @@ class PiiSettings:
     unattributed_authors: frozenset[str]
     unattributed_always: frozenset[str]
     flag_learners_own_names: bool
+    photo_tags: bool
     scores: dict[str, float]
     ambiguous_words: frozenset[str]
     staff_titles: tuple[str, ...]
@@ -189,12 +190,14 @@ class PiiSettings:
     default_region: str
     allow_organisation_domains: bool
     dob_context_re: re.Pattern[str]
+    dob_words: tuple[str, ...]
     dob_window: int
     postcode_re: re.Pattern[str]
     postcode_full_re: re.Pattern[str]
     postcode_areas: frozenset[str]
     address_re: re.Pattern[str]
-    address_lower_re: re.Pattern[str]
+    street_types: frozenset[str]
+    lowercase_street_types: frozenset[str]
     address_stopwords: frozenset[str]
     allow_phones: frozenset[str]
     allow_emails: frozenset[str]
@@ -220,7 +223,12 @@ class PiiSettings:
             except re.error as exc:
                 raise PackError(f"{where}: {key}: not a valid regular expression: {exc}") from None
 
-        scores = {k: float(v) for k, v in _get(pack, "scores", {}, dict).items()}
+        scores: dict[str, float] = {}
+        for key, value in _get(pack, "scores", {}, dict).items():
+            if not isinstance(value, int | float) or not 0 <= value <= 1:
+                raise PackError(f"{where}: scores.{key}: expected a number from 0 to 1, "
+                                f"got {value!r}")
+            scores[key] = float(value)
         short: dict[str, tuple[str, ...]] = {}
         for formal, forms in _get(pack, "names.short_forms", {}, dict).items():
             if not isinstance(forms, list) or not all(isinstance(f, str) for f in forms):
@@ -242,17 +250,14 @@ class PiiSettings:
                             re.I)
         postcode_full_re = regex("postcodes.grammar", grammar)
         types = _strs(pack, "addresses.street_types")
-        type_alt = "|".join(re.escape(t) for t in sorted(types, key=len, reverse=True))
+        lower_types = _strs(pack, "addresses.lowercase_street_types")
+        every_type = sorted({t.lower() for t in [*types, *lower_types]}, key=len, reverse=True)
+        # one case-insensitive pass; which case counts is decided per match (_addresses)
         address_re = regex(
             "addresses.street_types",
-            r"(?<![\w/.,-])(?:Flat\s+\d{1,4}[A-Za-z]?,?\s+)?\d{1,3}[A-Za-z]?,?\s+"
-            r"(?:[A-Z][a-zA-Z'’-]+\s+){1,3}(?:" + type_alt + r")\b\.?",
-        )
-        lower_types = _strs(pack, "addresses.lowercase_street_types")
-        address_lower_re = regex(
-            "addresses.lowercase_street_types",
-            r"(?<![\w/.,-])\d{1,3}[a-z]?,?\s+((?:[a-z][a-z'-]+\s+){1,2})(?:"
-            + ("|".join(re.escape(t) for t in lower_types) or r"(?!x)x") + r")\b",
+            r"\d{1,3}[a-z]?,?\s+((?:[a-z][a-z'’-]+\s+){1,3})("
+            + ("|".join(re.escape(t) for t in every_type) or r"(?!x)x") + r")\b\.?",
+            re.I,
         )
         codes = _get(pack, "phones.country_codes", [44], list)
         return cls(
@@ -268,6 +273,7 @@ class PiiSettings:
             exempt_learner_staff_conversations=_get(
                 pack, "scope.exempt_learner_staff_conversations", True, bool),
             flag_learners_own_names=_get(pack, "scope.flag_learners_own_names", False, bool),
+            photo_tags=_get(pack, "scope.photo_tags", True, bool),
             unattributed_authors=frozenset(_strs(
                 pack, "scope.unattributed_details_from",
                 ["learner", "parent", "employer", "public", "unknown"])),
@@ -284,12 +290,14 @@ class PiiSettings:
             default_region=_get(pack, "phones.default_region", "GB", str),
             allow_organisation_domains=_get(pack, "emails.allow_organisation_domains", True, bool),
             dob_context_re=dob_context_re,
+            dob_words=tuple(fold(w) for w in words),
             dob_window=_get(pack, "dates_of_birth.context_window", 40, int),
             postcode_re=postcode_re,
             postcode_full_re=postcode_full_re,
             postcode_areas=frozenset(a.upper() for a in _strs(pack, "postcodes.areas")),
             address_re=address_re,
-            address_lower_re=address_lower_re,
+            street_types=frozenset(types),
+            lowercase_street_types=frozenset(t.lower() for t in lower_types),
             address_stopwords=frozenset(_strs(pack, "addresses.lowercase_stopwords")),
             allow_phones=frozenset(
                 filter(None, (_e164(p, "GB") for p in _strs(pack, "allow.phones")))),
@@ -358,8 +366,19 @@ def is_valid_postcode(text: str, grammar: str | None = None) -> bool:
 _NAME, _HANDLE, _EMAIL = 0, 1, 2
 _WORD_TOKEN = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
 # "Jayden P." / "Jayden P": a capitalised word, one space, a capital letter standing alone
-_INITIAL_RE = re.compile(r"(?<![\w'’-])([^\W\d_][^\W\d_'’-]*) ([A-Z])(?:\.|(?![\w'’-]))")
 _INITIAL_AFTER = re.compile(r" ([A-Z])(?:\.|(?![\w'’-]))")
+
+
+def _initial_forms(text: str) -> Iterable[tuple[int, int, str]]:
+    """(start, end, initial) of each word followed by a capital letter standing alone."""
+    for match in _INITIAL_AFTER.finditer(text):
+        end = match.start()
+        if end == 0 or not text[end - 1].isalpha():
+            continue
+        start = end
+        while start > 0 and (text[start - 1].isalpha() or text[start - 1] in "'’-"):
+            start -= 1
+        yield start, end, match.group(1)
 
 
 def _token_variants(token: str) -> set[str]:
@@ -527,7 +546,9 @@ class LearnerMatcher:
 # ---------------------------------------------------------------------------------------------
 
 _DIGIT = re.compile(r"\d")
-_PHONE_CANDIDATE = re.compile(r"(?<![\w+/.])(?:\+|\(\s*)?\d[\d \-().]{7,40}\d(?![\w/])")
+# a run of digits; its start is checked (and widened over "+" or "(") in _phones
+_PHONE_CANDIDATE = re.compile(r"\d[\d \-().]{7,40}\d(?![\w/])")
+_INWARD = re.compile(r"[0-9][A-Za-z]{2}(?![A-Za-z0-9])")  # a postcode's inward code
 _EMAIL_RE = re.compile(r"(?<![\w.%+'-])[\w.%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _MONTHS = {
     "jan": 1, "feb": 2, "mar": 3, "apr": 4, "may": 5, "jun": 6, "jul": 7, "aug": 8, "sep": 9,
@@ -626,7 +647,7 @@ class LearnerPiiDetector:
         folded = fold(text) if text else ""
         if text and m.has_keys:
             self._register_matches(text, folded, item, author, m, found)
-        for media in item.media:
+        for media in item.media if self.settings.photo_tags else ():
             for person in media.tagged:
                 identifiers = person.keys()
                 for key in identifiers:
@@ -743,7 +764,12 @@ class LearnerPiiDetector:
     def _phones(self, text: str) -> Iterable[_Detail]:
         s = self.settings
         for match in _PHONE_CANDIDATE.finditer(text):
-            candidate = match.group(0)
+            begin, end = match.span()
+            if begin > 0 and text[begin - 1] in "+(":
+                begin -= 1
+            if begin > 0 and (_is_word(text[begin - 1]) or text[begin - 1] in "_+/."):
+                continue
+            candidate = text[begin:end]
             if not candidate.lstrip("( ").startswith(("0", "+")):
                 continue  # a UK number is written with its trunk 0 or an international prefix
             digits = sum(c.isdigit() for c in candidate)
@@ -769,15 +795,16 @@ class LearnerPiiDetector:
                         continue
                     j, e164 = best
                     if e164 not in s.allow_phones:
-                        yield _Detail("phone", (match.start() + groups[i][0],
-                                                match.start() + groups[j][1]))
+                        yield _Detail("phone", (begin + groups[i][0], begin + groups[j][1]))
                     i = j + 1
                 continue
             if e164 is not None and e164 not in s.allow_phones:
-                yield _Detail("phone", match.span())
+                yield _Detail("phone", (begin, end))
 
     def _postcodes(self, text: str) -> Iterable[_Detail]:
         s = self.settings
+        if not _INWARD.search(text):
+            return
         for match in s.postcode_re.finditer(text):
             code = match.group(1)
             compact = _compact(code)
@@ -796,17 +823,18 @@ class LearnerPiiDetector:
 
     def _addresses(self, text: str, folded: str) -> Iterable[_Detail]:
         s = self.settings
-        spans: list[tuple[int, int]] = []
         for match in s.address_re.finditer(text):
-            spans.append(match.span())
-        for match in s.address_lower_re.finditer(text):
+            a, b = match.span()
+            if a > 0 and (_is_word(text[a - 1]) or text[a - 1] in "/.,-"):
+                continue  # part of a longer number, a date or a code
             words = match.group(1).split()
-            if any(w in s.address_stopwords for w in words):
+            street = match.group(2)
+            capitalised = street in s.street_types and all(w[0].isupper() for w in words)
+            if not capitalised and (
+                street.lower() not in s.lowercase_street_types or len(words) > 2
+                or any(w.lower() in s.address_stopwords for w in words)
+            ):
                 continue
-            if any(a <= match.start() < b for a, b in spans):
-                continue
-            spans.append(match.span())
-        for a, b in spans:
             if " ".join(folded[a:b].rstrip(".").split()) in s.allow_addresses:
                 continue
             yield _Detail("street_address", (a, b))
@@ -814,9 +842,9 @@ class LearnerPiiDetector:
     def _dates_of_birth(self, text: str, folded: str, m: LearnerMatcher) -> Iterable[_Detail]:
         s = self.settings
         seen: set[tuple[int, int]] = set()
-        if s.dob_context_re.search(folded) is None and (
-            m.dob_year_re is None or m.dob_year_re.search(folded) is None
-        ):
+        birth_word = any(w in folded for w in s.dob_words) and (
+            s.dob_context_re.search(folded) is not None)
+        if not birth_word and (m.dob_year_re is None or m.dob_year_re.search(folded) is None):
             return  # no birth word and no learner's birth year: no date of birth here
         for span, day, month, year in _dates(folded):
             if span in seen:
@@ -833,7 +861,7 @@ class LearnerPiiDetector:
             learners = frozenset(m.dob.get(when, ())) if when else frozenset()
             w = s.dob_window
             near = folded[max(0, span[0] - w):span[0]] + " " + folded[span[1]:span[1] + w]
-            if learners or s.dob_context_re.search(near):
+            if learners or (birth_word and s.dob_context_re.search(near)):
                 yield _Detail("date_of_birth", span, learners)
 
     # -- weak identifiers ---------------------------------------------------------------------
@@ -848,7 +876,7 @@ class LearnerPiiDetector:
         if has_detail:
             full_scan = True
         else:
-            if not has_photo and not _INITIAL_RE.search(text):
+            if not has_photo and next(iter(_initial_forms(text)), None) is None:
                 return  # nothing a first name could be combined with
             class_mention = class_re.search(text) is not None
             if not has_photo and not class_mention:
@@ -867,9 +895,8 @@ class LearnerPiiDetector:
                 im = _INITIAL_AFTER.match(text, b)
                 tokens.append((a, b, token, im.group(1).lower() if im else None))
         else:
-            for match in _INITIAL_RE.finditer(text):
-                a, b = match.span(1)
-                tokens.append((a, b, folded[a:b], match.group(2).lower()))
+            for a, b, letter in _initial_forms(text):
+                tokens.append((a, b, folded[a:b], letter.lower()))
         if not tokens:
             return
         dob_learners = {lid for d in details for lid in d.learners}

@@ -1,19 +1,14 @@
-"""Test helpers: an in-memory ``History`` and building items from rule-pack examples.
-
-``MemoryHistory`` implements ``rules.base.History`` the way the pipeline's database-backed one
-does: it keeps the items seen (for thread context) and the findings recorded with their subject
-and item time (for repeated-contact rules).
-"""
+"""Test helpers: building items from rule-pack examples and running them through a detector
+with an in-memory history (``governance_bot.history.MemoryHistory``, as ``classify`` uses)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from governance_bot.config import Config
+from governance_bot.history import MemoryHistory
 from governance_bot.items import Item
 from governance_bot.registers import RegisterIndex, read_toml
 from rules.base import DetectionContext, Detector, Finding
@@ -21,7 +16,6 @@ from rules.base import DetectionContext, Detector, Finding
 __all__ = [
     "EXAMPLE_REGISTERS",
     "MemoryHistory",
-    "RecordedFinding",
     "example_index",
     "example_item",
     "run_example",
@@ -29,57 +23,6 @@ __all__ = [
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_REGISTERS = REPO / "examples" / "registers.toml"
-
-
-@dataclass(frozen=True, slots=True)
-class RecordedFinding:
-    rule_id: str
-    subject: str
-    item_time: datetime
-    item_key: str
-
-
-class MemoryHistory:
-    """``rules.base.History`` over lists in memory."""
-
-    def __init__(self) -> None:
-        self.items: list[Item] = []
-        self.findings: list[RecordedFinding] = []
-
-    def add_item(self, item: Item) -> None:
-        self.items = [i for i in self.items if i.key != item.key] + [item]
-
-    def record(self, item: Item, findings: Iterable[Finding]) -> None:
-        """Remember ``item`` and its findings, as the pipeline stores them."""
-        self.add_item(item)
-        for f in findings:
-            if f.subject:
-                self.findings.append(RecordedFinding(f.rule_id, f.subject, item.created_at,
-                                                     item.key))
-
-    def thread(self, item: Item, limit: int = 200) -> Sequence[Item]:
-        earlier = [
-            i for i in self.items
-            if i.thread_key == item.thread_key and i.key != item.key
-            and i.created_at <= item.created_at
-        ]
-        earlier.sort(key=lambda i: i.created_at)
-        return earlier[-limit:]
-
-    def prior_findings(
-        self,
-        rule_id: str,
-        subject: str,
-        since: datetime,
-        until: datetime,
-        exclude_item_key: str | None = None,
-    ) -> Sequence[datetime]:
-        times = {
-            (f.item_key, f.item_time.astimezone(UTC)) for f in self.findings
-            if f.rule_id == rule_id and f.subject == subject and since <= f.item_time <= until
-            and f.item_key != exclude_item_key
-        }
-        return sorted(t for _, t in times)
 
 
 _index_cache: dict[Path, RegisterIndex] = {}

@@ -120,3 +120,31 @@ def test_the_example_config_loads(tmp_path: Path):
     config = load_config(repo / "config.example.toml", env={})
     assert config.organisation.timezone == "Europe/London"
     assert config.working_hours.span(0) is not None and config.working_hours.span(6) is None
+
+
+def test_config_example_documents_every_option():
+    """Every setting of every section appears in config.example.toml (set or commented)."""
+    import re
+
+    from governance_bot.config import Config
+
+    repo = Path(__file__).resolve().parent.parent
+    text = (repo / "config.example.toml").read_text()
+    sections: dict[str, str] = {}
+    current = ""
+    for line in text.splitlines():
+        header = re.match(r"#?\s*\[\[?([a-z_.]+)\]\]?\s*$", line.strip())
+        if header:
+            current = header.group(1)
+            continue
+        sections[current] = sections.get(current, "") + line + "\n"
+    missing = []
+    for name, field in Config.model_fields.items():
+        if name in ("source", "connectors"):
+            continue
+        model = field.annotation
+        for key in model.model_fields:  # type: ignore[union-attr]
+            body = sections.get(name, "")
+            if not re.search(rf"^#?\s*{key}\s*=", body, re.MULTILINE):
+                missing.append(f"[{name}] {key}")
+    assert not missing, f"not documented in config.example.toml: {missing}"

@@ -11,11 +11,14 @@ from sqlalchemy import text
 
 from governance_bot.config import Config
 from governance_bot.items import Item
+from governance_bot.registers import read_toml
 from governance_bot.runtime import Runtime
 from governance_bot.storage import crypto
 from governance_bot.storage.rotation import rotate_all
+from tests.conftest import EXAMPLES
 
 SECRET_TEXT = "Meet me behind the sports hall after school"
+LEARNERS = len(read_toml(EXAMPLES / "registers.toml").learners)
 KEYS_REF = '[security]\nencryption_keys = "${GB_KEYS}"\n'
 
 
@@ -66,7 +69,7 @@ def test_with_a_key_no_message_text_or_learner_detail_is_readable_in_the_databas
 
         version = s.get(ItemVersion, data)
         assert version is not None and version.data["text"] == SECRET_TEXT
-    assert len(rt.registers.learners) == 12
+    assert len(rt.registers.learners) == LEARNERS
 
 
 def test_rotation_re_encrypts_everything_with_the_new_key_so_the_old_key_can_go(
@@ -78,12 +81,12 @@ def test_rotation_re_encrypts_everything_with_the_new_key_so_the_old_key_can_go(
     ingest_one(rt)
     crypto.configure([new, old])
     counts = rotate_all(rt.db)
-    assert counts["item_versions.data"] == 1 and counts["register_learners.data"] == 12
+    assert counts["item_versions.data"] == 1 and counts["register_learners.data"] == LEARNERS
     crypto.configure([new])  # the old key is gone
     from governance_bot.register_store import load_registers
 
     with rt.db.session() as s:
-        assert len(load_registers(s).learners) == 12
+        assert len(load_registers(s).learners) == LEARNERS
     crypto.configure([old])
     with pytest.raises(crypto.KeyError_, match="keys rotate"), rt.db.session() as s:
         load_registers(s)

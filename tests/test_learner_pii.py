@@ -17,8 +17,16 @@ from typing import Any
 import pytest
 
 from governance_bot.config import Config
-from governance_bot.items import Item, Media, Person
-from governance_bot.registers import Learner, RegisterIndex, Registers, StaffMember, read_toml
+from governance_bot.history import MemoryHistory
+from governance_bot.items import Item, ItemKind, Media, Person, Visibility
+from governance_bot.registers import (
+    Learner,
+    RegisterIndex,
+    Registers,
+    StaffMember,
+    StaffRole,
+    read_toml,
+)
 from rules.base import Category, DetectionContext, Finding, Route, Severity
 from rules.engine import DetectionEngine
 from rules.learner_pii import LearnerPiiDetector, fold, is_valid_postcode
@@ -29,30 +37,13 @@ REPO = Path(__file__).resolve().parent.parent
 PACK = load_pack("learner_pii")
 
 
-class InMemoryHistory:
-    """Thread context and earlier findings, kept in lists (no database)."""
-
-    def __init__(self, items: Sequence[Item] = ()):
-        self.items = list(items)
-        self.findings: list[tuple[str, str, datetime, str]] = []
-
-    def thread(self, item: Item, limit: int = 200) -> Sequence[Item]:
-        same = [i for i in self.items if i.thread_key == item.thread_key and i.key != item.key]
-        return sorted(same, key=lambda i: i.created_at)[-limit:]
-
-    def prior_findings(self, rule_id: str, subject: str, since: datetime, until: datetime,
-                       exclude_item_key: str | None = None) -> Sequence[datetime]:
-        return [t for r, s, t, k in self.findings
-                if r == rule_id and s == subject and since <= t <= until and k != exclude_item_key]
-
-
 def example_registers() -> Registers:
     return read_toml(REPO / "examples" / "registers.toml")
 
 
 def context(registers: Registers | None = None) -> DetectionContext:
     return DetectionContext(registers=RegisterIndex(registers or example_registers()),
-                            history=InMemoryHistory())
+                            history=MemoryHistory())
 
 
 CTX = context()
@@ -71,10 +62,12 @@ def make_item(text: str, *, kind: str = "post", visibility: str = "public",
     media = [Media(url="https://cdn.example/1.jpg", mime_type="image/jpeg",
                    tagged=[Person(handle=h) for h in tagged])] if photo or tagged else []
     item = Item(
-        id=f"x{abs(hash(text)) % 10**8}", platform="facebook", account=account, kind=kind,
+        id=f"x{abs(hash(text)) % 10**8}", platform="facebook", account=account,
+        kind=ItemKind(kind),
         author=Person(id=author_id, handle=author_handle),
         recipients=[Person(handle=h) for h in recipients],
-        created_at=datetime(2026, 3, 2, 10, 0, tzinfo=UTC), visibility=visibility, text=text,
+        created_at=datetime(2026, 3, 2, 10, 0, tzinfo=UTC), visibility=Visibility(visibility),
+        text=text,
         media=media,
     )
     return ctx.registers.resolve(item)
@@ -161,8 +154,6 @@ MUST_CATCH = [
      "contact jaydenp@mail.example.com", "L001", {}),
     ("a learner's school email is flagged",
      "JAYDEN.PRICE@students.brookfield.example.org", "L001", {}),
-    ("a learner tagged in a photo is flagged", "Sports day!", "L009",
-     {"tagged": ["@harvdoyle"]}),
     ("a learner's first name with their surname initial and year group is flagged",
      "Star of the week: Ruby F. in Year 8", "L006", {}),
     ("a learner's first name with their surname initial and a photo is flagged",
@@ -178,6 +169,8 @@ MUST_CATCH = [
      {"kind": "comment", "author_handle": "@random_parent_77"}),
     ("a learner's name in a reply is flagged", "Ruby Fletcher!", "L006",
      {"kind": "reply", "author_handle": "@someone"}),
+    ("a learner tagged in a photo is flagged", "Sports day!", "L009",
+     {"tagged": ["@harvdoyle"]}),
     ("a learner's name on the organisation's X account is flagged", "Go Harvey Doyle",
      "L009", {"account": "brookfield-x"}),
 ]
@@ -324,7 +317,7 @@ def test_nothing_about_learners_is_logged_above_debug(caplog: pytest.LogCaptureF
 
 def _with_staff_named_like_a_learner() -> DetectionContext:
     registers = example_registers()
-    registers.staff.append(StaffMember(staff_id="S099", name="Ruby Fletcher", role="tutor",
+    registers.staff.append(StaffMember(staff_id="S099", name="Ruby Fletcher", role=StaffRole.tutor,
                                        email="r.fletcher@brookfield.example.org",
                                        platform_ids=["fb:5599"]))
     return context(registers)
@@ -563,6 +556,7 @@ def test_a_street_address_naming_no_learner_depends_on_who_posts_it(
     ({"severity": 9}, "severity: severity must be 1-5"),
     ({"scope": {"kinds": "post"}}, "scope.kinds: expected list"),
     ({"first_names": {"class_patterns": ["(unclosed"]}}, "first_names.class_patterns"),
+    ({"scores": {"full_name": "high"}}, "scores.full_name: expected a number from 0 to 1"),
 ])
 def test_a_bad_pack_value_names_the_file_and_key(change: dict[str, Any], message: str) -> None:
     from rules.learner_pii import PackError
@@ -596,3 +590,26 @@ def test_names_made_of_everyday_words_need_capitals(text: str, flagged: bool) ->
 def test_a_lowercase_name_with_one_everyday_word_is_flagged() -> None:
     assert learners_named(detect(make_item("jay price is a legend", kind="comment",
                                            author_handle="@x"))) == {"learner:L001"}
+
+
+def test_spans_across_extra_spaces_and_line_breaks_are_the_original_text() -> None:
+    text = "A  b   c Well done Jayden  Price   and   Ruby \n  Fletcher!!"
+    assert covered(text, detect(make_item(text))) == ["Jayden  Price", "Ruby \n  Fletcher"]
+
+
+def test_two_learners_with_the_same_name_are_both_named() -> None:
+    registers = example_registers()
+    registers.learners.append(Learner(learner_id="L300", first_name="Ruby",
+                                      last_name="Fletcher"))
+    ctx = context(registers)
+    findings = detect(make_item("Ruby Fletcher won", ctx=ctx), ctx=ctx)
+    assert learners_named(findings) == {"learner:L006", "learner:L300"}
+
+
+@pytest.mark.parametrize(("photo_tags", "flagged"), [(True, True), (False, False)])
+def test_a_learner_tagged_in_a_photo_is_named_unless_the_pack_leaves_tags_to_photo_consent(
+        photo_tags: bool, flagged: bool) -> None:
+    pack = {**PACK, "scope": {**PACK["scope"], "photo_tags": photo_tags}}
+    detector = LearnerPiiDetector.from_pack(pack)
+    findings = detect(make_item("Sports day!", tagged=["@harvdoyle"]), detector=detector)
+    assert (learners_named(findings) == {"learner:L009"}) is flagged

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from connectors.base import FetchResult, ListingWindow
@@ -115,17 +116,12 @@ def test_the_flag_and_its_outbox_row_are_written_in_one_transaction(
     rt = Runtime.from_config(backend_config(), with_connectors=False)
     from governance_bot import flags as flags_module
 
-    original = flags_module.m.OutboxMessage
+    def exploding_outbox_row(**_: object) -> None:
+        raise RuntimeError("disk full")
 
-    class Exploding(original):  # type: ignore[misc, valid-type]
-        def __init__(self, **kw: object) -> None:
-            raise RuntimeError("disk full")
-
-    flags_module.m.OutboxMessage = Exploding  # type: ignore[misc]
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(flags_module.m, "OutboxMessage", exploding_outbox_row)
         report = rt.pipeline.process_many([post("p1", "Well done Jayden Price")])
-    finally:
-        flags_module.m.OutboxMessage = original  # type: ignore[misc]
     assert report.problems and "disk full" in report.problems[0]
     assert count(rt, m.Flag) == 0 and count(rt, m.OutboxMessage) == 0
     assert count(rt, m.ItemRecord) == 1  # archived before detection: nothing lost

@@ -258,7 +258,16 @@ class SlackBot:
                                           route=route.value, created_at=self.clock()))
             return
         channel = self.destination(route, view.recipients)
-        self.show(session, view.flag.id, route, channel)
+        shown = self.show(session, view.flag.id, route, channel)
+        if view.kind != "flag_created":
+            # the flag changed (e.g. a safeguarding finding was added): every other message
+            # about it must show that too
+            others = session.execute(select(m.FlagMessage).where(
+                m.FlagMessage.flag_id == view.flag.id, m.FlagMessage.sink == SINK,
+                m.FlagMessage.id != shown.id)).scalars()
+            for row in list(others):
+                text, blocks = self.render(session, view.flag.id, Route(row.route or "dsl"))
+                self._update(row.channel, row.ts, text, blocks)
 
     def show(self, session: Session, flag_id: int, route: Route, channel: str) -> m.FlagMessage:
         """Post the flag into ``channel`` once; afterwards, update that message in place."""

@@ -237,6 +237,8 @@ def render_flag(
             blocks.append({"type": "context", "elements": [
                 {"type": "mrkdwn", "text": f"<{item.url}|Open the item>{gone}"}]})
     status_line = f"*Status:* {STATUS_NAMES.get(status, status.value)}"
+    if audience == "managers" and flag.route == Route.dsl.value:
+        status_line += " · now with the DSL and deputies (safeguarding)"
     if summary and summary.lines:
         status_line += "\n" + "\n".join(summary.lines)
     blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": status_line[:2900]}})
@@ -262,8 +264,8 @@ def _buttons(flag: m.Flag, audience: Audience, status: FlagStatus) -> list[dict[
     if status in (FlagStatus.actioned, FlagStatus.dismissed, FlagStatus.closed):
         return []
     if audience == "managers":
-        if status == FlagStatus.escalated:
-            return []
+        if status == FlagStatus.escalated or flag.route == Route.dsl.value:
+            return []  # with the DSL now: managers no longer decide
         return [_button("gb_remove", "Remove", flag.id, "danger"),
                 _button("gb_keep", "Keep", flag.id),
                 _button("gb_escalate", "Escalate to DSL", flag.id)]

@@ -264,7 +264,7 @@ class Account(Base):
 
 
 class FlagDecision(Base):
-    """A decision on a flag taken in Slack (remove, keep, escalate, acknowledge, outcome, assign)."""
+    """A decision on a flag taken in Slack: remove, keep, escalate, acknowledge, outcome, assign."""
 
     __tablename__ = "flag_decisions"
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from connectors.facebook import FacebookPageConnector, FacebookSettings
 from connectors.instagram import InstagramConnector, InstagramSettings
 from connectors.x import XConnector, XSettings
 from governance_bot.config import load_config
+from governance_bot.history import MemoryHistory
 from governance_bot.items import Item
 from governance_bot.registers import RegisterIndex, read_toml
 from tests.cassettes import load_cassette, route
@@ -43,17 +43,6 @@ BASE = "https://platform.test"
 API = "v21.0"
 
 
-class NoHistory:
-    """These items start new threads: nothing earlier to look at."""
-
-    def thread(self, item: Item, limit: int = 200) -> Sequence[Item]:
-        return []
-
-    def prior_findings(self, rule_id: str, subject: str, since: datetime, until: datetime,
-                       exclude_item_key: str | None = None) -> Sequence[datetime]:
-        return []
-
-
 @pytest.fixture(scope="module")
 def engine() -> DetectionEngine:
     return DetectionEngine.from_config(load_config(None, env={}), only=["learner_pii"])
@@ -62,7 +51,7 @@ def engine() -> DetectionEngine:
 @pytest.fixture(scope="module")
 def context() -> DetectionContext:
     registers = RegisterIndex(read_toml(REPO / "examples" / "registers.toml"))
-    return DetectionContext(registers=registers, history=NoHistory(),
+    return DetectionContext(registers=registers, history=MemoryHistory(),
                             now=datetime(2026, 9, 21, 12, tzinfo=UTC))
 
 

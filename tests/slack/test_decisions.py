@@ -192,3 +192,27 @@ def test_a_removal_through_the_jsonl_connector_is_recorded_locally(world, tmp_pa
     [line] = removals.read_text().splitlines()
     assert json.loads(line)["item"] == "facebook:brookfield-facebook:r1"
     assert json.loads(line)["action"] == "delete"
+
+
+def test_slack_is_acknowledged_at_once_while_a_slow_platform_removal_runs_lazily(world) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    release = threading.Event()
+    original = world.moderation.moderate
+
+    def slow_platform(item, action):  # type: ignore[no-untyped-def]
+        release.wait(10)  # the platform takes its time (longer than Slack's 3 seconds)
+        return original(item, action)
+
+    world.moderation.moderate = slow_platform
+    flag_id = _manager_flag(world)
+    started = time.perf_counter()
+    resp = world.send(view_submission(FB_MANAGER_1, "gb_remove_submit", flag_id, {
+        "moderation": {"type": "static_select", "selected_option": {"value": "hide"}},
+        "reason": {"type": "plain_text_input", "value": "Names a learner."}}))
+    assert resp.status_code == 200
+    assert time.perf_counter() - started < 1.0  # acknowledged well within 3 s
+    assert world.flag(flag_id).status == "open"  # the work has not finished yet
+    release.set()
+    world.wait(lambda: world.flag(flag_id).status == "actioned")
+    assert world.moderation.moderated

@@ -131,3 +131,19 @@ def test_private_channels_per_route_instead_of_dms(world: SlackWorld) -> None:
     assert world.fake.calls("conversations.open") == []
     assert [c.params["channel"] for c in world.fake.calls("chat.postMessage")] == [
         "C0MANAGERS", "C0DSL"]
+
+
+def test_an_edit_that_adds_a_safeguarding_finding_reaches_the_dsl_and_updates_the_managers(
+        world: SlackWorld) -> None:
+    world.ingest(post("u1", "Jayden Price was at the park"))
+    edited = post("u1", "Jayden Price was at the park. nobody would miss me")
+    world.ingest(edited.model_copy(update={"edited_at": edited.created_at}))
+    posts = world.fake.calls("chat.postMessage")
+    assert [p.params["channel"] for p in posts] == [
+        world.fake.conversation_for(FB_MANAGER_1, FB_MANAGER_2),
+        world.fake.conversation_for(DSL, DEPUTY_1, DEPUTY_2)]  # one new alert, to the DSL
+    [update] = world.fake.calls("chat.update")
+    assert update.params["channel"] == posts[0].params["channel"]
+    shown = json.dumps(update.params["blocks"])
+    assert "now with the DSL and deputies" in shown
+    assert '"gb_remove"' not in shown  # managers no longer decide on it

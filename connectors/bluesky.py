@@ -1,0 +1,410 @@
+"""``bluesky``: an organisation's Bluesky account over the AT Protocol (XRPC over HTTPS).
+
+Signs in with an app password (``com.atproto.server.createSession``, refreshed with
+``refreshSession``), reads the account's posts (``app.bsky.feed.getAuthorFeed``), the whole reply
+tree under each recent post (``app.bsky.feed.getPostThread``) and mentions, replies and quotes
+(``app.bsky.notification.listNotifications``), paging on ``cursor``.
+
+Moderation: delete the account's own post (``com.atproto.repo.deleteRecord``); hide a reply
+under the account's own thread by adding it to the thread's threadgate ``hiddenReplies``
+(``com.atproto.repo.putRecord`` of ``app.bsky.feed.threadgate``, created if there is none);
+stop new replies (threadgate ``allow: []``). Bluesky has no account privacy settings; the audit
+gets the accounts it follows (``app.bsky.graph.getFollows``).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import Field, SecretStr
+
+from connectors.base import (
+    AccountFacts,
+    Capability,
+    FatalError,
+    FetchResult,
+    HttpConnector,
+    ListingWindow,
+    ModerationAction,
+    ModerationResult,
+)
+from connectors.social_common import (
+    SocialSettings,
+    is_not_found,
+    listing_start,
+    parse_records,
+    to_utc,
+)
+from governance_bot.items import Item, ItemKind, Media, Person, Visibility
+
+__all__ = ["BlueskyConnector", "BlueskySettings", "post_item", "thread_items", "thread_listing"]
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "bluesky"
+POST = "app.bsky.feed.post"
+THREADGATE = "app.bsky.feed.threadgate"
+SESSION_MAX_AGE = 60 * 60  # access tokens last about two hours; refresh well before
+NOTIFICATION_REASONS = {"mention", "reply", "quote"}
+
+
+class BlueskySettings(SocialSettings):
+    identifier: str = Field(min_length=3, description="the account's handle or DID")
+    app_password: SecretStr = Field(description="an app password (Settings > App passwords)")
+    base_url: str | None = Field(default=None, description="the PDS; default https://bsky.social")
+    replies_lookback_days: int = Field(default=14, ge=1, le=365)
+
+
+def split_uri(uri: str) -> tuple[str, str, str]:
+    """``at://did/collection/rkey`` -> (did, collection, rkey)."""
+    if not uri.startswith("at://"):
+        raise ValueError(f"not an at:// URI: {uri!r}")
+    parts = uri[5:].split("/")
+    if len(parts) != 3:
+        raise ValueError(f"not a record URI: {uri!r}")
+    return parts[0], parts[1], parts[2]
+
+
+def _media(record: dict[str, Any], view: dict[str, Any] | None, did: str) -> list[Media]:
+    """Images of a post: the view's CDN URLs where the API gave them, else the blob."""
+    embed = record.get("embed") or {}
+    images = embed.get("images") or (embed.get("media") or {}).get("images") or []
+    view = view or {}
+    view_images = view.get("images") or (view.get("media") or {}).get("images") or []
+    out: list[Media] = []
+    for i, image in enumerate(images):
+        blob = image.get("image") or {}
+        cid = (blob.get("ref") or {}).get("$link") or blob.get("cid")
+        url = view_images[i].get("fullsize") if i < len(view_images) else None
+        if not url and cid:
+            url = f"https://cdn.bsky.app/img/feed_fullsize/plain/{did}/{cid}@jpeg"
+        out.append(Media(url=url, mime_type=blob.get("mimeType"),
+                         alt_text=image.get("alt") or None))
+    return out
+
+
+def post_item(post: dict[str, Any], account: str, *, own_did: str | None = None) -> Item:
+    """A post view (``app.bsky.feed.defs#postView``) or a record (``getRecord`` output) as an
+    item. The account's own top-level posts get its DID as ``parent_id``."""
+    uri = post["uri"]
+    did, collection, rkey = split_uri(uri)
+    if collection != POST:
+        raise ValueError(f"not a post: {collection}")
+    record = post.get("record") or post.get("value")
+    if not isinstance(record, dict):
+        raise ValueError("no record")
+    author = post.get("author") or {"did": did}
+    reply = record.get("reply") or {}
+    parent = (reply.get("parent") or {}).get("uri")
+    root = (reply.get("root") or {}).get("uri")
+    handle = author.get("handle")
+    if parent:
+        kind = ItemKind.reply
+    else:
+        kind = ItemKind.post
+        if own_did is not None and author.get("did") == own_did:
+            parent = own_did
+    created = record.get("createdAt") or post.get("indexedAt")
+    return Item(
+        id=uri,
+        platform=PLATFORM,
+        account=account,
+        kind=kind,
+        author=Person(id=author.get("did") or did, handle=handle,
+                      name=author.get("displayName") or None),
+        created_at=to_utc(created),
+        visibility=Visibility.public,
+        text=record.get("text") or "",
+        media=_media(record, post.get("embed"), author.get("did") or did),
+        parent_id=parent,
+        thread_id=root or uri,
+        url=f"https://bsky.app/profile/{handle or did}/post/{rkey}",
+        raw=post,
+    )
+
+
+def thread_items(node: dict[str, Any], account: str, *, own_did: str | None = None
+                 ) -> tuple[list[Item], list[str]]:
+    """Every post in a thread view, depth first, and the replies that could not be read."""
+    items, skipped, _ = thread_listing(node, account, own_did=own_did)
+    return items, skipped
+
+
+def thread_listing(node: dict[str, Any], account: str, *, own_did: str | None = None
+                   ) -> tuple[list[Item], list[str], set[str]]:
+    """Like :func:`thread_items`, plus the posts whose replies are *not* all listed.
+
+    A not-found node is a deleted reply: nothing to read, and its parent's listing is still
+    complete. A blocked node, or one that cannot be parsed, leaves its parent's replies
+    incomplete, so no listing window may claim them."""
+    items: list[Item] = []
+    skipped: list[str] = []
+    incomplete: set[str] = set()
+    stack: list[tuple[dict[str, Any], str | None]] = [(node, None)]
+    while stack:
+        current, parent = stack.pop()
+        kind = current.get("$type", "")
+        if kind.endswith("#notFoundPost"):
+            continue
+        if "post" not in current or kind.endswith("#blockedPost"):
+            if parent is not None:
+                incomplete.add(parent)
+            continue
+        try:
+            item = post_item(current["post"], account, own_did=own_did)
+        except (KeyError, TypeError, ValueError) as exc:
+            skipped.append(f"{current.get('post', {}).get('uri', '?')}: {exc}")
+            if parent is not None:
+                incomplete.add(parent)
+            continue
+        items.append(item)
+        stack.extend((r, item.id) for r in reversed(current.get("replies") or []))
+    return items, skipped, incomplete
+
+
+class BlueskyConnector(HttpConnector):
+    type: ClassVar[str] = "bluesky"
+    description: ClassVar[str] = "a Bluesky account: posts, replies, mentions"
+    Settings = BlueskySettings
+    capabilities = frozenset({Capability.read, Capability.account_facts, Capability.delete,
+                              Capability.hide_reply, Capability.restrict_replies})
+    default_base_url: ClassVar[str] = "https://bsky.social"
+    auth_fix: ClassVar[str] = (
+        "create a new app password in Bluesky (Settings > Privacy and security > App passwords) "
+        "and set it in the environment variable named in the config"
+    )
+
+    settings: BlueskySettings
+
+    def __init__(self, settings: BlueskySettings, **kwargs: Any):
+        super().__init__(settings, **kwargs)
+        self._access: str | None = None
+        self._refresh: str | None = None
+        self._session_at = 0.0
+        self.did: str | None = None
+        self.handle: str | None = None
+
+    def effective_status(self, response: httpx.Response) -> int:
+        """An expired or refused token comes back as 400 ``ExpiredToken``/``InvalidToken``."""
+        if response.status_code == 400:
+            try:
+                error = response.json().get("error")
+            except (ValueError, AttributeError):
+                return 400
+            if error in ("ExpiredToken", "InvalidToken", "AuthenticationRequired"):
+                return 401
+            if error in ("NotFound", "RecordNotFound"):
+                return 404
+        return response.status_code
+
+    def check_rate_limit(self, response: httpx.Response) -> float | None:
+        """Bluesky's ``RateLimit-Remaining``/``RateLimit-Reset`` (Unix seconds): when the window
+        is nearly spent, wait for it to reset."""
+        remaining = response.headers.get("ratelimit-remaining")
+        reset = response.headers.get("ratelimit-reset")
+        if remaining is None or reset is None:
+            return None
+        try:
+            if int(remaining) > 1:
+                return None
+            return max(0.0, float(reset) - self.clock()) or None
+        except ValueError:
+            return None
+
+    # -- session ------------------------------------------------------------------------------
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._access}"} if self._access else {}
+
+    def _xrpc(self, method: str) -> str:
+        return f"xrpc/{method}"
+
+    def ensure_session(self) -> None:
+        if self._access and self.clock() - self._session_at < SESSION_MAX_AGE:
+            return
+        if self._refresh:
+            try:
+                body = self.request("POST", self._xrpc("com.atproto.server.refreshSession"),
+                                    headers={"Authorization": f"Bearer {self._refresh}"}).json()
+                self._take_session(body)
+                return
+            except FatalError:
+                log.info("%s: session refresh refused; signing in again", self.name)
+        self._access = None
+        body = self.request("POST", self._xrpc("com.atproto.server.createSession"), json={
+            "identifier": self.settings.identifier,
+            "password": self.settings.app_password.get_secret_value(),
+        }).json()
+        self._take_session(body)
+
+    def _take_session(self, body: dict[str, Any]) -> None:
+        self._access = str(body["accessJwt"])
+        self._refresh = str(body.get("refreshJwt") or "") or None
+        self.did = str(body["did"])
+        self.handle = body.get("handle")
+        self._session_at = self.clock()
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def _cursor_pages(self, method: str, params: dict[str, Any], key: str, start: datetime,
+                      time_of: Any) -> list[dict[str, Any]]:
+        """Records of a newest-first listing paged on ``cursor``, back to ``start``."""
+        out: list[dict[str, Any]] = []
+        cursor: str | None = None
+        for _ in range(1000):
+            query = dict(params, cursor=cursor) if cursor else params
+            page = self.get_json(self._xrpc(method), params=query)
+            records = page.get(key) or []
+            out.extend(records)
+            cursor = page.get("cursor")
+            oldest = None
+            if records:
+                try:
+                    oldest = time_of(records[-1])
+                except (KeyError, TypeError, ValueError):
+                    oldest = None
+            if not cursor or not records or (oldest is not None and oldest < start):
+                break
+        return out
+
+    def fetch(self, cursor: dict[str, Any] | None) -> FetchResult:
+        self.ensure_session()
+        assert self.did is not None
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        start = listing_start(cursor, now, self.settings)
+        did, acct = self.did, self.account
+        problems: list[str] = []
+        items: dict[str, Item] = {}
+        windows = [ListingWindow(start=start, end=now, parent_id=did)]
+
+        feed = self._cursor_pages(
+            "app.bsky.feed.getAuthorFeed",
+            {"actor": did, "limit": 100, "filter": "posts_with_replies"}, "feed", start,
+            lambda entry: to_utc(entry["post"].get("indexedAt")
+                                 or entry["post"]["record"]["createdAt"]),
+        )
+        # reposts (a "reason") are someone else's posts
+        own_posts = [e["post"] for e in feed
+                     if isinstance(e, dict) and "reason" not in e
+                     and isinstance(e.get("post"), dict)
+                     and (e["post"].get("author") or {}).get("did") == did]
+        own = [i for i in parse_records(own_posts, lambda p: post_item(p, acct, own_did=did),
+                                        f"{self.name}: app.bsky.feed.getAuthorFeed", problems)
+               if i.created_at >= start]
+        for item in own:
+            items[item.id] = item
+
+        reply_since = max(start, now - timedelta(days=self.settings.replies_lookback_days))
+        for post in own:
+            if post.created_at < reply_since or post.kind != ItemKind.post:
+                continue
+            try:
+                thread = self.get_json(self._xrpc("app.bsky.feed.getPostThread"),
+                                       params={"uri": post.id, "depth": 1000, "parentHeight": 0})
+            except FatalError as exc:
+                if not is_not_found(exc):
+                    raise
+                continue  # deleted since it was listed
+            found, skipped, incomplete = thread_listing(thread.get("thread") or {}, acct,
+                                                        own_did=did)
+            for bad in skipped:
+                message = f"{self.name}: app.bsky.feed.getPostThread {post.id}: skipped {bad}"
+                log.warning("%s", message)
+                problems.append(message)
+            for item in found:
+                items[item.id] = item
+            # the thread view is the whole tree: every node's replies are listed completely
+            for node in found:
+                if node.id not in incomplete:
+                    windows.append(ListingWindow(start=node.created_at, end=now,
+                                                 parent_id=node.id))
+
+        notes = self._cursor_pages(
+            "app.bsky.notification.listNotifications", {"limit": 100}, "notifications", start,
+            lambda n: to_utc(n["indexedAt"]),
+        )
+        wanted = [n for n in notes if isinstance(n, dict) and n.get("reason") in
+                  NOTIFICATION_REASONS]
+        for item in parse_records(
+            wanted,
+            lambda n: post_item({"uri": n["uri"], "cid": n.get("cid"), "author": n["author"],
+                                 "record": n["record"], "indexedAt": n.get("indexedAt")}, acct),
+            f"{self.name}: app.bsky.notification.listNotifications", problems,
+        ):
+            items.setdefault(item.id, item)
+
+        return FetchResult(items=list(items.values()), cursor={"polled_at": now.isoformat()},
+                           windows=windows, problems=problems)
+
+    # -- moderation ---------------------------------------------------------------------------
+
+    def moderate(self, item: Item, action: ModerationAction) -> ModerationResult:
+        if action not in self.moderation_actions():
+            return super().moderate(item, action)
+        self.ensure_session()
+        did = self.did
+        try:
+            if action == ModerationAction.delete:
+                author, collection, rkey = split_uri(item.id)
+                if author != did:
+                    return ModerationResult(
+                        ok=False, action=action,
+                        detail="Bluesky lets an account delete only its own posts; hide the "
+                               "reply instead",
+                    )
+                self.request("POST", self._xrpc("com.atproto.repo.deleteRecord"),
+                             json={"repo": did, "collection": collection, "rkey": rkey})
+                return ModerationResult(ok=True, action=action, detail=f"deleted {item.id}")
+            root = item.thread_id or item.id
+            root_did, _, root_rkey = split_uri(root)
+            if root_did != did:
+                return ModerationResult(
+                    ok=False, action=action,
+                    detail="replies can be hidden only in threads the account started",
+                )
+            gate = self._threadgate(root)
+            if action == ModerationAction.hide_reply:
+                hidden = list(gate.get("hiddenReplies") or [])
+                if item.id not in hidden:
+                    hidden.append(item.id)
+                gate["hiddenReplies"] = hidden
+            else:  # restrict_replies: nobody may reply any more
+                gate["allow"] = []
+            self.request("POST", self._xrpc("com.atproto.repo.putRecord"), json={
+                "repo": did, "collection": THREADGATE, "rkey": root_rkey, "record": gate,
+            })
+        except FatalError as exc:
+            if is_not_found(exc):
+                return ModerationResult(ok=True, action=action, detail="already gone")
+            raise
+        return ModerationResult(ok=True, action=action, detail=f"threadgate on {root} updated")
+
+    def _threadgate(self, root: str) -> dict[str, Any]:
+        """The thread's threadgate record as it is now (from the thread view), or a new one."""
+        thread = self.get_json(self._xrpc("app.bsky.feed.getPostThread"),
+                               params={"uri": root, "depth": 0, "parentHeight": 0})
+        view = thread.get("threadgate") or (thread.get("thread") or {}).get(
+            "post", {}).get("threadgate") or {}
+        record = dict(view.get("record") or {})
+        now = datetime.fromtimestamp(self.clock(), UTC).isoformat().replace("+00:00", "Z")
+        record.setdefault("$type", THREADGATE)
+        record["post"] = root
+        record.setdefault("createdAt", now)
+        return record
+
+    # -- account facts ------------------------------------------------------------------------
+
+    def account_facts(self) -> AccountFacts:
+        self.ensure_session()
+        follows = self._cursor_pages(
+            "app.bsky.graph.getFollows", {"actor": self.did, "limit": 100}, "follows",
+            datetime.min.replace(tzinfo=UTC), lambda f: None,
+        )
+        return AccountFacts(
+            account_id=self.account,
+            follows=[str(f.get("handle") or f.get("did")) for f in follows],
+            extra={"did": self.did, "handle": self.handle},
+        )

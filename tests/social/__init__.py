@@ -1,0 +1,1 @@
+"""Tests of the YouTube, Mastodon, Bluesky and TikTok connectors (recorded responses, respx)."""

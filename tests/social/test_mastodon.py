@@ -1,0 +1,398 @@
+"""Mastodon: every status in the recorded Mastodon.py cassettes becomes an item true to it (ids,
+authors, replies, UTC times, HTML to text, media, visibility); fetch follows Link paging; rate
+limits are honoured; deleting sends DELETE /api/v1/statuses/:id."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from connectors.base import ModerationAction
+from connectors.mastodon import MastodonConnector, MastodonSettings, status_item
+from governance_bot.items import ItemKind, Visibility
+from tests.shared import require_shared, shared_dir
+from tests.social.conftest import Sleeps
+from tests.social.replay import Interaction, load_cassette, mount_cassette
+
+BASE = "http://localhost:3000"
+TOKEN = "mastodon-secret-token-123"
+pytestmark = pytest.mark.shared
+
+
+def cassette(name: str) -> list[Interaction]:
+    return load_cassette(require_shared("fixtures", "mastodon", "cassettes", name))
+
+
+def connector(client: httpx.Client, sleeps: Sleeps, clock: float | None = None,
+              **extra: Any) -> MastodonConnector:
+    settings = MastodonSettings.model_validate({
+        "name": "masto", "type": "mastodon", "account": "brookfield-mastodon",
+        "base_url": BASE, "access_token": TOKEN, "backfill_days": 3650, **extra,
+    })
+    kwargs: dict[str, Any] = {"client": client, "sleep": sleeps}
+    if clock is not None:
+        kwargs["clock"] = lambda: clock
+    return MastodonConnector(settings, **kwargs)
+
+
+def _is_status(x: Any) -> bool:
+    return isinstance(x, dict) and "content" in x and "account" in x and "visibility" in x
+
+
+def statuses_in(body: Any) -> list[dict[str, Any]]:
+    """Every status a response carries: a status, a list, notifications, conversations, a
+    context."""
+    if _is_status(body):
+        return [body]
+    if isinstance(body, dict) and "descendants" in body:
+        return [*body.get("ancestors", []), *body["descendants"]]
+    if isinstance(body, list):
+        out = []
+        for x in body:
+            if _is_status(x):
+                out.append(x)
+            elif isinstance(x, dict) and _is_status(x.get("status")):
+                out.append(x["status"])
+            elif isinstance(x, dict) and _is_status(x.get("last_status")):
+                out.append(x["last_status"])
+        return out
+    return []
+
+
+def _cassettes_with_statuses() -> list[str]:
+    base = shared_dir()
+    if base is None:
+        return ["(../shared absent)"]
+    names = []
+    for path in sorted((base / "fixtures" / "mastodon" / "cassettes").glob("*.yaml")):
+        for it in load_cassette(path):
+            try:
+                if it.status < 400 and statuses_in(it.json()):
+                    names.append(path.name)
+                    break
+            except ValueError:
+                continue
+    return names
+
+
+EXPECTED_VISIBILITY = {"public": Visibility.public, "unlisted": Visibility.public,
+                       "private": Visibility.followers, "direct": Visibility.direct}
+
+
+@pytest.mark.parametrize("name", _cassettes_with_statuses())
+def test_every_recorded_status_becomes_an_item_true_to_the_payload(
+    name: str, router: respx.Router, client: httpx.Client, sleeps: Sleeps,
+):
+    interactions = cassette(name)
+    mount_cassette(router, interactions)
+    masto = connector(client, sleeps)
+    checked = 0
+    for it in interactions:
+        try:
+            if it.status >= 400 or not statuses_in(it.json()):
+                continue
+        except ValueError:
+            continue
+        url = httpx.URL(it.uri)
+        body = masto.request(it.method, str(url)).json()  # replayed through respx
+        for raw in statuses_in(body):
+            item = status_item(raw, "brookfield-mastodon")
+            if raw.get("reblog"):
+                assert item is None  # a boost is someone else's status
+                continue
+            assert item is not None
+            checked += 1
+            assert item.id == raw["id"]
+            assert item.author.id == raw["account"]["id"]
+            assert item.author.handle == raw["account"]["acct"]
+            assert item.created_at.tzinfo == UTC
+            assert item.created_at == datetime.fromisoformat(
+                raw["created_at"].replace("Z", "+00:00"))
+            assert item.visibility == EXPECTED_VISIBILITY[raw["visibility"]]
+            assert item.parent_id == raw["in_reply_to_id"]
+            assert "<p>" not in item.text and "</" not in item.text
+            if raw["spoiler_text"]:
+                assert item.text.startswith(raw["spoiler_text"])
+            assert [m.url for m in item.media] == [a["url"] for a in raw["media_attachments"]]
+            if raw["visibility"] == "direct":
+                assert item.kind == ItemKind.direct_message
+            elif raw["in_reply_to_id"]:
+                assert item.kind == ItemKind.reply
+            else:
+                assert item.kind == ItemKind.post
+            assert item.url == raw["url"]
+    assert checked > 0
+
+
+def test_html_is_read_as_the_text_a_person_sees():
+    raw = next(s for it in cassette("test_status_reply.yaml") if it.status == 200
+               for s in statuses_in(it.json()) if s["in_reply_to_id"])
+    item = status_item(raw, "acct")
+    assert item is not None
+    assert raw["content"].startswith('<p><span class="h-card"')
+    assert item.text == "@mastodonpy_test_2 same!"
+
+
+@pytest.mark.parametrize(("html", "text"), [
+    ("<p>Well done Year 9!</p><p>Photos to follow</p>", "Well done Year 9!\n\nPhotos to follow"),
+    ("<p>line one<br>line two<br />line three</p>", "line one\nline two\nline three"),
+    ("<p>Fish &amp; chips &lt;3</p>", "Fish & chips <3"),
+    ('<p><a href="https://example.org/x" rel="nofollow">example.org/x</a></p>', "example.org/x"),
+    ("", ""),
+])
+def test_status_html_becomes_plain_text(html: str, text: str):
+    from connectors.social_common import html_to_text
+
+    assert html_to_text(html) == text
+
+
+def test_a_direct_message_is_a_direct_item_with_its_recipients():
+    raw = next(s for it in cassette("test_status_post[None-direct].yaml") if it.status == 200
+               for s in statuses_in(it.json()) if s["visibility"] == "direct")
+    item = status_item(raw, "acct")
+    assert item is not None
+    assert item.kind == ItemKind.direct_message and item.visibility == Visibility.direct
+
+
+def test_media_attachments_keep_url_type_and_description():
+    raws = [s for name in ("test_media_post[False].yaml", "test_status_update_with_media_edit.yaml")
+            for it in cassette(name) if it.status == 200
+            for s in statuses_in(it.json()) if s["media_attachments"]]
+    assert raws, "the media cassettes hold statuses with attachments"
+    for raw in raws:
+        item = status_item(raw, "acct")
+        assert item is not None
+        for media, att in zip(item.media, raw["media_attachments"], strict=True):
+            assert media.url == att["url"]
+            assert media.alt_text == att["description"]
+            expected = {".jpg": "image/jpeg", ".png": "image/png", ".mp4": "video/mp4"}[
+                Path(httpx.URL(att["url"]).path).suffix]
+            assert media.mime_type == expected
+
+
+def test_an_edited_status_carries_its_edit_time():
+    raws = [s for it in cassette("test_status_edit.yaml") if it.status == 200
+            for s in statuses_in(it.json()) if s.get("edited_at")]
+    assert raws
+    item = status_item(raws[-1], "acct")
+    assert item is not None and item.edited_at is not None and item.edited_at.tzinfo == UTC
+
+
+def test_fetch_follows_link_paging_of_the_accounts_statuses_to_the_end(
+    router: respx.Router, client: httpx.Client, sleeps: Sleeps,
+):
+    recorded = cassette("test_fetch_next_previous.yaml")
+    me = next(i for i in recorded if i.uri.endswith("verify_credentials"))
+    own = me.json()["id"]
+    pages = [i for i in recorded if i.method == "GET" and "/statuses?limit=5" in i.uri
+             and "min_id" not in i.uri]
+    assert len(pages) == 2
+    router.get(f"{BASE}/api/v1/accounts/verify_credentials").mock(return_value=me.response())
+    route = router.get(url__startswith=f"{BASE}/api/v1/accounts/{own}/statuses").mock(
+        side_effect=[pages[0].response(), pages[1].response(), httpx.Response(200, json=[])])
+    router.get(url__regex=rf"{BASE}/api/v1/statuses/\d+/context").mock(
+        return_value=httpx.Response(200, json={"ancestors": [], "descendants": []}))
+    router.get(url__startswith=f"{BASE}/api/v1/notifications").mock(
+        return_value=httpx.Response(200, json=[]))
+    router.get(url__startswith=f"{BASE}/api/v1/conversations").mock(
+        return_value=httpx.Response(200, json=[]))
+    result = connector(client, sleeps, clock=datetime(2026, 8, 2, tzinfo=UTC).timestamp()
+                       ).fetch(None)
+    assert route.call_count == 3
+    assert route.calls[1].request.url.params["max_id"] == "117020580489281910"
+    ids = {s["id"] for p in pages for s in p.json()}
+    assert {i.id for i in result.items} == ids and len(ids) == 10
+    assert all(i.parent_id == own for i in result.items)  # the account's own top-level posts
+    assert any(w.parent_id == own for w in result.windows)
+    assert sum(1 for w in result.windows if w.parent_id in ids) == 10
+
+
+def test_fetch_reads_replies_mentions_and_conversations(
+    router: respx.Router, client: httpx.Client, sleeps: Sleeps,
+):
+    convs = next(i for i in cassette("test_conversations.yaml")
+                 if i.uri.endswith("/conversations/"))
+    notes = next(i for i in cassette("test_notifications.yaml")
+                 if i.uri.endswith("/api/v1/notifications"))
+    me = next(i for i in cassette("test_conversations.yaml")
+              if i.uri.endswith("verify_credentials"))
+    router.get(f"{BASE}/api/v1/accounts/verify_credentials").mock(return_value=me.response())
+    router.get(url__startswith=f"{BASE}/api/v1/accounts/").mock(
+        return_value=httpx.Response(200, json=[]))
+    notes_route = router.get(url__startswith=f"{BASE}/api/v1/notifications").mock(
+        return_value=notes.response())
+    router.get(url__startswith=f"{BASE}/api/v1/conversations").mock(
+        return_value=convs.response())
+    dm = convs.json()[0]["last_status"]
+    earlier = dict(dm, id="117020593700000001", created_at="2026-08-01T13:50:00.000Z",
+                   content="<p>@admin can we talk about Friday?</p>")
+    chain = router.get(f"{BASE}/api/v1/statuses/{dm['id']}/context").mock(
+        return_value=httpx.Response(200, json={"ancestors": [earlier], "descendants": []}))
+    router.get(url__regex=rf"{BASE}/api/v1/statuses/\d+/context").mock(
+        return_value=httpx.Response(200, json={"ancestors": [], "descendants": []}))
+    result = connector(client, sleeps, clock=datetime(2026, 8, 2, tzinfo=UTC).timestamp()
+                       ).fetch(None)
+    assert notes_route.calls[0].request.url.params["types[]"] == "mention"
+    assert chain.called  # the whole exchange, not only the conversation's last message
+    assert result.items and {i.id: i for i in result.items}[earlier["id"]].kind == \
+        ItemKind.direct_message
+    mention = notes.json()[0]["status"]
+    got = {i.id: i for i in result.items}
+    assert got[dm["id"]].kind == ItemKind.direct_message
+    assert got[mention["id"]].author.id == mention["account"]["id"]
+    assert not result.problems
+
+
+def test_near_the_rate_limit_the_connector_waits_for_the_reset(
+    router: respx.Router, client: httpx.Client, sleeps: Sleeps,
+):
+    me = next(i for i in cassette("test_conversations.yaml")
+              if i.uri.endswith("verify_credentials"))
+    reset = "2026-08-01T14:00:00.000Z"
+    router.get(f"{BASE}/api/v1/accounts/verify_credentials").mock(return_value=httpx.Response(
+        200, json=me.json(), headers={"X-RateLimit-Limit": "300", "X-RateLimit-Remaining": "1",
+                                      "X-RateLimit-Reset": reset}))
+    now = datetime(2026, 8, 1, 13, 59, 15, tzinfo=UTC).timestamp()
+    connector(client, sleeps, clock=now).me()
+    assert sleeps == [45.0]
+
+
+def test_plenty_of_requests_left_means_no_wait(
+    router: respx.Router, client: httpx.Client, sleeps: Sleeps,
+):
+    me = next(i for i in cassette("test_conversations.yaml")
+              if i.uri.endswith("verify_credentials"))
+    assert me.headers["x-ratelimit-remaining"] == "299"
+    router.get(f"{BASE}/api/v1/accounts/verify_credentials").mock(return_value=me.response())
+    connector(client, sleeps).me()
+    assert sleeps == []
+
+
+def test_deleting_an_own_status_sends_delete_and_a_stranger_s_is_refused(
+    router: respx.Router, client: httpx.Client, sleeps: Sleeps,
+):
+    recorded = cassette("test_fetch_next_previous.yaml")  # the poster is the token's account
+    mount_cassette(router, recorded)
+    posted = next(i for i in recorded if i.method == "POST" and i.uri.endswith("/statuses"))
+    item = status_item(posted.json(), "acct")
+    assert item is not None
+    masto = connector(client, sleeps)
+    result = masto.moderate(item, ModerationAction.delete)
+    assert result.ok
+    deletes = [c for c in router.calls if c.request.method == "DELETE"]
+    assert [str(c.request.url) for c in deletes] == [f"{BASE}/api/v1/statuses/{item.id}"]
+    stranger = item.model_copy(update={"author": item.author.model_copy(update={"id": "999"})})
+    refused = masto.moderate(stranger, ModerationAction.delete)
+    assert not refused.ok and "own" in refused.detail
+    assert masto.moderation_actions() == {ModerationAction.delete}
+
+
+def test_deleting_a_status_already_gone_is_reported_done(
+    router: respx.Router, client: httpx.Client, sleeps: Sleeps,
+):
+    recorded = cassette("test_status_delete_media.yaml")
+    gone = next(i for i in recorded if i.method == "DELETE" and i.status == 404)
+    me = next(i for i in cassette("test_conversations.yaml")
+              if i.uri.endswith("verify_credentials"))
+    router.get(f"{BASE}/api/v1/accounts/verify_credentials").mock(return_value=me.response())
+    router.delete(gone.uri).mock(return_value=gone.response())
+    posted = next(i for i in recorded if i.method == "POST" and i.uri.endswith("/statuses")
+                  and i.status == 200)
+    raw = dict(posted.json(), id=gone.uri.rsplit("/", 1)[1], account=me.json())
+    item = status_item(raw, "acct")
+    assert item is not None
+    assert connector(client, sleeps).moderate(item, ModerationAction.delete).detail == \
+        "already gone"
+
+
+def test_account_facts_report_privacy_settings_and_following(
+    router: respx.Router, client: httpx.Client, sleeps: Sleeps,
+):
+    privacy = cassette("test_account_update_credentials_source_and_privacy.yaml")
+    me = next(i for i in privacy if i.method == "PATCH" and i.status == 200)
+    following = next(i for i in cassette("test_account_follow_unfollow.yaml")
+                     if i.method == "POST" and "/follow" in i.uri)
+    target = following.uri.split("/accounts/")[1].split("/")[0]
+    router.get(f"{BASE}/api/v1/accounts/verify_credentials").mock(return_value=me.response())
+    router.get(url__startswith=f"{BASE}/api/v1/accounts/{me.json()['id']}/following").mock(
+        return_value=httpx.Response(200, json=[{"id": target, "acct": "jaydenprice10"}]))
+    facts = connector(client, sleeps).account_facts()
+    body = me.json()
+    assert facts.privacy["locked"] == body["locked"]
+    assert facts.privacy["indexable"] == body["indexable"]
+    assert facts.privacy.get("default_visibility") == body["source"]["privacy"]
+    assert facts.follows == ["jaydenprice10"]
+
+
+def test_the_token_never_reaches_logs_or_repr(
+    router: respx.Router, client: httpx.Client, sleeps: Sleeps, caplog: pytest.LogCaptureFixture,
+):
+    me = next(i for i in cassette("test_conversations.yaml")
+              if i.uri.endswith("verify_credentials"))
+    router.get(f"{BASE}/api/v1/accounts/verify_credentials").mock(
+        side_effect=[httpx.Response(429, headers={"Retry-After": "2"}), me.response()])
+    masto = connector(client, sleeps)
+    with caplog.at_level(logging.DEBUG):
+        masto.me()
+    assert sleeps == [2.0]
+    assert TOKEN not in caplog.text and TOKEN not in repr(masto)
+    assert json.dumps(masto.settings.masked()).count("**********") == 1
+
+
+
+
+def test_a_status_deleted_between_listing_and_reading_its_replies_does_not_stop_the_poll(
+    router: respx.Router, client: httpx.Client, sleeps: Sleeps,
+):
+    recorded = cassette("test_fetch_next_previous.yaml")
+    me = next(i for i in recorded if i.uri.endswith("verify_credentials"))
+    page = next(i for i in recorded if i.uri.endswith("/statuses?limit=5")).json()
+    gone = next(i for i in cassette("test_status_delete_media.yaml")
+                if i.method == "DELETE" and i.status == 404)  # the recorded "Record not found"
+    router.get(f"{BASE}/api/v1/accounts/verify_credentials").mock(return_value=me.response())
+    router.get(url__startswith=f"{BASE}/api/v1/accounts/").mock(
+        return_value=httpx.Response(200, json=page))
+    contexts = router.get(url__regex=rf"{BASE}/api/v1/statuses/\d+/context").mock(side_effect=[
+        gone.response(), *[httpx.Response(200, json={"ancestors": [], "descendants": []})] * 4])
+    router.get(url__startswith=f"{BASE}/api/v1/notifications").mock(
+        return_value=httpx.Response(200, json=[]))
+    router.get(url__startswith=f"{BASE}/api/v1/conversations").mock(
+        return_value=httpx.Response(200, json=[]))
+    result = connector(client, sleeps, clock=datetime(2026, 8, 2, tzinfo=UTC).timestamp()
+                       ).fetch(None)
+    assert contexts.call_count == 5
+    assert len(result.items) == 5
+    # no complete listing of the vanished status's replies is claimed
+    assert page[0]["id"] not in {w.parent_id for w in result.windows}
+
+
+def test_a_skipped_record_is_reported_by_position_never_by_its_text(
+    router: respx.Router, client: httpx.Client, sleeps: Sleeps, caplog: pytest.LogCaptureFixture,
+):
+    recorded = cassette("test_fetch_next_previous.yaml")
+    me = next(i for i in recorded if i.uri.endswith("verify_credentials"))
+    page = next(i for i in recorded if i.uri.endswith("/statuses?limit=5")).json()
+    page[1]["content"] = "<p>Maisie O'Connell lives at 4 Elm Road, call 07700 900123</p>"
+    page[1]["created_at"] = None
+    router.get(f"{BASE}/api/v1/accounts/verify_credentials").mock(return_value=me.response())
+    router.get(url__startswith=f"{BASE}/api/v1/accounts/").mock(
+        return_value=httpx.Response(200, json=page))
+    router.get(url__regex=rf"{BASE}/api/v1/statuses/\d+/context").mock(
+        return_value=httpx.Response(200, json={"ancestors": [], "descendants": []}))
+    for path in ("notifications", "conversations"):
+        router.get(url__startswith=f"{BASE}/api/v1/{path}").mock(
+            return_value=httpx.Response(200, json=[]))
+    with caplog.at_level(logging.DEBUG):
+        result = connector(client, sleeps, clock=datetime(2026, 8, 2, tzinfo=UTC).timestamp()
+                           ).fetch(None)
+    assert len(result.problems) == 1 and "statuses, record 1" in result.problems[0]
+    told = caplog.text + " ".join(result.problems)
+    for detail in ("Maisie", "Elm Road", "07700"):
+        assert detail not in told
