@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,6 +34,10 @@ from governance_bot.runtime import Runtime
 __all__ = ["Service"]
 
 log = logging.getLogger(__name__)
+
+
+class LeaseLost(Exception):
+    """This replica's polling lease was taken over by another replica during a scan."""
 
 
 class Service:
@@ -63,9 +68,21 @@ class Service:
                                     2 * connector.settings.poll_interval_seconds))
         if not leases.acquire(self.rt.db, connector.name, self.owner, ttl, datetime.now(UTC)):
             return  # another replica is polling this connector
+        renewed = [time.monotonic()]
+
+        def keep_lease(_: int) -> None:
+            # a long scan (a first backfill) renews its lease as it goes; if another replica
+            # took it meanwhile (this one stalled past the lease), stop without saving the cursor
+            if time.monotonic() - renewed[0] < ttl.total_seconds() / 3:
+                return
+            if not leases.acquire(self.rt.db, connector.name, self.owner, ttl,
+                                  datetime.now(UTC)):
+                raise LeaseLost(connector.name)
+            renewed[0] = time.monotonic()
+
         try:
             with self._lock:
-                report = self.rt.pipeline.scan(connector)
+                report = self.rt.pipeline.scan(connector, progress=keep_lease)
             for problem in report.problems:
                 log.warning("%s: skipped a record: %s", connector.name, problem)
             log.info("%s: %d items, %d new flags", connector.name, report.items,
@@ -77,6 +94,10 @@ class Service:
         except ConnectorError as exc:
             self.rt.pipeline.save_cursor(connector.name, None, str(exc))
             log.warning("%s: will retry at the next poll: %s", connector.name, exc)
+        except LeaseLost:
+            log.warning("%s: another replica took over the polling during a long scan; this one "
+                        "stopped (what it did is kept; the rest is the other replica's)",
+                        connector.name)
         finally:
             leases.release(self.rt.db, connector.name, self.owner)
         self.drain()

@@ -9,17 +9,21 @@ at the same moment from threads, as two schedulers firing together would.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+import governance_bot.service as service_module
 from connectors.jsonl import JsonlConnector, JsonlSettings
+from governance_bot import leases
 from governance_bot.config import Config
 from governance_bot.routing import Router
 from governance_bot.runtime import Runtime
@@ -173,3 +177,50 @@ def test_chasing_and_closing_the_access_audit_runs_on_one_replica_at_a_time(
     assert len(ticks) == 1
     services[1].tick_access_audit()  # released afterwards: the next tick runs anywhere
     assert len(ticks) == 2
+
+
+def test_a_long_scan_renews_its_lease_and_stops_cleanly_if_another_replica_took_over(
+        replicas: tuple[list[Service], FakeSlack, Clock], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    services, fake, _ = replicas
+    a, b = services
+    export = tmp_path / "export.jsonl"
+    write_items(export, 30)
+    name = "facebook-export"
+
+    def connector() -> JsonlConnector:
+        return JsonlConnector(JsonlSettings(name=name, type="jsonl",
+                                            account="brookfield-facebook", path=export))
+
+    class TakeOverAtItem15:
+        """Fault injection: while replica A works on p15, replica B decides A's lease has run
+        out (as it would if A had stalled for longer than the lease) and takes it."""
+
+        rule_id = "test_take_over"
+
+        def detect(self, item: Any, ctx: Any) -> list[Any]:
+            if item.id == "p15":
+                assert leases.acquire(b.rt.db, name, b.owner, timedelta(minutes=5),
+                                      datetime.now(UTC) + timedelta(hours=1))
+            return []
+
+    detectors: list[Any] = [*TEST_DETECTORS, TakeOverAtItem15()]
+    a.rt.pipeline.engine = DetectionEngine(detectors, Router())
+    # every tick of A's clock is ten seconds later: the lease is renewed as the scan goes on
+    ticks = itertools.count()
+    monkeypatch.setattr(service_module, "time",
+                        SimpleNamespace(monotonic=lambda: next(ticks) * 10.0))
+    a.poll(connector())
+    with a.rt.db.session() as session:
+        state = session.get(m.ConnectorState, name)
+        assert state is not None and state.lease_owner == b.owner
+        assert not state.cursor  # A stopped without moving the cursor
+    stopped_at = Counts.read(a.rt.db).items
+    assert 15 <= stopped_at < 30
+    b.poll(connector())  # B re-reads from the cursor and finishes
+    together(a.drain, b.drain)
+    counts = Counts.read(b.rt.db, fake)
+    counts.report(f"lease taken over after {stopped_at} items")
+    assert counts.items == 30 and counts.versions_per_item == {1: 30}
+    assert counts.flags == flagged(30) and counts.outbox_pending == 0
+    assert set(counts.posts_per_flag.values()) == {1} and len(counts.posts_per_flag) == 10
