@@ -23,6 +23,12 @@ BUILTINS: dict[str, str] = {
     "mastodon": "connectors.mastodon:MastodonConnector",
     "bluesky": "connectors.bluesky:BlueskyConnector",
     "tiktok": "connectors.tiktok:TikTokConnector",
+    "imap": "connectors.imap:ImapConnector",
+    "teams": "connectors.teams:TeamsConnector",
+    "whatsapp": "connectors.whatsapp:WhatsAppConnector",
+    "zoom": "connectors.zoom:ZoomConnector",
+    "website": "connectors.website:WebsiteConnector",
+    "slack_workspace": "connectors.slack_workspace:SlackWorkspaceConnector",
 }
 
 

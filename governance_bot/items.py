@@ -98,6 +98,9 @@ class Item(BaseModel):
     recipients: list[Person] = Field(default_factory=list)
     created_at: AwareDatetime
     edited_at: AwareDatetime | None = None
+    deleted_at: AwareDatetime | None = Field(
+        default=None, description="set when the platform reports the item deleted"
+    )
     visibility: Visibility = Visibility.public
     text: str = ""
     media: list[Media] = Field(default_factory=list)
@@ -106,7 +109,7 @@ class Item(BaseModel):
     url: str | None = None
     raw: dict[str, Any] | None = Field(default=None, description="platform payload, kept as-is")
 
-    @field_validator("created_at", "edited_at")
+    @field_validator("created_at", "edited_at", "deleted_at")
     @classmethod
     def _to_utc(cls, value: datetime | None) -> datetime | None:
         return value.astimezone(UTC) if value is not None else None

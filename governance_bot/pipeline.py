@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,6 +73,9 @@ class Pipeline:
     def process(self, item: Item, report: ScanReport | None = None) -> FlagChange | None:
         report = report if report is not None else ScanReport()
         item = self.registers.resolve(item)
+        if item.deleted_at is not None:
+            self._process_reported_deletion(item, report)
+            return None
         now = self.clock()
         with self.db.session() as session:
             outcome = archive_item(session, item, now)
@@ -166,34 +169,54 @@ class Pipeline:
         with self.db.session() as session:
             gone = mark_deletions(session, platform, account, window, listed, now)
             for record in gone:
-                version = session.execute(
-                    select(m.ItemVersion).where(m.ItemVersion.item_id == record.id,
-                                                m.ItemVersion.version == record.current_version)
-                ).scalar_one()
-                item = Item.model_validate(version.data)
-                had_flag = session.execute(
-                    select(m.Flag.id).where(m.Flag.item_id == record.id)).first() is not None
-                author = item.author.role
-                by_org = author in (Role.staff, Role.organisation)
-                severity = Severity.medium if (by_org or had_flag) else Severity.information
-                finding = Finding(
-                    rule_id="deletion", category=Category.deletion, severity=severity,
-                    score=1.0, item_key=record.key,
-                    explanation=(
-                        "an item seen before is no longer on the platform; its last copy is "
-                        "preserved (policy: staff do not delete messages sent to or from "
-                        "organisation accounts; evidence is not deleted)"
-                    ),
-                    evidence=Evidence(detail={"deleted_at": now.isoformat(),
-                                              "author_role": author.value if author else None}),
-                )
-                routed = self.engine.router.route_finding(finding)
-                from dataclasses import replace
-
-                record_findings(session, record, [replace(finding, route=routed)], now=now)
-                auditlog.append(session, "governance-bot", "item.deleted", record.key,
-                                {"had_flag": had_flag}, at=now)
+                self._flag_deleted(session, record, now)
             return len(gone)
+
+    def _process_reported_deletion(self, item: Item, report: ScanReport) -> None:
+        """The platform says the item was deleted: keep the last copy we have (or this one, if
+        it was never seen), mark it deleted once, and record a deletion finding."""
+        now = self.clock()
+        report.items += 1
+        with self.db.session() as session:
+            record = session.execute(
+                select(m.ItemRecord).where(m.ItemRecord.key == item.key)).scalar_one_or_none()
+            if record is None:
+                record = archive_item(session, item.model_copy(update={"deleted_at": None}),
+                                      now).record
+                report.new += 1
+            if record.deleted_at is not None:
+                report.unchanged += 1
+                return
+            record.deleted_at = item.deleted_at
+            report.deleted += 1
+            self._flag_deleted(session, record, now)
+
+    def _flag_deleted(self, session: Any, record: m.ItemRecord, now: datetime) -> None:
+        version = session.execute(
+            select(m.ItemVersion).where(m.ItemVersion.item_id == record.id,
+                                        m.ItemVersion.version == record.current_version)
+        ).scalar_one()
+        item = Item.model_validate(version.data)
+        had_flag = session.execute(
+            select(m.Flag.id).where(m.Flag.item_id == record.id)).first() is not None
+        author = item.author.role
+        by_org = author in (Role.staff, Role.organisation)
+        severity = Severity.medium if (by_org or had_flag) else Severity.information
+        finding = Finding(
+            rule_id="deletion", category=Category.deletion, severity=severity,
+            score=1.0, item_key=record.key,
+            explanation=(
+                "an item seen before is no longer on the platform; its last copy is "
+                "preserved (policy: staff do not delete messages sent to or from "
+                "organisation accounts; evidence is not deleted)"
+            ),
+            evidence=Evidence(detail={"deleted_at": (record.deleted_at or now).isoformat(),
+                                      "author_role": author.value if author else None}),
+        )
+        routed = replace(finding, route=self.engine.router.route_finding(finding))
+        record_findings(session, record, [routed], now=now)
+        auditlog.append(session, "governance-bot", "item.deleted", record.key,
+                        {"had_flag": had_flag}, at=now)
 
     def save_cursor(self, name: str, cursor: dict[str, Any] | None, error: str | None) -> None:
         with self.db.session() as session:

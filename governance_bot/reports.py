@@ -187,8 +187,17 @@ def _time_to_acknowledge(flags: list[m.Flag]) -> Section:
 
 
 def _removals(events: list[m.AuditEvent]) -> Section:
+    # who was informed of a removal made in Slack is its own event (relation and method only:
+    # no learner ids or contacts in the report)
+    informed: dict[str, list[str]] = defaultdict(list)
+    for e in events:
+        if e.action == "flag.informed":
+            informed[e.subject or ""].extend(
+                f"{p.get('relation', '')} ({str(p.get('method', '')).replace('_', ' ')})"
+                for p in e.data.get("people", []) or [])
     rows = [[f"{e.created_at:%Y-%m-%d}", e.subject or "", e.actor,
-             str(e.data.get("reason", "")), ", ".join(e.data.get("informed", []) or [])]
+             str(e.data.get("reason", "")),
+             ", ".join(e.data.get("informed", []) or informed.get(e.subject or "", []))]
             for e in events if e.action in REMOVAL_ACTIONS]
     return Section("Removals and their reasons", columns=["date", "flag", "decided by", "reason",
                                                           "informed"], rows=rows,

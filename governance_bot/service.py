@@ -59,6 +59,15 @@ class Service:
         self.paused: dict[str, str] = {}
         self.access_audit = AccessAudit(runtime.config, runtime.db, runtime.registers,
                                         connectors=runtime.connectors)
+        if self.slack is not None:  # the questions and the summary go to Slack
+            from governance_bot.slack.access_audit import (
+                SlackAccessAuditNotifier,
+                register_access_audit,
+            )
+
+            notifier = SlackAccessAuditNotifier(self.slack.bot)
+            self.access_audit.notifier = notifier
+            register_access_audit(self.slack.app, self.slack.bot, self.access_audit, notifier)
 
     # --- jobs ---------------------------------------------------------------------------------
     def poll(self, connector: Connector) -> None:

@@ -29,6 +29,12 @@ DETECTORS: dict[str, str] = {
     "learner_pii": "rules.learner_pii:LearnerPiiDetector",
     "out_of_hours": "rules.out_of_hours:OutOfHoursDetector",
     "tone": "rules.tone:ToneDetector",
+    "personal_account_contact": "rules.personal_account_contact:PersonalAccountContactDetector",
+    "accountability": "rules.accountability:AccountabilityDetector",
+    "conversation_drift": "rules.conversation_drift:ConversationDriftDetector",
+    "video_session": "rules.video_session:VideoSessionDetector",
+    "safeguarding": "rules.safeguarding:SafeguardingDetector",
+    "images": "rules.images:ImageDetector",
 }
 
 

@@ -161,3 +161,27 @@ def test_the_outbox_delivers_each_notification_once_and_retries_failures(
     assert sorted(x["flag_id"] for x in lines) == [1, 2]
     assert all(x["route"] == "account_managers" for x in lines)
     assert {tuple(x["recipients"]) for x in lines} == {("S004", "S005")}
+
+
+def test_a_message_the_platform_reports_deleted_keeps_its_last_copy_and_is_flagged(
+    backend_config: Callable[..., Config],
+):
+    """Teams, Slack and WhatsApp say when a message is deleted (``deleted_at``): staff do not
+    delete messages sent to or from organisation accounts, and evidence is kept."""
+    rt = Runtime.from_config(backend_config(), with_connectors=False)
+    message = Item.model_validate({
+        "id": "m1", "platform": "teams", "account": "brookfield-teams", "kind": "chat_message",
+        "author": {"email": "d.mensah@brookfield.example.org"},
+        "recipients": [{"email": "maisie.oconnell@students.brookfield.example.org"}],
+        "created_at": T0.isoformat(), "visibility": "direct", "text": "See you at 4",
+    })
+    rt.pipeline.process(message)
+    gone = message.model_copy(update={"text": "", "deleted_at": T0 + timedelta(minutes=3)})
+    report = rt.pipeline.process_many([gone, gone])  # re-delivered: recorded once
+    assert report.deleted == 1
+    with rt.db.session() as s:
+        record = s.execute(select(m.ItemRecord)).scalars().one()
+        assert record.deleted_at == T0 + timedelta(minutes=3)
+        assert s.execute(select(m.ItemVersion.data)).scalars().one()["text"] == "See you at 4"
+        flag = s.execute(select(m.Flag)).scalars().one()
+        assert (flag.category, flag.severity) == ("deletion", 3)

