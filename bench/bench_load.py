@@ -376,6 +376,31 @@ def closed_loop(folder: Path, learners: int, length: int | None, n: int) -> tupl
     return statistics.mean(times) * 1000, times[int(0.95 * (len(times) - 1))] * 1000
 
 
+def per_rule(folder: Path, n: int = 40) -> list[tuple[str, float, float]]:
+    """Each detector alone on the same items: (rule id, wall ms/item, CPU ms/item)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    from governance_bot.config import load_config
+    from governance_bot.items import Item
+    from governance_bot.runtime import Runtime
+
+    config_path, names = prepare(folder, f"sqlite:///{folder / 'gb.db'}", None, 1000)
+    rt = Runtime.from_config(load_config(config_path), import_registers_from_config=False,
+                             with_connectors=False)
+    items = [rt.registers.resolve(Item.model_validate(item_dict(i, names, "r")))
+             for i in range(n + 1)]
+    ctx = rt.pipeline.context()
+    out = []
+    for detector in rt.engine.detectors:
+        list(detector.detect(items[0], ctx))  # warm-up
+        wall, cpu = time.perf_counter(), time.process_time()
+        for it in items[1:]:
+            list(detector.detect(it, ctx))
+        out.append((detector.rule_id, (time.perf_counter() - wall) / n * 1000,
+                    (time.process_time() - cpu) / n * 1000))
+    rt.close()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rate", type=float, default=50.0)
@@ -383,6 +408,7 @@ def main() -> None:
     ap.add_argument("--learners", type=int, default=1000)
     ap.add_argument("--pg", default=os.environ.get("GOVERNANCE_BOT_TEST_PG_URL"))
     ap.add_argument("--skip-growth", action="store_true")
+    ap.add_argument("--per-rule", action="store_true", help="only time each rule alone")
     ap.add_argument("--replica", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.replica:
@@ -401,6 +427,11 @@ def main() -> None:
     results: list[Result] = []
     with TemporaryDirectory(prefix="gb-bench-") as tmp:
         root = Path(tmp)
+        if args.per_rule:
+            print("\n| rule | wall ms/item | CPU ms/item |\n|---|---|---|")
+            for rule, wall, cpu in per_rule(root / "rules"):
+                print(f"| {rule} | {wall:.1f} | {cpu:.1f} |")
+            return
         results.append(sustained("jsonl sustained, SQLite, 1 process",
                                  f"sqlite:///{root / 's1' / 'gb.db'}", root / "s1", args.rate,
                                  args.seconds, 1, args.learners))
