@@ -146,6 +146,9 @@ class WebhookResponse:
     body: bytes = b""
     content_type: str = "text/plain"
     items: list[Item] = field(default_factory=list)
+    # set once the request's signature is checked: unique per delivery (e.g. the signature);
+    # the service acknowledges a key seen before without processing it (governance_bot/webhooks.py)
+    replay_key: str | None = None
 
 
 class ConnectorSettings(BaseModel):

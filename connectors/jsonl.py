@@ -56,6 +56,8 @@ def parse_line(line: str, path: Path, lineno: int, defaults: dict[str, Any] | No
         data = json.loads(line)
     except json.JSONDecodeError as exc:
         return LineProblem(path, lineno, f"not valid JSON ({exc.msg} at column {exc.colno})")
+    except RecursionError:
+        return LineProblem(path, lineno, "not valid JSON (nested too deeply)")
     if not isinstance(data, dict):
         return LineProblem(path, lineno, "expected a JSON object")
     if defaults:

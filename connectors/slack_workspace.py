@@ -354,8 +354,10 @@ class SlackWorkspaceConnector(Connector):
             return WebhookResponse(status=401, body=b"bad signature")
         try:
             payload = json.loads(request.body)
-        except ValueError:
+        except (ValueError, RecursionError):
             return WebhookResponse(status=400, body=b"not JSON")
+        if not isinstance(payload, dict):
+            return WebhookResponse(status=400, body=b"not a Slack event")
         if payload.get("type") == "url_verification":
             return WebhookResponse(status=200, body=str(payload.get("challenge", "")).encode())
         event = payload.get("event") or {}
@@ -370,7 +372,10 @@ class SlackWorkspaceConnector(Connector):
             item = None
         if item is not None:
             items.append(item)
-        return WebhookResponse(status=200, items=items)
+        # Slack retries an unacknowledged event with the same event_id
+        event_id = payload.get("event_id")
+        return WebhookResponse(status=200, items=items,
+                               replay_key=str(event_id) if event_id else None)
 
     def _event_item(self, event: dict[str, Any]) -> Item | None:
         cid = str(event.get("channel") or "")
@@ -390,6 +395,6 @@ class SlackWorkspaceConnector(Connector):
             if item is None:
                 return None
             when = _ts_time(str(event.get("event_ts") or event.get("ts")))
-            return item.model_copy(update={"deleted_at": when.isoformat()})
+            return item.model_copy(update={"deleted_at": when.astimezone(UTC)})
         return self.message_item(event, channel)
 

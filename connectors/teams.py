@@ -26,6 +26,7 @@ register's ``platform_ids``) and their email when Graph reports it.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
@@ -367,7 +368,7 @@ class TeamsConnector(HttpConnector):
             notifications = payload["value"]
             if not isinstance(notifications, list):
                 raise TypeError
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             log.warning("%s: change notification that is not Graph JSON (%d bytes)", self.name,
                         len(request.body))
             return WebhookResponse(status=400, body=b"not a Graph notification")
@@ -385,7 +386,9 @@ class TeamsConnector(HttpConnector):
         for note in valid:
             for item in self._notified(note, problems, seen):
                 items.append(item)
-        return WebhookResponse(status=202, body=b"", items=items)
+        # the same notification body delivered again is acknowledged, not reprocessed
+        digest = hashlib.sha256(request.body).hexdigest()
+        return WebhookResponse(status=202, body=b"", items=items, replay_key=digest)
 
     def _notified(self, note: dict[str, Any], problems: list[str], seen: set[str]
                   ) -> Iterator[Item]:

@@ -238,12 +238,15 @@ class WhatsAppConnector(Connector):
             return WebhookResponse(status=403, body=b"bad signature")
         try:
             payload = json.loads(request.body)
-        except ValueError:
+        except (ValueError, RecursionError):
             log.warning("%s: a signed webhook body that is not JSON", self.name)
             return WebhookResponse(status=400, body=b"not JSON")
         items, _problems = parse_webhook(payload, account=self.account,
                                          platform=self.settings.platform,
                                          phone_number_id=self.settings.phone_number_id,
                                          name=self.name)
-        return WebhookResponse(status=200, body=b"EVENT_RECEIVED", items=items)
+        # the signature identifies this body: a re-delivery is acknowledged, not reprocessed
+        signature = {k.lower(): v for k, v in request.headers.items()}.get("x-hub-signature-256")
+        return WebhookResponse(status=200, body=b"EVENT_RECEIVED", items=items,
+                               replay_key=signature)
 

@@ -32,6 +32,7 @@ from rich.table import Table
 
 from governance_bot import __version__
 from governance_bot.config import Config, ConfigError, load_config
+from governance_bot.items import Item
 from governance_bot.registers import RegisterError
 from governance_bot.storage.db import SchemaOutdated
 
@@ -350,12 +351,17 @@ def ingest(
         assert isinstance(rt, Runtime)
         with _progress() as progress:
             task = progress.add_task(f"ingest {file.name}", total=count_lines(file))
-            for _path, _line, parsed in read_items(file):
-                if isinstance(parsed, LineProblem):
-                    report.problems.append(str(parsed))
-                else:
-                    rt.pipeline.process_many([parsed], report)
-                progress.advance(task)
+
+            def good_lines() -> Iterator[Item]:
+                for _path, _line, parsed in read_items(file):
+                    if isinstance(parsed, LineProblem):
+                        report.problems.append(str(parsed))
+                        progress.advance(task)
+                    else:
+                        yield parsed
+
+            rt.pipeline.process_many(good_lines(), report,
+                                     progress=lambda n: progress.advance(task, n))
         _print_report(report, "ingest")
         _deliver(rt)
     if strict and report.problems:
@@ -554,6 +560,188 @@ def keys_rotate(config_path: ConfigOpt = Path("config.toml")) -> None:
     finally:
         db.dispose()
     out.print("re-encrypted: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+# --- data protection: legal holds, retention, subject access and erasure (docs/data-protection.md)
+legal_hold_app = typer.Typer(help="Legal holds: flags (and their threads) that must be kept.",
+                             no_args_is_help=True)
+retention_app = typer.Typer(help="Retention of archived content.", no_args_is_help=True)
+learner_app = typer.Typer(help="One learner's data: subject-access export, erasure (UK GDPR).",
+                          no_args_is_help=True)
+app.add_typer(legal_hold_app, name="legal-hold")
+app.add_typer(retention_app, name="retention")
+app.add_typer(learner_app, name="learner")
+
+
+def _actor_default() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in a container
+        return "cli"
+
+
+ByOpt = Annotated[str | None, typer.Option("--by", help="Who is doing this (for the audit log; "
+                                           "default: the login name).")]
+
+
+@contextmanager
+def _dp_db(config: Config) -> Iterator[object]:
+    from governance_bot.data_protection import DataProtectionError
+    from governance_bot.storage.db import Database
+
+    db = Database(config.database_url)
+    try:
+        db.ensure_schema(create_if_empty=False)
+        yield db
+    except SchemaOutdated as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(EXIT_SCHEMA) from None
+    except DataProtectionError as exc:
+        err.print(f"[red]{exc}[/red]", markup=True, soft_wrap=True)
+        raise typer.Exit(EXIT_CONFIG) from None
+    finally:
+        db.dispose()
+
+
+@legal_hold_app.command("set")
+def legal_hold_set(
+    flag_id: Annotated[int, typer.Argument(help="The flag (see `flags list`).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why it must be kept.")],
+    config_path: ConfigOpt = Path("config.toml"),
+    by: ByOpt = None,
+) -> None:
+    """Place a legal hold on a flag: its item and thread are kept whatever retention or erasure
+    would do."""
+    from governance_bot.data_protection import place_hold
+    from governance_bot.storage.db import Database
+
+    config = _load(config_path)
+    with _dp_db(config) as db:
+        assert isinstance(db, Database)
+        with db.session() as session:
+            place_hold(session, flag_id, reason, by or _actor_default())
+    out.print(f"legal hold placed on flag {flag_id}")
+
+
+@legal_hold_app.command("release")
+def legal_hold_release(
+    flag_id: Annotated[int, typer.Argument(help="The flag.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why it may now go.")],
+    config_path: ConfigOpt = Path("config.toml"),
+    by: ByOpt = None,
+) -> None:
+    """Release the legal hold on a flag (retention applies to it again)."""
+    from governance_bot.data_protection import release_hold
+    from governance_bot.storage.db import Database
+
+    config = _load(config_path)
+    with _dp_db(config) as db:
+        assert isinstance(db, Database)
+        with db.session() as session:
+            n = release_hold(session, flag_id, reason, by or _actor_default())
+    out.print(f"legal hold released on flag {flag_id} ({n} hold(s))")
+
+
+@legal_hold_app.command("list")
+def legal_hold_list(config_path: ConfigOpt = Path("config.toml")) -> None:
+    """List the flags under a legal hold, with who placed each hold and why."""
+    from governance_bot.data_protection import active_holds
+    from governance_bot.storage.db import Database
+
+    config = _load(config_path)
+    table = Table("flag", "category", "sev", "placed", "by", "reason")
+    with _dp_db(config) as db:
+        assert isinstance(db, Database)
+        with db.session() as session:
+            rows = active_holds(session)
+            for flag, holds in rows:
+                if not holds:
+                    table.add_row(str(flag.id), flag.category, str(flag.severity), "", "",
+                                  "(no reason recorded)")
+                for hold in holds:
+                    table.add_row(str(flag.id), flag.category, str(flag.severity),
+                                  hold.placed_at.isoformat(timespec="minutes"), hold.placed_by,
+                                  hold.reason)
+    out.print(table)
+    out.print(f"{len(rows)} flag(s) under a legal hold")
+
+
+@retention_app.command("apply")
+def retention_apply(
+    config_path: ConfigOpt = Path("config.toml"),
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be removed.")
+                       ] = False,
+    by: ByOpt = None,
+) -> None:
+    """Remove the content of items past their retention period ([retention] in the config),
+    keeping a tombstone, the content hashes and the audit trail. Held items are never touched."""
+    from governance_bot.data_protection import apply_retention
+    from governance_bot.storage.db import Database
+
+    config = _load(config_path)
+    with _dp_db(config) as db:
+        assert isinstance(db, Database)
+        report = apply_retention(db, config.retention, by or _actor_default(), dry_run=dry_run)
+    out.print(report.line())
+
+
+@learner_app.command("export")
+def learner_export(
+    learner_id: Annotated[str, typer.Argument(help="The learner_id in the register.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The JSON file to write.")],
+    config_path: ConfigOpt = Path("config.toml"),
+    by: ByOpt = None,
+) -> None:
+    """Subject-access export: the learner's register record, every archived item that names
+    them or that they wrote or received, the flags about them and the decisions taken."""
+    from governance_bot.data_protection import export_learner, write_export
+    from governance_bot.storage.db import Database
+
+    config = _load(config_path)
+    with _dp_db(config) as db:
+        assert isinstance(db, Database)
+        data = export_learner(db, config, learner_id, by or _actor_default())
+    write_export(data, output)
+    out.print(f"wrote {output}: {len(data['items'])} item(s), {len(data['flags'])} flag(s) "
+              "(review it before release: see its \"note\")")
+
+
+@learner_app.command("erase")
+def learner_erase(
+    learner_id: Annotated[str, typer.Argument(help="The learner_id in the register.")],
+    confirm: Annotated[bool, typer.Option("--confirm", help="Required: erasure cannot be "
+                                          "undone.")] = False,
+    config_path: ConfigOpt = Path("config.toml"),
+    by: ByOpt = None,
+) -> None:
+    """Erase one learner: their register record and their personal data in archived items
+    (text replaced by a note; hashes and the audit trail kept). Items under a legal hold are
+    retained and listed with the reason."""
+    from governance_bot.data_protection import erase_learner
+    from governance_bot.storage.db import Database
+
+    if not confirm:
+        err.print("[red]erasure cannot be undone: run `governance-bot learner export` first if "
+                  "a copy is needed, then repeat with --confirm[/red]")
+        raise typer.Exit(EXIT_CONFIG)
+    config = _load(config_path)
+    with _dp_db(config) as db:
+        assert isinstance(db, Database)
+        report = erase_learner(db, config, learner_id, by or _actor_default())
+    out.print(f"learner {learner_id}: register record "
+              f"{'removed' if report.register_record_removed else 'not found'}; "
+              f"{len(report.items_redacted)} item(s) ({report.versions_redacted} version(s)) "
+              f"redacted; {report.informed_redacted} contact record(s) redacted")
+    if report.retained:
+        out.print(f"{len(report.retained)} item(s) retained under a legal hold (UK GDPR Art. "
+                  "17(3): legal claims / obligations):")
+        for key, reasons in report.retained:
+            out.print(f"  - {key}: {'; '.join(reasons)}", soft_wrap=True, markup=False)
+    for path in report.still_in_register_files:
+        err.print(f"[yellow]{path} still lists {learner_id}: remove them there too, or the next "
+                  "start or `registers import` adds them back[/yellow]", soft_wrap=True)
 
 
 # --- run --------------------------------------------------------------------------------------

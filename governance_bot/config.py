@@ -223,11 +223,46 @@ class SecuritySettings(_Section):
     encryption_keys: SecretStr | None = Field(
         default=None, description="comma-separated Fernet keys, newest first; from the environment"
     )
+    webhook_replay_window_hours: int = Field(
+        default=72, ge=1, description="a signed webhook delivery seen again within this many "
+        "hours is acknowledged without being processed (governance_bot/webhooks.py)")
 
     def keys(self) -> list[str]:
         if self.encryption_keys is None:
             return []
         return [k.strip() for k in self.encryption_keys.get_secret_value().split(",") if k.strip()]
+
+
+def _default_category_retention() -> dict[str, int]:
+    # child-protection records: 25 years (IRMS toolkit for schools: DOB + 25 years); others 6
+    return {"safeguarding": 9125}
+
+
+class RetentionSettings(_Section):
+    """How long archived content is kept, in days (docs/data-protection.md). Items under a
+    legal hold are never removed."""
+
+    unflagged_days: int = Field(default=365, ge=1, description="items with no flag")
+    flagged_days: int = Field(default=2190, ge=1, description="flagged items (6 years)")
+    categories: dict[str, int] = Field(
+        default_factory=lambda: _default_category_retention(),
+        description="flag category -> days, overriding flagged_days",
+    )
+
+    @field_validator("categories")
+    @classmethod
+    def _positive(cls, value: dict[str, int]) -> dict[str, int]:
+        from rules.base import Category
+
+        unknown = sorted(set(value) - {c.value for c in Category})
+        if unknown:
+            raise ValueError(f"unknown categor{'y' if len(unknown) == 1 else 'ies'} "
+                             f"{', '.join(unknown)}; use one of "
+                             f"{', '.join(c.value for c in Category)}")
+        bad = [k for k, v in value.items() if v < 1]
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: days must be at least 1")
+        return value
 
 
 class LoggingSettings(_Section):
@@ -288,6 +323,7 @@ class Config(BaseSettings):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     audit: AccessAuditSettings = Field(default_factory=AccessAuditSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     connectors: list[ConnectorEntry] = Field(default_factory=list)
 
     # where the file was; not a setting

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from governance_bot.data_protection import apply_automatic_hold
 from governance_bot.routing import ROUTE_PRIORITY
 from governance_bot.storage import auditlog
 from governance_bot.storage import models as m
@@ -108,5 +109,6 @@ def record_findings(session: Session, record: m.ItemRecord, findings: list[Findi
     }
     auditlog.append(session, actor, "flag.created" if created else "flag.updated",
                     f"flag:{flag.id}", data, at=now)
+    apply_automatic_hold(session, flag, new, actor, now)  # safeguarding 4-5: legal hold
     session.flush()
     return FlagChange(flag, created, new, list(new_routes))

@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from itertools import islice
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -31,7 +32,17 @@ from rules.engine import DetectionEngine
 
 __all__ = ["Pipeline", "ScanReport"]
 
+_T = TypeVar("_T")
+
 log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Archived:
+    item: Item
+    record_id: int
+    version_id: int
+    now: datetime
 
 
 @dataclass(slots=True)
@@ -72,6 +83,13 @@ class Pipeline:
 
     def process(self, item: Item, report: ScanReport | None = None) -> FlagChange | None:
         report = report if report is not None else ScanReport()
+        archived = self._archive(item, report)
+        if archived is None:
+            return None
+        return self._detect_and_record(archived, report)
+
+    def _archive(self, item: Item, report: ScanReport) -> _Archived | None:
+        """Store the item (committed) before anything else; None if there is nothing to detect."""
         item = self.registers.resolve(item)
         if item.deleted_at is not None:
             self._process_reported_deletion(item, report)
@@ -79,26 +97,28 @@ class Pipeline:
         now = self.clock()
         with self.db.session() as session:
             outcome = archive_item(session, item, now)
-            record_id, version_id = outcome.record.id, outcome.version.id
+            archived = _Archived(item, outcome.record.id, outcome.version.id, now)
             needs_detection = outcome.needs_detection
         report.items += 1
-        status = outcome.status
-        if status == ArchiveStatus.new:
+        if outcome.status == ArchiveStatus.new:
             report.new += 1
-        elif status == ArchiveStatus.edited:
+        elif outcome.status == ArchiveStatus.edited:
             report.edited += 1
         else:
             report.unchanged += 1
-        if not needs_detection:
-            return None
-        findings = self.engine.detect(item, self.context())
+        return archived if needs_detection else None
+
+    def _detect_and_record(self, archived: _Archived, report: ScanReport,
+                           precomputed: dict[int, list[Finding]] | None = None
+                           ) -> FlagChange | None:
+        findings = self.engine.detect(archived.item, self.context(), precomputed)
         report.detected += 1
         with self.db.session() as session:
-            record = session.get(m.ItemRecord, record_id)
-            version = session.get(m.ItemVersion, version_id)
+            record = session.get(m.ItemRecord, archived.record_id)
+            version = session.get(m.ItemVersion, archived.version_id)
             assert record is not None and version is not None
-            change = record_findings(session, record, findings, now=now)
-            version.detected_at = now
+            change = record_findings(session, record, findings, now=archived.now)
+            version.detected_at = archived.now
         if change is not None:
             if change.created:
                 report.flags_created += 1
@@ -107,41 +127,69 @@ class Pipeline:
         return change
 
     def process_many(self, items: Iterable[Item], report: ScanReport | None = None,
-                     progress: Callable[[int], None] | None = None) -> ScanReport:
+                     progress: Callable[[int], None] | None = None,
+                     batch_size: int = 32) -> ScanReport:
+        """Archive and detect ``items`` in order. Each batch is archived first; the
+        model-backed detectors then see the whole batch at once, and the history-reading rules
+        run item by item. One bad item never stops the rest."""
         report = report if report is not None else ScanReport()
-        for item in items:
+        iterator = iter(items)
+        while batch := list(islice(iterator, batch_size)):
+            archived: list[_Archived] = []
+            for item in batch:
+                try:
+                    found = self._retrying(item.key, report,
+                                           lambda r, i=item: self._archive(i, r))  # type: ignore[misc]
+                except Exception as exc:
+                    report.failed += 1
+                    report.problems.append(f"item {item.key}: {type(exc).__name__}: {exc}")
+                    log.exception("archiving item %s failed", item.key)
+                    found = None
+                if found is not None:
+                    archived.append(found)
+                elif progress:
+                    progress(1)
             try:
-                self._process_retrying(item, report)
-            except Exception as exc:
-                # one bad item must not stop the rest; it is already archived if it got that far
-                report.failed += 1
-                report.problems.append(f"item {item.key}: {type(exc).__name__}: {exc}")
-                log.exception("processing item %s failed", item.key)
-            if progress:
-                progress(1)
+                pre = self.engine.precompute([a.item for a in archived], self.context())
+            except Exception:
+                log.exception("batch detection failed; detecting item by item")
+                pre = [{} for _ in archived]
+            for entry, precomputed in zip(archived, pre, strict=True):
+                try:
+                    self._retrying(entry.item.key, report,
+                                   lambda r, e=entry, p=precomputed:  # type: ignore[misc]
+                                   self._detect_and_record(e, r, p))
+                except Exception as exc:
+                    # already archived: the next run detects it again (detected_at is unset)
+                    report.failed += 1
+                    report.problems.append(f"item {entry.item.key}: {type(exc).__name__}: {exc}")
+                    log.exception("processing item %s failed", entry.item.key)
+                if progress:
+                    progress(1)
         return report
 
-    def _process_retrying(self, item: Item, report: ScanReport) -> None:
-        """``process``, retried while the database is unreachable (a restart, a failover, a
-        locked SQLite file) for up to about ``db_retry_seconds``. Each attempt starts over: the
-        archive step is idempotent and the detection step commits as one transaction."""
+    def _retrying(self, key: str, report: ScanReport, step: Callable[[ScanReport], _T]) -> _T:
+        """Run one step for one item, retried while the database is unreachable (a restart, a
+        failover, a locked SQLite file) for up to about ``db_retry_seconds``. Each attempt
+        starts over with a fresh report: archiving is idempotent and the detection step commits
+        as one transaction."""
         delay, waited = 0.25, 0.0
         while True:
             attempt = ScanReport()
             try:
-                self.process(item, attempt)
+                result = step(attempt)
             except DBAPIError as exc:
                 transient = isinstance(exc, OperationalError) or exc.connection_invalidated
                 if not transient or waited >= self.db_retry_seconds:
                     raise
                 log.warning("database unavailable (%s); retrying item %s in %.1fs",
-                            type(exc.orig).__name__, item.key, delay)
+                            type(exc.orig).__name__, key, delay)
                 time.sleep(delay)
                 waited += delay
                 delay = min(delay * 2, 5.0)
                 continue
             report.merge(attempt)
-            return
+            return result
 
     # --- connectors ---------------------------------------------------------------------------
     def apply_fetch(self, connector: Connector, result: FetchResult,

@@ -48,6 +48,8 @@ def _split(value: Any) -> list[str]:
         return []
     if isinstance(value, str):
         return [v.strip() for v in value.split(";") if v.strip()]
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"expected a list or ';'-separated text, got {type(value).__name__}")
     return [str(v).strip() for v in value if str(v).strip()]
 
 
@@ -153,30 +155,45 @@ def read_csv(path: Path, kind: str) -> tuple[list[Any], list[str]]:
     model = _CSV_MODELS[kind]
     rows: list[Any] = []
     problems: list[str] = []
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        known = set(model.model_fields)
-        unknown = [c for c in (reader.fieldnames or []) if c and c.strip() not in known]
-        if unknown:
-            problems.append(
-                f"{path}:1: unknown column(s) {', '.join(unknown)}; "
-                f"{kind} columns are: {', '.join(model.model_fields)}"
-            )
-            return rows, problems
-        for lineno, raw in enumerate(reader, start=2):
-            data = {k.strip(): v for k, v in raw.items() if k is not None and v not in (None, "")}
-            try:
-                rows.append(model.model_validate(data))
-            except ValidationError as exc:
-                for err in exc.errors():
-                    loc = ".".join(str(p) for p in err["loc"]) or "row"
-                    problems.append(f"{path}:{lineno}: {loc}: {err['msg']}")
+    lineno = 1
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            known = set(model.model_fields)
+            unknown = [c for c in (reader.fieldnames or []) if c and c.strip() not in known]
+            if unknown:
+                problems.append(
+                    f"{path}:1: unknown column(s) {', '.join(unknown)}; "
+                    f"{kind} columns are: {', '.join(model.model_fields)}"
+                )
+                return rows, problems
+            for lineno, raw in enumerate(reader, start=2):
+                data = {k.strip(): v for k, v in raw.items()
+                        if k is not None and v not in (None, "")}
+                try:
+                    rows.append(model.model_validate(data))
+                except ValidationError as exc:
+                    for err in exc.errors():
+                        loc = ".".join(str(p) for p in err["loc"]) or "row"
+                        problems.append(f"{path}:{lineno}: {loc}: {err['msg']}")
+    except UnicodeDecodeError as exc:
+        problems.append(f"{path}: not UTF-8 text (byte {exc.start}); save the file as "
+                        "\"CSV UTF-8\"")
+    except csv.Error as exc:
+        problems.append(f"{path}:{lineno + 1}: not a readable CSV row ({exc})")
     return rows, problems
 
 
 def read_toml(path: Path) -> Registers:
-    with path.open("rb") as fh:
-        data = tomllib.load(fh)
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise RegisterError([f"{path}: not valid TOML: {exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise RegisterError([f"{path}: not UTF-8 text (byte {exc.start})"]) from None
+    except OSError as exc:
+        raise RegisterError([f"{path}: cannot be read: {exc.strerror or exc}"]) from None
     try:
         return Registers.model_validate(data)
     except ValidationError as exc:

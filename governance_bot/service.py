@@ -30,6 +30,7 @@ from governance_bot import leases
 from governance_bot.access_audit.cycle import AccessAudit
 from governance_bot.metrics import CONTENT_TYPE, Metrics
 from governance_bot.runtime import Runtime
+from governance_bot.webhooks import ReplayGuard
 
 __all__ = ["Service"]
 
@@ -68,6 +69,8 @@ class Service:
             notifier = SlackAccessAuditNotifier(self.slack.bot)
             self.access_audit.notifier = notifier
             register_access_audit(self.slack.app, self.slack.bot, self.access_audit, notifier)
+        self.replay_guard = ReplayGuard(runtime.db, timedelta(
+            hours=runtime.config.security.webhook_replay_window_hours))
 
     # --- jobs ---------------------------------------------------------------------------------
     def poll(self, connector: Connector) -> None:
@@ -172,9 +175,17 @@ class Service:
                                  headers=dict(request.headers), query=dict(request.query_params),
                                  body=await request.body())
             resp = connector.handle_webhook(req)
+            key = resp.replay_key if resp.status < 300 else None
+            if key is not None and not self.replay_guard.claim(connector.name, key):
+                return Response(resp.body, status_code=resp.status, media_type=resp.content_type)
             if resp.items:
                 with self._lock:
-                    self.rt.pipeline.process_many(resp.items)
+                    report = self.rt.pipeline.process_many(resp.items)
+                if report.problems:
+                    # not stored: release the claim and ask the platform to deliver it again
+                    if key is not None:
+                        self.replay_guard.release(connector.name, key)
+                    return Response(b"not processed; please retry", status_code=503)
                 self.drain()
             return Response(resp.body, status_code=resp.status, media_type=resp.content_type)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -66,13 +67,37 @@ class DetectionEngine:
     def rule_ids(self) -> list[str]:
         return [d.rule_id for d in self.detectors]
 
-    def detect(self, item: Item, ctx: DetectionContext) -> list[Finding]:
+    def precompute(self, items: Sequence[Item], ctx: DetectionContext
+                   ) -> list[dict[int, list[Finding]]]:
+        """Run the detectors that can take a whole batch (``detect_batch(items, ctx)``: the
+        model-backed ones, which look at each item alone) over ``items`` at once. The result,
+        per item, is passed to :meth:`detect` as ``precomputed``; the rules that read history
+        still run one item at a time, in order."""
+        out: list[dict[int, list[Finding]]] = [{} for _ in items]
+        for index, detector in enumerate(self.detectors):
+            batch = getattr(detector, "detect_batch", None)
+            if batch is None or not items:
+                continue
+            for i, found in enumerate(batch(items, ctx)):
+                out[i][index] = list(found)
+        return out
+
+    def detect(self, item: Item, ctx: DetectionContext,
+               precomputed: dict[int, list[Finding]] | None = None) -> list[Finding]:
         """Every finding on ``item``, each with its item key and route set."""
         findings: list[Finding] = []
         key = item.key
-        for detector in self.detectors:
-            for finding in detector.detect(item, ctx):
+        for index, detector in enumerate(self.detectors):
+            found = (precomputed[index] if precomputed is not None and index in precomputed
+                     else detector.detect(item, ctx))
+            for finding in found:
                 findings.append(
                     replace(finding, item_key=key, route=self.router.route_finding(finding))
                 )
         return findings
+
+    def detect_many(self, items: Sequence[Item], ctx: DetectionContext) -> list[list[Finding]]:
+        """Findings for each of ``items``, in order, batching the model-backed detectors.
+        ``ctx.history`` is not updated between items here (``classify`` records as it goes)."""
+        pre = self.precompute(items, ctx)
+        return [self.detect(item, ctx, p) for item, p in zip(items, pre, strict=True)]

@@ -15,6 +15,9 @@ from governance_bot.registers import RegisterIndex, read_toml
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
+# The model-backed rules take seconds to load in every new process; tests switch them off unless
+# they are what is being tested (pass disabled=() for every rule).
+MODEL_RULES = ("safeguarding", "images", "toxicity")
 
 
 @pytest.fixture
@@ -30,7 +33,7 @@ def make_config(tmp_path: Path) -> Callable[..., Config]:
 
 
 def _config_maker(tmp_path: Path, url: str) -> Callable[..., Config]:
-    def make(extra: str = "", disabled: tuple[str, ...] = (),
+    def make(extra: str = "", disabled: tuple[str, ...] = MODEL_RULES,
              env: dict[str, str] | None = None) -> Config:
         shutil.copy(EXAMPLES / "registers.toml", tmp_path / "registers.toml")
         disabled_list = ", ".join(f'"{d}"' for d in disabled)

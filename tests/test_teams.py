@@ -83,7 +83,8 @@ def test_a_deleted_message_carries_its_deletion_time() -> None:
                   deleted="2026-03-10T10:05:00Z")
     item = parse_chat_message(raw, account="brookfield-teams")
     assert item is not None
-    assert item.model_extra["deleted_at"] == "2026-03-10T10:05:00+00:00"
+    assert item.deleted_at is not None
+    assert item.deleted_at.isoformat() == "2026-03-10T10:05:00+00:00"
 
 
 # -- polling --------------------------------------------------------------------------------

@@ -103,7 +103,7 @@ def test_an_edit_replaces_the_original_messages_text() -> None:
 def test_a_deletion_marks_the_original_message_deleted() -> None:
     (item,) = parse(updates("deleted_message.json")["revoke"])[0]
     assert item.id == "<ORIGINAL_WHATSAPP_MESSAGE_ID>"
-    assert item.model_extra["deleted_at"] == datetime.fromtimestamp(1697043223, UTC).isoformat()
+    assert item.deleted_at == datetime.fromtimestamp(1697043223, UTC)
 
 
 def test_messages_sent_from_the_business_app_are_authored_by_the_business() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-import governance_bot.storage.audit_models  # noqa: F401  (registers its tables)
+import governance_bot.storage.audit_models  # registers its tables
+import governance_bot.storage.dp_models  # noqa: F401  (registers its tables)
 from governance_bot.storage.models import Base
 
 config = context.config

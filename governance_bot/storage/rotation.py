@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import Table, select, update
 
+import governance_bot.storage.dp_models  # noqa: F401  (its encrypted columns are rotated too)
 from governance_bot.storage import models as m
 from governance_bot.storage.crypto import EncryptedJSON, EncryptedText, is_configured
 from governance_bot.storage.db import Database
