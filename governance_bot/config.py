@@ -212,6 +212,9 @@ class ServiceSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     outbox_interval_seconds: int = Field(default=10, ge=1)
+    lease_seconds: int = Field(
+        default=60, ge=1, description="how long another replica waits before taking over the "
+        "polling or the claimed notifications of a replica that died (docs/replicas.md)")
 
 
 class SecuritySettings(_Section):

@@ -156,16 +156,18 @@ class OutboxSender:
             if not ids:
                 return delivered, failed
             for message_id in ids:
-                if self._deliver_one(message_id):
+                if self._deliver_one(message_id, now_):
                     delivered += 1
                 else:
                     failed += 1
             if len(ids) < limit or failed:
                 return delivered, failed
 
-    def _deliver_one(self, message_id: int) -> bool:
+    def _deliver_one(self, message_id: int, now: datetime) -> bool:
         with self.db.session() as session:
-            message = session.get(m.OutboxMessage, message_id)
+            # locked while it is delivered: a replica whose claim on it has meanwhile expired
+            # skips it (SKIP LOCKED) instead of delivering it a second time
+            message = session.get(m.OutboxMessage, message_id, with_for_update=True)
             if message is None or message.delivered_at is not None:
                 return True
             if message.claimed_by != self.owner:
@@ -178,7 +180,8 @@ class OutboxSender:
                 message.attempts += 1
                 message.last_error = f"{type(exc).__name__}: {exc}"[:500]
                 backoff = min(self.max_backoff, 2 ** min(message.attempts, 10))
-                message.available_at = datetime.now(UTC) + timedelta(seconds=backoff)
+                # from the drain's own time, so a simulated clock drives the backoff too
+                message.available_at = now + timedelta(seconds=backoff)
                 message.claimed_by = message.claimed_until = None
                 log.warning("outbox: delivery of message %d to %s failed (attempt %d), "
                             "retrying in %ds: %s", message_id, self.sink.name, message.attempts,

@@ -8,13 +8,15 @@ crash detects exactly the items that were not finished, and finding fingerprints
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from connectors.base import Connector, FetchResult
 from governance_bot.flags import FlagChange, record_findings
@@ -29,6 +31,8 @@ from rules.base import Category, DetectionContext, Evidence, Finding, Severity
 from rules.engine import DetectionEngine
 
 __all__ = ["Pipeline", "ScanReport"]
+
+_T = TypeVar("_T")
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +55,12 @@ class ScanReport:
     detected: int = 0
     flags_created: int = 0
     flags_updated: int = 0
+    failed: int = 0  # items that raised (not archived or not detected): re-read at the next poll
     problems: list[str] = field(default_factory=list)
 
     def merge(self, other: ScanReport) -> None:
         for name in ("items", "new", "edited", "unchanged", "deleted", "detected",
-                     "flags_created", "flags_updated"):
+                     "flags_created", "flags_updated", "failed"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.problems.extend(other.problems)
 
@@ -63,8 +68,9 @@ class ScanReport:
 class Pipeline:
     def __init__(self, db: Database, engine: DetectionEngine, registers: RegisterIndex,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 options: dict[str, Any] | None = None):
+                 options: dict[str, Any] | None = None, db_retry_seconds: float = 30.0):
         self.db = db
+        self.db_retry_seconds = db_retry_seconds
         self.engine = engine
         self.registers = registers
         self.clock = clock
@@ -132,8 +138,10 @@ class Pipeline:
             archived: list[_Archived] = []
             for item in batch:
                 try:
-                    found = self._archive(item, report)
+                    found = self._retrying(item.key, report,
+                                           lambda r, i=item: self._archive(i, r))  # type: ignore[misc]
                 except Exception as exc:
+                    report.failed += 1
                     report.problems.append(f"item {item.key}: {type(exc).__name__}: {exc}")
                     log.exception("archiving item %s failed", item.key)
                     found = None
@@ -148,14 +156,40 @@ class Pipeline:
                 pre = [{} for _ in archived]
             for entry, precomputed in zip(archived, pre, strict=True):
                 try:
-                    self._detect_and_record(entry, report, precomputed)
+                    self._retrying(entry.item.key, report,
+                                   lambda r, e=entry, p=precomputed:  # type: ignore[misc]
+                                   self._detect_and_record(e, r, p))
                 except Exception as exc:
                     # already archived: the next run detects it again (detected_at is unset)
+                    report.failed += 1
                     report.problems.append(f"item {entry.item.key}: {type(exc).__name__}: {exc}")
                     log.exception("processing item %s failed", entry.item.key)
                 if progress:
                     progress(1)
         return report
+
+    def _retrying(self, key: str, report: ScanReport, step: Callable[[ScanReport], _T]) -> _T:
+        """Run one step for one item, retried while the database is unreachable (a restart, a
+        failover, a locked SQLite file) for up to about ``db_retry_seconds``. Each attempt
+        starts over with a fresh report: archiving is idempotent and the detection step commits
+        as one transaction."""
+        delay, waited = 0.25, 0.0
+        while True:
+            attempt = ScanReport()
+            try:
+                result = step(attempt)
+            except DBAPIError as exc:
+                transient = isinstance(exc, OperationalError) or exc.connection_invalidated
+                if not transient or waited >= self.db_retry_seconds:
+                    raise
+                log.warning("database unavailable (%s); retrying item %s in %.1fs",
+                            type(exc.orig).__name__, key, delay)
+                time.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, 5.0)
+                continue
+            report.merge(attempt)
+            return result
 
     # --- connectors ---------------------------------------------------------------------------
     def apply_fetch(self, connector: Connector, result: FetchResult,
@@ -169,7 +203,13 @@ class Pipeline:
                 platform = result.items[0].platform if result.items else connector.type
                 report.deleted += self._record_deletions(platform, connector.account, window,
                                                          listed)
-        self.save_cursor(connector.name, result.cursor, None)
+        if report.failed:
+            # keep the old cursor: the items that failed are read again at the next poll (those
+            # that did get through are recognised as unchanged then)
+            self.save_cursor(connector.name, None, f"{report.failed} item(s) failed; they are "
+                             "read again at the next poll")
+        else:
+            self.save_cursor(connector.name, result.cursor, None)
         return report
 
     def _record_deletions(self, platform: str, account: str, window: Any, listed: set[str]) -> int:

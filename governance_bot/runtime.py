@@ -124,7 +124,8 @@ class Runtime:
         self.pipeline.registers = self.registers
 
     def sender(self, sink: Sink | None = None) -> OutboxSender:
-        return OutboxSender(self.db, sink or make_sink(self.config), self.registers)
+        return OutboxSender(self.db, sink or make_sink(self.config), self.registers,
+                            lease_seconds=self.config.service.lease_seconds)
 
     def close(self) -> None:
         for c in self.connectors:

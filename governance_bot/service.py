@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,6 +35,10 @@ from governance_bot.webhooks import ReplayGuard
 __all__ = ["Service"]
 
 log = logging.getLogger(__name__)
+
+
+class LeaseLost(Exception):
+    """This replica's polling lease was taken over by another replica during a scan."""
 
 
 class Service:
@@ -71,12 +76,25 @@ class Service:
     def poll(self, connector: Connector) -> None:
         if connector.name in self.paused:
             return
-        ttl = timedelta(seconds=max(60, 2 * connector.settings.poll_interval_seconds))
+        ttl = timedelta(seconds=max(self.rt.config.service.lease_seconds,
+                                    2 * connector.settings.poll_interval_seconds))
         if not leases.acquire(self.rt.db, connector.name, self.owner, ttl, datetime.now(UTC)):
             return  # another replica is polling this connector
+        renewed = [time.monotonic()]
+
+        def keep_lease(_: int) -> None:
+            # a long scan (a first backfill) renews its lease as it goes; if another replica
+            # took it meanwhile (this one stalled past the lease), stop without saving the cursor
+            if time.monotonic() - renewed[0] < ttl.total_seconds() / 3:
+                return
+            if not leases.acquire(self.rt.db, connector.name, self.owner, ttl,
+                                  datetime.now(UTC)):
+                raise LeaseLost(connector.name)
+            renewed[0] = time.monotonic()
+
         try:
             with self._lock:
-                report = self.rt.pipeline.scan(connector)
+                report = self.rt.pipeline.scan(connector, progress=keep_lease)
             for problem in report.problems:
                 log.warning("%s: skipped a record: %s", connector.name, problem)
             log.info("%s: %d items, %d new flags", connector.name, report.items,
@@ -88,6 +106,10 @@ class Service:
         except ConnectorError as exc:
             self.rt.pipeline.save_cursor(connector.name, None, str(exc))
             log.warning("%s: will retry at the next poll: %s", connector.name, exc)
+        except LeaseLost:
+            log.warning("%s: another replica took over the polling during a long scan; this one "
+                        "stopped (what it did is kept; the rest is the other replica's)",
+                        connector.name)
         finally:
             leases.release(self.rt.db, connector.name, self.owner)
         self.drain()
@@ -98,6 +120,18 @@ class Service:
         if leases.acquire(self.rt.db, "job:access-audit", self.owner, timedelta(hours=12),
                           datetime.now(UTC)):
             self.access_audit.start()
+
+    def tick_access_audit(self) -> None:
+        # chasing and closing an audit run: one replica at a time (two at once would both see
+        # a run as not yet chased and remind everyone twice)
+        ttl = timedelta(seconds=max(self.rt.config.service.lease_seconds, 600))
+        if not leases.acquire(self.rt.db, "job:access-audit-tick", self.owner, ttl,
+                              datetime.now(UTC)):
+            return
+        try:
+            self.access_audit.tick()
+        finally:
+            leases.release(self.rt.db, "job:access-audit-tick", self.owner)
 
     def drain(self) -> None:
         try:
@@ -115,14 +149,14 @@ class Service:
                                seconds=self.rt.config.service.outbox_interval_seconds,
                                id="outbox", max_instances=1, coalesce=True)
         if self.slack is not None:
-            self.slack.schedule(self.scheduler)
+            self.slack.schedule(self.scheduler, self.owner)
         audit = self.rt.config.audit
         if audit.enabled:
             self.scheduler.add_job(self.start_access_audit, "cron", day_of_week=audit.day_of_week,
                                    hour=audit.hour, minute=audit.minute,
                                    timezone=self.rt.config.organisation.timezone,
                                    id="access-audit", max_instances=1, coalesce=True)
-            self.scheduler.add_job(self.access_audit.tick, "interval", minutes=5,
+            self.scheduler.add_job(self.tick_access_audit, "interval", minutes=5,
                                    id="access-audit-tick", max_instances=1, coalesce=True)
 
     # --- HTTP ---------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from slack_bolt import App
@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as HttpRoute
 
+from governance_bot import leases
 from governance_bot.runtime import Runtime
 from governance_bot.slack.app import build_app
 from governance_bot.slack.bot import SlackBot, make_client, slack_tokens
@@ -41,6 +42,8 @@ class SlackService:
             kwargs["clock"] = clock
         self.bot = SlackBot(config, runtime.db, make_client(config, bot_token), **kwargs)
         self.sink = SlackSink(self.bot)
+        self.runtime = runtime
+        self.lease_seconds = config.service.lease_seconds
         self.mode = config.slack.mode
         if self.mode == "http" and not signing_secret:
             raise RuntimeError("Slack over HTTP needs the signing secret: set "
@@ -69,13 +72,36 @@ class SlackService:
 
         return [HttpRoute("/slack/events", events, methods=["POST"])]
 
-    def schedule(self, scheduler: Any) -> None:
+    # --- scheduled jobs: once across replicas, through a lease in the shared database ---------
+    def run_escalation(self, owner: str) -> list[tuple[int, int]] | None:
+        """Escalate what is due, unless another replica is doing it right now (then None).
+        The lease is released afterwards: the next round may run on any replica, and a flag
+        already escalated by one replica is seen as such by the next."""
+        ttl = timedelta(seconds=max(self.lease_seconds,
+                                    2 * self.bot.settings.escalation_interval_seconds))
+        if not leases.acquire(self.runtime.db, "job:slack-escalation", owner, ttl,
+                              datetime.now(UTC)):
+            return None
+        try:
+            return self.escalation.run()
+        finally:
+            leases.release(self.runtime.db, "job:slack-escalation", owner)
+
+    def run_digest(self, owner: str) -> int | None:
+        """Send the daily digest once across replicas: the lease outlives the job (12 hours), so
+        a second replica's trigger a moment later finds it taken. None if it was."""
+        if not leases.acquire(self.runtime.db, "job:slack-digest", owner, timedelta(hours=12),
+                              datetime.now(UTC)):
+            return None
+        return self.digest.run()
+
+    def schedule(self, scheduler: Any, owner: str) -> None:
         settings = self.bot.settings
-        scheduler.add_job(self.escalation.run, "interval",
+        scheduler.add_job(self.run_escalation, "interval", args=[owner],
                           seconds=settings.escalation_interval_seconds, id="slack:escalation",
                           max_instances=1, coalesce=True)
         at = self.digest.run_time()
-        scheduler.add_job(self.digest.run, "cron", hour=at.hour, minute=at.minute,
+        scheduler.add_job(self.run_digest, "cron", args=[owner], hour=at.hour, minute=at.minute,
                           timezone=self.bot.config.organisation.timezone, id="slack:digest",
                           max_instances=1, coalesce=True)
 

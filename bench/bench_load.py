@@ -1,0 +1,481 @@
+"""Load and time-to-alert: sustained ingest and webhook bursts with every detection rule on.
+
+Run from the repository root::
+
+    .venv/bin/python bench/bench_load.py                 # SQLite scenarios and cost growth
+    GOVERNANCE_BOT_TEST_PG_URL=postgresql+psycopg://... \\
+        .venv/bin/python bench/bench_load.py             # adds PostgreSQL with two replicas
+
+What is measured (all in one run, so the ratios compare like with like):
+
+* **sustained jsonl ingest** at a fixed arrival rate (default 50 items/s, open loop: an item's
+  "received" time is when it was due to arrive, so falling behind shows up as latency). Lines are
+  parsed by the jsonl connector's own parser and go through ``Pipeline.process``; when an item
+  raised a flag the outbox is drained at once (as the service does after each webhook) through the
+  real ``SlackSink``/``slack_sdk`` client to the local fake Slack (tests/slack/fake_slack.py),
+  which records when each ``chat.postMessage`` arrives.
+  Time-to-alert = that arrival - the item's received time, for every flag posted at once (the
+  digest-route flags wait for the daily digest by design and are not counted).
+* **webhook bursts**: signed Meta feed events (``X-Hub-Signature-256`` with the app secret)
+  POSTed to the service's ``/webhooks/<name>`` through Starlette's in-process test client (the
+  real ASGI app, signature check, connector parsing, pipeline and the service's drain after each
+  webhook; no TCP socket, so the 2 cores are not spent on an HTTP client). Bursts of 25 events,
+  each burst's events sent back to back.
+* **PostgreSQL, two replicas**: two processes on one database, each taking half the arrivals,
+  each with its own outbox sender (claims with ``FOR UPDATE SKIP LOCKED``).
+* **cost growth**: closed-loop ms per item with 100, 1,000 and 10,000 learners in the register,
+  and with messages of 50 to 5,000 characters.
+
+Learner names are combinations of the invented names in ../shared/datasets/fake-identities and a
+list written here; the posts are this project's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import select  # noqa: E402
+
+from governance_bot.storage import models as m  # noqa: E402
+from governance_bot.storage.db import Database  # noqa: E402
+from tests.slack.fake_slack import FakeSlack  # noqa: E402
+
+EXAMPLE_REGISTERS = ROOT / "examples" / "registers.toml"
+IDENTITIES = Path(os.environ.get("GOVERNANCE_BOT_SHARED", ROOT.parent / "shared")) / \
+    "datasets" / "fake-identities" / "fake_identities_gb.csv"
+EXTRA_FIRST = ["Ada", "Bea", "Cal", "Dev", "Ela", "Finn", "Gus", "Hana", "Ivo", "Jude", "Kit",
+               "Lila", "Milo", "Nia", "Otis", "Pia", "Quin", "Rhea", "Sol", "Tia", "Umar",
+               "Vera", "Wren", "Xan", "Yara", "Zac", "Arlo", "Bryn", "Cleo", "Dara", "Ezra",
+               "Faye", "Gio", "Hope", "Ines", "Joss", "Kai", "Luca", "Mae", "Nell"]
+APP_SECRET = "bench-meta-app-secret"
+PAGE = "104000000001"
+SENTENCES = (
+    "Thank you to every family who came to the open evening on Thursday.",
+    "Our Year 9 netball team played brilliantly against Riverside this weekend.",
+    "The library will be open until five during the mock exam fortnight.",
+    "Reminder that the trip letters need to be back with form tutors by Friday.",
+    "Huge congratulations to the choir on their performance at the town hall.",
+    "Please check the website for the updated bus timetable after half term.",
+)
+
+
+# --- data ------------------------------------------------------------------------------------
+def learner_names(n: int) -> list[tuple[str, str]]:
+    firsts: list[str] = list(EXTRA_FIRST)
+    lasts: list[str] = []
+    if IDENTITIES.exists():
+        with IDENTITIES.open(encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                firsts.append(row["GivenName"])
+                lasts.append(row["Surname"])
+    lasts = sorted(set(lasts)) or ["Ashdown", "Okonjo", "Pemberton", "Quayle", "Rowntree"]
+    firsts = sorted(set(firsts))
+    pairs = [(f, s) for s in lasts for f in firsts]
+    random.Random(7).shuffle(pairs)
+    if len(pairs) < n:
+        raise SystemExit(f"only {len(pairs)} name combinations for {n} learners")
+    return pairs[:n]
+
+
+def write_registers(folder: Path, n_learners: int) -> list[tuple[str, str]]:
+    names = learner_names(n_learners)
+    with (folder / "learners.csv").open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["learner_id", "first_name", "last_name", "preferred_name", "date_of_birth",
+                    "email", "photo_consent", "comms_consent", "employer", "handles"])
+        for i, (first, last) in enumerate(names):
+            w.writerow([f"B{i:05d}", first, last, "", f"20{10 + i % 5}-0{1 + i % 9}-1{i % 9}",
+                        f"{first}.{last}.{i}@students.brookfield.example.org".lower(),
+                        "yes" if i % 4 else "no", "yes", "", ""])
+    return names
+
+
+def text_for(i: int, names: list[tuple[str, str]], length: int | None = None) -> str:
+    rng = random.Random(i)
+    parts = [rng.choice(SENTENCES)]
+    if i % 3 == 0:  # a third name a learner in full: learner_pii flags them to the managers
+        first, last = names[rng.randrange(len(names))]
+        parts.insert(0, f"Well done to {first} {last} on Saturday.")
+    target = length or rng.choice((80, 160, 280, 600))
+    while sum(len(p) + 1 for p in parts) < target:
+        parts.append(rng.choice(SENTENCES))
+    return " ".join(parts)[: max(target, len(parts[0]))]
+
+
+def item_dict(i: int, names: list[tuple[str, str]], prefix: str, length: int | None = None
+              ) -> dict[str, Any]:
+    return {"id": f"{prefix}{i}", "platform": "facebook", "account": "brookfield-facebook",
+            "kind": "comment", "author": {"id": f"61000{i % 97:05d}", "name": "A Parent"},
+            "created_at": datetime(2026, 11, 20, 10, 0, i % 60, tzinfo=UTC).isoformat(),
+            "text": text_for(i, names, length), "thread_id": f"{PAGE}_1",
+            "parent_id": f"{PAGE}_1", "url": f"https://facebook.example/{prefix}{i}"}
+
+
+def make_config(folder: Path, url: str, fake: FakeSlack | None) -> Path:
+    path = folder / "config.toml"
+    delivery = (f'[delivery]\nsink = "slack"\n[slack]\nenabled = true\napi_url = '
+                f'"{fake.base_url}"\n' if fake else '[delivery]\nsink = "console"\n')
+    path.write_text(
+        f'[database]\nurl = "{url}"\n[registers]\nfile = "{EXAMPLE_REGISTERS}"\n'
+        f'learners = "{folder / "learners.csv"}"\n[detection]\ndisabled_rules = []\n'
+        f'[service]\noutbox_interval_seconds = 1\n{delivery}'
+        f'[[connectors]]\nname = "fb"\ntype = "facebook"\naccount = "brookfield-facebook"\n'
+        f'page_id = "{PAGE}"\naccess_token = "${{BENCH_FB_TOKEN}}"\n'
+        'app_secret = "${BENCH_META_SECRET}"\nverify_token = "${BENCH_FB_VERIFY}"\nbase_url = "http://127.0.0.1:9"\n'
+        "poll_interval_seconds = 3600\n")
+    return path
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": "bench",
+            "BENCH_FB_TOKEN": "bench-token", "BENCH_META_SECRET": APP_SECRET,
+            "BENCH_FB_VERIFY": "bench-verify"}
+
+
+# --- one replica: paced ingest with a sender thread --------------------------------------------
+def replica(config_path: Path, lines_path: Path, rate: float, start_at: float | None
+            ) -> dict[str, Any]:
+    """Feed the lines at ``rate``/s from ``start_at`` (perf_counter; None: print "ready" and read
+    it from stdin); return received and processed times."""
+    os.environ.update(env())
+    from connectors.jsonl import LineProblem, parse_line
+    from governance_bot.config import load_config
+    from governance_bot.runtime import Runtime
+    from governance_bot.slack.sink import SlackSink
+
+    config = load_config(config_path)
+    rt = Runtime.from_config(config, import_registers_from_config=False, with_connectors=False)
+    sender = rt.sender(SlackSink.from_config(config, rt.db))
+    lines = lines_path.read_text(encoding="utf-8").splitlines()
+    # warm-up, outside the measurement: the first items load the matchers and lexicons lazily
+    for n, line in enumerate(lines[:5]):
+        warm = parse_line(line.replace('"id": "', '"id": "warm-'), lines_path, n + 1)
+        if warm is not None and not isinstance(warm, LineProblem):
+            rt.pipeline.process_many([warm])
+    received: dict[str, float] = {}
+    processed: dict[str, float] = {}
+    if start_at is None:
+        print("ready", flush=True)
+        start_at = float(sys.stdin.readline())
+    cpu0 = time.process_time()
+    while time.perf_counter() < start_at:
+        time.sleep(0.005)
+    for n, line in enumerate(lines):
+        due = start_at + n / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        parsed = parse_line(line, lines_path, n + 1)
+        if parsed is None or isinstance(parsed, LineProblem):
+            continue
+        received[parsed.id] = due
+        report = rt.pipeline.process_many([parsed])
+        processed[parsed.id] = time.perf_counter()
+        if report.flags_created or report.flags_updated:
+            sender.drain()  # as the service does after a webhook: send at once
+    finished = time.perf_counter()
+    deadline = time.monotonic() + 60
+    while sender.pending() and time.monotonic() < deadline:  # another replica's claims
+        sender.drain()
+        time.sleep(0.05)
+    cpu = time.process_time() - cpu0
+    rt.close()
+    return {"received": received, "processed": processed, "finished": finished, "cpu": cpu}
+
+
+@dataclass
+class Result:
+    name: str
+    items: int
+    seconds: float
+    alerts: list[float] = field(default_factory=list)
+    flags: int = 0
+    cpu: float = 0.0
+    pipeline: list[float] = field(default_factory=list)
+
+    @staticmethod
+    def pct(values: list[float], p: float) -> float:
+        if not values:
+            return float("nan")
+        s = sorted(values)
+        return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
+
+    def row(self) -> str:
+        a, q = self.alerts, self.pipeline
+        return (f"| {self.name} | {self.items} | {self.items / self.seconds:.1f} | "
+                f"{self.cpu / self.items * 1000:.1f} | "
+                f"{self.pct(q, 50) * 1000:.0f} / {self.pct(q, 95) * 1000:.0f} / "
+                f"{self.pct(q, 99) * 1000:.0f} | {len(a)} | "
+                f"{self.pct(a, 50) * 1000:.0f} | {self.pct(a, 95) * 1000:.0f} | "
+                f"{self.pct(a, 99) * 1000:.0f} | {max(a, default=0) * 1000:.0f} |")
+
+
+def alert_times(url: str, fake: FakeSlack, received: dict[str, float]) -> tuple[list[float], int]:
+    db = Database(url)
+    with db.session() as s:
+        by_flag = dict(s.execute(select(m.Flag.id, m.ItemRecord.native_id).join(
+            m.ItemRecord, m.ItemRecord.id == m.Flag.item_id)).all())
+    db.dispose()
+    first: dict[int, float] = {}
+    for call in fake.calls("chat.postMessage"):
+        meta = call.params.get("metadata")
+        if isinstance(meta, dict):
+            fid = int(meta["event_payload"]["flag_id"])
+            first[fid] = min(first.get(fid, call.at), call.at)
+    out = [at - received[by_flag[fid]] for fid, at in first.items()
+           if by_flag.get(fid) in received]
+    return out, len(by_flag)
+
+
+def prepare(folder: Path, url: str, fake: FakeSlack | None, learners: int) -> tuple[Path, Any]:
+    os.environ.update(env())
+    from governance_bot.config import load_config
+    from governance_bot.runtime import Runtime
+
+    names = write_registers(folder, learners)
+    config_path = make_config(folder, url, fake)
+    Runtime.from_config(load_config(config_path)).close()  # schema + register import, once
+    return config_path, names
+
+
+def sustained(name: str, url: str, folder: Path, rate: float, seconds: float,
+              replicas: int, learners: int) -> Result:
+    folder.mkdir(parents=True, exist_ok=True)
+    with FakeSlack() as fake:
+        config_path, names = prepare(folder, url, fake, learners)
+        total = int(rate * seconds)
+        files = []
+        for r in range(replicas):
+            path = folder / f"replica{r}.jsonl"
+            with path.open("w", encoding="utf-8") as fh:
+                for i in range(r, total, replicas):
+                    fh.write(json.dumps(item_dict(i, names, "s")) + "\n")
+            files.append(path)
+        if replicas == 1:
+            outs = [replica(config_path, files[0], rate, time.perf_counter() + 1)]
+        else:
+            procs = [subprocess.Popen(
+                [sys.executable, __file__, "--replica", str(config_path), str(f),
+                 str(rate / replicas), "-"], stdout=subprocess.PIPE, stdin=subprocess.PIPE,
+                env=env(), text=True) for f in files]
+            for p in procs:  # every replica started up (imports, matchers) before the clock runs
+                assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+            start_at = time.perf_counter() + 1
+            for p in procs:
+                assert p.stdin is not None
+                p.stdin.write(f"{start_at!r}\n")
+                p.stdin.flush()
+            outs = []
+            for p in procs:
+                out, _ = p.communicate(timeout=seconds + 300)
+                if p.returncode != 0:
+                    raise SystemExit(f"replica failed ({p.returncode})")
+                outs.append(json.loads(out.strip().splitlines()[-1]))
+        received: dict[str, float] = {}
+        pipeline: list[float] = []
+        for o in outs:
+            received.update(o["received"])
+            pipeline.extend(o["processed"][k] - o["received"][k] for k in o["processed"])
+        start = min(received.values())
+        elapsed = max(o["finished"] for o in outs) - start
+        alerts, flags = alert_times(url, fake, received)
+    return Result(name, len(received), elapsed, alerts, flags, sum(o["cpu"] for o in outs),
+                  pipeline)
+
+
+def webhook_bursts(url: str, folder: Path, rate: float, seconds: float, learners: int,
+                   burst: int = 25) -> Result:
+    folder.mkdir(parents=True, exist_ok=True)
+    from starlette.testclient import TestClient
+
+    from connectors.meta import sign
+    from governance_bot.config import load_config
+    from governance_bot.runtime import Runtime
+    from governance_bot.service import Service
+
+    with FakeSlack() as fake:
+        config_path, names = prepare(folder, url, fake, learners)
+        rt = Runtime.from_config(load_config(config_path), import_registers_from_config=False)
+        service = Service(rt)
+        from governance_bot.items import Item
+
+        rt.pipeline.process_many([Item.model_validate(item_dict(i, names, "warm-"))
+                                  for i in range(5)])  # warm-up, outside the measurement
+        received: dict[str, float] = {}
+        pipeline: list[float] = []
+        total = int(rate * seconds)
+        cpu0 = time.process_time()
+        with TestClient(service.http_app()) as http:
+            start = time.perf_counter() + 0.5
+            for b in range(0, total, burst):
+                due = start + b / rate
+                while time.perf_counter() < due:
+                    time.sleep(0.002)
+                for i in range(b, min(total, b + burst)):
+                    d = item_dict(i, names, "w")
+                    event = {"object": "page", "entry": [{"id": PAGE, "time": 1789990000,
+                             "changes": [{"field": "feed", "value": {
+                                 "from": {"id": d["author"]["id"], "name": "A Parent"},
+                                 "item": "comment", "verb": "add",
+                                 "created_time": 1789990000 + i,
+                                 "post_id": f"{PAGE}_900001", "parent_id": f"{PAGE}_900001",
+                                 "comment_id": f"900001_{i}", "message": d["text"]}}]}]}
+                    body = json.dumps(event).encode()
+                    received[f"900001_{i}"] = t_sent = time.perf_counter()
+                    resp = http.post("/webhooks/fb", content=body, headers={
+                        "Content-Type": "application/json",
+                        "X-Hub-Signature-256": sign(body, APP_SECRET)})
+                    if resp.status_code != 200:
+                        raise SystemExit(f"webhook answered {resp.status_code}")
+                    pipeline.append(time.perf_counter() - t_sent)
+            elapsed = time.perf_counter() - start
+        service.drain()
+        cpu = time.process_time() - cpu0
+        alerts, flags = alert_times(url, fake, received)
+        rt.close()
+    return Result(f"webhook bursts of {burst}, SQLite, 1 process", len(received), elapsed,
+                  alerts, flags, cpu, pipeline)
+
+
+def closed_loop(folder: Path, learners: int, length: int | None, n: int) -> tuple[float, float]:
+    """ms per item (mean, p95) processing n items back to back (console sink, no delivery)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    from governance_bot.config import load_config
+    from governance_bot.items import Item
+    from governance_bot.runtime import Runtime
+
+    config_path, names = prepare(folder, f"sqlite:///{folder / 'gb.db'}", None, learners)
+    rt = Runtime.from_config(load_config(config_path), import_registers_from_config=False,
+                             with_connectors=False)
+    items = [Item.model_validate(item_dict(i, names, "c", length)) for i in range(n)]
+    rt.pipeline.process_many(items[:5])  # warm-up (lazy model and matcher loading)
+    times = []
+    for it in items[5:]:
+        t0 = time.perf_counter()
+        rt.pipeline.process_many([it])
+        times.append(time.perf_counter() - t0)
+    rt.close()
+    times.sort()
+    return statistics.mean(times) * 1000, times[int(0.95 * (len(times) - 1))] * 1000
+
+
+def per_rule(folder: Path, n: int = 40) -> list[tuple[str, float, float]]:
+    """Each detector alone on the same items: (rule id, wall ms/item, CPU ms/item)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    from governance_bot.config import load_config
+    from governance_bot.items import Item
+    from governance_bot.runtime import Runtime
+
+    config_path, names = prepare(folder, f"sqlite:///{folder / 'gb.db'}", None, 1000)
+    rt = Runtime.from_config(load_config(config_path), import_registers_from_config=False,
+                             with_connectors=False)
+    items = [rt.registers.resolve(Item.model_validate(item_dict(i, names, "r")))
+             for i in range(n + 1)]
+    ctx = rt.pipeline.context()
+    out = []
+    for detector in rt.engine.detectors:
+        list(detector.detect(items[0], ctx))  # warm-up
+        wall, cpu = time.perf_counter(), time.process_time()
+        for it in items[1:]:
+            list(detector.detect(it, ctx))
+        out.append((detector.rule_id, (time.perf_counter() - wall) / n * 1000,
+                    (time.process_time() - cpu) / n * 1000))
+    rt.close()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rate", type=float, default=50.0)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--learners", type=int, default=1000)
+    ap.add_argument("--pg", default=os.environ.get("GOVERNANCE_BOT_TEST_PG_URL"))
+    ap.add_argument("--skip-growth", action="store_true")
+    ap.add_argument("--per-rule", action="store_true", help="only time each rule alone")
+    ap.add_argument("--replica", nargs=4, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.replica:
+        cfg, lines, rate, start_at = args.replica
+        out = replica(Path(cfg), Path(lines), float(rate),
+                      None if start_at == "-" else float(start_at))
+        print(json.dumps(out))
+        return
+
+    print(f"# {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f}, Python {platform.python_version()}")
+    from rules.engine import DETECTORS
+
+    print(f"rules on: {', '.join(DETECTORS)}; {args.learners} learners in the register; "
+          f"{args.rate:.0f} items/s for {args.seconds:.0f} s per scenario")
+    results: list[Result] = []
+    with TemporaryDirectory(prefix="gb-bench-") as tmp:
+        root = Path(tmp)
+        if args.per_rule:
+            print("\n| rule | wall ms/item | CPU ms/item |\n|---|---|---|")
+            for rule, wall, cpu in per_rule(root / "rules"):
+                print(f"| {rule} | {wall:.1f} | {cpu:.1f} |")
+            return
+        results.append(sustained("jsonl sustained, SQLite, 1 process",
+                                 f"sqlite:///{root / 's1' / 'gb.db'}", root / "s1", args.rate,
+                                 args.seconds, 1, args.learners))
+        print(results[-1].row(), flush=True)
+        results.append(webhook_bursts(f"sqlite:///{root / 'w1' / 'gb.db'}", root / "w1",
+                                      args.rate, args.seconds, args.learners))
+        print(results[-1].row(), flush=True)
+        if args.pg:
+            from sqlalchemy import create_engine, text
+            from sqlalchemy.engine import make_url
+
+            admin = create_engine(args.pg, isolation_level="AUTOCOMMIT")
+            name = f"gb_bench_{os.getpid()}"
+            with admin.connect() as c:
+                c.execute(text(f'CREATE DATABASE "{name}"'))
+            try:
+                url = make_url(args.pg).set(database=name).render_as_string(hide_password=False)
+                results.append(sustained("jsonl sustained, PostgreSQL, 2 replicas", url,
+                                         root / "p2", args.rate, args.seconds, 2,
+                                         args.learners))
+                print(results[-1].row(), flush=True)
+            finally:
+                with admin.connect() as c:
+                    c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                admin.dispose()
+        else:
+            print("PostgreSQL skipped: set GOVERNANCE_BOT_TEST_PG_URL or --pg")
+        print("\n| scenario | items | items/s achieved | CPU ms/item | pipeline latency ms "
+              "p50 / p95 / p99 | alerts | time-to-alert p50 ms | p95 ms | p99 ms | max ms |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for r in results:
+            print(r.row())
+        if args.skip_growth:
+            return
+        print("\nCost per item, closed loop (SQLite, console sink), ms mean / p95:")
+        print("\n| learners in register | ms/item mean | ms/item p95 |\n|---|---|---|")
+        for n in (100, 1000, 10000):
+            mean, p95 = closed_loop(root / f"g{n}", n, None, 150)
+            print(f"| {n:,} | {mean:.1f} | {p95:.1f} |", flush=True)
+        print("\n| message length (chars) | ms/item mean | ms/item p95 |\n|---|---|---|")
+        for length in (50, 500, 2000, 5000):
+            mean, p95 = closed_loop(root / f"l{length}", args.learners, length, 150)
+            print(f"| {length:,} | {mean:.1f} | {p95:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
