@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ DETECTORS: dict[str, str] = {
     "learner_pii": "rules.learner_pii:LearnerPiiDetector",
     "out_of_hours": "rules.out_of_hours:OutOfHoursDetector",
     "tone": "rules.tone:ToneDetector",
+    "toxicity": "rules.toxicity:ToxicityDetector",  # model-backed: after the cheap rules
 }
 
 
@@ -70,3 +72,21 @@ class DetectionEngine:
                     replace(finding, item_key=key, route=self.router.route_finding(finding))
                 )
         return findings
+
+    def detect_many(self, items: Sequence[Item], ctx: DetectionContext) -> list[list[Finding]]:
+        """Findings for each of ``items`` (same order as ``detect``), using a detector's
+        ``detect_batch(items, ctx)`` where it has one so models see whole batches."""
+        per_item: list[list[Finding]] = [[] for _ in items]
+        keys = [item.key for item in items]
+        for detector in self.detectors:
+            batch = getattr(detector, "detect_batch", None)
+            if batch is not None:
+                results = list(batch(items, ctx))
+            else:
+                results = [list(detector.detect(item, ctx)) for item in items]
+            for i, found in enumerate(results):
+                for finding in found:
+                    per_item[i].append(
+                        replace(finding, item_key=keys[i], route=self.router.route_finding(finding))
+                    )
+        return per_item
