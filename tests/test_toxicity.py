@@ -166,7 +166,7 @@ def test_a_checkpoint_without_its_tokenizer_folder_is_refused_with_what_to_do(ti
 
 def test_a_folder_without_config_json_is_named(tiny, tmp_path):
     checkpoint, _, _ = tiny
-    with pytest.raises(ToxicityModelUnavailable, match="no config.json"):
+    with pytest.raises(ToxicityModelUnavailable, match=r"no config\.json"):
         load_detoxify("original", checkpoint, tmp_path)
 
 
@@ -285,7 +285,7 @@ def onnx_build(tiny, tmp_path_factory, pack):
 
 
 def test_the_onnx_export_passes_parity_and_is_used(onnx_build, tiny, pack):
-    settings, backend, status, onnx_path = onnx_build
+    _, backend, status, onnx_path = onnx_build
     assert isinstance(backend, OnnxBackend)
     assert onnx_path.is_file()
     assert status.parity is not None and status.parity.ok

@@ -18,8 +18,11 @@ import transformers
 ORIGINAL_CLASSES = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]
 UNBIASED_CLASSES = ["toxicity", "severe_toxicity", "obscene", "identity_attack", "insult",
                     "threat", "sexual_explicit"]
-WORDS = ("you are a the idiot lovely day great school trip kill stupid hate well done team "
-         "match thanks for photos see after shut up nobody cares").split()
+WORDS = [
+    "you", "are", "a", "the", "idiot", "lovely", "day", "great", "school", "trip", "kill",
+    "stupid", "hate", "well", "done", "team", "match", "thanks", "for", "photos", "see", "after",
+    "shut", "up", "nobody", "cares",
+]
 
 
 def write_tokenizer(folder: Path) -> Path:
