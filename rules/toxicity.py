@@ -34,7 +34,7 @@ import pickle
 import sys
 import threading
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -646,6 +646,28 @@ class ToxicityDetector:
         _LAST_STATUS["toxicity"] = status
         log.info("toxicity: %s", status.message)
         return cls(backend, parsed, status, settings.model)
+
+    def category_scorer(self) -> Callable[[Sequence[str]], list[dict[str, float]]] | None:
+        """texts -> {category: score} (the highest score of the labels the pack maps to each
+        category), for ROC AUC in ``governance-bot eval``; None when no model is loaded."""
+        backend = self.backend
+        if backend is None:
+            return None
+        rules = ({FALLBACK_LABEL: self.pack.fallback} if backend.is_fallback
+                 else self.pack.labels)
+
+        def score(texts: Sequence[str]) -> list[dict[str, float]]:
+            out: list[dict[str, float]] = []
+            for row in backend.score(texts):
+                by_category: dict[str, float] = {}
+                for label, rule in rules.items():
+                    if label in row:
+                        key = rule.category.value
+                        by_category[key] = max(by_category.get(key, 0.0), row[label])
+                out.append(by_category)
+            return out
+
+        return score
 
     # -- which items, which texts
 
