@@ -27,6 +27,7 @@ Message text is never logged.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -454,11 +455,15 @@ def _onnx_sidecar(path: Path) -> Path:
 
 
 def _checkpoint_identity(model_type: str, checkpoint: Path | None) -> dict[str, Any]:
+    """What the ONNX export was made from: by content, so a copied bundle still matches."""
     if checkpoint is None:
         return {"model_type": model_type, "checkpoint": None}
-    stat = checkpoint.stat()
-    return {"model_type": model_type, "checkpoint": str(checkpoint.resolve()),
-            "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    digest = hashlib.sha256()
+    with checkpoint.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return {"model_type": model_type, "size": checkpoint.stat().st_size,
+            "sha256": digest.hexdigest()}
 
 
 def export_onnx(detox: Any, path: Path, identity: dict[str, Any] | None = None) -> Path:
@@ -591,7 +596,8 @@ def _try_onnx(settings: ToxicitySettings, pack: ToxicityPack, detox: Any,
             stale = True
     if stale:
         try:
-            log.info("toxicity: exporting %s to ONNX at %s", settings.model, path)
+            log.info("toxicity: exporting %s to ONNX at %s (once; takes a minute)",
+                     settings.model, path)
             export_onnx(detox, path, identity)
         except Exception as exc:
             notes.append(f"export to {path} failed ({type(exc).__name__}: "

@@ -306,6 +306,21 @@ def test_an_existing_export_is_reused_not_exported_again(onnx_build, pack):
     assert onnx_path.stat().st_mtime_ns == before
 
 
+@pytest.mark.slow  # a second export (about 10 s)
+def test_an_export_of_another_checkpoint_is_made_again(onnx_build, pack, tmp_path):
+    settings, _, _, onnx_path = onnx_build
+    checkpoint, hf_dir, _ = build_checkpoint(tmp_path / "retrained", seed=11)
+    stale = tmp_path / "stale.onnx"
+    shutil.copy(onnx_path, stale)
+    shutil.copy(onnx_path.with_name(onnx_path.name + ".json"), tmp_path / "stale.onnx.json")
+    before = stale.read_bytes()
+    backend, status = build_backend(settings.model_copy(update={
+        "checkpoint": checkpoint, "huggingface_config_path": hf_dir, "onnx_path": stale}), pack)
+    assert isinstance(backend, OnnxBackend)
+    assert status.parity is not None and status.parity.ok
+    assert stale.read_bytes() != before
+
+
 def corrupt(source: Path, target: Path) -> None:
     """Scale the classifier head's weights: the model still runs but scores differently."""
     import onnx
