@@ -27,6 +27,9 @@ Message text is never logged.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
+import gc
 import hashlib
 import json
 import logging
@@ -566,9 +569,10 @@ def build_backend(settings: ToxicitySettings, pack: ToxicityPack,
     notes: list[str] = []
     onnx_backend, parity = _try_onnx(settings, pack, detox, torch_backend, checkpoint, base, notes)
     if onnx_backend is not None and parity is not None:
-        # the torch model is no longer needed: let it go to save memory
+        # the torch model is no longer needed: let it go, and give the memory back to the OS
         torch_backend.detox = None
         del detox
+        _release_memory()
         return onnx_backend, BackendStatus(
             True, onnx_backend.name, f"{onnx_backend.name} loaded; parity with torch: "
             f"{parity.describe()}", parity=parity, notes=notes)
@@ -576,6 +580,13 @@ def build_backend(settings: ToxicitySettings, pack: ToxicityPack,
     log.warning("toxicity: %s", message)
     return torch_backend, BackendStatus(True, torch_backend.name, message, parity=parity,
                                         notes=notes)
+
+
+def _release_memory() -> None:
+    gc.collect()
+    # glibc keeps freed arenas otherwise, and RSS would still count the torch weights
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _try_onnx(settings: ToxicitySettings, pack: ToxicityPack, detox: Any,
