@@ -204,7 +204,9 @@ def memory(work: Path, texts: Sequence[str]) -> dict[str, Any]:
     from rules.toxicity import ToxicityPack, build_backend
 
     steps: list[tuple[str, float, float]] = [("python + imports", *rss_mb())]
-    checkpoint, hf_dir = write_bundle(work, "original", texts)
+    checkpoint, hf_dir = work / "original.ckpt", work / "original-hf"
+    if not checkpoint.is_file():
+        checkpoint, hf_dir = write_bundle(work, "original", texts)
     import ctypes
     import gc
 
@@ -263,6 +265,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=0, help="0: library defaults")
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--work", type=Path, help="keep checkpoints and exports here (--memory: "
+                        "a second run measures a start-up with the export already made)")
     args = parser.parse_args()
     if args.threads:
         import torch
@@ -270,7 +274,8 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     all_texts = tweets()
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         if args.memory:
             out: Any = memory(work, all_texts)
             for name, rss, peak in out["steps"]:
