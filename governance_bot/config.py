@@ -296,6 +296,36 @@ class AccessAuditSettings(_Section):
     report_dir: Path = Path("reports")
 
 
+class ToxicitySettings(_Section):
+    """The Detoxify toxicity classifier (docs/classifiers-toxicity.md)."""
+
+    enabled: bool = True
+    model: Literal["original", "original-small", "unbiased", "unbiased-small", "multilingual"] = (
+        "original"
+    )
+    checkpoint: Path | None = Field(
+        default=None,
+        description="local Detoxify checkpoint (air-gapped installs); unset: Detoxify downloads it",
+    )
+    huggingface_config_path: Path | None = Field(
+        default=None, description="folder with the transformer config and tokenizer files"
+    )
+    backend: Literal["auto", "torch", "onnx"] = "auto"
+    onnx_path: Path | None = Field(
+        default=None, description="where the ONNX export is kept (default: beside the checkpoint)"
+    )
+    batch_size: int = Field(default=32, ge=1, le=1024)
+    threads: int | None = Field(default=None, ge=1, description="CPU threads for inference")
+    allow_fallback: bool = Field(
+        default=False, description="use alt-profanity-check when no Detoxify weights load"
+    )
+    device: Literal["cpu"] = "cpu"
+
+
+class ClassifiersSettings(_Section):
+    toxicity: ToxicitySettings = Field(default_factory=ToxicitySettings)
+
+
 class ConnectorEntry(BaseModel):
     """The common part of a ``[[connectors]]`` table; the rest is checked by the connector."""
 
@@ -324,6 +354,7 @@ class Config(BaseSettings):
     audit: AccessAuditSettings = Field(default_factory=AccessAuditSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    classifiers: ClassifiersSettings = Field(default_factory=ClassifiersSettings)
     connectors: list[ConnectorEntry] = Field(default_factory=list)
 
     # where the file was; not a setting

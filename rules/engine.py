@@ -36,6 +36,7 @@ DETECTORS: dict[str, str] = {
     "video_session": "rules.video_session:VideoSessionDetector",
     "safeguarding": "rules.safeguarding:SafeguardingDetector",
     "images": "rules.images:ImageDetector",
+    "toxicity": "rules.toxicity:ToxicityDetector",  # model-backed: after the cheap rules
 }
 
 

@@ -1,0 +1,518 @@
+"""The toxicity classifier: offline Detoxify loading, the ONNX fast path and its parity gate, the
+fallback, thresholds -> categories and severities, and batching.
+
+Every model here is a real (tiny) transformer in Detoxify's checkpoint format, built by
+tests/toxicity_fixtures.py and loaded by the real loading code with the network switched off.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import socket
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from governance_bot.config import Config, load_config
+from governance_bot.items import Item, Person
+from governance_bot.registers import RegisterIndex
+from rules.base import Category, DetectionContext, Finding, Route, Severity
+from rules.engine import DetectionEngine
+from rules.packs import load_pack
+from rules.toxicity import (
+    DetoxifyBackend,
+    OnnxBackend,
+    ProfanityFallbackBackend,
+    ToxicityDetector,
+    ToxicityModelUnavailable,
+    ToxicityPack,
+    build_backend,
+    load_detoxify,
+    parity_check,
+    prepare_offline_bundle,
+    toxicity_status,
+)
+from tests.toxicity_fixtures import UNBIASED_CLASSES, build_checkpoint
+
+TEXTS = [
+    "well done team great match",
+    "you are a stupid idiot",
+    "shut up nobody cares",
+    "see you after school",
+    "thanks for the lovely photos",
+    "hate",
+    "a",
+    "kill kill kill you idiot idiot idiot stupid stupid hate hate hate the the the school trip",
+]
+
+
+# ------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Model hubs are unreachable: any attempt to connect fails the way it would offline."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise OSError("network access is disabled in the toxicity tests")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+class NoHistory:
+    def thread(self, item: Item, limit: int = 200) -> Sequence[Item]:
+        return []
+
+    def prior_findings(self, rule_id: str, subject: str, since: datetime, until: datetime,
+                       exclude_item_key: str | None = None) -> Sequence[datetime]:
+        return []
+
+
+@pytest.fixture
+def ctx() -> DetectionContext:
+    return DetectionContext(registers=RegisterIndex.empty(), history=NoHistory())
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Any]:
+    return build_checkpoint(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="module")
+def pack() -> ToxicityPack:
+    return ToxicityPack.from_dict(load_pack("toxicity"))
+
+
+def make_config(tmp_path: Path, **toxicity: Any) -> Config:
+    lines = ["[classifiers.toxicity]"]
+    for key, value in toxicity.items():
+        if isinstance(value, bool):
+            lines.append(f"{key} = {'true' if value else 'false'}")
+        elif isinstance(value, int):
+            lines.append(f"{key} = {value}")
+        else:
+            lines.append(f'{key} = "{value}"')
+    path = tmp_path / "config.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return load_config(path, env={})
+
+
+def comment(text: str, n: int = 1, role: str = "public", kind: str = "comment") -> Item:
+    return Item(
+        id=f"c{n}", platform="facebook", account="fb-main", kind=kind,
+        author=Person(handle=f"@person{n}", role=role),
+        created_at=datetime(2026, 3, 4, 12, 0, tzinfo=UTC), text=text,
+    )
+
+
+def reference_scores(model: Any, hf_dir: Path, texts: list[str]) -> torch.Tensor:
+    import transformers
+
+    tok = transformers.BertTokenizer.from_pretrained(hf_dir, local_files_only=True)
+    with torch.no_grad():
+        enc = tok(texts, return_tensors="pt", padding=True, truncation=True)
+        return torch.sigmoid(model(**enc)[0])
+
+
+# ---------------------------------------------------------------------------- the loader
+
+
+@pytest.mark.slow  # huggingface_hub retries before giving up (about 20 s)
+def test_stock_detoxify_with_a_local_checkpoint_still_reaches_for_the_hub(tiny):
+    """The snag models.md describes: Detoxify alone asks the hub for 'bert-base-uncased'."""
+    from detoxify import Detoxify
+
+    checkpoint, hf_dir, _ = tiny
+    with pytest.raises(OSError):
+        Detoxify("original", checkpoint=str(checkpoint), huggingface_config_path=str(hf_dir))
+
+
+def test_a_local_checkpoint_loads_fully_offline_as_a_real_detoxify(tiny):
+    from detoxify import Detoxify
+
+    checkpoint, hf_dir, model = tiny
+    detox = load_detoxify("original", checkpoint, hf_dir)
+    assert isinstance(detox, Detoxify)
+    # Detoxify's own renaming of the Jigsaw classes
+    assert detox.class_names == ["toxicity", "severe_toxicity", "obscene", "threat", "insult",
+                                 "identity_attack"]
+    got = detox.predict(TEXTS)
+    expected = reference_scores(model, hf_dir, TEXTS)
+    for j, label in enumerate(detox.class_names):
+        assert got[label] == pytest.approx(expected[:, j].tolist(), abs=1e-6)
+
+
+def test_the_loader_truncates_long_texts_to_what_the_model_allows(tiny):
+    checkpoint, hf_dir, _ = tiny
+    backend = DetoxifyBackend(load_detoxify("original", checkpoint, hf_dir))
+    [scores] = backend.score(["hate " * 500])  # 500 words, the tiny model has 64 positions
+    assert 0.0 < scores["toxicity"] < 1.0
+
+
+def test_a_checkpoint_without_its_tokenizer_folder_is_refused_with_what_to_do(tiny):
+    checkpoint, _, _ = tiny
+    with pytest.raises(ToxicityModelUnavailable, match="huggingface_config_path"):
+        load_detoxify("original", checkpoint, None)
+
+
+def test_a_folder_without_config_json_is_named(tiny, tmp_path):
+    checkpoint, _, _ = tiny
+    with pytest.raises(ToxicityModelUnavailable, match=r"no config\.json"):
+        load_detoxify("original", checkpoint, tmp_path)
+
+
+class Payload:
+    """Something a checkpoint must not smuggle in."""
+
+
+def test_a_checkpoint_carrying_pickled_objects_is_not_unpickled(tiny, tmp_path):
+    checkpoint, hf_dir, _ = tiny
+    data = torch.load(checkpoint, weights_only=True)
+    data["extra"] = Payload()
+    bad = tmp_path / "pickled.ckpt"
+    torch.save(data, bad)
+    with pytest.raises(ToxicityModelUnavailable, match="prepare --checkpoint"):
+        load_detoxify("original", bad, hf_dir)
+
+
+def test_a_file_that_is_not_a_detoxify_checkpoint_is_named(tmp_path, tiny):
+    _, hf_dir, _ = tiny
+    other = tmp_path / "other.ckpt"
+    torch.save({"weights": torch.zeros(2)}, other)
+    with pytest.raises(ToxicityModelUnavailable, match="not in Detoxify's format"):
+        load_detoxify("original", other, hf_dir)
+
+
+def test_prepare_converts_a_checkpoint_into_an_offline_bundle(tiny, tmp_path):
+    checkpoint, hf_dir, model = tiny
+    data = torch.load(checkpoint, weights_only=True)
+    data["hyper_parameters"] = Payload()  # what a training run may leave in a checkpoint
+    raw = tmp_path / "from-training.ckpt"
+    torch.save(data, raw)
+    paths = prepare_offline_bundle(tmp_path / "bundle", "original", raw, hf_dir)
+    loaded = torch.load(paths["checkpoint"], weights_only=True)  # plain tensors and config now
+    assert set(loaded) == {"config", "state_dict"}
+    detox = load_detoxify("original", paths["checkpoint"], paths["huggingface_config_path"])
+    expected = reference_scores(model, hf_dir, TEXTS[:3])
+    assert detox.predict(TEXTS[:3])["toxicity"] == pytest.approx(expected[:, 0].tolist(),
+                                                                 abs=1e-6)
+
+
+# ------------------------------------------------------------- start-up without weights
+
+
+def test_no_weights_and_no_fallback_stops_start_up_saying_what_to_do(tmp_path, pack):
+    config = make_config(tmp_path, checkpoint=str(tmp_path / "missing.ckpt"),
+                         huggingface_config_path=str(tmp_path))
+    with pytest.raises(ToxicityModelUnavailable) as err:
+        DetectionEngine.from_config(config, only=["toxicity"])
+    message = str(err.value)
+    assert "missing.ckpt does not exist" in message
+    assert "python -m rules.toxicity prepare" in message
+    assert "allow_fallback = true" in message
+
+
+def test_no_download_possible_and_no_fallback_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # nothing cached
+    config = make_config(tmp_path, model="original-small")
+    with pytest.raises(ToxicityModelUnavailable, match="could not be downloaded"):
+        DetectionEngine.from_config(config, only=["toxicity"])
+    ok, message = toxicity_status(config)
+    assert not ok and "fails without internet" in message
+
+
+def test_doctor_status_names_a_missing_checkpoint(tmp_path):
+    config = make_config(tmp_path, checkpoint="weights/detoxify.ckpt")
+    ok, message = toxicity_status(config)
+    assert not ok
+    assert str(tmp_path / "weights" / "detoxify.ckpt") in message
+    assert "prepare" in message
+
+
+# -------------------------------------------------------------------------------- fallback
+
+
+def test_the_fallback_is_used_only_when_allowed_and_its_findings_say_so(tmp_path, ctx):
+    config = make_config(tmp_path, checkpoint=str(tmp_path / "missing.ckpt"),
+                         huggingface_config_path=str(tmp_path), allow_fallback=True)
+    engine = DetectionEngine.from_config(config, only=["toxicity"])
+    [detector] = engine.detectors
+    assert isinstance(detector, ToxicityDetector)
+    assert isinstance(detector.backend, ProfanityFallbackBackend)
+    findings = engine.detect(comment("you are a fucking idiot, shut the fuck up"), ctx)
+    [finding] = findings
+    assert finding.evidence.detail["fallback"] is True
+    assert finding.evidence.detail["backend"] == "alt-profanity-check (fallback)"
+    assert "FALLBACK" in finding.explanation
+    assert finding.category is Category.toxicity
+    assert engine.detect(comment("Well done to the Year 9 netball team!"), ctx) == []
+    ok, message = toxicity_status(config)
+    assert not ok and "fallback" in message
+
+
+def test_real_weights_are_never_replaced_by_the_fallback(tiny, tmp_path, ctx):
+    checkpoint, hf_dir, _ = tiny
+    config = make_config(tmp_path, checkpoint=str(checkpoint), huggingface_config_path=str(hf_dir),
+                         backend="torch", allow_fallback=True)
+    [detector] = DetectionEngine.from_config(config, only=["toxicity"]).detectors
+    assert isinstance(detector, ToxicityDetector)
+    assert isinstance(detector.backend, DetoxifyBackend)
+    assert not detector.status.fallback
+
+
+# ---------------------------------------------------------------------------------- ONNX
+
+
+@pytest.fixture(scope="module")
+def onnx_build(tiny, tmp_path_factory, pack):
+    from governance_bot.config import ToxicitySettings
+
+    checkpoint, hf_dir, _ = tiny
+    onnx_path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    settings = ToxicitySettings(checkpoint=checkpoint, huggingface_config_path=hf_dir,
+                                backend="onnx", onnx_path=onnx_path, batch_size=4)
+    backend, status = build_backend(settings, pack)
+    return settings, backend, status, onnx_path
+
+
+def test_the_onnx_export_passes_parity_and_is_used(onnx_build, tiny, pack):
+    _, backend, status, onnx_path = onnx_build
+    assert isinstance(backend, OnnxBackend)
+    assert onnx_path.is_file()
+    assert status.parity is not None and status.parity.ok
+    assert status.parity.max_abs_diff <= 1e-3
+    assert "parity with torch" in status.message
+    checkpoint, hf_dir, _ = tiny
+    torch_backend = DetoxifyBackend(load_detoxify("original", checkpoint, hf_dir), batch_size=3)
+    for a, b in zip(torch_backend.score(TEXTS), backend.score(TEXTS), strict=True):
+        assert a.keys() == b.keys()
+        assert max(abs(a[k] - b[k]) for k in a) <= 1e-3
+
+
+def test_an_existing_export_is_reused_not_exported_again(onnx_build, pack):
+    settings, _, _, onnx_path = onnx_build
+    before = onnx_path.stat().st_mtime_ns
+    backend, status = build_backend(settings, pack)
+    assert isinstance(backend, OnnxBackend) and status.parity and status.parity.ok
+    assert onnx_path.stat().st_mtime_ns == before
+
+
+@pytest.mark.slow  # a second export (about 10 s)
+def test_an_export_of_another_checkpoint_is_made_again(onnx_build, pack, tmp_path):
+    settings, _, _, onnx_path = onnx_build
+    checkpoint, hf_dir, _ = build_checkpoint(tmp_path / "retrained", seed=11)
+    stale = tmp_path / "stale.onnx"
+    shutil.copy(onnx_path, stale)
+    shutil.copy(onnx_path.with_name(onnx_path.name + ".json"), tmp_path / "stale.onnx.json")
+    before = stale.read_bytes()
+    backend, status = build_backend(settings.model_copy(update={
+        "checkpoint": checkpoint, "huggingface_config_path": hf_dir, "onnx_path": stale}), pack)
+    assert isinstance(backend, OnnxBackend)
+    assert status.parity is not None and status.parity.ok
+    assert stale.read_bytes() != before
+
+
+def corrupt(source: Path, target: Path) -> None:
+    """Scale the classifier head's weights: the model still runs but scores differently."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(source), load_external_data=True)
+    changed = 0
+    for init in model.graph.initializer:
+        if "classifier" in init.name:
+            array = numpy_helper.to_array(init)
+            init.CopyFrom(numpy_helper.from_array((array * 5.0 + 0.3).astype(array.dtype),
+                                                  init.name))
+            changed += 1
+    assert changed, "the classifier head was not found in the ONNX graph"
+    onnx.save(model, str(target))
+
+
+def test_a_corrupted_onnx_model_fails_parity_and_torch_is_used(onnx_build, pack, tmp_path, caplog):
+    settings, _, _, onnx_path = onnx_build
+    bad = tmp_path / "tiny.onnx"
+    corrupt(onnx_path, bad)
+    shutil.copy(onnx_path.with_name(onnx_path.name + ".json"), tmp_path / "tiny.onnx.json")
+    bad_settings = settings.model_copy(update={"onnx_path": bad})
+    with caplog.at_level(logging.WARNING, logger="rules.toxicity"):
+        backend, status = build_backend(bad_settings, pack)
+    assert isinstance(backend, DetoxifyBackend)
+    assert status.parity is not None and not status.parity.ok
+    assert status.parity.max_abs_diff > 1e-3
+    assert "failed the parity check" in status.message
+    assert any("ONNX fast path not used" in r.getMessage() for r in caplog.records)
+
+
+def test_parity_check_compares_every_label(tiny, onnx_build, pack):
+    checkpoint, hf_dir, _ = tiny
+    _, onnx_backend, _, _ = onnx_build
+    torch_backend = DetoxifyBackend(load_detoxify("original", checkpoint, hf_dir))
+    result = parity_check(torch_backend, onnx_backend, pack.onnx.check_texts, 1e-3)
+    assert result.ok and result.texts == len(pack.onnx.check_texts)
+    other = build_checkpoint(Path(str(checkpoint.parent)) / "other", seed=7)
+    different = DetoxifyBackend(load_detoxify("original", other[0], other[1]))
+    assert not parity_check(torch_backend, different, pack.onnx.check_texts, 1e-3).ok
+
+
+# ---------------------------------------------------------------- thresholds -> categories
+
+
+def detector_for(tmp_path: Path, scores: dict[str, float], pack: ToxicityPack,
+                 classes: list[str] | None = None) -> ToxicityDetector:
+    checkpoint, hf_dir, _ = build_checkpoint(tmp_path, classes=classes, label_scores=scores)
+    backend = DetoxifyBackend(load_detoxify("original", checkpoint, hf_dir))
+    return ToxicityDetector(backend, pack)
+
+
+# Jigsaw class names as in the `original` checkpoint; `identity_hate` is Detoxify's identity_attack
+MAPPING = [
+    # scores, author role, kind -> category, severity (None: no finding)
+    ({"toxic": 0.85}, "public", "comment", Category.toxicity, Severity.low),
+    ({"toxic": 0.97}, "public", "comment", Category.toxicity, Severity.medium),
+    ({"toxic": 0.90, "insult": 0.90}, "public", "comment", Category.toxicity, Severity.medium),
+    ({"toxic": 0.90, "obscene": 0.85}, "public", "reply", Category.toxicity, Severity.medium),
+    ({"identity_hate": 0.70}, "public", "comment", Category.toxicity, Severity.medium),
+    ({"severe_toxic": 0.60}, "public", "comment", Category.toxicity, Severity.medium),
+    ({"toxic": 0.90, "threat": 0.80}, "public", "comment", Category.safeguarding, Severity.high),
+    ({"threat": 0.55}, "learner", "comment", Category.safeguarding, Severity.high),
+    # the organisation's own voice: toxic language is a tone finding; a threat stays safeguarding
+    ({"toxic": 0.90, "insult": 0.90}, "staff", "direct_message", Category.tone, Severity.medium),
+    ({"toxic": 0.85}, "organisation", "post", Category.tone, Severity.low),
+    ({"threat": 0.90}, "staff", "chat_message", Category.safeguarding, Severity.high),
+    # below every threshold: nothing
+    ({"toxic": 0.79, "insult": 0.79, "obscene": 0.5}, "public", "comment", None, None),
+    ({}, "public", "comment", None, None),
+]
+
+
+@pytest.mark.parametrize(("scores", "role", "kind", "category", "severity"), MAPPING)
+def test_scores_map_to_the_pack_categories_and_severities(tmp_path, ctx, pack, scores, role, kind,
+                                                          category, severity):
+    detector = detector_for(tmp_path, scores, pack)
+    findings = detector.detect(comment("see you after school", role=role, kind=kind), ctx)
+    if category is None:
+        assert findings == []
+        return
+    [finding] = findings
+    assert (finding.category, finding.severity) == (category, severity)
+    assert finding.rule_id == "toxicity"
+    assert finding.evidence.detail["fallback"] is False
+
+
+def test_sexual_explicit_from_an_unbiased_model_goes_to_safeguarding(tmp_path, ctx, pack):
+    detector = detector_for(tmp_path, {"sexual_explicit": 0.8, "toxicity": 0.6}, pack,
+                            classes=UNBIASED_CLASSES)
+    [finding] = detector.detect(comment("send me pics"), ctx)
+    assert (finding.category, finding.severity) == (Category.safeguarding, Severity.high)
+    assert finding.evidence.detail["label"] == "sexual_explicit"
+
+
+def test_a_threatening_comment_is_routed_to_the_dsl(tmp_path, pack):
+    checkpoint, hf_dir, _ = build_checkpoint(tmp_path / "m", label_scores={"threat": 0.9})
+    config = make_config(tmp_path, checkpoint=str(checkpoint), huggingface_config_path=str(hf_dir),
+                         backend="torch")
+    engine = DetectionEngine.from_config(config, only=["toxicity"])
+    ctx = DetectionContext(registers=RegisterIndex.empty(), history=NoHistory())
+    [finding] = engine.detect(comment("see you after school"), ctx)
+    assert finding.route is Route.dsl
+    assert finding.item_key == "facebook:fb-main:c1"
+
+
+def test_a_learners_private_message_is_left_to_the_safeguarding_rules(tmp_path, ctx, pack):
+    detector = detector_for(tmp_path, {"toxic": 0.99, "insult": 0.99}, pack)
+    assert detector.detect(comment("you idiot", role="learner", kind="direct_message"), ctx) == []
+    assert detector.detect(comment("   ", role="public"), ctx) == []
+
+
+def test_findings_explain_without_quoting_the_message(tmp_path, ctx, pack, caplog):
+    detector = detector_for(tmp_path, {"toxic": 0.99, "insult": 0.95}, pack)
+    text = "you are a stupid idiot"
+    with caplog.at_level(logging.DEBUG):
+        [finding] = detector.detect(comment(text), ctx)
+    assert "0.99" in finding.explanation and "insult 0.95" in finding.explanation
+    assert text not in finding.explanation
+    assert text not in caplog.text
+    assert finding.evidence.spans == ((0, len(text)),)
+
+
+def test_a_bad_pack_is_named_with_the_key(tmp_path):
+    raw = load_pack("toxicity")
+    raw["labels"]["threat"]["threshold"] = 1.5
+    with pytest.raises(ValueError, match=r"labels\.threat\.threshold"):
+        ToxicityPack.from_dict(raw)
+    raw = load_pack("toxicity")
+    raw["labels"]["rudeness"] = raw["labels"]["insult"]
+    with pytest.raises(ValueError, match="unknown label"):
+        ToxicityPack.from_dict(raw)
+
+
+# -------------------------------------------------------------------------------- batching
+
+
+def test_batches_give_the_same_scores_as_one_at_a_time(tiny):
+    checkpoint, hf_dir, _ = tiny
+    detox = load_detoxify("original", checkpoint, hf_dir)
+    batched = DetoxifyBackend(detox, batch_size=5).score(TEXTS)
+    single = [DetoxifyBackend(detox, batch_size=1).score([t])[0] for t in TEXTS]
+    for a, b in zip(batched, single, strict=True):
+        assert max(abs(a[k] - b[k]) for k in a) <= 1e-5
+
+
+def test_onnx_batches_in_length_order_keep_each_texts_scores(onnx_build):
+    _, backend, _, _ = onnx_build
+    batched = backend.score(TEXTS)
+    single = [backend.score([t])[0] for t in TEXTS]
+    for a, b in zip(batched, single, strict=True):
+        assert max(abs(a[k] - b[k]) for k in a) <= 1e-5
+
+
+def test_engine_detect_many_matches_detect_item_by_item(tmp_path, tiny, ctx):
+    checkpoint, hf_dir, _ = tiny
+    config = make_config(tmp_path, checkpoint=str(checkpoint), huggingface_config_path=str(hf_dir),
+                         backend="torch", batch_size=3)
+    engine = DetectionEngine.from_config(config, only=["toxicity"])
+    [detector] = engine.detectors
+    assert isinstance(detector, ToxicityDetector)
+    # lower the bar so the random model's scores (about 0.5) produce findings to compare
+    for rule in detector.pack.labels.values():
+        object.__setattr__(rule, "threshold", 0.0)
+    items = [comment(t, n) for n, t in enumerate(TEXTS)]
+    items.append(comment("a learner's message", 99, role="learner", kind="direct_message"))
+    many = engine.detect_many(items, ctx)
+    one_by_one = [engine.detect(item, ctx) for item in items]
+    assert [len(f) for f in many] == [1] * len(TEXTS) + [0]
+
+    def key(fs: list[Finding]) -> list[tuple[str, int, str | None]]:
+        return [(f.category.value, int(f.severity), f.item_key) for f in fs]
+
+    for a, b in zip(many, one_by_one, strict=True):
+        assert key(a) == key(b)
+        for fa, fb in zip(a, b, strict=True):
+            assert math.isclose(fa.score, fb.score, abs_tol=1e-5)
+
+
+def test_status_after_start_up_reports_the_backend(tmp_path, tiny):
+    checkpoint, hf_dir, _ = tiny
+    config = make_config(tmp_path, checkpoint=str(checkpoint), huggingface_config_path=str(hf_dir),
+                         backend="torch")
+    DetectionEngine.from_config(config, only=["toxicity"])
+    ok, message = toxicity_status(config)
+    assert ok and "(torch)" in message
+
+
+def test_a_disabled_classifier_finds_nothing_and_says_so(tmp_path, ctx):
+    config = make_config(tmp_path, enabled=False)
+    [detector] = DetectionEngine.from_config(config, only=["toxicity"]).detectors
+    assert detector.detect(comment("you idiot"), ctx) == []
+    assert toxicity_status(config) == (True, "toxicity classifier: disabled in the configuration")
+
