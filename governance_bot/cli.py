@@ -35,6 +35,7 @@ from governance_bot.config import Config, ConfigError, load_config
 from governance_bot.items import Item
 from governance_bot.registers import RegisterError
 from governance_bot.storage.db import SchemaOutdated
+from rules.base import DetectorUnavailable
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_CONFIG, EXIT_SCHEMA, EXIT_SKIPPED = 0, 1, 2, 3, 4
 
@@ -110,6 +111,9 @@ def _runtime(config: Config, with_connectors: bool = True) -> Iterator[object]:
     except SchemaOutdated as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(EXIT_SCHEMA) from None
+    except DetectorUnavailable as exc:
+        err.print(f"[red]a detector cannot start: {exc}[/red]", soft_wrap=True)
+        raise typer.Exit(EXIT_CONFIG) from None
     except RegisterError as exc:
         err.print("[red]the registers named in the config have problems:[/red]")
         for p in exc.problems:

@@ -21,12 +21,17 @@ __all__ = [
     "Category",
     "DetectionContext",
     "Detector",
+    "DetectorUnavailable",
     "Evidence",
     "Finding",
     "History",
     "Route",
     "Severity",
 ]
+
+
+class DetectorUnavailable(RuntimeError):
+    """A detector cannot start (its model or data is missing); the message says how to fix it."""
 
 
 class Category(StrEnum):

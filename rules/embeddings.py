@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from rules.base import DetectorUnavailable
+
 __all__ = ["EmbeddingModelUnavailable", "embed", "embed_cached", "load_embedding_model"]
 
 log = logging.getLogger(__name__)
@@ -25,7 +27,7 @@ _model: Any = None
 _cache: dict[str, np.ndarray] = {}
 
 
-class EmbeddingModelUnavailable(RuntimeError):
+class EmbeddingModelUnavailable(DetectorUnavailable):
     """The sentence-embedding model could not be loaded (package missing or broken)."""
 
 

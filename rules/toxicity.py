@@ -46,7 +46,14 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from governance_bot.items import ItemKind, Role
-from rules.base import Category, DetectionContext, Evidence, Finding, Severity
+from rules.base import (
+    Category,
+    DetectionContext,
+    DetectorUnavailable,
+    Evidence,
+    Finding,
+    Severity,
+)
 
 if TYPE_CHECKING:
     from governance_bot.config import Config, ToxicitySettings
@@ -98,7 +105,7 @@ _WHAT_TO_DO = (
 )
 
 
-class ToxicityModelUnavailable(RuntimeError):
+class ToxicityModelUnavailable(DetectorUnavailable):
     """No toxicity model could be loaded; the message says why and what to do."""
 
 
