@@ -183,9 +183,10 @@ def doctor(config_path: ConfigOpt = Path("config.toml")) -> None:
     for check in checks:
         mark = "[green]✓[/green]" if check.ok else ("[yellow]![/yellow]" if check.warning
                                                      else "[red]✗[/red]")
-        out.print(f"{mark} {check.name}: {check.message}", soft_wrap=True)
+        out.print(f"{mark} ", end="")
+        out.print(f"{check.name}: {check.message}", soft_wrap=True, markup=False)
         if check.fix and not check.ok:
-            out.print(f"    fix: {check.fix}", soft_wrap=True)
+            out.print(f"    fix: {check.fix}", soft_wrap=True, markup=False)
         failed += 0 if (check.ok or check.warning) else 1
     raise typer.Exit(EXIT_CHECK_FAILED if failed else EXIT_OK)
 
@@ -404,6 +405,26 @@ def classify(
     out.print(f"classified {items} items: {flagged} with findings -> {output}")
     for p in problems:
         err.print(f"[yellow]skipped[/yellow] {p}", soft_wrap=True, markup=True)
+
+
+@app.command("eval")
+def eval_(
+    input: Annotated[Path, typer.Option("--input", "-i", help="Labelled records (.jsonl): "
+                                        '{"text", "labels": [...]} or items with "labels".')],
+    config_path: ConfigOpt = Path("config.toml"),
+) -> None:
+    """Precision, recall and F1 per category (and the confusion) of the configured rules on
+    labelled examples."""
+    from governance_bot.evaluation import run_eval
+
+    _read_items_or_exit(input)
+    config = _load(config_path)
+    try:
+        report = run_eval(config, input)
+    except DetectorUnavailable as exc:
+        err.print(f"[red]a detector cannot start: {exc}[/red]", soft_wrap=True)
+        raise typer.Exit(EXIT_CONFIG) from None
+    out.print(report, markup=False, highlight=False)
 
 
 # --- flags ------------------------------------------------------------------------------------

@@ -69,6 +69,14 @@ def run_doctor(config: Config) -> list[Check]:
                                 f"{settings.type}, credentials present"))
         except FatalError as exc:
             checks.append(Check(f"connector {settings.name}", False, str(exc)))
+    if "toxicity" not in config.detection.disabled_rules:
+        from rules.toxicity import toxicity_status
+
+        ok, message = toxicity_status(config)
+        checks.append(Check("toxicity model", ok, message,
+                            "see docs/classifiers-toxicity.md (local checkpoint, or "
+                            "[classifiers.toxicity] allow_fallback = true)",
+                            warning=config.classifiers.toxicity.allow_fallback))
     try:
         from rules.engine import DetectionEngine
 

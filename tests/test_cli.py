@@ -210,3 +210,22 @@ def test_a_bad_config_exits_2_with_every_problem(tmp_path: Path, bad: str):
     result = gb("scan", "--config", str(tmp_path / "config.toml"), cwd=tmp_path, check=False)
     assert result.returncode == 2
     assert "problem" in result.stderr
+
+
+def test_eval_prints_precision_recall_and_f1_per_category(
+    make_config: Callable[..., Config], tmp_path: Path,
+):
+    make_config()
+    labelled = tmp_path / "labelled.jsonl"
+    labelled.write_text("\n".join(json.dumps(r) for r in [
+        {"text": "Congratulations to Jayden Price on his award", "labels": ["learner_pii"]},
+        {"text": "Call Ruby Fletcher on 07700 900123", "labels": ["learner_pii"]},
+        {"text": "Sports day is on Friday", "labels": []},
+        {"text": "Well done Year 9", "labels": ["learner_pii"]},  # a miss, on purpose
+    ]) + "\n")
+    result = gb("eval", "--input", str(labelled), "--config", str(tmp_path / "config.toml"),
+                cwd=tmp_path)
+    row = next(line for line in result.stdout.splitlines() if "learner_pii" in line)
+    cells = [c.strip() for c in row.strip("│ ").split("│")]
+    assert cells[:5] == ["learner_pii", "3", "2", "0", "1"]  # support, TP, FP, FN
+    assert cells[5:8] == ["1.000", "0.667", "0.800"]  # precision, recall, F1
