@@ -283,6 +283,15 @@ def _print_report(report: object, title: str) -> None:
             err.print(f"  ... and {len(report.problems) - 50} more")
 
 
+def _warn_unavailable(runtime: object) -> None:
+    from governance_bot.runtime import Runtime
+
+    assert isinstance(runtime, Runtime)
+    for rule_id, why in runtime.engine.unavailable.items():
+        err.print(f"[red]detection rule {rule_id} is OFF:[/red] ", end="")
+        err.print(why, markup=False, soft_wrap=True)
+
+
 def _deliver(runtime: object) -> None:
     from governance_bot.runtime import Runtime
 
@@ -327,6 +336,7 @@ def scan(
                 progress.update(task, total=report.items, completed=report.items)
                 total.merge(report)
         _print_report(total, "scan")
+        _warn_unavailable(rt)
         _deliver(rt)
     if strict and total.problems:
         raise typer.Exit(EXIT_SKIPPED)
@@ -368,6 +378,7 @@ def ingest(
             rt.pipeline.process_many(good_lines(), report,
                                      progress=lambda n: progress.advance(task, n))
         _print_report(report, "ingest")
+        _warn_unavailable(rt)
         _deliver(rt)
     if strict and report.problems:
         raise typer.Exit(EXIT_SKIPPED)

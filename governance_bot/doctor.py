@@ -81,7 +81,10 @@ def run_doctor(config: Config) -> list[Check]:
         from rules.engine import DetectionEngine
 
         engine = DetectionEngine.from_config(config)
-        checks.append(Check("detection", True, "rules loaded: " + ", ".join(engine.rule_ids)))
+        checks.append(Check("detection", not engine.unavailable,
+                            "rules loaded: " + ", ".join(engine.rule_ids)
+                            + "".join(f"; {r} is OFF" for r in engine.unavailable),
+                            "install the missing model (see the messages above)"))
     except Exception as exc:
         checks.append(Check("detection", False, f"{type(exc).__name__}: {exc}",
                             "see docs/classifiers-toxicity.md for installing model weights"))

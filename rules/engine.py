@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from governance_bot.routing import Router
-from rules.base import DetectionContext, Detector, Finding
+from rules.base import DetectionContext, Detector, DetectorUnavailable, Finding
 from rules.packs import load_pack
 
 if TYPE_CHECKING:
@@ -50,19 +50,30 @@ def build_detector(rule_id: str, config: Config) -> Detector:
 
 
 class DetectionEngine:
-    def __init__(self, detectors: list[Detector], router: Router):
+    def __init__(self, detectors: list[Detector], router: Router,
+                 unavailable: dict[str, str] | None = None):
         self.detectors = detectors
         self.router = router
+        # rule id -> why it could not start (e.g. model weights missing): reported, not fatal
+        self.unavailable = unavailable or {}
 
     @classmethod
     def from_config(cls, config: Config, only: list[str] | None = None) -> DetectionEngine:
+        """Build every enabled detector. One whose model cannot be loaded is left out with an
+        error in the log (and in ``unavailable``, which ``scan`` and ``doctor`` report): a missing
+        toxicity model must not switch off every other safeguard."""
         disabled = set(config.detection.disabled_rules)
         detectors = []
+        unavailable: dict[str, str] = {}
         for rule_id in DETECTORS:
             if rule_id in disabled or (only is not None and rule_id not in only):
                 continue
-            detectors.append(build_detector(rule_id, config))
-        return cls(detectors, Router(config.routing.overrides))
+            try:
+                detectors.append(build_detector(rule_id, config))
+            except DetectorUnavailable as exc:
+                unavailable[rule_id] = str(exc)
+                log.error("detection rule %s is OFF: %s", rule_id, exc)
+        return cls(detectors, Router(config.routing.overrides), unavailable)
 
     @property
     def rule_ids(self) -> list[str]:

@@ -82,13 +82,14 @@ class PersonalAccountContactDetector:
                  learner_id: str, direction: str) -> Finding:
         staff = ctx.registers.staff.get(staff_id)
         name = f" ({staff.name})" if staff else ""
-        handle = account.email or account.handle or account.id or "a personal account"
+        # the handle itself is personal data: it stays in the evidence, not the explanation
+        handle = account.email or account.handle or account.id
         if direction == "to":
-            what = (f"Staff member {staff_id}{name} wrote to learner {learner_id} from the "
-                    f"personal account {handle}")
+            what = (f"Staff member {staff_id}{name} wrote to learner {learner_id} from a "
+                    "personal account (one of their personal_handles in the staff register)")
         else:
-            what = (f"Learner {learner_id} wrote to the personal account {handle} of staff "
-                    f"member {staff_id}{name}")
+            what = (f"Learner {learner_id} wrote to a personal account of staff member "
+                    f"{staff_id}{name} (one of their personal_handles in the staff register)")
         return Finding(
             rule_id=self.rule_id,
             category=Category.personal_account_contact,

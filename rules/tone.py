@@ -277,8 +277,9 @@ class ToneDetector:
             terms = kinds.setdefault(sig.kind, [])
             if sig.term not in terms:
                 terms.append(sig.term)
-        described = _join([f"{_LABELS.get(k, k)} ({', '.join(repr(t) for t in v)})"
-                           for k, v in kinds.items()])
+        # the kinds only: the words themselves are message text (kept in the evidence, which is
+        # encrypted at rest, never in the explanation that is printed and logged)
+        described = _join([_LABELS.get(k, k) for k in kinds])
         learner_id = learners[0].register_id if learners else None
         if learners:
             sender = f"staff:{author.register_id}"

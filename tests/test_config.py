@@ -126,6 +126,8 @@ def test_config_example_documents_every_option():
     """Every setting of every section appears in config.example.toml (set or commented)."""
     import re
 
+    from pydantic import BaseModel
+
     from governance_bot.config import Config
 
     repo = Path(__file__).resolve().parent.parent
@@ -143,7 +145,14 @@ def test_config_example_documents_every_option():
         if name in ("source", "connectors"):
             continue
         model = field.annotation
-        for key in model.model_fields:  # type: ignore[union-attr]
+        for key, sub in model.model_fields.items():  # type: ignore[union-attr]
+            nested = sub.annotation
+            if isinstance(nested, type) and issubclass(nested, BaseModel):
+                for inner in nested.model_fields:  # e.g. [classifiers.toxicity]
+                    body = sections.get(f"{name}.{key}", "")
+                    if not re.search(rf"^#?\s*{inner}\s*=", body, re.MULTILINE):
+                        missing.append(f"[{name}.{key}] {inner}")
+                continue
             body = sections.get(name, "")
             if not re.search(rf"^#?\s*{key}\s*=", body, re.MULTILINE):
                 missing.append(f"[{name}] {key}")

@@ -43,7 +43,9 @@ def test_an_email_from_a_staff_members_personal_address_to_a_learner_goes_to_the
     assert contact.severity == Severity.medium
     assert contact.route == Route.dsl
     assert contact.subject == "staff:S006>learner:L001"
-    assert TUTOR_PERSONAL in contact.explanation
+    # the personal address is evidence (encrypted at rest), not part of the printed explanation
+    assert TUTOR_PERSONAL not in contact.explanation
+    assert contact.evidence.detail["personal_account"] == TUTOR_PERSONAL
     assert "Session reminder" not in contact.explanation  # never the message text
 
 

@@ -213,8 +213,10 @@ def test_stronger_over_familiarity_is_medium_severity_for_the_dsl() -> None:
 
 def test_the_explanation_cites_the_duty_and_names_what_was_found_but_not_the_message() -> None:
     [finding] = to_learner("Don't forget the permission slip for Tuesday hun xx")
-    assert "a kiss ('xx')" in finding.explanation
-    assert "a pet name ('hun')" in finding.explanation
+    assert "a kiss" in finding.explanation and "a pet name" in finding.explanation
+    # the words themselves are message text: in the (encrypted) evidence, not the explanation
+    assert "'hun'" not in finding.explanation and "'xx'" not in finding.explanation
+    assert {s["term"] for s in finding.evidence.detail["signals"]} == {"hun", "xx"}
     assert "no kisses (x's), slang or over-familiar language" in finding.explanation
     assert "Communicating with students" in finding.explanation
     assert "permission slip" not in finding.explanation
