@@ -62,7 +62,7 @@ def records() -> list[LabelledRecord]:
 
 
 def test_precision_recall_and_f1_per_category(tmp_path, records):
-    engine = DetectionEngine.from_config(fallback_config(tmp_path))
+    engine = DetectionEngine.from_config(fallback_config(tmp_path), only=["toxicity"])
     report = evaluate(records, engine)
     toxicity = report.category("toxicity")
     assert (toxicity.tp, toxicity.fp, toxicity.fn, toxicity.tn) == (4, 1, 1, 5)
@@ -79,7 +79,7 @@ def test_precision_recall_and_f1_per_category(tmp_path, records):
 
 
 def test_auc_comes_from_the_classifier_scores(tmp_path, records):
-    engine = DetectionEngine.from_config(fallback_config(tmp_path))
+    engine = DetectionEngine.from_config(fallback_config(tmp_path), only=["toxicity"])
     [detector] = engine.detectors
     assert isinstance(detector, ToxicityDetector)
     scorer = detector.category_scorer()
