@@ -157,7 +157,7 @@ def _flags_by_month(flags: list[m.Flag]) -> Section:
             bottom = [b + v for b, v in zip(bottom, values, strict=True)]
         ax.set_ylabel("flags")
         ax.set_title("Flags by category and month")
-        ax.legend(fontsize=7, ncols=2)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         chart = _png(fig)
     return Section("Flags by category and month", columns=["month", *categories, "total"],
                    rows=rows, chart=chart, empty="No flags in this period.",
@@ -220,7 +220,7 @@ def _audit_over_time(rows: list[Any]) -> Section:
             bottom = [b + v for b, v in zip(bottom, values, strict=True)]
         ax.set_ylabel("findings")
         ax.set_title("Dual-access audit findings by week")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         fig.autofmt_xdate()
         chart = _png(fig)
     table = [[w, *[by_week[w][c] for c in checks]] for w in weeks]
