@@ -57,12 +57,14 @@ class ScanReport:
     flags_updated: int = 0
     failed: int = 0  # items that raised (not archived or not detected): re-read at the next poll
     problems: list[str] = field(default_factory=list)
+    failed_items: list[str] = field(default_factory=list)  # the keys of the failed items
 
     def merge(self, other: ScanReport) -> None:
         for name in ("items", "new", "edited", "unchanged", "deleted", "detected",
                      "flags_created", "flags_updated", "failed"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.problems.extend(other.problems)
+        self.failed_items.extend(other.failed_items)
 
 
 class Pipeline:
@@ -142,6 +144,7 @@ class Pipeline:
                                            lambda r, i=item: self._archive(i, r))  # type: ignore[misc]
                 except Exception as exc:
                     report.failed += 1
+                    report.failed_items.append(item.key)
                     report.problems.append(f"item {item.key}: {type(exc).__name__}: {exc}")
                     log.exception("archiving item %s failed", item.key)
                     found = None
@@ -162,6 +165,7 @@ class Pipeline:
                 except Exception as exc:
                     # already archived: the next run detects it again (detected_at is unset)
                     report.failed += 1
+                    report.failed_items.append(entry.item.key)
                     report.problems.append(f"item {entry.item.key}: {type(exc).__name__}: {exc}")
                     log.exception("processing item %s failed", entry.item.key)
                 if progress:

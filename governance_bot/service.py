@@ -7,6 +7,7 @@ SIGTERM or Ctrl-C stops polling, lets running jobs finish and exits.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -28,13 +29,18 @@ from starlette.routing import Route
 from connectors.base import Connector, ConnectorError, FatalError, WebhookRequest
 from governance_bot import leases
 from governance_bot.access_audit.cycle import AccessAudit
+from governance_bot.ingest import IngestWorker
+from governance_bot.items import Item
 from governance_bot.metrics import CONTENT_TYPE, Metrics
+from governance_bot.pipeline import ScanReport
 from governance_bot.runtime import Runtime
 from governance_bot.webhooks import ReplayGuard
 
 __all__ = ["Service"]
 
 log = logging.getLogger(__name__)
+
+WEBHOOK_BATCH = 64  # items per pipeline call when webhook deliveries queue up
 
 
 class LeaseLost(Exception):
@@ -71,6 +77,13 @@ class Service:
             register_access_audit(self.slack.app, self.slack.bot, self.access_audit, notifier)
         self.replay_guard = ReplayGuard(runtime.db, timedelta(
             hours=runtime.config.security.webhook_replay_window_hours))
+        # webhook items: batched on one worker thread, off the HTTP event loop
+        self.ingest = IngestWorker(self._process_batch, after_batch=lambda _: self.drain(),
+                                   max_batch=WEBHOOK_BATCH)
+
+    def _process_batch(self, items: list[Item]) -> ScanReport:
+        with self._lock:
+            return self.rt.pipeline.process_many(items, batch_size=WEBHOOK_BATCH)
 
     # --- jobs ---------------------------------------------------------------------------------
     def poll(self, connector: Connector) -> None:
@@ -179,14 +192,12 @@ class Service:
             if key is not None and not self.replay_guard.claim(connector.name, key):
                 return Response(resp.body, status_code=resp.status, media_type=resp.content_type)
             if resp.items:
-                with self._lock:
-                    report = self.rt.pipeline.process_many(resp.items)
+                report = await asyncio.wrap_future(self.ingest.submit(resp.items))
                 if report.problems:
                     # not stored: release the claim and ask the platform to deliver it again
                     if key is not None:
                         self.replay_guard.release(connector.name, key)
                     return Response(b"not processed; please retry", status_code=503)
-                self.drain()
             return Response(resp.body, status_code=resp.status, media_type=resp.content_type)
 
         async def metrics(_: Request) -> Response:
@@ -215,6 +226,7 @@ class Service:
             server.run()  # returns on SIGTERM / SIGINT
         finally:
             log.info("stopping: waiting for running jobs")
+            self.ingest.close()
             self.scheduler.shutdown(wait=True)
             if self.slack is not None:
                 self.slack.close()
