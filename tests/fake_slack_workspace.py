@@ -3,7 +3,8 @@
 A real HTTP server on 127.0.0.1 that the real ``slack_sdk.WebClient`` talks to through
 ``base_url``: ``conversations.list/info/members/history/replies`` and ``users.info``, with
 Slack's response shapes and cursor paging (``page_size`` messages per page). It records every
-call and can answer the next calls with 429 + Retry-After.
+call and can answer the next calls with 429 + Retry-After, or with any failures queued in
+``fail_next`` (status, JSON body, headers), e.g. a 503 while Slack has an incident.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class FakeWorkspace:
     token: str = "xoxb-fake-workspace-token"
     calls: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     rate_limit_next: int = 0
+    fail_next: list[tuple[int, dict[str, Any], dict[str, str]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -112,9 +114,13 @@ class FakeWorkspace:
                 method = urlsplit(self.path).path.rsplit("/", 1)[-1]
                 with fake._lock:
                     fake.calls.append((method, params))
-                    limited = fake.rate_limit_next > 0
+                    failure = fake.fail_next.pop(0) if fake.fail_next else None
+                    limited = failure is None and fake.rate_limit_next > 0
                     if limited:
                         fake.rate_limit_next -= 1
+                if failure is not None:
+                    self._reply(*failure)
+                    return
                 if limited:
                     self._reply(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "3"})
                     return

@@ -196,6 +196,10 @@ CASES = [
         malformed=teams_malformed,
         account="brookfield-teams",
         secret_key="client_secret",
+        not_applicable=dict.fromkeys(
+            ("webhook", "signature_rejected", "replay"),
+            "webhook contract cases not written yet for Graph change notifications (clientState, "
+            "not a signature); they are tested in tests/test_teams.py"),
     ),
     ContractCase(
         id="zoom",
