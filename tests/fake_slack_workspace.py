@@ -19,6 +19,15 @@ from urllib.parse import parse_qs, urlsplit
 __all__ = ["FakeWorkspace"]
 
 
+def _after(message: dict[str, Any], oldest: float) -> bool:
+    """Newer than ``oldest``; a record whose ts is unreadable is listed (a corrupt record is
+    exactly what the connector must cope with)."""
+    try:
+        return float(message["ts"]) > oldest
+    except (KeyError, TypeError, ValueError):
+        return True
+
+
 @dataclass
 class FakeWorkspace:
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -82,13 +91,13 @@ class FakeWorkspace:
         if method == "conversations.history":
             oldest = float(params.get("oldest") or 0)
             found = [m for m in self.history.get(params.get("channel", ""), [])
-                     if float(m["ts"]) > oldest]
+                     if _after(m, oldest)]
             return self._page(found, params)
         if method == "conversations.replies":
             oldest = float(params.get("oldest") or 0)
             thread = self.replies.get((params.get("channel", ""), params.get("ts", "")), [])
             # Slack returns the parent first on every page, then replies after ``oldest``
-            found = thread[:1] + [m for m in thread[1:] if float(m["ts"]) > oldest]
+            found = thread[:1] + [m for m in thread[1:] if _after(m, oldest)]
             return self._page(found, params)
         return {"ok": False, "error": "unknown_method"}
 
