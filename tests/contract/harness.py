@@ -677,6 +677,7 @@ class FileBench(Bench):
     def prepare(self, scenario: Scenario) -> Expected:
         files, ids, where = self.case.files(scenario)
         for name, lines in files.items():
+            (self.folder / name).parent.mkdir(parents=True, exist_ok=True)
             (self.folder / name).write_text("".join(f"{line}\n" for line in lines),
                                             encoding="utf-8")
         return Expected(ids=ids, where=where)
