@@ -1,8 +1,9 @@
 """``jsonl``: normalised items from a file or a folder of ``*.jsonl`` files.
 
 The format is documented in docs/items.md. A malformed line is reported (and logged at WARNING)
-with file:line and what is wrong, never its content, and skipped; the rest is processed. The cursor remembers how many lines of each file were read, so
-appending to a file and polling again reads only the new lines.
+with file:line and what is wrong, never its content, and skipped; the rest is processed. The
+cursor remembers how many lines of each file were read, so appending to a file and polling again
+reads only the new lines.
 """
 
 from __future__ import annotations

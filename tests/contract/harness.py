@@ -214,6 +214,7 @@ class SlackSigner:
                 extra: dict[str, str] | None = None) -> WebhookRequest:
         signature = SignatureVerifier(secret or self.secret).generate_signature(
             timestamp=str(stamp), body=body)
+        assert signature is not None
         return _request(body, {"Content-Type": "application/json",
                                "X-Slack-Request-Timestamp": str(stamp),
                                "X-Slack-Signature": signature, **(extra or {})})
@@ -374,7 +375,8 @@ def fail_first(route: respx.Route, failures: list[httpx.Response]) -> None:
             return queue.pop(0)
         if normal_side_effect is not None:
             if callable(normal_side_effect):
-                result: httpx.Response = normal_side_effect(request, *args, **kwargs)
+                result = normal_side_effect(request, *args, **kwargs)
+                assert isinstance(result, httpx.Response)
                 return result
             raise AssertionError("fail_first supports callable side effects only")
         if normal_return is None:

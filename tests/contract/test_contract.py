@@ -55,7 +55,8 @@ def applies(case: CaseBase, check: str) -> None:
 
 @pytest.fixture(params=CASES, ids=[c.id for c in CASES])
 def case(request: pytest.FixtureRequest) -> CaseBase:
-    return request.param  # type: ignore[no-any-return]
+    made: CaseBase = request.param
+    return made
 
 
 @pytest.fixture
