@@ -65,6 +65,7 @@ __all__ = [
     "Delivery",
     "Expected",
     "FileCase",
+    "GraphClientState",
     "ImapCase",
     "Installed",
     "MailSet",
@@ -237,7 +238,32 @@ class SlackSigner:
         }
 
 
-Signer = MetaSigner | SlackSigner
+class GraphClientState:
+    """Microsoft Graph change notifications are not signed: each notification carries the
+    ``clientState`` secret given when subscribing. Graph re-sends an unacknowledged notification
+    body unchanged."""
+
+    def __init__(self, client_state: str):
+        self.client_state = client_state
+
+    def sign(self, body: bytes, *, redelivery: bool = False) -> WebhookRequest:
+        return _request(body, {"Content-Type": "application/json"})
+
+    def _with(self, body: bytes, state: str | None) -> WebhookRequest:
+        payload = json.loads(body)
+        for note in payload["value"]:
+            note.pop("clientState", None)
+            if state is not None:
+                note["clientState"] = state
+        return _request(json.dumps(payload).encode(), {"Content-Type": "application/json"})
+
+    def forgeries(self, body: bytes) -> dict[str, WebhookRequest]:
+        return {"without clientState": self._with(body, None),
+                "a guessed clientState": self._with(body, "guessed-client-state"),
+                "clientState with one more letter": self._with(body, self.client_state + "x")}
+
+
+Signer = MetaSigner | SlackSigner | GraphClientState
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +274,9 @@ class Webhooks:
     signer: Signer
     deliveries: Callable[[], list[Delivery]]  # at least two different valid ones
     malformed: Callable[[], Delivery] | None = None
+    # HTTP cases: routes the connector calls while handling a delivery (e.g. Graph fetching the
+    # message a notification names)
+    routes: Callable[[respx.MockRouter, str], None] | None = None
 
 
 def _request(body: bytes, headers: dict[str, str]) -> WebhookRequest:
@@ -416,6 +445,7 @@ class HttpBench(Bench):
         self.router = respx.mock(assert_all_called=False, assert_all_mocked=True)
         self.router.start()
         self._first: respx.Route | None = None
+        self._routes_installed = False
 
     def prepare(self, scenario: Scenario) -> Expected:
         installed: Installed = getattr(self.case, scenario)(self.router, BASE_URL)
@@ -438,6 +468,13 @@ class HttpBench(Bench):
 
     def round_trips(self) -> int | None:
         return int(self.router.calls.call_count)
+
+    def deliver(self, request: WebhookRequest) -> WebhookResponse:
+        webhooks = self.case.webhooks
+        if webhooks is not None and webhooks.routes is not None and not self._routes_installed:
+            webhooks.routes(self.router, BASE_URL)
+            self._routes_installed = True
+        return super().deliver(request)
 
     def close(self) -> None:
         self.router.stop()

@@ -262,7 +262,7 @@ def test_secrets_never_reach_the_logs(case: CaseBase, bench: Bench,
         if case.webhooks is not None:
             signer = case.webhooks.signer
             for delivery in case.webhooks.deliveries():
-                assert bench.deliver(signer.sign(delivery.body)).status == 200
+                assert bench.deliver(signer.sign(delivery.body)).status in (200, 202)
                 for forged in signer.forgeries(delivery.body).values():
                     bench.deliver(forged)
     logged = caplog.text + "\n".join(logged_problems)
@@ -280,7 +280,7 @@ def test_a_signed_delivery_is_read(case: CaseBase, bench: Bench) -> None:
     assert len(deliveries) >= 2, "give at least two different deliveries"
     for delivery in deliveries:
         response = bench.deliver(case.webhooks.signer.sign(delivery.body))
-        assert response.status == 200
+        assert response.status in (200, 202), response  # Graph expects 202 Accepted
         assert {i.id for i in response.items} == delivery.ids
         for item in response.items:
             assert item.account == case.account
