@@ -218,8 +218,9 @@ class CuttingProxy:
     """A TCP proxy in front of the IMAP server that cuts the *first* ``cuts`` connections after
     ``cut_after`` bytes from the server, like a network drop in the middle of a fetch.
 
-    With ``cut_on`` instead, a connection is cut as soon as the client sends a command containing
-    those bytes (e.g. ``b"BODY.PEEK[]"``: the drop comes mid-fetch, before the server answers).
+    With ``cut_on`` instead, the first ``cuts`` commands containing those bytes (e.g.
+    ``b"BODY.PEEK[]"``) cut their connection: the drop comes mid-fetch, before the server answers,
+    whatever happened on earlier connections.
     Later connections pass through untouched, so a client that reconnects can carry on; with
     ``cuts=0`` the proxy only watches. Everything clients sent is kept (``client_bytes``) so a
     test can count the commands that really went over the wire.
@@ -255,13 +256,13 @@ class CuttingProxy:
                 return
             with self._lock:
                 self.connections += 1
-                cutting = self.cuts_left > 0
+                # cut_after: decided per connection; cut_on: decided when the command is sent
+                cutting = self.cut_on is None and self.cuts_left > 0
                 if cutting:
                     self.cuts_left -= 1
             cut = self.cut_after if cutting else None
-            cut_on = self.cut_on if cutting else None
             upstream = socket.create_connection(self.target)
-            threading.Thread(target=self._pump, args=(client, upstream, None, cut_on, True),
+            threading.Thread(target=self._pump, args=(client, upstream, None, self.cut_on, True),
                              daemon=True).start()
             threading.Thread(target=self._pump, args=(upstream, client, cut, None, False),
                              daemon=True).start()
@@ -284,8 +285,12 @@ class CuttingProxy:
                         self.client_bytes += data
                 if cut_on is not None and cut_on in data:
                     with self._lock:
-                        self.cuts_done += 1
-                    break
+                        cutting = self.cuts_left > 0
+                        if cutting:
+                            self.cuts_left -= 1
+                            self.cuts_done += 1
+                    if cutting:
+                        break
                 if limit is not None and sent + len(data) >= limit:
                     dst.sendall(data[: max(0, limit - sent)])
                     with self._lock:
