@@ -25,10 +25,8 @@ from connectors.registry import load
 from governance_bot.items import ItemKind, Role
 from governance_bot.registers import RegisterIndex, read_toml
 from tests.contract.harness import SleepRecorder
-from tests.imap_server import CuttingProxy, DovecotServer, dovecot_server
+from tests.imap_server import CuttingProxy, DovecotServer
 from tests.shared import REPO
-
-__all__ = ["dovecot_server"]  # the fixture, imported for pytest
 
 TUTOR = "d.mensah@brookfield.example.org"
 TUTOR_PERSONAL = "danmensah88@gmail.example.com"

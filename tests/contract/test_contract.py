@@ -31,9 +31,6 @@ from tests.contract.harness import (
     discover_cases,
     write_config,
 )
-from tests.imap_server import dovecot_server
-
-__all__ = ["dovecot_server"]  # the session fixture the IMAP case kind asks for
 
 CASES = discover_cases()
 POLLING_CHECKS = ("page", "pages", "unauthorised", "rate_limited", "server_error")
