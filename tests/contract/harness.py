@@ -620,8 +620,7 @@ class SlackBench(Bench):
     def __init__(self, case: SlackWebApiCase, tmp_path: Path):
         from tests.fake_slack_workspace import FakeWorkspace
 
-        data = case.workspace("page")
-        data.pop("ids"), data.pop("where", None)
+        data = {k: v for k, v in case.workspace("page").items() if k not in ("ids", "where")}
         self.fake = FakeWorkspace(token=case.env[case.token_env], **data).__enter__()
         super().__init__(case, tmp_path, self.fake.base_url)
 
