@@ -13,9 +13,13 @@ How it reads:
   UIDs mean nothing: the folder is listed again from a few days before the latest mail seen, and
   messages whose Message-ID was already read are skipped. The item id is the Message-ID, so the
   archive would merge a repeat anyway.
-- A dropped connection is reconnected and the fetch carries on from the last complete batch, so
-  nothing is lost or read twice; if the server stays away, what was read so far is returned with
-  a cursor that points just after it.
+- A dropped connection is reconnected (after a growing pause) and the fetch carries on from the
+  last complete batch, so nothing is lost or read twice; if the server stays away, what was read
+  so far is returned with a cursor that points just after it.
+- A login the server refuses for a passing reason (RFC 5530 response codes ``[LIMIT]``, e.g.
+  Dovecot's per-user connection limit, ``[UNAVAILABLE]``, ``[INUSE]``, ``[SERVERBUG]``) is retried
+  the same way: it is the IMAP form of "busy, try later", not a wrong password. Any other refused
+  login stops the account with the fix.
 - A message whose MIME structure is broken is skipped and reported (folder and UID, never its
   content); everything else goes on.
 - Exchange / Microsoft 365 journal reports (``X-MS-Journal-Report``) are unwrapped: the item is
@@ -25,11 +29,15 @@ How it reads:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import logging
+import random
 import re
 import socket
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import errors as email_errors
@@ -67,6 +75,16 @@ _BROKEN_STRUCTURE = (
     email_errors.MultipartInvariantViolationDefect,
 )
 _CONNECTION_LOST = (IMAPClientAbortError, OSError, socket.timeout)
+# RFC 5530 response codes that say "not now" rather than "not you": the login is retried later
+_TRANSIENT_LOGIN = ("[LIMIT]", "[UNAVAILABLE]", "[INUSE]", "[SERVERBUG]")
+
+
+class _ServerBusy(Exception):
+    """The server refused the login for a passing reason (an RFC 5530 code in ``code``)."""
+
+    def __init__(self, code: str):
+        super().__init__(code)
+        self.code = code
 
 
 class ImapSettings(ConnectorSettings):
@@ -317,22 +335,33 @@ class ImapConnector(Connector):
 
     settings: ImapSettings
 
-    def __init__(self, settings: ConnectorSettings, **kwargs: Any):
+    def __init__(self, settings: ConnectorSettings, *,
+                 sleep: Callable[[float], None] = time.sleep, **kwargs: Any):
         super().__init__(settings, **kwargs)
         self._client: IMAPClient | None = None
+        self.sleep = sleep
 
     # -- connection ---------------------------------------------------------------------------
 
     def _connect(self) -> IMAPClient:
         s = self.settings
+        client = IMAPClient(s.host, port=s.port, ssl=s.security == "ssl",
+                            timeout=s.timeout_seconds)
         try:
-            client = IMAPClient(s.host, port=s.port, ssl=s.security == "ssl",
-                                timeout=s.timeout_seconds)
             client.normalise_times = False  # keep INTERNALDATE's time zone
             if s.security == "starttls":
                 client.starttls()
             client.login(s.username, s.password.get_secret_value())
         except LoginError as exc:
+            with contextlib.suppress(Exception):  # the server may already have hung up
+                client.shutdown()
+            raw = exc.args[0] if exc.args else ""
+            # imapclient passes the server's text on as bytes, or as the str() of those bytes
+            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+            text = text[2:] if text.startswith(("b'", 'b"')) else text
+            code = next((c for c in _TRANSIENT_LOGIN if text.startswith(c)), None)
+            if code is not None:
+                raise _ServerBusy(code.strip("[]")) from exc
             raise FatalError(
                 f"{self.name} (account {self.account}): the IMAP server refused the login for "
                 f"{s.username!r}. Fix: check the username and the password in the environment "
@@ -387,6 +416,16 @@ class ImapConnector(Connector):
                     self._client = self._connect()
                 self._sync_once(self._client, folder, state, items, problems)
                 return
+            except _ServerBusy as exc:
+                attempt += 1
+                if attempt > self.settings.max_retries:
+                    raise RetriableError(
+                        f"{self.name}: the IMAP server refused the login {attempt} times for a "
+                        f"passing reason ({exc.code}) reading {folder}; trying again next poll"
+                    ) from exc
+                log.warning("%s: the IMAP server is busy (%s) reading %s; trying again (try %d)",
+                            self.name, exc.code, folder, attempt)
+                self._backoff(attempt)
             except _CONNECTION_LOST as exc:
                 self._drop_client()
                 attempt += 1
@@ -397,6 +436,11 @@ class ImapConnector(Connector):
                     ) from exc
                 log.warning("%s: IMAP connection lost reading %s (%s); reconnecting (try %d)",
                             self.name, folder, type(exc).__name__, attempt)
+                self._backoff(attempt)
+
+    def _backoff(self, attempt: int) -> None:
+        """A growing pause before try ``attempt`` + 1, so a restarting server is not hammered."""
+        self.sleep(min(60.0, 0.5 * 2 ** (attempt - 1)) * (1 + random.random() * 0.1))
 
     def _sync_once(
         self,

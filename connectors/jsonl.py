@@ -1,13 +1,15 @@
 """``jsonl``: normalised items from a file or a folder of ``*.jsonl`` files.
 
-The format is documented in docs/items.md. A malformed line is reported with file:line and
-skipped; the rest is processed. The cursor remembers how many lines of each file were read, so
-appending to a file and polling again reads only the new lines.
+The format is documented in docs/items.md. A malformed line is reported (and logged at WARNING)
+with file:line and what is wrong, never its content, and skipped; the rest is processed. The
+cursor remembers how many lines of each file were read, so appending to a file and polling again
+reads only the new lines.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +22,7 @@ from connectors.base import (
     Capability,
     Connector,
     ConnectorSettings,
+    FatalError,
     FetchResult,
     ModerationAction,
     ModerationResult,
@@ -27,6 +30,8 @@ from connectors.base import (
 from governance_bot.items import Item
 
 __all__ = ["JsonlConnector", "JsonlSettings", "LineProblem", "read_items"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,16 +120,15 @@ class JsonlConnector(Connector):
     def fetch(self, cursor: dict[str, Any] | None) -> FetchResult:
         path = self.settings.path
         if not path.exists():
-            from connectors.base import FatalError
-
-            raise FatalError(f"{self.name}: {path} does not exist. Fix: set `path` to a .jsonl "
-                             "file or a folder of them.")
+            raise FatalError(f"{self.name} (account {self.account}): {path} does not exist. "
+                             "Fix: set `path` to a .jsonl file or a folder of them.")
         lines: dict[str, int] = dict((cursor or {}).get("lines", {}))
         items: list[Item] = []
         problems: list[str] = []
         for file, lineno, parsed in read_items(path, lines):
             if isinstance(parsed, LineProblem):
                 problems.append(str(parsed))
+                log.warning("%s: skipped %s", self.name, parsed)
             else:
                 items.append(parsed)
             lines[str(file)] = max(lines.get(str(file), 0), lineno)

@@ -291,8 +291,11 @@ class SlackWorkspaceConnector(Connector):
                 for message in page.get("messages") or []:
                     self._take(message, channel, f"conversations.history {cid}", items,
                                problems, seen)
-                    ts = str(message.get("ts", "0"))
-                    newest = max(newest, ts, key=float)
+                    ts = str(message.get("ts", "0")) if isinstance(message, dict) else ""
+                    try:
+                        newest = max(newest, ts, key=float)
+                    except ValueError:  # reported by _take; it cannot move the cursor
+                        continue
                     if message.get("reply_count") and message.get("thread_ts"):
                         watched[str(message["thread_ts"])] = str(
                             message.get("latest_reply") or ts)

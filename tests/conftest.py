@@ -12,6 +12,9 @@ import pytest
 
 from governance_bot.config import Config, load_config
 from governance_bot.registers import RegisterIndex, read_toml
+from tests.imap_server import dovecot_server
+
+__all__ = ["dovecot_server"]  # one Dovecot per session, for tests/test_imap.py and the contract
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"

@@ -3,7 +3,8 @@
 A real HTTP server on 127.0.0.1 that the real ``slack_sdk.WebClient`` talks to through
 ``base_url``: ``conversations.list/info/members/history/replies`` and ``users.info``, with
 Slack's response shapes and cursor paging (``page_size`` messages per page). It records every
-call and can answer the next calls with 429 + Retry-After.
+call and can answer the next calls with 429 + Retry-After, or with any failures queued in
+``fail_next`` (status, JSON body, headers), e.g. a 503 while Slack has an incident.
 """
 
 from __future__ import annotations
@@ -18,6 +19,15 @@ from urllib.parse import parse_qs, urlsplit
 __all__ = ["FakeWorkspace"]
 
 
+def _after(message: dict[str, Any], oldest: float) -> bool:
+    """Newer than ``oldest``; a record whose ts is unreadable is listed (a corrupt record is
+    exactly what the connector must cope with)."""
+    try:
+        return float(message["ts"]) > oldest
+    except (KeyError, TypeError, ValueError):
+        return True
+
+
 @dataclass
 class FakeWorkspace:
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -29,6 +39,7 @@ class FakeWorkspace:
     token: str = "xoxb-fake-workspace-token"
     calls: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     rate_limit_next: int = 0
+    fail_next: list[tuple[int, dict[str, Any], dict[str, str]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -80,13 +91,13 @@ class FakeWorkspace:
         if method == "conversations.history":
             oldest = float(params.get("oldest") or 0)
             found = [m for m in self.history.get(params.get("channel", ""), [])
-                     if float(m["ts"]) > oldest]
+                     if _after(m, oldest)]
             return self._page(found, params)
         if method == "conversations.replies":
             oldest = float(params.get("oldest") or 0)
             thread = self.replies.get((params.get("channel", ""), params.get("ts", "")), [])
             # Slack returns the parent first on every page, then replies after ``oldest``
-            found = thread[:1] + [m for m in thread[1:] if float(m["ts"]) > oldest]
+            found = thread[:1] + [m for m in thread[1:] if _after(m, oldest)]
             return self._page(found, params)
         return {"ok": False, "error": "unknown_method"}
 
@@ -112,9 +123,13 @@ class FakeWorkspace:
                 method = urlsplit(self.path).path.rsplit("/", 1)[-1]
                 with fake._lock:
                     fake.calls.append((method, params))
-                    limited = fake.rate_limit_next > 0
+                    failure = fake.fail_next.pop(0) if fake.fail_next else None
+                    limited = failure is None and fake.rate_limit_next > 0
                     if limited:
                         fake.rate_limit_next -= 1
+                if failure is not None:
+                    self._reply(*failure)
+                    return
                 if limited:
                     self._reply(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "3"})
                     return

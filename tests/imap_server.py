@@ -30,7 +30,7 @@ import pytest
 __all__ = ["CuttingProxy", "DovecotServer", "dovecot_server"]
 
 PASSWORD = "not-a-real-password-7"
-USERS = ("journal", "tutor")
+USERS = ("journal", "tutor", "contract")  # "contract": tests/contract/cases_imap.py
 
 
 def _free_port() -> int:
@@ -218,15 +218,23 @@ class CuttingProxy:
     """A TCP proxy in front of the IMAP server that cuts the *first* ``cuts`` connections after
     ``cut_after`` bytes from the server, like a network drop in the middle of a fetch.
 
-    Later connections pass through untouched, so a client that reconnects can carry on.
+    With ``cut_on`` instead, the first ``cuts`` commands containing those bytes (e.g.
+    ``b"BODY.PEEK[]"``) cut their connection: the drop comes mid-fetch, before the server answers,
+    whatever happened on earlier connections.
+    Later connections pass through untouched, so a client that reconnects can carry on; with
+    ``cuts=0`` the proxy only watches. Everything clients sent is kept (``client_bytes``) so a
+    test can count the commands that really went over the wire.
     """
 
-    def __init__(self, target: tuple[str, int], cut_after: int, cuts: int = 1):
+    def __init__(self, target: tuple[str, int], cut_after: int | None = None, cuts: int = 1,
+                 cut_on: bytes | None = None):
         self.target = target
         self.cut_after = cut_after
+        self.cut_on = cut_on
         self.cuts_left = cuts
         self.cuts_done = 0
         self.connections = 0
+        self.client_bytes = bytearray()
         self._listener = socket.socket()
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind(("127.0.0.1", 0))
@@ -248,20 +256,41 @@ class CuttingProxy:
                 return
             with self._lock:
                 self.connections += 1
-                cut = self.cut_after if self.cuts_left > 0 else None
-                if cut is not None:
+                # cut_after: decided per connection; cut_on: decided when the command is sent
+                cutting = self.cut_on is None and self.cuts_left > 0
+                if cutting:
                     self.cuts_left -= 1
+            cut = self.cut_after if cutting else None
             upstream = socket.create_connection(self.target)
-            threading.Thread(target=self._pump, args=(client, upstream, None), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, cut), daemon=True).start()
+            threading.Thread(target=self._pump, args=(client, upstream, None, self.cut_on, True),
+                             daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, cut, None, False),
+                             daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket, limit: int | None) -> None:
+    def commands(self, fragment: bytes) -> int:
+        """How many times clients sent ``fragment`` (e.g. ``b" UID FETCH "``)."""
+        with self._lock:
+            return bytes(self.client_bytes).count(fragment)
+
+    def _pump(self, src: socket.socket, dst: socket.socket, limit: int | None,
+              cut_on: bytes | None = None, from_client: bool = False) -> None:
         sent = 0
         try:
             while True:
                 data = src.recv(4096)
                 if not data:
                     break
+                if from_client:
+                    with self._lock:
+                        self.client_bytes += data
+                if cut_on is not None and cut_on in data:
+                    with self._lock:
+                        cutting = self.cuts_left > 0
+                        if cutting:
+                            self.cuts_left -= 1
+                            self.cuts_done += 1
+                    if cutting:
+                        break
                 if limit is not None and sent + len(data) >= limit:
                     dst.sendall(data[: max(0, limit - sent)])
                     with self._lock:

@@ -24,10 +24,9 @@ from connectors.imap import ImapConnector, ImapSettings, parse_message
 from connectors.registry import load
 from governance_bot.items import ItemKind, Role
 from governance_bot.registers import RegisterIndex, read_toml
-from tests.imap_server import CuttingProxy, DovecotServer, dovecot_server
+from tests.contract.harness import SleepRecorder
+from tests.imap_server import CuttingProxy, DovecotServer
 from tests.shared import REPO
-
-__all__ = ["dovecot_server"]  # the fixture, imported for pytest
 
 TUTOR = "d.mensah@brookfield.example.org"
 TUTOR_PERSONAL = "danmensah88@gmail.example.com"
@@ -79,6 +78,7 @@ class Mailbox:
         self.folder = f"T{uuid.uuid4().hex[:10]}"
         self.admin = self._login()
         self.admin.create_folder(self.folder)
+        self.waits = SleepRecorder()  # the connector's pauses between reconnects, not waited
 
     def _login(self) -> IMAPClient:
         client = IMAPClient(self.server.host, port=self.server.port, ssl=False)
@@ -105,7 +105,7 @@ class Mailbox:
             "username": self.user, "password": self.server.password,
             "folders": [self.folder], "timeout_seconds": 5, **options,
         })
-        return ImapConnector(settings)
+        return ImapConnector(settings, sleep=self.waits)
 
     def close(self) -> None:
         self.admin.logout()
@@ -232,6 +232,7 @@ def test_a_connection_dropped_mid_fetch_is_resumed_without_loss_or_repeats(
         proxy.close()
     assert proxy.cuts_done == 1, "the proxy must really have cut the first connection"
     assert proxy.connections >= 2
+    assert len(mailbox.waits.waits) == 1 and mailbox.waits.waits[0] > 0  # a pause, then again
     assert len(result.items) == 12
     assert len(set(ids(result.items))) == 12
 

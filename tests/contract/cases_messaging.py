@@ -9,13 +9,21 @@ case serves a small invented site (robots.txt, sitemaps, pages).
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import httpx
 import respx
 
-from tests.contract.harness import ContractCase, Installed
+from tests.contract.harness import (
+    ContractCase,
+    Delivery,
+    GraphClientState,
+    Installed,
+    Webhooks,
+)
 from tests.msgraph_fixtures import (
+    CHAT,
     CLIENT_STATE,
     SECRET,
     TEAMS_ENV,
@@ -24,6 +32,7 @@ from tests.msgraph_fixtures import (
     install_token,
     member,
     members_page,
+    message,
     recorded_chat_page,
     teams_settings,
 )
@@ -182,6 +191,34 @@ def website_malformed(router: respx.MockRouter, base_url: str) -> Installed:
                      where="broken-sitemap.xml")
 
 
+def teams_notifications() -> list[Delivery]:
+    """Change notifications in Graph's documented shape, each naming one chat message."""
+    def note(mid: str) -> Delivery:
+        resource = f"chats('{CHAT}')/messages('{mid}')"
+        body = json.dumps({"value": [{
+            "subscriptionId": "sub-contract", "changeType": "created",
+            "clientState": CLIENT_STATE, "tenantId": "contoso-tenant-0001",
+            "subscriptionExpirationDateTime": "2026-03-11T00:00:00Z", "resource": resource,
+            "resourceData": {"id": mid, "@odata.type": "#Microsoft.Graph.chatMessage",
+                             "@odata.id": resource}}]}).encode()
+        return Delivery(body=body, ids={f"{CHAT}:{mid}"})
+
+    return [note("1700000000200"), note("1700000000201")]
+
+
+def teams_webhook_routes(router: respx.MockRouter, base_url: str) -> None:
+    """The token, the chat's members and the messages the notifications name."""
+    install_token(router, base_url)
+    _members(router)
+
+    def answer(request: httpx.Request, mid: str) -> httpx.Response:
+        return httpx.Response(200, json=message(mid, "2026-03-10T16:00:00Z",
+                                                "Your draft is marked, see the comments"))
+
+    router.get(url__regex=r"/chats\('[^']+'\)/messages\('(?P<mid>\d+)'\)$").mock(
+        side_effect=answer)
+
+
 CASES = [
     ContractCase(
         id="teams",
@@ -196,6 +233,8 @@ CASES = [
         malformed=teams_malformed,
         account="brookfield-teams",
         secret_key="client_secret",
+        webhooks=Webhooks(signer=GraphClientState(CLIENT_STATE),
+                          deliveries=lambda: teams_notifications(), routes=teams_webhook_routes),
     ),
     ContractCase(
         id="zoom",

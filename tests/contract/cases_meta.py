@@ -1,5 +1,8 @@
 """Contract cases for the Meta Graph connectors, replaying recorded real Graph API answers from
-../shared/fixtures/meta."""
+../shared/fixtures/meta.
+
+Their webhook deliveries are this project's own, shaped as Meta documents the Page ``feed`` and
+Instagram ``comments`` / messaging events (the people are invented), signed like Meta signs."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from typing import Any
 import httpx
 import respx
 
-from tests.contract.harness import ContractCase, Installed
+from tests.contract.harness import ContractCase, Delivery, Installed, MetaSigner, Webhooks
 from tests.shared import require_shared
 
 FB_TOKEN = "EAAGcontractPageToken0123456789abcdef"
@@ -106,6 +109,26 @@ def fb_malformed(router: respx.MockRouter, base_url: str) -> Installed:
     return Installed(ids=ids, first=first, where=bad["id"])
 
 
+def _delivery(payload: dict[str, Any], ids: set[str]) -> Delivery:
+    return Delivery(body=json.dumps(payload).encode(), ids=ids)
+
+
+def fb_deliveries() -> list[Delivery]:
+    def feed(value: dict[str, Any]) -> dict[str, Any]:
+        return {"object": "page", "entry": [{"id": FB_PAGE, "time": 1789990000,
+                                             "changes": [{"field": "feed", "value": value}]}]}
+
+    post = f"{FB_PAGE}_900001"
+    comment = {"from": {"id": "6100000000123", "name": "A. Parent"}, "item": "comment",
+               "verb": "add", "created_time": 1789990000, "post_id": post, "parent_id": post,
+               "comment_id": "900001_700001", "message": "Well done to the under-12s!"}
+    status = {"from": {"id": FB_PAGE, "name": "Brookfield Academy"}, "item": "status",
+              "verb": "add", "created_time": 1789990060, "post_id": f"{FB_PAGE}_900002",
+              "message": "Open evening on Thursday from 6pm"}
+    return [_delivery(feed(comment), {"900001_700001"}),
+            _delivery(feed(status), {f"{FB_PAGE}_900002"})]
+
+
 CASES: list[ContractCase] = [
     ContractCase(
         id="facebook",
@@ -120,12 +143,14 @@ CASES: list[ContractCase] = [
         pages=fb_pages,
         malformed=fb_malformed,
         secret_key="access_token",
+        webhooks=Webhooks(signer=MetaSigner(FB_APP_SECRET), deliveries=lambda: fb_deliveries()),
     ),
 ]
 
 
 IG_USER = "17841406338772941"
 IG_TOKEN = "IGQVcontractInstagramToken9876543210"
+IG_APP_SECRET = "contract-instagram-app-secret-77d0"
 
 
 def _ig_settings(base_url: str) -> dict[str, Any]:
@@ -133,8 +158,23 @@ def _ig_settings(base_url: str) -> dict[str, Any]:
         "type": "instagram",
         "ig_user_id": IG_USER,
         "access_token": "${IG_TOKEN}",
+        "app_secret": "${IG_APP_SECRET}",
         "base_url": base_url,
     }
+
+
+def ig_deliveries() -> list[Delivery]:
+    comment = {"object": "instagram", "entry": [{"id": IG_USER, "time": 1789990000, "changes": [
+        {"field": "comments", "value": {
+            "from": {"id": "17840000000777", "username": "someone.local"},
+            "media": {"id": "17900000000001", "media_product_type": "FEED"},
+            "id": "17900000000555", "text": "great concert last night"}}]}]}
+    message = {"object": "instagram", "entry": [{"id": IG_USER, "time": 1789990001, "messaging": [
+        {"sender": {"id": "17840000000777"}, "recipient": {"id": IG_USER},
+         "timestamp": 1789990001000,
+         "message": {"mid": "aWdfZAG1faXRlbToxOklHcontract", "text": "what time is pick-up?"}}]}]}
+    return [_delivery(comment, {"17900000000555"}),
+            _delivery(message, {"aWdfZAG1faXRlbToxOklHcontract"})]
 
 
 def _ig_common(router: respx.MockRouter, base_url: str) -> set[str]:
@@ -198,8 +238,8 @@ CASES.append(
         id="instagram",
         type="instagram",
         settings=_ig_settings,
-        env={"IG_TOKEN": IG_TOKEN},
-        secrets=(IG_TOKEN,),
+        env={"IG_TOKEN": IG_TOKEN, "IG_APP_SECRET": IG_APP_SECRET},
+        secrets=(IG_TOKEN, IG_APP_SECRET),
         required=("ig_user_id", "access_token"),
         invalid={"ig_user_id": "@brookfield.academy", "lookback_days": 0,
                  "page_size": 1000},
@@ -207,5 +247,6 @@ CASES.append(
         pages=ig_pages,
         malformed=ig_malformed,
         secret_key="access_token",
+        webhooks=Webhooks(signer=MetaSigner(IG_APP_SECRET), deliveries=lambda: ig_deliveries()),
     )
 )

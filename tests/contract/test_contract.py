@@ -2,73 +2,117 @@
 
 Policy link: the DSL relies on "nothing missed": an account whose token expired must say so
 plainly to a person, a busy platform must be waited for rather than given up on, one bad record
-must not hide the rest, and children's data and secrets must never reach the logs.
+must not hide the rest, a forged or replayed webhook must not put words in anyone's mouth, and
+children's data and secrets must never reach the logs.
+
+The checks are written once against a ``Bench`` (tests/contract/harness.py); each case kind
+(HTTP, IMAP, Slack Web API, webhook-only, file) supplies the bench for its transport.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import UTC
+from datetime import UTC, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
-import respx
 
-from connectors.base import FatalError, FetchResult
+from connectors.base import Capability, FatalError
+from connectors.registry import BUILTINS, load
 from governance_bot.config import ConfigError, load_config
+from governance_bot.storage.db import Database
+from governance_bot.webhooks import ReplayGuard
 from tests.contract.harness import (
-    ContractCase,
-    SleepRecorder,
+    Bench,
+    CaseBase,
+    Outcome,
     build_connector,
     discover_cases,
-    fail_first,
     write_config,
 )
 
 CASES = discover_cases()
-BASE_URL = "https://contract.test/api"
-CHECKS = ("config", "page", "pages", "unauthorised", "rate_limited", "server_error", "malformed",
-          "secrets_in_logs")
+POLLING_CHECKS = ("page", "pages", "unauthorised", "rate_limited", "server_error")
+WEBHOOK_CHECKS = ("webhook", "signature_rejected", "replay")
+CHECKS = ("config", *POLLING_CHECKS, "malformed", "secrets_in_logs", *WEBHOOK_CHECKS)
 
 
-def applies(case: ContractCase, check: str) -> None:
+def applies(case: CaseBase, check: str) -> None:
     """Skip ``check`` for a case that declared it not applicable (with its reason)."""
     assert set(case.not_applicable) <= set(CHECKS), f"unknown checks in {case.id}"
     if check in case.not_applicable:
         pytest.skip(f"{case.id}: {case.not_applicable[check]}")
+    if check in WEBHOOK_CHECKS and case.webhooks is None:
+        if Capability.webhook not in load(case.type).capabilities:
+            pytest.skip(f"{case.id}: the connector takes no webhooks")
+        pytest.fail(f"{case.id}: its connector takes webhooks; give the case `webhooks` or "
+                    f"declare {check!r} not applicable with the reason")
 
 
 @pytest.fixture(params=CASES, ids=[c.id for c in CASES])
-def case(request: pytest.FixtureRequest) -> ContractCase:
-    return request.param  # type: ignore[no-any-return]
+def case(request: pytest.FixtureRequest) -> CaseBase:
+    made: CaseBase = request.param
+    return made
 
 
 @pytest.fixture
-def router() -> Iterator[respx.MockRouter]:
-    # every request must be answered by a route a case installed: nothing reaches the network
-    with respx.mock(assert_all_called=False, assert_all_mocked=True) as mock:
-        yield mock
-
-
-def _fetch(case: ContractCase, tmp_path: Path, sleep: SleepRecorder) -> FetchResult:
-    connector = build_connector(case, tmp_path, BASE_URL, sleep)
+def bench(case: CaseBase, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Bench]:
+    made = case.bench(request, tmp_path)
     try:
-        return connector.fetch(None)
+        yield made
     finally:
-        connector.close()
+        made.close()
 
 
-def _table(case: ContractCase) -> dict[str, object]:
-    return {"name": f"{case.id}-contract", "account": case.account, **case.settings(BASE_URL)}
+@pytest.fixture(scope="module")
+def replay_guard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReplayGuard]:
+    db = Database(f"sqlite:///{tmp_path_factory.mktemp('replay') / 'contract.db'}")
+    db.ensure_schema()
+    yield ReplayGuard(db, timedelta(hours=72))
+    db.dispose()
+
+
+def _table(case: CaseBase) -> dict[str, object]:
+    return {"name": f"{case.id}-contract", "account": case.account,
+            **case.settings(case.placeholder)}
+
+
+def _ids(outcome: Outcome) -> set[str]:
+    return {i.id for i in outcome.items}
+
+
+# --- coverage ----------------------------------------------------------------------------------
+
+def test_every_registered_connector_has_a_contract_case() -> None:
+    """A new connector cannot skip the suite: every built-in needs at least one case."""
+    covered = {c.type for c in CASES}
+    missing = sorted(set(BUILTINS) - covered)
+    assert not missing, f"no contract case for: {missing} (add tests/contract/cases_<name>.py)"
+
+
+def test_every_case_names_a_registered_connector_and_reasons_for_its_gaps(case: CaseBase
+                                                                         ) -> None:
+    assert load(case.type).type == case.type
+    assert set(case.not_applicable) <= set(CHECKS), f"unknown checks in {case.id}"
+    for check, reason in case.not_applicable.items():
+        assert len(reason.strip()) >= 15, f"{case.id}: say why {check!r} does not apply"
+    takes_webhooks = Capability.webhook in load(case.type).capabilities
+    if case.webhooks is not None:
+        assert takes_webhooks, f"{case.id}: webhooks given for a connector that takes none"
+    elif takes_webhooks:
+        undeclared = [c for c in WEBHOOK_CHECKS if c not in case.not_applicable]
+        assert not undeclared, (f"{case.id}: its connector takes webhooks: give `webhooks` or "
+                                f"declare {undeclared} not applicable with the reason")
+    else:
+        assert not set(WEBHOOK_CHECKS) & set(case.not_applicable), \
+            f"{case.id}: the connector takes no webhooks, nothing to declare"
 
 
 # --- configuration -----------------------------------------------------------------------------
 
-def test_valid_settings_are_accepted_and_secrets_masked(case: ContractCase, tmp_path: Path
-                                                        ) -> None:
-    connector = build_connector(case, tmp_path, BASE_URL, SleepRecorder())
+def test_valid_settings_are_accepted_and_secrets_masked(case: CaseBase, tmp_path: Path) -> None:
+    connector = build_connector(case, tmp_path)
     assert connector.type == case.type
     shown = repr(connector) + repr(connector.settings) + str(connector.settings.masked())
     for secret in case.secrets:
@@ -76,7 +120,7 @@ def test_valid_settings_are_accepted_and_secrets_masked(case: ContractCase, tmp_
     connector.close()
 
 
-def test_a_missing_required_setting_is_refused_naming_the_key(case: ContractCase, tmp_path: Path
+def test_a_missing_required_setting_is_refused_naming_the_key(case: CaseBase, tmp_path: Path
                                                               ) -> None:
     applies(case, "config")
     assert case.required, "a case must name at least one required setting"
@@ -87,7 +131,7 @@ def test_a_missing_required_setting_is_refused_naming_the_key(case: ContractCase
         assert key in str(err.value), f"the error does not name {key!r}: {err.value}"
 
 
-def test_an_invalid_setting_is_refused_naming_the_key(case: ContractCase, tmp_path: Path) -> None:
+def test_an_invalid_setting_is_refused_naming_the_key(case: CaseBase, tmp_path: Path) -> None:
     applies(case, "config")
     assert case.invalid, "a case must give at least one invalid value"
     for key, value in case.invalid.items():
@@ -97,7 +141,7 @@ def test_an_invalid_setting_is_refused_naming_the_key(case: ContractCase, tmp_pa
         assert key in str(err.value), f"the error does not name {key!r}: {err.value}"
 
 
-def test_a_secret_written_in_the_file_is_refused(case: ContractCase, tmp_path: Path) -> None:
+def test_a_secret_written_in_the_file_is_refused(case: CaseBase, tmp_path: Path) -> None:
     if case.secret_key is None:
         pytest.skip(f"{case.id} takes no secret")
     table = {**_table(case), case.secret_key: "literal-secret-in-file"}
@@ -108,7 +152,7 @@ def test_a_secret_written_in_the_file_is_refused(case: ContractCase, tmp_path: P
     assert "literal-secret-in-file" not in str(err.value)
 
 
-def test_an_unset_environment_variable_is_named(case: ContractCase, tmp_path: Path) -> None:
+def test_an_unset_environment_variable_is_named(case: CaseBase, tmp_path: Path) -> None:
     if not case.env:
         pytest.skip(f"{case.id} reads nothing from the environment")
     missing = sorted(case.env)[0]
@@ -120,12 +164,11 @@ def test_an_unset_environment_variable_is_named(case: ContractCase, tmp_path: Pa
 
 # --- reading -----------------------------------------------------------------------------------
 
-def test_one_page_is_read_completely(case: ContractCase, tmp_path: Path,
-                                     router: respx.MockRouter) -> None:
+def test_one_page_is_read_completely(case: CaseBase, bench: Bench) -> None:
     applies(case, "page")
-    expected = case.page(router, BASE_URL)
-    result = _fetch(case, tmp_path, SleepRecorder())
-    assert {i.id for i in result.items} == expected.ids
+    expected = bench.prepare("page")
+    result = bench.read()
+    assert _ids(result) == expected.ids
     assert result.problems == []
     for item in result.items:
         assert item.account == case.account
@@ -134,23 +177,24 @@ def test_one_page_is_read_completely(case: ContractCase, tmp_path: Path,
     assert result.cursor, "a fetch must return a cursor so the next poll is incremental"
 
 
-def test_pagination_reaches_the_end(case: ContractCase, tmp_path: Path,
-                                    router: respx.MockRouter) -> None:
+def test_pagination_reaches_the_end(case: CaseBase, bench: Bench) -> None:
     applies(case, "pages")
-    expected = case.pages(router, BASE_URL)
-    result = _fetch(case, tmp_path, SleepRecorder())
-    assert {i.id for i in result.items} == expected.ids
+    expected = bench.prepare("pages")
+    result = bench.read()
+    assert _ids(result) == expected.ids
     assert len(result.items) == len(expected.ids), "an item was produced twice"
-    assert router.calls.call_count >= 2
+    trips = bench.round_trips()
+    if trips is not None:
+        assert trips >= 2, f"{trips} request(s): the scenario was not really paged"
 
 
-def test_refused_credentials_stop_with_the_account_and_the_fix(
-        case: ContractCase, tmp_path: Path, router: respx.MockRouter) -> None:
+def test_refused_credentials_stop_with_the_account_and_the_fix(case: CaseBase,
+                                                               bench: Bench) -> None:
     applies(case, "unauthorised")
-    expected = case.page(router, BASE_URL)
-    fail_first(expected.first, [httpx.Response(401, json={"error": "unauthorised"})])
+    bench.prepare("page")
+    bench.refuse_credentials()
     with pytest.raises(FatalError) as err:
-        _fetch(case, tmp_path, SleepRecorder())
+        bench.read()
     message = str(err.value)
     assert case.account in message
     assert "Fix:" in message
@@ -158,55 +202,121 @@ def test_refused_credentials_stop_with_the_account_and_the_fix(
         assert secret not in message
 
 
-def test_rate_limited_waits_the_time_the_platform_asks(
-        case: ContractCase, tmp_path: Path, router: respx.MockRouter) -> None:
+def test_rate_limited_waits_the_time_the_platform_asks(case: CaseBase, bench: Bench) -> None:
     applies(case, "rate_limited")
-    expected = case.page(router, BASE_URL)
-    fail_first(expected.first, [httpx.Response(429, headers={"Retry-After": "37"})])
-    sleep = SleepRecorder()
-    result = _fetch(case, tmp_path, sleep)
-    assert sleep.waits and sleep.waits[0] == 37.0
-    assert {i.id for i in result.items} == expected.ids
+    expected = bench.prepare("page")
+    asked = bench.rate_limit_first(37)
+    result = bench.read()
+    assert bench.sleep.waits, "the connector did not wait before trying again"
+    if asked is not None:
+        assert bench.sleep.waits[0] == asked
+    else:  # the platform names no time: a pause, not a hammering
+        assert bench.sleep.waits[0] > 0
+    assert _ids(result) == expected.ids
 
 
-def test_server_errors_back_off_then_succeed(
-        case: ContractCase, tmp_path: Path, router: respx.MockRouter) -> None:
+def test_server_errors_back_off_then_succeed(case: CaseBase, bench: Bench) -> None:
     applies(case, "server_error")
-    expected = case.page(router, BASE_URL)
-    fail_first(expected.first, [httpx.Response(500), httpx.Response(503)])
-    sleep = SleepRecorder()
-    result = _fetch(case, tmp_path, sleep)
-    assert len(sleep.waits) >= 2 and all(w > 0 for w in sleep.waits[:2])
-    assert sleep.waits[1] > sleep.waits[0], "the second wait should be longer (backoff)"
-    assert {i.id for i in result.items} == expected.ids
+    expected = bench.prepare("page")
+    bench.fail_first(2)
+    result = bench.read()
+    waits = bench.sleep.waits
+    assert len(waits) >= 2 and all(w > 0 for w in waits[:2]), waits
+    assert waits[1] > waits[0], "the second wait should be longer (backoff)"
+    assert _ids(result) == expected.ids
+    assert len(result.items) == len(expected.ids), "an item was produced twice"
 
 
 def test_a_malformed_record_is_skipped_and_logged_with_its_source(
-        case: ContractCase, tmp_path: Path, router: respx.MockRouter,
-        caplog: pytest.LogCaptureFixture) -> None:
+        case: CaseBase, bench: Bench, caplog: pytest.LogCaptureFixture) -> None:
     applies(case, "malformed")
-    expected = case.malformed(router, BASE_URL)
+    expected = bench.prepare("malformed")
     assert expected.where, "a malformed case must say where the bad record is"
     with caplog.at_level(logging.WARNING):
-        result = _fetch(case, tmp_path, SleepRecorder())
-    assert {i.id for i in result.items} == expected.ids
-    assert len(result.problems) >= 1
-    assert any(expected.where in p for p in result.problems), result.problems
+        result = bench.read()
+    assert _ids(result) == expected.ids, "the good records around the bad one must be read"
+    if result.problems is not None:
+        assert len(result.problems) >= 1
+        assert any(expected.where in p for p in result.problems), result.problems
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert any(expected.where in w for w in warnings), warnings
 
 
-def test_secrets_never_reach_the_logs(case: ContractCase, tmp_path: Path,
-                                      router: respx.MockRouter,
+def test_secrets_never_reach_the_logs(case: CaseBase, bench: Bench,
                                       caplog: pytest.LogCaptureFixture) -> None:
     applies(case, "secrets_in_logs")
-    expected = case.pages(router, BASE_URL)
-    fail_first(expected.first, [httpx.Response(429, headers={"Retry-After": "1"}),
-                                httpx.Response(500)])
+    logged_problems: list[str] = []
     with caplog.at_level(logging.DEBUG):
-        result = _fetch(case, tmp_path, SleepRecorder())
-    assert result.items
-    logged = caplog.text + "\n".join(result.problems)
+        if "pages" not in case.not_applicable:
+            bench.prepare("pages")
+            if "rate_limited" not in case.not_applicable:
+                bench.rate_limit_first(1)
+            if "server_error" not in case.not_applicable:
+                bench.fail_first(1)
+            result = bench.read()
+            assert result.items
+            logged_problems += result.problems or []
+        if case.webhooks is not None:
+            signer = case.webhooks.signer
+            for delivery in case.webhooks.deliveries():
+                assert bench.deliver(signer.sign(delivery.body)).status in (200, 202)
+                for forged in signer.forgeries(delivery.body).values():
+                    bench.deliver(forged)
+    logged = caplog.text + "\n".join(logged_problems)
     assert logged, "nothing was logged at DEBUG, so this test would prove nothing"
     for secret in case.secrets:
         assert secret not in logged
+
+
+# --- webhooks ----------------------------------------------------------------------------------
+
+def test_a_signed_delivery_is_read(case: CaseBase, bench: Bench) -> None:
+    applies(case, "webhook")
+    assert case.webhooks is not None
+    deliveries = case.webhooks.deliveries()
+    assert len(deliveries) >= 2, "give at least two different deliveries"
+    for delivery in deliveries:
+        response = bench.deliver(case.webhooks.signer.sign(delivery.body))
+        assert response.status in (200, 202), response  # Graph expects 202 Accepted
+        assert {i.id for i in response.items} == delivery.ids
+        for item in response.items:
+            assert item.account == case.account
+            assert item.created_at.utcoffset() == UTC.utcoffset(None)
+
+
+def test_a_forged_unsigned_or_stale_delivery_is_refused(
+        case: CaseBase, bench: Bench, caplog: pytest.LogCaptureFixture) -> None:
+    applies(case, "signature_rejected")
+    assert case.webhooks is not None
+    delivery = case.webhooks.deliveries()[0]
+    forgeries = case.webhooks.signer.forgeries(delivery.body)
+    for label, request in forgeries.items():
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            response = bench.deliver(request)
+        assert response.status in (401, 403), f"{label}: answered {response.status}"
+        assert response.items == [], f"{label}: items were read from a refused delivery"
+        assert response.replay_key is None, f"{label}: a refused delivery must not be claimed"
+        warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert warnings, f"{label}: a refused delivery must be logged"
+        assert delivery.body.decode() not in caplog.text
+
+
+def test_a_redelivery_is_recognised_and_not_processed_twice(
+        case: CaseBase, bench: Bench, replay_guard: ReplayGuard) -> None:
+    applies(case, "replay")
+    assert case.webhooks is not None
+    signer = case.webhooks.signer
+    one, two = case.webhooks.deliveries()[:2]
+    first = bench.deliver(signer.sign(one.body))
+    again = bench.deliver(signer.sign(one.body, redelivery=True))
+    other = bench.deliver(signer.sign(two.body))
+    assert first.replay_key, "an accepted delivery must carry a replay key"
+    assert again.replay_key == first.replay_key, "the platform's re-delivery was not recognised"
+    assert other.replay_key and other.replay_key != first.replay_key, \
+        "two different deliveries share a replay key: the second would be dropped"
+    # what the service does with the keys (governance_bot/webhooks.py): the first claim wins
+    name = f"{case.id}-contract"
+    assert replay_guard.claim(name, first.replay_key) is True
+    assert replay_guard.claim(name, again.replay_key) is False
+    assert replay_guard.claim(name, other.replay_key) is True
