@@ -1,0 +1,356 @@
+"""Microsoft Teams change notifications the service keeps alive itself: Graph subscriptions are
+created at start, renewed before they expire, re-created when Graph loses them, and every gap is
+caught up by polling (governance_bot/subscriptions.py).
+
+Policy: staff-learner messages on every channel are checked, promptly; a lapsed subscription
+must never mean a staff message to a learner goes unread. Graph's answers follow the shapes in
+its documentation (tests/msgraph_fixtures.py says where from: ../shared/fixtures/msgraph has no
+subscription responses).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from connectors.base import SubscriptionEvent, WebhookRequest
+from connectors.teams import TeamsConnector, TeamsSettings
+from governance_bot.config import ConfigError, load_config
+from governance_bot.storage import models as m
+from governance_bot.storage.db import Database
+from governance_bot.subscriptions import SubscriptionManager, managers_for, state_name
+from tests.msgraph_fixtures import (
+    CHANNEL,
+    CLIENT_STATE,
+    FORBIDDEN,
+    NOT_FOUND,
+    NOTIFICATION_URL,
+    PUBLIC_URL,
+    SECRET,
+    TEAM,
+    TUTOR_AAD,
+    VALIDATION_FAILED,
+    install_token,
+    lifecycle_notification,
+    subscription_created,
+    teams_settings,
+)
+
+BASE = "https://graph.test/v1.0"
+START = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+CHATS = f"/users/{TUTOR_AAD}/chats/getAllMessages"
+CHANNEL_MESSAGES = f"/teams/{TEAM}/channels/{CHANNEL}/messages"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def connector(**extra: Any) -> TeamsConnector:
+    data = teams_settings(BASE, **extra)
+    data.update({"name": "teams", "account": "brookfield-teams",
+                 "client_secret": SECRET, "client_state": CLIENT_STATE})
+    return TeamsConnector(TeamsSettings.model_validate(data), sleep=lambda s: None)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = Database(f"sqlite:///{tmp_path / 'gb.db'}")
+    database.upgrade()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def graph() -> Iterator[respx.MockRouter]:
+    with respx.mock(assert_all_mocked=True, assert_all_called=False) as router:
+        install_token(router, BASE)
+        yield router
+
+
+def manager(db: Database, clock: Clock, **extra: Any) -> SubscriptionManager:
+    return SubscriptionManager(db, connector(**extra), NOTIFICATION_URL, clock)
+
+
+def graph_creates(graph: respx.MockRouter, *ids: str) -> respx.Route:
+    """POST /subscriptions answers 201 with the given ids in turn, echoing the resource."""
+    pending = list(ids)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        return httpx.Response(201, json=subscription_created(
+            pending.pop(0), body["resource"], body["expirationDateTime"]))
+
+    return graph.post(f"{BASE}/subscriptions").mock(side_effect=answer)
+
+
+def graph_renews(graph: respx.MockRouter, sub_id: str) -> respx.Route:
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        return httpx.Response(200, json=subscription_created(sub_id, CHATS,
+                                                             body["expirationDateTime"]))
+
+    return graph.patch(f"{BASE}/subscriptions/{sub_id}").mock(side_effect=answer)
+
+
+def stored(db: Database) -> dict[str, Any]:
+    with db.session() as session:
+        state = session.get(m.ConnectorState, state_name("teams"))
+        assert state is not None
+        return dict(state.cursor["subscriptions"])
+
+
+# -- creating ------------------------------------------------------------------------------------
+
+
+def test_at_start_each_staff_members_chats_and_each_channel_get_a_subscription(
+    db: Database, graph: respx.MockRouter,
+) -> None:
+    create = graph_creates(graph, "sub-chats", "sub-channel")
+    report = manager(db, Clock(), channels=[f"{TEAM}/{CHANNEL}"]).sync(renew_all=True)
+    assert report.problems == [] and report.created == [CHATS, CHANNEL_MESSAGES]
+    bodies = [json.loads(call.request.content) for call in create.calls]
+    assert [b["resource"] for b in bodies] == [CHATS, CHANNEL_MESSAGES]
+    for body in bodies:
+        assert body["changeType"] == "created,updated,deleted"
+        assert body["notificationUrl"] == f"{PUBLIC_URL}/webhooks/teams"
+        assert body["lifecycleNotificationUrl"] == f"{PUBLIC_URL}/webhooks/teams"
+        assert body["clientState"] == CLIENT_STATE
+        expires = datetime.fromisoformat(body["expirationDateTime"].replace("Z", "+00:00"))
+        # within Graph's maximum for chatMessage: 4320 minutes
+        assert expires - START == timedelta(minutes=4200) <= timedelta(minutes=4320)
+    subs = stored(db)
+    assert subs[CHATS]["id"] == "sub-chats" and subs[CHANNEL_MESSAGES]["id"] == "sub-channel"
+
+
+def test_a_metered_payment_model_is_asked_for_when_configured(
+    db: Database, graph: respx.MockRouter,
+) -> None:
+    create = graph_creates(graph, "sub-chats")
+    manager(db, Clock(), payment_model="B").sync()
+    assert json.loads(create.calls[0].request.content)["resource"] == f"{CHATS}?model=B"
+
+
+def test_the_lifetime_asked_for_cannot_exceed_graphs_maximum() -> None:
+    with pytest.raises(ValueError, match="subscription_minutes"):
+        connector(subscription_minutes=4321)
+
+
+# -- renewing ------------------------------------------------------------------------------------
+
+
+def test_a_subscription_is_renewed_past_half_its_life_and_not_before(
+    db: Database, graph: respx.MockRouter,
+) -> None:
+    clock = Clock()
+    graph_creates(graph, "sub-chats")
+    renew = graph_renews(graph, "sub-chats")
+    subs = manager(db, clock)
+    subs.sync(renew_all=True)
+    clock.now = START + timedelta(hours=1)
+    assert subs.sync().renewed == [] and not renew.called
+    clock.now = START + timedelta(hours=36)  # 70 h lifetime: past half
+    assert subs.sync().renewed == [CHATS]
+    asked = json.loads(renew.calls[0].request.content)["expirationDateTime"]
+    assert asked == "2026-11-25T19:00:00Z"  # 36 h + 4200 min after the start
+    assert stored(db)[CHATS]["expires"].startswith("2026-11-25T19:00:00")
+
+
+def test_the_check_runs_often_enough_to_renew_in_time() -> None:
+    assert SubscriptionManager(None, connector(), NOTIFICATION_URL).check_interval  \
+        == timedelta(hours=1)  # type: ignore[arg-type]
+    short = SubscriptionManager(None, connector(subscription_minutes=60),  # type: ignore[arg-type]
+                                NOTIFICATION_URL)
+    assert short.check_interval == timedelta(minutes=15)
+
+
+def test_a_removed_subscription_found_at_renewal_is_re_created_and_caught_up(
+    db: Database, graph: respx.MockRouter,
+) -> None:
+    clock = Clock()
+    create = graph_creates(graph, "sub-chats", "sub-chats-2")
+    graph.patch(f"{BASE}/subscriptions/sub-chats").mock(
+        return_value=httpx.Response(404, json=NOT_FOUND))
+    subs = manager(db, clock)
+    subs.sync()
+    clock.now = START + timedelta(hours=40)
+    report = subs.sync()
+    assert report.created == [CHATS] and report.catch_up
+    assert create.call_count == 2 and stored(db)[CHATS]["id"] == "sub-chats-2"
+
+
+def test_subscriptions_for_users_no_longer_listed_are_deleted(
+    db: Database, graph: respx.MockRouter,
+) -> None:
+    graph_creates(graph, "sub-chats", "sub-channel")
+    manager(db, Clock(), channels=[f"{TEAM}/{CHANNEL}"]).sync()
+    delete = graph.delete(f"{BASE}/subscriptions/sub-chats").mock(
+        return_value=httpx.Response(204))
+    # the tutor's chats are no longer read: only the channel is
+    report = manager(db, Clock(), users=[], channels=[f"{TEAM}/{CHANNEL}"]).sync()
+    assert report.removed == [CHATS] and delete.called
+    assert list(stored(db)) == [CHANNEL_MESSAGES]
+
+
+# -- errors: polling goes on ---------------------------------------------------------------------
+
+
+def test_a_missing_permission_names_the_account_and_the_permission_and_polling_goes_on(
+    db: Database, graph: respx.MockRouter, caplog: pytest.LogCaptureFixture,
+) -> None:
+    graph.post(f"{BASE}/subscriptions").mock(return_value=httpx.Response(403, json=FORBIDDEN))
+    subs = manager(db, Clock(), channels=[f"{TEAM}/{CHANNEL}"])
+    with caplog.at_level(logging.INFO):
+        report = subs.sync(renew_all=True)
+    chats, channel = report.problems
+    assert "account brookfield-teams" in chats and "Chat.Read.All" in chats
+    assert "admin consent" in chats and "polling" in chats
+    assert "ChannelMessage.Read.All" in channel and "ChannelMessage.Read.Group" in channel
+    assert [r.levelname for r in caplog.records if "refused" in r.getMessage()] == ["ERROR"] * 2
+    assert CLIENT_STATE not in caplog.text and SECRET not in caplog.text
+    # the next check says it again, less loudly, and still tries
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert len(subs.sync().problems) == 2
+    assert [r.levelname for r in caplog.records if "refused" in r.getMessage()] == ["WARNING"] * 2
+    # polling is unaffected
+    graph.get(url__regex=r"/delta").mock(return_value=httpx.Response(200, json={
+        "value": [], "@odata.deltaLink": f"{BASE}/delta-next"}))
+    result = subs.connector.fetch(None)
+    assert result.problems == [] and result.cursor is not None
+
+
+def test_a_notification_url_graph_cannot_reach_says_it_must_be_public_https(
+    db: Database, graph: respx.MockRouter,
+) -> None:
+    graph.post(f"{BASE}/subscriptions").mock(
+        return_value=httpx.Response(400, json=VALIDATION_FAILED))
+    (problem,) = manager(db, Clock()).sync().problems
+    assert NOTIFICATION_URL in problem
+    assert "publicly reachable" in problem and "HTTPS" in problem
+    assert "[service] public_url" in problem
+
+
+def test_without_client_state_subscribing_is_refused_with_the_fix(
+    db: Database, graph: respx.MockRouter,
+) -> None:
+    create = graph_creates(graph, "never")
+    subs = SubscriptionManager(db, connector(), NOTIFICATION_URL, Clock())
+    subs.connector.settings.client_state = None  # type: ignore[attr-defined]
+    (problem,) = subs.sync().problems
+    assert "client_state" in problem and not create.called
+
+
+def test_public_url_must_be_https(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[service]\npublic_url = "http://192.168.1.20:8080"\n')
+    with pytest.raises(ConfigError, match=r"service\.public_url.*HTTPS"):
+        load_config(path, env={})
+    path.write_text('[service]\npublic_url = "https://governance.brookfield.example.org/"\n')
+    assert load_config(path, env={}).service.public_url == PUBLIC_URL
+
+
+def test_without_public_url_teams_is_polled_and_no_subscription_is_made(
+    db: Database, caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO):
+        assert managers_for(db, [connector()], None) == {}
+    assert "public_url" in caplog.text
+    assert managers_for(db, [connector(subscribe=False)], PUBLIC_URL) == {}
+    (made,) = managers_for(db, [connector()], PUBLIC_URL).values()
+    assert made.notification_url == NOTIFICATION_URL
+
+
+# -- lifecycle notifications ---------------------------------------------------------------------
+
+
+def webhook(body: bytes) -> WebhookRequest:
+    return WebhookRequest(method="POST", path="/webhooks/teams", query={},
+                          headers={"content-type": "application/json"}, body=body)
+
+
+def test_a_lifecycle_notification_is_passed_to_the_service_without_reading_any_message(
+    graph: respx.MockRouter,
+) -> None:
+    response = connector().handle_webhook(webhook(
+        lifecycle_notification("sub-chats", "subscriptionRemoved")))
+    assert response.status == 202 and response.items == []
+    assert response.subscription_events == [SubscriptionEvent("sub-chats", "subscriptionRemoved")]
+    assert [c.request.url.path for c in graph.calls] == []  # nothing fetched
+
+
+def test_a_lifecycle_notification_with_the_wrong_client_state_is_refused() -> None:
+    response = connector().handle_webhook(webhook(
+        lifecycle_notification("sub-chats", "subscriptionRemoved", client_state="guessed")))
+    assert response.status == 403 and response.subscription_events == []
+
+
+def test_reauthorization_required_reauthorizes_the_subscription(
+    db: Database, graph: respx.MockRouter,
+) -> None:
+    graph_creates(graph, "sub-chats")
+    reauth = graph.post(f"{BASE}/subscriptions/sub-chats/reauthorize").mock(
+        return_value=httpx.Response(204))
+    subs = manager(db, Clock())
+    subs.sync()
+    report = subs.handle([SubscriptionEvent("sub-chats", "reauthorizationRequired")])
+    assert reauth.called and report.reauthorized == [CHATS]
+    assert not report.catch_up and report.problems == []
+
+
+def test_reauthorizing_a_subscription_graph_dropped_re_creates_it(
+    db: Database, graph: respx.MockRouter,
+) -> None:
+    create = graph_creates(graph, "sub-chats", "sub-chats-2")
+    graph.post(f"{BASE}/subscriptions/sub-chats/reauthorize").mock(
+        return_value=httpx.Response(404, json=NOT_FOUND))
+    subs = manager(db, Clock())
+    subs.sync()
+    report = subs.handle([SubscriptionEvent("sub-chats", "reauthorizationRequired")])
+    assert create.call_count == 2 and report.catch_up
+    assert stored(db)[CHATS]["id"] == "sub-chats-2"
+
+
+def test_a_removed_subscription_is_re_created_and_the_gap_is_caught_up(
+    db: Database, graph: respx.MockRouter,
+) -> None:
+    create = graph_creates(graph, "sub-chats", "sub-chats-2")
+    subs = manager(db, Clock())
+    subs.sync()
+    report = subs.handle([SubscriptionEvent("sub-chats", "subscriptionRemoved")])
+    assert report.created == [CHATS] and report.catch_up
+    assert create.call_count == 2 and stored(db)[CHATS]["id"] == "sub-chats-2"
+
+
+def test_missed_notifications_are_caught_up_by_polling(
+    db: Database, graph: respx.MockRouter,
+) -> None:
+    graph_creates(graph, "sub-chats")
+    subs = manager(db, Clock())
+    subs.sync()
+    report = subs.handle([SubscriptionEvent("sub-chats", "missed")])
+    assert report.catch_up and report.created == [] and stored(db)[CHATS]["id"] == "sub-chats"
+
+
+def test_a_removed_subscription_that_cannot_be_re_created_is_still_caught_up(
+    db: Database, graph: respx.MockRouter,
+) -> None:
+    graph_creates(graph, "sub-chats")
+    subs = manager(db, Clock())
+    subs.sync()
+    graph.post(f"{BASE}/subscriptions").mock(return_value=httpx.Response(403, json=FORBIDDEN))
+    report = subs.handle([SubscriptionEvent("sub-chats", "subscriptionRemoved")])
+    assert report.catch_up and "Chat.Read.All" in report.problems[0]
+    assert stored(db) == {}  # and the next check tries again
