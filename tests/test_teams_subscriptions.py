@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,15 +21,20 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from sqlalchemy import func, select
+from starlette.testclient import TestClient
 
 from connectors.base import SubscriptionEvent, WebhookRequest
 from connectors.teams import TeamsConnector, TeamsSettings
-from governance_bot.config import ConfigError, load_config
+from governance_bot.config import Config, ConfigError, load_config
+from governance_bot.runtime import Runtime
+from governance_bot.service import Service
 from governance_bot.storage import models as m
 from governance_bot.storage.db import Database
 from governance_bot.subscriptions import SubscriptionManager, managers_for, state_name
 from tests.msgraph_fixtures import (
     CHANNEL,
+    CHAT,
     CLIENT_STATE,
     FORBIDDEN,
     NOT_FOUND,
@@ -36,10 +42,15 @@ from tests.msgraph_fixtures import (
     PUBLIC_URL,
     SECRET,
     TEAM,
+    TEAMS_ENV,
+    TENANT,
     TUTOR_AAD,
+    TUTORIAL_MEMBERS,
     VALIDATION_FAILED,
+    delta_page,
     install_token,
     lifecycle_notification,
+    message,
     subscription_created,
     teams_settings,
 )
@@ -354,3 +365,78 @@ def test_a_removed_subscription_that_cannot_be_re_created_is_still_caught_up(
     report = subs.handle([SubscriptionEvent("sub-chats", "subscriptionRemoved")])
     assert report.catch_up and "Chat.Read.All" in report.problems[0]
     assert stored(db) == {}  # and the next check tries again
+
+
+# -- end to end: the service's webhook endpoint --------------------------------------------------
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_removed_teams_subscription_is_re_created_and_the_gap_caught_up_so_no_staff_message_to_a_learner_is_missed(  # noqa: E501
+    make_config: Callable[..., Config],
+) -> None:
+    config = make_config(f"""
+[service]
+public_url = "{PUBLIC_URL}"
+[delivery]
+sink = "json"
+json_path = "delivered.jsonl"
+[[connectors]]
+name = "teams"
+type = "teams"
+account = "brookfield-teams"
+tenant_id = "{TENANT}"
+client_id = "app-0001"
+client_secret = "${{TEAMS_CLIENT_SECRET}}"
+client_state = "${{TEAMS_CLIENT_STATE}}"
+users = ["{TUTOR_AAD}"]
+base_url = "{BASE}"
+login_base_url = "{BASE}"
+poll_interval_seconds = 3600
+""", env=TEAMS_ENV)
+    delta = f"{BASE}/users/{TUTOR_AAD}/chats/getAllMessages/delta"
+    # sent while Graph had dropped the subscription: 22:30 on a Friday, tutor to learner
+    gap_message = message("1700000000900", "2026-11-20T22:30:00Z", "Did you finish the essay?")
+    with respx.mock(assert_all_mocked=True, assert_all_called=False) as graph:
+        install_token(graph, BASE)
+        create = graph_creates(graph, "sub-chats", "sub-chats-2")
+        graph.get(f"{BASE}/chats/{CHAT}/members").mock(
+            return_value=httpx.Response(200, json=TUTORIAL_MEMBERS))
+        graph.get(delta).mock(side_effect=[
+            httpx.Response(200, json=delta_page([], delta_link=f"{delta}?$deltatoken=1")),
+            httpx.Response(200, json=delta_page([gap_message],
+                                                delta_link=f"{delta}?$deltatoken=2")),
+        ])
+        rt = Runtime.from_config(config)
+        svc = Service(rt)
+        try:
+            (teams,) = rt.connectors
+            svc.keep_subscriptions(teams, renew_all=True)  # what the service does at start
+            svc.poll(teams)  # ... and its first poll: nothing new yet
+            assert create.call_count == 1 and count(rt, m.ItemRecord) == 0
+            svc.scheduler.start()
+            removed = lifecycle_notification("sub-chats", "subscriptionRemoved")
+            answer = TestClient(svc.http_app()).post(
+                "/webhooks/teams", content=removed, headers={"Content-Type": "application/json"})
+            assert answer.status_code == 202  # answered at once; the work follows
+            assert wait_for(lambda: count(rt, m.ItemRecord) == 1), "the gap was not caught up"
+            svc.scheduler.shutdown(wait=True)
+        finally:
+            rt.close()
+        assert create.call_count == 2 and stored(rt.db)["/users/aad-0006/chats/getAllMessages"][
+            "id"] == "sub-chats-2"
+    with rt.db.session() as session:
+        flag = session.execute(select(m.Flag)).scalar_one()
+    assert flag.category == "out_of_hours"
+
+
+def count(rt: Runtime, table: Any) -> int:
+    with rt.db.session() as session:
+        return int(session.execute(select(func.count()).select_from(table)).scalar_one())
