@@ -440,3 +440,60 @@ poll_interval_seconds = 3600
 def count(rt: Runtime, table: Any) -> int:
     with rt.db.session() as session:
         return int(session.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+
+def teams_config(make_config: Callable[..., Config], public_url: str | None = PUBLIC_URL) -> Path:
+    service = f'[service]\npublic_url = "{public_url}"\n' if public_url else ""
+    config = make_config(service + f"""
+[[connectors]]
+name = "teams"
+type = "teams"
+account = "brookfield-teams"
+tenant_id = "{TENANT}"
+client_id = "app-0001"
+client_secret = "${{TEAMS_CLIENT_SECRET}}"
+client_state = "${{TEAMS_CLIENT_STATE}}"
+users = ["{TUTOR_AAD}"]
+base_url = "{BASE}"
+login_base_url = "{BASE}"
+""", env=TEAMS_ENV)
+    assert config.source is not None
+    return config.source
+
+
+def cli(config: Path, *args: str) -> Any:
+    from typer.testing import CliRunner
+
+    from governance_bot.cli import app
+
+    return CliRunner().invoke(app, ["connectors", "subscribe", "--config", str(config), *args],
+                              env={**TEAMS_ENV, "COLUMNS": "200"})
+
+
+def test_connectors_subscribe_creates_the_subscriptions_and_lists_them(
+    make_config: Callable[..., Config], graph: respx.MockRouter,
+) -> None:
+    config = teams_config(make_config)
+    create = graph_creates(graph, "sub-chats")
+    result = cli(config)
+    assert result.exit_code == 0, result.output
+    assert create.called and "sub-chats" in result.output and CHATS in result.output
+    graph.delete(f"{BASE}/subscriptions/sub-chats").mock(return_value=httpx.Response(204))
+    result = cli(config, "teams", "--remove")
+    assert result.exit_code == 0 and f"removed the subscription for {CHATS}" in result.output
+
+
+def test_connectors_subscribe_reports_a_missing_permission_and_exits_1(
+    make_config: Callable[..., Config], graph: respx.MockRouter,
+) -> None:
+    graph.post(f"{BASE}/subscriptions").mock(return_value=httpx.Response(403, json=FORBIDDEN))
+    result = cli(teams_config(make_config))
+    assert result.exit_code == 1 and "Chat.Read.All" in result.output
+
+
+def test_connectors_subscribe_needs_the_public_url(make_config: Callable[..., Config]) -> None:
+    result = cli(teams_config(make_config, public_url=None))
+    assert result.exit_code == 2 and "public_url" in result.output
