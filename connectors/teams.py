@@ -18,7 +18,12 @@ keeps the copy it already had and records the deletion.
 
 Change notifications (``handle_webhook``): Graph's validation handshake is answered by echoing
 ``validationToken`` as text/plain; each notification's ``clientState`` must equal the configured
-secret (others are dropped and logged); the changed message is then read with a GET.
+secret (others are dropped and logged); the changed message is then read with a GET. Lifecycle
+notifications (``reauthorizationRequired``, ``subscriptionRemoved``, ``missed``) are handed to the
+service as ``SubscriptionEvent``s. The subscriptions themselves are created, renewed and
+re-created by the service (governance_bot/subscriptions.py) through ``create_subscription``,
+``renew_subscription``, ``reauthorize_subscription`` and ``delete_subscription`` here: one per
+listed staff member's chats and one per listed channel, matching what polling reads.
 
 Authors and recipients carry ``id = "teams:<Azure AD object id>"`` (put that in the staff
 register's ``platform_ids``) and their email when Graph reports it.

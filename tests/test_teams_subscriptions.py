@@ -497,3 +497,19 @@ def test_connectors_subscribe_reports_a_missing_permission_and_exits_1(
 def test_connectors_subscribe_needs_the_public_url(make_config: Callable[..., Config]) -> None:
     result = cli(teams_config(make_config, public_url=None))
     assert result.exit_code == 2 and "public_url" in result.output
+
+
+def test_the_service_subscribes_at_start_and_checks_hourly(
+    make_config: Callable[..., Config],
+) -> None:
+    config = load_config(teams_config(make_config), env=TEAMS_ENV)
+    rt = Runtime.from_config(config)
+    try:
+        svc = Service(rt)
+        svc.schedule()
+        jobs = {job.id: job for job in svc.scheduler.get_jobs()}
+        assert jobs["subscriptions:teams"].trigger.interval == timedelta(hours=1)
+        assert [j.args[1:] for j in jobs.values() if j.func == svc.keep_subscriptions
+                and j.id != "subscriptions:teams"] == [(True,)]  # at start: renew or create all
+    finally:
+        rt.close()
