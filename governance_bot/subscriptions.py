@@ -205,6 +205,7 @@ class SubscriptionManager:
                     unknown_removed = True
                     continue
                 subs.pop(resource, None)
+                by_id.pop(event.subscription_id, None)  # the same notice twice: one new one
                 self._attempt(report, self._create, subs, resource)
             elif event.event == "reauthorizationRequired":
                 if resource is None:

@@ -513,3 +513,32 @@ def test_the_service_subscribes_at_start_and_checks_hourly(
                 and j.id != "subscriptions:teams"] == [(True,)]  # at start: renew or create all
     finally:
         rt.close()
+
+
+def test_the_same_removal_notice_twice_makes_one_new_subscription(
+    db: Database, graph: respx.MockRouter,
+) -> None:
+    create = graph_creates(graph, "sub-chats", "sub-chats-2", "sub-chats-3")
+    subs = manager(db, Clock())
+    subs.sync()
+    removed = SubscriptionEvent("sub-chats", "subscriptionRemoved")
+    subs.handle([removed, removed])
+    assert create.call_count == 2 and stored(db)[CHATS]["id"] == "sub-chats-2"
+
+
+def test_with_subscriptions_made_by_hand_a_removal_still_triggers_a_catch_up_poll(
+    make_config: Callable[..., Config], graph: respx.MockRouter,
+) -> None:
+    config = load_config(teams_config(make_config), env=TEAMS_ENV)
+    config.connectors[0].subscribe = False  # type: ignore[attr-defined]
+    delta = graph.get(f"{BASE}/users/{TUTOR_AAD}/chats/getAllMessages/delta").mock(
+        return_value=httpx.Response(200, json=delta_page([], delta_link=f"{BASE}/d?t=1")))
+    rt = Runtime.from_config(config)
+    try:
+        svc = Service(rt)
+        assert svc.subscriptions == {}
+        (teams,) = rt.connectors
+        svc.subscription_events(teams, [SubscriptionEvent("sub-by-hand", "subscriptionRemoved")])
+        assert delta.called
+    finally:
+        rt.close()
