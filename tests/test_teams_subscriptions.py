@@ -542,3 +542,29 @@ def test_with_subscriptions_made_by_hand_a_removal_still_triggers_a_catch_up_pol
         assert delta.called
     finally:
         rt.close()
+
+
+def test_doctor_says_whether_change_notifications_work(
+    make_config: Callable[..., Config], graph: respx.MockRouter,
+) -> None:
+    from governance_bot.doctor import run_doctor
+
+    def check() -> Any:
+        (found,) = [c for c in run_doctor(config) if c.name == "change notifications teams"]
+        return found
+
+    config = load_config(teams_config(make_config, public_url=None), env=TEAMS_ENV)
+    rt = Runtime.from_config(config)  # creates the database
+    rt.close()
+    off = check()
+    assert not off.ok and off.warning and "public_url" in off.fix
+    config = load_config(teams_config(make_config), env=TEAMS_ENV)
+    assert check().warning  # nothing subscribed yet
+    graph.post(f"{BASE}/subscriptions").mock(return_value=httpx.Response(403, json=FORBIDDEN))
+    assert cli(teams_config(make_config)).exit_code == 1
+    refused = check()
+    assert not refused.ok and not refused.warning and "Chat.Read.All" in refused.message
+    graph_creates(graph, "sub-chats")
+    assert cli(teams_config(make_config)).exit_code == 0
+    working = check()
+    assert working.ok and "1 subscription(s)" in working.message
