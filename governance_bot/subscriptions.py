@@ -204,9 +204,8 @@ class SubscriptionManager:
                 if resource is None:
                     unknown_removed = True
                     continue
-                subs.pop(resource, None)
                 by_id.pop(event.subscription_id, None)  # the same notice twice: one new one
-                self._attempt(report, self._create, subs, resource)
+                self._attempt(report, self._replace, subs, resource)
             elif event.event == "reauthorizationRequired":
                 if resource is None:
                     log.info("%s: reauthorisation asked for subscription %s, which this service "
@@ -242,6 +241,17 @@ class SubscriptionManager:
             return
         del subs[resource]  # Graph dropped it meanwhile
         report.catch_up = True
+        self._create(subs, resource, report)
+
+    def _replace(self, subs: dict[str, dict[str, Any]], resource: str,
+                 report: SubscriptionReport) -> None:
+        """A new subscription for one Graph says it removed. The old one is deleted first (Graph
+        answers 404 when it really is gone), so a forged notice cannot leave two running."""
+        old = subs.pop(resource)
+        try:
+            self.connector.delete_subscription(str(old["id"]), resource)
+        except ConnectorError as exc:
+            log.info("%s: could not delete subscription %s: %s", self.name, old["id"], exc)
         self._create(subs, resource, report)
 
     def _remove(self, subs: dict[str, dict[str, Any]], resource: str,

@@ -88,6 +88,9 @@ def db(tmp_path: Path) -> Iterator[Database]:
 def graph() -> Iterator[respx.MockRouter]:
     with respx.mock(assert_all_mocked=True, assert_all_called=False) as router:
         install_token(router, BASE)
+        # a subscription Graph removed is gone: deleting it answers 404
+        router.delete(url__regex=rf"^{BASE}/subscriptions/").mock(
+            return_value=httpx.Response(404, json=NOT_FOUND))
         yield router
 
 
@@ -207,11 +210,10 @@ def test_subscriptions_for_users_no_longer_listed_are_deleted(
 ) -> None:
     graph_creates(graph, "sub-chats", "sub-channel")
     manager(db, Clock(), channels=[f"{TEAM}/{CHANNEL}"]).sync()
-    delete = graph.delete(f"{BASE}/subscriptions/sub-chats").mock(
-        return_value=httpx.Response(204))
     # the tutor's chats are no longer read: only the channel is
     report = manager(db, Clock(), users=[], channels=[f"{TEAM}/{CHANNEL}"]).sync()
-    assert report.removed == [CHATS] and delete.called
+    deleted = [c.request.url.path for c in graph.calls if c.request.method == "DELETE"]
+    assert report.removed == [CHATS] and deleted == ["/v1.0/subscriptions/sub-chats"]
     assert list(stored(db)) == [CHANNEL_MESSAGES]
 
 
@@ -343,6 +345,9 @@ def test_a_removed_subscription_is_re_created_and_the_gap_is_caught_up(
     report = subs.handle([SubscriptionEvent("sub-chats", "subscriptionRemoved")])
     assert report.created == [CHATS] and report.catch_up
     assert create.call_count == 2 and stored(db)[CHATS]["id"] == "sub-chats-2"
+    # the old one is deleted first, in case the notice was not Graph's: never two running
+    deleted = [c.request.url.path for c in graph.calls if c.request.method == "DELETE"]
+    assert deleted == ["/v1.0/subscriptions/sub-chats"]
 
 
 def test_missed_notifications_are_caught_up_by_polling(
@@ -407,6 +412,8 @@ poll_interval_seconds = 3600
     with respx.mock(assert_all_mocked=True, assert_all_called=False) as graph:
         install_token(graph, BASE)
         create = graph_creates(graph, "sub-chats", "sub-chats-2")
+        graph.delete(f"{BASE}/subscriptions/sub-chats").mock(
+            return_value=httpx.Response(404, json=NOT_FOUND))
         graph.get(f"{BASE}/chats/{CHAT}/members").mock(
             return_value=httpx.Response(200, json=TUTORIAL_MEMBERS))
         graph.get(delta).mock(side_effect=[
@@ -481,9 +488,10 @@ def test_connectors_subscribe_creates_the_subscriptions_and_lists_them(
     result = cli(config)
     assert result.exit_code == 0, result.output
     assert create.called and "sub-chats" in result.output and CHATS in result.output
-    graph.delete(f"{BASE}/subscriptions/sub-chats").mock(return_value=httpx.Response(204))
     result = cli(config, "teams", "--remove")
     assert result.exit_code == 0 and f"removed the subscription for {CHATS}" in result.output
+    assert [c.request.url.path for c in graph.calls if c.request.method == "DELETE"] == [
+        "/v1.0/subscriptions/sub-chats"]
 
 
 def test_connectors_subscribe_reports_a_missing_permission_and_exits_1(
