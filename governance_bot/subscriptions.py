@@ -64,9 +64,14 @@ class _Subscription(Protocol):
 class SubscribingConnector(Protocol):
     """A connector whose webhook needs subscriptions the service creates and renews (Teams)."""
 
-    name: str
-    account: str
-    settings: Any
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def account(self) -> str: ...
+
+    @property
+    def settings(self) -> Any: ...
 
     def subscription_resources(self) -> list[str]: ...
 
