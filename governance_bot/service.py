@@ -254,6 +254,9 @@ class Service:
             key = resp.replay_key if resp.status < 300 else None
             if key is not None and not self.replay_guard.claim(connector.name, key):
                 return Response(resp.body, status_code=resp.status, media_type=resp.content_type)
+            if resp.subscription_events:
+                # acted on in the background: Graph wants its answer within seconds
+                self.later(self.subscription_events, connector, list(resp.subscription_events))
             if resp.items:
                 with self._lock:
                     report = self.rt.pipeline.process_many(resp.items)
@@ -263,9 +266,6 @@ class Service:
                         self.replay_guard.release(connector.name, key)
                     return Response(b"not processed; please retry", status_code=503)
                 self.drain()
-            if resp.subscription_events:
-                # answered first (Graph wants a reply within seconds); acted on in the background
-                self.later(self.subscription_events, connector, list(resp.subscription_events))
             return Response(resp.body, status_code=resp.status, media_type=resp.content_type)
 
         async def metrics(_: Request) -> Response:
