@@ -68,6 +68,9 @@ class Service:
         self.sender.on_delivered = self.metrics.observe_alert
         self._lock = threading.Lock()  # one pipeline writer at a time in this process
         self.paused: dict[str, str] = {}
+        # Teams' Graph subscriptions, kept alive by the service ([service] public_url)
+        self.subscriptions: dict[str, SubscriptionManager] = managers_for(
+            runtime.db, runtime.connectors, runtime.config.service.public_url)
         self.access_audit = AccessAudit(runtime.config, runtime.db, runtime.registers,
                                         connectors=runtime.connectors)
         if self.slack is not None:  # the questions and the summary go to Slack
@@ -81,8 +84,6 @@ class Service:
             register_access_audit(self.slack.app, self.slack.bot, self.access_audit, notifier)
         self.replay_guard = ReplayGuard(runtime.db, timedelta(
             hours=runtime.config.security.webhook_replay_window_hours))
-        self.subscriptions: dict[str, SubscriptionManager] = managers_for(
-            runtime.db, runtime.connectors, runtime.config.service.public_url)
 
     # --- jobs ---------------------------------------------------------------------------------
     def poll(self, connector: Connector) -> None:
