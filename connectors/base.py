@@ -43,6 +43,7 @@ __all__ = [
     "ModerationResult",
     "RetriableError",
     "SkippableRecord",
+    "SubscriptionEvent",
     "WebhookRequest",
     "WebhookResponse",
 ]
@@ -141,6 +142,16 @@ class WebhookRequest:
 
 
 @dataclass(slots=True)
+class SubscriptionEvent:
+    """A platform's notice about the webhook subscription itself rather than about content, e.g.
+    Microsoft Graph's lifecycle notifications: ``event`` is "reauthorizationRequired",
+    "subscriptionRemoved" or "missed". The service acts on it (governance_bot/subscriptions.py)."""
+
+    subscription_id: str
+    event: str
+
+
+@dataclass(slots=True)
 class WebhookResponse:
     status: int
     body: bytes = b""
@@ -149,6 +160,8 @@ class WebhookResponse:
     # set once the request's signature is checked: unique per delivery (e.g. the signature);
     # the service acknowledges a key seen before without processing it (governance_bot/webhooks.py)
     replay_key: str | None = None
+    # notices about the subscription itself, handled by the service after the answer is sent
+    subscription_events: list[SubscriptionEvent] = field(default_factory=list)
 
 
 class ConnectorSettings(BaseModel):

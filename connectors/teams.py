@@ -18,7 +18,12 @@ keeps the copy it already had and records the deletion.
 
 Change notifications (``handle_webhook``): Graph's validation handshake is answered by echoing
 ``validationToken`` as text/plain; each notification's ``clientState`` must equal the configured
-secret (others are dropped and logged); the changed message is then read with a GET.
+secret (others are dropped and logged); the changed message is then read with a GET. Lifecycle
+notifications (``reauthorizationRequired``, ``subscriptionRemoved``, ``missed``) are handed to the
+service as ``SubscriptionEvent``s. The subscriptions themselves are created, renewed and
+re-created by the service (governance_bot/subscriptions.py) through ``create_subscription``,
+``renew_subscription``, ``reauthorize_subscription`` and ``delete_subscription`` here: one per
+listed staff member's chats and one per listed channel, matching what polling reads.
 
 Authors and recipients carry ``id = "teams:<Azure AD object id>"`` (put that in the staff
 register's ``platform_ids``) and their email when Graph reports it.
@@ -32,7 +37,9 @@ import json
 import logging
 import re
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
 import httpx
@@ -41,11 +48,13 @@ from pydantic import Field, SecretStr, model_validator
 
 from connectors.base import (
     Capability,
+    ConnectorError,
     ConnectorSettings,
     FatalError,
     FetchResult,
     HttpConnector,
     SkippableRecord,
+    SubscriptionEvent,
     WebhookRequest,
     WebhookResponse,
 )
@@ -53,13 +62,22 @@ from connectors.common import parse_time
 from connectors.html_text import html_to_text
 from governance_bot.items import Item, ItemKind, Media, Person, Visibility
 
-__all__ = ["TeamsConnector", "TeamsSettings", "parse_chat_message"]
+__all__ = [
+    "GraphSubscription",
+    "NotificationUrlRejected",
+    "SubscriptionError",
+    "TeamsConnector",
+    "TeamsSettings",
+    "parse_chat_message",
+]
 
 log = logging.getLogger(__name__)
 
 GRAPH = "https://graph.microsoft.com/v1.0"
 LOGIN = "https://login.microsoftonline.com"
 _CHANNEL = re.compile(r"^[^/\s]+/[^/\s]+$")
+# what a subscription reports: new messages, edits and deletions (chatMessage supports all three)
+CHANGE_TYPES = "created,updated,deleted"
 
 
 class TeamsSettings(ConnectorSettings):
@@ -76,6 +94,15 @@ class TeamsSettings(ConnectorSettings):
     client_state: SecretStr | None = Field(
         default=None, description="the secret given when subscribing to change notifications"
     )
+    subscribe: bool = Field(
+        default=True, description="with [service] public_url set, the service creates and renews "
+        "the Graph change-notification subscriptions for these users and channels itself")
+    subscription_minutes: int = Field(
+        default=4200, ge=15, le=4320, description="how long each subscription is asked for "
+        "before it is renewed (Graph allows at most 4320 minutes, three days, for chatMessage)")
+    payment_model: Literal["B"] | None = Field(
+        default=None, description='"B" to subscribe to staff chats under Microsoft\'s metered '
+        "payment model B; unset: Graph's evaluation mode (a small monthly allowance)")
     login_base_url: str | None = Field(default=None, description="override for tests")
     page_size: int = Field(default=50, ge=1, le=50)
     read_replies: bool = True
@@ -203,6 +230,48 @@ def parse_chat_message(
     return Item.model_validate(data)
 
 
+class SubscriptionError(ConnectorError):
+    """Graph would not create, renew or reauthorise a change-notification subscription. The
+    message names the connector, the account, the resource and the fix; polling goes on."""
+
+
+class NotificationUrlRejected(SubscriptionError):
+    """Graph could not validate the notification URL (it must reach the service over HTTPS)."""
+
+
+@dataclass(slots=True)
+class GraphSubscription:
+    """A change-notification subscription as Graph reports it."""
+
+    id: str
+    resource: str
+    expires: datetime
+
+
+def graph_time(when: datetime) -> str:
+    """An aware datetime as Graph's UTC timestamp (``2026-11-21T09:00:00Z``)."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _graph_error(response: httpx.Response) -> tuple[str, str]:
+    """Graph's error ``code`` and ``message`` (shortened), or the HTTP status when the body has
+    none."""
+    try:
+        error = response.json().get("error") or {}
+        code, message = str(error.get("code") or ""), str(error.get("message") or "")
+    except (ValueError, AttributeError):
+        code, message = "", ""
+    return code or f"HTTP {response.status_code}", message[:300]
+
+
+def _is_subscription_call(response: httpx.Response) -> bool:
+    try:
+        path = response.request.url.path
+    except RuntimeError:  # a response built by hand, with no request
+        return False
+    return "/subscriptions" in path
+
+
 class TeamsConnector(HttpConnector):
     """Microsoft Teams chats and channel messages via Microsoft Graph (delta queries, change
     notifications)."""
@@ -231,8 +300,13 @@ class TeamsConnector(HttpConnector):
         return {"Authorization": f"Bearer {self._token}"} if self._token else {}
 
     def effective_status(self, response: httpx.Response) -> int:
-        # 410 Gone from a delta link means "start the listing again": handled by the caller
-        return 200 if response.status_code == 410 else response.status_code
+        # 410 Gone from a delta link means "start the listing again": handled by the caller;
+        # so are a subscription call's 400 (URL validation), 403 (permission) and 404 (gone)
+        if response.status_code == 410:
+            return 200
+        if response.status_code in (400, 403, 404) and _is_subscription_call(response):
+            return 200
+        return response.status_code
 
     def _ensure_token(self) -> None:
         if self._token and self.clock() < self._token_expires - 60:
@@ -350,6 +424,116 @@ class TeamsConnector(HttpConnector):
         seen.add(item.id)
         items.append(item)
 
+    # -- change-notification subscriptions (created and renewed by governance_bot/subscriptions.py)
+
+    def subscription_resources(self) -> list[str]:
+        """The Graph resources to subscribe to: each listed staff member's chats and each listed
+        channel, matching what ``fetch`` reads."""
+        model = f"?model={self.settings.payment_model}" if self.settings.payment_model else ""
+        resources = [f"/users/{quote(u, safe='@.')}/chats/getAllMessages{model}"
+                     for u in self.settings.users]
+        for channel in self.settings.channels:
+            team, chan = channel.split("/", 1)
+            resources.append(f"/teams/{quote(team, safe='')}/channels/{quote(chan, safe='@:.')}"
+                             "/messages")
+        return resources
+
+    def _permission_for(self, resource: str) -> str:
+        if resource.startswith("/users/") or resource.startswith("/chats"):
+            return "Chat.Read.All"
+        return ("ChannelMessage.Read.All (or, with resource-specific consent, "
+                "ChannelMessage.Read.Group granted in that team)")
+
+    def _subscription_call(self, method: str, path: str, resource: str, url: str | None = None,
+                           body: dict[str, Any] | None = None) -> httpx.Response | None:
+        """Send a /subscriptions request; None for 404; SubscriptionError for 400 and 403."""
+        self._ensure_token()
+        kwargs: dict[str, Any] = {} if body is None else {"json": body}
+        response = self.request(method, path, **kwargs)
+        status = response.status_code
+        if status == 404:
+            return None
+        where = f"{self.name} (account {self.account})"
+        if status == 403:
+            code, _ = _graph_error(response)
+            raise SubscriptionError(
+                f"{where}: Microsoft Graph refused change notifications for {resource} "
+                f"(HTTP 403, {code}): the app lacks the application permission "
+                f"{self._permission_for(resource)}. Fix: in Entra ID, App registrations -> the "
+                f"app -> API permissions, add it and grant admin consent. Until then messages "
+                f"are still read by polling, every {self.settings.poll_interval_seconds} s.")
+        if status == 400:
+            code, message = _graph_error(response)
+            text = f"{code} {message}".lower()
+            if url is not None and ("validation" in text or "notificationurl" in text
+                                    or "notification url" in text):
+                raise NotificationUrlRejected(
+                    f"{where}: Microsoft Graph could not validate the notification URL {url} "
+                    f"({code}: {message}). Fix: the URL must be publicly reachable from the "
+                    f"internet over HTTPS (a trusted certificate) and `governance-bot run` must "
+                    f"be answering there; check [service] public_url and the reverse proxy. "
+                    f"Until then messages are still read by polling.")
+            raise SubscriptionError(
+                f"{where}: Microsoft Graph rejected the subscription request for {resource} "
+                f"({code}: {message}). Fix: check the connector's users and channels.")
+        return response
+
+    def _subscription_from(self, response: httpx.Response, resource: str) -> GraphSubscription:
+        try:
+            data = response.json()
+            return GraphSubscription(id=str(data["id"]), resource=resource,
+                                     expires=parse_time(data["expirationDateTime"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SubscriptionError(f"{self.name}: Graph answered a subscription request for "
+                                    f"{resource} without an id and expiry") from exc
+
+    def create_subscription(self, resource: str, notification_url: str, expires: datetime
+                            ) -> GraphSubscription:
+        """``POST /subscriptions``: change notifications (and lifecycle notifications) for
+        ``resource`` to ``notification_url``, signed with the configured client_state."""
+        secret = self.settings.client_state
+        if secret is None:
+            raise SubscriptionError(
+                f"{self.name} (account {self.account}): change notifications need a shared "
+                f'secret. Fix: set client_state = "${{TEAMS_CLIENT_STATE}}" in the connector and '
+                f"a random value in that environment variable.")
+        body = {
+            "changeType": CHANGE_TYPES,
+            "notificationUrl": notification_url,
+            "lifecycleNotificationUrl": notification_url,
+            "resource": resource,
+            "expirationDateTime": graph_time(expires),
+            "clientState": secret.get_secret_value(),
+            "latestSupportedTlsVersion": "v1_2",
+        }
+        response = self._subscription_call("POST", "subscriptions", resource, notification_url,
+                                           body)
+        if response is None:
+            raise SubscriptionError(
+                f"{self.name} (account {self.account}): Graph says {resource} does not exist "
+                f"(HTTP 404). Fix: check the user and channel ids in the connector.")
+        return self._subscription_from(response, resource)
+
+    def renew_subscription(self, subscription_id: str, resource: str, expires: datetime
+                           ) -> GraphSubscription | None:
+        """``PATCH /subscriptions/{id}`` with a later expiry (which also reauthorises it); None
+        if Graph no longer has it."""
+        response = self._subscription_call(
+            "PATCH", f"subscriptions/{quote(subscription_id, safe='')}", resource,
+            body={"expirationDateTime": graph_time(expires)})
+        return None if response is None else self._subscription_from(response, resource)
+
+    def reauthorize_subscription(self, subscription_id: str, resource: str) -> bool:
+        """``POST /subscriptions/{id}/reauthorize``; False if Graph no longer has it."""
+        response = self._subscription_call(
+            "POST", f"subscriptions/{quote(subscription_id, safe='')}/reauthorize", resource)
+        return response is not None
+
+    def delete_subscription(self, subscription_id: str, resource: str) -> None:
+        """``DELETE /subscriptions/{id}``; one already gone is fine."""
+        self._subscription_call("DELETE", f"subscriptions/{quote(subscription_id, safe='')}",
+                                resource)
+
     # -- change notifications -----------------------------------------------------------------
 
     def handle_webhook(self, request: WebhookRequest) -> WebhookResponse:
@@ -383,19 +567,26 @@ class TeamsConnector(HttpConnector):
         items: list[Item] = []
         problems: list[str] = []
         seen: set[str] = set()
+        events: list[SubscriptionEvent] = []
         for note in valid:
+            if note.get("lifecycleEvent"):
+                # about the subscription, not a message: the service re-creates, reauthorises
+                # or catches up after answering (Graph wants the answer within seconds)
+                event = SubscriptionEvent(subscription_id=str(note.get("subscriptionId") or ""),
+                                          event=str(note["lifecycleEvent"]))
+                log.info("%s: Graph lifecycle notification %s for subscription %s", self.name,
+                         event.event, event.subscription_id)
+                events.append(event)
+                continue
             for item in self._notified(note, problems, seen):
                 items.append(item)
         # the same notification body delivered again is acknowledged, not reprocessed
         digest = hashlib.sha256(request.body).hexdigest()
-        return WebhookResponse(status=202, body=b"", items=items, replay_key=digest)
+        return WebhookResponse(status=202, body=b"", items=items, replay_key=digest,
+                               subscription_events=events)
 
     def _notified(self, note: dict[str, Any], problems: list[str], seen: set[str]
                   ) -> Iterator[Item]:
-        if note.get("lifecycleEvent"):
-            log.warning("%s: Graph lifecycle event %r for subscription %s", self.name,
-                        note.get("lifecycleEvent"), note.get("subscriptionId"))
-            return
         resource = str(note.get("resource") or "")
         if not resource:
             return

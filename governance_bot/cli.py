@@ -265,6 +265,55 @@ def connectors_list() -> None:
     out.print(table)
 
 
+@connectors_app.command("subscribe")
+def connectors_subscribe(
+    names: Annotated[list[str] | None, typer.Argument(
+        help="Connector names (default: every connector that takes subscriptions).")] = None,
+    config_path: ConfigOpt = Path("config.toml"),
+    remove: Annotated[bool, typer.Option(
+        "--remove", help="Delete the subscriptions instead (e.g. before retiring a connector).")
+    ] = False,
+) -> None:
+    """Create or renew the webhook subscriptions (Microsoft Teams change notifications) now.
+
+    `governance-bot run` does this itself at start and before they expire; use this to check the
+    set-up while the service is running at [service] public_url. Exit 1 if any failed."""
+    from governance_bot.runtime import Runtime
+    from governance_bot.subscriptions import managers_for
+
+    config = _load(config_path)
+    with _runtime(config) as rt:
+        assert isinstance(rt, Runtime)
+        if not config.service.public_url:
+            err.print("[red]set [service] public_url to the https:// address the service is "
+                      "reachable at from the internet; subscriptions point there[/red]",
+                      soft_wrap=True)
+            raise typer.Exit(EXIT_CONFIG)
+        managers = managers_for(rt.db, rt.connectors, config.service.public_url)
+        unknown = [n for n in names or [] if n not in managers]
+        if unknown:
+            err.print(f"[red]not a connector that takes subscriptions (or subscribe = false): "
+                      f"{', '.join(unknown)}[/red]")
+            raise typer.Exit(EXIT_CONFIG)
+        failed = False
+        table = Table("connector", "resource", "subscription", "expires")
+        for name, manager in managers.items():
+            if names and name not in names:
+                continue
+            report = manager.remove_all() if remove else manager.sync(renew_all=True)
+            for resource, entry in sorted(manager.load().items()):
+                table.add_row(name, resource, str(entry.get("id")), str(entry.get("expires")))
+            for resource in report.removed:
+                out.print(f"{name}: removed the subscription for {resource}")
+            for problem in report.problems:
+                failed = True
+                err.print(problem, markup=False, soft_wrap=True)
+        if not remove:
+            out.print(table)
+    if failed:
+        raise typer.Exit(EXIT_CHECK_FAILED)
+
+
 # --- scan / ingest / classify -----------------------------------------------------------------
 def _print_report(report: object, title: str) -> None:
     from governance_bot.pipeline import ScanReport

@@ -215,6 +215,21 @@ class ServiceSettings(_Section):
     lease_seconds: int = Field(
         default=60, ge=1, description="how long another replica waits before taking over the "
         "polling or the claimed notifications of a replica that died (docs/replicas.md)")
+    public_url: str | None = Field(
+        default=None, description="the HTTPS address where platforms reach this service from the "
+        "internet (e.g. https://governance.example.org); webhook subscriptions the service makes "
+        "itself (Microsoft Teams) point at <public_url>/webhooks/<connector name>")
+
+    @field_validator("public_url")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().rstrip("/")
+        if not re.match(r"^https://[^/\s?#]+(/[^\s?#]*)?$", value):
+            raise ValueError(f"{value!r}: give the https:// address the service is reachable at "
+                             "from the internet (Microsoft Graph only delivers to HTTPS)")
+        return value
 
 
 class SecuritySettings(_Section):

@@ -67,6 +67,9 @@ def run_doctor(config: Config) -> list[Check]:
             connector.close()
             checks.append(Check(f"connector {settings.name}", True,
                                 f"{settings.type}, credentials present"))
+            subscriptions = _subscriptions_check(config, connector)
+            if subscriptions is not None:
+                checks.append(subscriptions)
         except FatalError as exc:
             checks.append(Check(f"connector {settings.name}", False, str(exc)))
     if "toxicity" not in config.detection.disabled_rules:
@@ -89,3 +92,40 @@ def run_doctor(config: Config) -> list[Check]:
         checks.append(Check("detection", False, f"{type(exc).__name__}: {exc}",
                             "see docs/classifiers-toxicity.md for installing model weights"))
     return checks
+
+
+def _subscriptions_check(config: Config, connector: object) -> Check | None:
+    """For a connector whose webhook needs subscriptions (Teams): are they on, and did the last
+    attempt to create or renew them work (as recorded by the service)?"""
+    from governance_bot.storage import models as m
+    from governance_bot.storage.db import Database
+    from governance_bot.subscriptions import SubscribingConnector, state_name
+
+    if not isinstance(connector, SubscribingConnector) or not getattr(
+            connector.settings, "subscribe", False):
+        return None
+    name = f"change notifications {connector.name}"
+    if not config.service.public_url:
+        return Check(name, False, "off: the connector is polled every "
+                     f"{connector.settings.poll_interval_seconds} s",
+                     "set [service] public_url to the service's https:// address (and "
+                     "client_state) so the service subscribes itself", warning=True)
+    db = Database(config.database_url)
+    try:
+        with db.session() as session:
+            state = session.get(m.ConnectorState, state_name(connector.name))
+            subs = dict((state.cursor or {}).get("subscriptions") or {}) if state else {}
+            error = state.last_error if state else None
+    finally:
+        db.dispose()
+    if error:
+        return Check(name, False, error, "see docs/connectors-messaging.md, "
+                     "\"Teams change notifications\"; `governance-bot connectors subscribe` "
+                     "tries again now")
+    if not subs:
+        return Check(name, True, "no subscriptions yet: `governance-bot run` creates them at "
+                     "start (or run `governance-bot connectors subscribe`)", warning=True)
+    soonest = min(str(v.get("expires")) for v in subs.values())
+    return Check(name, True, f"{len(subs)} subscription(s) to "
+                 f"{config.service.public_url}/webhooks/{connector.name}; the first expires "
+                 f"{soonest} (renewed before then)")

@@ -2,6 +2,9 @@
 
 APScheduler polls each connector at its own interval and drains the outbox; an HTTP server
 (uvicorn + Starlette) serves ``/healthz`` and each connector's webhook at ``/webhooks/<name>``.
+With ``[service] public_url`` set, the Teams connectors' Graph subscriptions are created at start,
+renewed before they expire and re-created after Graph's lifecycle notifications, once across
+replicas (governance_bot/subscriptions.py).
 SIGTERM or Ctrl-C stops polling, lets running jobs finish and exits.
 """
 
@@ -26,7 +29,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connectors.base import Connector, ConnectorError, FatalError, WebhookRequest
+from connectors.base import (
+    Connector,
+    ConnectorError,
+    FatalError,
+    SubscriptionEvent,
+    WebhookRequest,
+)
 from governance_bot import leases
 from governance_bot.access_audit.cycle import AccessAudit
 from governance_bot.ingest import IngestWorker
@@ -34,6 +43,7 @@ from governance_bot.items import Item
 from governance_bot.metrics import CONTENT_TYPE, Metrics
 from governance_bot.pipeline import ScanReport
 from governance_bot.runtime import Runtime
+from governance_bot.subscriptions import SubscriptionManager, managers_for, state_name
 from governance_bot.webhooks import ReplayGuard
 
 __all__ = ["Service"]
@@ -64,6 +74,9 @@ class Service:
         self.sender.on_delivered = self.metrics.observe_alert
         self._lock = threading.Lock()  # one pipeline writer at a time in this process
         self.paused: dict[str, str] = {}
+        # Teams' Graph subscriptions, kept alive by the service ([service] public_url)
+        self.subscriptions: dict[str, SubscriptionManager] = managers_for(
+            runtime.db, runtime.connectors, runtime.config.service.public_url)
         self.access_audit = AccessAudit(runtime.config, runtime.db, runtime.registers,
                                         connectors=runtime.connectors)
         if self.slack is not None:  # the questions and the summary go to Slack
@@ -127,6 +140,64 @@ class Service:
             leases.release(self.rt.db, connector.name, self.owner)
         self.drain()
 
+    def keep_subscriptions(self, connector: Connector, renew_all: bool = False) -> None:
+        """Create and renew a connector's webhook subscriptions (one replica at a time)."""
+        manager = self.subscriptions[connector.name]
+        lease = state_name(connector.name)
+        ttl = timedelta(seconds=max(self.rt.config.service.lease_seconds, 300))
+        if not leases.acquire(self.rt.db, lease, self.owner, ttl, datetime.now(UTC)):
+            return  # another replica is at it
+        try:
+            report = manager.sync(renew_all=renew_all)
+        except Exception:
+            log.exception("%s: keeping the change-notification subscriptions failed; tried again "
+                          "at the next check", connector.name)
+            return
+        finally:
+            leases.release(self.rt.db, lease, self.owner)
+        if report.catch_up:
+            self.poll(connector)
+
+    def subscription_events(self, connector: Connector, events: list[SubscriptionEvent],
+                            attempt: int = 0) -> None:
+        """Act on lifecycle notifications: reauthorise or re-create the subscription, then poll
+        at once if notifications may have been lost (so the gap is read by the delta query)."""
+        manager = self.subscriptions.get(connector.name)
+        if manager is None:
+            # subscriptions made by hand: nothing to re-create here, but do catch up
+            if any(e.event in ("subscriptionRemoved", "missed") for e in events):
+                log.warning("%s: Graph removed a subscription or missed notifications; polling "
+                            "now. Set [service] public_url so the service re-creates "
+                            "subscriptions itself", connector.name)
+                self.poll(connector)
+            return
+        lease = state_name(connector.name)
+        ttl = timedelta(seconds=max(self.rt.config.service.lease_seconds, 300))
+        if not leases.acquire(self.rt.db, lease, self.owner, ttl, datetime.now(UTC)):
+            if attempt < 20:  # the renewal job holds it for a moment: come back shortly
+                self.later(self.subscription_events, connector, events, attempt + 1,
+                           delay=timedelta(seconds=15))
+            else:
+                log.error("%s: could not act on Graph lifecycle notifications (%s): the "
+                          "subscriptions stayed locked; the next check re-creates what is "
+                          "missing", connector.name, ", ".join(e.event for e in events))
+            return
+        try:
+            report = manager.handle(events)
+        except Exception:
+            log.exception("%s: acting on Graph lifecycle notifications failed; polling now",
+                          connector.name)
+            report = None
+        finally:
+            leases.release(self.rt.db, lease, self.owner)
+        if report is None or report.catch_up:
+            self.poll(connector)
+
+    def later(self, func: Any, *args: Any, delay: timedelta = timedelta(0)) -> None:
+        """Run ``func(*args)`` on the scheduler's threads, ``delay`` from now."""
+        self.scheduler.add_job(func, "date", args=list(args),
+                               run_date=datetime.now(UTC) + delay, misfire_grace_time=None)
+
     def start_access_audit(self) -> None:
         # once across replicas: the lease outlives the job, so a second replica's trigger a
         # moment later finds it taken
@@ -158,6 +229,12 @@ class Service:
                                    seconds=connector.settings.poll_interval_seconds,
                                    id=f"poll:{connector.name}", max_instances=1, coalesce=True,
                                    next_run_time=datetime.now(UTC))
+        for name, manager in self.subscriptions.items():
+            connector = next(c for c in self.rt.connectors if c.name == name)
+            self.later(self.keep_subscriptions, connector, True)  # at start: renew (and check) all
+            self.scheduler.add_job(self.keep_subscriptions, "interval", args=[connector],
+                                   seconds=manager.check_interval.total_seconds(),
+                                   id=f"subscriptions:{name}", max_instances=1, coalesce=True)
         self.scheduler.add_job(self.drain, "interval",
                                seconds=self.rt.config.service.outbox_interval_seconds,
                                id="outbox", max_instances=1, coalesce=True)
@@ -191,6 +268,9 @@ class Service:
             key = resp.replay_key if resp.status < 300 else None
             if key is not None and not self.replay_guard.claim(connector.name, key):
                 return Response(resp.body, status_code=resp.status, media_type=resp.content_type)
+            if resp.subscription_events:
+                # acted on in the background: Graph wants its answer within seconds
+                self.later(self.subscription_events, connector, list(resp.subscription_events))
             if resp.items:
                 report = await asyncio.wrap_future(self.ingest.submit(resp.items))
                 if report.problems:

@@ -99,3 +99,54 @@ def teams_settings(base_url: str, **extra: Any) -> dict[str, Any]:
 
 
 TEAMS_ENV = {"TEAMS_CLIENT_SECRET": SECRET, "TEAMS_CLIENT_STATE": CLIENT_STATE}
+
+
+# -- change-notification subscriptions -----------------------------------------------------------
+# ../shared/fixtures/msgraph holds no subscription answers, so these follow the shapes in Graph's
+# documentation: the `subscription` resource and "Create subscription" example response
+# (api-reference/v1.0/api/subscription-post-subscriptions.md), the lifecycle notification
+# structure (concepts/change-notifications-lifecycle-events.md) and Graph's error body
+# {"error": {"code", "message", "innerError"}} with the messages Graph sends for a failed
+# notification-URL validation and a missing permission.
+
+PUBLIC_URL = "https://governance.brookfield.example.org"
+NOTIFICATION_URL = f"{PUBLIC_URL}/webhooks/teams"
+APP_ID = "24d3b144-0000-4080-943f-7067b395b913"
+
+
+def subscription_created(sub_id: str, resource: str, expires: str,
+                         client_state: str = CLIENT_STATE) -> dict[str, Any]:
+    """201 Created from POST /subscriptions (and 200 from PATCH /subscriptions/{id})."""
+    return {
+        "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#subscriptions/$entity",
+        "id": sub_id, "resource": resource, "applicationId": APP_ID,
+        "changeType": "created,updated,deleted", "clientState": client_state,
+        "notificationUrl": NOTIFICATION_URL, "notificationQueryOptions": None,
+        "lifecycleNotificationUrl": NOTIFICATION_URL, "expirationDateTime": expires,
+        "creatorId": "8ee44408-0679-472c-bc2a-692812af3437", "includeResourceData": None,
+        "latestSupportedTlsVersion": "v1_2", "encryptionCertificate": None,
+        "encryptionCertificateId": None, "notificationUrlAppId": None,
+    }
+
+
+def graph_error(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "innerError": {
+        "date": "2026-11-21T09:00:00", "request-id": "b2e40ef6-0000-4b84-a147-f9ebc0683d30",
+        "client-request-id": "b2e40ef6-0000-4b84-a147-f9ebc0683d30"}}}
+
+
+VALIDATION_FAILED = graph_error(
+    "ValidationError", "Subscription validation request failed. Notification endpoint must "
+    "respond with 200 OK to validation request.")
+FORBIDDEN = graph_error(
+    "ExtensionError", "Operation: Create; Exception: [Status Code: Forbidden; Reason: The "
+    "application does not have the required permissions]")
+NOT_FOUND = graph_error("ResourceNotFound", "The object was not found.")
+
+
+def lifecycle_notification(sub_id: str, event: str, client_state: str = CLIENT_STATE) -> bytes:
+    """A lifecycle notification as Graph posts it to lifecycleNotificationUrl."""
+    return json.dumps({"value": [{
+        "subscriptionId": sub_id, "subscriptionExpirationDateTime": "2026-11-23T09:00:00Z",
+        "tenantId": TENANT, "clientState": client_state, "lifecycleEvent": event,
+    }]}).encode()
