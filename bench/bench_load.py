@@ -289,7 +289,11 @@ def sustained(name: str, url: str, folder: Path, rate: float, seconds: float,
                  str(rate / replicas), "-"], stdout=subprocess.PIPE, stdin=subprocess.PIPE,
                 env=env(), text=True) for f in files]
             for p in procs:  # every replica started up (imports, matchers) before the clock runs
-                assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+                assert p.stdout is not None
+                while (line := p.stdout.readline()) and line.strip() != "ready":
+                    pass  # start-up notes (the toxicity fallback says which model it uses)
+                if not line:
+                    raise SystemExit(f"a replica failed to start ({p.wait()})")
             start_at = time.perf_counter() + 1
             for p in procs:
                 assert p.stdin is not None
