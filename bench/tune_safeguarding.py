@@ -15,7 +15,7 @@ since a concern flagged under a neighbouring family still reaches the DSL). The 
 F1 wins (the DSL wants neither misses nor noise); where several are equally good, the middle of
 the tying range is taken, so the choice does not sit on the edge of what the dev data showed.
 Thresholds below 0.40 are not considered (below that, everyday sentences about family, school and
-friends come close to every exemplar). The pack-wide context penalty (0.00-0.12) is swept around
+friends come close to every exemplar). The pack-wide context penalty (0.00-0.40) is swept around
 that, and the best sum of family F1s wins (ties: the middle value).
 
 ``--write`` puts the chosen values into rules/packs/safeguarding.toml. ``--heldout`` then prints
@@ -43,7 +43,7 @@ from rules.safeguarding import SafeguardingDetector  # noqa: E402
 DEV = REPO / "tests" / "data" / "safeguarding_dev.jsonl"
 THRESHOLDS = [t / 100 for t in range(40, 91)]
 MARGINS = [m / 100 for m in range(0, 16)]
-PENALTIES = [p / 100 for p in range(0, 13)]
+PENALTIES = [p / 100 for p in range(0, 41, 2)]
 
 
 def _middle(values: list[float]) -> float:
@@ -136,6 +136,7 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="write the values into the pack")
     parser.add_argument("--heldout", action="store_true",
                         help="afterwards, report the held-out tables (not used for tuning)")
+    parser.add_argument("--errors", action="store_true", help="list the dev set's errors")
     parser.add_argument("--unseen", type=Path, metavar="JSONL",
                         help="only report figures on a set never used in development, and stop")
     args = parser.parse_args()
@@ -176,6 +177,18 @@ def main() -> None:
     print(f"overall on dev: {tp}/{sum(1 for r in rows if r['family'])} concerns flagged under "
           f"their family; {fp_texts}/{sum(1 for r in rows if not r['family'])} benign texts "
           "with any finding")
+    if args.errors:
+        for r, sc, lx in zip(rows, scores, lexical, strict=True):
+            fired = set(lx) | {
+                fid for fid, c in chosen.items()
+                if fid in sc and sc[fid][0] >= c["threshold"] + penalty * sc[fid][2]
+                and sc[fid][0] >= sc[fid][1] + c["margin"]}
+            if r["family"] and r["family"] not in fired:
+                s = sc.get(r["family"], (0.0, 0.0, 0.0))
+                print(f"  dev FN {r['family']:13} cos={s[0]:.2f} benign={s[1]:.2f} "
+                      f"ctx={s[2]:.0f} {r['text']}")
+            elif not r["family"] and fired:
+                print(f"  dev FP {sorted(fired)} {r['text']}")
     if args.write:
         print(f"wrote the values into {write_pack(chosen, penalty)}")
     if args.heldout:

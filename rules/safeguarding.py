@@ -110,6 +110,8 @@ class SubCategory:
     severity: Severity
     exemplars: tuple[str, ...] = ()
     must_catch: tuple[str, ...] = ()
+    # a match by meaning with this sub-category's exemplars also needs one of these in the text
+    semantic_requires: re.Pattern[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +232,14 @@ class SafeguardingDetector:
                 impersonation.asks, negatable=False,
             )
         fam_ids = np.array([f for f, _, _ in self._exemplars])
+        # exemplar columns of sub-categories whose meaning matches need a word in the text
+        self._requires: list[tuple[re.Pattern[str], np.ndarray]] = []
+        for fam in self.families.values():
+            for sub in fam.subs.values():
+                if sub.semantic_requires is not None:
+                    cols = np.array([i for i, (f, s, _) in enumerate(self._exemplars)
+                                     if f == fam.id and s == sub.id], dtype=int)
+                    self._requires.append((sub.semantic_requires, cols))
         self._family_index: dict[str, np.ndarray] = {
             fid: np.flatnonzero(fam_ids == fid) for fid in self.families
             if (fam_ids == fid).any()
@@ -287,6 +297,11 @@ class SafeguardingDetector:
                     severity=Severity(int(sraw.get("severity", severity))),
                     exemplars=tuple(sraw.get("exemplars", [])),
                     must_catch=tuple(sraw.get("must_catch", [])),
+                    semantic_requires=(
+                        _compile("|".join(f"(?:{_words(w)})" for w in sraw["semantic_requires"]),
+                                 f"{swhere}.semantic_requires")
+                        if sraw.get("semantic_requires") else None
+                    ),
                 )
                 for pattern in sraw.get("cues", []):
                     cues.append(Cue(fid, sid, pattern, _compile(_words(pattern), swhere)))
@@ -490,8 +505,12 @@ class SafeguardingDetector:
                  else np.zeros((len(flat), 0), dtype=np.float32))
         out = []
         pos = 0
-        for spans in all_spans:
-            out.append((spans, sims[pos:pos + len(spans)], bsims[pos:pos + len(spans)]))
+        for m, spans in zip(masked_texts, all_spans, strict=True):
+            text_sims = sims[pos:pos + len(spans)]
+            for rx, cols in self._requires:
+                if len(cols) and not rx.search(m):
+                    text_sims[:, cols] = -1.0
+            out.append((spans, text_sims, bsims[pos:pos + len(spans)]))
             pos += len(spans)
         return out
 
@@ -560,14 +579,18 @@ class SafeguardingDetector:
         return any(p.role == Role.learner for p in recipients)
 
     def _organisation_cores(self, ctx: DetectionContext) -> dict[str, str]:
-        """The organisation's account names reduced to letters and digits (``brookfield.academy``
-        -> ``brookfieldacademy``), by account id; kept with the registers."""
+        """The organisation's social media account names reduced to letters and digits
+        (``@brookfield.academy`` -> ``brookfieldacademy``), by account id; kept with the
+        registers."""
         key = "safeguarding.organisation_cores"
         cached = ctx.registers.derived.get(key)
         if cached is None:
             cached = {}
             for account in ctx.registers.accounts.values():
-                core = _handle_core(account.handle, frozenset())
+                handle = account.handle.strip().casefold()
+                if "@" in handle.lstrip("@") or _DOMAIN.fullmatch(handle):
+                    continue  # an email address or web domain, not a social media name
+                core = _handle_core(handle, frozenset())
                 if len(core) >= 4:
                     cached[account.account_id] = core
             ctx.registers.derived[key] = cached
@@ -753,17 +776,22 @@ class SafeguardingDetector:
 
 
 def _handle_core(value: str, decorations: frozenset[str]) -> str:
-    """A handle, display name or web domain reduced to its letters and digits, without words
-    that impostors add ("official", "real", "payments"): "@Brookfield_Academy_Official" ->
-    "brookfieldacademy"; a web domain keeps its first label ("brookfield.example.org" ->
-    "brookfield")."""
-    value = value.strip().casefold().lstrip("@")
-    if "@" in value:  # an email address: its domain
-        value = value.split("@", 1)[1]
-    if _DOMAIN.fullmatch(value):
-        value = value.split(".", 1)[0]
-    words = [w for w in re.split(r"[^0-9a-z]+", value) if w and w not in decorations]
-    return "".join(words)
+    """A handle or display name reduced to its letters and digits, without the words impostors
+    add ("official", "real", "payments") and trailing digits: "@Brookfield_Academy_Official",
+    "realbrookfieldacademy2" and "Brookfield Academy Payments" all give "brookfieldacademy"."""
+    words = [w for w in re.split(r"[^0-9a-z]+", value.strip().casefold()) if w]
+    core = "".join(w for w in words if w not in decorations)
+    changed = True
+    while changed:  # decorations run together with the name: "brookfieldacademyofficial"
+        changed = False
+        core = core.rstrip("0123456789")
+        for d in decorations:
+            if len(d) >= 4 and len(core) > len(d) + 3:
+                if core.endswith(d):
+                    core, changed = core[: -len(d)], True
+                elif core.startswith(d):
+                    core, changed = core[len(d):], True
+    return core
 
 
 def _subject(item: Item, author: Person) -> str | None:

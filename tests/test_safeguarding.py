@@ -47,32 +47,11 @@ def detector() -> SafeguardingDetector:
 # Measured misses and false alarms on the held-out tables with the dev-tuned thresholds
 # (bench/RESULTS-safeguarding.md). They are recorded, not tuned away: strict xfail, so a change
 # that fixes one fails here until it is taken off the list.
-KNOWN_MISSES = {
-    "I don't have any clean uniform for school and mum doesn't care",
-    "my parents are out of it all the time and never feed us",
-    "she's been sexting a man she met on tiktok",
-    "I'll share your photos with your mum unless you do what I say",
-    "we're going to share the screenshot of your chat with the whole year",
-    "I've joined National Action's group chat",
-    "Real academy account here, pay the trip balance by bank transfer to this account",
-}
+KNOWN_MISSES: set[str] = set()
 KNOWN_FALSE_ALARMS = {
-    "My brother punched me in the arm for taking his charger 🙄",
-    "Left home alone for an hour while mum went to Tesco, made toast",
-    "Nobody feeds the class hamster at weekends, can someone take him?",
-    "My stepdad is actually really nice, he helped me with my maths",
-    "Where do you live? asks the French worksheet, answer in French please",
-    "What school did you go to before Brookfield? asked the new form tutor",
-    "Sharing nudes is illegal under 18: assembly today explains the law",
-    "Who's the opp in Fortnite tonight? We need a squad",
-    "Beat the teachers in the staff v students match!",
-    "The class laughed at my joke in drama, best day",
-    "Haha you're such a nerd, love it",
-    "I've got a line in the school play!",
-    "The school's official account is @brookfieldacademy, follow for updates",
-    # slang words in exemplars pull in benign uses of the same word
-    "That jerk chicken was peng",
-    "He's an opp at FIFA, always beats me",
+    # a parent's exaggerated reaction to a grade, close in meaning to the abuse exemplars: the
+    # dev-tuned abuse margin (0.02) lets it through (it passed with the old pack-wide 0.06)
+    "Dad's gonna murder me when he sees this grade",
 }
 
 
