@@ -12,9 +12,12 @@ Policy duties enforced (docs/classifiers-safeguarding.md):
 
 Everything the detector knows is data in ``rules/packs/safeguarding.toml``: families, their
 sub-categories, lexical cues (regular expressions, some needing a context word nearby), idioms
-that are masked before matching ("we killed it at sports day"), negation words, exemplar sentences
-for semantic matching with the shipped sentence-embedding model, and per-family cosine thresholds
-tuned on ``tests/data/safeguarding_dev.jsonl`` (bench/tune_safeguarding.py).
+that are masked before matching ("we killed it at sports day"), negation words, concern and benign
+exemplar sentences for contrastive semantic matching with the shipped sentence-embedding model,
+contexts (a lesson, a game, sport, the school play...) in which a match by meaning alone must be
+closer, the words impostors add to the organisation's account names (the impersonation check), and
+per-family cosine thresholds and margins tuned on ``tests/data/safeguarding_dev.jsonl``
+(bench/tune_safeguarding.py).
 
 Nothing here logs message text above DEBUG; findings carry spans and the pack's cue labels, not
 copies of what was written.
@@ -39,8 +42,10 @@ if TYPE_CHECKING:
     from governance_bot.items import Item
 
 __all__ = [
+    "Context",
     "Cue",
     "Family",
+    "Impersonation",
     "PackError",
     "SafeguardingDetector",
     "SemanticHit",
