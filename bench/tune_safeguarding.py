@@ -1,6 +1,6 @@
 """Tune the safeguarding pack's semantic thresholds, margins and context penalty on dev data.
 
-    .venv/bin/python bench/tune_safeguarding.py [--write] [--heldout]
+    .venv/bin/python bench/tune_safeguarding.py [--write] [--heldout] [--errors] [--cv] [--unseen FILE]
 
 Reads tests/data/safeguarding_dev.jsonl (``{"text", "family"}``, family null for benign) and scores
 every text against each family's exemplars and the pack's benign exemplars with the shipped
@@ -131,12 +131,69 @@ def unseen(det: SafeguardingDetector, path: Path) -> None:
         print(f"  ALARM {r['text']}  -> {sorted(x.evidence.detail['family'] for x in f)}")
 
 
+def cross_validate(det: SafeguardingDetector, rows: list[dict], scores: list[dict],
+                   lexical: list[set[str]], shuffles: int = 10) -> None:
+    """Per-family margins against one pack-wide margin, by 2-fold cross-validation on the dev set:
+    tune on one half, count on the other (concerns found under their family, benign texts with
+    any finding), summed over shuffles. Shows whether the extra freedom generalises."""
+    import random
+
+    penalty = det.context_penalty
+
+    def count(idx: list[int], chosen: dict[str, dict[str, float]]) -> tuple[int, int, int]:
+        tp = fn = fp = 0
+        for i in idx:
+            sc, fired = scores[i], set(lexical[i])
+            fired |= {fid for fid, c in chosen.items() if fid in sc
+                      and sc[fid][0] >= c["threshold"] + penalty * sc[fid][2]
+                      and sc[fid][0] >= sc[fid][1] + c["margin"]}
+            if rows[i]["family"]:
+                tp += rows[i]["family"] in fired
+                fn += rows[i]["family"] not in fired
+            else:
+                fp += bool(fired)
+        return tp, fn, fp
+
+    def tune(idx: list[int], shared: bool) -> dict[str, dict[str, float]]:
+        sub = ([rows[i] for i in idx], [scores[i] for i in idx], [lexical[i] for i in idx])
+        if not shared:
+            return {fid: tune_family(fid, *sub, penalty) for fid in det.families}
+        global MARGINS
+        every, best = MARGINS, None
+        for m in every:
+            MARGINS = [m]
+            chosen = {fid: tune_family(fid, *sub, penalty) for fid in det.families}
+            total = sum(c["f1"] for c in chosen.values())
+            if best is None or total > best[0]:
+                best = (total, chosen)
+        MARGINS = every
+        assert best is not None
+        return best[1]
+
+    for shared in (False, True):
+        totals = [0, 0, 0]
+        for seed in range(shuffles):
+            idx = list(range(len(rows)))
+            random.Random(seed).shuffle(idx)
+            halves = [idx[::2], idx[1::2]]
+            for k in (0, 1):
+                got = count(halves[1 - k], tune(halves[k], shared))
+                totals = [a + b for a, b in zip(totals, got, strict=True)]
+        tp, fn, fp = totals
+        nneg = shuffles * sum(1 for r in rows if not r["family"])
+        print(f"cross-validation, {'one pack-wide margin' if shared else 'per-family margins'}: "
+              f"recall {tp / (tp + fn):.3f}, benign texts flagged {fp}/{nneg} "
+              f"({100 * fp / nneg:.1f} %)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--write", action="store_true", help="write the values into the pack")
     parser.add_argument("--heldout", action="store_true",
                         help="afterwards, report the held-out tables (not used for tuning)")
     parser.add_argument("--errors", action="store_true", help="list the dev set's errors")
+    parser.add_argument("--cv", action="store_true",
+                        help="2-fold cross-validation: per-family margins vs one shared margin")
     parser.add_argument("--unseen", type=Path, metavar="JSONL",
                         help="only report figures on a set never used in development, and stop")
     args = parser.parse_args()
@@ -177,6 +234,8 @@ def main() -> None:
     print(f"overall on dev: {tp}/{sum(1 for r in rows if r['family'])} concerns flagged under "
           f"their family; {fp_texts}/{sum(1 for r in rows if not r['family'])} benign texts "
           "with any finding")
+    if args.cv:
+        cross_validate(det, rows, scores, lexical)
     if args.errors:
         for r, sc, lx in zip(rows, scores, lexical, strict=True):
             fired = set(lx) | {
