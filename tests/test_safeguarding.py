@@ -430,6 +430,9 @@ def test_an_account_named_like_the_organisations_asking_for_money_is_impersonati
                                                    ctx)))
         assert found["commerce"].evidence.detail["sub_category"] == "impersonation", impostor
         assert found["commerce"].category == Category.commerce
+        # the pipeline's batch path sees the same
+        (batch,) = lexicon_only.detect_batch([_item(text, impostor, [], kind="comment")], ctx)
+        assert "commerce" in _families(batch)
     # the organisation's own account, a learner in the registers, and a name that is not like
     # the organisation's are not impersonation
     own = Person(handle=registers.accounts["brookfield-instagram"].handle)
