@@ -12,9 +12,12 @@ Policy duties enforced (docs/classifiers-safeguarding.md):
 
 Everything the detector knows is data in ``rules/packs/safeguarding.toml``: families, their
 sub-categories, lexical cues (regular expressions, some needing a context word nearby), idioms
-that are masked before matching ("we killed it at sports day"), negation words, exemplar sentences
-for semantic matching with the shipped sentence-embedding model, and per-family cosine thresholds
-tuned on ``tests/data/safeguarding_dev.jsonl`` (bench/tune_safeguarding.py).
+that are masked before matching ("we killed it at sports day"), negation words, concern and benign
+exemplar sentences for contrastive semantic matching with the shipped sentence-embedding model,
+contexts (a lesson, a game, sport, the school play...) in which a match by meaning alone must be
+closer, the words impostors add to the organisation's account names (the impersonation check), and
+per-family cosine thresholds and margins tuned on ``tests/data/safeguarding_dev.jsonl``
+(bench/tune_safeguarding.py).
 
 Nothing here logs message text above DEBUG; findings carry spans and the pack's cue labels, not
 copies of what was written.
@@ -26,7 +29,8 @@ import logging
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from difflib import SequenceMatcher
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -38,8 +42,10 @@ if TYPE_CHECKING:
     from governance_bot.items import Item
 
 __all__ = [
+    "Context",
     "Cue",
     "Family",
+    "Impersonation",
     "PackError",
     "SafeguardingDetector",
     "SemanticHit",
@@ -51,6 +57,7 @@ log = logging.getLogger(__name__)
 
 _TOKEN = re.compile(r"[\w']+")
 _SENTENCE = re.compile(r"[^.!?\n;]+[.!?;]*")
+_DOMAIN = re.compile(r"[a-z0-9-]+(\.[a-z0-9-]+)*\.(org|com|net|uk|sch|ac|edu|gov)(\.[a-z]+)?")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
 
 
@@ -71,6 +78,33 @@ class Cue:
     window: int = 6
     negatable: bool = True
     not_from_organisation: bool = False
+    unless_context: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Talk about a lesson, a game, sport or the school play: words that make a meaning-only match
+    less likely to be a concern. A text with one of ``words`` needs a closer match (the pack's
+    ``context_penalty`` is taken off its cosine) for the ``families`` listed (empty: all)."""
+
+    id: str
+    regex: re.Pattern[str]
+    families: frozenset[str] = frozenset()
+
+    def applies(self, family: str) -> bool:
+        return not self.families or family in self.families
+
+
+@dataclass(frozen=True, slots=True)
+class Impersonation:
+    """An author whose handle or display name looks like one of the organisation's own accounts
+    (but is not one of them) asking for money, bank or login details."""
+
+    asks: re.Pattern[str]
+    decorations: frozenset[str]
+    similarity: float = 0.85
+    family: str = "commerce"
+    sub: str = "impersonation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +115,8 @@ class SubCategory:
     severity: Severity
     exemplars: tuple[str, ...] = ()
     must_catch: tuple[str, ...] = ()
+    # a match by meaning with this sub-category's exemplars also needs one of these in the text
+    semantic_requires: re.Pattern[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +128,7 @@ class Family:
     severity: Severity
     threshold: float
     duty: str
+    margin: float | None = None  # None: the pack-wide semantic_margin
     urgent: tuple[re.Pattern[str], ...] = ()
     benign_exemplars: tuple[str, ...] = ()
     must_not_catch: tuple[str, ...] = ()
@@ -169,6 +206,9 @@ class SafeguardingDetector:
         direct_to_learner_weight: float = 0.5,
         contact_family: str = "grooming",
         benign_exemplars: Sequence[str] = (),
+        contexts: Sequence[Context] = (),
+        context_penalty: float = 0.0,
+        impersonation: Impersonation | None = None,
     ) -> None:
         self.families = dict(families)
         self.cues = list(cues)
@@ -179,6 +219,9 @@ class SafeguardingDetector:
         self.min_sentence_words = min_sentence_words
         self.direct_to_learner_weight = direct_to_learner_weight
         self.contact_family = contact_family
+        self.contexts = list(contexts)
+        self.context_penalty = context_penalty
+        self.impersonation = impersonation
         self.semantic_error: str | None = None
         self._exemplars: list[tuple[str, str, str]] = []  # family, sub, text
         self._benign: list[tuple[str, str]] = []  # family, text
@@ -187,6 +230,25 @@ class SafeguardingDetector:
                 self._exemplars += [(fam.id, sub.id, t) for t in sub.exemplars]
             self._benign += [(fam.id, t) for t in fam.benign_exemplars]
         self._benign += [("*", t) for t in benign_exemplars]
+        if impersonation is not None:
+            self._impersonation_cue = Cue(
+                impersonation.family, impersonation.sub,
+                "account name like the organisation's, asking for money or details",
+                impersonation.asks, negatable=False,
+            )
+        fam_ids = np.array([f for f, _, _ in self._exemplars])
+        # exemplar columns of sub-categories whose meaning matches need a word in the text
+        self._requires: list[tuple[re.Pattern[str], np.ndarray]] = []
+        for fam in self.families.values():
+            for sub in fam.subs.values():
+                if sub.semantic_requires is not None:
+                    cols = np.array([i for i, (f, s, _) in enumerate(self._exemplars)
+                                     if f == fam.id and s == sub.id], dtype=int)
+                    self._requires.append((sub.semantic_requires, cols))
+        self._family_index: dict[str, np.ndarray] = {
+            fid: np.flatnonzero(fam_ids == fid) for fid in self.families
+            if (fam_ids == fid).any()
+        }
         self._exemplar_vectors: np.ndarray | None = None
         self._benign_vectors: np.ndarray | None = None
         self.semantic = semantic and bool(self._exemplars)
@@ -207,6 +269,20 @@ class SafeguardingDetector:
         if not isinstance(raw_families, dict) or not raw_families:
             raise PackError(f"{where}: [families] is missing or empty")
         default_window = int(settings.get("context_window", 6))
+        contexts = []
+        for cid, craw in pack.get("contexts", {}).items():
+            cwhere = f"{where}: contexts.{cid}"
+            if not craw.get("words"):
+                raise PackError(f"{cwhere}: 'words' is missing or empty")
+            unknown = set(craw.get("families", [])) - set(raw_families)
+            if unknown:
+                raise PackError(f"{cwhere}: unknown families {sorted(unknown)}")
+            contexts.append(Context(
+                cid,
+                _compile("|".join(f"(?:{_words(w)})" for w in craw["words"]), cwhere),
+                frozenset(craw.get("families", [])),
+            ))
+        context_ids = {c.id for c in contexts}
         for fid, raw in raw_families.items():
             fwhere = f"{where}: families.{fid}"
             try:
@@ -226,6 +302,11 @@ class SafeguardingDetector:
                     severity=Severity(int(sraw.get("severity", severity))),
                     exemplars=tuple(sraw.get("exemplars", [])),
                     must_catch=tuple(sraw.get("must_catch", [])),
+                    semantic_requires=(
+                        _compile("|".join(f"(?:{_words(w)})" for w in sraw["semantic_requires"]),
+                                 f"{swhere}.semantic_requires")
+                        if sraw.get("semantic_requires") else None
+                    ),
                 )
                 for pattern in sraw.get("cues", []):
                     cues.append(Cue(fid, sid, pattern, _compile(_words(pattern), swhere)))
@@ -238,6 +319,10 @@ class SafeguardingDetector:
                     if "cue" not in entry or "near" not in entry:
                         raise PackError(f"{cwhere}: needs 'cue' and 'near'")
                     near = "|".join(f"(?:{_words(n)})" for n in entry["near"])
+                    unless = tuple(entry.get("unless_context", []))
+                    if set(unless) - context_ids:
+                        raise PackError(f"{cwhere}: unknown contexts "
+                                        f"{sorted(set(unless) - context_ids)}")
                     cues.append(
                         Cue(
                             fid,
@@ -249,6 +334,7 @@ class SafeguardingDetector:
                             window=int(entry.get("window", default_window)),
                             negatable=bool(entry.get("negatable", True)),
                             not_from_organisation=bool(entry.get("not_from_organisation", False)),
+                            unless_context=unless,
                         )
                     )
             families[fid] = Family(
@@ -259,12 +345,30 @@ class SafeguardingDetector:
                 severity=severity,
                 threshold=float(raw.get("semantic_threshold", 1.01)),
                 duty=raw["duty"],
+                margin=(float(raw["semantic_margin"]) if "semantic_margin" in raw else None),
                 urgent=tuple(
                     _compile(_words(p), f"{fwhere}.urgent") for p in raw.get("urgent", [])
                 ),
                 benign_exemplars=tuple(raw.get("benign_exemplars", [])),
                 must_not_catch=tuple(raw.get("must_not_catch", [])),
                 subs=subs,
+            )
+        impersonation = None
+        if "impersonation" in pack:
+            iraw = pack["impersonation"]
+            iwhere = f"{where}: impersonation"
+            fam = families.get(iraw.get("family", "commerce"))
+            if fam is None or iraw.get("sub", "impersonation") not in fam.subs:
+                raise PackError(f"{iwhere}: family/sub {iraw.get('family')}/{iraw.get('sub')} "
+                                "is not in the pack")
+            if not iraw.get("asks"):
+                raise PackError(f"{iwhere}: 'asks' is missing or empty")
+            impersonation = Impersonation(
+                asks=_compile("|".join(f"(?:{_words(a)})" for a in iraw["asks"]), iwhere),
+                decorations=frozenset(d.casefold() for d in iraw.get("decorations", [])),
+                similarity=float(iraw.get("similarity", 0.85)),
+                family=fam.id,
+                sub=iraw.get("sub", "impersonation"),
             )
         return cls(
             families,
@@ -278,6 +382,9 @@ class SafeguardingDetector:
             direct_to_learner_weight=float(settings.get("direct_to_learner_weight", 0.5)),
             contact_family=str(settings.get("contact_family", "grooming")),
             benign_exemplars=pack.get("benign_exemplars", []),
+            contexts=contexts,
+            context_penalty=float(settings.get("context_penalty", 0.0)),
+            impersonation=impersonation,
         )
 
     def _load_semantic(self) -> None:
@@ -321,8 +428,24 @@ class SafeguardingDetector:
             for m in cue.near.finditer(text, lo, hi)
         )
 
+    def contexts_in(self, masked: str) -> set[str]:
+        """The ids of the pack's contexts (lesson, game, sport...) that ``masked`` mentions."""
+        return {c.id for c in self.contexts if c.regex.search(masked)}
+
+    def _penalty(self, family: str, contexts: set[str]) -> float:
+        """What a meaning-only match of ``family`` loses in a text mentioning ``contexts``."""
+        if not contexts or not self.context_penalty:
+            return 0.0
+        hit = any(c.id in contexts and c.applies(family) for c in self.contexts)
+        return self.context_penalty if hit else 0.0
+
+    def margin(self, family: str) -> float:
+        fam = self.families[family]
+        return self.semantic_margin if fam.margin is None else fam.margin
+
     def lexical_hits(self, masked: str, from_organisation: bool = False) -> list[_LexicalHit]:
         tokens = list(_TOKEN.finditer(masked))
+        contexts: set[str] | None = None
         hits: list[_LexicalHit] = []
         for cue in self.cues:
             if cue.not_from_organisation and from_organisation:
@@ -335,87 +458,111 @@ class SafeguardingDetector:
                     continue
                 if cue.near is not None and not self._near(cue, masked, tokens, span):
                     continue
+                if cue.unless_context:
+                    if contexts is None:
+                        contexts = self.contexts_in(masked)
+                    if contexts.intersection(cue.unless_context):
+                        continue
                 hits.append(_LexicalHit(cue, span))
         return hits
 
+    def lexical_families(self, masked: str, from_organisation: bool = False,
+                         direct_to_learner: bool = False) -> set[str]:
+        """The families whose lexical cues fire on ``masked`` (weak cues need company)."""
+        hits = self.lexical_hits(masked, from_organisation=from_organisation)
+        return {fid for fid in self.families
+                if self._lexical_score(fid, hits, direct_to_learner)[0] >= 1.0}
+
+    def _lexical_score(self, fid: str, lexical: list[_LexicalHit], direct_to_learner: bool
+                       ) -> tuple[float, list[_LexicalHit]]:
+        lex = [h for h in lexical if h.cue.family == fid]
+        weights: dict[str, float] = {}
+        for h in lex:
+            weights[h.cue.label] = max(weights.get(h.cue.label, 0.0), h.cue.weight)
+        score = sum(weights.values())
+        if fid == self.contact_family and lex and direct_to_learner:
+            score += self.direct_to_learner_weight
+        return score, lex
+
     def semantic_hits(self, masked: str) -> list[SemanticHit]:
         """The best exemplar per family for each sentence that clears the family's threshold and
-        is closer (by the margin) to that exemplar than to every benign exemplar of the pack."""
+        is closer (by the family's margin) to that exemplar than to every benign exemplar of the
+        pack. A text that mentions one of the family's contexts (a lesson, a game...) needs the
+        threshold plus the pack's ``context_penalty``."""
         return self.semantic_hits_many([masked])[0]
+
+    def _sentences(self, masked: str) -> list[tuple[int, int]]:
+        return [s for s in split_sentences(masked)
+                if len(_TOKEN.findall(masked[s[0]:s[1]])) >= self.min_sentence_words]
+
+    def _similarities(self, masked_texts: Sequence[str]
+                      ) -> list[tuple[list[tuple[int, int]], np.ndarray, np.ndarray]]:
+        """Per text: its sentence spans, their cosines with every exemplar and benign exemplar."""
+        from rules.embeddings import embed
+
+        assert self._exemplar_vectors is not None
+        all_spans = [self._sentences(m) for m in masked_texts]
+        flat = [m[a:b] for m, spans in zip(masked_texts, all_spans, strict=True) for a, b in spans]
+        vectors = embed(flat)
+        sims = vectors @ self._exemplar_vectors.T
+        bn = self._benign_vectors
+        bsims = (vectors @ bn.T if bn is not None and len(self._benign)
+                 else np.zeros((len(flat), 0), dtype=np.float32))
+        out = []
+        pos = 0
+        for m, spans in zip(masked_texts, all_spans, strict=True):
+            text_sims = sims[pos:pos + len(spans)]
+            for rx, cols in self._requires:
+                if len(cols) and not rx.search(m):
+                    text_sims[:, cols] = -1.0
+            out.append((spans, text_sims, bsims[pos:pos + len(spans)]))
+            pos += len(spans)
+        return out
 
     def semantic_hits_many(self, masked_texts: Sequence[str]) -> list[list[SemanticHit]]:
         """:meth:`semantic_hits` for many texts, embedding all their sentences in one batch."""
         if not self.semantic or self._exemplar_vectors is None:
             return [[] for _ in masked_texts]
-        from rules.embeddings import embed
-
-        all_spans = [
-            [s for s in split_sentences(m)
-             if len(_TOKEN.findall(m[s[0]:s[1]])) >= self.min_sentence_words]
-            for m in masked_texts
+        return [
+            list(self._score(sims, bsims, spans, self.contexts_in(m))) if spans else []
+            for m, (spans, sims, bsims) in zip(masked_texts, self._similarities(masked_texts),
+                                               strict=True)
         ]
-        flat = [m[a:b] for m, spans in zip(masked_texts, all_spans, strict=True) for a, b in spans]
-        vectors = embed(flat)
-        out: list[list[SemanticHit]] = []
-        pos = 0
-        for spans in all_spans:
-            out.append(list(self._score(vectors[pos:pos + len(spans)], spans)) if spans else [])
-            pos += len(spans)
-        return out
 
-    def _score(self, vectors: np.ndarray, spans: list[tuple[int, int]]) -> Iterator[SemanticHit]:
-        assert self._exemplar_vectors is not None
-        sims = vectors @ self._exemplar_vectors.T
-        benign_sims = (
-            vectors @ self._benign_vectors.T
-            if self._benign_vectors is not None and len(self._benign)
-            else np.zeros((len(spans), 0))
-        )
-        fam_ids = np.array([f for f, _, _ in self._exemplars])
+    def _score(self, sims: np.ndarray, benign_sims: np.ndarray, spans: list[tuple[int, int]],
+               contexts: set[str]) -> Iterator[SemanticHit]:
         for row, span in enumerate(spans):
+            benign = float(benign_sims[row].max()) if benign_sims.shape[1] else -1.0
             for fid, fam in self.families.items():
-                mask = fam_ids == fid
-                if not mask.any():
+                idx = self._family_index.get(fid)
+                if idx is None:
                     continue
-                idx = np.flatnonzero(mask)
                 best = idx[int(np.argmax(sims[row, idx]))]
                 score = float(sims[row, best])
-                benign = float(benign_sims[row].max()) if benign_sims.shape[1] else -1.0
-                if score >= fam.threshold and score >= benign + self.semantic_margin:
+                needed = fam.threshold + self._penalty(fid, contexts)
+                if score >= needed and score >= benign + self.margin(fid):
                     _, sub, exemplar = self._exemplars[best]
                     yield SemanticHit(fid, sub, score, exemplar, benign, span)
 
-    def family_scores(self, texts: Sequence[str]) -> list[dict[str, tuple[float, float]]]:
-        """For tuning: per text, per family, (best exemplar cosine, best benign cosine) over its
-        sentences (the sentence with the highest exemplar cosine wins)."""
-        from rules.embeddings import embed
-
+    def family_scores(self, texts: Sequence[str]) -> list[dict[str, tuple[float, float, float]]]:
+        """For tuning: per text, per family, (best exemplar cosine, best benign cosine, context
+        penalty as a multiple of ``context_penalty``: 0 or 1) over its sentences (the sentence
+        with the highest exemplar cosine wins; texts too short to embed have no entry)."""
         masked_texts = [self.mask_idioms(t) for t in texts]
-        all_spans = [split_sentences(m) or [(0, len(m))] for m in masked_texts]
-        flat = [m[a:b] or " " for m, spans in zip(masked_texts, all_spans, strict=True)
-                for a, b in spans]
-        vectors_all = embed(flat)
-        ex = (self._exemplar_vectors if self._exemplar_vectors is not None
-              else np.zeros((0, vectors_all.shape[1]), dtype=np.float32))
-        bn = (self._benign_vectors if self._benign_vectors is not None
-              else np.zeros((0, vectors_all.shape[1]), dtype=np.float32))
-        fam_ids = np.array([f for f, _, _ in self._exemplars])
-        out: list[dict[str, tuple[float, float]]] = []
-        pos = 0
-        for spans in all_spans:
-            vectors = vectors_all[pos:pos + len(spans)]
-            pos += len(spans)
-            sims = vectors @ ex.T
-            bsims = vectors @ bn.T
-            scores: dict[str, tuple[float, float]] = {}
+        out: list[dict[str, tuple[float, float, float]]] = []
+        for m, (spans, sims, bsims) in zip(masked_texts, self._similarities(masked_texts),
+                                           strict=True):
+            scores: dict[str, tuple[float, float, float]] = {}
+            contexts = self.contexts_in(m)
             for fid in self.families:
-                m = fam_ids == fid
-                if not m.any():
+                idx = self._family_index.get(fid)
+                if idx is None or not spans:
                     continue
-                per_sentence = sims[:, m].max(axis=1)
+                per_sentence = sims[:, idx].max(axis=1)
                 row = int(np.argmax(per_sentence))
                 benign = float(bsims[row].max()) if bsims.shape[1] else -1.0
-                scores[fid] = (float(per_sentence[row]), benign)
+                in_context = any(c.id in contexts and c.applies(fid) for c in self.contexts)
+                scores[fid] = (float(per_sentence[row]), benign, 1.0 if in_context else 0.0)
             out.append(scores)
         return out
 
@@ -436,19 +583,57 @@ class SafeguardingDetector:
         ]
         return any(p.role == Role.learner for p in recipients)
 
+    def _organisation_cores(self, ctx: DetectionContext) -> dict[str, str]:
+        """The organisation's social media account names reduced to letters and digits
+        (``@brookfield.academy`` -> ``brookfieldacademy``), by account id; kept with the
+        registers."""
+        key = "safeguarding.organisation_cores"
+        cached = ctx.registers.derived.get(key)
+        if cached is None:
+            cached = {}
+            for account in ctx.registers.accounts.values():
+                handle = account.handle.strip().casefold()
+                if "@" in handle.lstrip("@") or _DOMAIN.fullmatch(handle):
+                    continue  # an email address or web domain, not a social media name
+                core = _handle_core(handle, frozenset())
+                if len(core) >= 4:
+                    cached[account.account_id] = core
+            ctx.registers.derived[key] = cached
+        return cast(dict[str, str], cached)
+
+    def impersonated_account(self, author: Person, ctx: DetectionContext) -> str | None:
+        """The organisation's account whose name ``author``'s handle or display name imitates
+        ("@brookfield_academy_official", "Brookfield Academy Payments"), or None. The
+        organisation's own accounts and people in the registers never count."""
+        imp = self.impersonation
+        if imp is None or author.register_id or author.role in (Role.organisation, Role.staff):
+            return None
+        cores = self._organisation_cores(ctx)
+        for value in filter(None, (author.handle, author.name)):
+            core = _handle_core(value, imp.decorations)
+            if len(core) < 4:
+                continue
+            for account_id, org in cores.items():
+                if core == org or SequenceMatcher(None, core, org).ratio() >= imp.similarity:
+                    return account_id
+        return None
+
+    def _item_facts(self, item: Item, ctx: DetectionContext) -> dict[str, Any]:
+        author = item.author if item.author.role else ctx.registers.resolve_person(
+            item.author, item.account
+        )
+        return {
+            "direct_to_learner": self._direct_to_learner(item, ctx),
+            "from_organisation": author.role == Role.organisation,
+            "subject": _subject(item, author),
+            "impersonating": self.impersonated_account(author, ctx),
+        }
+
     def detect(self, item: Item, ctx: DetectionContext) -> Iterable[Finding]:
         text = item.text or ""
         if not text.strip():
             return []
-        author = item.author if item.author.role else ctx.registers.resolve_person(
-            item.author, item.account
-        )
-        return self.detect_text(
-            text,
-            direct_to_learner=self._direct_to_learner(item, ctx),
-            from_organisation=author.role == Role.organisation,
-            subject=_subject(item, author),
-        )
+        return self.detect_text(text, **self._item_facts(item, ctx))
 
     def detect_text(
         self,
@@ -457,11 +642,12 @@ class SafeguardingDetector:
         direct_to_learner: bool = False,
         from_organisation: bool = False,
         subject: str | None = None,
+        impersonating: str | None = None,
     ) -> list[Finding]:
         masked = self.mask_idioms(text)
         return self._detect_masked(
             text, masked, self.semantic_hits(masked), direct_to_learner=direct_to_learner,
-            from_organisation=from_organisation, subject=subject,
+            from_organisation=from_organisation, subject=subject, impersonating=impersonating,
         )
 
     def detect_batch(self, items: Sequence[Item], ctx: DetectionContext) -> list[list[Finding]]:
@@ -472,14 +658,7 @@ class SafeguardingDetector:
         semantic = self.semantic_hits_many(masked)
         for i, m_text, sem in zip(todo, masked, semantic, strict=True):
             item = items[i]
-            author = item.author if item.author.role else ctx.registers.resolve_person(
-                item.author, item.account
-            )
-            out[i] = self._detect_masked(
-                item.text, m_text, sem, direct_to_learner=self._direct_to_learner(item, ctx),
-                from_organisation=author.role == Role.organisation,
-                subject=_subject(item, author),
-            )
+            out[i] = self._detect_masked(item.text, m_text, sem, **self._item_facts(item, ctx))
         return out
 
     def detect_many(self, texts: Sequence[str]) -> list[list[Finding]]:
@@ -499,18 +678,17 @@ class SafeguardingDetector:
         direct_to_learner: bool = False,
         from_organisation: bool = False,
         subject: str | None = None,
+        impersonating: str | None = None,
     ) -> list[Finding]:
         lexical = self.lexical_hits(masked, from_organisation=from_organisation)
+        if impersonating and self.impersonation is not None:
+            ask = self.impersonation.asks.search(masked)
+            if ask:
+                lexical.append(_LexicalHit(self._impersonation_cue, ask.span()))
         findings: list[Finding] = []
         for fid, fam in self.families.items():
-            lex = [h for h in lexical if h.cue.family == fid]
             sem = [h for h in semantic if h.family == fid]
-            weights: dict[str, float] = {}
-            for h in lex:
-                weights[h.cue.label] = max(weights.get(h.cue.label, 0.0), h.cue.weight)
-            lexical_score = sum(weights.values())
-            if fid == self.contact_family and lex and direct_to_learner:
-                lexical_score += self.direct_to_learner_weight
+            lexical_score, lex = self._lexical_score(fid, lexical, direct_to_learner)
             lexical_fires = lexical_score >= 1.0
             if not lexical_fires and not sem:
                 continue
@@ -600,6 +778,25 @@ class SafeguardingDetector:
                  for t in s.must_catch]
         clear = [(f.id, t) for f in self.families.values() for t in f.must_not_catch]
         return catch, clear
+
+
+def _handle_core(value: str, decorations: frozenset[str]) -> str:
+    """A handle or display name reduced to its letters and digits, without the words impostors
+    add ("official", "real", "payments") and trailing digits: "@Brookfield_Academy_Official",
+    "realbrookfieldacademy2" and "Brookfield Academy Payments" all give "brookfieldacademy"."""
+    words = [w for w in re.split(r"[^0-9a-z]+", value.strip().casefold()) if w]
+    core = "".join(w for w in words if w not in decorations)
+    changed = True
+    while changed:  # decorations run together with the name: "brookfieldacademyofficial"
+        changed = False
+        core = core.rstrip("0123456789")
+        for d in decorations:
+            if len(d) >= 4 and len(core) > len(d) + 3:
+                if core.endswith(d):
+                    core, changed = core[: -len(d)], True
+                elif core.startswith(d):
+                    core, changed = core[len(d):], True
+    return core
 
 
 def _subject(item: Item, author: Person) -> str | None:

@@ -47,32 +47,11 @@ def detector() -> SafeguardingDetector:
 # Measured misses and false alarms on the held-out tables with the dev-tuned thresholds
 # (bench/RESULTS-safeguarding.md). They are recorded, not tuned away: strict xfail, so a change
 # that fixes one fails here until it is taken off the list.
-KNOWN_MISSES = {
-    "I don't have any clean uniform for school and mum doesn't care",
-    "my parents are out of it all the time and never feed us",
-    "she's been sexting a man she met on tiktok",
-    "I'll share your photos with your mum unless you do what I say",
-    "we're going to share the screenshot of your chat with the whole year",
-    "I've joined National Action's group chat",
-    "Real academy account here, pay the trip balance by bank transfer to this account",
-}
+KNOWN_MISSES: set[str] = set()
 KNOWN_FALSE_ALARMS = {
-    "My brother punched me in the arm for taking his charger 🙄",
-    "Left home alone for an hour while mum went to Tesco, made toast",
-    "Nobody feeds the class hamster at weekends, can someone take him?",
-    "My stepdad is actually really nice, he helped me with my maths",
-    "Where do you live? asks the French worksheet, answer in French please",
-    "What school did you go to before Brookfield? asked the new form tutor",
-    "Sharing nudes is illegal under 18: assembly today explains the law",
-    "Who's the opp in Fortnite tonight? We need a squad",
-    "Beat the teachers in the staff v students match!",
-    "The class laughed at my joke in drama, best day",
-    "Haha you're such a nerd, love it",
-    "I've got a line in the school play!",
-    "The school's official account is @brookfieldacademy, follow for updates",
-    # slang words in exemplars pull in benign uses of the same word
-    "That jerk chicken was peng",
-    "He's an opp at FIFA, always beats me",
+    # a parent's exaggerated reaction to a grade, close in meaning to the abuse exemplars: the
+    # dev-tuned abuse margin (0.02) lets it through (it passed with the old pack-wide 0.06)
+    "Dad's gonna murder me when he sees this grade",
 }
 
 
@@ -396,3 +375,101 @@ def test_the_engine_builds_both_detectors_from_the_shipped_packs_and_runs_them_o
     assert abuse and abuse[0].route == Route.dsl
     assert abuse[0].item_key == "instagram:brookfield-instagram:m1"
     assert abuse[0].subject == "learner:L002"
+
+
+# -- contexts, proscribed organisations, impersonation of the organisation's accounts -------------
+
+
+def test_a_lesson_context_makes_a_meaning_only_match_need_a_closer_match(
+    detector: SafeguardingDetector,
+) -> None:
+    """Talk about a lesson borrows the words of concerns; the threshold rises there."""
+    assert detector.context_penalty > 0
+    text = "Homework: in Spanish, ask your partner where they live and how old they are"
+    assert "lesson" in detector.contexts_in(detector.mask_idioms(text))
+    assert detector._penalty("grooming", {"lesson"}) == detector.context_penalty
+    assert detector._penalty("grooming", set()) == 0.0
+    # a context limited to some families leaves the others alone
+    assert detector._penalty("self_harm", {"games_and_sport"}) == 0.0
+
+
+@SLOW
+def test_a_disclosure_inside_a_lesson_context_is_still_caught_by_its_cue(
+    detector: SafeguardingDetector,
+) -> None:
+    text = "We had a PSHE lesson on healthy homes today. My stepdad hits me when mum's at work."
+    found = _families(detector.detect_text(text))
+    assert "abuse" in found and found["abuse"].evidence.detail["cues"]
+
+
+@pytest.mark.parametrize(("text", "fires"), [
+    ("my cousin just joined Sonnenkrieg Division's Telegram channel", True),
+    ("I support Hizballah and I've got their flag in my room", True),
+    ("the Wagner Group lads on Discord want me to sign up", True),
+    # a lesson or documentary about the same organisations is not support for them
+    ("Citizenship homework: why was National Action banned and what does joining it mean?", False),
+    ("The documentary showed how Islamic State used Telegram channels", False),
+    ("A national action plan on climate was the debate club motion", False),
+])
+def test_a_proscribed_organisation_named_with_joining_or_support_goes_to_the_dsl(
+    lexicon_only: SafeguardingDetector, text: str, fires: bool
+) -> None:
+    found = _families(lexicon_only.detect_text(text))
+    assert ("extremism" in found) is fires, found
+
+
+def test_an_account_named_like_the_organisations_asking_for_money_is_impersonation(
+    lexicon_only: SafeguardingDetector, registers: RegisterIndex
+) -> None:
+    ctx = DetectionContext(registers=registers, history=_NoHistory())
+    text = "Please pay the music lesson balance by bank transfer, sort code 00-00-00"
+    for impostor in (Person(handle="@brookfield_academy_official"),
+                     Person(handle="@realbrookfieldacademy2"),
+                     Person(handle="@bf_payments", name="Brookfield Academy Payments")):
+        found = _families(list(lexicon_only.detect(_item(text, impostor, [], kind="comment"),
+                                                   ctx)))
+        assert found["commerce"].evidence.detail["sub_category"] == "impersonation", impostor
+        assert found["commerce"].category == Category.commerce
+        # the pipeline's batch path sees the same
+        (batch,) = lexicon_only.detect_batch([_item(text, impostor, [], kind="comment")], ctx)
+        assert "commerce" in _families(batch)
+    # the organisation's own account, a learner in the registers, and a name that is not like
+    # the organisation's are not impersonation
+    own = Person(handle=registers.accounts["brookfield-instagram"].handle)
+    learner = Person(handle="@maisieoc")
+    fan = Person(handle="@brookfield_footy_fan")
+    for author in (own, learner, fan):
+        assert lexicon_only.impersonated_account(
+            registers.resolve_person(author, "brookfield-instagram"), ctx) is None, author
+    # the same name without an ask for money or details is not flagged
+    hello = _item("Good luck to everyone in the mocks!",
+                  Person(handle="@brookfield_academy_official"), [], kind="comment")
+    assert list(lexicon_only.detect(hello, ctx)) == []
+
+
+@SLOW
+def test_a_meaning_match_with_the_impersonation_exemplars_needs_an_ask_for_money_or_details(
+    meaning_only: SafeguardingDetector,
+) -> None:
+    ask = "Brookfield's real page here: our old one was hacked, transfer the coach fee to us"
+    plain = "Brookfield's real page here: our old one was hacked, we'll post updates here"
+    assert "commerce" in _families(meaning_only.detect_text(ask))
+    assert "commerce" not in _families(meaning_only.detect_text(plain))
+
+
+def test_a_contextual_cue_naming_an_unknown_context_is_refused() -> None:
+    pack = copy.deepcopy(PACK)
+    sub = pack["families"]["sexual"]["sub"]["requests"]
+    sub["contextual"][0]["unless_context"] = ["assembly_hall"]
+    with pytest.raises(PackError, match=r"families\.sexual\.sub\.requests.*assembly_hall"):
+        SafeguardingDetector.from_pack(pack)
+    pack = copy.deepcopy(PACK)
+    pack["contexts"]["lesson"]["words"] = []
+    with pytest.raises(PackError, match=r"contexts\.lesson.*words"):
+        SafeguardingDetector.from_pack(pack)
+
+
+def test_each_family_has_its_own_dev_tuned_margin() -> None:
+    margins = {fid: _probe.margin(fid) for fid in FAMILIES}
+    assert all(0.0 <= m <= 0.15 for m in margins.values()), margins
+    assert all("semantic_margin" in PACK["families"][fid] for fid in FAMILIES)
