@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from governance_bot.config import Config
 from governance_bot.items import Item
@@ -70,6 +71,43 @@ def test_with_a_key_no_message_text_or_learner_detail_is_readable_in_the_databas
         version = s.get(ItemVersion, data)
         assert version is not None and version.data["text"] == SECRET_TEXT
     assert len(rt.registers.learners) == LEARNERS
+
+
+def test_a_guardians_contact_recorded_with_a_removal_is_encrypted_and_rotation_covers_old_rows(
+    make_config: Callable[..., Config],
+):
+    from governance_bot.storage import models as m
+
+    contact = "sarah.oconnell@example.net"
+    rt = Runtime.from_config(make_config(), with_connectors=False)
+    ingest_one(rt)
+
+    def inform(session: Any) -> None:
+        flag = session.execute(select(m.Flag)).scalars().first()
+        decision = m.FlagDecision(flag_id=flag.id, action="remove", staff_id="S001", data={})
+        session.add(decision)
+        session.flush()
+        session.add(m.InformedPerson(flag_id=flag.id, decision_id=decision.id,
+                                     relation="guardian", register_id="L002", contact=contact,
+                                     method="email", informed_by="S001"))
+
+    with rt.db.session() as s:  # written before encryption was switched on: plain
+        inform(s)
+    key = crypto.generate_key()
+    crypto.configure([key])
+    with rt.db.session() as s:  # written with a key: encrypted
+        inform(s)
+
+    def raw_contacts() -> list[str]:
+        with rt.db.engine.connect() as conn:
+            return [r[0] for r in conn.execute(text("SELECT contact FROM flag_informed"))]
+
+    stored = raw_contacts()
+    assert stored[0] == contact and contact not in stored[1]
+    assert rotate_all(rt.db)["flag_informed.contact"] == 2
+    assert not any(contact in value for value in raw_contacts())  # the old row too
+    with rt.db.session() as s:
+        assert [p.contact for p in s.execute(select(m.InformedPerson)).scalars()] == [contact] * 2
 
 
 def test_rotation_re_encrypts_everything_with_the_new_key_so_the_old_key_can_go(

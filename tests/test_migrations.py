@@ -30,7 +30,7 @@ def test_the_newest_migrations_can_be_undone_and_redone(database_url: str):
     db = Database(database_url)
     try:
         db.upgrade()
-        command.downgrade(db._alembic_config(), "0003")  # undoes 0005 and 0004
+        command.downgrade(db._alembic_config(), "0003")  # undoes 0006, 0005 and 0004
         assert db.current_revision() == "0003"
         db.upgrade()
         assert db.current_revision() == db.head_revision()

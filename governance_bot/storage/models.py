@@ -289,7 +289,7 @@ class InformedPerson(Base):
     decision_id: Mapped[int] = mapped_column(ForeignKey("flag_decisions.id"), index=True)
     relation: Mapped[str] = mapped_column(String(32))  # learner, guardian, employer
     register_id: Mapped[str | None] = mapped_column(String(128))
-    contact: Mapped[str] = mapped_column(String(512))
+    contact: Mapped[str] = mapped_column(EncryptedText)  # a guardian's or employer's contact
     method: Mapped[str] = mapped_column(String(32))
     informed_by: Mapped[str] = mapped_column(String(128))
     informed_at: Mapped[datetime] = mapped_column(default=utcnow)
