@@ -35,6 +35,7 @@ from rules.toxicity import (
     build_backend,
     load_detoxify,
     parity_check,
+    plan_batches,
     prepare_offline_bundle,
     toxicity_status,
 )
@@ -296,10 +297,15 @@ def onnx_build(tiny, tmp_path_factory, pack):
     return settings, backend, status, onnx_path
 
 
-def test_the_onnx_export_passes_parity_and_is_used(onnx_build, tiny, pack):
+def test_the_fused_onnx_export_passes_parity_and_is_used(onnx_build, tiny, pack):
+    import onnx
+
     _, backend, status, onnx_path = onnx_build
     assert isinstance(backend, OnnxBackend)
+    assert backend.variant == "onnx, fused" and "(onnx, fused) loaded" in status.message
     assert onnx_path.is_file()
+    ops = {node.op_type for node in onnx.load(str(onnx_path)).graph.node}
+    assert {"Attention", "EmbedLayerNormalization", "SkipLayerNormalization"} <= ops
     assert status.parity is not None and status.parity.ok
     assert status.parity.max_abs_diff <= 1e-3
     assert "parity with torch" in status.message
@@ -350,19 +356,37 @@ def corrupt(source: Path, target: Path) -> None:
     onnx.save(model, str(target))
 
 
-def test_a_corrupted_onnx_model_fails_parity_and_torch_is_used(onnx_build, pack, tmp_path, caplog):
+def test_a_fused_export_failing_parity_falls_back_to_the_plain_export_then_to_torch(
+        onnx_build, pack, tmp_path, caplog):
     settings, _, _, onnx_path = onnx_build
     bad = tmp_path / "tiny.onnx"
     corrupt(onnx_path, bad)
     shutil.copy(onnx_path.with_name(onnx_path.name + ".json"), tmp_path / "tiny.onnx.json")
     bad_settings = settings.model_copy(update={"onnx_path": bad})
+    with caplog.at_level(logging.INFO, logger="rules.toxicity"):
+        backend, status = build_backend(bad_settings, pack)
+    # the fused variant fails the gate: the plain fp32 export is made, checked and used
+    assert isinstance(backend, OnnxBackend) and backend.variant == "onnx"
+    assert status.parity is not None and status.parity.ok
+    assert "fused) failed the parity check" in status.message
+    assert any("ONNX variant 'fused' not used" in r.getMessage() for r in caplog.records
+               if r.levelno == logging.WARNING)
+    plain = tmp_path / "tiny.plain.onnx"
+    assert plain.is_file()
+
+    # and when the plain export fails too, torch is used, saying why
+    corrupt(plain, plain)
+    caplog.clear()
     with caplog.at_level(logging.WARNING, logger="rules.toxicity"):
         backend, status = build_backend(bad_settings, pack)
     assert isinstance(backend, DetoxifyBackend)
     assert status.parity is not None and not status.parity.ok
     assert status.parity.max_abs_diff > 1e-3
-    assert "failed the parity check" in status.message
+    assert "(plain) failed the parity check" in status.message
     assert any("ONNX fast path not used" in r.getMessage() for r in caplog.records)
+    # the check texts and any message text stay out of the logs
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert not any(text in logged for text in pack.onnx.check_texts)
 
 
 def test_parity_check_compares_every_label(tiny, onnx_build, pack):
@@ -486,6 +510,37 @@ def test_onnx_batches_in_length_order_keep_each_texts_scores(onnx_build):
     single = [backend.score([t])[0] for t in TEXTS]
     for a, b in zip(batched, single, strict=True):
         assert max(abs(a[k] - b[k]) for k in a) <= 1e-5
+
+
+@pytest.mark.parametrize("lengths, max_batch", [
+    ([5, 40, 6, 38, 7, 39, 5, 41], 4),
+    ([12] * 70, 32),
+    (list(range(100, 0, -1)), 32),
+    ([3, 300, 4, 250, 5, 9, 9, 9, 9, 9, 9, 9, 9, 9], 8),
+    ([7], 32),
+    ([], 32),
+])
+def test_batches_are_planned_by_token_count_with_little_padding(lengths, max_batch):
+    plan = plan_batches(lengths, max_batch)
+    flat = [i for batch in plan for i in batch]
+    assert sorted(flat) == list(range(len(lengths)))  # every text exactly once
+    assert all(0 < len(batch) <= max_batch for batch in plan)
+    assert flat == sorted(flat, key=lambda i: (lengths[i], i))  # in token-count order
+
+    def padded(batches: list[list[int]]) -> int:
+        return sum(len(b) * max(lengths[i] for i in b) + 32 for b in batches)
+
+    # never worse than cutting the sorted texts into full batches, nor than stock fixed batches
+    sorted_idx = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    full = [sorted_idx[s:s + max_batch] for s in range(0, len(lengths), max_batch)]
+    assert padded(plan) <= padded(full)
+    assert padded(plan) <= padded(plan_batches(lengths, max_batch, sort=False))
+
+
+def test_short_texts_are_not_padded_to_a_long_ones_length():
+    plan = plan_batches([5, 5, 5, 5, 200, 5, 5, 5], 32)
+    assert [4] in plan  # the long text goes alone; the seven short ones share a batch
+    assert plan_batches([5, 200, 5], 32, sort=False) == [[0, 1, 2]]
 
 
 def test_engine_detect_many_matches_detect_item_by_item(tmp_path, tiny, ctx):
