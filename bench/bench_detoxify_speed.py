@@ -322,7 +322,9 @@ def main() -> int:
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                 "models": [],
             }
-            print(f"{out['date']}; {out['machine']}; {out['cpu']}")
+            out["load_average_at_start"] = os.getloadavg()
+            print(f"{out['date']}; {out['machine']}; {out['cpu']}; load average at start "
+                  f"(1, 5, 15 min): {', '.join(f'{x:.2f}' for x in out['load_average_at_start'])}")
             for model_type in args.models.split(","):
                 res = bench_model(model_type, texts, work, args.repeats, args.single)
                 out["models"].append(res)
