@@ -145,7 +145,6 @@ def bench_model(model_type: str, texts: Sequence[str], work: Path, repeats: int,
                 n_single: int) -> dict[str, Any]:
     import onnx
     import onnxruntime as ort
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from rules.packs import load_pack
     from rules.toxicity import (
@@ -155,6 +154,7 @@ def bench_model(model_type: str, texts: Sequence[str], work: Path, repeats: int,
         export_onnx,
         load_detoxify,
         parity_check,
+        quantize_onnx,
     )
 
     pack = ToxicityPack.from_dict(load_pack("toxicity"))
@@ -169,8 +169,7 @@ def bench_model(model_type: str, texts: Sequence[str], work: Path, repeats: int,
         exports[variant] = time.perf_counter() - start
     fused_ops = collections.Counter(n.op_type for n in onnx.load(str(paths["fused"])).graph.node)
     int8_path = work / f"{model_type}.fused.int8.onnx"
-    quantize_dynamic(str(paths["fused"]), str(int8_path), weight_type=QuantType.QInt8,
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    quantize_onnx(paths["fused"], int8_path)
 
     def onnx_backend(path: Path, planned: bool) -> OnnxBackend:
         return OnnxBackend.from_file(path, detox.tokenizer, detox.class_names, 32, model_type,
@@ -184,7 +183,7 @@ def bench_model(model_type: str, texts: Sequence[str], work: Path, repeats: int,
         "onnx plain, token-planned batches": onnx_backend(paths["plain"], True),
         "onnx fused, same batches as stock": onnx_backend(paths["fused"], False),
         FAST: onnx_backend(paths["fused"], True),
-        "onnx fused + dynamic int8, token-planned": onnx_backend(int8_path, True),
+        "onnx fused + dynamic int8 (quantize_onnx), token-planned": onnx_backend(int8_path, True),
     }
     parity = {name: parity_check(torch_b, b, pack.onnx.check_texts, 1e-3)
               for name, b in variants.items() if name != STOCK}
