@@ -646,6 +646,7 @@ def _export_fused(detox: Any, path: Path) -> dict[str, int]:
                 dynamic_axes={**{n: {0: "batch", 1: "sequence"} for n in names},
                               "logits": {0: "batch"}},
             )
+            _release_memory()  # the tracer's copies of the weights, before the optimiser's
             # "bert" fusions: also the right patterns for ALBERT, RoBERTa and XLM-R layers
             optimized = optimize_model(str(raw), model_type="bert", opt_level=0,
                                        num_heads=config.num_attention_heads,
@@ -1085,7 +1086,11 @@ def prepare_offline_bundle(out_dir: Path, model_type: str = "original",
     paths = {"checkpoint": ckpt_out, "huggingface_config_path": hf_dir}
     if export:
         onnx_path = out_dir / f"detoxify-{model_type}.onnx"
-        export_onnx(detox, onnx_path, _checkpoint_identity(model_type, ckpt_out), "fused")
+        # the fused export and its int8 quantisation, so the server only runs the parity checks
+        # (the transformer optimiser peaks at several times the model's size)
+        identity = _checkpoint_identity(model_type, ckpt_out)
+        export_onnx(detox, onnx_path, identity, "fused")
+        export_onnx(detox, _variant_path(onnx_path, "int8"), identity, "int8", source=onnx_path)
         paths["onnx_path"] = onnx_path
     return paths
 

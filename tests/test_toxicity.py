@@ -208,6 +208,21 @@ def test_prepare_converts_a_checkpoint_into_an_offline_bundle(tiny, tmp_path):
                                                                  abs=1e-6)
 
 
+def test_a_bundle_prepared_with_its_onnx_exports_starts_without_exporting(tiny, tmp_path, pack):
+    from governance_bot.config import ToxicitySettings
+
+    checkpoint, hf_dir, _ = tiny
+    paths = prepare_offline_bundle(tmp_path / "bundle", "original", checkpoint, hf_dir,
+                                   export=True)
+    made = sorted((tmp_path / "bundle").glob("*.onnx"))
+    assert [p.name for p in made] == ["detoxify-original.int8.onnx", "detoxify-original.onnx"]
+    before = {p: p.stat().st_mtime_ns for p in made}
+    backend, status = build_backend(ToxicitySettings(**paths), pack)
+    assert isinstance(backend, OnnxBackend) and status.parity is not None and status.parity.ok
+    assert {p: p.stat().st_mtime_ns for p in made} == before  # used as shipped
+    assert not (tmp_path / "bundle" / "detoxify-original.plain.onnx").exists()
+
+
 # ------------------------------------------------------------- start-up without weights
 
 
