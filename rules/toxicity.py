@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LABELS",
+    "ONNX_VARIANTS",
     "DetoxifyBackend",
     "OnnxBackend",
     "ParityResult",
@@ -73,7 +74,9 @@ __all__ = [
     "export_onnx",
     "load_detoxify",
     "parity_check",
+    "plan_batches",
     "prepare_offline_bundle",
+    "quantize_onnx",
     "toxicity_status",
 ]
 
@@ -350,30 +353,68 @@ class DetoxifyBackend:
         return out
 
 
+def plan_batches(lengths: Sequence[int], max_batch: int, overhead_tokens: int = 32,
+                 sort: bool = True) -> list[list[int]]:
+    """Indices of texts grouped into batches of at most ``max_batch``, padding kept small.
+
+    With ``sort``: texts are ordered by token count and the sorted run is cut where it costs least
+    (dynamic programming: a batch costs its padded tokens, ``len(batch) * longest``, plus
+    ``overhead_tokens`` for the call itself), so short texts are never padded to a long one's
+    length. Without: fixed batches in the given order (what stock Detoxify does).
+    """
+    n = len(lengths)
+    if not sort:
+        return [list(range(s, min(s + max_batch, n))) for s in range(0, n, max_batch)]
+    order = sorted(range(n), key=lambda i: (lengths[i], i))
+    ordered = [lengths[i] for i in order]
+    best = [0] + [0] * n  # best[j]: least cost of the first j sorted texts
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        longest = ordered[j - 1]
+        choice, cost = j - 1, None
+        for i in range(max(0, j - max_batch), j):
+            c = best[i] + (j - i) * longest + overhead_tokens
+            if cost is None or c < cost:
+                choice, cost = i, c
+        best[j], cut[j] = int(cost or 0), choice
+    batches: list[list[int]] = []
+    j = n
+    while j > 0:
+        batches.append(order[cut[j]:j])
+        j = cut[j]
+    batches.reverse()
+    return batches
+
+
 class OnnxBackend:
     """The same checkpoint exported to ONNX and run with onnxruntime.
 
-    Texts are tokenised exactly as Detoxify does (padding to the longest in the batch, truncation)
-    and sorted by length first so a batch carries little padding.
+    Texts are tokenised exactly as Detoxify does (truncation; padding to the longest in a batch),
+    all at once, then grouped by token count (``plan_batches``) so a batch carries little padding.
+    With an fp32 export a text's scores do not depend on which batch it lands in (the attention
+    mask ignores padding); with the int8 one they move slightly (activations are scaled per batch),
+    within the parity tolerance.
     """
 
     is_fallback = False
 
     def __init__(self, session: Any, tokenizer: Any, class_names: Sequence[str],
-                 batch_size: int = 32, model_type: str = "original", sort_by_length: bool = True):
+                 batch_size: int = 32, model_type: str = "original", sort_by_length: bool = True,
+                 variant: str = "onnx"):
         self.session = session
         self.tokenizer = tokenizer
         self.class_names = list(class_names)
         self.batch_size = batch_size
         self.sort_by_length = sort_by_length
         self.model_type = model_type
-        self.name = f"detoxify-{model_type} (onnx)"
+        self.variant = variant
+        self.name = f"detoxify-{model_type} ({variant})"
         self.input_names = [i.name for i in session.get_inputs()]
 
     @classmethod
     def from_file(cls, path: Path, tokenizer: Any, class_names: Sequence[str], batch_size: int = 32,
                   model_type: str = "original", threads: int | None = None,
-                  sort_by_length: bool = True) -> OnnxBackend:
+                  sort_by_length: bool = True, variant: str = "onnx") -> OnnxBackend:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -382,23 +423,40 @@ class OnnxBackend:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        return cls(session, tokenizer, class_names, batch_size, model_type, sort_by_length)
+        return cls(session, tokenizer, class_names, batch_size, model_type, sort_by_length,
+                   variant)
 
-    def _run(self, batch: Sequence[str]) -> Any:
+    def _run(self, encoded: list[dict[str, list[int]]]) -> Any:
         import numpy as np
 
-        enc = self.tokenizer(list(batch), return_tensors="np", truncation=True, padding=True)
-        feeds = {name: np.asarray(enc[name], dtype=np.int64) for name in self.input_names}
+        # padded as the tokenizer pads (its pad id and side), without a second tokenizer call
+        width = max(len(row["input_ids"]) for row in encoded)
+        left = getattr(self.tokenizer, "padding_side", "right") == "left"
+        feeds: dict[str, Any] = {}
+        for name in self.input_names:
+            fill = {"input_ids": self.tokenizer.pad_token_id or 0,
+                    "token_type_ids": getattr(self.tokenizer, "pad_token_type_id", 0)}.get(name, 0)
+            array = np.full((len(encoded), width), fill, dtype=np.int64)
+            for r, row in enumerate(encoded):
+                values = row[name]
+                if left:
+                    array[r, width - len(values):] = values
+                else:
+                    array[r, :len(values)] = values
+            feeds[name] = array
         logits = self.session.run(None, feeds)[0]
         return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
 
     def score(self, texts: Sequence[str]) -> list[dict[str, float]]:
-        order = list(range(len(texts)))
-        if self.sort_by_length:
-            order.sort(key=lambda i: len(texts[i]))
+        if not texts:
+            return []
+        enc = self.tokenizer(list(texts), truncation=True)
+        rows = [{name: enc[name][i] for name in self.input_names} for i in range(len(texts))]
+        plan = plan_batches([len(r["input_ids"]) for r in rows], self.batch_size,
+                            sort=self.sort_by_length)
         out: list[dict[str, float]] = [{} for _ in texts]
-        for idx in _batches(order, self.batch_size):
-            probs = self._run([texts[i] for i in idx])
+        for idx in plan:
+            probs = self._run([rows[i] for i in idx])
             for row, i in enumerate(idx):
                 out[i] = {label: float(probs[row, j]) for j, label in enumerate(self.class_names)}
         return out
@@ -476,19 +534,66 @@ def _checkpoint_identity(model_type: str, checkpoint: Path | None) -> dict[str, 
             "sha256": digest.hexdigest()}
 
 
-def export_onnx(detox: Any, path: Path, identity: dict[str, Any] | None = None) -> Path:
-    """Export the Detoxify model to ONNX at ``path`` (dynamic batch and sequence length)."""
-    import torch
+# The ONNX variants the service tries, fastest first; each is used only if it passes the parity
+# check against torch. "int8": the fused export with dynamic int8 quantisation of its weights and
+# activations (onnxruntime's u8s8 kernels; about 4x on a VNNI CPU, but it moves scores by a few
+# 1e-3 on random weights, so the gate usually refuses it). "fused": traced export with eager
+# attention, then onnxruntime's transformer optimiser fuses attention, embedding+LayerNorm,
+# skip+LayerNorm and bias+GELU into single CPU kernels (fp32). "plain": the dynamo export as it
+# comes (fp32).
+OnnxVariant = Literal["int8", "fused", "plain"]
+ONNX_VARIANTS: tuple[OnnxVariant, ...] = ("int8", "fused", "plain")
+_VARIANT_NAMES = {"int8": "onnx, fused, int8", "fused": "onnx, fused", "plain": "onnx"}
 
-    model = detox.model.eval()
+
+def export_onnx(detox: Any, path: Path, identity: dict[str, Any] | None = None,
+                variant: OnnxVariant = "plain", source: Path | None = None) -> Path:
+    """Export the Detoxify model to ONNX at ``path`` (dynamic batch and sequence length).
+
+    ``variant="int8"`` quantises ``source`` (a fused export) instead of exporting. The
+    ``.onnx.json`` beside it records ``identity`` (what it was made from) and the variant.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if variant == "int8":
+        if source is None:
+            raise ValueError("the int8 variant is made from a fused export: pass source=")
+        quantize_onnx(source, path)
+    elif variant == "fused":
+        fused = _export_fused(detox, path)
+        log.info("toxicity: fused ONNX export: %s",
+                 ", ".join(f"{n} {op}" for op, n in sorted(fused.items()) if n) or "nothing fused")
+    else:
+        _export_dynamo(detox, path)
+    _onnx_sidecar(path).write_text(json.dumps({**(identity or {}), "export": variant}, indent=1))
+    return path
+
+
+def quantize_onnx(source: Path, target: Path) -> Path:
+    """Dynamic int8 quantisation (int8 weights, uint8 activations scaled per call) of ``source``."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
+                     # the fused contrib operators carry no type information for the quantiser
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    return target
+
+
+def _export_sample(detox: Any) -> tuple[Any, list[str]]:
     tokenizer = detox.tokenizer
     sample = tokenizer(["an example sentence for export", "a second, somewhat longer example "
                         "sentence so the two lengths differ"], return_tensors="pt", padding=True,
                        truncation=True)
-    names = [n for n in tokenizer.model_input_names if n in sample]
+    return sample, [n for n in tokenizer.model_input_names if n in sample]
+
+
+def _export_dynamo(detox: Any, path: Path) -> None:
+    import torch
+
+    model = detox.model.eval()
+    sample, names = _export_sample(detox)
     batch = torch.export.Dim("batch", min=1, max=4096)
-    seq = torch.export.Dim("sequence", min=1, max=int(tokenizer.model_max_length))
-    path.parent.mkdir(parents=True, exist_ok=True)
+    seq = torch.export.Dim("sequence", min=1, max=int(detox.tokenizer.model_max_length))
     # the exporter warns about its own internals (axis renaming, deprecated helpers): not ours
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -500,8 +605,58 @@ def export_onnx(detox: Any, path: Path, identity: dict[str, Any] | None = None) 
     if program is None:  # pragma: no cover - dynamo export always returns a program
         raise RuntimeError("torch.onnx.export returned nothing")
     program.save(str(path))
-    _onnx_sidecar(path).write_text(json.dumps(identity or {}, indent=1))
-    return path
+
+
+def _export_fused(detox: Any, path: Path) -> dict[str, int]:
+    """Traced export with eager attention, then onnxruntime's transformer fusions.
+
+    The dynamo exporter's attention graph is not one onnxruntime's optimiser recognises, so
+    this variant traces the model (``dynamo=False``) with transformers' eager attention, which
+    it does. Inputs are passed by name: ``forward``'s positional order is not the tokenizer's.
+    The torch model's attention implementation is restored afterwards, so the torch reference
+    in the parity check is untouched. Returns the optimiser's fused-operator counts.
+    """
+    import tempfile
+
+    import torch
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    model = detox.model.eval()
+    sample, names = _export_sample(detox)
+
+    class ByName(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs: Any) -> Any:
+            return self.model(**dict(zip(names, inputs, strict=True))).logits
+
+    config = model.config
+    before = getattr(config, "_attn_implementation", None)
+    try:
+        model.set_attn_implementation("eager")
+        with tempfile.TemporaryDirectory(dir=path.parent) as tmp, torch.no_grad(), \
+                warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            raw = Path(tmp) / "traced.onnx"
+            torch.onnx.export(
+                ByName().eval(), tuple(sample[n] for n in names), str(raw), input_names=names,
+                output_names=["logits"], opset_version=17, dynamo=False,
+                dynamic_axes={**{n: {0: "batch", 1: "sequence"} for n in names},
+                              "logits": {0: "batch"}},
+            )
+            _release_memory()  # the tracer's copies of the weights, before the optimiser's
+            # "bert" fusions: also the right patterns for ALBERT, RoBERTa and XLM-R layers
+            optimized = optimize_model(str(raw), model_type="bert", opt_level=0,
+                                       num_heads=config.num_attention_heads,
+                                       hidden_size=config.hidden_size)
+            optimized.save_model_to_file(str(path))
+            stats = optimized.get_fused_operator_statistics()
+    finally:
+        if before is not None:
+            model.set_attn_implementation(before)
+    return {op: int(n) for op, n in stats.items()}
 
 
 def _default_onnx_path(settings: ToxicitySettings, base: Path) -> Path:
@@ -580,9 +735,10 @@ def build_backend(settings: ToxicitySettings, pack: ToxicityPack,
         torch_backend.detox = None
         del detox
         _release_memory()
+        skipped = f"; faster variants not used: {'; '.join(notes)}" if notes else ""
         return onnx_backend, BackendStatus(
             True, onnx_backend.name, f"{onnx_backend.name} loaded; parity with torch: "
-            f"{parity.describe()}", parity=parity, notes=notes)
+            f"{parity.describe()}{skipped}", parity=parity, notes=notes)
     message = f"{torch_backend.name} loaded; ONNX fast path not used: {'; '.join(notes)}"
     log.warning("toxicity: %s", message)
     return torch_backend, BackendStatus(True, torch_backend.name, message, parity=parity,
@@ -596,42 +752,90 @@ def _release_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
+def _variant_path(path: Path, variant: OnnxVariant) -> Path:
+    """The fused export lives at the configured ``onnx_path``; the others beside it."""
+    if variant == "fused":
+        return path
+    return path.with_name(f"{path.stem}.{variant}{path.suffix}")
+
+
 def _try_onnx(settings: ToxicitySettings, pack: ToxicityPack, detox: Any,
               torch_backend: DetoxifyBackend, checkpoint: Path | None, base: Path,
               notes: list[str]) -> tuple[OnnxBackend | None, ParityResult | None]:
+    """The fastest ONNX variant that passes the parity check, or (None, last parity result).
+
+    Each variant in ``ONNX_VARIANTS`` order is exported once (kept beside the checkpoint, made
+    again when the checkpoint changes), loaded, and checked against torch on the pack's check
+    texts; the first within the tolerance is used. One that fails is named in ``notes``.
+    """
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
         notes.append("onnxruntime is not installed (install governance-bot[ml])")
         return None, None
-    path = _default_onnx_path(settings, base)
+    base_path = _default_onnx_path(settings, base)
     identity = _checkpoint_identity(settings.model, checkpoint)
-    stale = True
+    parity: ParityResult | None = None
+    for variant in ONNX_VARIANTS:
+        candidate, result = _try_onnx_variant(settings, pack, detox, torch_backend, identity,
+                                              variant, base_path, notes)
+        parity = result or parity
+        if candidate is not None and result is not None:
+            return candidate, result
+        log.info("toxicity: ONNX variant %r not used: %s", variant, notes[-1])
+    return None, parity
+
+
+def _ensure_export(detox: Any, identity: dict[str, Any], variant: OnnxVariant, base_path: Path,
+                   model: str, notes: list[str]) -> Path | None:
+    """The variant's export, made (again) unless one made from this checkpoint is there."""
+    path = _variant_path(base_path, variant)
+    wanted = {**identity, "export": variant}
     if path.is_file() and _onnx_sidecar(path).is_file():
         try:
-            stale = json.loads(_onnx_sidecar(path).read_text()) != identity
+            if json.loads(_onnx_sidecar(path).read_text()) == wanted:
+                return path
         except ValueError:
-            stale = True
-    if stale:
-        try:
-            log.info("toxicity: exporting %s to ONNX at %s (once; takes a minute)",
-                     settings.model, path)
-            export_onnx(detox, path, identity)
-        except Exception as exc:
-            notes.append(f"export to {path} failed ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else ''})")
-            return None, None
+            pass
+    source = None
+    if variant == "int8":
+        source = _ensure_export(detox, identity, "fused", base_path, model, notes)
+        if source is None:
+            return None
+    try:
+        log.info("toxicity: exporting %s to ONNX (%s) at %s (once; takes a minute)",
+                 model, variant, path)
+        export_onnx(detox, path, identity, variant, source)
+    except Exception as exc:
+        notes.append(f"{variant} export to {path} failed ({type(exc).__name__}: "
+                     f"{str(exc).splitlines()[0] if str(exc) else ''})")
+        return None
+    return path
+
+
+def _try_onnx_variant(settings: ToxicitySettings, pack: ToxicityPack, detox: Any,
+                      torch_backend: DetoxifyBackend, identity: dict[str, Any],
+                      variant: OnnxVariant, base_path: Path,
+                      notes: list[str]) -> tuple[OnnxBackend | None, ParityResult | None]:
+    path = _ensure_export(detox, identity, variant, base_path, settings.model, notes)
+    if path is None:
+        return None, None
     try:
         candidate = OnnxBackend.from_file(path, detox.tokenizer, torch_backend.class_names,
-                                          settings.batch_size, settings.model, settings.threads)
+                                          settings.batch_size, settings.model, settings.threads,
+                                          variant=_VARIANT_NAMES[variant])
     except Exception as exc:
         notes.append(f"{path} cannot be loaded by onnxruntime ({type(exc).__name__})")
         return None, None
     parity = parity_check(torch_backend, candidate, pack.onnx.check_texts,
                           pack.onnx.parity_tolerance)
     if not parity.ok:
-        notes.append(f"{path} failed the parity check against torch ({parity.describe()}); "
-                     "delete it to have it exported again")
+        advice = ("quantisation moves these weights' scores too far" if variant == "int8"
+                  else "delete it to have it exported again")
+        notes.append(f"{path} ({variant}) failed the parity check against torch "
+                     f"({parity.describe()}); {advice}")
+        del candidate
+        _release_memory()
         return None, parity
     return candidate, parity
 
@@ -882,7 +1086,11 @@ def prepare_offline_bundle(out_dir: Path, model_type: str = "original",
     paths = {"checkpoint": ckpt_out, "huggingface_config_path": hf_dir}
     if export:
         onnx_path = out_dir / f"detoxify-{model_type}.onnx"
-        export_onnx(detox, onnx_path, _checkpoint_identity(model_type, ckpt_out))
+        # the fused export and its int8 quantisation, so the server only runs the parity checks
+        # (the transformer optimiser peaks at several times the model's size)
+        identity = _checkpoint_identity(model_type, ckpt_out)
+        export_onnx(detox, onnx_path, identity, "fused")
+        export_onnx(detox, _variant_path(onnx_path, "int8"), identity, "int8", source=onnx_path)
         paths["onnx_path"] = onnx_path
     return paths
 

@@ -35,6 +35,7 @@ from rules.toxicity import (
     build_backend,
     load_detoxify,
     parity_check,
+    plan_batches,
     prepare_offline_bundle,
     toxicity_status,
 )
@@ -207,6 +208,21 @@ def test_prepare_converts_a_checkpoint_into_an_offline_bundle(tiny, tmp_path):
                                                                  abs=1e-6)
 
 
+def test_a_bundle_prepared_with_its_onnx_exports_starts_without_exporting(tiny, tmp_path, pack):
+    from governance_bot.config import ToxicitySettings
+
+    checkpoint, hf_dir, _ = tiny
+    paths = prepare_offline_bundle(tmp_path / "bundle", "original", checkpoint, hf_dir,
+                                   export=True)
+    made = sorted((tmp_path / "bundle").glob("*.onnx"))
+    assert [p.name for p in made] == ["detoxify-original.int8.onnx", "detoxify-original.onnx"]
+    before = {p: p.stat().st_mtime_ns for p in made}
+    backend, status = build_backend(ToxicitySettings(**paths), pack)
+    assert isinstance(backend, OnnxBackend) and status.parity is not None and status.parity.ok
+    assert {p: p.stat().st_mtime_ns for p in made} == before  # used as shipped
+    assert not (tmp_path / "bundle" / "detoxify-original.plain.onnx").exists()
+
+
 # ------------------------------------------------------------- start-up without weights
 
 
@@ -296,10 +312,19 @@ def onnx_build(tiny, tmp_path_factory, pack):
     return settings, backend, status, onnx_path
 
 
-def test_the_onnx_export_passes_parity_and_is_used(onnx_build, tiny, pack):
+def test_the_fastest_export_within_the_parity_gate_is_used(onnx_build, tiny, pack):
+    import onnx
+
     _, backend, status, onnx_path = onnx_build
+    # on this tiny model even the int8 quantisation of the fused export stays within 1e-3
     assert isinstance(backend, OnnxBackend)
-    assert onnx_path.is_file()
+    assert backend.variant == "onnx, fused, int8" and "(onnx, fused, int8) loaded" in status.message
+    assert onnx_path.is_file() and onnx_path.with_name("tiny.int8.onnx").is_file()
+    ops = {node.op_type for node in onnx.load(str(onnx_path)).graph.node}
+    assert {"Attention", "EmbedLayerNormalization", "SkipLayerNormalization"} <= ops
+    int8_ops = {node.op_type for node in onnx.load(str(onnx_path.with_name("tiny.int8.onnx"))
+                                                   ).graph.node}
+    assert {"QAttention", "MatMulInteger"} & int8_ops
     assert status.parity is not None and status.parity.ok
     assert status.parity.max_abs_diff <= 1e-3
     assert "parity with torch" in status.message
@@ -333,6 +358,24 @@ def test_an_export_of_another_checkpoint_is_made_again(onnx_build, pack, tmp_pat
     assert stale.read_bytes() != before
 
 
+def test_a_quantised_export_outside_the_tolerance_gives_way_to_the_fused_fp32_one(
+        onnx_build, pack, caplog):
+    settings, _, _, _ = onnx_build
+    # a stricter gate than the tiny int8 model's difference (about 2e-5) but not the fp32 one's
+    strict = pack.model_copy(update={"onnx": pack.onnx.model_copy(
+        update={"parity_tolerance": 1e-5})})
+    with caplog.at_level(logging.INFO, logger="rules.toxicity"):
+        backend, status = build_backend(settings, strict)
+    assert isinstance(backend, OnnxBackend) and backend.variant == "onnx, fused"
+    assert status.parity is not None and status.parity.ok
+    assert status.parity.max_abs_diff <= 1e-5
+    assert "(int8) failed the parity check" in status.message
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("ONNX variant 'int8' not used" in m for m in messages)
+    assert any("(onnx, fused) loaded" in m for m in messages) or "(onnx, fused) loaded" in (
+        status.message)
+
+
 def corrupt(source: Path, target: Path) -> None:
     """Scale the classifier head's weights: the model still runs but scores differently."""
     import onnx
@@ -350,19 +393,36 @@ def corrupt(source: Path, target: Path) -> None:
     onnx.save(model, str(target))
 
 
-def test_a_corrupted_onnx_model_fails_parity_and_torch_is_used(onnx_build, pack, tmp_path, caplog):
+def test_a_fused_export_failing_parity_falls_back_to_the_plain_export_then_to_torch(
+        onnx_build, pack, tmp_path, caplog):
     settings, _, _, onnx_path = onnx_build
     bad = tmp_path / "tiny.onnx"
     corrupt(onnx_path, bad)
     shutil.copy(onnx_path.with_name(onnx_path.name + ".json"), tmp_path / "tiny.onnx.json")
     bad_settings = settings.model_copy(update={"onnx_path": bad})
+    with caplog.at_level(logging.INFO, logger="rules.toxicity"):
+        backend, status = build_backend(bad_settings, pack)
+    # the fused variant fails the gate: the plain fp32 export is made, checked and used
+    assert isinstance(backend, OnnxBackend) and backend.variant == "onnx"
+    assert status.parity is not None and status.parity.ok
+    assert "fused) failed the parity check" in status.message
+    assert any("ONNX variant 'fused' not used" in r.getMessage() for r in caplog.records)
+    plain = tmp_path / "tiny.plain.onnx"
+    assert plain.is_file()
+
+    # and when the plain export fails too, torch is used, saying why
+    corrupt(plain, plain)
+    caplog.clear()
     with caplog.at_level(logging.WARNING, logger="rules.toxicity"):
         backend, status = build_backend(bad_settings, pack)
     assert isinstance(backend, DetoxifyBackend)
     assert status.parity is not None and not status.parity.ok
     assert status.parity.max_abs_diff > 1e-3
-    assert "failed the parity check" in status.message
+    assert "(plain) failed the parity check" in status.message
     assert any("ONNX fast path not used" in r.getMessage() for r in caplog.records)
+    # the check texts and any message text stay out of the logs
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert not any(text in logged for text in pack.onnx.check_texts)
 
 
 def test_parity_check_compares_every_label(tiny, onnx_build, pack):
@@ -481,11 +541,46 @@ def test_batches_give_the_same_scores_as_one_at_a_time(tiny):
 
 
 def test_onnx_batches_in_length_order_keep_each_texts_scores(onnx_build):
-    _, backend, _, _ = onnx_build
-    batched = backend.score(TEXTS)
-    single = [backend.score([t])[0] for t in TEXTS]
-    for a, b in zip(batched, single, strict=True):
-        assert max(abs(a[k] - b[k]) for k in a) <= 1e-5
+    _, int8, _, onnx_path = onnx_build
+    fused = OnnxBackend.from_file(onnx_path, int8.tokenizer, int8.class_names, batch_size=4)
+    # fp32: a text's scores do not depend on the batch it lands in; int8: its activations are
+    # scaled per batch, so they move a little, well within the parity tolerance
+    for backend, bound in ((fused, 1e-5), (int8, 1e-3)):
+        batched = backend.score(TEXTS)
+        single = [backend.score([t])[0] for t in TEXTS]
+        for a, b in zip(batched, single, strict=True):
+            assert max(abs(a[k] - b[k]) for k in a) <= bound
+
+
+@pytest.mark.parametrize("lengths, max_batch", [
+    ([5, 40, 6, 38, 7, 39, 5, 41], 4),
+    ([12] * 70, 32),
+    (list(range(100, 0, -1)), 32),
+    ([3, 300, 4, 250, 5, 9, 9, 9, 9, 9, 9, 9, 9, 9], 8),
+    ([7], 32),
+    ([], 32),
+])
+def test_batches_are_planned_by_token_count_with_little_padding(lengths, max_batch):
+    plan = plan_batches(lengths, max_batch)
+    flat = [i for batch in plan for i in batch]
+    assert sorted(flat) == list(range(len(lengths)))  # every text exactly once
+    assert all(0 < len(batch) <= max_batch for batch in plan)
+    assert flat == sorted(flat, key=lambda i: (lengths[i], i))  # in token-count order
+
+    def padded(batches: list[list[int]]) -> int:
+        return sum(len(b) * max(lengths[i] for i in b) + 32 for b in batches)
+
+    # never worse than cutting the sorted texts into full batches, nor than stock fixed batches
+    sorted_idx = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    full = [sorted_idx[s:s + max_batch] for s in range(0, len(lengths), max_batch)]
+    assert padded(plan) <= padded(full)
+    assert padded(plan) <= padded(plan_batches(lengths, max_batch, sort=False))
+
+
+def test_short_texts_are_not_padded_to_a_long_ones_length():
+    plan = plan_batches([5, 5, 5, 5, 200, 5, 5, 5], 32)
+    assert [4] in plan  # the long text goes alone; the seven short ones share a batch
+    assert plan_batches([5, 200, 5], 32, sort=False) == [[0, 1, 2]]
 
 
 def test_engine_detect_many_matches_detect_item_by_item(tmp_path, tiny, ctx):
