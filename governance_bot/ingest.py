@@ -128,7 +128,6 @@ class IngestWorker:
         for job in jobs:
             mine = ScanReport(items=len(job.items))
             mine.failed_items = [i.key for i in job.items if i.key in failed]
-            mine.failed = len(mine.failed_items)
             mine.problems = [p for p in report.problems
                              if any(p.startswith(f"item {key}:") for key in mine.failed_items)]
             if mine.failed and not mine.problems:

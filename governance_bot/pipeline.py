@@ -55,13 +55,17 @@ class ScanReport:
     detected: int = 0
     flags_created: int = 0
     flags_updated: int = 0
-    failed: int = 0  # items that raised (not archived or not detected): re-read at the next poll
     problems: list[str] = field(default_factory=list)
-    failed_items: list[str] = field(default_factory=list)  # the keys of the failed items
+    # the keys of the items that raised (not archived or not detected): re-read at the next poll
+    failed_items: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        return len(self.failed_items)
 
     def merge(self, other: ScanReport) -> None:
         for name in ("items", "new", "edited", "unchanged", "deleted", "detected",
-                     "flags_created", "flags_updated", "failed"):
+                     "flags_created", "flags_updated"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.problems.extend(other.problems)
         self.failed_items.extend(other.failed_items)
@@ -143,7 +147,6 @@ class Pipeline:
                     found = self._retrying(item.key, report,
                                            lambda r, i=item: self._archive(i, r))  # type: ignore[misc]
                 except Exception as exc:
-                    report.failed += 1
                     report.failed_items.append(item.key)
                     report.problems.append(f"item {item.key}: {type(exc).__name__}: {exc}")
                     log.exception("archiving item %s failed", item.key)
@@ -164,7 +167,6 @@ class Pipeline:
                                    self._detect_and_record(e, r, p))
                 except Exception as exc:
                     # already archived: the next run detects it again (detected_at is unset)
-                    report.failed += 1
                     report.failed_items.append(entry.item.key)
                     report.problems.append(f"item {entry.item.key}: {type(exc).__name__}: {exc}")
                     log.exception("processing item %s failed", entry.item.key)
