@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from tempfile import TemporaryDirectory
+from types import SimpleNamespace
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,10 +130,11 @@ def item_dict(i: int, names: list[tuple[str, str]], prefix: str, length: int | N
             "parent_id": f"{PAGE}_1", "url": f"https://facebook.example/{prefix}{i}"}
 
 
+PIPELINE_BATCH = int(os.environ.get("BENCH_PIPELINE_BATCH", "64"))  # the tailing reader's
 TOXICITY = '[classifiers.toxicity]\nallow_fallback = true\n'  # set by --detoxify
 
 
-def make_config(folder: Path, url: str, fake: FakeSlack | None) -> Path:
+def make_config(folder: Path, url: str, fake: SlackProcess | None) -> Path:
     path = folder / "config.toml"
     delivery = (f'[delivery]\nsink = "slack"\n[slack]\nenabled = true\napi_url = '
                 f'"{fake.base_url}"\n' if fake else '[delivery]\nsink = "console"\n')
@@ -151,6 +153,46 @@ def env() -> dict[str, str]:
     return {**os.environ, "SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": "bench",
             "BENCH_FB_TOKEN": "bench-token", "BENCH_META_SECRET": APP_SECRET,
             "BENCH_FB_VERIFY": "bench-verify"}
+
+
+# --- the fake Slack in its own process ---------------------------------------------------------
+class SlackProcess:
+    """tests/slack/fake_slack.py's FakeSlack, run in a child process: the real Slack is not in
+    the service's process, so the fake's HTTP handling must not compete for the benchmark
+    process's interpreter lock (it still uses this machine's CPU). Its call times are
+    ``time.perf_counter`` (CLOCK_MONOTONIC on Linux), comparable across processes."""
+
+    def __enter__(self) -> SlackProcess:
+        self._proc = subprocess.Popen([sys.executable, __file__, "--fake-slack"],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self._proc.stdout is not None
+        self.base_url = self._proc.stdout.readline().strip()
+        if not self.base_url.startswith("http"):
+            raise SystemExit(f"the fake Slack did not start ({self._proc.wait()})")
+        self._posts: list[Any] | None = None
+        return self
+
+    def calls(self, method: str) -> list[Any]:
+        """The successful ``chat.postMessage`` calls so far (read once, at the end)."""
+        assert method == "chat.postMessage"
+        if self._posts is None:
+            out, _ = self._proc.communicate("calls\n", timeout=120)
+            self._posts = [SimpleNamespace(params={"metadata": c["metadata"]}, at=c["at"])
+                           for c in json.loads(out)]
+        return self._posts
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+
+
+def serve_fake_slack() -> None:
+    with FakeSlack() as fake:
+        print(fake.base_url, flush=True)
+        sys.stdin.readline()
+        print(json.dumps([{"metadata": c.params.get("metadata"), "at": c.at}
+                          for c in fake.calls("chat.postMessage")]), flush=True)
 
 
 # --- one replica: paced ingest with a sender thread --------------------------------------------
@@ -197,7 +239,7 @@ def replica(config_path: Path, lines_path: Path, rate: float, start_at: float | 
             received[parsed.id] = start_at + k / rate
             batch.append(parsed)
         n = max(arrived, n + 1)
-        report = rt.pipeline.process_many(batch, batch_size=64)
+        report = rt.pipeline.process_many(batch, batch_size=PIPELINE_BATCH)
         done = time.perf_counter()
         for item in batch:
             processed[item.id] = done
@@ -240,7 +282,8 @@ class Result:
                 f"{self.pct(a, 99) * 1000:.0f} | {max(a, default=0) * 1000:.0f} |")
 
 
-def alert_times(url: str, fake: FakeSlack, received: dict[str, float]) -> tuple[list[float], int]:
+def alert_times(url: str, fake: SlackProcess, received: dict[str, float]
+                ) -> tuple[list[float], int]:
     db = Database(url)
     with db.session() as s:
         by_flag = dict(s.execute(select(m.Flag.id, m.ItemRecord.native_id).join(
@@ -257,7 +300,7 @@ def alert_times(url: str, fake: FakeSlack, received: dict[str, float]) -> tuple[
     return out, len(by_flag)
 
 
-def prepare(folder: Path, url: str, fake: FakeSlack | None, learners: int) -> tuple[Path, Any]:
+def prepare(folder: Path, url: str, fake: SlackProcess | None, learners: int) -> tuple[Path, Any]:
     os.environ.update(env())
     from governance_bot.config import load_config
     from governance_bot.runtime import Runtime
@@ -271,7 +314,7 @@ def prepare(folder: Path, url: str, fake: FakeSlack | None, learners: int) -> tu
 def sustained(name: str, url: str, folder: Path, rate: float, seconds: float,
               replicas: int, learners: int) -> Result:
     folder.mkdir(parents=True, exist_ok=True)
-    with FakeSlack() as fake:
+    with SlackProcess() as fake:
         config_path, names = prepare(folder, url, fake, learners)
         total = int(rate * seconds)
         files = []
@@ -327,7 +370,7 @@ def webhook_bursts(url: str, folder: Path, rate: float, seconds: float, learners
     from governance_bot.runtime import Runtime
     from governance_bot.service import Service
 
-    with FakeSlack() as fake:
+    with SlackProcess() as fake:
         config_path, names = prepare(folder, url, fake, learners)
         rt = Runtime.from_config(load_config(config_path), import_registers_from_config=False)
         service = Service(rt)
@@ -436,7 +479,11 @@ def main() -> None:
                     "folder (original.ckpt + original-hf/, as bench_detoxify_speed.py --work "
                     "leaves them) instead of the shipped fallback model")
     ap.add_argument("--replica", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--fake-slack", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.fake_slack:
+        serve_fake_slack()
+        return
     global TOXICITY
     if args.detoxify:
         TOXICITY = (f'[classifiers.toxicity]\nmodel = "original"\n'

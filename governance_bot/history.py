@@ -14,7 +14,7 @@ from governance_bot.storage.models import Finding as FindingRow
 from governance_bot.storage.models import ItemRecord, ItemVersion
 from rules.base import Finding
 
-__all__ = ["DatabaseHistory", "MemoryHistory"]
+__all__ = ["BatchHistory", "DatabaseHistory", "MemoryHistory"]
 
 
 class DatabaseHistory:
@@ -38,16 +38,49 @@ class DatabaseHistory:
 
     def prior_findings(self, rule_id: str, subject: str, since: datetime, until: datetime,
                        exclude_item_key: str | None = None) -> Sequence[datetime]:
+        return [at for _, at in self.prior_rows(rule_id, subject, since, until,
+                                                exclude_item_key)]
+
+    def prior_rows(self, rule_id: str, subject: str, since: datetime, until: datetime,
+                   exclude_item_key: str | None = None) -> list[tuple[str, datetime]]:
+        """(item key, item time) of each stored finding of ``rule_id`` about ``subject``."""
         with self.db.session() as session:
             query = (
-                select(FindingRow.item_created_at)
+                select(ItemRecord.key, FindingRow.item_created_at)
                 .join(ItemRecord, ItemRecord.id == FindingRow.item_id)
                 .where(FindingRow.rule_id == rule_id, FindingRow.subject == subject,
                        FindingRow.item_created_at >= since, FindingRow.item_created_at <= until)
             )
             if exclude_item_key is not None:
                 query = query.where(ItemRecord.key != exclude_item_key)
-            return list(session.execute(query).scalars())
+            return [(key, at) for key, at in session.execute(query).all()]
+
+
+class BatchHistory:
+    """The history a batch is detected against before any of it is recorded: the database's,
+    plus the findings of the batch's earlier items (so a rule that counts earlier findings, such
+    as repeated out-of-hours contact, sees them exactly as it would one item at a time)."""
+
+    def __init__(self, base: DatabaseHistory) -> None:
+        self.base = base
+        self._findings: dict[tuple[str, str], dict[str, datetime]] = defaultdict(dict)
+
+    def thread(self, item: Item, limit: int = 200) -> Sequence[Item]:
+        return self.base.thread(item, limit)  # the batch is archived before detection
+
+    def prior_findings(self, rule_id: str, subject: str, since: datetime, until: datetime,
+                       exclude_item_key: str | None = None) -> Sequence[datetime]:
+        mine = {key: at for key, at in self._findings.get((rule_id, subject), {}).items()
+                if since <= at <= until and key != exclude_item_key}
+        stored = self.base.prior_rows(rule_id, subject, since, until, exclude_item_key)
+        # an item of the batch detected before counts once, by its new findings
+        return [at for key, at in stored if key not in mine] + list(mine.values())
+
+    def record(self, item: Item, findings: Sequence[Finding]) -> None:
+        """Findings of an item of the batch, detected and not yet recorded."""
+        for f in findings:
+            if f.subject:
+                self._findings[(f.rule_id, f.subject)][item.key] = item.created_at
 
 
 class MemoryHistory:

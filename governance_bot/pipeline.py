@@ -8,8 +8,11 @@ crash detects exactly the items that were not finished, and finding fingerprints
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import islice
@@ -17,17 +20,18 @@ from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
 
 from connectors.base import Connector, FetchResult
 from governance_bot.flags import FlagChange, record_findings
-from governance_bot.history import DatabaseHistory
+from governance_bot.history import BatchHistory, DatabaseHistory
 from governance_bot.items import Item, Role
 from governance_bot.registers import RegisterIndex
 from governance_bot.storage import auditlog
 from governance_bot.storage import models as m
 from governance_bot.storage.archive import ArchiveStatus, archive_item, mark_deletions
 from governance_bot.storage.db import Database
-from rules.base import Category, DetectionContext, Evidence, Finding, Severity
+from rules.base import Category, DetectionContext, Evidence, Finding, History, Severity
 from rules.engine import DetectionEngine
 
 __all__ = ["Pipeline", "ScanReport"]
@@ -82,6 +86,8 @@ class Pipeline:
         self.clock = clock
         self.history = DatabaseHistory(db)
         self.options = options or {}
+        self._pool: ThreadPoolExecutor | None = None  # the detection thread, started when needed
+        self._pool_lock = threading.Lock()
 
     def context(self) -> DetectionContext:
         return DetectionContext(registers=self.registers, history=self.history, now=self.clock(),
@@ -94,15 +100,17 @@ class Pipeline:
             return None
         return self._detect_and_record(archived, report)
 
-    def _archive(self, item: Item, report: ScanReport) -> _Archived | None:
-        """Store the item (committed) before anything else; None if there is nothing to detect."""
+    def _archive(self, item: Item, report: ScanReport, session: Session | None = None
+                 ) -> _Archived | None:
+        """Store the item (committed, in ``session``'s transaction if given) before anything
+        else; None if there is nothing to detect."""
         item = self.registers.resolve(item)
         if item.deleted_at is not None:
-            self._process_reported_deletion(item, report)
+            self._process_reported_deletion(item, report, session)
             return None
         now = self.clock()
-        with self.db.session() as session:
-            outcome = archive_item(session, item, now)
+        with self._session(session) as s:
+            outcome = archive_item(s, item, now)
             archived = _Archived(item, outcome.record.id, outcome.version.id, now)
             needs_detection = outcome.needs_detection
         report.items += 1
@@ -114,17 +122,30 @@ class Pipeline:
             report.unchanged += 1
         return archived if needs_detection else None
 
-    def _detect_and_record(self, archived: _Archived, report: ScanReport,
-                           precomputed: dict[int, list[Finding]] | None = None
-                           ) -> FlagChange | None:
-        findings = self.engine.detect(archived.item, self.context(), precomputed)
+    @contextmanager
+    def _session(self, session: Session | None) -> Iterator[Session]:
+        """``session`` if the caller has one open, else a new transaction of our own."""
+        if session is not None:
+            yield session
+        else:
+            with self.db.session() as own:
+                yield own
+
+    def _detect(self, archived: _Archived, history: History | None = None,
+                precomputed: dict[int, list[Finding]] | None = None) -> list[Finding]:
+        ctx = self.context()
+        if history is not None:
+            ctx = replace(ctx, history=history)
+        return self.engine.detect(archived.item, ctx, precomputed)
+
+    def _record(self, session: Session, archived: _Archived, findings: list[Finding],
+                report: ScanReport) -> FlagChange | None:
         report.detected += 1
-        with self.db.session() as session:
-            record = session.get(m.ItemRecord, archived.record_id)
-            version = session.get(m.ItemVersion, archived.version_id)
-            assert record is not None and version is not None
-            change = record_findings(session, record, findings, now=archived.now)
-            version.detected_at = archived.now
+        record = session.get(m.ItemRecord, archived.record_id)
+        version = session.get(m.ItemVersion, archived.version_id)
+        assert record is not None and version is not None
+        change = record_findings(session, record, findings, now=archived.now)
+        version.detected_at = archived.now
         if change is not None:
             if change.created:
                 report.flags_created += 1
@@ -132,47 +153,141 @@ class Pipeline:
                 report.flags_updated += 1
         return change
 
+    def _detect_and_record(self, archived: _Archived, report: ScanReport,
+                           precomputed: dict[int, list[Finding]] | None = None
+                           ) -> FlagChange | None:
+        findings = self._detect(archived, precomputed=precomputed)
+        with self.db.session() as session:
+            return self._record(session, archived, findings, report)
+
     def process_many(self, items: Iterable[Item], report: ScanReport | None = None,
                      progress: Callable[[int], None] | None = None,
                      batch_size: int = 32) -> ScanReport:
-        """Archive and detect ``items`` in order. Each batch is archived first; the
-        model-backed detectors then see the whole batch at once, and the history-reading rules
-        run item by item. One bad item never stops the rest."""
+        """Archive and detect ``items`` in order, a batch at a time. One bad item never stops
+        the rest.
+
+        Each batch is archived in one transaction (committed before detection, so nothing is
+        lost if detection fails). The model-backed detectors then see the whole batch at once,
+        on a worker thread, while the previous batch's findings are recorded: the models run
+        outside the interpreter lock, so on a machine with two cores the two overlap. The
+        findings of a batch are recorded in one transaction, item by item in order, through a
+        history that reads that transaction, so the history-reading rules see the earlier
+        items' findings just as they would one item at a time. A batch whose transaction fails
+        is done again item by item, which isolates the bad item."""
         report = report if report is not None else ScanReport()
         iterator = iter(items)
+        pending: tuple[list[_Archived], Future[list[dict[int, list[Finding]]]]] | None = None
         while batch := list(islice(iterator, batch_size)):
-            archived: list[_Archived] = []
-            for item in batch:
-                try:
-                    found = self._retrying(item.key, report,
-                                           lambda r, i=item: self._archive(i, r))  # type: ignore[misc]
-                except Exception as exc:
-                    report.failed_items.append(item.key)
-                    report.problems.append(f"item {item.key}: {type(exc).__name__}: {exc}")
-                    log.exception("archiving item %s failed", item.key)
-                    found = None
-                if found is not None:
-                    archived.append(found)
-                elif progress:
-                    progress(1)
+            archived = self._archive_batch(batch, report, progress)
+            future = self._precompute(archived)
+            if pending is not None:
+                self._record_batch(*pending, report, progress)
+            pending = (archived, future)
+        if pending is not None:
+            self._record_batch(*pending, report, progress)
+        return report
+
+    def close(self) -> None:
+        """Stop the detection thread (after the batch it may be working on)."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def _precompute(self, archived: list[_Archived]
+                    ) -> Future[list[dict[int, list[Finding]]]]:
+        """The batch detectors' findings for ``archived``, computed on the detection thread
+        (or at once, when no detector takes batches)."""
+
+        def run() -> list[dict[int, list[Finding]]]:
             try:
-                pre = self.engine.precompute([a.item for a in archived], self.context())
+                return self.engine.precompute([a.item for a in archived], self.context())
             except Exception:
                 log.exception("batch detection failed; detecting item by item")
-                pre = [{} for _ in archived]
+                return [{} for _ in archived]
+
+        if not archived or not self.engine.batches:
+            done: Future[list[dict[int, list[Finding]]]] = Future()
+            done.set_result(run())
+            return done
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detect")
+            return self._pool.submit(run)
+
+    def _archive_batch(self, batch: list[Item], report: ScanReport,
+                       progress: Callable[[int], None] | None) -> list[_Archived]:
+        def archive_all(r: ScanReport) -> list[_Archived]:
+            with self.db.session() as session:
+                found = [self._archive(item, r, session) for item in batch]
+            return [a for a in found if a is not None]
+
+        try:
+            archived = self._retrying(f"batch of {len(batch)}", report, archive_all)
+        except Exception as exc:
+            log.warning("archiving a batch of %d item(s) failed (%s); archiving them one by one",
+                        len(batch), type(exc).__name__)
+        else:
+            if progress and len(batch) > len(archived):
+                progress(len(batch) - len(archived))
+            return archived
+        archived = []
+        for item in batch:
+            try:
+                one = self._retrying(item.key, report,
+                                     lambda r, i=item: self._archive(i, r))  # type: ignore[misc]
+            except Exception as exc:
+                report.failed_items.append(item.key)
+                report.problems.append(f"item {item.key}: {type(exc).__name__}: {exc}")
+                log.exception("archiving item %s failed", item.key)
+                one = None
+            if one is not None:
+                archived.append(one)
+            elif progress:
+                progress(1)
+        return archived
+
+    def _record_batch(self, archived: list[_Archived],
+                      future: Future[list[dict[int, list[Finding]]]], report: ScanReport,
+                      progress: Callable[[int], None] | None) -> None:
+        if not archived:
+            return
+        pre = future.result()
+
+        def detect_then_record(r: ScanReport) -> None:
+            # every item is detected first (no write lock held meanwhile: on SQLite the other
+            # writers of the service never wait for detection), then all are recorded at once
+            history = BatchHistory(self.history)
+            found = []
             for entry, precomputed in zip(archived, pre, strict=True):
-                try:
-                    self._retrying(entry.item.key, report,
-                                   lambda r, e=entry, p=precomputed:  # type: ignore[misc]
-                                   self._detect_and_record(e, r, p))
-                except Exception as exc:
-                    # already archived: the next run detects it again (detected_at is unset)
-                    report.failed_items.append(entry.item.key)
-                    report.problems.append(f"item {entry.item.key}: {type(exc).__name__}: {exc}")
-                    log.exception("processing item %s failed", entry.item.key)
-                if progress:
-                    progress(1)
-        return report
+                findings = self._detect(entry, history, precomputed)
+                history.record(entry.item, findings)
+                found.append(findings)
+            with self.db.session() as session:
+                for entry, findings in zip(archived, found, strict=True):
+                    self._record(session, entry, findings, r)
+
+        try:
+            self._retrying(f"batch of {len(archived)}", report, detect_then_record)
+        except Exception as exc:
+            log.warning("a batch of %d item(s) failed (%s); checking them one by one",
+                        len(archived), type(exc).__name__)
+        else:
+            if progress:
+                progress(len(archived))
+            return
+        for entry, precomputed in zip(archived, pre, strict=True):
+            try:
+                self._retrying(entry.item.key, report,
+                               lambda r, e=entry, p=precomputed:  # type: ignore[misc]
+                               self._detect_and_record(e, r, p))
+            except Exception as exc:
+                # already archived: the next run detects it again (detected_at is unset)
+                report.failed_items.append(entry.item.key)
+                report.problems.append(f"item {entry.item.key}: {type(exc).__name__}: {exc}")
+                log.exception("processing item %s failed", entry.item.key)
+            if progress:
+                progress(1)
 
     def _retrying(self, key: str, report: ScanReport, step: Callable[[ScanReport], _T]) -> _T:
         """Run one step for one item, retried while the database is unreachable (a restart, a
@@ -226,12 +341,13 @@ class Pipeline:
                 self._flag_deleted(session, record, now)
             return len(gone)
 
-    def _process_reported_deletion(self, item: Item, report: ScanReport) -> None:
+    def _process_reported_deletion(self, item: Item, report: ScanReport,
+                                   session: Session | None = None) -> None:
         """The platform says the item was deleted: keep the last copy we have (or this one, if
         it was never seen), mark it deleted once, and record a deletion finding."""
         now = self.clock()
         report.items += 1
-        with self.db.session() as session:
+        with self._session(session) as session:
             record = session.execute(
                 select(m.ItemRecord).where(m.ItemRecord.key == item.key)).scalar_one_or_none()
             if record is None:

@@ -130,4 +130,5 @@ class Runtime:
     def close(self) -> None:
         for c in self.connectors:
             c.close()
+        self.pipeline.close()
         self.db.dispose()

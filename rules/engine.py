@@ -79,6 +79,11 @@ class DetectionEngine:
     def rule_ids(self) -> list[str]:
         return [d.rule_id for d in self.detectors]
 
+    @property
+    def batches(self) -> bool:
+        """Whether any detector takes whole batches (see :meth:`precompute`)."""
+        return any(getattr(d, "detect_batch", None) is not None for d in self.detectors)
+
     def precompute(self, items: Sequence[Item], ctx: DetectionContext
                    ) -> list[dict[int, list[Finding]]]:
         """Run the detectors that can take a whole batch (``detect_batch(items, ctx)``: the

@@ -185,3 +185,77 @@ def test_a_message_the_platform_reports_deleted_keeps_its_last_copy_and_is_flagg
         assert s.execute(select(m.ItemVersion.data)).scalars().one()["text"] == "See you at 4"
         flag = s.execute(select(m.Flag)).scalars().one()
         assert (flag.category, flag.severity) == ("deletion", 3)
+
+
+# --- batches ---------------------------------------------------------------------------------
+
+def _tutor_message(native_id: str, when: str) -> Item:
+    """A Teams chat from the tutor Daniel Mensah (S006) to the learner Maisie (L002)."""
+    return Item.model_validate({
+        "id": native_id, "platform": "teams", "account": "brookfield-teams",
+        "kind": "chat_message", "author": {"id": "teams:aad-0006", "name": "Daniel Mensah"},
+        "recipients": [{"email": "maisie.oconnell@students.brookfield.example.org"}],
+        "created_at": when, "visibility": "direct", "text": "Have you finished the essay?",
+    })
+
+
+def _findings_by_item(rt: Runtime) -> dict[str, list[tuple[str, int]]]:
+    with rt.db.session() as s:
+        rows = s.execute(select(m.ItemRecord.native_id, m.Finding.rule_id, m.Finding.severity)
+                         .join(m.Finding, m.Finding.item_id == m.ItemRecord.id)).all()
+    out: dict[str, list[tuple[str, int]]] = {}
+    for native_id, rule_id, severity in rows:
+        out.setdefault(native_id, []).append((rule_id, severity))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def test_a_third_out_of_hours_message_in_the_same_batch_goes_to_the_dsl_as_it_would_alone(
+    make_config: Callable[..., Config], tmp_path: Path,
+):
+    """Findings of a batch are recorded together, after the whole batch is checked: the repeat
+    count must still see the batch's earlier messages, exactly as when items come one by one."""
+    messages = [_tutor_message("c1", "2026-03-02T21:00:00+00:00"),
+                _tutor_message("c2", "2026-03-08T11:00:00+00:00"),
+                _tutor_message("c3", "2026-03-15T22:45:00+00:00")]
+    one_by_one = Runtime.from_config(make_config(), with_connectors=False)
+    for item in messages:
+        one_by_one.pipeline.process(item)
+    expected = _findings_by_item(one_by_one)
+    assert [max(s for _, s in expected[k]) for k in ("c1", "c2", "c3")] == [2, 2, 4]
+
+    (tmp_path / "batch").mkdir()
+    batch_config = make_config().model_copy(deep=True)
+    batch_config.database.url = f"sqlite:///{tmp_path / 'batch' / 'db.sqlite'}"
+    batched = Runtime.from_config(batch_config, with_connectors=False)
+    report = batched.pipeline.process_many(messages)
+    assert report.detected == 3 and not report.failed_items
+    assert _findings_by_item(batched) == expected
+    with batched.db.session() as s:
+        routes = set(s.execute(select(m.Flag.route)).scalars())
+    assert "dsl" in routes
+
+
+def test_one_item_that_breaks_a_detector_does_not_stop_the_rest_of_its_batch(
+    backend_config: Callable[..., Config], monkeypatch: pytest.MonkeyPatch,
+):
+    rt = Runtime.from_config(backend_config(), with_connectors=False)
+    engine = rt.pipeline.engine
+    real_detect = engine.detect
+
+    def detect(item: Item, ctx: object, precomputed: object = None) -> object:
+        if item.id == "p2":
+            raise ValueError("a detector bug")
+        return real_detect(item, ctx, precomputed)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine, "detect", detect)
+    report = rt.pipeline.process_many([post("p1", "Well done Jayden Price"),
+                                       post("p2", "Well done Ruby Fletcher"),
+                                       post("p3", "Happy birthday Ruby Fletcher!")])
+    assert report.failed_items == [post("p2", "x").key]
+    assert report.detected == 2 and report.flags_created == 2
+    assert count(rt, m.ItemRecord) == 3  # all archived, the broken one too
+    with rt.db.session() as s:
+        undetected = s.execute(select(m.ItemRecord.native_id).join(
+            m.ItemVersion, m.ItemVersion.item_id == m.ItemRecord.id).where(
+            m.ItemVersion.detected_at.is_(None))).scalars().all()
+    assert undetected == ["p2"]  # checked again at the next run

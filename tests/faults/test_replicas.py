@@ -185,7 +185,7 @@ def test_a_long_scan_renews_its_lease_and_stops_cleanly_if_another_replica_took_
     services, fake, _ = replicas
     a, b = services
     export = tmp_path / "export.jsonl"
-    write_items(export, 30)
+    write_items(export, 60)  # two of the pipeline's batches of 32
     name = "facebook-export"
 
     def connector() -> JsonlConnector:
@@ -206,10 +206,11 @@ def test_a_long_scan_renews_its_lease_and_stops_cleanly_if_another_replica_took_
 
     detectors: list[Any] = [*TEST_DETECTORS, TakeOverAtItem15()]
     a.rt.pipeline.engine = DetectionEngine(detectors, Router())
-    # every tick of A's clock is ten seconds later: the lease is renewed as the scan goes on
+    # every tick of A's clock is a quarter of an hour later, as if each batch took that long:
+    # the lease is renewed (or found taken) after every batch
     ticks = itertools.count()
     monkeypatch.setattr(service_module, "time",
-                        SimpleNamespace(monotonic=lambda: next(ticks) * 10.0))
+                        SimpleNamespace(monotonic=lambda: next(ticks) * 900.0))
     a.poll(connector())
     with a.rt.db.session() as session:
         state = session.get(m.ConnectorState, name)
@@ -218,12 +219,14 @@ def test_a_long_scan_renews_its_lease_and_stops_cleanly_if_another_replica_took_
     with a.rt.db.session() as session:
         undetected = len(session.execute(select(m.ItemVersion.id).where(
             m.ItemVersion.detected_at.is_(None))).all())
-    stopped_at = 30 - undetected
-    assert 15 <= stopped_at < 30  # A stopped checking right after the take-over
+    stopped_at = 60 - undetected
+    # the lease is checked after each batch is recorded: A stopped at the end of the batch in
+    # which B took over, and checked nothing after it
+    assert stopped_at == 32
     b.poll(connector())  # B re-reads from the cursor and finishes
     together(a.drain, b.drain)
     counts = Counts.read(b.rt.db, fake)
     counts.report(f"lease taken over after {stopped_at} items")
-    assert counts.items == 30 and counts.versions_per_item == {1: 30}
-    assert counts.flags == flagged(30) and counts.outbox_pending == 0
-    assert set(counts.posts_per_flag.values()) == {1} and len(counts.posts_per_flag) == 10
+    assert counts.items == 60 and counts.versions_per_item == {1: 60}
+    assert counts.flags == flagged(60) and counts.outbox_pending == 0
+    assert set(counts.posts_per_flag.values()) == {1} and len(counts.posts_per_flag) == 20
