@@ -10,10 +10,13 @@ What is measured (all in one run, so the ratios compare like with like):
 
 * **sustained jsonl ingest** at a fixed arrival rate (default 50 items/s, open loop: an item's
   "received" time is when it was due to arrive, so falling behind shows up as latency). Lines are
-  parsed by the jsonl connector's own parser and go through ``Pipeline.process``; when an item
-  raised a flag the outbox is drained at once (as the service does after each webhook) through the
-  real ``SlackSink``/``slack_sdk`` client to the local fake Slack (tests/slack/fake_slack.py),
-  which records when each ``chat.postMessage`` arrives.
+  parsed by the jsonl connector's own parser and go through ``Pipeline.process_many`` as a
+  tailing reader would hand them over (everything that arrived while the previous batch was
+  being checked); when an item raised a flag the outbox is drained at once (as the service does
+  after each webhook batch) through the real ``SlackSink``/``slack_sdk`` client to the local fake
+  Slack (tests/slack/fake_slack.py), which runs in a process of its own (the real Slack is not in
+  the service's process; the fake still uses this machine's CPU) and records when each
+  ``chat.postMessage`` arrives.
   Time-to-alert = that arrival - the item's received time, for every flag posted at once (the
   digest-route flags wait for the daily digest by design and are not counted).
 * **webhook bursts**: signed Meta feed events (``X-Hub-Signature-256`` with the app secret)

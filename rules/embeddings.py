@@ -26,6 +26,7 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -88,7 +89,13 @@ class _TorchEmbedder:
 
 class _OnnxEmbedder:
     """The same network through ONNX Runtime: tokenise, run, mean-pool over real tokens, then
-    scale to unit length (what the packaged sentence-transformers modules do)."""
+    scale to unit length (what the packaged sentence-transformers modules do).
+
+    The sentences of a call are grouped by token count into batches that waste little on
+    padding (:func:`rules.toxicity.plan_batches`), and with ``threads`` > 1 those batches run
+    side by side, each on one thread of its own (one shared session; onnxruntime releases the
+    interpreter lock while it runs). Whole batches in parallel scale better than splitting each
+    matrix product across threads, and no thread spins while it waits."""
 
     backend = "onnx"
 
@@ -100,39 +107,60 @@ class _OnnxEmbedder:
                       .get("max_seq_length", 256))
         self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_len)
-        self.tokenizer.enable_padding()
+        self.tokenizer.no_padding()
+        self.threads = threads
+        self._pool: ThreadPoolExecutor | None = None
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
-        # threads that wait by sleeping, not spinning: on a busy machine spinning burns the CPU
-        # the other work needs (measured: twice the CPU per sentence with two spinning threads)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(onnx_file), options,
                                             providers=["CPUExecutionProvider"])
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        from rules.toxicity import plan_batches
+
         out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # little padding per batch
-        for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
-            encoded = self.tokenizer.encode_batch([texts[i] for i in rows])
-            ids = np.array([e.ids for e in encoded], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+        if not texts:
+            return out
+        encoded = self.tokenizer.encode_batch(texts)
+        lengths = [len(e.ids) for e in encoded]
+        # at least one batch per thread when there is enough to share
+        per_batch = max(1, min(batch_size, -(-len(texts) // self.threads)))
+        batches = plan_batches(lengths, per_batch)
+
+        def run(rows: list[int]) -> None:
+            width = max(lengths[i] for i in rows)
+            ids = np.zeros((len(rows), width), dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for r, i in enumerate(rows):
+                ids[r, :lengths[i]] = encoded[i].ids
+                mask[r, :lengths[i]] = 1
             hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask,
                                              "token_type_ids": np.zeros_like(ids)})[0]
             weights = mask[..., None].astype(np.float32)
             pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
             norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
             out[rows] = pooled / norms
+
+        if self.threads > 1 and len(batches) > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="embed")
+            for done in [self._pool.submit(run, rows) for rows in batches]:
+                done.result()
+        else:
+            for rows in batches:
+                run(rows)
         return out
 
 
 def _threads() -> int:
-    """CPU threads for one embedding call: ``GOVERNANCE_BOT_EMBEDDINGS_THREADS``, default 1.
-    The calls are small (a post's few sentences), so a second thread mostly waits, and on a busy
-    two-core machine it costs more CPU than it saves (bench/RESULTS-load.md)."""
-    raw = os.environ.get("GOVERNANCE_BOT_EMBEDDINGS_THREADS", "1")
+    """Batches embedded at once, each on one CPU thread: ``GOVERNANCE_BOT_EMBEDDINGS_THREADS``,
+    default 2 (or 1 on a one-CPU machine). Threads that wait sleep rather than spin, so a busy
+    machine loses nothing to them (bench/RESULTS-load.md)."""
+    raw = os.environ.get("GOVERNANCE_BOT_EMBEDDINGS_THREADS",
+                         str(min(2, os.cpu_count() or 1)))
     try:
         return max(1, int(raw))
     except ValueError:

@@ -95,3 +95,27 @@ def test_a_bad_thread_count_is_reported_naming_the_variable_and_matching_still_r
         assert embeddings.embed(TEXTS[:1]).shape == (1, 384)
     assert "GOVERNANCE_BOT_EMBEDDINGS_THREADS must be a whole number, not 'two'" in caplog.text
     assert embeddings.embedding_backend() == "torch"
+
+
+def test_batches_run_side_by_side_give_each_sentence_the_same_embedding_in_the_same_order(
+    fresh: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sentences are grouped by length and the groups run on two threads at once: every
+    sentence must still get exactly its own embedding, whatever its neighbours."""
+    monkeypatch.setenv("GOVERNANCE_BOT_EMBEDDINGS_THREADS", "1")
+    embeddings.embed(TEXTS)  # export once
+    one_thread = embeddings._model
+    assert one_thread is not None and one_thread.backend == "onnx"
+    embeddings._model = None
+    monkeypatch.setenv("GOVERNANCE_BOT_EMBEDDINGS_THREADS", "2")
+    embeddings.embed(TEXTS)
+    two_threads = embeddings._model
+    assert two_threads is not None and getattr(two_threads, "threads", None) == 2
+    words = ["the", "trip", "to", "the", "museum", "leaves", "from", "the", "main", "car",
+             "park", "at", "eight"]
+    texts = [" ".join(words[: 1 + (i * 7) % len(words)]) + f" ({i})" for i in range(150)]
+    texts += [*TEXTS, "ok"]
+    together = two_threads.encode(texts, 64)
+    alone = np.stack([one_thread.encode([t], 64)[0] for t in texts])
+    assert np.abs(together - alone).max() <= 1e-5
+    assert np.abs(one_thread.encode(texts, 64) - alone).max() <= 1e-5
