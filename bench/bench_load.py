@@ -227,27 +227,35 @@ def replica(config_path: Path, lines_path: Path, rate: float, start_at: float | 
     while time.perf_counter() < start_at:
         time.sleep(0.005)
     n = 0
-    while n < len(lines):
-        # a tailing reader: wait for the next line, then hand the pipeline every line that has
-        # arrived by now (one item when it keeps up, a batch when it fell behind)
-        delay = start_at + n / rate - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
+    pending: tuple[Any, list[Any]] | None = None
+    while n < len(lines) or pending is not None:
+        # a tailing reader, as the service's webhook worker: whatever has arrived by now (up to
+        # a batch) is archived and its models started; then the batch before it is recorded and
+        # its alerts sent, so the two overlap. With nothing in progress it waits for a line.
         arrived = min(len(lines), int((time.perf_counter() - start_at) * rate) + 1)
-        batch = []
-        for k in range(n, max(arrived, n + 1)):
-            parsed = parse_line(lines[k], lines_path, k + 1)
-            if parsed is None or isinstance(parsed, LineProblem):
-                continue
-            received[parsed.id] = start_at + k / rate
-            batch.append(parsed)
-        n = max(arrived, n + 1)
-        report = rt.pipeline.process_many(batch, batch_size=PIPELINE_BATCH)
-        done = time.perf_counter()
-        for item in batch:
-            processed[item.id] = done
-        if report.flags_created or report.flags_updated:
-            sender.drain()  # as the service does after a webhook: send at once
+        if arrived <= n and pending is None:
+            time.sleep(max(0.0, start_at + n / rate - time.perf_counter()))
+            continue
+        started = None
+        if arrived > n:
+            batch = []
+            upto = min(arrived, n + PIPELINE_BATCH)
+            for k in range(n, upto):
+                parsed = parse_line(lines[k], lines_path, k + 1)
+                if parsed is None or isinstance(parsed, LineProblem):
+                    continue
+                received[parsed.id] = start_at + k / rate
+                batch.append(parsed)
+            n = upto
+            started = (rt.pipeline.begin(batch), batch)
+        if pending is not None:
+            report = rt.pipeline.finish(pending[0])
+            done = time.perf_counter()
+            for item in pending[1]:
+                processed[item.id] = done
+            if report.flags_created or report.flags_updated:
+                sender.drain()  # as the service does after a webhook batch: send at once
+        pending = started
     finished = time.perf_counter()
     deadline = time.monotonic() + 60
     while sender.pending() and time.monotonic() < deadline:  # another replica's claims

@@ -10,6 +10,12 @@ items are archived and checked, so an item is never acknowledged and then lost.
 
 The worker also keeps the pipeline off the HTTP server's event loop, so a slow batch never delays
 another endpoint (Slack's three-second acknowledgement above all).
+
+Given ``start`` (the service passes the pipeline's two halves, :meth:`Pipeline.begin` and the
+finishing step it returns), the worker overlaps batches when requests keep coming: it archives the
+next batch and starts its models before it records the current one and sends its alerts, so on a
+two-core machine the models of one batch run while the other batch's Python work is done. When
+nothing is waiting, a batch is finished at once, so an idle service answers as fast as before.
 """
 
 from __future__ import annotations
@@ -41,10 +47,16 @@ class IngestWorker:
     ``after_batch`` before answering (the service drains the outbox there, so alerts go out at
     once and a request is answered once its alerts are on their way)."""
 
-    def __init__(self, process: Callable[[list[Item]], ScanReport],
+    def __init__(self, process: Callable[[list[Item]], ScanReport] | None = None,
                  after_batch: Callable[[ScanReport], None] | None = None,
-                 max_batch: int = 64) -> None:
-        self._process = process
+                 max_batch: int = 64,
+                 start: Callable[[list[Item]], Callable[[], ScanReport]] | None = None) -> None:
+        if (process is None) == (start is None):
+            raise ValueError("give the worker either process or start")
+        if start is None:
+            assert process is not None
+            start = lambda items: lambda: process(items)  # noqa: E731
+        self._start = start
         self._after_batch = after_batch
         self.max_batch = max_batch
         self._queue: queue.Queue[_Job | None] = queue.Queue()
@@ -96,25 +108,44 @@ class IngestWorker:
         return jobs, False
 
     def _run(self) -> None:
+        pending: tuple[list[_Job], Callable[[], ScanReport]] | None = None
+        stopping = False
         while True:
             first, self._carried = self._carried, None
-            if first is None:
-                first = self._queue.get()
-                if first is None:
-                    return
-            jobs, stop = self._next_batch(first)
-            self._run_batch(jobs)
-            if stop:
-                if self._carried is not None:
-                    self._run_batch([self._carried])
+            if first is None and not stopping:
+                try:  # wait for work only when nothing is in progress
+                    first = self._queue.get(block=pending is None)
+                except queue.Empty:
+                    first = None
+                else:
+                    stopping = first is None
+            started = None
+            if first is not None:
+                jobs, stop = self._next_batch(first)
+                stopping = stopping or stop
+                started = self._begin(jobs)
+            if pending is not None:
+                self._finish(*pending)
+            pending = started
+            if pending is None and self._carried is None and stopping:
                 return
 
-    def _run_batch(self, jobs: list[_Job]) -> None:
+    def _begin(self, jobs: list[_Job]) -> tuple[list[_Job], Callable[[], ScanReport]] | None:
         items = [item for job in jobs for item in job.items]
         try:
-            report = self._process(items)
+            return jobs, self._start(items)
         except Exception as exc:  # the pipeline catches per item; this is a last resort
             log.exception("a webhook batch of %d item(s) failed", len(items))
+            for job in jobs:
+                job.future.set_exception(exc)
+            return None
+
+    def _finish(self, jobs: list[_Job], finish: Callable[[], ScanReport]) -> None:
+        try:
+            report = finish()
+        except Exception as exc:  # the pipeline catches per item; this is a last resort
+            log.exception("a webhook batch of %d item(s) failed",
+                          sum(len(job.items) for job in jobs))
             for job in jobs:
                 job.future.set_exception(exc)
             return

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -34,7 +34,7 @@ from governance_bot.storage.db import Database
 from rules.base import Category, DetectionContext, Evidence, Finding, History, Severity
 from rules.engine import DetectionEngine
 
-__all__ = ["Pipeline", "ScanReport"]
+__all__ = ["PendingBatch", "Pipeline", "ScanReport"]
 
 _T = TypeVar("_T")
 
@@ -47,6 +47,15 @@ class _Archived:
     record_id: int
     version_id: int
     now: datetime
+
+
+@dataclass(slots=True)
+class PendingBatch:
+    """A batch archived and being checked by the model-backed detectors (Pipeline.begin)."""
+
+    archived: list[_Archived]
+    precomputed: Future[list[dict[int, list[Finding]]]]
+    report: ScanReport
 
 
 @dataclass(slots=True)
@@ -176,16 +185,32 @@ class Pipeline:
         is done again item by item, which isolates the bad item."""
         report = report if report is not None else ScanReport()
         iterator = iter(items)
-        pending: tuple[list[_Archived], Future[list[dict[int, list[Finding]]]]] | None = None
+        pending: PendingBatch | None = None
         while batch := list(islice(iterator, batch_size)):
-            archived = self._archive_batch(batch, report, progress)
-            future = self._precompute(archived)
+            started = self.begin(batch, report, progress)
             if pending is not None:
-                self._record_batch(*pending, report, progress)
-            pending = (archived, future)
+                self.finish(pending, progress)
+            pending = started
         if pending is not None:
-            self._record_batch(*pending, report, progress)
+            self.finish(pending, progress)
         return report
+
+    def begin(self, batch: Sequence[Item], report: ScanReport | None = None,
+              progress: Callable[[int], None] | None = None) -> PendingBatch:
+        """The first half of :meth:`process_many` for one batch: archive it (committed) and
+        start its model-backed detectors on the detection thread. :meth:`finish` records it.
+        A caller with more work waiting (the webhook worker) begins the next batch before
+        finishing this one, so the models of one batch run while the other is recorded and
+        its alerts are sent."""
+        report = report if report is not None else ScanReport()
+        archived = self._archive_batch(list(batch), report, progress)
+        return PendingBatch(archived, self._precompute(archived), report)
+
+    def finish(self, pending: PendingBatch, progress: Callable[[int], None] | None = None
+               ) -> ScanReport:
+        """Detect and record a batch from :meth:`begin`; returns its report."""
+        self._record_batch(pending.archived, pending.precomputed, pending.report, progress)
+        return pending.report
 
     def close(self) -> None:
         """Stop the detection thread (after the batch it may be working on)."""

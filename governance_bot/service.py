@@ -18,7 +18,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -91,12 +91,19 @@ class Service:
         self.replay_guard = ReplayGuard(runtime.db, timedelta(
             hours=runtime.config.security.webhook_replay_window_hours))
         # webhook items: batched on one worker thread, off the HTTP event loop
-        self.ingest = IngestWorker(self._process_batch, after_batch=lambda _: self.drain(),
+        self.ingest = IngestWorker(start=self._begin_batch, after_batch=lambda _: self.drain(),
                                    max_batch=WEBHOOK_BATCH)
 
-    def _process_batch(self, items: list[Item]) -> ScanReport:
+    def _begin_batch(self, items: list[Item]) -> Callable[[], ScanReport]:
+        """Archive a webhook batch and start its models; the returned step records it."""
         with self._lock:
-            return self.rt.pipeline.process_many(items, batch_size=WEBHOOK_BATCH)
+            pending = self.rt.pipeline.begin(items)
+
+        def finish() -> ScanReport:
+            with self._lock:
+                return self.rt.pipeline.finish(pending)
+
+        return finish
 
     # --- jobs ---------------------------------------------------------------------------------
     def poll(self, connector: Connector) -> None:

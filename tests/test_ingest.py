@@ -62,13 +62,13 @@ def test_deliveries_arriving_while_a_batch_is_checked_are_checked_together_then_
     service: Service, tmp_path: Path
 ) -> None:
     batch_sizes: list[int] = []
-    process = service.ingest._process
+    start = service.ingest._start
 
-    def recording(items: list[Item]) -> ScanReport:
+    def recording(items: list[Item]) -> Callable[[], ScanReport]:
         batch_sizes.append(len(items))
-        return process(items)
+        return start(items)
 
-    service.ingest._process = recording
+    service.ingest._start = recording
     bodies = [comment_event(f"900001_80000{n}", f"Lovely concert, well done all {n}")
               for n in range(5)]
     bodies[3] = comment_event("900001_800003", "Maisie O'Connell in 8B was brilliant!")
@@ -158,3 +158,37 @@ def test_after_close_a_submission_is_refused_rather_than_left_waiting() -> None:
     worker.close()
     with pytest.raises(RuntimeError, match="stopped"):
         worker.submit([_item(2)]).result(timeout=1)
+
+
+def test_while_deliveries_keep_coming_the_next_batch_starts_before_the_last_is_finished() -> None:
+    """Under a burst the worker archives the next batch and starts its models before it records
+    the current one (the two overlap on two cores); when nothing waits, it finishes at once."""
+    events: list[tuple[str, list[str]]] = []
+    slow_first = threading.Event()
+
+    def start(items: list[Item]) -> Callable[[], ScanReport]:
+        ids = [i.id for i in items]
+        events.append(("begin", ids))
+        if ids == ["c0"]:
+            slow_first.wait(10)  # the others arrive meanwhile
+
+        def finish() -> ScanReport:
+            events.append(("finish", ids))
+            return ScanReport(items=len(items))
+
+        return finish
+
+    worker = IngestWorker(start=start, max_batch=2)
+    try:
+        futures = [worker.submit([_item(0)])]
+        wait_until(lambda: events == [("begin", ["c0"])])
+        futures += [worker.submit([_item(1)]), worker.submit([_item(2)])]
+        slow_first.set()
+        assert [f.result(timeout=10).items for f in futures] == [1, 1, 1]
+        assert events == [("begin", ["c0"]), ("begin", ["c1", "c2"]),
+                          ("finish", ["c0"]), ("finish", ["c1", "c2"])]
+        # an idle worker does not wait for more work before finishing what it has
+        assert worker.submit([_item(3)]).result(timeout=10).items == 1
+        assert events[-2:] == [("begin", ["c3"]), ("finish", ["c3"])]
+    finally:
+        worker.close()
