@@ -289,6 +289,11 @@ class Pipeline:
                 history.record(entry.item, findings)
                 found.append(findings)
             with self.db.session() as session:
+                # the batch's records and versions in two queries, not two per item
+                session.execute(select(m.ItemRecord).where(
+                    m.ItemRecord.id.in_([a.record_id for a in archived]))).scalars().all()
+                session.execute(select(m.ItemVersion).where(
+                    m.ItemVersion.id.in_([a.version_id for a in archived]))).scalars().all()
                 for entry, findings in zip(archived, found, strict=True):
                     self._record(session, entry, findings, r)
 
