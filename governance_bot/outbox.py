@@ -4,6 +4,13 @@ Claims are leases (``claimed_until``): a sender that dies mid-delivery leaves th
 picked up again when its lease runs out. On PostgreSQL the claim uses ``FOR UPDATE SKIP LOCKED``
 so several replicas never take the same message. A failed delivery is retried with backoff, so a
 sink outage delays notifications but loses none.
+
+Each claim is counted on the row (``claims``, in the claim's own transaction). A message on its
+first claim, whose flag has no other message that may have been tried, cannot have been shown
+anywhere yet: ``FlagView.first_attempt`` tells the sink so, and the Slack sink then skips looking
+for an earlier post. A sink may also have a ``flush()``: it is called after every batch (and on
+a drain that found nothing to claim) for work the sink deferred, e.g. the Slack sink's refresh of
+the messages further flags were grouped under, once per batch instead of once per flag.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -25,7 +32,8 @@ from governance_bot.storage import models as m
 from governance_bot.storage.db import Database
 from rules.base import Route
 
-__all__ = ["DeliveryError", "FlagView", "OutboxSender", "Sink", "build_flag_view", "recipients_for"]
+__all__ = ["DeliveryError", "FlagView", "OutboxSender", "Sink", "build_flag_view", "first_attempt",
+           "recipients_for"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +53,9 @@ class FlagView:
     route: Route
     kind: str
     recipients: list[StaffMember] = field(default_factory=list)
+    # no earlier attempt can have shown this flag anywhere (the message's first claim, and no
+    # other message about the flag was tried before): nothing to look for before posting
+    first_attempt: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,8 +92,24 @@ def recipients_for(route: Route, account: str, registers: RegisterIndex) -> list
     return []
 
 
-def build_flag_view(session: Session, message: m.OutboxMessage, registers: RegisterIndex
-                    ) -> FlagView | None:
+def first_attempt(session: Session, message: m.OutboxMessage,
+                  untried: Collection[int] = ()) -> bool:
+    """True when nothing can have shown ``message``'s flag yet: this is the message's first
+    claim, and every other undelivered message about the flag is unclaimed, or is in
+    ``untried`` (claimed together with this one and not attempted yet). A delivered message
+    recorded what it showed in the same transaction, so it leaves nothing to find."""
+    if message.claims != 1 or message.flag_id is None:
+        return False
+    others = session.execute(
+        select(m.OutboxMessage.id, m.OutboxMessage.claims)
+        .where(m.OutboxMessage.flag_id == message.flag_id, m.OutboxMessage.id != message.id,
+               m.OutboxMessage.delivered_at.is_(None), m.OutboxMessage.claims > 0)
+    ).all()
+    return all(claims == 1 and other in untried for other, claims in others)
+
+
+def build_flag_view(session: Session, message: m.OutboxMessage, registers: RegisterIndex,
+                    untried: Collection[int] = ()) -> FlagView | None:
     if message.flag_id is None:
         return None
     flag = session.get(m.Flag, message.flag_id)
@@ -101,7 +128,8 @@ def build_flag_view(session: Session, message: m.OutboxMessage, registers: Regis
     route = Route(message.route)
     return FlagView(flag=flag, findings=findings, item=Item.model_validate(version.data),
                     item_record=record, route=route, kind=message.kind,
-                    recipients=recipients_for(route, flag.account, registers))
+                    recipients=recipients_for(route, flag.account, registers),
+                    first_attempt=first_attempt(session, message, untried))
 
 
 class Sink(Protocol):
@@ -112,6 +140,9 @@ class Sink(Protocol):
     def deliver(self, view: FlagView) -> None:
         """Deliver or raise DeliveryError; must be safe to call twice for the same view."""
         ...
+
+    # optional: ``def flush(self) -> None``, called after each batch of deliveries (and on a
+    # drain with nothing to deliver) for work the sink deferred; it must not raise
 
 
 class OutboxSender:
@@ -144,6 +175,7 @@ class OutboxSender:
             rows = list(session.execute(query).scalars())
             for row in rows:
                 row.claimed_by, row.claimed_until = self.owner, now + self.lease
+                row.claims += 1
             return [r.id for r in rows]
 
     def drain(self, now: datetime | None = None, limit: int = 100,
@@ -153,17 +185,32 @@ class OutboxSender:
         while True:
             now_ = now or datetime.now(UTC)
             ids = self._claim(now_, limit, routes)
+            if not ids and delivered + failed == 0:
+                self._flush()  # nothing to deliver: still finish what an earlier drain left
             if not ids:
                 return delivered, failed
+            untried = set(ids)
             for message_id in ids:
-                if self._deliver_one(message_id, now_):
+                untried.discard(message_id)
+                if self._deliver_one(message_id, now_, untried):
                     delivered += 1
                 else:
                     failed += 1
+            self._flush()
             if len(ids) < limit or failed:
                 return delivered, failed
 
-    def _deliver_one(self, message_id: int, now: datetime) -> bool:
+    def _flush(self) -> None:
+        flush = getattr(self.sink, "flush", None)
+        if flush is None:
+            return
+        try:
+            flush()
+        except Exception:  # whatever it deferred stays marked for the next drain
+            log.exception("outbox: finishing deferred work of %s failed", self.sink.name)
+
+    def _deliver_one(self, message_id: int, now: datetime,
+                     untried: Collection[int] = ()) -> bool:
         with self.db.session() as session:
             # locked while it is delivered: a replica whose claim on it has meanwhile expired
             # skips it (SKIP LOCKED) instead of delivering it a second time
@@ -172,7 +219,7 @@ class OutboxSender:
                 return True
             if message.claimed_by != self.owner:
                 return True  # someone else's now
-            view = build_flag_view(session, message, self.registers)
+            view = build_flag_view(session, message, self.registers, untried)
             try:
                 if view is not None:
                     self.sink.deliver(view)

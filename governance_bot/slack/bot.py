@@ -4,8 +4,14 @@
 
 * delivers a flag to its route (one group DM with the route's people, or a private channel),
   idempotently: a flag already shown in a conversation is updated, never posted again, and a post
-  whose record was lost in a crash is found again by its message metadata;
-* groups further flags on the same thread under the first one's message (noise control);
+  whose record was lost in a crash (or whose answer was lost) is found again by its message
+  metadata. It looks only when such a post can exist: not on the first attempt to show a flag
+  (``FlagView.first_attempt``, from the outbox's claim count), which saves a read of the
+  conversation's history before every new alert;
+* groups further flags on the same thread under the first one's message (noise control); the
+  first message's count of grouped flags is marked due (``FlagMessage.refresh_due``, in the
+  transaction that records the reply) and refreshed once at the end of the outbox's batch
+  (``refresh_anchors``), however many replies the batch added;
 * re-renders every message about a flag when its state changes (``refresh``: one truth
   everywhere, so nobody acts twice).
 """
@@ -27,7 +33,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from connectors.base import Connector, ModerationAction
@@ -235,9 +241,14 @@ class SlackBot:
                     m.FlagMessage.thread_ts == anchor_ts)).all())
         return FlagSummary(lines=lines, group_count=group)
 
-    def render(self, session: Session, flag_id: int, route: Route
-               ) -> tuple[str, list[dict[str, Any]]]:
-        flag, findings, item, record = self.load(session, flag_id)
+    def render(self, session: Session, flag_id: int, route: Route,
+               view: FlagView | None = None) -> tuple[str, list[dict[str, Any]]]:
+        """The message about the flag for ``route``'s people. ``view``: the flag as the outbox
+        sender just read it in this transaction (saves reading it again)."""
+        if view is not None and view.flag.id == flag_id:
+            flag, findings, item, record = view.flag, view.findings, view.item, view.item_record
+        else:
+            flag, findings, item, record = self.load(session, flag_id)
         return render_flag(flag, findings, item, route, self.registers, tz=self.tz,
                            mask_for_managers=self.config.delivery.mask_learner_details,
                            dsl_content=self.settings.dsl_content,
@@ -258,7 +269,8 @@ class SlackBot:
                                           route=route.value, created_at=self.clock()))
             return
         channel = self.destination(route, view.recipients)
-        shown = self.show(session, view.flag.id, route, channel)
+        shown = self.show(session, view.flag.id, route, channel, view=view,
+                          first_attempt=view.first_attempt, defer_anchor=True)
         if view.kind != "flag_created":
             # the flag changed (e.g. a safeguarding finding was added): every other message
             # about it must show that too
@@ -269,19 +281,26 @@ class SlackBot:
                 text, blocks = self.render(session, view.flag.id, Route(row.route or "dsl"))
                 self._update(row.channel, row.ts, text, blocks)
 
-    def show(self, session: Session, flag_id: int, route: Route, channel: str) -> m.FlagMessage:
-        """Post the flag into ``channel`` once; afterwards, update that message in place."""
+    def show(self, session: Session, flag_id: int, route: Route, channel: str, *,
+             view: FlagView | None = None, first_attempt: bool = False,
+             defer_anchor: bool = False) -> m.FlagMessage:
+        """Post the flag into ``channel`` once; afterwards, update that message in place.
+
+        ``first_attempt``: nothing can have posted this flag before (the outbox's first claim),
+        so there is no earlier post to look for. ``defer_anchor``: a reply under another flag's
+        message only marks that message due for a refresh (``refresh_anchors`` does it, once
+        for all the replies of a batch) instead of refreshing it now."""
         existing = session.execute(select(m.FlagMessage).where(
             m.FlagMessage.flag_id == flag_id, m.FlagMessage.sink == SINK,
             m.FlagMessage.channel == channel)).scalar_one_or_none()
-        text, blocks = self.render(session, flag_id, route)
+        text, blocks = self.render(session, flag_id, route, view)
         if existing is not None:
             self._update(existing.channel, existing.ts, text, blocks)
             return existing
         flag = session.get(m.Flag, flag_id)
         assert flag is not None
         thread_ts = self._anchor(session, flag, channel)
-        ts = self._find_posted(channel, flag_id, thread_ts)
+        ts = None if first_attempt else self._find_posted(channel, flag_id, thread_ts)
         if ts is None:
             metadata = {"event_type": METADATA_EVENT,
                         "event_payload": {"flag_id": flag_id, "route": route.value}}
@@ -298,7 +317,12 @@ class SlackBot:
         session.add(record)
         session.flush()
         if thread_ts is not None:
-            self._refresh_anchor(session, channel, thread_ts)
+            if defer_anchor:
+                session.execute(update(m.FlagMessage).where(
+                    m.FlagMessage.channel == channel, m.FlagMessage.ts == thread_ts,
+                    m.FlagMessage.sink == SINK).values(refresh_due=m.FlagMessage.refresh_due + 1))
+            else:
+                self._refresh_anchor(session, channel, thread_ts)
         return record
 
     def _anchor(self, session: Session, flag: m.Flag, channel: str) -> str | None:
@@ -324,6 +348,44 @@ class SlackBot:
         if anchor is not None:
             text, blocks = self.render(session, anchor.flag_id, Route(anchor.route or "dsl"))
             self._update(channel, thread_ts, text, blocks)
+
+    def refresh_anchors(self) -> int:
+        """Bring every message marked ``refresh_due`` up to date (its count of grouped flags),
+        each in a transaction of its own. Returns how many were updated.
+
+        The row is locked while it is rendered and updated (``SKIP LOCKED``: a replica already at
+        it is left to it, and a reply being recorded under it waits for the moment it takes),
+        and the mark is cleared only if no reply marked it again meanwhile. Slack errors leave
+        the mark for the next drain; a message Slack no longer has is given up."""
+        with self.db.session() as session:
+            due = list(session.execute(select(m.FlagMessage.id).where(
+                m.FlagMessage.refresh_due > 0, m.FlagMessage.sink == SINK)
+                .order_by(m.FlagMessage.id)).scalars())
+        done = 0
+        for row_id in due:
+            with self.db.session() as session:
+                anchor = session.execute(
+                    select(m.FlagMessage).where(m.FlagMessage.id == row_id,
+                                                m.FlagMessage.refresh_due > 0)
+                    .with_for_update(skip_locked=True)).scalar_one_or_none()
+                if anchor is None:
+                    continue  # refreshed meanwhile, or a replica is at it now
+                seen = anchor.refresh_due
+                text, blocks = self.render(session, anchor.flag_id, Route(anchor.route or "dsl"))
+                try:
+                    self._update(anchor.channel, anchor.ts, text, blocks)
+                except SlackApiError as exc:
+                    status = exc.response.status_code if exc.response is not None else 0
+                    if status == 429 or status >= 500:
+                        raise  # Slack is struggling: the rest waits for the next drain
+                    log.warning("slack: could not update the message of flag #%d in %s (%s); "
+                                "its count of grouped flags stays as it was", anchor.flag_id,
+                                anchor.channel, exc.response.get("error"))
+                session.execute(update(m.FlagMessage).where(
+                    m.FlagMessage.id == row_id, m.FlagMessage.refresh_due == seen)
+                    .values(refresh_due=0))
+                done += 1
+        return done
 
     def _find_posted(self, channel: str, flag_id: int, thread_ts: str | None) -> str | None:
         """A message about ``flag_id`` already in ``channel`` (posted before a crash lost its
@@ -364,9 +426,22 @@ class SlackBot:
                                 flag_id, row.channel, exc.response.get("error"))
         return count
 
+    def note_direct_post(self, flag_id: int) -> None:
+        """Before showing a flag outside the outbox (an escalation): count it as a claim of the
+        flag's undelivered outbox messages, committed now, so that the outbox, delivering one of
+        them later, looks for this post in case it was made but never recorded (a crash, a
+        lost answer). Call it before the caller's own transaction writes anything (SQLite has
+        one writer at a time)."""
+        with self.db.session() as session:
+            session.execute(update(m.OutboxMessage).where(
+                m.OutboxMessage.flag_id == flag_id, m.OutboxMessage.delivered_at.is_(None))
+                .values(claims=m.OutboxMessage.claims + 1))
+
     def notify_route(self, session: Session, flag_id: int, route: Route) -> m.FlagMessage:
         """Show a flag to a route now (e.g. a manager escalated it to the DSL)."""
         flag = session.get(m.Flag, flag_id)
         assert flag is not None
         people = recipients_for(route, flag.account, self.registers)
-        return self.show(session, flag_id, route, self.destination(route, people))
+        channel = self.destination(route, people)
+        self.note_direct_post(flag_id)
+        return self.show(session, flag_id, route, channel)
