@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from governance_bot.items import Item
@@ -33,7 +33,7 @@ from governance_bot.storage.db import Database
 from rules.base import Route
 
 __all__ = ["DeliveryError", "FlagView", "OutboxSender", "Sink", "build_flag_view", "first_attempt",
-           "recipients_for"]
+           "load_flag", "recipients_for"]
 
 log = logging.getLogger(__name__)
 
@@ -108,25 +108,37 @@ def first_attempt(session: Session, message: m.OutboxMessage,
     return all(claims == 1 and other in untried for other, claims in others)
 
 
-def build_flag_view(session: Session, message: m.OutboxMessage, registers: RegisterIndex,
-                    untried: Collection[int] = ()) -> FlagView | None:
-    if message.flag_id is None:
+def load_flag(session: Session, flag_id: int
+              ) -> tuple[m.Flag, list[m.Finding], Item, m.ItemRecord] | None:
+    """A flag, its findings (strongest first), its item as it is now and the item's record, in
+    two queries; None if there is no such flag."""
+    row = session.execute(
+        select(m.Flag, m.ItemRecord, m.ItemVersion)
+        .join(m.ItemRecord, m.ItemRecord.id == m.Flag.item_id)
+        .join(m.ItemVersion, and_(m.ItemVersion.item_id == m.ItemRecord.id,
+                                  m.ItemVersion.version == m.ItemRecord.current_version))
+        .where(m.Flag.id == flag_id)
+    ).one_or_none()
+    if row is None:
         return None
-    flag = session.get(m.Flag, message.flag_id)
-    if flag is None:
-        return None
-    record = session.get(m.ItemRecord, flag.item_id)
-    assert record is not None
-    version = session.execute(
-        select(m.ItemVersion).where(m.ItemVersion.item_id == record.id,
-                                    m.ItemVersion.version == record.current_version)
-    ).scalar_one()
+    flag, record, version = row
     findings = list(session.execute(
         select(m.Finding).where(m.Finding.flag_id == flag.id).order_by(m.Finding.severity.desc(),
                                                                          m.Finding.id)
     ).scalars())
+    return flag, findings, Item.model_validate(version.data), record
+
+
+def build_flag_view(session: Session, message: m.OutboxMessage, registers: RegisterIndex,
+                    untried: Collection[int] = ()) -> FlagView | None:
+    if message.flag_id is None:
+        return None
+    loaded = load_flag(session, message.flag_id)
+    if loaded is None:
+        return None
+    flag, findings, item, record = loaded
     route = Route(message.route)
-    return FlagView(flag=flag, findings=findings, item=Item.model_validate(version.data),
+    return FlagView(flag=flag, findings=findings, item=item,
                     item_record=record, route=route, kind=message.kind,
                     recipients=recipients_for(route, flag.account, registers),
                     first_attempt=first_attempt(session, message, untried))

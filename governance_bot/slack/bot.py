@@ -40,7 +40,7 @@ from connectors.base import Connector, ModerationAction
 from governance_bot.config import Config
 from governance_bot.flags import FlagStatus
 from governance_bot.items import Item
-from governance_bot.outbox import DeliveryError, FlagView, recipients_for
+from governance_bot.outbox import DeliveryError, FlagView, load_flag, recipients_for
 from governance_bot.register_store import load_registers
 from governance_bot.registers import RegisterIndex, StaffMember
 from governance_bot.slack.render import FlagSummary, audience_for, mask_learners, render_flag
@@ -172,19 +172,10 @@ class SlackBot:
     # --- rendering ----------------------------------------------------------------------------
     def load(self, session: Session, flag_id: int
              ) -> tuple[m.Flag, list[m.Finding], Item, m.ItemRecord]:
-        flag = session.get(m.Flag, flag_id)
-        if flag is None:
+        loaded = load_flag(session, flag_id)
+        if loaded is None:
             raise LookupError(f"no flag #{flag_id}")
-        record = session.get(m.ItemRecord, flag.item_id)
-        assert record is not None
-        version = session.execute(
-            select(m.ItemVersion).where(m.ItemVersion.item_id == record.id,
-                                        m.ItemVersion.version == record.current_version)
-        ).scalar_one()
-        findings = list(session.execute(
-            select(m.Finding).where(m.Finding.flag_id == flag.id)
-            .order_by(m.Finding.severity.desc(), m.Finding.id)).scalars())
-        return flag, findings, Item.model_validate(version.data), record
+        return loaded
 
     def staff_name(self, staff_id: str | None) -> str:
         if not staff_id:
