@@ -33,7 +33,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
 from connectors.base import Connector, ModerationAction
@@ -121,6 +121,7 @@ class SlackBot:
         self._registers = registers
         self._conversations: dict[tuple[str, ...], str] = {}
         self._lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
 
     # --- registers ----------------------------------------------------------------------------
     @property
@@ -346,8 +347,15 @@ class SlackBot:
 
         The row is locked while it is rendered and updated (``SKIP LOCKED``: a replica already at
         it is left to it, and a reply being recorded under it waits for the moment it takes),
-        and the mark is cleared only if no reply marked it again meanwhile. Slack errors leave
-        the mark for the next drain; a message Slack no longer has is given up."""
+        and the mark is cleared only if nothing marked it again meanwhile; if something did (a
+        reply, or on SQLite, which has no row locks, another process's refresh that may have
+        landed before this one), it stays marked and the next drain renders it again. One
+        refresh at a time in this process. Slack errors leave the mark for the next drain; a
+        message Slack no longer has is given up."""
+        with self._refresh_lock:
+            return self._refresh_anchors()
+
+    def _refresh_anchors(self) -> int:
         with self.db.session() as session:
             due = list(session.execute(select(m.FlagMessage.id).where(
                 m.FlagMessage.refresh_due > 0, m.FlagMessage.sink == SINK)
@@ -372,9 +380,9 @@ class SlackBot:
                     log.warning("slack: could not update the message of flag #%d in %s (%s); "
                                 "its count of grouped flags stays as it was", anchor.flag_id,
                                 anchor.channel, exc.response.get("error"))
-                session.execute(update(m.FlagMessage).where(
-                    m.FlagMessage.id == row_id, m.FlagMessage.refresh_due == seen)
-                    .values(refresh_due=0))
+                session.execute(update(m.FlagMessage).where(m.FlagMessage.id == row_id).values(
+                    refresh_due=case((m.FlagMessage.refresh_due == seen, 0),
+                                     else_=m.FlagMessage.refresh_due + 1)))
                 done += 1
         return done
 
