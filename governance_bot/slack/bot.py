@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -110,7 +111,12 @@ class SlackBot:
     def __init__(self, config: Config, db: Database, client: WebClient, *,
                  registers: RegisterIndex | None = None,
                  connectors: Sequence[Connector] = (),
-                 clock: Callable[[], datetime] = _utcnow):
+                 clock: Callable[[], datetime] = _utcnow,
+                 anchor_refresh_seconds: float = 0.0):
+        """``anchor_refresh_seconds``: refresh a message's count of grouped flags at most once
+        in that many seconds (0: at the end of every batch). Only for a process that drains the
+        outbox again and again (the service), so that a count left for later is brought up to
+        date by a later drain; further flags meanwhile are in the thread already."""
         self.config = config
         self.settings = config.slack
         self.db = db
@@ -122,6 +128,9 @@ class SlackBot:
         self._conversations: dict[tuple[str, ...], str] = {}
         self._lock = threading.Lock()
         self._refresh_lock = threading.Lock()
+        self.anchor_refresh_seconds = anchor_refresh_seconds
+        self.monotonic: Callable[[], float] = time.monotonic
+        self._refreshed_at: dict[int, float] = {}  # FlagMessage id -> when this process did it
 
     # --- registers ----------------------------------------------------------------------------
     @property
@@ -361,6 +370,11 @@ class SlackBot:
                 m.FlagMessage.refresh_due > 0, m.FlagMessage.sink == SINK)
                 .order_by(m.FlagMessage.id)).scalars())
         done = 0
+        now = self.monotonic()
+        if self.anchor_refresh_seconds:
+            self._refreshed_at = {k: t for k, t in self._refreshed_at.items()
+                                  if now - t < self.anchor_refresh_seconds}
+            due = [d for d in due if d not in self._refreshed_at]  # the rest stay marked
         for row_id in due:
             with self.db.session() as session:
                 anchor = session.execute(
@@ -383,6 +397,8 @@ class SlackBot:
                 session.execute(update(m.FlagMessage).where(m.FlagMessage.id == row_id).values(
                     refresh_due=case((m.FlagMessage.refresh_due == seen, 0),
                                      else_=m.FlagMessage.refresh_due + 1)))
+                if self.anchor_refresh_seconds:
+                    self._refreshed_at[row_id] = now
                 done += 1
         return done
 

@@ -324,3 +324,27 @@ def test_a_flag_grouped_while_the_count_is_being_refreshed_is_counted_by_the_nex
     assert sorted(delivery.posts_per_flag().values()) == [1] * 3
     assert "2 further flag(s) on this thread" in delivery.shown(channel, anchor.ts)
     assert anchor.refresh_due == 0
+
+
+def test_the_service_refreshes_a_busy_threads_count_at_most_every_few_seconds(
+        delivery: Delivery) -> None:
+    """Drained after every flag (as the service does after each webhook), a busy thread's count
+    is refreshed once, then left marked until the interval has passed; the next drain after
+    that shows the final count."""
+    delivery.bot.anchor_refresh_seconds = 5
+    clock = [1000.0]
+    delivery.bot.monotonic = lambda: clock[0]
+    sender = delivery.sender()
+    for flag in on_thread(5):
+        delivery.raise_flags(flag)
+        sender.drain(now=at())
+        clock[0] += 0.2  # 5 flags a second
+    channel = managers_dm(delivery)
+    anchor = delivery.anchor(channel)
+    updates = [c for c in delivery.fake.calls("chat.update") if c.params["ts"] == anchor.ts]
+    assert len(updates) == 1 and "1 further flag(s)" in json.dumps(updates[0].params["blocks"])
+    assert anchor.refresh_due == 3
+    clock[0] += 5
+    assert sender.drain(now=at()) == (0, 0)
+    assert "4 further flag(s) on this thread" in delivery.shown(channel, anchor.ts)
+    assert delivery.anchor(channel).refresh_due == 0
