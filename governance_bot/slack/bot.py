@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from slack_sdk import WebClient
@@ -34,7 +34,8 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
-from sqlalchemy import case, select, update
+from sqlalchemy import select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from connectors.base import Connector, ModerationAction
@@ -55,6 +56,10 @@ __all__ = ["METADATA_EVENT", "SINK", "SlackBot", "make_client", "moderation_acti
 log = logging.getLogger(__name__)
 
 SINK = "slack"
+# how often a process looks for grouped-flag counts marked due that it did not mark itself (left
+# by another replica that died before refreshing them); its own marks it refreshes at once, and a
+# process's first drain looks for any a crash left
+SWEEP_SECONDS = 60.0
 METADATA_EVENT = "governance_flag"
 OUTCOME_NAMES = {
     "social_care": "referred to children's social care",
@@ -131,6 +136,9 @@ class SlackBot:
         self.anchor_refresh_seconds = anchor_refresh_seconds
         self.monotonic: Callable[[], float] = time.monotonic
         self._refreshed_at: dict[int, float] = {}  # FlagMessage id -> when this process did it
+        self._marked_here = threading.local()  # this thread marked a count due since its flush
+        self._look_again = True  # marks may be waiting (at start: a crash may have left some)
+        self._swept_at = float("-inf")
 
     # --- registers ----------------------------------------------------------------------------
     @property
@@ -322,6 +330,7 @@ class SlackBot:
                 session.execute(update(m.FlagMessage).where(
                     m.FlagMessage.channel == channel, m.FlagMessage.ts == thread_ts,
                     m.FlagMessage.sink == SINK).values(refresh_due=m.FlagMessage.refresh_due + 1))
+                self._marked_here.marked = True
             else:
                 self._refresh_anchor(session, channel, thread_ts)
         return record
@@ -360,21 +369,38 @@ class SlackBot:
         reply, or on SQLite, which has no row locks, another process's refresh that may have
         landed before this one), it stays marked and the next drain renders it again. One
         refresh at a time in this process. Slack errors leave the mark for the next drain; a
-        message Slack no longer has is given up."""
-        with self._refresh_lock:
-            return self._refresh_anchors()
+        message Slack no longer has is given up.
 
-    def _refresh_anchors(self) -> int:
+        It reads the marks only when some may be waiting: this thread marked one (the sender
+        calls this after committing its batch, in the thread that delivered it), an earlier
+        refresh left some, it is the process's first, or ``SWEEP_SECONDS`` have passed (marks
+        another replica made and died before refreshing). A drain without replies costs no
+        query here."""
+        with self._refresh_lock:
+            now = self.monotonic()
+            mine = getattr(self._marked_here, "marked", False)
+            self._marked_here.marked = False
+            if not (mine or self._look_again or now - self._swept_at >= SWEEP_SECONDS):
+                return 0
+            self._look_again, self._swept_at = False, now
+            try:
+                return self._refresh_anchors(now)
+            except BaseException:
+                self._look_again = True  # whatever is still marked: at the next drain
+                raise
+
+    def _refresh_anchors(self, now: float) -> int:
         with self.db.session() as session:
             due = list(session.execute(select(m.FlagMessage.id).where(
                 m.FlagMessage.refresh_due > 0, m.FlagMessage.sink == SINK)
                 .order_by(m.FlagMessage.id)).scalars())
         done = 0
-        now = self.monotonic()
         if self.anchor_refresh_seconds:
             self._refreshed_at = {k: t for k, t in self._refreshed_at.items()
                                   if now - t < self.anchor_refresh_seconds}
-            due = [d for d in due if d not in self._refreshed_at]  # the rest stay marked
+            later = [d for d in due if d in self._refreshed_at]  # stay marked for now
+            due = [d for d in due if d not in self._refreshed_at]
+            self._look_again = bool(later)
         for row_id in due:
             with self.db.session() as session:
                 anchor = session.execute(
@@ -394,9 +420,13 @@ class SlackBot:
                     log.warning("slack: could not update the message of flag #%d in %s (%s); "
                                 "its count of grouped flags stays as it was", anchor.flag_id,
                                 anchor.channel, exc.response.get("error"))
-                session.execute(update(m.FlagMessage).where(m.FlagMessage.id == row_id).values(
-                    refresh_due=case((m.FlagMessage.refresh_due == seen, 0),
-                                     else_=m.FlagMessage.refresh_due + 1)))
+                cleared = cast("CursorResult[Any]", session.execute(update(m.FlagMessage).where(
+                    m.FlagMessage.id == row_id, m.FlagMessage.refresh_due == seen)
+                    .values(refresh_due=0)))
+                if cleared.rowcount != 1:  # marked again meanwhile: render it again next time
+                    session.execute(update(m.FlagMessage).where(m.FlagMessage.id == row_id)
+                                    .values(refresh_due=m.FlagMessage.refresh_due + 1))
+                    self._look_again = True
                 if self.anchor_refresh_seconds:
                     self._refreshed_at[row_id] = now
                 done += 1

@@ -348,3 +348,31 @@ def test_the_service_refreshes_a_busy_threads_count_at_most_every_few_seconds(
     assert sender.drain(now=at()) == (0, 0)
     assert "4 further flag(s) on this thread" in delivery.shown(channel, anchor.ts)
     assert delivery.anchor(channel).refresh_due == 0
+
+
+def test_a_count_left_by_a_replica_that_died_is_refreshed_by_another_within_the_sweep(
+        delivery: Delivery) -> None:
+    from governance_bot.slack.bot import SWEEP_SECONDS
+
+    clock = [1000.0]
+    delivery.bot.monotonic = lambda: clock[0]
+    delivery.raise_flags(*on_thread(1))
+    assert delivery.sender("replica-1").drain(now=at()) == (1, 0)
+    replica = delivery.another_replica()
+
+    def die(**kw: Any) -> Any:
+        raise Crash
+
+    replica.client.chat_update = die  # type: ignore[method-assign]
+    delivery.raise_flags(*on_thread(1, start=1))
+    with pytest.raises(Crash):  # replica 2 records the reply, then dies before the refresh
+        delivery.sender("replica-2", replica).drain(now=at())
+    channel = managers_dm(delivery)
+    anchor = delivery.anchor(channel)
+    assert anchor.refresh_due == 1
+    assert delivery.sender("replica-1").drain(now=at()) == (0, 0)
+    assert "further flag(s)" not in delivery.shown(channel, anchor.ts)  # not its mark: not yet
+    clock[0] += SWEEP_SECONDS
+    delivery.sender("replica-1").drain(now=at())
+    assert "1 further flag(s) on this thread" in delivery.shown(channel, anchor.ts)
+    assert delivery.anchor(channel).refresh_due == 0
