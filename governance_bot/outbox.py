@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from governance_bot.items import Item
@@ -40,6 +41,14 @@ log = logging.getLogger(__name__)
 
 class DeliveryError(Exception):
     """The sink could not deliver now; the message will be retried."""
+
+
+class _TransactionLost(Exception):
+    """The sink's database work failed, taking the delivery's transaction with it."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass(slots=True)
@@ -223,6 +232,34 @@ class OutboxSender:
 
     def _deliver_one(self, message_id: int, now: datetime,
                      untried: Collection[int] = ()) -> bool:
+        try:
+            return self._deliver_in_transaction(message_id, now, untried)
+        except _TransactionLost as lost:
+            # the sink's own database work failed (e.g. an escalation recorded the same Slack
+            # message a moment earlier): that transaction is gone, so the attempt is recorded in
+            # a new one; a delivery made meanwhile by someone else stands
+            with self.db.session() as session:
+                message = session.get(m.OutboxMessage, message_id, with_for_update=True)
+                if message is None or message.delivered_at is not None:
+                    return True
+                if message.claimed_by != self.owner:
+                    return True
+                self._failed(message, now, lost.reason)
+                return False
+
+    def _failed(self, message: m.OutboxMessage, now: datetime, reason: str) -> None:
+        message.attempts += 1
+        message.last_error = reason[:500]
+        backoff = min(self.max_backoff, 2 ** min(message.attempts, 10))
+        # from the drain's own time, so a simulated clock drives the backoff too
+        message.available_at = now + timedelta(seconds=backoff)
+        message.claimed_by = message.claimed_until = None
+        log.warning("outbox: delivery of message %d to %s failed (attempt %d), "
+                    "retrying in %ds: %s", message.id, self.sink.name, message.attempts,
+                    backoff, reason.partition(":")[0])
+
+    def _deliver_in_transaction(self, message_id: int, now: datetime,
+                                untried: Collection[int]) -> bool:
         with self.db.session() as session:
             # locked while it is delivered: a replica whose claim on it has meanwhile expired
             # skips it (SKIP LOCKED) instead of delivering it a second time
@@ -235,16 +272,12 @@ class OutboxSender:
             try:
                 if view is not None:
                     self.sink.deliver(view)
+            except SQLAlchemyError as exc:
+                orig = getattr(exc, "orig", None)
+                raise _TransactionLost(f"{type(exc).__name__}: {orig or 'database error'}"
+                                       ) from exc
             except Exception as exc:  # a sink failure of any kind: retry later, lose nothing
-                message.attempts += 1
-                message.last_error = f"{type(exc).__name__}: {exc}"[:500]
-                backoff = min(self.max_backoff, 2 ** min(message.attempts, 10))
-                # from the drain's own time, so a simulated clock drives the backoff too
-                message.available_at = now + timedelta(seconds=backoff)
-                message.claimed_by = message.claimed_until = None
-                log.warning("outbox: delivery of message %d to %s failed (attempt %d), "
-                            "retrying in %ds: %s", message_id, self.sink.name, message.attempts,
-                            backoff, type(exc).__name__)
+                self._failed(message, now, f"{type(exc).__name__}: {exc}")
                 return False
             message.delivered_at = datetime.now(UTC)
             message.attempts += 1

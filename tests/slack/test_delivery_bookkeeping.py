@@ -376,3 +376,37 @@ def test_a_count_left_by_a_replica_that_died_is_refreshed_by_another_within_the_
     delivery.sender("replica-1").drain(now=at())
     assert "1 further flag(s) on this thread" in delivery.shown(channel, anchor.ts)
     assert delivery.anchor(channel).refresh_due == 0
+
+
+def test_a_message_recorded_meanwhile_by_someone_else_is_settled_not_crashed_on(
+        delivery: Delivery) -> None:
+    """While this sender is delivering a flag, something else (an escalation shown directly)
+    posts it and records that in its own transaction first. This sender's record then clashes:
+    the attempt is counted and retried, the drain goes on, and the flag is in Slack once."""
+    delivery.raise_flags(post("race-1", "Jayden Price won", thread="race-1"))
+    delivery.fake.fail_next(1, 500)  # the first attempt fails: the next one looks for a post
+    sender = delivery.sender()
+    assert sender.drain(now=at()) == (0, 1)
+    flag_id = delivery.outbox()[0].flag_id
+    assert flag_id is not None
+    real_find = delivery.bot._find_posted
+
+    def someone_else_posts_and_records_first(channel_: str, flag: int, thread_ts: str | None
+                                             ) -> str | None:
+        answer = delivery.bot.client.chat_postMessage(
+            channel=channel_, text="flag", metadata={"event_type": "governance_flag",
+                                                      "event_payload": {"flag_id": flag}})
+        with delivery.rt.db.session() as s:
+            s.add(m.FlagMessage(flag_id=flag, sink="slack", channel=channel_, ts=answer["ts"],
+                                route="account_managers", created_at=at()))
+        return real_find(channel_, flag, thread_ts)
+
+    delivery.bot._find_posted = someone_else_posts_and_records_first  # type: ignore[method-assign]
+    assert sender.drain(now=at(minutes=1)) == (0, 1)  # no exception out of the drain
+    delivery.bot._find_posted = real_find  # type: ignore[method-assign]
+    [message] = delivery.outbox()
+    assert message.attempts == 2 and "IntegrityError" in (message.last_error or "")
+    assert sender.drain(now=at(minutes=5)) == (1, 0)  # the recorded message is brought up to date
+    assert delivery.posts_per_flag() == Counter({flag_id: 1})
+    channel = managers_dm(delivery)
+    assert [x["ts"] for x in delivery.fake.messages(channel)] == [delivery.anchor(channel).ts]
