@@ -4,6 +4,13 @@ Claims are leases (``claimed_until``): a sender that dies mid-delivery leaves th
 picked up again when its lease runs out. On PostgreSQL the claim uses ``FOR UPDATE SKIP LOCKED``
 so several replicas never take the same message. A failed delivery is retried with backoff, so a
 sink outage delays notifications but loses none.
+
+Each claim is counted on the row (``claims``, in the claim's own transaction). A message on its
+first claim, whose flag has no other message that may have been tried, cannot have been shown
+anywhere yet: ``FlagView.first_attempt`` tells the sink so, and the Slack sink then skips looking
+for an earlier post. A sink may also have a ``flush()``: it is called after every batch (and on
+a drain that found nothing to claim) for work the sink deferred, e.g. the Slack sink's refresh of
+the messages further flags were grouped under, once per batch instead of once per flag.
 """
 
 from __future__ import annotations
@@ -11,12 +18,13 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from governance_bot.items import Item
@@ -25,13 +33,22 @@ from governance_bot.storage import models as m
 from governance_bot.storage.db import Database
 from rules.base import Route
 
-__all__ = ["DeliveryError", "FlagView", "OutboxSender", "Sink", "build_flag_view", "recipients_for"]
+__all__ = ["DeliveryError", "FlagView", "OutboxSender", "Sink", "build_flag_view", "first_attempt",
+           "load_flag", "recipients_for"]
 
 log = logging.getLogger(__name__)
 
 
 class DeliveryError(Exception):
     """The sink could not deliver now; the message will be retried."""
+
+
+class _TransactionLost(Exception):
+    """The sink's database work failed, taking the delivery's transaction with it."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass(slots=True)
@@ -45,6 +62,9 @@ class FlagView:
     route: Route
     kind: str
     recipients: list[StaffMember] = field(default_factory=list)
+    # no earlier attempt can have shown this flag anywhere (the message's first claim, and no
+    # other message about the flag was tried before): nothing to look for before posting
+    first_attempt: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,27 +101,56 @@ def recipients_for(route: Route, account: str, registers: RegisterIndex) -> list
     return []
 
 
-def build_flag_view(session: Session, message: m.OutboxMessage, registers: RegisterIndex
-                    ) -> FlagView | None:
-    if message.flag_id is None:
+def first_attempt(session: Session, message: m.OutboxMessage,
+                  untried: Collection[int] = ()) -> bool:
+    """True when nothing can have shown ``message``'s flag yet: this is the message's first
+    claim, and every other undelivered message about the flag is unclaimed, or is in
+    ``untried`` (claimed together with this one and not attempted yet). A delivered message
+    recorded what it showed in the same transaction, so it leaves nothing to find."""
+    if message.claims != 1 or message.flag_id is None:
+        return False
+    others = session.execute(
+        select(m.OutboxMessage.id, m.OutboxMessage.claims)
+        .where(m.OutboxMessage.flag_id == message.flag_id, m.OutboxMessage.id != message.id,
+               m.OutboxMessage.delivered_at.is_(None), m.OutboxMessage.claims > 0)
+    ).all()
+    return all(claims == 1 and other in untried for other, claims in others)
+
+
+def load_flag(session: Session, flag_id: int
+              ) -> tuple[m.Flag, list[m.Finding], Item, m.ItemRecord] | None:
+    """A flag, its findings (strongest first), its item as it is now and the item's record, in
+    two queries; None if there is no such flag."""
+    row = session.execute(
+        select(m.Flag, m.ItemRecord, m.ItemVersion)
+        .join(m.ItemRecord, m.ItemRecord.id == m.Flag.item_id)
+        .join(m.ItemVersion, and_(m.ItemVersion.item_id == m.ItemRecord.id,
+                                  m.ItemVersion.version == m.ItemRecord.current_version))
+        .where(m.Flag.id == flag_id)
+    ).one_or_none()
+    if row is None:
         return None
-    flag = session.get(m.Flag, message.flag_id)
-    if flag is None:
-        return None
-    record = session.get(m.ItemRecord, flag.item_id)
-    assert record is not None
-    version = session.execute(
-        select(m.ItemVersion).where(m.ItemVersion.item_id == record.id,
-                                    m.ItemVersion.version == record.current_version)
-    ).scalar_one()
+    flag, record, version = row
     findings = list(session.execute(
         select(m.Finding).where(m.Finding.flag_id == flag.id).order_by(m.Finding.severity.desc(),
                                                                          m.Finding.id)
     ).scalars())
+    return flag, findings, Item.model_validate(version.data), record
+
+
+def build_flag_view(session: Session, message: m.OutboxMessage, registers: RegisterIndex,
+                    untried: Collection[int] = ()) -> FlagView | None:
+    if message.flag_id is None:
+        return None
+    loaded = load_flag(session, message.flag_id)
+    if loaded is None:
+        return None
+    flag, findings, item, record = loaded
     route = Route(message.route)
-    return FlagView(flag=flag, findings=findings, item=Item.model_validate(version.data),
+    return FlagView(flag=flag, findings=findings, item=item,
                     item_record=record, route=route, kind=message.kind,
-                    recipients=recipients_for(route, flag.account, registers))
+                    recipients=recipients_for(route, flag.account, registers),
+                    first_attempt=first_attempt(session, message, untried))
 
 
 class Sink(Protocol):
@@ -112,6 +161,9 @@ class Sink(Protocol):
     def deliver(self, view: FlagView) -> None:
         """Deliver or raise DeliveryError; must be safe to call twice for the same view."""
         ...
+
+    # optional: ``def flush(self) -> None``, called after each batch of deliveries (and on a
+    # drain with nothing to deliver) for work the sink deferred; it must not raise
 
 
 class OutboxSender:
@@ -144,6 +196,7 @@ class OutboxSender:
             rows = list(session.execute(query).scalars())
             for row in rows:
                 row.claimed_by, row.claimed_until = self.owner, now + self.lease
+                row.claims += 1
             return [r.id for r in rows]
 
     def drain(self, now: datetime | None = None, limit: int = 100,
@@ -153,17 +206,60 @@ class OutboxSender:
         while True:
             now_ = now or datetime.now(UTC)
             ids = self._claim(now_, limit, routes)
+            if not ids and delivered + failed == 0:
+                self._flush()  # nothing to deliver: still finish what an earlier drain left
             if not ids:
                 return delivered, failed
+            untried = set(ids)
             for message_id in ids:
-                if self._deliver_one(message_id, now_):
+                untried.discard(message_id)
+                if self._deliver_one(message_id, now_, untried):
                     delivered += 1
                 else:
                     failed += 1
+            self._flush()
             if len(ids) < limit or failed:
                 return delivered, failed
 
-    def _deliver_one(self, message_id: int, now: datetime) -> bool:
+    def _flush(self) -> None:
+        flush = getattr(self.sink, "flush", None)
+        if flush is None:
+            return
+        try:
+            flush()
+        except Exception:  # whatever it deferred stays marked for the next drain
+            log.exception("outbox: finishing deferred work of %s failed", self.sink.name)
+
+    def _deliver_one(self, message_id: int, now: datetime,
+                     untried: Collection[int] = ()) -> bool:
+        try:
+            return self._deliver_in_transaction(message_id, now, untried)
+        except _TransactionLost as lost:
+            # the sink's own database work failed (e.g. an escalation recorded the same Slack
+            # message a moment earlier): that transaction is gone, so the attempt is recorded in
+            # a new one; a delivery made meanwhile by someone else stands
+            with self.db.session() as session:
+                message = session.get(m.OutboxMessage, message_id, with_for_update=True)
+                if message is None or message.delivered_at is not None:
+                    return True
+                if message.claimed_by != self.owner:
+                    return True
+                self._failed(message, now, lost.reason)
+                return False
+
+    def _failed(self, message: m.OutboxMessage, now: datetime, reason: str) -> None:
+        message.attempts += 1
+        message.last_error = reason[:500]
+        backoff = min(self.max_backoff, 2 ** min(message.attempts, 10))
+        # from the drain's own time, so a simulated clock drives the backoff too
+        message.available_at = now + timedelta(seconds=backoff)
+        message.claimed_by = message.claimed_until = None
+        log.warning("outbox: delivery of message %d to %s failed (attempt %d), "
+                    "retrying in %ds: %s", message.id, self.sink.name, message.attempts,
+                    backoff, reason.partition(":")[0])
+
+    def _deliver_in_transaction(self, message_id: int, now: datetime,
+                                untried: Collection[int]) -> bool:
         with self.db.session() as session:
             # locked while it is delivered: a replica whose claim on it has meanwhile expired
             # skips it (SKIP LOCKED) instead of delivering it a second time
@@ -172,20 +268,16 @@ class OutboxSender:
                 return True
             if message.claimed_by != self.owner:
                 return True  # someone else's now
-            view = build_flag_view(session, message, self.registers)
+            view = build_flag_view(session, message, self.registers, untried)
             try:
                 if view is not None:
                     self.sink.deliver(view)
+            except SQLAlchemyError as exc:
+                orig = getattr(exc, "orig", None)
+                raise _TransactionLost(f"{type(exc).__name__}: {orig or 'database error'}"
+                                       ) from exc
             except Exception as exc:  # a sink failure of any kind: retry later, lose nothing
-                message.attempts += 1
-                message.last_error = f"{type(exc).__name__}: {exc}"[:500]
-                backoff = min(self.max_backoff, 2 ** min(message.attempts, 10))
-                # from the drain's own time, so a simulated clock drives the backoff too
-                message.available_at = now + timedelta(seconds=backoff)
-                message.claimed_by = message.claimed_until = None
-                log.warning("outbox: delivery of message %d to %s failed (attempt %d), "
-                            "retrying in %ds: %s", message_id, self.sink.name, message.attempts,
-                            backoff, type(exc).__name__)
+                self._failed(message, now, f"{type(exc).__name__}: {exc}")
                 return False
             message.delivered_at = datetime.now(UTC)
             message.attempts += 1

@@ -30,9 +30,33 @@ def test_the_newest_migrations_can_be_undone_and_redone(database_url: str):
     db = Database(database_url)
     try:
         db.upgrade()
-        command.downgrade(db._alembic_config(), "0003")  # undoes 0006, 0005 and 0004
+        command.downgrade(db._alembic_config(), "0003")  # undoes 0007 to 0004
         assert db.current_revision() == "0003"
         db.upgrade()
         assert db.current_revision() == db.head_revision()
+    finally:
+        db.dispose()
+
+
+def test_outbox_messages_in_flight_during_the_upgrade_to_0007_count_as_claimed(database_url: str):
+    """A message claimed (maybe posted) before the upgrade must still be looked for in Slack
+    before it is posted: it counts as claimed once, so its next claim is not a first."""
+    from alembic import command
+    from sqlalchemy import text
+
+    db = Database(database_url)
+    try:
+        command.upgrade(db._alembic_config(), "0006")
+        with db.engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO outbox (kind, route, payload, created_at, available_at, attempts, "
+                "claimed_by, claimed_until) VALUES ('flag_created', 'dsl', '{}', "
+                "'2026-11-21 09:00:00', '2026-11-21 09:00:00', 0, 'old-replica', "
+                "'2026-11-21 09:02:00')"))
+        db.upgrade()
+        with db.engine.connect() as conn:
+            assert conn.execute(text("SELECT claims FROM outbox")).scalar_one() == 1
+            assert conn.execute(text("SELECT count(*) FROM flag_messages WHERE refresh_due > 0")
+                                ).scalar_one() == 0
     finally:
         db.dispose()

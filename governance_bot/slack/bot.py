@@ -4,8 +4,14 @@
 
 * delivers a flag to its route (one group DM with the route's people, or a private channel),
   idempotently: a flag already shown in a conversation is updated, never posted again, and a post
-  whose record was lost in a crash is found again by its message metadata;
-* groups further flags on the same thread under the first one's message (noise control);
+  whose record was lost in a crash (or whose answer was lost) is found again by its message
+  metadata. It looks only when such a post can exist: not on the first attempt to show a flag
+  (``FlagView.first_attempt``, from the outbox's claim count), which saves a read of the
+  conversation's history before every new alert;
+* groups further flags on the same thread under the first one's message (noise control); the
+  first message's count of grouped flags is marked due (``FlagMessage.refresh_due``, in the
+  transaction that records the reply) and refreshed once at the end of the outbox's batch
+  (``refresh_anchors``), however many replies the batch added;
 * re-renders every message about a flag when its state changes (``refresh``: one truth
   everywhere, so nobody acts twice).
 """
@@ -15,9 +21,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from slack_sdk import WebClient
@@ -27,14 +34,15 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from connectors.base import Connector, ModerationAction
 from governance_bot.config import Config
 from governance_bot.flags import FlagStatus
 from governance_bot.items import Item
-from governance_bot.outbox import DeliveryError, FlagView, recipients_for
+from governance_bot.outbox import DeliveryError, FlagView, load_flag, recipients_for
 from governance_bot.register_store import load_registers
 from governance_bot.registers import RegisterIndex, StaffMember
 from governance_bot.slack.render import FlagSummary, audience_for, mask_learners, render_flag
@@ -48,6 +56,10 @@ __all__ = ["METADATA_EVENT", "SINK", "SlackBot", "make_client", "moderation_acti
 log = logging.getLogger(__name__)
 
 SINK = "slack"
+# how often a process looks for grouped-flag counts marked due that it did not mark itself (left
+# by another replica that died before refreshing them); its own marks it refreshes at once, and a
+# process's first drain looks for any a crash left
+SWEEP_SECONDS = 60.0
 METADATA_EVENT = "governance_flag"
 OUTCOME_NAMES = {
     "social_care": "referred to children's social care",
@@ -104,7 +116,12 @@ class SlackBot:
     def __init__(self, config: Config, db: Database, client: WebClient, *,
                  registers: RegisterIndex | None = None,
                  connectors: Sequence[Connector] = (),
-                 clock: Callable[[], datetime] = _utcnow):
+                 clock: Callable[[], datetime] = _utcnow,
+                 anchor_refresh_seconds: float = 0.0):
+        """``anchor_refresh_seconds``: refresh a message's count of grouped flags at most once
+        in that many seconds (0: at the end of every batch). Only for a process that drains the
+        outbox again and again (the service), so that a count left for later is brought up to
+        date by a later drain; further flags meanwhile are in the thread already."""
         self.config = config
         self.settings = config.slack
         self.db = db
@@ -115,6 +132,13 @@ class SlackBot:
         self._registers = registers
         self._conversations: dict[tuple[str, ...], str] = {}
         self._lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
+        self.anchor_refresh_seconds = anchor_refresh_seconds
+        self.monotonic: Callable[[], float] = time.monotonic
+        self._refreshed_at: dict[int, float] = {}  # FlagMessage id -> when this process did it
+        self._marked_here = threading.local()  # this thread marked a count due since its flush
+        self._look_again = True  # marks may be waiting (at start: a crash may have left some)
+        self._swept_at = float("-inf")
 
     # --- registers ----------------------------------------------------------------------------
     @property
@@ -166,19 +190,10 @@ class SlackBot:
     # --- rendering ----------------------------------------------------------------------------
     def load(self, session: Session, flag_id: int
              ) -> tuple[m.Flag, list[m.Finding], Item, m.ItemRecord]:
-        flag = session.get(m.Flag, flag_id)
-        if flag is None:
+        loaded = load_flag(session, flag_id)
+        if loaded is None:
             raise LookupError(f"no flag #{flag_id}")
-        record = session.get(m.ItemRecord, flag.item_id)
-        assert record is not None
-        version = session.execute(
-            select(m.ItemVersion).where(m.ItemVersion.item_id == record.id,
-                                        m.ItemVersion.version == record.current_version)
-        ).scalar_one()
-        findings = list(session.execute(
-            select(m.Finding).where(m.Finding.flag_id == flag.id)
-            .order_by(m.Finding.severity.desc(), m.Finding.id)).scalars())
-        return flag, findings, Item.model_validate(version.data), record
+        return loaded
 
     def staff_name(self, staff_id: str | None) -> str:
         if not staff_id:
@@ -235,9 +250,14 @@ class SlackBot:
                     m.FlagMessage.thread_ts == anchor_ts)).all())
         return FlagSummary(lines=lines, group_count=group)
 
-    def render(self, session: Session, flag_id: int, route: Route
-               ) -> tuple[str, list[dict[str, Any]]]:
-        flag, findings, item, record = self.load(session, flag_id)
+    def render(self, session: Session, flag_id: int, route: Route,
+               view: FlagView | None = None) -> tuple[str, list[dict[str, Any]]]:
+        """The message about the flag for ``route``'s people. ``view``: the flag as the outbox
+        sender just read it in this transaction (saves reading it again)."""
+        if view is not None and view.flag.id == flag_id:
+            flag, findings, item, record = view.flag, view.findings, view.item, view.item_record
+        else:
+            flag, findings, item, record = self.load(session, flag_id)
         return render_flag(flag, findings, item, route, self.registers, tz=self.tz,
                            mask_for_managers=self.config.delivery.mask_learner_details,
                            dsl_content=self.settings.dsl_content,
@@ -258,7 +278,8 @@ class SlackBot:
                                           route=route.value, created_at=self.clock()))
             return
         channel = self.destination(route, view.recipients)
-        shown = self.show(session, view.flag.id, route, channel)
+        shown = self.show(session, view.flag.id, route, channel, view=view,
+                          first_attempt=view.first_attempt, defer_anchor=True)
         if view.kind != "flag_created":
             # the flag changed (e.g. a safeguarding finding was added): every other message
             # about it must show that too
@@ -269,19 +290,26 @@ class SlackBot:
                 text, blocks = self.render(session, view.flag.id, Route(row.route or "dsl"))
                 self._update(row.channel, row.ts, text, blocks)
 
-    def show(self, session: Session, flag_id: int, route: Route, channel: str) -> m.FlagMessage:
-        """Post the flag into ``channel`` once; afterwards, update that message in place."""
+    def show(self, session: Session, flag_id: int, route: Route, channel: str, *,
+             view: FlagView | None = None, first_attempt: bool = False,
+             defer_anchor: bool = False) -> m.FlagMessage:
+        """Post the flag into ``channel`` once; afterwards, update that message in place.
+
+        ``first_attempt``: nothing can have posted this flag before (the outbox's first claim),
+        so there is no earlier post to look for. ``defer_anchor``: a reply under another flag's
+        message only marks that message due for a refresh (``refresh_anchors`` does it, once
+        for all the replies of a batch) instead of refreshing it now."""
         existing = session.execute(select(m.FlagMessage).where(
             m.FlagMessage.flag_id == flag_id, m.FlagMessage.sink == SINK,
             m.FlagMessage.channel == channel)).scalar_one_or_none()
-        text, blocks = self.render(session, flag_id, route)
+        text, blocks = self.render(session, flag_id, route, view)
         if existing is not None:
             self._update(existing.channel, existing.ts, text, blocks)
             return existing
         flag = session.get(m.Flag, flag_id)
         assert flag is not None
         thread_ts = self._anchor(session, flag, channel)
-        ts = self._find_posted(channel, flag_id, thread_ts)
+        ts = None if first_attempt else self._find_posted(channel, flag_id, thread_ts)
         if ts is None:
             metadata = {"event_type": METADATA_EVENT,
                         "event_payload": {"flag_id": flag_id, "route": route.value}}
@@ -298,7 +326,13 @@ class SlackBot:
         session.add(record)
         session.flush()
         if thread_ts is not None:
-            self._refresh_anchor(session, channel, thread_ts)
+            if defer_anchor:
+                session.execute(update(m.FlagMessage).where(
+                    m.FlagMessage.channel == channel, m.FlagMessage.ts == thread_ts,
+                    m.FlagMessage.sink == SINK).values(refresh_due=m.FlagMessage.refresh_due + 1))
+                self._marked_here.marked = True
+            else:
+                self._refresh_anchor(session, channel, thread_ts)
         return record
 
     def _anchor(self, session: Session, flag: m.Flag, channel: str) -> str | None:
@@ -324,6 +358,79 @@ class SlackBot:
         if anchor is not None:
             text, blocks = self.render(session, anchor.flag_id, Route(anchor.route or "dsl"))
             self._update(channel, thread_ts, text, blocks)
+
+    def refresh_anchors(self) -> int:
+        """Bring every message marked ``refresh_due`` up to date (its count of grouped flags),
+        each in a transaction of its own. Returns how many were updated.
+
+        The row is locked while it is rendered and updated (``SKIP LOCKED``: a replica already at
+        it is left to it, and a reply being recorded under it waits for the moment it takes),
+        and the mark is cleared only if nothing marked it again meanwhile; if something did (a
+        reply, or on SQLite, which has no row locks, another process's refresh that may have
+        landed before this one), it stays marked and the next drain renders it again. One
+        refresh at a time in this process. Slack errors leave the mark for the next drain; a
+        message Slack no longer has is given up.
+
+        It reads the marks only when some may be waiting: this thread marked one (the sender
+        calls this after committing its batch, in the thread that delivered it), an earlier
+        refresh left some, it is the process's first, or ``SWEEP_SECONDS`` have passed (marks
+        another replica made and died before refreshing). A drain without replies costs no
+        query here."""
+        with self._refresh_lock:
+            now = self.monotonic()
+            mine = getattr(self._marked_here, "marked", False)
+            self._marked_here.marked = False
+            if not (mine or self._look_again or now - self._swept_at >= SWEEP_SECONDS):
+                return 0
+            self._look_again, self._swept_at = False, now
+            try:
+                return self._refresh_anchors(now)
+            except BaseException:
+                self._look_again = True  # whatever is still marked: at the next drain
+                raise
+
+    def _refresh_anchors(self, now: float) -> int:
+        with self.db.session() as session:
+            due = list(session.execute(select(m.FlagMessage.id).where(
+                m.FlagMessage.refresh_due > 0, m.FlagMessage.sink == SINK)
+                .order_by(m.FlagMessage.id)).scalars())
+        done = 0
+        if self.anchor_refresh_seconds:
+            self._refreshed_at = {k: t for k, t in self._refreshed_at.items()
+                                  if now - t < self.anchor_refresh_seconds}
+            later = [d for d in due if d in self._refreshed_at]  # stay marked for now
+            due = [d for d in due if d not in self._refreshed_at]
+            self._look_again = bool(later)
+        for row_id in due:
+            with self.db.session() as session:
+                anchor = session.execute(
+                    select(m.FlagMessage).where(m.FlagMessage.id == row_id,
+                                                m.FlagMessage.refresh_due > 0)
+                    .with_for_update(skip_locked=True)).scalar_one_or_none()
+                if anchor is None:
+                    continue  # refreshed meanwhile, or a replica is at it now
+                seen = anchor.refresh_due
+                text, blocks = self.render(session, anchor.flag_id, Route(anchor.route or "dsl"))
+                try:
+                    self._update(anchor.channel, anchor.ts, text, blocks)
+                except SlackApiError as exc:
+                    status = exc.response.status_code if exc.response is not None else 0
+                    if status == 429 or status >= 500:
+                        raise  # Slack is struggling: the rest waits for the next drain
+                    log.warning("slack: could not update the message of flag #%d in %s (%s); "
+                                "its count of grouped flags stays as it was", anchor.flag_id,
+                                anchor.channel, exc.response.get("error"))
+                cleared = cast("CursorResult[Any]", session.execute(update(m.FlagMessage).where(
+                    m.FlagMessage.id == row_id, m.FlagMessage.refresh_due == seen)
+                    .values(refresh_due=0)))
+                if cleared.rowcount != 1:  # marked again meanwhile: render it again next time
+                    session.execute(update(m.FlagMessage).where(m.FlagMessage.id == row_id)
+                                    .values(refresh_due=m.FlagMessage.refresh_due + 1))
+                    self._look_again = True
+                if self.anchor_refresh_seconds:
+                    self._refreshed_at[row_id] = now
+                done += 1
+        return done
 
     def _find_posted(self, channel: str, flag_id: int, thread_ts: str | None) -> str | None:
         """A message about ``flag_id`` already in ``channel`` (posted before a crash lost its
@@ -364,9 +471,22 @@ class SlackBot:
                                 flag_id, row.channel, exc.response.get("error"))
         return count
 
+    def note_direct_post(self, flag_id: int) -> None:
+        """Before showing a flag outside the outbox (an escalation): count it as a claim of the
+        flag's undelivered outbox messages, committed now, so that the outbox, delivering one of
+        them later, looks for this post in case it was made but never recorded (a crash, a
+        lost answer). Call it before the caller's own transaction writes anything (SQLite has
+        one writer at a time)."""
+        with self.db.session() as session:
+            session.execute(update(m.OutboxMessage).where(
+                m.OutboxMessage.flag_id == flag_id, m.OutboxMessage.delivered_at.is_(None))
+                .values(claims=m.OutboxMessage.claims + 1))
+
     def notify_route(self, session: Session, flag_id: int, route: Route) -> m.FlagMessage:
         """Show a flag to a route now (e.g. a manager escalated it to the DSL)."""
         flag = session.get(m.Flag, flag_id)
         assert flag is not None
         people = recipients_for(route, flag.account, self.registers)
-        return self.show(session, flag_id, route, self.destination(route, people))
+        channel = self.destination(route, people)
+        self.note_direct_post(flag_id)
+        return self.show(session, flag_id, route, channel)

@@ -120,9 +120,11 @@ class EscalationJob:
                         text=f":alarm_clock: {mentions} flag #{flag_id} (severity "
                              f"{flag.severity}) is still not acknowledged after "
                              f"{after_minutes} minutes.")
-            for person in targets:
-                if person.slack_user_id:
-                    bot.show(session, flag_id, Route.dsl, bot.open_conversation([person]))
+            reached = [p for p in targets if p.slack_user_id]
+            if reached:  # committed before anything is posted (and before this session writes)
+                bot.note_direct_post(flag_id)
+            for person in reached:
+                bot.show(session, flag_id, Route.dsl, bot.open_conversation([person]))
             flag.escalation_level = level
             session.add(m.FlagDecision(flag_id=flag_id, action="escalation",
                                        staff_id="governance-bot", reason=what,

@@ -3,7 +3,9 @@
 * Managers' messages mask learner identifying details by default (``[delivery]
   mask_learner_details``): evidence spans are blacked out in any excerpt, and registered learners'
   names, preferred names, aliases and handles never appear (policy: learners' personal details are
-  not shared; the flag must not repeat the breach it reports).
+  not shared; the flag must not repeat the breach it reports). The register's names are found in
+  one pass with an Aho-Corasick automaton built once per register (cost independent of the
+  register's size); ``learner_pattern`` is the same rule as one regular expression.
 * The DSL's messages carry ``[slack] dsl_content`` = full, excerpt or none of the item's text.
 * A flag with a finding about a possibly explicit image is never sent to Slack in any form: no
   image, no text, no link, only that it exists and where to look (policy: suspected indecent
@@ -18,6 +20,8 @@ from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+import ahocorasick
+
 from governance_bot.flags import FlagStatus
 from governance_bot.items import Item
 from governance_bot.registers import RegisterIndex
@@ -29,9 +33,11 @@ __all__ = [
     "MANAGER_ACTIONS",
     "Audience",
     "FlagSummary",
+    "LearnerMasker",
     "audience_for",
     "excerpt",
     "is_explicit_image",
+    "learner_masker",
     "learner_pattern",
     "mask_learners",
     "render_flag",
@@ -86,14 +92,9 @@ def audience_for(route: Route | str) -> Audience:
     return "dsl" if Route(route) == Route.dsl else "managers"
 
 
-def learner_pattern(registers: RegisterIndex) -> re.Pattern[str] | None:
-    """One regex matching every registered learner's names, aliases, email and handles (cached).
-
-    Names match with their capital letter (so "Will" is masked, the verb "will" is not); emails
-    and handles match in any case."""
-    cached = registers.derived.get("slack.learner_pattern")
-    if cached is not None:
-        return cached if isinstance(cached, re.Pattern) else None
+def _learner_terms(registers: RegisterIndex) -> tuple[set[str], set[str]]:
+    """(names, handles) to mask: names with their capital letters, handles and emails in any
+    case. Both spellings of an apostrophe."""
     names: set[str] = set()
     handles: set[str] = set()
     for lr in registers.iter_learners():
@@ -104,6 +105,20 @@ def learner_pattern(registers: RegisterIndex) -> re.Pattern[str] | None:
         for value in (lr.email, *lr.handles):
             if value and len(value.strip()) >= 2:
                 handles.add(value.strip().lstrip("@"))
+    return names, handles
+
+
+def learner_pattern(registers: RegisterIndex) -> re.Pattern[str] | None:
+    """One regex matching every registered learner's names, aliases, email and handles (cached).
+
+    Names match with their capital letter (so "Will" is masked, the verb "will" is not); emails
+    and handles match in any case, with or without a leading "@"; neither inside a longer word.
+    ``mask_learners`` applies the same rule with an automaton (and this regex where a text's
+    lower case has a different length)."""
+    cached = registers.derived.get("slack.learner_pattern")
+    if cached is not None:
+        return cached if isinstance(cached, re.Pattern) else None
+    names, handles = _learner_terms(registers)
     if not names and not handles:
         registers.derived["slack.learner_pattern"] = False
         return None
@@ -117,9 +132,86 @@ def learner_pattern(registers: RegisterIndex) -> re.Pattern[str] | None:
     return pattern
 
 
+def _word(ch: str) -> bool:
+    """A word character, as the regex ``\\w``."""
+    return ch.isalnum() or ch == "_"
+
+
+class LearnerMasker:
+    """Finds registered learners' names and handles in a text in one pass (Aho-Corasick over the
+    lower-cased text), then keeps the matches that obey ``learner_pattern``'s rule: a name in its
+    own capitalisation, a handle or email in any case with an optional "@", neither preceded by a
+    word character or "@" nor followed by a word character. Of overlapping matches the leftmost,
+    then the longest, is masked."""
+
+    def __init__(self, names: set[str], handles: set[str]):
+        terms: dict[str, tuple[set[str], bool]] = {}
+        for name in names:
+            terms.setdefault(name.lower(), (set(), False))[0].add(name)
+        for handle in handles:
+            exact, _ = terms.get(handle.lower(), (set(), False))
+            terms[handle.lower()] = (exact, True)
+        self.automaton: Any = ahocorasick.Automaton()
+        for key, (exact, is_handle) in terms.items():
+            self.automaton.add_word(key, (len(key), frozenset(exact), is_handle))
+        self.automaton.make_automaton()
+
+    def spans(self, text: str) -> list[tuple[int, int]] | None:
+        """Non-overlapping (start, end) of every learner detail; None if the text's lower case
+        has another length (a few non-Latin letters), where offsets would not line up."""
+        low = text.lower()
+        if len(low) != len(text):
+            return None
+        found: list[tuple[int, int]] = []
+        for last, (length, exact, is_handle) in self.automaton.iter(low):
+            start, end = last - length + 1, last + 1
+            if end < len(text) and _word(text[end]):
+                continue
+            if is_handle:
+                at = start - 1 if start > 0 and text[start - 1] == "@" else start
+                if at == 0 or not (_word(text[at - 1]) or text[at - 1] == "@"):
+                    found.append((at, end))
+                    continue
+            if text[start:end] in exact and (
+                    start == 0 or not (_word(text[start - 1]) or text[start - 1] == "@")):
+                found.append((start, end))
+        found.sort(key=lambda span: (span[0], -span[1]))
+        kept: list[tuple[int, int]] = []
+        for start, end in found:
+            if not kept or start >= kept[-1][1]:
+                kept.append((start, end))
+        return kept
+
+
+def learner_masker(registers: RegisterIndex) -> LearnerMasker | None:
+    """The register's masker, built once per register (cached on it)."""
+    cached = registers.derived.get("slack.learner_masker")
+    if cached is not None:
+        return cached if isinstance(cached, LearnerMasker) else None
+    names, handles = _learner_terms(registers)
+    masker = LearnerMasker(names, handles) if names or handles else None
+    registers.derived["slack.learner_masker"] = masker if masker is not None else False
+    return masker
+
+
 def mask_learners(text: str, registers: RegisterIndex) -> str:
-    pattern = learner_pattern(registers)
-    return pattern.sub("[learner]", text) if pattern else text
+    """``text`` with every registered learner's name, alias, email and handle replaced by
+    "[learner]"."""
+    masker = learner_masker(registers)
+    if masker is None or not text:
+        return text
+    spans = masker.spans(text)
+    if spans is None:
+        pattern = learner_pattern(registers)
+        return pattern.sub("[learner]", text) if pattern else text
+    out: list[str] = []
+    pos = 0
+    for start, end in spans:
+        out.append(text[pos:start])
+        out.append("[learner]")
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def _spans(findings: list[m.Finding], length: int) -> list[tuple[int, int]]:

@@ -30,6 +30,8 @@ __all__ = ["SlackService"]
 
 log = logging.getLogger(__name__)
 
+ANCHOR_REFRESH_SECONDS = 5.0
+
 
 class SlackService:
     def __init__(self, runtime: Runtime, *, clock: Callable[[], datetime] | None = None,
@@ -40,6 +42,10 @@ class SlackService:
                                   "connectors": runtime.connectors}
         if clock is not None:
             kwargs["clock"] = clock
+        # the service drains the outbox again and again (after each webhook batch and poll, and
+        # every outbox_interval_seconds): a busy thread's grouped-flag count is refreshed at most
+        # every few seconds, not after every reply
+        kwargs["anchor_refresh_seconds"] = ANCHOR_REFRESH_SECONDS
         self.bot = SlackBot(config, runtime.db, make_client(config, bot_token), **kwargs)
         self.sink = SlackSink(self.bot)
         self.runtime = runtime

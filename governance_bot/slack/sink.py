@@ -4,8 +4,14 @@ Delivery happens inside the sender's transaction: the ``FlagMessage`` row (where
 posted) commits together with the outbox row's ``delivered_at``. If the process dies after Slack
 accepted the post but before that commit, the outbox row is claimed again when its lease runs
 out, and ``SlackBot.show`` finds the earlier post by its message metadata instead of posting
-twice. Slack errors (429 after retries, 5xx, network) raise ``DeliveryError`` so the sender
-retries with backoff: an outage delays alerts but loses none.
+twice. It looks only on a later attempt: on a message's first claim (``FlagView.first_attempt``)
+nothing can have been posted, so the first attempt costs no history read. Slack errors (429 after
+retries, 5xx, network) raise ``DeliveryError`` so the sender retries with backoff: an outage
+delays alerts but loses none.
+
+A flag grouped under an earlier flag's message (a reply on the same thread) marks that message
+due for a refresh in the same transaction; ``flush``, called by the sender after each batch,
+refreshes each marked message once. A crash in between leaves the mark for the next drain.
 """
 
 from __future__ import annotations
@@ -50,3 +56,12 @@ class SlackSink:
             raise DeliveryError(f"Slack unreachable: {type(exc).__name__}") from exc
         except OSError as exc:
             raise DeliveryError(f"Slack unreachable: {type(exc).__name__}") from exc
+
+    def flush(self) -> None:
+        """Refresh the messages further flags were grouped under in this batch (or before a
+        crash): once each, with the final count. Errors leave them marked for the next drain."""
+        try:
+            self.bot.refresh_anchors()
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            log.warning("slack: grouped-flag counts not refreshed now (%s); tried again at the "
+                        "next drain", type(exc).__name__)

@@ -177,6 +177,9 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     available_at: Mapped[datetime] = mapped_column(default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # how often a sender has claimed it (or shown its flag directly, e.g. an escalation): on the
+    # first claim nothing can have been posted yet, so a sink need not look for an earlier post
+    claims: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
     claimed_by: Mapped[str | None] = mapped_column(String(128))
     claimed_until: Mapped[datetime | None]
@@ -196,6 +199,9 @@ class FlagMessage(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     route: Mapped[str | None] = mapped_column(String(32))  # whose view it shows (masking)
     thread_ts: Mapped[str | None] = mapped_column(String(64))  # grouped under another message
+    # > 0: flags were grouped under this message since its count was last shown; the sender
+    # refreshes it at the end of its drain (a crash in between leaves it marked for the next)
+    refresh_due: Mapped[int] = mapped_column(Integer, default=0, server_default="0", index=True)
 
     __table_args__ = (UniqueConstraint("flag_id", "sink", "channel", name="uq_flag_messages_dest"),)
 
