@@ -207,11 +207,14 @@ def replica(config_path: Path, lines_path: Path, rate: float, start_at: float | 
     from connectors.jsonl import LineProblem, parse_line
     from governance_bot.config import load_config
     from governance_bot.runtime import Runtime
+    from governance_bot.slack.service import ANCHOR_REFRESH_SECONDS
     from governance_bot.slack.sink import SlackSink
 
     config = load_config(config_path)
     rt = Runtime.from_config(config, import_registers_from_config=False, with_connectors=False)
-    sender = rt.sender(SlackSink.from_config(config, rt.db))
+    # as the service builds it (a thread's first alert is refreshed at most every few seconds)
+    sender = rt.sender(SlackSink.from_config(config, rt.db,
+                                             anchor_refresh_seconds=ANCHOR_REFRESH_SECONDS))
     lines = lines_path.read_text(encoding="utf-8").splitlines()
     # warm-up, outside the measurement: the first items load the matchers and lexicons lazily
     for n, line in enumerate(lines[:5]):
