@@ -967,7 +967,8 @@ def _try_onnx_variant(settings: ToxicitySettings, pack: ToxicityPack, detox: Any
     try:
         candidate = OnnxBackend.from_file(path, detox.tokenizer, torch_backend.class_names,
                                           settings.batch_size, settings.model, settings.threads,
-                                          variant=_VARIANT_NAMES[variant])
+                                          variant=_VARIANT_NAMES[variant],
+                                          parallel_batches=settings.parallel_batches)
     except Exception as exc:
         notes.append(f"{path} cannot be loaded by onnxruntime ({type(exc).__name__})")
         return None, None
