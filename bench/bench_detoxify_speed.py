@@ -72,14 +72,15 @@ def write_bundle(folder: Path, model_type: str, texts: Sequence[str]) -> tuple[P
     tokenizer = transformers.BertTokenizer(vocab=str(hf_dir / "vocab.txt"), model_max_length=512)
     tokenizer.save_pretrained(hf_dir)
     classes = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]
+    labels: dict[str, Any] = {"num_labels": len(classes)}
     if model_type == "original":
-        config: Any = transformers.BertConfig(num_labels=len(classes))  # bert-base-uncased shape
+        config: Any = transformers.BertConfig(**labels)  # bert-base-uncased shape
         name = "BertForSequenceClassification"
         hub = "bert-base-uncased"
     else:  # albert-base-v2 shape
         config = transformers.AlbertConfig(
             embedding_size=128, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-            intermediate_size=3072, vocab_size=30000, num_labels=len(classes),
+            intermediate_size=3072, vocab_size=30000, **labels,
         )
         name = "AlbertForSequenceClassification"
         hub = "albert-base-v2"
@@ -191,7 +192,7 @@ def bench_model(model_type: str, texts: Sequence[str], work: Path, repeats: int,
     for variant in ("plain", "first-token"):
         paths[variant] = work / f"{model_type}.{variant}.onnx"
         start = time.perf_counter()
-        export_onnx(detox, paths[variant], {}, variant)  # type: ignore[arg-type]
+        export_onnx(detox, paths[variant], {}, variant)
         exports[variant] = time.perf_counter() - start
     paths["fused"] = work / f"{model_type}.first-token.fused.onnx"
     start = time.perf_counter()
@@ -226,7 +227,8 @@ def bench_model(model_type: str, texts: Sequence[str], work: Path, repeats: int,
               for name, b in variants.items() if name != STOCK}
     results: dict[str, dict[str, list[float]]] = {name: {} for name in variants}
     loads = [os.getloadavg()[0]]
-    modes = (("batch 32", 32, len(texts), variants),
+    modes: tuple[tuple[str, int, int, dict[str, Any]], ...] = (
+             ("batch 32", 32, len(texts), variants),
              ("batch 1", 1, n_single, variants),
              ("one text per call", 32, n_single,
               {STOCK: torch_b, FAST: OneTextPerCall(fast),
@@ -318,7 +320,8 @@ def memory(work: Path, texts: Sequence[str]) -> dict[str, Any]:
         import cv2
 
         cascade = cv2.CascadeClassifier(
-            str(Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"))
+            str(Path(cv2.data.haarcascades)  # type: ignore[attr-defined]
+                / "haarcascade_frontalface_default.xml"))
         assert not cascade.empty()
         steps.append(("+ OpenCV Haar face cascade", *rss_mb()))
     except Exception as exc:
