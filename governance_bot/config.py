@@ -330,7 +330,14 @@ class ToxicitySettings(_Section):
         default=None, description="where the ONNX export is kept (default: beside the checkpoint)"
     )
     batch_size: int = Field(default=32, ge=1, le=1024)
-    threads: int | None = Field(default=None, ge=1, description="CPU threads for inference")
+    threads: int | None = Field(
+        default=None, ge=1, description="CPU threads for inference (default: every core)"
+    )
+    parallel_batches: bool = Field(
+        default=True,
+        description="ONNX: run that many batches at once, one thread each, rather than one batch "
+        "at a time on every thread",
+    )
     allow_fallback: bool = Field(
         default=False, description="use alt-profanity-check when no Detoxify weights load"
     )

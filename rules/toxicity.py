@@ -39,6 +39,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -386,21 +387,53 @@ def plan_batches(lengths: Sequence[int], max_batch: int, overhead_tokens: int = 
     return batches
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def spread_batches(plan: list[list[int]], lengths: Sequence[int],
+                   workers: int) -> list[list[int]]:
+    """``plan``'s batches, most work first, the biggest halved until every worker has one.
+
+    Most work first, so the batches run side by side finish at about the same time; a call with
+    fewer batches than workers (one short burst of comments) is split so no core sits idle.
+    """
+    def work(batch: list[int]) -> int:
+        return len(batch) * max(lengths[i] for i in batch)
+
+    batches = [list(b) for b in plan if b]
+    while 0 < len(batches) < workers:
+        biggest = max(batches, key=work)
+        if len(biggest) < 2:
+            break
+        batches.remove(biggest)
+        half = len(biggest) // 2  # in a token-ordered plan each half keeps its padding low
+        batches += [biggest[:half], biggest[half:]]
+    return sorted(batches, key=work, reverse=True)
+
+
 class OnnxBackend:
     """The same checkpoint exported to ONNX and run with onnxruntime.
 
     Texts are tokenised exactly as Detoxify does (truncation; padding to the longest in a batch),
     all at once, then grouped by token count (``plan_batches``) so a batch carries little padding.
+    With ``workers`` > 1 the batches run side by side, one per worker thread, on one shared
+    session with one intra-op thread each (``InferenceSession.run`` is thread-safe and releases
+    the GIL): independent batches use the cores better than one batch split across them.
     With an fp32 export a text's scores do not depend on which batch it lands in (the attention
-    mask ignores padding); with the int8 one they move slightly (activations are scaled per batch),
-    within the parity tolerance.
+    mask ignores padding) nor on which thread runs it; with the int8 one they move slightly
+    (activations are scaled per batch), within the parity tolerance.
     """
 
     is_fallback = False
 
     def __init__(self, session: Any, tokenizer: Any, class_names: Sequence[str],
                  batch_size: int = 32, model_type: str = "original", sort_by_length: bool = True,
-                 variant: str = "onnx"):
+                 variant: str = "onnx", workers: int = 1):
         self.session = session
         self.tokenizer = tokenizer
         self.class_names = list(class_names)
@@ -408,23 +441,31 @@ class OnnxBackend:
         self.sort_by_length = sort_by_length
         self.model_type = model_type
         self.variant = variant
+        self.workers = max(1, workers)
         self.name = f"detoxify-{model_type} ({variant})"
         self.input_names = [i.name for i in session.get_inputs()]
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     @classmethod
     def from_file(cls, path: Path, tokenizer: Any, class_names: Sequence[str], batch_size: int = 32,
                   model_type: str = "original", threads: int | None = None,
-                  sort_by_length: bool = True, variant: str = "onnx") -> OnnxBackend:
+                  sort_by_length: bool = True, variant: str = "onnx",
+                  parallel_batches: bool = True) -> OnnxBackend:
+        """A backend on the export at ``path`` using ``threads`` CPU threads (default: every
+        available core): with ``parallel_batches``, that many batches at once on one thread
+        each; without, one batch at a time on that many intra-op threads."""
         import onnxruntime as ort
 
+        threads = threads or available_cores()
+        workers = threads if parallel_batches else 1
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
+        options.intra_op_num_threads = threads // workers
+        options.inter_op_num_threads = 1
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         return cls(session, tokenizer, class_names, batch_size, model_type, sort_by_length,
-                   variant)
+                   variant, workers)
 
     def _run(self, encoded: list[dict[str, list[int]]]) -> Any:
         import numpy as np
@@ -447,16 +488,30 @@ class OnnxBackend:
         logits = self.session.run(None, feeds)[0]
         return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
 
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="toxicity")
+            return self._pool
+
     def score(self, texts: Sequence[str]) -> list[dict[str, float]]:
         if not texts:
             return []
         enc = self.tokenizer(list(texts), truncation=True)
         rows = [{name: enc[name][i] for name in self.input_names} for i in range(len(texts))]
-        plan = plan_batches([len(r["input_ids"]) for r in rows], self.batch_size,
-                            sort=self.sort_by_length)
+        lengths = [len(r["input_ids"]) for r in rows]
+        plan = plan_batches(lengths, self.batch_size, sort=self.sort_by_length)
         out: list[dict[str, float]] = [{} for _ in texts]
-        for idx in plan:
-            probs = self._run([rows[i] for i in idx])
+
+        def run(idx: list[int]) -> tuple[list[int], Any]:
+            return idx, self._run([rows[i] for i in idx])
+
+        if self.workers > 1:
+            done: Iterable[tuple[list[int], Any]] = self._executor().map(
+                run, spread_batches(plan, lengths, self.workers))
+        else:
+            done = map(run, plan)
+        for idx, probs in done:
             for row, i in enumerate(idx):
                 out[i] = {label: float(probs[row, j]) for j, label in enumerate(self.class_names)}
         return out
@@ -535,33 +590,32 @@ def _checkpoint_identity(model_type: str, checkpoint: Path | None) -> dict[str, 
 
 
 # The ONNX variants the service tries, fastest first; each is used only if it passes the parity
-# check against torch. "int8": the fused export with dynamic int8 quantisation of its weights and
-# activations (onnxruntime's u8s8 kernels; about 4x on a VNNI CPU, but it moves scores by a few
-# 1e-3 on random weights, so the gate usually refuses it). "fused": traced export with eager
-# attention, then onnxruntime's transformer optimiser fuses attention, embedding+LayerNorm,
-# skip+LayerNorm and bias+GELU into single CPU kernels (fp32). "plain": the dynamo export as it
+# check against torch. "int8": the first-token export with dynamic int8 quantisation of its
+# weights and activations (onnxruntime's u8s8 kernels; about 4x on a VNNI CPU, but it moves scores
+# by a few 1e-3 on random weights, so the gate usually refuses it). "first-token": the model traced
+# with eager attention and its last encoder layer computing the first token only (what every
+# Detoxify head reads; ``_export_first_token``), fp32, exact. "plain": the dynamo export as it
 # comes (fp32).
-OnnxVariant = Literal["int8", "fused", "plain"]
-ONNX_VARIANTS: tuple[OnnxVariant, ...] = ("int8", "fused", "plain")
-_VARIANT_NAMES = {"int8": "onnx, fused, int8", "fused": "onnx, fused", "plain": "onnx"}
+OnnxVariant = Literal["int8", "first-token", "plain"]
+ONNX_VARIANTS: tuple[OnnxVariant, ...] = ("int8", "first-token", "plain")
+_VARIANT_NAMES = {"int8": "onnx, first-token, int8", "first-token": "onnx, first-token",
+                  "plain": "onnx"}
 
 
 def export_onnx(detox: Any, path: Path, identity: dict[str, Any] | None = None,
                 variant: OnnxVariant = "plain", source: Path | None = None) -> Path:
     """Export the Detoxify model to ONNX at ``path`` (dynamic batch and sequence length).
 
-    ``variant="int8"`` quantises ``source`` (a fused export) instead of exporting. The
+    ``variant="int8"`` quantises ``source`` (a first-token export) instead of exporting. The
     ``.onnx.json`` beside it records ``identity`` (what it was made from) and the variant.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     if variant == "int8":
         if source is None:
-            raise ValueError("the int8 variant is made from a fused export: pass source=")
+            raise ValueError("the int8 variant is made from a first-token export: pass source=")
         quantize_onnx(source, path)
-    elif variant == "fused":
-        fused = _export_fused(detox, path)
-        log.info("toxicity: fused ONNX export: %s",
-                 ", ".join(f"{n} {op}" for op, n in sorted(fused.items()) if n) or "nothing fused")
+    elif variant == "first-token":
+        _export_first_token(detox, path)
     else:
         _export_dynamo(detox, path)
     _onnx_sidecar(path).write_text(json.dumps({**(identity or {}), "export": variant}, indent=1))
@@ -574,7 +628,7 @@ def quantize_onnx(source: Path, target: Path) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
-                     # the fused contrib operators carry no type information for the quantiser
+                     # tensors whose type the quantiser cannot infer are fp32
                      extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     return target
 
@@ -607,19 +661,119 @@ def _export_dynamo(detox: Any, path: Path) -> None:
     program.save(str(path))
 
 
-def _export_fused(detox: Any, path: Path) -> dict[str, int]:
-    """Traced export with eager attention, then onnxruntime's transformer fusions.
-
-    The dynamo exporter's attention graph is not one onnxruntime's optimiser recognises, so
-    this variant traces the model (``dynamo=False``) with transformers' eager attention, which
-    it does. Inputs are passed by name: ``forward``'s positional order is not the tokenizer's.
-    The torch model's attention implementation is restored afterwards, so the torch reference
-    in the parity check is untouched. Returns the optimiser's fused-operator counts.
-    """
-    import tempfile
-
+def _first_token_attention(attention: Any, query_states: Any, hidden: Any,
+                           attention_mask: Any) -> Any:
+    """Self-attention of the first token over every token, as transformers' eager attention."""
     import torch
-    from onnxruntime.transformers.optimizer import optimize_model
+
+    batch, length, _ = hidden.shape
+    heads, size = attention.num_attention_heads, attention.attention_head_size
+    query = attention.query(query_states).view(batch, 1, heads, size).transpose(1, 2)
+    key = attention.key(hidden).view(batch, length, heads, size).transpose(1, 2)
+    value = attention.value(hidden).view(batch, length, heads, size).transpose(1, 2)
+    weights = torch.matmul(query, key.transpose(2, 3)) * attention.scaling
+    if attention_mask is not None:
+        mask = attention_mask[:, :, :1, :]
+        if mask.dtype == torch.bool:  # sdpa's form: True where a token may be attended to
+            weights = weights.masked_fill(~mask, torch.finfo(weights.dtype).min)
+        else:  # eager's form (what the export traces): added to the scores
+            weights = weights + mask
+    weights = torch.nn.functional.softmax(weights, dim=-1)
+    return torch.matmul(weights, value).transpose(1, 2).reshape(batch, 1, heads * size)
+
+
+def _first_token_layer(layer: Any) -> Any:
+    """``layer`` (the model's last encoder layer) computing only the first token's output.
+
+    Every Detoxify head (the BERT and ALBERT poolers, the RoBERTa/XLM-R classification head)
+    reads only the first token of the last layer's output. That token's output needs the keys
+    and values of every token but the query, the attention output, the feed-forward and the
+    LayerNorms of the first token only, so this module computes just those, with the layer's own
+    weights, and returns a sequence of length 1: the same numbers as the full layer for that
+    token, for about a sixth of the layer's work.
+    """
+    import torch
+
+    class FirstTokenLayer(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = layer
+
+        def forward(self, hidden: Any, attention_mask: Any = None, *args: Any,
+                    **kwargs: Any) -> Any:
+            first = hidden[:, :1]
+            if hasattr(layer, "full_layer_layer_norm"):  # ALBERT
+                attention = layer.attention
+                context = _first_token_attention(attention, first, hidden, attention_mask)
+                attended = attention.LayerNorm(first + attention.dense(context))
+                return layer.full_layer_layer_norm(layer.ff_chunk(attended) + attended)
+            # BERT, RoBERTa, XLM-R
+            context = _first_token_attention(layer.attention.self, first, hidden, attention_mask)
+            attended = layer.attention.output(context, first)
+            return layer.feed_forward_chunk(attended)
+
+    return FirstTokenLayer()
+
+
+@contextlib.contextmanager
+def _last_layer_on_first_token(model: Any) -> Any:
+    """Within the block, ``model``'s last encoder layer computes the first token only."""
+    base = getattr(model, model.base_model_prefix)
+    encoder = base.encoder
+    if hasattr(encoder, "layer"):  # BERT, RoBERTa, XLM-R
+        last = encoder.layer[-1]
+        encoder.layer[-1] = _first_token_layer(last)
+        try:
+            yield
+        finally:
+            encoder.layer[-1] = last
+        return
+    # ALBERT: groups of shared layers, each group called for several consecutive layers; the last
+    # group's last layer runs on the first token in its last call only
+    import torch
+
+    config = model.config
+    groups = encoder.albert_layer_groups
+    group = groups[-1]
+    calls = int(config.num_hidden_layers // config.num_hidden_groups)
+
+    class LastCall(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.group, self.count = group, 0
+
+        def forward(self, hidden: Any, attention_mask: Any = None, **kwargs: Any) -> Any:
+            self.count += 1
+            if self.count < calls:
+                return self.group(hidden, attention_mask, **kwargs)
+            self.count = 0
+            layers = list(self.group.albert_layers)
+            for albert_layer in layers[:-1]:
+                hidden = albert_layer(hidden, attention_mask, **kwargs)
+            return _first_token_layer(layers[-1])(hidden, attention_mask)
+
+    if config.num_hidden_layers % config.num_hidden_groups:
+        raise ValueError("ALBERT layers not evenly split into groups")
+    groups[-1] = LastCall()
+    try:
+        yield
+    finally:
+        groups[-1] = group
+
+
+def _export_first_token(detox: Any, path: Path) -> None:
+    """Traced export with eager attention and the last layer on the first token only.
+
+    The model is traced (``torch.onnx.export(..., dynamo=False)``) with transformers' eager
+    attention, inside ``_last_layer_on_first_token``: the last encoder layer computes only the
+    first token's output, which is all the classification head reads (the keys and values still
+    come from every token), so about 7 % of a 12-layer model's work is skipped with the same
+    result. onnxruntime's own graph optimisations apply when the session loads it. Inputs are
+    passed by name: ``forward``'s positional order is not the tokenizer's. The torch model's
+    attention implementation and layers are restored afterwards, so the torch reference in the
+    parity check is untouched.
+    """
+    import torch
 
     model = detox.model.eval()
     sample, names = _export_sample(detox)
@@ -632,31 +786,21 @@ def _export_fused(detox: Any, path: Path) -> dict[str, int]:
         def forward(self, *inputs: Any) -> Any:
             return self.model(**dict(zip(names, inputs, strict=True))).logits
 
-    config = model.config
-    before = getattr(config, "_attn_implementation", None)
+    before = getattr(model.config, "_attn_implementation", None)
     try:
         model.set_attn_implementation("eager")
-        with tempfile.TemporaryDirectory(dir=path.parent) as tmp, torch.no_grad(), \
-                warnings.catch_warnings():
+        with torch.no_grad(), warnings.catch_warnings(), _last_layer_on_first_token(model):
             warnings.simplefilter("ignore")
-            raw = Path(tmp) / "traced.onnx"
             torch.onnx.export(
-                ByName().eval(), tuple(sample[n] for n in names), str(raw), input_names=names,
+                ByName().eval(), tuple(sample[n] for n in names), str(path), input_names=names,
                 output_names=["logits"], opset_version=17, dynamo=False,
                 dynamic_axes={**{n: {0: "batch", 1: "sequence"} for n in names},
                               "logits": {0: "batch"}},
             )
-            _release_memory()  # the tracer's copies of the weights, before the optimiser's
-            # "bert" fusions: also the right patterns for ALBERT, RoBERTa and XLM-R layers
-            optimized = optimize_model(str(raw), model_type="bert", opt_level=0,
-                                       num_heads=config.num_attention_heads,
-                                       hidden_size=config.hidden_size)
-            optimized.save_model_to_file(str(path))
-            stats = optimized.get_fused_operator_statistics()
     finally:
         if before is not None:
             model.set_attn_implementation(before)
-    return {op: int(n) for op, n in stats.items()}
+        _release_memory()  # the tracer's copies of the weights
 
 
 def _default_onnx_path(settings: ToxicitySettings, base: Path) -> Path:
@@ -753,8 +897,8 @@ def _release_memory() -> None:
 
 
 def _variant_path(path: Path, variant: OnnxVariant) -> Path:
-    """The fused export lives at the configured ``onnx_path``; the others beside it."""
-    if variant == "fused":
+    """The first-token export lives at the configured ``onnx_path``; the others beside it."""
+    if variant == "first-token":
         return path
     return path.with_name(f"{path.stem}.{variant}{path.suffix}")
 
@@ -799,7 +943,7 @@ def _ensure_export(detox: Any, identity: dict[str, Any], variant: OnnxVariant, b
             pass
     source = None
     if variant == "int8":
-        source = _ensure_export(detox, identity, "fused", base_path, model, notes)
+        source = _ensure_export(detox, identity, "first-token", base_path, model, notes)
         if source is None:
             return None
     try:
@@ -823,7 +967,8 @@ def _try_onnx_variant(settings: ToxicitySettings, pack: ToxicityPack, detox: Any
     try:
         candidate = OnnxBackend.from_file(path, detox.tokenizer, torch_backend.class_names,
                                           settings.batch_size, settings.model, settings.threads,
-                                          variant=_VARIANT_NAMES[variant])
+                                          variant=_VARIANT_NAMES[variant],
+                                          parallel_batches=settings.parallel_batches)
     except Exception as exc:
         notes.append(f"{path} cannot be loaded by onnxruntime ({type(exc).__name__})")
         return None, None
@@ -1086,10 +1231,10 @@ def prepare_offline_bundle(out_dir: Path, model_type: str = "original",
     paths = {"checkpoint": ckpt_out, "huggingface_config_path": hf_dir}
     if export:
         onnx_path = out_dir / f"detoxify-{model_type}.onnx"
-        # the fused export and its int8 quantisation, so the server only runs the parity checks
-        # (the transformer optimiser peaks at several times the model's size)
+        # the first-token export and its int8 quantisation, so the server only runs the parity
+        # checks (exporting holds the torch model and the tracer's copy of it)
         identity = _checkpoint_identity(model_type, ckpt_out)
-        export_onnx(detox, onnx_path, identity, "fused")
+        export_onnx(detox, onnx_path, identity, "first-token")
         export_onnx(detox, _variant_path(onnx_path, "int8"), identity, "int8", source=onnx_path)
         paths["onnx_path"] = onnx_path
     return paths
