@@ -178,11 +178,12 @@ class Pipeline:
         Each batch is archived in one transaction (committed before detection, so nothing is
         lost if detection fails). The model-backed detectors then see the whole batch at once,
         on a worker thread, while the previous batch's findings are recorded: the models run
-        outside the interpreter lock, so on a machine with two cores the two overlap. The
-        findings of a batch are recorded in one transaction, item by item in order, through a
-        history that reads that transaction, so the history-reading rules see the earlier
-        items' findings just as they would one item at a time. A batch whose transaction fails
-        is done again item by item, which isolates the bad item."""
+        outside the interpreter lock, so on a machine with two cores the two overlap. The other
+        rules then check the batch item by item, in order, against a history that adds the
+        batch's earlier findings to the stored ones (:class:`BatchHistory`), so they see what
+        they would see one item at a time; the findings are recorded in one transaction. A
+        batch whose transaction fails is done again item by item, which isolates the bad
+        item."""
         report = report if report is not None else ScanReport()
         iterator = iter(items)
         pending: PendingBatch | None = None
