@@ -109,7 +109,9 @@ class _OnnxEmbedder:
         self.tokenizer.enable_truncation(max_len)
         self.tokenizer.no_padding()
         self.threads = threads
-        self._pool: ThreadPoolExecutor | None = None
+        # its threads start on first use; made here so two callers never make two
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="embed") if threads > 1 \
+            else None
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = 1
@@ -144,9 +146,7 @@ class _OnnxEmbedder:
             norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
             out[rows] = pooled / norms
 
-        if self.threads > 1 and len(batches) > 1:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="embed")
+        if self._pool is not None and len(batches) > 1:
             for done in [self._pool.submit(run, rows) for rows in batches]:
                 done.result()
         else:
