@@ -39,18 +39,9 @@ from rules.toxicity import (
     prepare_offline_bundle,
     toxicity_status,
 )
-from tests.toxicity_fixtures import UNBIASED_CLASSES, build_checkpoint
+from tests.toxicity_fixtures import SAMPLE_TEXTS, UNBIASED_CLASSES, build_checkpoint
 
-TEXTS = [
-    "well done team great match",
-    "you are a stupid idiot",
-    "shut up nobody cares",
-    "see you after school",
-    "thanks for the lovely photos",
-    "hate",
-    "a",
-    "kill kill kill you idiot idiot idiot stupid stupid hate hate hate the the the school trip",
-]
+TEXTS = list(SAMPLE_TEXTS)
 
 
 # ------------------------------------------------------------------------------- fixtures

@@ -25,17 +25,10 @@ from rules.toxicity import (
     plan_batches,
     spread_batches,
 )
-from tests.toxicity_fixtures import ARCHITECTURES, build_checkpoint
+from tests.toxicity_fixtures import ARCHITECTURES, SAMPLE_TEXTS, build_checkpoint
 
 TEXTS = [
-    "well done team great match",
-    "you are a stupid idiot",
-    "shut up nobody cares",
-    "see you after school",
-    "thanks for the lovely photos",
-    "hate",
-    "a",
-    "kill kill kill you idiot idiot idiot stupid stupid hate hate hate the the the school trip",
+    *SAMPLE_TEXTS,
     "great day for the school trip thanks team",
     "nobody cares about the match you idiot",
 ]

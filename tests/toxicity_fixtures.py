@@ -24,6 +24,17 @@ WORDS = [
     "stupid", "hate", "well", "done", "team", "match", "thanks", "for", "photos", "see", "after",
     "shut", "up", "nobody", "cares",
 ]
+# texts made of those words, short and long (the long one longer than most batches' others)
+SAMPLE_TEXTS = (
+    "well done team great match",
+    "you are a stupid idiot",
+    "shut up nobody cares",
+    "see you after school",
+    "thanks for the lovely photos",
+    "hate",
+    "a",
+    "kill kill kill you idiot idiot idiot stupid stupid hate hate hate the the the school trip",
+)
 
 
 # Detoxify model -> (transformers model class, the hub name its real checkpoint names)
