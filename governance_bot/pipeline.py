@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -148,13 +148,15 @@ class Pipeline:
         return self.engine.detect(archived.item, ctx, precomputed)
 
     def _record(self, session: Session, archived: _Archived, findings: list[Finding],
-                report: ScanReport) -> FlagChange | None:
+                report: ScanReport, record: m.ItemRecord | None = None) -> FlagChange | None:
+        """Store ``findings`` for one archived item; the caller marks its version detected
+        (:meth:`_mark_detected`)."""
         report.detected += 1
-        record = session.get(m.ItemRecord, archived.record_id)
-        version = session.get(m.ItemVersion, archived.version_id)
-        assert record is not None and version is not None
-        change = record_findings(session, record, findings, now=archived.now)
-        version.detected_at = archived.now
+        change = None
+        if findings:
+            record = record or session.get(m.ItemRecord, archived.record_id)
+            assert record is not None
+            change = record_findings(session, record, findings, now=archived.now)
         if change is not None:
             if change.created:
                 report.flags_created += 1
@@ -167,7 +169,18 @@ class Pipeline:
                            ) -> FlagChange | None:
         findings = self._detect(archived, precomputed=precomputed)
         with self.db.session() as session:
-            return self._record(session, archived, findings, report)
+            change = self._record(session, archived, findings, report)
+            self._mark_detected(session, [archived])
+            return change
+
+    @staticmethod
+    def _mark_detected(session: Session, archived: Sequence[_Archived]) -> None:
+        """Set the versions' ``detected_at`` in one statement (the versions are not loaded:
+        their content is encrypted, and decrypting it only to set a time costs more than the
+        rest of recording an unflagged item)."""
+        if archived:
+            session.execute(update(m.ItemVersion),
+                            [{"id": a.version_id, "detected_at": a.now} for a in archived])
 
     def process_many(self, items: Iterable[Item], report: ScanReport | None = None,
                      progress: Callable[[int], None] | None = None,
@@ -289,14 +302,14 @@ class Pipeline:
                 findings = self._detect(entry, history, precomputed)
                 history.record(entry.item, findings)
                 found.append(findings)
-            with self.db.session() as session:
-                # the batch's records and versions in two queries, not two per item
-                session.execute(select(m.ItemRecord).where(
-                    m.ItemRecord.id.in_([a.record_id for a in archived]))).scalars().all()
-                session.execute(select(m.ItemVersion).where(
-                    m.ItemVersion.id.in_([a.version_id for a in archived]))).scalars().all()
+            with self.db.session() as session, auditlog.batched(session):
+                # the flagged items' records in one query, not one per item
+                wanted = [a.record_id for a, f in zip(archived, found, strict=True) if f]
+                records = {rec.id: rec for rec in session.execute(select(m.ItemRecord).where(
+                    m.ItemRecord.id.in_(wanted))).scalars()} if wanted else {}
                 for entry, findings in zip(archived, found, strict=True):
-                    self._record(session, entry, findings, r)
+                    self._record(session, entry, findings, r, records.get(entry.record_id))
+                self._mark_detected(session, archived)
 
         try:
             self._retrying(f"batch of {len(archived)}", report, detect_then_record)

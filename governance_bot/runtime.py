@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,19 @@ def import_register_files(db: Database, *, toml: Path | None = None, learners: P
         return import_registers(session, kinds, actor=actor, source=", ".join(sources))
 
 
+def limit_blas_threads() -> None:
+    """One thread for the BLAS libraries already loaded (numpy's and scipy's OpenBLAS), unless
+    ``OPENBLAS_NUM_THREADS`` says otherwise (see ``governance_bot/__init__.py``: their idle
+    threads spin after every small matrix product)."""
+    from threadpoolctl import threadpool_limits
+
+    try:
+        wanted = max(1, int(os.environ.get("OPENBLAS_NUM_THREADS", "1")))
+    except ValueError:
+        wanted = 1
+    threadpool_limits(limits=wanted, user_api="blas")
+
+
 @dataclass
 class Runtime:
     config: Config
@@ -106,6 +120,7 @@ class Runtime:
             for settings in connector_settings(config):
                 if settings.enabled:
                     connectors.append(load_connector(settings.type)(settings))
+        limit_blas_threads()
         return cls(config, db, registers, engine, pipeline, connectors)
 
     @staticmethod

@@ -67,3 +67,62 @@ def test_a_rewritten_row_with_a_recomputed_hash_still_breaks_the_next_link(db: D
                       if db.engine.dialect.name == "postgresql" else "2026-01-01 00:00:00.000000"})
     result = verify(db)
     assert not result.ok and result.broken_seq == 3
+
+
+def test_events_written_together_chain_exactly_as_events_written_one_at_a_time(
+    database_url: str, tmp_path
+):
+    """``batched`` (used when a batch of items is recorded) only changes when the chain's head
+    is read: the events, their order, their hashes and the head are those of one-at-a-time
+    appends."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import select
+
+    from governance_bot.storage.models import AuditEvent, AuditHead
+
+    at = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    events = [("governance-bot", "flag.created", f"flag:{i}", {"findings": [i]},
+               at + timedelta(seconds=i)) for i in range(4)]
+
+    def chain(url: str, together: bool) -> list[tuple]:
+        database = Database(url)
+        database.upgrade()
+        with database.session() as s:
+            auditlog.append(s, "dsl@example.org", "flag.acknowledged", "flag:0", at=at)
+        with database.session() as s:
+            if together:
+                with auditlog.batched(s):
+                    for actor, action, subject, data, when in events:
+                        auditlog.append(s, actor, action, subject, data, at=when)
+                    # nothing is written until the block ends
+                    assert s.get(AuditHead, 1).seq == 1
+            else:
+                for actor, action, subject, data, when in events:
+                    auditlog.append(s, actor, action, subject, data, at=when)
+        with database.session() as s:
+            assert auditlog.verify(s).ok
+            rows = [(e.seq, e.action, e.subject, e.data, e.prev_hash, e.hash) for e in
+                    s.execute(select(AuditEvent).order_by(AuditEvent.seq)).scalars()]
+            head = s.get(AuditHead, 1)
+            rows.append((head.seq, head.hash))
+        database.dispose()
+        return rows
+
+    if database_url.startswith("sqlite"):
+        one, two = f"sqlite:///{tmp_path / 'one.db'}", f"sqlite:///{tmp_path / 'two.db'}"
+        assert chain(one, together=False) == chain(two, together=True)
+    else:  # one PostgreSQL database: the second run starts from an empty log again
+        separate = chain(database_url, together=False)
+        with Database(database_url).engine.begin() as conn:
+            conn.execute(text("DELETE FROM audit_events"))
+            conn.execute(text("DELETE FROM audit_head"))
+        assert chain(database_url, together=True) == separate
+
+
+def test_a_batch_of_events_that_fails_writes_none_of_them(db: Database):
+    with pytest.raises(RuntimeError), db.session() as s, auditlog.batched(s):
+        auditlog.append(s, "governance-bot", "flag.created", "flag:99")
+        raise RuntimeError("the batch's transaction fails")
+    result = verify(db)
+    assert result.ok and result.checked == 5

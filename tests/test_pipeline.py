@@ -259,3 +259,30 @@ def test_one_item_that_breaks_a_detector_does_not_stop_the_rest_of_its_batch(
             m.ItemVersion, m.ItemVersion.item_id == m.ItemRecord.id).where(
             m.ItemVersion.detected_at.is_(None))).scalars().all()
     assert undetected == ["p2"]  # checked again at the next run
+
+
+def test_after_start_up_the_services_small_matrix_products_run_on_one_blas_thread(
+    make_config, tmp_path, monkeypatch
+):
+    """OpenBLAS's idle threads spin after every product; with a thread per core they took a
+    third of the CPU at 50 items/s. Even when numpy was loaded with more threads before the
+    service (as a host program might), the runtime brings every loaded BLAS back to one."""
+    import numpy as np
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from governance_bot.runtime import Runtime
+
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
+    if not blas:
+        pytest.skip("numpy here uses no BLAS library that threadpoolctl can see")
+    with threadpool_limits(limits=2, user_api="blas") as before:
+        assert any(i["num_threads"] == 2 for i in threadpool_info() if i["user_api"] == "blas")
+        rt = Runtime.from_config(make_config(), with_connectors=False)
+        try:
+            after = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+            assert after and set(after) == {1}
+            np.ones((8, 384)) @ np.ones((384, 40))  # still computes
+        finally:
+            rt.close()
+            before.restore_original_limits()

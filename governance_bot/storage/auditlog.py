@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,9 +20,10 @@ from sqlalchemy.orm import Session
 
 from governance_bot.storage.models import AuditEvent, AuditHead
 
-__all__ = ["GENESIS", "VerifyResult", "append", "verify"]
+__all__ = ["GENESIS", "VerifyResult", "append", "batched", "verify"]
 
 GENESIS = "0" * 64
+_PENDING = "governance_bot.audit.pending"  # Session.info key: events waiting for batched()
 
 
 def _event_hash(prev_hash: str, seq: int, created_at: datetime, actor: str, action: str,
@@ -44,8 +47,44 @@ def _event_hash(prev_hash: str, seq: int, created_at: datetime, actor: str, acti
 
 def append(session: Session, actor: str, action: str, subject: str | None = None,
            data: dict[str, Any] | None = None, at: datetime | None = None) -> AuditEvent:
-    """Add one event at the end of the chain, in the caller's transaction."""
+    """Add one event at the end of the chain, in the caller's transaction (inside
+    :func:`batched`, when the block ends)."""
     data = json.loads(json.dumps(data or {}, default=str))
+    created_at = (at or datetime.now(UTC)).astimezone(UTC)
+    # Round-trip precision: some backends keep microseconds, none keep more.
+    created_at = created_at.replace(microsecond=created_at.microsecond)
+    event = AuditEvent(created_at=created_at, actor=actor, action=action, subject=subject,
+                       data=data)
+    pending: list[AuditEvent] | None = session.info.get(_PENDING)
+    if pending is not None:
+        pending.append(event)
+    else:
+        _chain(session, [event])
+    return event
+
+
+@contextmanager
+def batched(session: Session) -> Iterator[None]:
+    """Within the block, events appended to ``session`` are chained and written together when
+    it ends: in the same transaction and order, with one read and one update of the chain's
+    head instead of one per event (so, on PostgreSQL, the head's row lock is taken at the end
+    of the block rather than at its first event). If the block raises, its events are not
+    written (the caller's transaction is being rolled back). A nested block joins the outer
+    one."""
+    if _PENDING in session.info:
+        yield
+        return
+    pending: list[AuditEvent] = []
+    session.info[_PENDING] = pending
+    try:
+        yield
+    finally:
+        del session.info[_PENDING]
+    if pending:
+        _chain(session, pending)
+
+
+def _chain(session: Session, events: list[AuditEvent]) -> None:
     head = session.execute(
         select(AuditHead).where(AuditHead.id == 1).with_for_update()
     ).scalar_one_or_none()
@@ -53,17 +92,14 @@ def append(session: Session, actor: str, action: str, subject: str | None = None
         head = AuditHead(id=1, seq=0, hash=GENESIS)
         session.add(head)
         session.flush()
-    created_at = (at or datetime.now(UTC)).astimezone(UTC)
-    # Round-trip precision: some backends keep microseconds, none keep more.
-    created_at = created_at.replace(microsecond=created_at.microsecond)
-    seq = head.seq + 1
-    digest = _event_hash(head.hash, seq, created_at, actor, action, subject, data)
-    event = AuditEvent(seq=seq, created_at=created_at, actor=actor, action=action,
-                       subject=subject, data=data, prev_hash=head.hash, hash=digest)
-    session.add(event)
-    head.seq, head.hash = seq, digest
+    for event in events:
+        seq = head.seq + 1
+        event.seq, event.prev_hash = seq, head.hash
+        event.hash = _event_hash(head.hash, seq, event.created_at, event.actor, event.action,
+                                 event.subject, event.data)
+        session.add(event)
+        head.seq, head.hash = seq, event.hash
     session.flush()
-    return event
 
 
 @dataclass(slots=True)
