@@ -20,10 +20,13 @@ What is measured (all in one run, so the ratios compare like with like):
   Time-to-alert = that arrival - the item's received time, for every flag posted at once (the
   digest-route flags wait for the daily digest by design and are not counted).
 * **webhook bursts**: signed Meta feed events (``X-Hub-Signature-256`` with the app secret)
-  POSTed to the service's ``/webhooks/<name>`` through Starlette's in-process test client (the
-  real ASGI app, signature check, connector parsing, pipeline and the service's drain after each
-  webhook; no TCP socket, so the 2 cores are not spent on an HTTP client). Bursts of 25 events,
-  each burst's events sent back to back.
+  POSTed over HTTP to the service's ``/webhooks/<name>``, served by uvicorn as ``governance-bot
+  run`` serves it (signature check, connector parsing, the ingest worker's batches, pipeline and
+  the service's drain before answering). The platform's side runs in a process of its own (it
+  still uses this machine's CPU; only the service's process is counted in "CPU ms/item"):
+  bursts of 25 events, each sent at once over concurrent keep-alive connections; a burst waits
+  for the one before it, so a service that falls behind shows as a lower rate. Pipeline latency
+  here is each delivery's answer time (the service answers once the item's alerts are sent).
 * **PostgreSQL, two replicas**: two processes on one database, each taking half the arrivals,
   each with its own outbox sender (claims with ``FOR UPDATE SKIP LOCKED``).
 * **cost growth**: closed-loop ms per item with 100, 1,000 and 10,000 learners in the register,
@@ -374,60 +377,119 @@ def sustained(name: str, url: str, folder: Path, rate: float, seconds: float,
                   pipeline)
 
 
-def webhook_bursts(url: str, folder: Path, rate: float, seconds: float, learners: int,
-                   burst: int = 25) -> Result:
-    folder.mkdir(parents=True, exist_ok=True)
-    from starlette.testclient import TestClient
+def webhook_event(i: int, names: list[tuple[str, str]]) -> bytes:
+    """Meta's feed event for comment ``i`` (as the platform sends it)."""
+    d = item_dict(i, names, "w")
+    event = {"object": "page", "entry": [{"id": PAGE, "time": 1789990000, "changes": [{
+        "field": "feed", "value": {
+            "from": {"id": d["author"]["id"], "name": "A Parent"}, "item": "comment",
+            "verb": "add", "created_time": 1789990000 + i, "post_id": f"{PAGE}_900001",
+            "parent_id": f"{PAGE}_900001", "comment_id": f"900001_{i}",
+            "message": d["text"]}}]}]}
+    return json.dumps(event).encode()
+
+
+def webhook_client(base_url: str, learners: int, total: int, rate: float, burst: int) -> None:
+    """The platform's side, in a process of its own: bursts of ``burst`` signed deliveries,
+    each burst sent at once over concurrent keep-alive connections (as Meta sends them) when it
+    is due; prints each delivery's send time and answer time (perf_counter: CLOCK_MONOTONIC,
+    comparable with the service's process)."""
+    import httpx
 
     from connectors.meta import sign
+
+    names = learner_names(learners)
+    bodies = [webhook_event(i, names) for i in range(total)]
+    sent: dict[str, float] = {}
+    answered: dict[str, float] = {}
+    with httpx.Client(base_url=base_url, timeout=120,
+                      limits=httpx.Limits(max_connections=burst)) as http, \
+            ThreadPoolExecutor(burst) as pool:
+        def post(i: int) -> None:
+            key = f"900001_{i}"
+            sent[key] = time.perf_counter()
+            resp = http.post("/webhooks/fb", content=bodies[i], headers={
+                "Content-Type": "application/json",
+                "X-Hub-Signature-256": sign(bodies[i], APP_SECRET)})
+            if resp.status_code != 200:
+                raise SystemExit(f"webhook answered {resp.status_code}")
+            answered[key] = time.perf_counter()
+
+        for f in [pool.submit(post, i) for i in range(burst)]:  # connections opened
+            f.result()
+        sent.clear()
+        answered.clear()
+        print("ready", flush=True)
+        start = float(sys.stdin.readline())
+        offset = burst  # the warm-up's comments are not counted
+        for b in range(offset, offset + total - burst, burst):
+            due = start + (b - offset) / rate
+            while time.perf_counter() < due:
+                time.sleep(0.002)
+            # a burst waits for the one before it: a slow service shows as a lower rate
+            for f in [pool.submit(post, i) for i in range(b, min(offset + total - burst,
+                                                                  b + burst))]:
+                f.result()
+    print(json.dumps({"sent": sent, "answered": answered}), flush=True)
+
+
+def webhook_bursts(url: str, folder: Path, rate: float, seconds: float, learners: int,
+                   burst: int = 25) -> Result:
+    """The service's own HTTP server (uvicorn, as ``governance-bot run`` serves it) in this
+    process; the platform's deliveries from another process (:func:`webhook_client`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    import socket
+    import threading
+
+    import uvicorn
+
     from governance_bot.config import load_config
     from governance_bot.runtime import Runtime
-    from governance_bot.service import Service
+    from governance_bot.service import Service, _Server
 
     with SlackProcess() as fake:
-        config_path, names = prepare(folder, url, fake, learners)
+        config_path, _names = prepare(folder, url, fake, learners)
         rt = Runtime.from_config(load_config(config_path), import_registers_from_config=False)
         service = Service(rt)
-        from governance_bot.items import Item
-
-        rt.pipeline.process_many([Item.model_validate(item_dict(i, names, "warm-"))
-                                  for i in range(5)])  # warm-up, outside the measurement
-        received: dict[str, float] = {}
-        pipeline: list[float] = []
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        server = _Server(uvicorn.Config(service.http_app(), host="127.0.0.1", port=port,
+                                        log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.05)
         total = int(rate * seconds)
-        cpu0 = time.process_time()
-        with TestClient(service.http_app()) as http:
+        client = subprocess.Popen(
+            [sys.executable, __file__, "--webhook-client", f"http://127.0.0.1:{port}",
+             str(learners), str(total + burst), str(rate), str(burst)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env(), text=True)
+        try:
+            assert client.stdout is not None and client.stdin is not None
+            while (line := client.stdout.readline()) and line.strip() != "ready":
+                pass
+            if not line:
+                raise SystemExit(f"the webhook client failed to start ({client.wait()})")
+            service.drain()  # the warm-up burst's alerts, outside the measurement
+            cpu0 = time.process_time()
             start = time.perf_counter() + 0.5
-            def post(i: int) -> None:
-                d = item_dict(i, names, "w")
-                event = {"object": "page", "entry": [{"id": PAGE, "time": 1789990000,
-                         "changes": [{"field": "feed", "value": {
-                             "from": {"id": d["author"]["id"], "name": "A Parent"},
-                             "item": "comment", "verb": "add",
-                             "created_time": 1789990000 + i,
-                             "post_id": f"{PAGE}_900001", "parent_id": f"{PAGE}_900001",
-                             "comment_id": f"900001_{i}", "message": d["text"]}}]}]}
-                body = json.dumps(event).encode()
-                received[f"900001_{i}"] = t_sent = time.perf_counter()
-                resp = http.post("/webhooks/fb", content=body, headers={
-                    "Content-Type": "application/json",
-                    "X-Hub-Signature-256": sign(body, APP_SECRET)})
-                if resp.status_code != 200:
-                    raise SystemExit(f"webhook answered {resp.status_code}")
-                pipeline.append(time.perf_counter() - t_sent)
-
-            # each burst's deliveries arrive at once, as concurrent requests (as a platform
-            # sends them); the service's ingest worker batches what queues up
-            with ThreadPoolExecutor(burst) as pool:
-                for b in range(0, total, burst):
-                    due = start + b / rate
-                    while time.perf_counter() < due:
-                        time.sleep(0.002)
-                    for f in [pool.submit(post, i) for i in range(b, min(total, b + burst))]:
-                        f.result()
-            elapsed = time.perf_counter() - start
-        service.drain()
-        cpu = time.process_time() - cpu0
+            client.stdin.write(f"{start!r}\n")
+            client.stdin.flush()
+            out, _ = client.communicate(timeout=seconds + 300)
+            if client.returncode != 0:
+                raise SystemExit(f"the webhook client failed ({client.returncode})")
+            times = json.loads(out.strip().splitlines()[-1])
+            elapsed = max(times["answered"].values()) - start
+            service.drain()
+            cpu = time.process_time() - cpu0
+        finally:
+            if client.poll() is None:
+                client.kill()
+            server.should_exit = True
+            thread.join(timeout=30)
+        received = times["sent"]
+        pipeline = [times["answered"][k] - received[k] for k in received]
         alerts, flags = alert_times(url, fake, received)
         rt.close()
     return Result(f"webhook bursts of {burst}, SQLite, 1 process", len(received), elapsed,
@@ -494,9 +556,14 @@ def main() -> None:
                     "leaves them) instead of the shipped fallback model")
     ap.add_argument("--replica", nargs=4, help=argparse.SUPPRESS)
     ap.add_argument("--fake-slack", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--webhook-client", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.fake_slack:
         serve_fake_slack()
+        return
+    if args.webhook_client:
+        base, n, total, rate, burst = args.webhook_client
+        webhook_client(base, int(n), int(total), float(rate), int(burst))
         return
     global TOXICITY
     if args.detoxify:
