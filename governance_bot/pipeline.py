@@ -29,7 +29,13 @@ from governance_bot.items import Item, Role
 from governance_bot.registers import RegisterIndex
 from governance_bot.storage import auditlog
 from governance_bot.storage import models as m
-from governance_bot.storage.archive import ArchiveStatus, archive_item, mark_deletions
+from governance_bot.storage.archive import (
+    ArchiveOutcome,
+    ArchiveStatus,
+    archive_item,
+    archive_items,
+    mark_deletions,
+)
 from governance_bot.storage.db import Database
 from rules.base import Category, DetectionContext, Evidence, Finding, History, Severity
 from rules.engine import DetectionEngine
@@ -120,8 +126,12 @@ class Pipeline:
         now = self.clock()
         with self._session(session) as s:
             outcome = archive_item(s, item, now)
-            archived = _Archived(item, outcome.record.id, outcome.version.id, now)
-            needs_detection = outcome.needs_detection
+            return self._archived(item, outcome, now, report)
+
+    @staticmethod
+    def _archived(item: Item, outcome: ArchiveOutcome, now: datetime, report: ScanReport
+                  ) -> _Archived | None:
+        """Count ``outcome`` in ``report``; what to detect (None if nothing)."""
         report.items += 1
         if outcome.status == ArchiveStatus.new:
             report.new += 1
@@ -129,7 +139,9 @@ class Pipeline:
             report.edited += 1
         else:
             report.unchanged += 1
-        return archived if needs_detection else None
+        if not outcome.needs_detection:
+            return None
+        return _Archived(item, outcome.record.id, outcome.version.id, now)
 
     @contextmanager
     def _session(self, session: Session | None) -> Iterator[Session]:
@@ -257,8 +269,14 @@ class Pipeline:
     def _archive_batch(self, batch: list[Item], report: ScanReport,
                        progress: Callable[[int], None] | None) -> list[_Archived]:
         def archive_all(r: ScanReport) -> list[_Archived]:
+            resolved = [self.registers.resolve(item) for item in batch]
             with self.db.session() as session:
-                found = [self._archive(item, r, session) for item in batch]
+                if any(item.deleted_at is not None for item in resolved):
+                    found = [self._archive(item, r, session) for item in batch]
+                else:  # the usual case: the whole batch in a few statements
+                    stamped = [(item, self.clock()) for item in resolved]
+                    found = [self._archived(item, outcome, now, r) for (item, now), outcome
+                             in zip(stamped, archive_items(session, stamped), strict=True)]
             return [a for a in found if a is not None]
 
         try:

@@ -286,3 +286,35 @@ def test_after_start_up_the_services_small_matrix_products_run_on_one_blas_threa
         finally:
             rt.close()
             before.restore_original_limits()
+
+
+def test_a_batch_is_archived_exactly_as_its_items_would_be_one_at_a_time(
+    backend_config: Callable[..., Config],
+):
+    """New, unchanged, edited and repeated items in one batch: the same versions, the same
+    report, the same flags as archiving them one by one (the batch is written in a few
+    statements)."""
+    rt = Runtime.from_config(backend_config(), with_connectors=False)
+    rt.pipeline.process_many([post("p1", "Sports day is on Friday"),
+                              post("p2", "Great match today")])
+    batch = [
+        post("p1", "Sports day is on Friday"),                         # unchanged
+        post("p2", "Great match today, well played Ethan Nwosu"),      # edited: now flagged
+        post("p3", "Congratulations Jayden Price!", minutes=3),        # new and flagged
+        post("p4", "The library is open until five", minutes=4),      # new
+        post("p5", "Bake sale on Thursday", minutes=5),                # new, then edited below
+        post("p5", "Bake sale on Thursday, thanks Maisie O'Connell", minutes=5),
+    ]
+    report = rt.pipeline.process_many(batch, batch_size=len(batch))
+    assert (report.items, report.new, report.edited, report.unchanged) == (6, 3, 2, 1)
+    assert report.flags_created == 3
+    with rt.db.session() as s:
+        versions = s.execute(select(m.ItemRecord.native_id, m.ItemVersion.version,
+                                    m.ItemVersion.detected_at.is_not(None))
+                             .join(m.ItemVersion, m.ItemVersion.item_id == m.ItemRecord.id)
+                             .order_by(m.ItemRecord.native_id, m.ItemVersion.version)).all()
+    assert [tuple(v) for v in versions] == [
+        ("p1", 1, True), ("p2", 1, True), ("p2", 2, True), ("p3", 1, True), ("p4", 1, True),
+        ("p5", 1, True), ("p5", 2, True)]
+    again = rt.pipeline.process_many(batch[:5], batch_size=5)
+    assert (again.new, again.edited, again.unchanged, again.flags_created) == (0, 1, 4, 0)
