@@ -359,6 +359,50 @@ def pattern_requirements(rx: re.Pattern[str]) -> list[frozenset[str]]:
     return [best] if best is not None and _selectivity(best)[0] >= 2 else []
 
 
+def _alternatives(rx: re.Pattern[str]) -> list[re.Pattern[str]]:
+    """``rx``'s top-level alternatives ``A|B|C`` as patterns of their own (``rx`` searched finds
+    a match exactly where one of them does), or ``[rx]`` where splitting is not plainly safe:
+    back-references and conditionals (group numbers change), verbose mode (comments)."""
+    p = rx.pattern
+    if rx.flags & re.VERBOSE or re.search(r"\\[1-9]|\(\?P=|\(\?\(", p):
+        return [rx]
+    parts: list[str] = []
+    depth = start = 0
+    i, in_class = 0, False
+    while i < len(p):
+        ch = p[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+            if p.startswith("^", i + 1):
+                i += 1
+            if p.startswith("]", i + 1):  # a "]" first in a class is a literal
+                i += 1
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "|" and depth == 0:
+            parts.append(p[start:i])
+            start = i + 1
+        i += 1
+    parts.append(p[start:])
+    if depth != 0 or in_class or len(parts) == 1:
+        return [rx]
+    try:
+        return [re.compile(part, rx.flags) for part in parts]
+    except re.error:
+        return [rx]
+
+
+def _any_of(words: list[tuple[re.Pattern[str], int]], text: str, found: int) -> bool:
+    return any(found & need == need and rx.search(text) for rx, need in words)
+
+
 class _LiteralPrefilter:
     """One Aho-Corasick automaton (pyahocorasick) over the required strings of every pattern.
 
@@ -385,6 +429,18 @@ class _LiteralPrefilter:
                         self._values[s] = self._values.get(s, 0) | bit
                 need |= bit
         return need
+
+    def any_of(self, rx: re.Pattern[str]) -> list[tuple[re.Pattern[str], int]]:
+        """``rx`` split into its top-level alternatives (one per word of a word list), each
+        with its need; ``rx`` whole where it cannot be split. The alternatives nothing can be
+        read from (need 0: they run on every text) are joined again into one pattern, one
+        search instead of several."""
+        words = [(alt, self.need((alt,))) for alt in _alternatives(rx)]
+        always = [alt for alt, need in words if need == 0]
+        if len(always) < 2:
+            return words
+        joined = re.compile("|".join(alt.pattern for alt in always), rx.flags)
+        return [(alt, need) for alt, need in words if need] + [(joined, 0)]
 
     def build(self) -> None:
         automaton = ahocorasick.Automaton()
@@ -446,7 +502,6 @@ class SafeguardingDetector:
         self.context_penalty = context_penalty
         self.impersonation = impersonation
         self.semantic_error: str | None = None
-        self._build_prefilter()
         self._exemplars: list[tuple[str, str, str]] = []  # family, sub, text
         self._benign: list[tuple[str, str]] = []  # family, text
         for fam in self.families.values():
@@ -473,6 +528,7 @@ class SafeguardingDetector:
             fid: np.flatnonzero(fam_ids == fid) for fid in self.families
             if (fam_ids == fid).any()
         }
+        self._build_prefilter()
         self._exemplar_vectors: np.ndarray | None = None
         self._benign_vectors: np.ndarray | None = None
         self.semantic = semantic and bool(self._exemplars)
@@ -618,9 +674,13 @@ class SafeguardingDetector:
         literals = _LiteralPrefilter()
         self._cue_needs = [literals.need((c.regex, c.near)) for c in self.cues]
         self._idiom_needs = [literals.need((rx,)) for rx in self.idioms]
-        self._context_needs = [literals.need((c.regex,)) for c in self.contexts]
+        # a context or a semantic requirement is a list of words: "is any of them in the text"
+        # is asked word by word, and only of the words whose required strings are there
+        self._context_words = [literals.any_of(c.regex) for c in self.contexts]
+        self._requires_words = [literals.any_of(rx) for rx, _ in self._requires]
         literals.build()
         self._literals = literals
+        self._last_scan: tuple[str, int] = ("", 0)
         try:
             _case_fold_table()
             self._prefilter = True
@@ -630,8 +690,17 @@ class SafeguardingDetector:
             self._prefilter = False
 
     def _scan(self, text: str) -> int:
-        """The prefilter's bits for ``text``: -1 (every bit) when the prefilter is off."""
-        return self._literals.scan(text) if self._prefilter else -1
+        """The prefilter's bits for ``text``: -1 (every bit) when the prefilter is off. The last
+        text scanned is remembered (by identity), so masking, the cues and the contexts of one
+        text share one scan."""
+        if not self._prefilter:
+            return -1
+        last = self._last_scan
+        if last[0] is text:
+            return last[1]
+        found = self._literals.scan(text)
+        self._last_scan = (text, found)
+        return found
 
     def _load_semantic(self) -> None:
         from rules.embeddings import EmbeddingModelUnavailable, embed_cached
@@ -656,6 +725,8 @@ class SafeguardingDetector:
         for rx, need in zip(self.idioms, self._idiom_needs, strict=True):
             if found & need == need:
                 text = rx.sub(_blank, text)
+        if self._prefilter:
+            self._last_scan = (text, found)  # what the masked text can hold, at most
         return text
 
     def _negated(self, text: str, tokens: list[re.Match[str]], start: int) -> bool:
@@ -683,8 +754,17 @@ class SafeguardingDetector:
         return self._contexts_in(masked, self._scan(masked))
 
     def _contexts_in(self, masked: str, found: int) -> set[str]:
-        return {c.id for c, need in zip(self.contexts, self._context_needs, strict=True)
-                if found & need == need and c.regex.search(masked)}
+        if not self._prefilter:
+            return {c.id for c in self.contexts if c.regex.search(masked)}
+        return {c.id for c, words in zip(self.contexts, self._context_words, strict=True)
+                if _any_of(words, masked, found)}
+
+    def _requires_met(self, masked: str) -> list[bool]:
+        """Per ``semantic_requires`` pattern: does ``masked`` mention one of its words."""
+        if not self._prefilter:
+            return [bool(rx.search(masked)) for rx, _ in self._requires]
+        found = self._scan(masked)
+        return [_any_of(words, masked, found) for words in self._requires_words]
 
     def _penalty(self, family: str, contexts: set[str]) -> float:
         """What a meaning-only match of ``family`` loses in a text mentioning ``contexts``."""
@@ -772,8 +852,8 @@ class SafeguardingDetector:
         pos = 0
         for m, spans in zip(masked_texts, all_spans, strict=True):
             text_sims = sims[pos:pos + len(spans)]
-            for rx, cols in self._requires:
-                if len(cols) and not rx.search(m):
+            for (_, cols), met in zip(self._requires, self._requires_met(m), strict=True):
+                if len(cols) and not met:
                     text_sims[:, cols] = -1.0
             out.append((spans, text_sims, bsims[pos:pos + len(spans)]))
             pos += len(spans)

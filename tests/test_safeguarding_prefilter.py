@@ -32,6 +32,7 @@ from rules.packs import load_pack
 from rules.safeguarding import (
     _APOSTROPHES,
     SafeguardingDetector,
+    _alternatives,
     _case_fold_table,
     _fold,
     pattern_requirements,
@@ -58,21 +59,23 @@ def full_scan() -> SafeguardingDetector:
 
 
 def _what_each_finds(det: SafeguardingDetector, text: str
-                     ) -> tuple[str, list[list[tuple[int, tuple[int, int]]]], set[str]]:
+                     ) -> tuple[str, list[list[tuple[int, tuple[int, int]]]], set[str],
+                                list[bool]]:
     """The masked text; the cues that fire (index in the pack, span) in order, for a post by
-    someone else and by the organisation itself; the contexts mentioned."""
+    someone else and by the organisation itself; the contexts mentioned; which sub-categories'
+    ``semantic_requires`` words are there (a meaning match needs them)."""
     masked = det.mask_idioms(text)
     index = {id(c): i for i, c in enumerate(det.cues)}
     hits = [[(index[id(h.cue)], h.span)
              for h in det.lexical_hits(masked, from_organisation=from_organisation)]
             for from_organisation in (False, True)]
-    return masked, hits, det.contexts_in(masked)
+    return masked, hits, det.contexts_in(masked), det._requires_met(masked)
 
 
 def _assert_no_matching_pattern_is_skipped(det: SafeguardingDetector, text: str) -> None:
     """The prefilter's own promise, pattern by pattern (stronger than equal hits, which negation
-    and context words thin out): any idiom, cue, cue's ``near`` words or context that matches
-    the text has all its required strings found in it."""
+    and context words thin out): any idiom, cue (with its ``near`` words), context word or
+    semantic-requires word that matches the text has all its required strings found in it."""
     normalised = text.translate(_APOSTROPHES)
     found = det._scan(normalised)
     for rx, need in zip(det.idioms, det._idiom_needs, strict=True):
@@ -82,8 +85,10 @@ def _assert_no_matching_pattern_is_skipped(det: SafeguardingDetector, text: str)
     for cue, need in zip(det.cues, det._cue_needs, strict=True):
         if cue.regex.search(masked) and (cue.near is None or cue.near.search(masked)):
             assert found & need == need, (cue.label, text)
-    for ctx, need in zip(det.contexts, det._context_needs, strict=True):
-        assert not ctx.regex.search(masked) or found & need == need, (ctx.id, text)
+    word_lists = [*det._context_words, *det._requires_words]
+    for words in word_lists:
+        for rx, need in words:
+            assert not rx.search(masked) or found & need == need, (rx.pattern, text)
 
 
 def _assert_same(prefiltered: SafeguardingDetector, full_scan: SafeguardingDetector,
@@ -328,3 +333,32 @@ def test_every_character_that_matches_an_ascii_letter_ignoring_case_folds_to_it(
         for m in re.finditer(re.escape(ch), everything, re.IGNORECASE):
             assert table.get(ord(m.group(0))) == ch, (ch, m.group(0))
             assert _fold(m.group(0)) == ch
+
+
+@pytest.mark.parametrize(("pattern", "parts"), [
+    (r"(?:\b(?:lesson)\b)|(?:\b(?:rse)\b)", [r"(?:\b(?:lesson)\b)", r"(?:\b(?:rse)\b)"]),
+    (r"(a|b)|c", ["(a|b)", "c"]),
+    (r"[|]|x", ["[|]", "x"]),
+    (r"[]|]|y", ["[]|]", "y"]),
+    (r"[^]|]|y", ["[^]|]", "y"]),
+    (r"\||z", [r"\|", "z"]),
+    (r"\(|w", [r"\(", "w"]),
+    (r"(a)|\1", [r"(a)|\1"]),  # a back-reference: not split
+    (r"(?P<x>a)|(?P=x)", [r"(?P<x>a)|(?P=x)"]),
+    (r"justone", ["justone"]),
+])
+def test_a_word_list_is_split_into_its_words_only_at_the_top_level(
+    pattern: str, parts: list[str]
+) -> None:
+    rx = re.compile(pattern, re.IGNORECASE)
+    assert [p.pattern for p in _alternatives(rx)] == parts
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet="ab|()[]^\\1xyzLESONrse -", max_size=20),
+       pattern=st.sampled_from([r"(?:\b(?:lesson)\b)|(?:\b(?:rse)\b)", r"(a|b)|c", r"[|]|x",
+                                r"[]|]|y", r"[^]|]|y", r"\||z", r"\(|w", r"a(b|c)|x[yz]|\(\)"]))
+def test_a_word_list_is_mentioned_exactly_when_one_of_its_words_is(text: str, pattern: str
+                                                                    ) -> None:
+    rx = re.compile(pattern, re.IGNORECASE)
+    assert bool(rx.search(text)) == any(p.search(text) for p in _alternatives(rx))
