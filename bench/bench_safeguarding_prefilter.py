@@ -1,9 +1,10 @@
 """What the safeguarding detector's literal prefilter saves, side by side in one process.
 
     flock /tmp/bench.lock .venv/bin/python bench/bench_safeguarding_prefilter.py \
-        [--base-commit 87355a1] [--rounds 5]
+        [--base-commit 87355a1] [--rounds 5] [--load-texts 600] [--semantic]
 
-Three detectors built from the same pack, lexicons only (``semantic = false``, no embeddings):
+Three detectors built from the same pack, lexicons only (``semantic = false``, no embeddings,
+unless ``--semantic``):
 
 * ``base``: ``rules/safeguarding.py`` as it was at ``--base-commit`` (read with ``git show``),
   before the prefilter: every idiom, cue and context pattern on every text;
@@ -12,8 +13,11 @@ Three detectors built from the same pack, lexicons only (``semantic = false``, n
 
 Two text sets: the load benchmark's comments (``bench/bench_load.py`` ``text_for``, the lengths
 it draws: 80-600 characters) and the dev set (``tests/data/safeguarding_dev.jsonl``, 420 short
-sentences, many with cues). Two measures: the lexical pass (``mask_idioms`` + ``lexical_hits``)
-and the whole ``detect_batch`` on items (registers of the example organisation). Rounds alternate
+sentences, many with cues). Three measures: the lexical pass (``mask_idioms`` + ``lexical_hits``);
+the word lists the semantic path checks per text besides its embedding (``contexts_in`` and each
+sub-category's ``semantic_requires``); the whole ``detect_batch`` on items, without embeddings
+(registers of the example organisation). ``--semantic``: only ``detect_batch``, with the
+embedding model (the pipeline's models-on path). Rounds alternate
 between the detectors so load on the shared machine hits all alike; the best round is reported.
 The results are checked to be identical before anything is timed.
 """
@@ -65,6 +69,15 @@ def _lexical(det: Any, texts: list[str]) -> list[list[tuple[str, tuple[int, int]
     return [[(h.cue.label, h.span) for h in det.lexical_hits(det.mask_idioms(t))] for t in texts]
 
 
+def _word_lists(det: Any, masked: list[str]) -> list[tuple[set[str], list[bool]]]:
+    """What the semantic path asks of each text besides the embedding: the contexts it mentions
+    and whether each ``semantic_requires`` word list is there."""
+    if not hasattr(det, "_requires_met"):  # the base code: one search per combined pattern
+        return [(det.contexts_in(m), [bool(rx.search(m)) for rx, _ in det._requires])
+                for m in masked]
+    return [(det.contexts_in(m), det._requires_met(m)) for m in masked]
+
+
 def _findings(det: Any, items: list[Item], ctx: DetectionContext) -> list[list[Any]]:
     return [[(f.category, f.severity, f.evidence) for f in per]
             for per in det.detect_batch(items, ctx)]
@@ -75,10 +88,12 @@ def main() -> None:
     parser.add_argument("--base-commit", default="87355a1")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--load-texts", type=int, default=600)
+    parser.add_argument("--semantic", action="store_true",
+                        help="only detect_batch, with the embedding model (models on)")
     args = parser.parse_args()
 
     pack = load_pack("safeguarding")
-    pack = {**pack, "settings": {**pack["settings"], "semantic": False}}
+    pack = {**pack, "settings": {**pack["settings"], "semantic": args.semantic}}
     base_cls = _base_module(args.base_commit).SafeguardingDetector
     full = SafeguardingDetector.from_pack(pack)
     full._prefilter = False
@@ -99,19 +114,29 @@ def main() -> None:
         "dev set": (dev, [index.resolve(Item.model_validate(r)) for r in dev_rows]),
     }
 
+    masked = {s: [detectors["base"].mask_idioms(t) for t in texts]
+              for s, (texts, _) in sets.items()}
     for name, (texts, items) in sets.items():  # identical results before any timing
-        want = _lexical(detectors["base"], texts)
-        want_findings = _findings(detectors["base"], items, ctx)
+        want = (_lexical(detectors["base"], texts), _findings(detectors["base"], items, ctx),
+                _word_lists(detectors["base"], masked[name]))
         for label, det in detectors.items():
-            if _lexical(det, texts) != want or _findings(det, items, ctx) != want_findings:
+            got = (_lexical(det, texts), _findings(det, items, ctx),
+                   _word_lists(det, masked[name]))
+            if got != want:
                 raise SystemExit(f"{label} differs from base on {name}")
 
-    best = {(s, d, m): 1e9 for s in sets for d in detectors for m in ("lexical", "detect")}
+    measures = ("detect",) if args.semantic else ("lexical", "words", "detect")
+    if args.semantic:
+        assert all(det.semantic for det in detectors.values()), "the embedding model is missing"
+    best = {(s, d, m): 1e9 for s in sets for d in detectors for m in measures}
     for _ in range(args.rounds):
         for s, (texts, items) in sets.items():
             for d, det in detectors.items():
-                best[s, d, "lexical"] = _best(lambda det=det, texts=texts: _lexical(det, texts),
-                                              best[s, d, "lexical"])
+                if not args.semantic:
+                    best[s, d, "lexical"] = _best(
+                        lambda det=det, texts=texts: _lexical(det, texts), best[s, d, "lexical"])
+                    best[s, d, "words"] = _best(
+                        lambda det=det, s=s: _word_lists(det, masked[s]), best[s, d, "words"])
                 best[s, d, "detect"] = _best(
                     lambda det=det, items=items: det.detect_batch(items, ctx),
                     best[s, d, "detect"])
@@ -121,17 +146,22 @@ def main() -> None:
           f"{os.cpu_count()} cores, load average {load[0]:.2f}, Python "
           f"{platform.python_version()}, best of {args.rounds} rounds, base = "
           f"{args.base_commit}; results identical in all three")
-    print("| texts | n | mean chars | detector | lexical pass ms/text | detect_batch ms/item "
-          "| lexical speed-up vs base |")
-    print("|---|---|---|---|---|---|---|")
+    if args.semantic:
+        print("| texts | n | mean chars | detector | detect_batch with embeddings, ms/item "
+              "(x base) |")
+        print("|---|---|---|---|---|")
+    else:
+        print("| texts | n | mean chars | detector | lexical pass ms/text (x base) "
+              "| contexts + semantic_requires ms/text (x base) | detect_batch, no embeddings, "
+              "ms/item (x base) |")
+        print("|---|---|---|---|---|---|---|")
     for s, (texts, _) in sets.items():
         n = len(texts)
         chars = sum(map(len, texts)) / n
         for d in detectors:
-            lex = 1000 * best[s, d, "lexical"] / n
-            det_ms = 1000 * best[s, d, "detect"] / n
-            ratio = best[s, "base", "lexical"] / best[s, d, "lexical"]
-            print(f"| {s} | {n} | {chars:.0f} | {d} | {lex:.3f} | {det_ms:.3f} | {ratio:.1f}x |")
+            cells = [f"{1000 * best[s, d, m] / n:.3f} ({best[s, 'base', m] / best[s, d, m]:.1f}x)"
+                     for m in measures]
+            print(f"| {s} | {n} | {chars:.0f} | {d} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
