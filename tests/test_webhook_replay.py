@@ -139,15 +139,20 @@ def test_after_the_window_a_replayed_delivery_is_processed_and_harmless(replicas
 def test_a_delivery_whose_processing_failed_is_processed_when_meta_retries(replicas, monkeypatch):
     (svc, _), (client, _), clock = replicas
     body = comment_event("900001_700005", "hello")
-    real = svc.rt.pipeline._archive
 
     def failing(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("database unavailable")
 
-    monkeypatch.setattr(svc.rt.pipeline, "_archive", failing)
+    import governance_bot.pipeline as pipeline_module
+
+    # archiving fails, for the batch and then for the item alone
+    real = pipeline_module.archive_items, pipeline_module.archive_item
+    monkeypatch.setattr(pipeline_module, "archive_items", failing)
+    monkeypatch.setattr(pipeline_module, "archive_item", failing)
     assert deliver(client, body).status_code == 503  # Meta retries what was not acknowledged
     assert count(svc, m.ItemRecord) == 0 and count(svc, WebhookDelivery) == 0
-    monkeypatch.setattr(svc.rt.pipeline, "_archive", real)
+    monkeypatch.setattr(pipeline_module, "archive_items", real[0])
+    monkeypatch.setattr(pipeline_module, "archive_item", real[1])
     clock.now = START + timedelta(minutes=1)
     assert deliver(client, body).status_code == 200
     assert last_seen(svc, "900001_700005") == clock.now
