@@ -93,10 +93,10 @@ _FLAGS = _FLAG_TABLE.c
 _DIGEST = m.Base.metadata.tables[m.DigestEntry.__tablename__].c
 _DIGESTED = select(_DIGEST.id).where(_DIGEST.flag_id == bindparam("flag_id"),
                                      _DIGEST.route == bindparam("route"))
-# the replies under the flag's own first message (in whichever conversation: the first found)
-_GROUPED = select(func.count(_FM.id)).where(_FM.thread_ts == (
-    select(_FM.ts).where(_FM.flag_id == bindparam("flag_id"), _FM.thread_ts.is_(None))
-    .limit(1).scalar_subquery()))
+# the flag's own first message (in whichever conversation: the first found), and the replies
+# under it (two statements: a count is made only where there is such a message)
+_OWN_FIRST = select(_FM.ts).where(_FM.flag_id == bindparam("flag_id"), _FM.thread_ts.is_(None))
+_REPLIES = select(func.count(_FM.id)).where(_FM.thread_ts == bindparam("anchor_ts"))
 _ANCHOR = (
     select(_FM.ts, _FLAGS.severity)
     .join_from(_FLAG_MESSAGES, _FLAG_TABLE, _FLAGS.id == _FM.flag_id)
@@ -116,7 +116,9 @@ _CLEAR_DUE = (update(_FLAG_MESSAGES)
               .values(refresh_due=0))
 _MARK_AGAIN = (update(_FLAG_MESSAGES).where(_FM.id == bindparam("row_id"))
                .values(refresh_due=_FM.refresh_due + 1))
-_DUE = select(_FM.id).where(_FM.refresh_due > 0, _FM.sink == SINK).order_by(_FM.id)
+# no ORDER BY: SQLite then finds them by the refresh_due index instead of scanning the table in
+# id order (they are sorted here)
+_DUE = select(_FM.id).where(_FM.refresh_due > 0, _FM.sink == SINK)
 _MESSAGE_AT = select(m.FlagMessage).where(m.FlagMessage.channel == bindparam("channel"),
                                           m.FlagMessage.ts == bindparam("ts"))
 _LOCK_DUE = (select(m.FlagMessage).where(m.FlagMessage.id == bindparam("row_id"),
@@ -292,7 +294,9 @@ class SlackBot:
                 lines.append(f"• Not acknowledged in time: {d.reason} ({when})")
         group = 0
         if flag.thread_key:
-            group = session.execute(_GROUPED, {"flag_id": flag.id}).scalar_one()
+            anchor_ts = session.execute(_OWN_FIRST, {"flag_id": flag.id}).scalars().first()
+            if anchor_ts:
+                group = session.execute(_REPLIES, {"anchor_ts": anchor_ts}).scalar_one()
         return FlagSummary(lines=lines, group_count=group)
 
     def render(self, session: Session, flag_id: int, route: Route,
@@ -424,7 +428,7 @@ class SlackBot:
 
     def _refresh_anchors(self, now: float) -> int:
         with self.db.session() as session:
-            due = list(session.execute(_DUE).scalars())
+            due = sorted(session.execute(_DUE).scalars())
         done = 0
         if self.anchor_refresh_seconds:
             self._refreshed_at = {k: t for k, t in self._refreshed_at.items()
