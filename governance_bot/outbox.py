@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -34,7 +34,7 @@ from governance_bot.storage.db import Database
 from rules.base import Route
 
 __all__ = ["DeliveryError", "FlagView", "OutboxSender", "Sink", "build_flag_view", "first_attempt",
-           "load_flag", "recipients_for"]
+           "load_flag", "lock_message", "recipients_for"]
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,45 @@ def recipients_for(route: Route, account: str, registers: RegisterIndex) -> list
     return []
 
 
+# The statements of a delivery, built once (their cache keys too): building a select with its
+# comparisons cost more interpreter time per flag than running it.
+# plain columns and updates go to the table directly (no ORM layer): the claim changes nothing
+# else, and a delivery reads them before it changes anything
+_OUTBOX_TABLE = m.Base.metadata.tables[m.OutboxMessage.__tablename__]
+_OUTBOX = _OUTBOX_TABLE.c
+_CLAIMABLE = (
+    select(_OUTBOX.id)
+    .where(_OUTBOX.delivered_at.is_(None), _OUTBOX.available_at <= bindparam("now"),
+           or_(_OUTBOX.claimed_until.is_(None), _OUTBOX.claimed_until < bindparam("now")))
+    .order_by(_OUTBOX.id)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+_CLAIMABLE_ON_ROUTES = _CLAIMABLE.where(_OUTBOX.route.in_(bindparam("routes", expanding=True)))
+_CLAIM = (update(_OUTBOX_TABLE).where(_OUTBOX.id.in_(bindparam("ids", expanding=True)))
+          .values(claimed_by=bindparam("owner"), claimed_until=bindparam("until"),
+                  claims=_OUTBOX.claims + 1))
+# the message (locked by ``lock_message``) delivered: no unit-of-work flush for two columns
+_DELIVERED = (update(_OUTBOX_TABLE).where(_OUTBOX.id == bindparam("message_id"))
+              .values(delivered_at=bindparam("at"), attempts=_OUTBOX.attempts + 1))
+_LOCK_MESSAGE = (select(m.OutboxMessage).where(m.OutboxMessage.id == bindparam("message_id"))
+                 .with_for_update())
+_OTHERS_TRIED = (
+    select(_OUTBOX.id, _OUTBOX.claims)
+    .where(_OUTBOX.flag_id == bindparam("flag_id"), _OUTBOX.id != bindparam("message_id"),
+           _OUTBOX.delivered_at.is_(None), _OUTBOX.claims > 0)
+)
+_FLAG_ITEM = (
+    select(m.Flag, m.ItemRecord, m.ItemVersion)
+    .join(m.ItemRecord, m.ItemRecord.id == m.Flag.item_id)
+    .join(m.ItemVersion, and_(m.ItemVersion.item_id == m.ItemRecord.id,
+                              m.ItemVersion.version == m.ItemRecord.current_version))
+    .where(m.Flag.id == bindparam("flag_id"))
+)
+_FINDINGS = (select(m.Finding).where(m.Finding.flag_id == bindparam("flag_id"))
+             .order_by(m.Finding.severity.desc(), m.Finding.id))
+
+
 def first_attempt(session: Session, message: m.OutboxMessage,
                   untried: Collection[int] = ()) -> bool:
     """True when nothing can have shown ``message``'s flag yet: this is the message's first
@@ -109,11 +148,8 @@ def first_attempt(session: Session, message: m.OutboxMessage,
     recorded what it showed in the same transaction, so it leaves nothing to find."""
     if message.claims != 1 or message.flag_id is None:
         return False
-    others = session.execute(
-        select(m.OutboxMessage.id, m.OutboxMessage.claims)
-        .where(m.OutboxMessage.flag_id == message.flag_id, m.OutboxMessage.id != message.id,
-               m.OutboxMessage.delivered_at.is_(None), m.OutboxMessage.claims > 0)
-    ).all()
+    others = session.execute(_OTHERS_TRIED, {"flag_id": message.flag_id,
+                                             "message_id": message.id}).all()
     return all(claims == 1 and other in untried for other, claims in others)
 
 
@@ -121,21 +157,17 @@ def load_flag(session: Session, flag_id: int
               ) -> tuple[m.Flag, list[m.Finding], Item, m.ItemRecord] | None:
     """A flag, its findings (strongest first), its item as it is now and the item's record, in
     two queries; None if there is no such flag."""
-    row = session.execute(
-        select(m.Flag, m.ItemRecord, m.ItemVersion)
-        .join(m.ItemRecord, m.ItemRecord.id == m.Flag.item_id)
-        .join(m.ItemVersion, and_(m.ItemVersion.item_id == m.ItemRecord.id,
-                                  m.ItemVersion.version == m.ItemRecord.current_version))
-        .where(m.Flag.id == flag_id)
-    ).one_or_none()
+    row = session.execute(_FLAG_ITEM, {"flag_id": flag_id}).one_or_none()
     if row is None:
         return None
     flag, record, version = row
-    findings = list(session.execute(
-        select(m.Finding).where(m.Finding.flag_id == flag.id).order_by(m.Finding.severity.desc(),
-                                                                         m.Finding.id)
-    ).scalars())
+    findings = list(session.execute(_FINDINGS, {"flag_id": flag.id}).scalars())
     return flag, findings, Item.model_validate(version.data), record
+
+
+def lock_message(session: Session, message_id: int) -> m.OutboxMessage | None:
+    """The outbox message, locked for the rest of ``session``'s transaction (PostgreSQL)."""
+    return session.execute(_LOCK_MESSAGE, {"message_id": message_id}).scalar_one_or_none()
 
 
 def build_flag_view(session: Session, message: m.OutboxMessage, registers: RegisterIndex,
@@ -181,23 +213,16 @@ class OutboxSender:
 
     def _claim(self, now: datetime, limit: int, routes: set[str] | None) -> list[int]:
         with self.db.session() as session:
-            query = (
-                select(m.OutboxMessage)
-                .where(m.OutboxMessage.delivered_at.is_(None),
-                       m.OutboxMessage.available_at <= now,
-                       or_(m.OutboxMessage.claimed_until.is_(None),
-                           m.OutboxMessage.claimed_until < now))
-                .order_by(m.OutboxMessage.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-            if routes is not None:
-                query = query.where(m.OutboxMessage.route.in_(sorted(routes)))
-            rows = list(session.execute(query).scalars())
-            for row in rows:
-                row.claimed_by, row.claimed_until = self.owner, now + self.lease
-                row.claims += 1
-            return [r.id for r in rows]
+            params: dict[str, Any] = {"now": now, "limit": limit}
+            if routes is None:
+                query = _CLAIMABLE
+            else:
+                query, params["routes"] = _CLAIMABLE_ON_ROUTES, sorted(routes)
+            ids = list(session.execute(query, params).scalars())
+            if ids:
+                session.execute(_CLAIM, {"ids": ids, "owner": self.owner,
+                                         "until": now + self.lease})
+            return ids
 
     def drain(self, now: datetime | None = None, limit: int = 100,
               routes: set[str] | None = None) -> tuple[int, int]:
@@ -239,7 +264,7 @@ class OutboxSender:
             # message a moment earlier): that transaction is gone, so the attempt is recorded in
             # a new one; a delivery made meanwhile by someone else stands
             with self.db.session() as session:
-                message = session.get(m.OutboxMessage, message_id, with_for_update=True)
+                message = lock_message(session, message_id)
                 if message is None or message.delivered_at is not None:
                     return True
                 if message.claimed_by != self.owner:
@@ -263,7 +288,7 @@ class OutboxSender:
         with self.db.session() as session:
             # locked while it is delivered: a replica whose claim on it has meanwhile expired
             # skips it (SKIP LOCKED) instead of delivering it a second time
-            message = session.get(m.OutboxMessage, message_id, with_for_update=True)
+            message = lock_message(session, message_id)
             if message is None or message.delivered_at is not None:
                 return True
             if message.claimed_by != self.owner:
@@ -279,10 +304,10 @@ class OutboxSender:
             except Exception as exc:  # a sink failure of any kind: retry later, lose nothing
                 self._failed(message, now, f"{type(exc).__name__}: {exc}")
                 return False
-            message.delivered_at = datetime.now(UTC)
-            message.attempts += 1
+            delivered_at = datetime.now(UTC)
+            session.execute(_DELIVERED, {"message_id": message.id, "at": delivered_at})
             if view is not None and self.on_delivered is not None:
-                self.on_delivered(view.item_record.first_seen_at, message.delivered_at)
+                self.on_delivered(view.item_record.first_seen_at, delivered_at)
             return True
 
     def pending(self) -> int:

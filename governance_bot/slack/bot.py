@@ -34,7 +34,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
@@ -69,6 +69,61 @@ OUTCOME_NAMES = {
     "no_further_action": "no further action",
     "monitoring": "monitoring",
 }
+
+
+# The statements of a delivery and a refresh, built once (their cache keys too): building a
+# select with its comparisons cost more interpreter time per flag than running it.
+_SHOWN_IN = select(m.FlagMessage).where(m.FlagMessage.flag_id == bindparam("flag_id"),
+                                        m.FlagMessage.sink == SINK,
+                                        m.FlagMessage.channel == bindparam("channel"))
+_SHOWN_ELSEWHERE = select(m.FlagMessage).where(m.FlagMessage.flag_id == bindparam("flag_id"),
+                                               m.FlagMessage.sink == SINK,
+                                               m.FlagMessage.id != bindparam("shown_id"))
+_SHOWN = select(m.FlagMessage).where(m.FlagMessage.flag_id == bindparam("flag_id"),
+                                     m.FlagMessage.sink == SINK)
+_DECISIONS = (select(m.FlagDecision).where(m.FlagDecision.flag_id == bindparam("flag_id"))
+              .order_by(m.FlagDecision.id))
+# Reads of plain columns and the updates go to the table directly (no ORM layer, half the cost
+# of a query). They run after an ORM query of the same transaction (which flushed whatever was
+# pending, so they see it) or in a transaction that changed nothing.
+_FLAG_MESSAGES = m.Base.metadata.tables[m.FlagMessage.__tablename__]
+_FM = _FLAG_MESSAGES.c
+_FLAG_TABLE = m.Base.metadata.tables[m.Flag.__tablename__]
+_FLAGS = _FLAG_TABLE.c
+_DIGEST = m.Base.metadata.tables[m.DigestEntry.__tablename__].c
+_DIGESTED = select(_DIGEST.id).where(_DIGEST.flag_id == bindparam("flag_id"),
+                                     _DIGEST.route == bindparam("route"))
+# the flag's own first message (in whichever conversation: the first found), and the replies
+# under it (two statements: a count is made only where there is such a message)
+_OWN_FIRST = select(_FM.ts).where(_FM.flag_id == bindparam("flag_id"), _FM.thread_ts.is_(None))
+_REPLIES = select(func.count(_FM.id)).where(_FM.thread_ts == bindparam("anchor_ts"))
+_ANCHOR = (
+    select(_FM.ts, _FLAGS.severity)
+    .join_from(_FLAG_MESSAGES, _FLAG_TABLE, _FLAGS.id == _FM.flag_id)
+    .where(_FLAGS.thread_key == bindparam("thread_key"), _FLAGS.id != bindparam("flag_id"),
+           _FM.channel == bindparam("channel"), _FM.sink == SINK, _FM.thread_ts.is_(None),
+           _FLAGS.status.in_([FlagStatus.open.value, FlagStatus.acknowledged.value,
+                              FlagStatus.escalated.value]))
+    .order_by(_FM.id)
+    .limit(1)
+)
+_MARK_DUE = (update(_FLAG_MESSAGES)
+             .where(_FM.channel == bindparam("in_channel"), _FM.ts == bindparam("at_ts"),
+                    _FM.sink == SINK)
+             .values(refresh_due=_FM.refresh_due + 1))
+_CLEAR_DUE = (update(_FLAG_MESSAGES)
+              .where(_FM.id == bindparam("row_id"), _FM.refresh_due == bindparam("seen"))
+              .values(refresh_due=0))
+_MARK_AGAIN = (update(_FLAG_MESSAGES).where(_FM.id == bindparam("row_id"))
+               .values(refresh_due=_FM.refresh_due + 1))
+# no ORDER BY: SQLite then finds them by the refresh_due index instead of scanning the table in
+# id order (they are sorted here)
+_DUE = select(_FM.id).where(_FM.refresh_due > 0, _FM.sink == SINK)
+_MESSAGE_AT = select(m.FlagMessage).where(m.FlagMessage.channel == bindparam("channel"),
+                                          m.FlagMessage.ts == bindparam("ts"))
+_LOCK_DUE = (select(m.FlagMessage).where(m.FlagMessage.id == bindparam("row_id"),
+                                         m.FlagMessage.refresh_due > 0)
+             .with_for_update(skip_locked=True))
 
 
 def slack_tokens(config: Config, env: dict[str, str] | None = None
@@ -204,9 +259,7 @@ class SlackBot:
     def summary(self, session: Session, flag: m.Flag, route: Route) -> FlagSummary:
         audience = audience_for(route)
         lines: list[str] = []
-        decisions = list(session.execute(
-            select(m.FlagDecision).where(m.FlagDecision.flag_id == flag.id)
-            .order_by(m.FlagDecision.id)).scalars())
+        decisions = list(session.execute(_DECISIONS, {"flag_id": flag.id}).scalars())
         for d in decisions:
             who = (self.staff_name(d.staff_id) if d.staff_id != "governance-bot"
                    else "governance-bot")
@@ -241,13 +294,9 @@ class SlackBot:
                 lines.append(f"• Not acknowledged in time: {d.reason} ({when})")
         group = 0
         if flag.thread_key:
-            anchor_ts = session.execute(
-                select(m.FlagMessage.ts).where(m.FlagMessage.flag_id == flag.id,
-                                               m.FlagMessage.thread_ts.is_(None))
-            ).scalars().first()
+            anchor_ts = session.execute(_OWN_FIRST, {"flag_id": flag.id}).scalars().first()
             if anchor_ts:
-                group = len(session.execute(select(m.FlagMessage.id).where(
-                    m.FlagMessage.thread_ts == anchor_ts)).all())
+                group = session.execute(_REPLIES, {"anchor_ts": anchor_ts}).scalar_one()
         return FlagSummary(lines=lines, group_count=group)
 
     def render(self, session: Session, flag_id: int, route: Route,
@@ -271,8 +320,8 @@ class SlackBot:
         if route == Route.record_only:
             return
         if route == Route.digest:
-            exists = session.execute(select(m.DigestEntry.id).where(
-                m.DigestEntry.flag_id == view.flag.id, m.DigestEntry.route == route.value)).first()
+            exists = session.execute(_DIGESTED, {"flag_id": view.flag.id,
+                                                 "route": route.value}).first()
             if exists is None:
                 session.add(m.DigestEntry(flag_id=view.flag.id, account=view.flag.account,
                                           route=route.value, created_at=self.clock()))
@@ -283,9 +332,8 @@ class SlackBot:
         if view.kind != "flag_created":
             # the flag changed (e.g. a safeguarding finding was added): every other message
             # about it must show that too
-            others = session.execute(select(m.FlagMessage).where(
-                m.FlagMessage.flag_id == view.flag.id, m.FlagMessage.sink == SINK,
-                m.FlagMessage.id != shown.id)).scalars()
+            others = session.execute(_SHOWN_ELSEWHERE, {"flag_id": view.flag.id,
+                                                         "shown_id": shown.id}).scalars()
             for row in list(others):
                 text, blocks = self.render(session, view.flag.id, Route(row.route or "dsl"))
                 self._update(row.channel, row.ts, text, blocks)
@@ -299,9 +347,8 @@ class SlackBot:
         so there is no earlier post to look for. ``defer_anchor``: a reply under another flag's
         message only marks that message due for a refresh (``refresh_anchors`` does it, once
         for all the replies of a batch) instead of refreshing it now."""
-        existing = session.execute(select(m.FlagMessage).where(
-            m.FlagMessage.flag_id == flag_id, m.FlagMessage.sink == SINK,
-            m.FlagMessage.channel == channel)).scalar_one_or_none()
+        existing = session.execute(_SHOWN_IN, {"flag_id": flag_id, "channel": channel}
+                                   ).scalar_one_or_none()
         text, blocks = self.render(session, flag_id, route, view)
         if existing is not None:
             self._update(existing.channel, existing.ts, text, blocks)
@@ -327,9 +374,7 @@ class SlackBot:
         session.flush()
         if thread_ts is not None:
             if defer_anchor:
-                session.execute(update(m.FlagMessage).where(
-                    m.FlagMessage.channel == channel, m.FlagMessage.ts == thread_ts,
-                    m.FlagMessage.sink == SINK).values(refresh_due=m.FlagMessage.refresh_due + 1))
+                session.execute(_MARK_DUE, {"in_channel": channel, "at_ts": thread_ts})
                 self._marked_here.marked = True
             else:
                 self._refresh_anchor(session, channel, thread_ts)
@@ -338,23 +383,15 @@ class SlackBot:
     def _anchor(self, session: Session, flag: m.Flag, channel: str) -> str | None:
         """The message of an earlier open flag on the same thread in this conversation: a new
         flag of no higher severity is shown as a reply under it instead of a new alert."""
-        row = session.execute(
-            select(m.FlagMessage.ts, m.Flag.severity)
-            .join(m.Flag, m.Flag.id == m.FlagMessage.flag_id)
-            .where(m.Flag.thread_key == flag.thread_key, m.Flag.id != flag.id,
-                   m.FlagMessage.channel == channel, m.FlagMessage.sink == SINK,
-                   m.FlagMessage.thread_ts.is_(None),
-                   m.Flag.status.in_([FlagStatus.open.value, FlagStatus.acknowledged.value,
-                                      FlagStatus.escalated.value]))
-            .order_by(m.FlagMessage.id)
-        ).first()
+        row = session.execute(_ANCHOR, {"thread_key": flag.thread_key, "flag_id": flag.id,
+                                        "channel": channel}).first()
         if row is None or flag.severity > row[1]:
             return None
         return str(row[0])
 
     def _refresh_anchor(self, session: Session, channel: str, thread_ts: str) -> None:
-        anchor = session.execute(select(m.FlagMessage).where(
-            m.FlagMessage.channel == channel, m.FlagMessage.ts == thread_ts)).scalar_one_or_none()
+        anchor = session.execute(_MESSAGE_AT, {"channel": channel, "ts": thread_ts}
+                                 ).scalar_one_or_none()
         if anchor is not None:
             text, blocks = self.render(session, anchor.flag_id, Route(anchor.route or "dsl"))
             self._update(channel, thread_ts, text, blocks)
@@ -391,9 +428,7 @@ class SlackBot:
 
     def _refresh_anchors(self, now: float) -> int:
         with self.db.session() as session:
-            due = list(session.execute(select(m.FlagMessage.id).where(
-                m.FlagMessage.refresh_due > 0, m.FlagMessage.sink == SINK)
-                .order_by(m.FlagMessage.id)).scalars())
+            due = sorted(session.execute(_DUE).scalars())
         done = 0
         if self.anchor_refresh_seconds:
             self._refreshed_at = {k: t for k, t in self._refreshed_at.items()
@@ -403,10 +438,7 @@ class SlackBot:
             self._look_again = bool(later)
         for row_id in due:
             with self.db.session() as session:
-                anchor = session.execute(
-                    select(m.FlagMessage).where(m.FlagMessage.id == row_id,
-                                                m.FlagMessage.refresh_due > 0)
-                    .with_for_update(skip_locked=True)).scalar_one_or_none()
+                anchor = session.execute(_LOCK_DUE, {"row_id": row_id}).scalar_one_or_none()
                 if anchor is None:
                     continue  # refreshed meanwhile, or a replica is at it now
                 seen = anchor.refresh_due
@@ -420,12 +452,10 @@ class SlackBot:
                     log.warning("slack: could not update the message of flag #%d in %s (%s); "
                                 "its count of grouped flags stays as it was", anchor.flag_id,
                                 anchor.channel, exc.response.get("error"))
-                cleared = cast("CursorResult[Any]", session.execute(update(m.FlagMessage).where(
-                    m.FlagMessage.id == row_id, m.FlagMessage.refresh_due == seen)
-                    .values(refresh_due=0)))
+                cleared = cast("CursorResult[Any]", session.execute(
+                    _CLEAR_DUE, {"row_id": row_id, "seen": seen}))
                 if cleared.rowcount != 1:  # marked again meanwhile: render it again next time
-                    session.execute(update(m.FlagMessage).where(m.FlagMessage.id == row_id)
-                                    .values(refresh_due=m.FlagMessage.refresh_due + 1))
+                    session.execute(_MARK_AGAIN, {"row_id": row_id})
                     self._look_again = True
                 if self.anchor_refresh_seconds:
                     self._refreshed_at[row_id] = now
@@ -459,8 +489,7 @@ class SlackBot:
         """Update every message about the flag to show its current state. Returns the count."""
         count = 0
         with self.db.session() as session:
-            rows = list(session.execute(select(m.FlagMessage).where(
-                m.FlagMessage.flag_id == flag_id, m.FlagMessage.sink == SINK)).scalars())
+            rows = list(session.execute(_SHOWN, {"flag_id": flag_id}).scalars())
             for row in rows:
                 text, blocks = self.render(session, flag_id, Route(row.route or "dsl"))
                 try:

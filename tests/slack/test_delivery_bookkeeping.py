@@ -410,3 +410,20 @@ def test_a_message_recorded_meanwhile_by_someone_else_is_settled_not_crashed_on(
     assert delivery.posts_per_flag() == Counter({flag_id: 1})
     channel = managers_dm(delivery)
     assert [x["ts"] for x in delivery.fake.messages(channel)] == [delivery.anchor(channel).ts]
+
+
+# --- a sender for some routes only ------------------------------------------------------------
+def test_a_sender_for_some_routes_claims_only_their_messages(delivery: Delivery) -> None:
+    """A safeguarding concern goes to the DSL; a sender limited to the DSL's route delivers it
+    and leaves the managers' message unclaimed for a sender of theirs."""
+    delivery.raise_flags(post("solo-1", "Jayden Price won", thread="solo-1"),
+                         post("sg-1", "nobody would miss me", kind="comment", thread="sg-1"))
+    routes = {o.route for o in delivery.outbox()}
+    assert {"dsl", "account_managers"} <= routes
+    assert delivery.sender().drain(now=at(), routes=set()) == (0, 0)
+    dsl_messages = sum(1 for o in delivery.outbox() if o.route == "dsl")
+    assert delivery.sender().drain(now=at(), routes={"dsl"}) == (dsl_messages, 0)
+    left = [o for o in delivery.outbox() if o.delivered_at is None]
+    assert left and all(o.route != "dsl" and o.claims == 0 for o in left)
+    assert delivery.sender().drain(now=at()) == (len(left), 0)
+    assert sorted(delivery.posts_per_flag().values()) == [1] * len(delivery.posts_per_flag())
