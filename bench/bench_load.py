@@ -209,7 +209,7 @@ def replica(config_path: Path, lines_path: Path, rate: float, start_at: float | 
     os.environ.update(env())
     from connectors.jsonl import LineProblem, parse_line
     from governance_bot.config import load_config
-    from governance_bot.runtime import Runtime
+    from governance_bot.runtime import Runtime, freeze_startup_objects
     from governance_bot.slack.service import ANCHOR_REFRESH_SECONDS
     from governance_bot.slack.sink import SlackSink
 
@@ -224,6 +224,7 @@ def replica(config_path: Path, lines_path: Path, rate: float, start_at: float | 
         warm = parse_line(line.replace('"id": "', '"id": "warm-'), lines_path, n + 1)
         if warm is not None and not isinstance(warm, LineProblem):
             rt.pipeline.process_many([warm])
+    freeze_startup_objects()  # as `governance-bot run` does before it serves
     received: dict[str, float] = {}
     processed: dict[str, float] = {}
     if start_at is None:
@@ -444,13 +445,14 @@ def webhook_bursts(url: str, folder: Path, rate: float, seconds: float, learners
     import uvicorn
 
     from governance_bot.config import load_config
-    from governance_bot.runtime import Runtime
+    from governance_bot.runtime import Runtime, freeze_startup_objects
     from governance_bot.service import Service, _Server
 
     with SlackProcess() as fake:
         config_path, _names = prepare(folder, url, fake, learners)
         rt = Runtime.from_config(load_config(config_path), import_registers_from_config=False)
         service = Service(rt)
+        freeze_startup_objects()  # as `governance-bot run` does before it serves
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])

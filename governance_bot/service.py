@@ -42,7 +42,7 @@ from governance_bot.ingest import IngestWorker
 from governance_bot.items import Item
 from governance_bot.metrics import CONTENT_TYPE, Metrics
 from governance_bot.pipeline import ScanReport
-from governance_bot.runtime import Runtime
+from governance_bot.runtime import Runtime, freeze_startup_objects
 from governance_bot.subscriptions import SubscriptionManager, managers_for, state_name
 from governance_bot.webhooks import ReplayGuard
 
@@ -300,6 +300,8 @@ class Service:
         return Starlette(routes=routes)
 
     def run_forever(self) -> None:
+        frozen = freeze_startup_objects()
+        log.debug("%d start-up objects set aside from the garbage collector", frozen)
         self.schedule()
         self.scheduler.start()
         if self.slack is not None and self.slack.mode == "socket":
