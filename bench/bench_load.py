@@ -202,10 +202,11 @@ def serve_fake_slack() -> None:
 
 
 # --- one replica: paced ingest with a sender thread --------------------------------------------
-def replica(config_path: Path, lines_path: Path, rate: float, start_at: float | None
-            ) -> dict[str, Any]:
-    """Feed the lines at ``rate``/s from ``start_at`` (perf_counter; None: print "ready" and read
-    it from stdin); return received and processed times."""
+def replica(config_path: Path, lines_path: Path, rate: float, start_at: float | None,
+            start_after: float | None = None) -> dict[str, Any]:
+    """Feed the lines at ``rate``/s from ``start_at`` (perf_counter; None: ``start_after``
+    seconds once ready, or without it print "ready" and read it from stdin); return received
+    and processed times. The clock never starts before the replica is ready."""
     os.environ.update(env())
     from connectors.jsonl import LineProblem, parse_line
     from governance_bot.config import load_config
@@ -227,7 +228,9 @@ def replica(config_path: Path, lines_path: Path, rate: float, start_at: float | 
     freeze_startup_objects()  # as `governance-bot run` does before it serves
     received: dict[str, float] = {}
     processed: dict[str, float] = {}
-    if start_at is None:
+    if start_at is None and start_after is not None:
+        start_at = time.perf_counter() + start_after
+    elif start_at is None:
         print("ready", flush=True)
         start_at = float(sys.stdin.readline())
     cpu0 = time.process_time()
@@ -343,7 +346,7 @@ def sustained(name: str, url: str, folder: Path, rate: float, seconds: float,
                     fh.write(json.dumps(item_dict(i, names, "s")) + "\n")
             files.append(path)
         if replicas == 1:
-            outs = [replica(config_path, files[0], rate, time.perf_counter() + 1)]
+            outs = [replica(config_path, files[0], rate, None, start_after=1.0)]
         else:
             procs = [subprocess.Popen(
                 [sys.executable, __file__, "--replica", str(config_path), str(f),
