@@ -374,6 +374,16 @@ def sustained(name: str, url: str, folder: Path, rate: float, seconds: float,
         for o in outs:
             received.update(o["received"])
             pipeline.extend(o["processed"][k] - o["received"][k] for k in o["processed"])
+        if os.environ.get("BENCH_TRACE"):  # the slowest item per second of arrival, per replica
+            t0 = min(received.values())
+            for r, o in enumerate(outs):
+                worst: dict[int, float] = {}
+                for k, at in o["received"].items():
+                    s = int(at - t0)
+                    worst[s] = max(worst.get(s, 0.0), o["processed"][k] - at)
+                print(f"  replica {r}: " + " ".join(f"{s}s:{w * 1000:.0f}"
+                                                    for s, w in sorted(worst.items())),
+                      file=sys.stderr)
         start = min(received.values())
         elapsed = max(o["finished"] for o in outs) - start
         alerts, flags = alert_times(url, fake, received)
