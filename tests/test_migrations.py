@@ -30,7 +30,7 @@ def test_the_newest_migrations_can_be_undone_and_redone(database_url: str):
     db = Database(database_url)
     try:
         db.upgrade()
-        command.downgrade(db._alembic_config(), "0003")  # undoes 0007 to 0004
+        command.downgrade(db._alembic_config(), "0003")  # undoes 0008 to 0004
         assert db.current_revision() == "0003"
         db.upgrade()
         assert db.current_revision() == db.head_revision()
@@ -60,3 +60,17 @@ def test_outbox_messages_in_flight_during_the_upgrade_to_0007_count_as_claimed(d
                                 ).scalar_one() == 0
     finally:
         db.dispose()
+
+
+def test_counting_the_flags_grouped_under_a_slack_message_uses_an_index(database_url: str):
+    """The count under a thread's first message is read at each refresh; without an index it
+    would scan every message ever posted."""
+    from sqlalchemy import inspect
+
+    db = Database(database_url)
+    try:
+        db.upgrade()
+        indexes = inspect(db.engine).get_indexes("flag_messages")
+    finally:
+        db.dispose()
+    assert any(ix["column_names"] == ["thread_ts"] for ix in indexes), indexes

@@ -198,7 +198,8 @@ class FlagMessage(Base):
     ts: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     route: Mapped[str | None] = mapped_column(String(32))  # whose view it shows (masking)
-    thread_ts: Mapped[str | None] = mapped_column(String(64))  # grouped under another message
+    # grouped under another message (indexed: the count under a message is read at each refresh)
+    thread_ts: Mapped[str | None] = mapped_column(String(64), index=True)
     # > 0: flags were grouped under this message since its count was last shown; the sender
     # refreshes it at the end of its drain (a crash in between leaves it marked for the next)
     refresh_due: Mapped[int] = mapped_column(Integer, default=0, server_default="0", index=True)
