@@ -42,27 +42,36 @@ class ArchiveOutcome:
         return self.version.detected_at is None
 
 
+def _new_record(item: Item, digest: str, now: datetime) -> ItemRecord:
+    return ItemRecord(
+        key=item.key, platform=item.platform, account=item.account, native_id=item.id,
+        kind=item.kind.value, thread_key=item.thread_key, parent_id=item.parent_id,
+        created_at=item.created_at, first_seen_at=now, last_seen_at=now,
+        current_version=1, content_hash=digest,
+    )
+
+
 def archive_item(session: Session, item: Item, now: datetime | None = None) -> ArchiveOutcome:
     now = now or datetime.now(UTC)
     digest = content_hash(item)
-    data = item.model_dump(mode="json")
     record = session.execute(
         select(ItemRecord).where(ItemRecord.key == item.key)
     ).scalar_one_or_none()
     if record is None:
-        record = ItemRecord(
-            key=item.key, platform=item.platform, account=item.account, native_id=item.id,
-            kind=item.kind.value, thread_key=item.thread_key, parent_id=item.parent_id,
-            created_at=item.created_at, first_seen_at=now, last_seen_at=now,
-            current_version=1, content_hash=digest,
-        )
+        record = _new_record(item, digest, now)
         session.add(record)
         session.flush()
-        version = ItemVersion(item_id=record.id, version=1, content_hash=digest, data=data,
-                              seen_at=now)
+        version = ItemVersion(item_id=record.id, version=1, content_hash=digest,
+                              data=item.model_dump(mode="json"), seen_at=now)
         session.add(version)
         session.flush()
         return ArchiveOutcome(record, version, ArchiveStatus.new)
+    return _archive_known(session, record, item, digest, now)
+
+
+def _archive_known(session: Session, record: ItemRecord, item: Item, digest: str,
+                   now: datetime) -> ArchiveOutcome:
+    """An item archived before: seen again, reappeared, or edited (a new version)."""
     record.last_seen_at = now
     status = ArchiveStatus.unchanged
     if record.deleted_at is not None:
@@ -77,7 +86,7 @@ def archive_item(session: Session, item: Item, now: datetime | None = None) -> A
     record.current_version += 1
     record.content_hash = digest
     version = ItemVersion(item_id=record.id, version=record.current_version, content_hash=digest,
-                          data=data, seen_at=now)
+                          data=item.model_dump(mode="json"), seen_at=now)
     session.add(version)
     session.flush()
     return ArchiveOutcome(record, version, ArchiveStatus.edited)
@@ -98,14 +107,10 @@ def archive_items(session: Session, stamped: Sequence[tuple[Item, datetime]]
     fresh: list[tuple[int, Item, datetime, ItemRecord]] = []
     for n, (item, now) in enumerate(stamped):
         if item.key in known:
-            outcomes.append(archive_item(session, item, now))
+            outcomes.append(_archive_known(session, known[item.key], item, content_hash(item),
+                                           now))
             continue
-        record = ItemRecord(
-            key=item.key, platform=item.platform, account=item.account, native_id=item.id,
-            kind=item.kind.value, thread_key=item.thread_key, parent_id=item.parent_id,
-            created_at=item.created_at, first_seen_at=now, last_seen_at=now,
-            current_version=1, content_hash=content_hash(item),
-        )
+        record = _new_record(item, content_hash(item), now)
         fresh.append((n, item, now, record))
         outcomes.append(None)
     if fresh:
