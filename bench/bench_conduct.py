@@ -24,9 +24,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from governance_bot.config import Config
+from governance_bot.findings import Finding
 from governance_bot.items import Item
 from governance_bot.registers import Learner, RegisterIndex, Registers, read_toml
-from rules.base import DetectionContext, Finding
+from rules.base import DetectionContext
 from rules.engine import build_detector
 
 REPO = Path(__file__).resolve().parent.parent

@@ -41,6 +41,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from governance_bot.config import Config  # noqa: E402
+from governance_bot.findings import Finding  # noqa: E402
 from governance_bot.items import Item, ItemKind, Media, Person, Visibility  # noqa: E402
 from governance_bot.registers import (  # noqa: E402
     Account,
@@ -50,7 +51,7 @@ from governance_bot.registers import (  # noqa: E402
     StaffMember,
     StaffRole,
 )
-from rules.base import DetectionContext, Finding  # noqa: E402
+from rules.base import DetectionContext  # noqa: E402
 from rules.engine import DETECTORS, DetectionEngine  # noqa: E402
 
 FIRST_NAMES = [

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from governance_bot.config import Config
+from governance_bot.findings import Finding
 from governance_bot.history import MemoryHistory
 from governance_bot.items import Item
 from governance_bot.registers import RegisterIndex, Registers, read_toml
-from rules.base import DetectionContext, Finding
+from rules.base import DetectionContext
 from rules.engine import DetectionEngine
 
 __all__ = ["Classifier", "registers_from_config"]

@@ -267,7 +267,7 @@ class RetentionSettings(_Section):
     @field_validator("categories")
     @classmethod
     def _positive(cls, value: dict[str, int]) -> dict[str, int]:
-        from rules.base import Category
+        from governance_bot.findings import Category
 
         unknown = sorted(set(value) - {c.value for c in Category})
         if unknown:

@@ -36,6 +36,8 @@ from sqlalchemy.orm import Session
 
 from governance_bot import __version__
 from governance_bot.config import Config, RetentionSettings
+from governance_bot.findings import Category
+from governance_bot.findings import Finding as DetectedFinding
 from governance_bot.items import Item, Role
 from governance_bot.register_store import load_registers
 from governance_bot.registers import (
@@ -50,8 +52,6 @@ from governance_bot.storage import auditlog
 from governance_bot.storage import models as m
 from governance_bot.storage.db import Database
 from governance_bot.storage.dp_models import ItemRedaction, LegalHold
-from rules.base import Category
-from rules.base import Finding as DetectedFinding
 
 __all__ = [
     "AUTO_HOLD_CATEGORY",

@@ -3,9 +3,9 @@ between labelled and predicted categories, and ROC AUC where a classifier gives 
 
 Input (``governance-bot eval --input LABELLED.jsonl``): one JSON object per line, either
 ``{"text": "...", "labels": ["toxicity"]}`` or a normalised item (docs/item.schema.json) with an
-extra ``"labels"`` field. Labels are category names (``rules.base.Category``); an empty list
-means "nothing should be flagged". A bad line is reported with its number and skipped; the rest
-is evaluated.
+extra ``"labels"`` field. Labels are category names (``governance_bot.findings.Category``); an
+empty list means "nothing should be flagged". A bad line is reported with its number and
+skipped; the rest is evaluated.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from governance_bot.findings import Category
 from governance_bot.items import Item, ItemKind, Person, Role
-from rules.base import Category, DetectionContext
+from rules.base import DetectionContext
 
 if TYPE_CHECKING:
     from governance_bot.config import Config

@@ -15,10 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from governance_bot.data_protection import apply_automatic_hold
+from governance_bot.findings import Finding, Route
 from governance_bot.routing import ROUTE_PRIORITY
 from governance_bot.storage import auditlog
 from governance_bot.storage import models as m
-from rules.base import Finding, Route
 
 __all__ = ["FlagChange", "FlagStatus", "record_findings"]
 

@@ -8,11 +8,11 @@ from datetime import datetime
 
 from sqlalchemy import and_, select
 
+from governance_bot.findings import Finding
 from governance_bot.items import Item
 from governance_bot.storage.db import Database
 from governance_bot.storage.models import Finding as FindingRow
 from governance_bot.storage.models import ItemRecord, ItemVersion
-from rules.base import Finding
 
 __all__ = ["BatchHistory", "DatabaseHistory", "MemoryHistory"]
 

@@ -27,11 +27,11 @@ from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from governance_bot.findings import Route
 from governance_bot.items import Item
 from governance_bot.registers import RegisterIndex, StaffMember
 from governance_bot.storage import models as m
 from governance_bot.storage.db import Database
-from rules.base import Route
 
 __all__ = ["DeliveryError", "FlagView", "OutboxSender", "Sink", "build_flag_view", "first_attempt",
            "load_flag", "lock_message", "recipients_for"]

@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from connectors.base import Connector, FetchResult
+from governance_bot.findings import Category, Evidence, Finding, Severity
 from governance_bot.flags import FlagChange, record_findings
 from governance_bot.history import BatchHistory, DatabaseHistory
 from governance_bot.items import Item, Role
@@ -37,7 +38,7 @@ from governance_bot.storage.archive import (
     mark_deletions,
 )
 from governance_bot.storage.db import Database
-from rules.base import Category, DetectionContext, Evidence, Finding, History, Severity
+from rules.base import DetectionContext, History
 from rules.engine import DetectionEngine
 
 __all__ = ["PendingBatch", "Pipeline", "ScanReport"]

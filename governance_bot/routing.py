@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from rules.base import Category, Finding, Route, Severity
+from governance_bot.findings import Category, Finding, Route, Severity
 
 __all__ = ["ROUTE_PRIORITY", "STAFF_CONDUCT", "Router"]
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from governance_bot.findings import Category, Evidence, Finding, Severity
 from governance_bot.items import Item, ItemKind, Role
-from rules.base import Category, DetectionContext, Evidence, Finding, Severity
+from rules.base import DetectionContext
 from rules.threads import (
     PRIVATE_KIND_NAMES,
     Participants,

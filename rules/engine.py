@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from governance_bot.findings import Finding
 from governance_bot.routing import Router
-from rules.base import DetectionContext, Detector, DetectorUnavailable, Finding
+from rules.base import DetectionContext, Detector, DetectorUnavailable
 from rules.packs import load_pack
 
 if TYPE_CHECKING:

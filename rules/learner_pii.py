@@ -39,8 +39,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import ahocorasick
 import phonenumbers
 
+from governance_bot.findings import Category, Evidence, Finding, Severity
 from governance_bot.items import Item, ItemKind, Person, Role, normalise_handle
-from rules.base import Category, DetectionContext, Evidence, Finding, Severity
+from rules.base import DetectionContext
 
 if TYPE_CHECKING:
     from governance_bot.config import Config

@@ -21,8 +21,9 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
+from governance_bot.findings import Category, Evidence, Finding, Route, Severity
 from governance_bot.items import Item, ItemKind, Person, Role
-from rules.base import Category, DetectionContext, Evidence, Finding, Route, Severity
+from rules.base import DetectionContext
 
 if TYPE_CHECKING:
     from governance_bot.config import Config, Period, WorkingHoursSettings

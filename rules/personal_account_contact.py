@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from governance_bot.findings import Category, Evidence, Finding, Severity
 from governance_bot.items import Item, ItemKind, Person, Role
-from rules.base import Category, DetectionContext, Evidence, Finding, Severity
+from rules.base import DetectionContext
 from rules.out_of_hours import addressed_learners
 from rules.threads import is_personal_account, resolved
 

@@ -37,8 +37,9 @@ from typing import TYPE_CHECKING, Any, cast
 import ahocorasick
 import numpy as np
 
+from governance_bot.findings import Category, Evidence, Finding, Route, Severity
 from governance_bot.items import ItemKind, Person, Role, Visibility
-from rules.base import Category, DetectionContext, Evidence, Finding, Route, Severity
+from rules.base import DetectionContext
 
 if TYPE_CHECKING:
     from governance_bot.config import Config

@@ -17,8 +17,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from governance_bot.findings import Category, Evidence, Finding, Severity
 from governance_bot.items import Item, Role
-from rules.base import Category, DetectionContext, Evidence, Finding, Severity
+from rules.base import DetectionContext
 from rules.out_of_hours import addressed_learners
 
 if TYPE_CHECKING:

@@ -46,15 +46,9 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from governance_bot.findings import Category, Evidence, Finding, Severity
 from governance_bot.items import ItemKind, Role
-from rules.base import (
-    Category,
-    DetectionContext,
-    DetectorUnavailable,
-    Evidence,
-    Finding,
-    Severity,
-)
+from rules.base import DetectionContext, DetectorUnavailable
 
 if TYPE_CHECKING:
     from governance_bot.config import Config, ToxicitySettings

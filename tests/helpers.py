@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from governance_bot.config import Config
+from governance_bot.findings import Finding
 from governance_bot.history import MemoryHistory
 from governance_bot.items import Item
 from governance_bot.registers import RegisterIndex, read_toml
-from rules.base import DetectionContext, Detector, Finding
+from rules.base import DetectionContext, Detector
 
 __all__ = [
     "EXAMPLE_REGISTERS",

@@ -28,13 +28,13 @@ from governance_bot.data_protection import (
     place_hold,
     release_hold,
 )
+from governance_bot.findings import Category, Finding, Route, Severity
 from governance_bot.flags import record_findings
 from governance_bot.items import Item, Media, Person
 from governance_bot.runtime import Runtime
 from governance_bot.storage import auditlog
 from governance_bot.storage import models as m
 from governance_bot.storage.dp_models import ItemRedaction, LegalHold
-from rules.base import Category, Finding, Route, Severity
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 LONG_AGO = NOW - timedelta(days=400)

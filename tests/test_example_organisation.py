@@ -13,9 +13,10 @@ import pytest
 
 from connectors.jsonl import LineProblem, read_items
 from governance_bot.config import load_config
+from governance_bot.findings import Finding, Severity
 from governance_bot.items import Item
 from governance_bot.registers import RegisterIndex, read_csv, read_toml
-from rules.base import DetectionContext, Finding, Severity
+from rules.base import DetectionContext
 from rules.engine import DETECTORS, build_detector
 from tests.helpers import MemoryHistory
 

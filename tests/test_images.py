@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 from PIL import ExifTags, Image
 
+from governance_bot.findings import Category, Route, Severity
 from governance_bot.items import Item, Media, Person
 from governance_bot.registers import RegisterIndex, read_toml
 from governance_bot.routing import Router
-from rules.base import Category, DetectionContext, Route, Severity
+from rules.base import DetectionContext
 from rules.images import (
     HaarFaceDetector,
     ImageDetector,

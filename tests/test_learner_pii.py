@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from governance_bot.config import Config
+from governance_bot.findings import Category, Finding, Route, Severity
 from governance_bot.history import MemoryHistory
 from governance_bot.items import Item, ItemKind, Media, Person, Visibility
 from governance_bot.registers import (
@@ -27,7 +28,7 @@ from governance_bot.registers import (
     StaffRole,
     read_toml,
 )
-from rules.base import Category, DetectionContext, Finding, Route, Severity
+from rules.base import DetectionContext
 from rules.engine import DetectionEngine
 from rules.learner_pii import LearnerPiiDetector, fold, is_valid_postcode
 from rules.packs import load_pack

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from governance_bot.findings import Category, Finding, Route, Severity
 from governance_bot.items import Item
 from governance_bot.routing import Router
-from rules.base import Category, DetectionContext, Finding, Route, Severity
+from rules.base import DetectionContext
 from rules.engine import DetectionEngine, build_detector
 from rules.out_of_hours import OfficeHours, OutOfHoursDetector, ordinal
 from rules.packs import load_pack

@@ -13,11 +13,11 @@ from sqlalchemy import func, select
 from connectors.base import FetchResult, ListingWindow
 from connectors.jsonl import JsonlConnector, JsonlSettings
 from governance_bot.config import Config
+from governance_bot.findings import Route
 from governance_bot.items import Item
 from governance_bot.runtime import Runtime
 from governance_bot.storage import auditlog
 from governance_bot.storage import models as m
-from rules.base import Route
 
 T0 = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)  # a Wednesday in term, 10:00 GMT
 

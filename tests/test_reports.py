@@ -15,6 +15,7 @@ import pytest
 
 from governance_bot.access_audit.cycle import AccessAudit
 from governance_bot.config import Config
+from governance_bot.findings import Category, Evidence, Finding, Route, Severity
 from governance_bot.flags import record_findings
 from governance_bot.items import Item
 from governance_bot.register_store import load_registers
@@ -24,7 +25,6 @@ from governance_bot.runtime import import_register_files
 from governance_bot.storage import auditlog
 from governance_bot.storage.archive import archive_item
 from governance_bot.storage.db import Database
-from rules.base import Category, Evidence, Finding, Route, Severity
 
 
 def chromium() -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from rules.base import Route, Severity
+from governance_bot.findings import Route, Severity
 from rules.engine import DETECTORS
 from rules.packs import SHIPPED
 from tests.helpers import config_with, example_index, run_example

@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 
+from governance_bot.findings import Category, Route, Severity
 from governance_bot.items import Item, Person
 from governance_bot.registers import RegisterIndex, read_toml
 from governance_bot.routing import Router
-from rules.base import Category, DetectionContext, Route, Severity
+from rules.base import DetectionContext
 from rules.engine import DETECTORS
 from rules.packs import load_pack
 from rules.safeguarding import PackError, SafeguardingDetector

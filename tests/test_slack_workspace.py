@@ -17,9 +17,10 @@ from slack_sdk.signature import SignatureVerifier
 from connectors.base import FatalError, WebhookRequest
 from connectors.registry import load
 from connectors.slack_workspace import SlackWorkspaceConnector, SlackWorkspaceSettings
+from governance_bot.findings import Category
 from governance_bot.items import ItemKind, Role, Visibility
 from rules.accountability import AccountabilityDetector
-from rules.base import Category, DetectionContext
+from rules.base import DetectionContext
 from rules.packs import load_pack
 from tests.contract.harness import SleepRecorder
 from tests.fake_slack_workspace import FakeWorkspace

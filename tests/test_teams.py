@@ -18,8 +18,9 @@ import respx
 from connectors.base import WebhookRequest
 from connectors.registry import load
 from connectors.teams import TeamsConnector, TeamsSettings, parse_chat_message
+from governance_bot.findings import Category
 from governance_bot.items import ItemKind, Role
-from rules.base import Category, DetectionContext
+from rules.base import DetectionContext
 from tests.helpers import MemoryHistory, config_with, example_index
 from tests.msgraph_fixtures import (
     CHANNEL,

@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 import pytest
 
 from connectors.imap import parse_message
+from governance_bot.findings import Category, Route, Severity
 from governance_bot.items import Item
 from governance_bot.routing import Router
-from rules.base import Category, DetectionContext, Route, Severity
+from rules.base import DetectionContext
 from rules.conversation_drift import ConversationDriftDetector
 from rules.engine import DetectionEngine, build_detector
 from rules.packs import load_pack

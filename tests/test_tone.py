@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from governance_bot.findings import Category, Finding, Route, Severity
 from governance_bot.items import Item
 from governance_bot.routing import Router
-from rules.base import Category, DetectionContext, Finding, Route, Severity
+from rules.base import DetectionContext
 from rules.engine import build_detector
 from rules.packs import load_pack
 from rules.tone import ToneDetector

@@ -20,9 +20,10 @@ import pytest
 import torch
 
 from governance_bot.config import Config, load_config
+from governance_bot.findings import Category, Finding, Route, Severity
 from governance_bot.items import Item, Person
 from governance_bot.registers import RegisterIndex
-from rules.base import Category, DetectionContext, Finding, Route, Severity
+from rules.base import DetectionContext
 from rules.engine import DetectionEngine
 from rules.packs import load_pack
 from rules.toxicity import (

@@ -133,7 +133,8 @@ def test_the_learner_pii_rule_flags_a_learners_name_on_a_public_page(
 ) -> None:
     learner_pii = pytest.importorskip(
         "rules.learner_pii", reason="the learner_pii detector (branch pii) is not merged here")
-    from rules.base import Category, DetectionContext
+    from governance_bot.findings import Category
+    from rules.base import DetectionContext
     from rules.packs import load_pack
     from tests.helpers import MemoryHistory, config_with
 

@@ -13,8 +13,9 @@ import respx
 
 from connectors.registry import load
 from connectors.zoom import ZoomConnector, ZoomSettings, uuid_path
+from governance_bot.findings import Category, Severity
 from governance_bot.items import ItemKind, Role
-from rules.base import Category, DetectionContext, Severity
+from rules.base import DetectionContext
 from rules.packs import load_pack
 from rules.video_session import VideoSessionDetector
 from tests.helpers import MemoryHistory, example_index

@@ -9,8 +9,8 @@ from typing import TextIO
 
 from rich.console import Console
 
+from governance_bot.findings import Route
 from governance_bot.outbox import FlagView
-from rules.base import Route
 
 __all__ = ["ConsoleSink", "JsonSink"]
 

@@ -17,6 +17,7 @@ from slack_bolt import Ack, App, BoltContext, BoltResponse
 from slack_sdk import WebClient
 from sqlalchemy import func, select, update
 
+from governance_bot.findings import Route
 from governance_bot.flags import FlagStatus
 from governance_bot.slack.bot import OUTCOME_NAMES, SlackBot, moderation_actions
 from governance_bot.slack.decisions import (
@@ -31,7 +32,6 @@ from governance_bot.slack.decisions import (
 from governance_bot.slack.render import CATEGORY_NAMES, DSL_ACTIONS, MANAGER_ACTIONS
 from governance_bot.storage import auditlog
 from governance_bot.storage import models as m
-from rules.base import Route
 
 __all__ = ["build_app", "open_flags_for", "role_check"]
 

@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 
 from connectors.base import Connector, ModerationAction
 from governance_bot.config import Config
+from governance_bot.findings import Route
 from governance_bot.flags import FlagStatus
 from governance_bot.items import Item
 from governance_bot.outbox import DeliveryError, FlagView, load_flag, recipients_for
@@ -48,7 +49,6 @@ from governance_bot.registers import RegisterIndex, StaffMember
 from governance_bot.slack.render import FlagSummary, audience_for, mask_learners, render_flag
 from governance_bot.storage import models as m
 from governance_bot.storage.db import Database
-from rules.base import Route
 
 __all__ = ["METADATA_EVENT", "SINK", "SlackBot", "make_client", "moderation_actions",
            "slack_tokens"]

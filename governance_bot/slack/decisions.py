@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from connectors.base import ModerationAction
+from governance_bot.findings import Route
 from governance_bot.flags import FlagStatus
 from governance_bot.items import Role
 from governance_bot.registers import RegisterIndex, StaffMember
@@ -25,7 +26,6 @@ from governance_bot.slack.bot import OUTCOME_NAMES, SlackBot, moderation_actions
 from governance_bot.slack.render import DSL_ACTIONS, MANAGER_ACTIONS
 from governance_bot.storage import auditlog
 from governance_bot.storage import models as m
-from rules.base import Route
 
 __all__ = ["InformCandidate", "Refused", "authorise", "inform_candidates"]
 

@@ -21,6 +21,7 @@ from datetime import datetime, time, timedelta
 from sqlalchemy import select
 
 from governance_bot.config import Config, _parse_span
+from governance_bot.findings import Route
 from governance_bot.flags import FlagStatus
 from governance_bot.outbox import recipients_for
 from governance_bot.registers import StaffMember
@@ -28,7 +29,6 @@ from governance_bot.slack.bot import SINK, SlackBot
 from governance_bot.slack.render import CATEGORY_NAMES, mask_learners
 from governance_bot.storage import auditlog
 from governance_bot.storage import models as m
-from rules.base import Route
 
 __all__ = ["DigestJob", "EscalationJob", "on_call"]
 

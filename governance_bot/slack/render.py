@@ -22,11 +22,11 @@ from zoneinfo import ZoneInfo
 
 import ahocorasick
 
+from governance_bot.findings import Route
 from governance_bot.flags import FlagStatus
 from governance_bot.items import Item
 from governance_bot.registers import RegisterIndex
 from governance_bot.storage import models as m
-from rules.base import Route
 
 __all__ = [
     "DSL_ACTIONS",

@@ -33,7 +33,8 @@ from tests.shared import require_shared
 
 pytest.importorskip("rules.learner_pii", reason="needs the learner_pii detector (issue 2)")
 
-from rules.base import Category, DetectionContext, Finding
+from governance_bot.findings import Category, Finding
+from rules.base import DetectionContext
 from rules.engine import DetectionEngine
 
 pytestmark = pytest.mark.shared

@@ -19,8 +19,9 @@ from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 from connectors.base import Capability, Connector, FetchResult, ModerationAction, ModerationResult
+from governance_bot.findings import Category, Evidence, Finding, Severity
 from governance_bot.items import Item
-from rules.base import Category, DetectionContext, Evidence, Finding, Severity
+from rules.base import DetectionContext
 
 SIGNING_SECRET = "test-signing-secret-8f2d"
 

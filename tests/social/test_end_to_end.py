@@ -26,9 +26,9 @@ from connectors.tiktok import TikTokConnector, TikTokSettings
 from connectors.youtube import YouTubeConnector, YouTubeSettings
 from governance_bot.classify import Classifier, registers_from_config
 from governance_bot.config import Config
+from governance_bot.findings import Category, Finding, Route
 from governance_bot.history import MemoryHistory
 from governance_bot.items import Item
-from rules.base import Category, Finding, Route
 from rules.engine import DetectionEngine
 from tests.shared import require_shared
 from tests.social.replay import load_cassette
