@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import re
 import re._parser as _sre_parser  # the standard library's own parse of a pattern (prefilter)
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
@@ -532,9 +533,10 @@ class SafeguardingDetector:
         self._build_prefilter()
         self._exemplar_vectors: np.ndarray | None = None
         self._benign_vectors: np.ndarray | None = None
+        self._semantic_lock = threading.Lock()
+        # the embedding model loads when the first text needs it (models load lazily: a start
+        # with nothing to check never pays for it); `preflight` says early if it cannot
         self.semantic = semantic and bool(self._exemplars)
-        if self.semantic:
-            self._load_semantic()
 
     # -- construction -----------------------------------------------------------------------
 
@@ -703,6 +705,24 @@ class SafeguardingDetector:
         self._last_scan = (text, found)
         return found
 
+    def preflight(self) -> str | None:
+        """Why semantic matching would be off, found without loading the model (None: ready);
+        for start-up messages and ``doctor``."""
+        if not self.semantic:
+            return None
+        from rules.embeddings import embeddings_status
+
+        ok, message = embeddings_status()
+        return None if ok else f"semantic matching will be off: {message}"
+
+    def _ensure_semantic(self) -> bool:
+        """Load the exemplar embeddings (and so the model) on first use."""
+        if self.semantic and self._exemplar_vectors is None:
+            with self._semantic_lock:
+                if self.semantic and self._exemplar_vectors is None:
+                    self._load_semantic()
+        return self.semantic
+
     def _load_semantic(self) -> None:
         from rules.embeddings import EmbeddingModelUnavailable, embed_cached
 
@@ -710,7 +730,7 @@ class SafeguardingDetector:
             self._exemplar_vectors = embed_cached([t for _, _, t in self._exemplars])
             self._benign_vectors = embed_cached([t for _, t in self._benign])
         except EmbeddingModelUnavailable as exc:
-            # said once at start-up; the lexicons still run
+            # said once, at first use; the lexicons still run
             self.semantic = False
             self.semantic_error = str(exc)
             log.warning("safeguarding: semantic matching is off: %s", exc)
@@ -841,6 +861,7 @@ class SafeguardingDetector:
         """Per text: its sentence spans, their cosines with every exemplar and benign exemplar."""
         from rules.embeddings import embed
 
+        self._ensure_semantic()
         assert self._exemplar_vectors is not None
         all_spans = [self._sentences(m) for m in masked_texts]
         flat = [m[a:b] for m, spans in zip(masked_texts, all_spans, strict=True) for a, b in spans]
@@ -862,7 +883,7 @@ class SafeguardingDetector:
 
     def semantic_hits_many(self, masked_texts: Sequence[str]) -> list[list[SemanticHit]]:
         """:meth:`semantic_hits` for many texts, embedding all their sentences in one batch."""
-        if not self.semantic or self._exemplar_vectors is None:
+        if not self._ensure_semantic():
             return [[] for _ in masked_texts]
         return [
             list(self._score(sims, bsims, spans, self.contexts_in(m))) if spans else []
