@@ -42,6 +42,7 @@ from governance_bot.findings import Category, Evidence, Finding, Severity
 from governance_bot.items import Item, ItemKind, Person, Role, normalise_handle
 from rules.base import DetectionContext
 from rules.normalise import fold, normalise, unleet
+from rules.packs import PackError
 
 if TYPE_CHECKING:
     from governance_bot.config import Config
@@ -108,10 +109,6 @@ _KIND_LABEL = {
 _OWN_NAME_KINDS = ("full_name", "hashtag", "handle", "first_name", "name_with_initial",
                    "photo_tag")
 _GENERIC_KINDS = ("phone", "email", "postcode", "street_address", "date_of_birth")
-
-
-class PackError(ValueError):
-    """The learner_pii pack has a bad value; the message names the file and key."""
 
 
 def _get(pack: dict[str, Any], dotted: str, default: Any, kind: type | tuple[type, ...]) -> Any:

@@ -39,6 +39,7 @@ from governance_bot.items import ItemKind, Person, Role, Visibility
 from rules.base import DetectionContext
 from rules.literal_prefilter import LiteralPrefilter, any_of, case_fold_table
 from rules.normalise import NormalisedText, normalise
+from rules.packs import CueSpec, PackError, SafeguardingPack, SlangSpec, ThreadContextSpec
 
 if TYPE_CHECKING:
     from governance_bot.config import Config
@@ -63,10 +64,6 @@ _SENTENCE = re.compile(r"[^.!?\n;]+[.!?;]*")
 _DOMAIN = re.compile(r"[a-z0-9-]+(\.[a-z0-9-]+)*\.(org|com|net|uk|sch|ac|edu|gov)(\.[a-z]+)?")
 
 
-class PackError(ValueError):
-    """The safeguarding rule pack is malformed; the message names the key and the problem."""
-
-
 @dataclass(frozen=True, slots=True)
 class Cue:
     """One lexical cue: a pattern, how much it counts, and what must be near it."""
@@ -81,6 +78,7 @@ class Cue:
     negatable: bool = True
     not_from_organisation: bool = False
     unless_context: tuple[str, ...] = ()
+    authors: frozenset[Role] = frozenset()  # author roles the cue reads (empty: everyone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +117,8 @@ class SubCategory:
     must_catch: tuple[str, ...] = ()
     # a match by meaning with this sub-category's exemplars also needs one of these in the text
     semantic_requires: re.Pattern[str] | None = None
+    slang: tuple[SlangSpec, ...] = ()
+    authors: frozenset[Role] = frozenset()  # author roles it reads (empty: everyone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +135,7 @@ class Family:
     benign_exemplars: tuple[str, ...] = ()
     must_not_catch: tuple[str, ...] = ()
     subs: dict[str, SubCategory] = field(default_factory=dict)
+    classifier_threshold: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +212,8 @@ class SafeguardingDetector:
         contexts: Sequence[Context] = (),
         context_penalty: float = 0.0,
         impersonation: Impersonation | None = None,
+        thread_context: ThreadContextSpec | None = None,
+        classifier: bool = True,
     ) -> None:
         self.families = dict(families)
         self.cues = list(cues)
@@ -224,6 +227,8 @@ class SafeguardingDetector:
         self.contexts = list(contexts)
         self.context_penalty = context_penalty
         self.impersonation = impersonation
+        self.thread_context = thread_context or ThreadContextSpec()
+        self.use_classifier = classifier
         self.semantic_error: str | None = None
         self._exemplars: list[tuple[str, str, str]] = []  # family, sub, text
         self._benign: list[tuple[str, str]] = []  # family, text
@@ -261,133 +266,106 @@ class SafeguardingDetector:
     # -- construction -----------------------------------------------------------------------
 
     @classmethod
-    def from_pack(cls, pack: dict[str, Any], config: Config | None = None) -> SafeguardingDetector:
-        """Build from the ``safeguarding`` rule pack (``rules/packs/safeguarding.toml``)."""
-        where = pack.get("_path", "safeguarding pack")
-        settings = pack.get("settings", {})
-        idioms = [_compile(_words(p), f"{where}: idioms") for p in pack.get("idioms", [])]
+    def from_pack(cls, pack: dict[str, Any] | SafeguardingPack,
+                  config: Config | None = None) -> SafeguardingDetector:
+        """Build from the ``safeguarding`` rule pack (``rules/packs/safeguarding.toml``), read
+        into :class:`rules.packs.SafeguardingPack` (a bad key or pattern is a
+        :class:`PackError` naming the file and the key)."""
+        model = SafeguardingPack.load(pack)
+        where = model.path
+        st = model.settings
+        idioms = [_compile(_words(p), f"{where}: idioms") for p in model.idioms]
+        contexts = [
+            Context(cid, _compile("|".join(f"(?:{_words(w)})" for w in c.words),
+                                  f"{where}: contexts.{cid}"), frozenset(c.families))
+            for cid, c in model.contexts.items()
+        ]
         families: dict[str, Family] = {}
         cues: list[Cue] = []
-        raw_families = pack.get("families")
-        if not isinstance(raw_families, dict) or not raw_families:
-            raise PackError(f"{where}: [families] is missing or empty")
-        default_window = int(settings.get("context_window", 6))
-        contexts = []
-        for cid, craw in pack.get("contexts", {}).items():
-            cwhere = f"{where}: contexts.{cid}"
-            if not craw.get("words"):
-                raise PackError(f"{cwhere}: 'words' is missing or empty")
-            unknown = set(craw.get("families", [])) - set(raw_families)
-            if unknown:
-                raise PackError(f"{cwhere}: unknown families {sorted(unknown)}")
-            contexts.append(Context(
-                cid,
-                _compile("|".join(f"(?:{_words(w)})" for w in craw["words"]), cwhere),
-                frozenset(craw.get("families", [])),
-            ))
-        context_ids = {c.id for c in contexts}
-        for fid, raw in raw_families.items():
+
+        def cue(fid: str, sid: str, spec: CueSpec, cwhere: str, weight: float | None = None,
+                sub_authors: tuple[Role, ...] = ()) -> Cue:
+            near = ("|".join(f"(?:{_words(n)})" for n in spec.near)) if spec.near else None
+            return Cue(
+                fid, sid, spec.label, _compile(_words(spec.pattern), cwhere),
+                weight=spec.weight if weight is None else weight,
+                near=_compile(near, cwhere) if near else None,
+                window=spec.window if spec.window is not None else st.context_window,
+                negatable=spec.negatable,
+                not_from_organisation=spec.not_from_organisation,
+                unless_context=spec.unless_context,
+                authors=frozenset(spec.authors or sub_authors),
+            )
+
+        for fid, fam in model.families.items():
             fwhere = f"{where}: families.{fid}"
-            try:
-                category = Category(raw.get("category", "safeguarding"))
-                severity = Severity(int(raw.get("severity", 4)))
-            except ValueError as exc:
-                raise PackError(f"{fwhere}: {exc}") from None
-            if "duty" not in raw:
-                raise PackError(f"{fwhere}: 'duty' (the policy duty it enforces) is missing")
             subs: dict[str, SubCategory] = {}
-            for sid, sraw in raw.get("sub", {}).items():
+            for sid, sub in fam.sub.items():
                 swhere = f"{fwhere}.sub.{sid}"
                 subs[sid] = SubCategory(
                     family=fid,
                     id=sid,
-                    title=sraw.get("title", sid.replace("_", " ")),
-                    severity=Severity(int(sraw.get("severity", severity))),
-                    exemplars=tuple(sraw.get("exemplars", [])),
-                    must_catch=tuple(sraw.get("must_catch", [])),
+                    title=sub.title or sid.replace("_", " "),
+                    severity=sub.severity or fam.severity,
+                    exemplars=sub.exemplars,
+                    must_catch=sub.must_catch,
                     semantic_requires=(
-                        _compile("|".join(f"(?:{_words(w)})" for w in sraw["semantic_requires"]),
+                        _compile("|".join(f"(?:{_words(w)})" for w in sub.semantic_requires),
                                  f"{swhere}.semantic_requires")
-                        if sraw.get("semantic_requires") else None
+                        if sub.semantic_requires else None
                     ),
+                    slang=sub.slang,
+                    authors=frozenset(sub.authors),
                 )
-                for pattern in sraw.get("cues", []):
-                    cues.append(Cue(fid, sid, pattern, _compile(_words(pattern), swhere)))
-                for pattern in sraw.get("weak_cues", []):
-                    cues.append(
-                        Cue(fid, sid, pattern, _compile(_words(pattern), swhere), weight=0.5)
-                    )
-                for i, entry in enumerate(sraw.get("contextual", [])):
-                    cwhere = f"{swhere}.contextual[{i}]"
-                    if "cue" not in entry or "near" not in entry:
-                        raise PackError(f"{cwhere}: needs 'cue' and 'near'")
-                    near = "|".join(f"(?:{_words(n)})" for n in entry["near"])
-                    unless = tuple(entry.get("unless_context", []))
-                    if set(unless) - context_ids:
-                        raise PackError(f"{cwhere}: unknown contexts "
-                                        f"{sorted(set(unless) - context_ids)}")
-                    cues.append(
-                        Cue(
-                            fid,
-                            sid,
-                            entry.get("label", entry["cue"]),
-                            _compile(_words(entry["cue"]), cwhere),
-                            weight=float(entry.get("weight", 1.0)),
-                            near=_compile(near, cwhere),
-                            window=int(entry.get("window", default_window)),
-                            negatable=bool(entry.get("negatable", True)),
-                            not_from_organisation=bool(entry.get("not_from_organisation", False)),
-                            unless_context=unless,
-                        )
-                    )
+                cues += [cue(fid, sid, c, swhere, sub_authors=sub.authors)
+                         for c in (*sub.cues, *sub.slang)]
+                cues += [cue(fid, sid, c, swhere, weight=0.5, sub_authors=sub.authors)
+                         for c in sub.weak_cues]
+                cues += [cue(fid, sid, c, f"{swhere}.contextual", sub_authors=sub.authors)
+                         for c in sub.contextual]
             families[fid] = Family(
                 id=fid,
-                title=raw.get("title", fid),
-                category=category,
-                risk_area=raw.get("risk_area", "content"),
-                severity=severity,
-                threshold=float(raw.get("semantic_threshold", 1.01)),
-                duty=raw["duty"],
-                margin=(float(raw["semantic_margin"]) if "semantic_margin" in raw else None),
-                urgent=tuple(
-                    _compile(_words(p), f"{fwhere}.urgent") for p in raw.get("urgent", [])
-                ),
-                benign_exemplars=tuple(raw.get("benign_exemplars", [])),
-                must_not_catch=tuple(raw.get("must_not_catch", [])),
+                title=fam.title,
+                category=fam.category,
+                risk_area=fam.risk_area,
+                severity=fam.severity,
+                threshold=fam.semantic_threshold,
+                duty=fam.duty,
+                margin=fam.semantic_margin,
+                urgent=tuple(_compile(_words(p), f"{fwhere}.urgent") for p in fam.urgent),
+                benign_exemplars=fam.benign_exemplars,
+                must_not_catch=fam.must_not_catch,
                 subs=subs,
+                classifier_threshold=fam.classifier_threshold,
             )
         impersonation = None
-        if "impersonation" in pack:
-            iraw = pack["impersonation"]
-            iwhere = f"{where}: impersonation"
-            fam = families.get(iraw.get("family", "commerce"))
-            if fam is None or iraw.get("sub", "impersonation") not in fam.subs:
-                raise PackError(f"{iwhere}: family/sub {iraw.get('family')}/{iraw.get('sub')} "
-                                "is not in the pack")
-            if not iraw.get("asks"):
-                raise PackError(f"{iwhere}: 'asks' is missing or empty")
+        if model.impersonation is not None:
+            imp = model.impersonation
             impersonation = Impersonation(
-                asks=_compile("|".join(f"(?:{_words(a)})" for a in iraw["asks"]), iwhere),
-                decorations=frozenset(d.casefold() for d in iraw.get("decorations", [])),
-                similarity=float(iraw.get("similarity", 0.85)),
-                family=fam.id,
-                sub=iraw.get("sub", "impersonation"),
+                asks=_compile("|".join(f"(?:{_words(a)})" for a in imp.asks),
+                              f"{where}: impersonation"),
+                decorations=frozenset(d.casefold() for d in imp.decorations),
+                similarity=imp.similarity,
+                family=imp.family,
+                sub=imp.sub,
             )
         return cls(
             families,
             cues,
             idioms,
-            pack.get("negations", []),
-            negation_window=int(settings.get("negation_window", 3)),
-            semantic=bool(settings.get("semantic", True)),
-            semantic_margin=float(settings.get("semantic_margin", 0.03)),
-            min_sentence_words=int(settings.get("min_sentence_words", 3)),
-            direct_to_learner_weight=float(settings.get("direct_to_learner_weight", 0.5)),
-            contact_family=str(settings.get("contact_family", "grooming")),
-            benign_exemplars=pack.get("benign_exemplars", []),
+            model.negations,
+            negation_window=st.negation_window,
+            semantic=st.semantic,
+            semantic_margin=st.semantic_margin,
+            min_sentence_words=st.min_sentence_words,
+            direct_to_learner_weight=st.direct_to_learner_weight,
+            contact_family=st.contact_family,
+            benign_exemplars=model.benign_exemplars,
             contexts=contexts,
-            context_penalty=float(settings.get("context_penalty", 0.0)),
+            context_penalty=st.context_penalty,
             impersonation=impersonation,
+            thread_context=model.thread_context,
+            classifier=st.classifier,
         )
 
     def _build_prefilter(self) -> None:
@@ -505,7 +483,8 @@ class SafeguardingDetector:
         fam = self.families[family]
         return self.semantic_margin if fam.margin is None else fam.margin
 
-    def lexical_hits(self, masked: str, from_organisation: bool = False) -> list[_LexicalHit]:
+    def lexical_hits(self, masked: str, from_organisation: bool = False,
+                     author_role: Role | None = None) -> list[_LexicalHit]:
         """The cues that fire on ``masked`` (idioms already blanked), in pack order with their
         spans. A cue whose required words (prefilter) are not all in the text cannot match it and
         is not run."""
@@ -515,6 +494,8 @@ class SafeguardingDetector:
         hits: list[_LexicalHit] = []
         for cue, need in zip(self.cues, self._cue_needs, strict=True):
             if (cue.not_from_organisation and from_organisation) or found & need != need:
+                continue
+            if author_role is not None and not _reads(cue.authors, author_role):
                 continue
             for m in cue.regex.finditer(masked):
                 span = m.span()
@@ -693,6 +674,7 @@ class SafeguardingDetector:
         return {
             "direct_to_learner": self._direct_to_learner(item, ctx),
             "from_organisation": author.role == Role.organisation,
+            "author_role": author.role,
             "subject": _subject(item, author),
             "impersonating": self.impersonated_account(author, ctx),
         }
@@ -709,6 +691,7 @@ class SafeguardingDetector:
         *,
         direct_to_learner: bool = False,
         from_organisation: bool = False,
+        author_role: Role | None = None,
         subject: str | None = None,
         impersonating: str | None = None,
     ) -> list[Finding]:
@@ -716,7 +699,8 @@ class SafeguardingDetector:
         masked = self._mask(norm.text)
         return self._detect_masked(
             norm, masked, self.semantic_hits(masked), direct_to_learner=direct_to_learner,
-            from_organisation=from_organisation, subject=subject, impersonating=impersonating,
+            from_organisation=from_organisation, author_role=author_role, subject=subject,
+            impersonating=impersonating,
         )
 
     def detect_batch(self, items: Sequence[Item], ctx: DetectionContext) -> list[list[Finding]]:
@@ -748,10 +732,17 @@ class SafeguardingDetector:
         *,
         direct_to_learner: bool = False,
         from_organisation: bool = False,
+        author_role: Role | None = None,
         subject: str | None = None,
         impersonating: str | None = None,
     ) -> list[Finding]:
-        lexical = self.lexical_hits(masked, from_organisation=from_organisation)
+        lexical = self.lexical_hits(masked, from_organisation=from_organisation,
+                                    author_role=author_role)
+        if author_role is not None:
+            # a sub-category about what adults do to children (secrecy, gifts, meeting...) is
+            # not read in a known learner's own words, by meaning either
+            semantic = [h for h in semantic
+                        if _reads(self.families[h.family].subs[h.sub].authors, author_role)]
         if impersonating and self.impersonation is not None:
             ask = self.impersonation.asks.search(masked)
             if ask:
@@ -824,8 +815,8 @@ class SafeguardingDetector:
         score = max(min(1.0, 0.5 + 0.4 * lexical_score) if lex else 0.0,
                     best_sem.score if best_sem else 0.0)
         matched = (
-            f"matched {', '.join(repr(c) for c in detail['cues'])}"
-            if lex else f"close in meaning to {best_sem.exemplar!r}" if best_sem else ""
+            f"matched: {'; '.join(detail['cues'])}" if lex
+            else f"close in meaning to {best_sem.exemplar!r}" if best_sem else ""
         )
         lead = "Immediate risk to life: " if urgent else ""
         explanation = (
@@ -851,6 +842,12 @@ class SafeguardingDetector:
                  for t in s.must_catch]
         clear = [(f.id, t) for f in self.families.values() for t in f.must_not_catch]
         return catch, clear
+
+
+def _reads(authors: frozenset[Role], role: Role) -> bool:
+    """Whether a cue or sub-category limited to ``authors`` (empty: everyone) reads a message
+    whose author has ``role``."""
+    return not authors or role in authors
 
 
 def _blank(m: re.Match[str]) -> str:
