@@ -39,7 +39,7 @@ from connectors.bluesky import (  # noqa: E402
     thread_items,
 )
 from connectors.mastodon import MastodonConnector, MastodonSettings, status_item  # noqa: E402
-from connectors.social_common import html_to_text  # noqa: E402
+from connectors.base import html_to_text  # noqa: E402
 from connectors.tiktok import (  # noqa: E402
     TikTokConnector,
     TikTokSettings,

@@ -59,8 +59,8 @@ from connectors.base import (
     FetchResult,
     RetriableError,
     SkippableRecord,
+    html_to_text,
 )
-from connectors.html_text import html_to_text
 from governance_bot.items import Item, ItemKind, Media, Person, Visibility
 
 __all__ = ["FolderState", "ImapConnector", "ImapSettings", "parse_message"]

@@ -57,9 +57,9 @@ from connectors.base import (
     SubscriptionEvent,
     WebhookRequest,
     WebhookResponse,
+    html_to_text,
+    parse_time,
 )
-from connectors.common import parse_time
-from connectors.html_text import html_to_text
 from governance_bot.items import Item, ItemKind, Media, Person, Visibility
 
 __all__ = [

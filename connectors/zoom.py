@@ -34,8 +34,8 @@ from connectors.base import (
     FetchResult,
     HttpConnector,
     SkippableRecord,
+    parse_time,
 )
-from connectors.common import parse_time
 from governance_bot.items import Item, ItemKind, Person, Visibility
 
 __all__ = ["ZoomConnector", "ZoomSettings", "meeting_item", "uuid_path"]

@@ -609,7 +609,7 @@ def test_a_skipped_comment_is_logged_by_where_and_what_never_by_its_text(
 def test_a_malformed_item_field_is_described_without_its_value() -> None:
     from pydantic import ValidationError
 
-    from connectors.common import describe_error
+    from connectors.base import describe_error
     from connectors.facebook import parse_post
 
     record = {"id": "4_1", "created_time": "2021-07-04T19:50:58+0000",
