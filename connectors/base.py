@@ -30,6 +30,7 @@ The toolkit:
 
 from __future__ import annotations
 
+import base64
 import builtins
 import logging
 import mimetypes
@@ -614,7 +615,10 @@ class PageRequest:
 
 
 def _dig(body: Any, path: str) -> Any:
-    """``body["a"]["b"]`` for ``"a.b"``; None where any step is missing."""
+    """``body["a"]["b"]`` for ``"a.b"``; None where any step is missing. A key that itself holds
+    dots (Graph's ``@odata.nextLink``) is found whole."""
+    if isinstance(body, dict) and path in body:
+        return body[path]
     for key in path.split("."):
         if not isinstance(body, dict):
             return None
@@ -936,12 +940,18 @@ class HttpConnector(Connector):
                            params: dict[str, Any] | None = None,
                            headers: dict[str, str] | None = None,
                            json: dict[str, Any] | None = None,
+                           basic: tuple[str, str] | None = None,
                            token_path: str = "access_token",
                            expires_path: str = "expires_in") -> tuple[str, float]:
         """Ask a token endpoint for an access token (OAuth 2.0 client credentials, a refresh
         token, an account-credentials grant): ``(token, seconds it lasts)`` for a
-        :class:`TokenCache`. A refusal is a FatalError naming the account and the fix."""
-        response = self.request("POST", url, data=data, params=params, headers=headers or {},
+        :class:`TokenCache`. ``basic``: (client id, secret) sent as HTTP Basic. A refusal is a
+        FatalError naming the account and the fix."""
+        headers = dict(headers or {})
+        if basic is not None:
+            pair = base64.b64encode(f"{basic[0]}:{basic[1]}".encode()).decode()
+            headers["Authorization"] = f"Basic {pair}"
+        response = self.request("POST", url, data=data, params=params, headers=headers,
                                 json=json, auth=False)
         body = self.json_of(response, url)
         token = _dig(body, token_path)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -138,30 +138,29 @@ class TextPart(BaseModel):
                             "post's id, a media index, an attachment's file name")
 
 
-def visible_text(body: str, extras: list[tuple[str, str | None, str | None]] | None = None,
+def visible_text(body: Any, extras: Sequence[tuple[str, Any, Any]] | None = None,
                  ) -> dict[str, Any]:
     """``text`` and ``parts`` for an Item: ``body`` first, then each ``(source, text, ref)``
-    whose text is not blank, separated and labelled. Use as ``Item(..., **visible_text(...))``."""
-    text = body.strip()
-    if not extras:
-        return {"text": text, "parts": []}
+    whose text is not blank, separated and labelled. Use as ``Item(..., **visible_text(...))``.
+    A body that is not text is passed on as it is, for the item's validation to report."""
+    if not isinstance(body, str):
+        return {"text": body, "parts": []}
+    shown = [(source, part.strip(), ref) for source, part, ref in extras or ()
+             if isinstance(part, str) and part.strip()]
+    if not shown:  # the body alone, exactly as the platform gave it
+        return {"text": body, "parts": []}
+    text = body.rstrip()
     pieces = [text] if text else []
     length = len(text)
     parts: list[TextPart] = [TextPart(source="body", start=0, end=length)] if text else []
-    for source, part, ref in extras:
-        part = (part or "").strip()
-        if not part:
-            continue
-        label = f"[{source}]\n"
-        prefix = ("\n\n" if pieces else "") + label
+    for source, part, ref in shown:
+        prefix = ("\n\n" if pieces else "") + f"[{source}]\n"
         start = length + len(prefix)
         pieces.append(prefix + part)
         length = start + len(part)
-        parts.append(TextPart(source=source, start=start, end=length, ref=ref))
-    joined = "".join(pieces)
-    if len(parts) == 1 and parts[0].source == "body":
-        parts = []
-    return {"text": joined, "parts": parts}
+        parts.append(TextPart(source=source, start=start, end=length,
+                              ref=str(ref) if ref is not None else None))
+    return {"text": "".join(pieces), "parts": parts}
 
 
 def part_at(item: Item, start: int, end: int) -> TextPart | None:

@@ -82,7 +82,16 @@ def test_every_recorded_facebook_post_becomes_a_post_item(rel: str) -> None:
         assert item.platform == "facebook" and item.kind is ItemKind.post
         assert item.created_at == graph_time(record["created_time"])
         assert item.created_at.tzinfo is UTC or item.created_at.utcoffset().total_seconds() == 0
-        assert item.text == record.get("message", "")
+        # the message first, then what a reader sees on its attachments, each a labelled part
+        message = record.get("message", "")
+        if item.parts:
+            body = [p for p in item.parts if p.source == "body"]
+            assert item.text[:body[0].end] == message.rstrip() if body else not message
+        else:
+            assert item.text == message
+        for attachment in (record.get("attachments") or {}).get("data", []):
+            if attachment.get("title"):
+                assert attachment["title"] in item.text
         assert item.thread_id == item.id and item.parent_id is None
         # a post id is "{author page}_{post}": without "from" the author is that page
         assert item.author.id == (record.get("from") or {}).get("id", record["id"].split("_")[0])
