@@ -393,14 +393,20 @@ def parse_records(records: Iterable[T], parse: Callable[[T], Item | list[Item] |
                              connector=connector)
 
 
+_ID_KEYS = ("id", "uuid", "item_id", "comment_id", "ts", "uri")
+
+
 def parse_one(record: T, parse: Callable[[T], Item | list[Item] | None], where: str,
               problems: list[str], *, connector: str = "") -> list[Item]:
     """Like :func:`parse_records` for one record whose position ``where`` already names."""
     try:
         parsed = parse(record)
     except RECORD_ERRORS as exc:
-        rid = record.get("id") if isinstance(record, dict) else None
-        label = f"{where} (id {rid})" if isinstance(rid, str | int) and rid != "" else where
+        # the record's own ids say which one it was (never its text)
+        ids = [f"{key} {record[key]}" for key in _ID_KEYS
+               if isinstance(record, dict) and isinstance(record.get(key), str | int)
+               and record[key] != ""] if isinstance(record, dict) else []
+        label = f"{where} ({', '.join(ids)})" if ids else where
         report_skipped(log, connector or "connector", problems, label,
                        f"skipped, {describe_error(exc)}")
         return []

@@ -28,6 +28,7 @@ __all__ = [
     "part_at",
     "visible_text",
     "where_said",
+    "with_parts",
 ]
 
 
@@ -161,6 +162,24 @@ def visible_text(body: Any, extras: Sequence[tuple[str, Any, Any]] | None = None
         parts.append(TextPart(source=source, start=start, end=length,
                               ref=str(ref) if ref is not None else None))
     return {"text": "".join(pieces), "parts": parts}
+
+
+def with_parts(item: Item, extras: Sequence[tuple[str, Any, Any]]) -> Item:
+    """``item`` with more visible parts after the ones it has (e.g. text read from its images),
+    labelled like :func:`visible_text`'s."""
+    body = item.text
+    if not item.parts:
+        joined = visible_text(body, extras)
+        return item.model_copy(update=joined)
+    added = visible_text("", extras)
+    if not added["parts"]:
+        return item
+    base = body.rstrip()
+    offset = len(base) + 2
+    parts = [*item.parts, *(p.model_copy(update={"start": p.start + offset,
+                                                   "end": p.end + offset})
+                            for p in added["parts"])]
+    return item.model_copy(update={"text": f"{base}\n\n{added['text']}", "parts": parts})
 
 
 def part_at(item: Item, start: int, end: int) -> TextPart | None:
