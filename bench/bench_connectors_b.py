@@ -32,6 +32,7 @@ import respx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from connectors.base import html_to_text  # noqa: E402
 from connectors.bluesky import (  # noqa: E402
     BlueskyConnector,
     BlueskySettings,
@@ -39,7 +40,6 @@ from connectors.bluesky import (  # noqa: E402
     thread_items,
 )
 from connectors.mastodon import MastodonConnector, MastodonSettings, status_item  # noqa: E402
-from connectors.base import html_to_text  # noqa: E402
 from connectors.tiktok import (  # noqa: E402
     TikTokConnector,
     TikTokSettings,

@@ -169,9 +169,8 @@ def image_set(seed: int = 7) -> list[Sample]:
 
 
 def rapidocr_engine() -> Callable[[Image.Image], str]:
-    from rapidocr_onnxruntime import RapidOCR
-
     import numpy as np
+    from rapidocr_onnxruntime import RapidOCR
 
     engine = RapidOCR()
 
