@@ -144,7 +144,8 @@ def visible_text(body: Any, extras: Sequence[tuple[str, Any, Any]] | None = None
     """``text`` and ``parts`` for an Item: ``body`` first, then each ``(source, text, ref)``
     whose text is not blank, separated and labelled. ``parts`` lists the parts after the body;
     the body is the text before the first part's label line (all of it without parts). Use as
-    ``Item(..., **visible_text(...))``. A body that is not text is passed on as it is, for the item's validation to report."""
+    ``Item(..., **visible_text(...))``. A body that is not text is passed on as it is, for the
+    item's validation to report."""
     if not isinstance(body, str):
         return {"text": body, "parts": []}
     shown = [(source, part.strip(), ref) for source, part, ref in extras or ()
