@@ -297,6 +297,14 @@ class Service:
         ]
         if self.slack is not None:
             routes.extend(self.slack.routes())  # /slack/events
+        if self.rt.config.console.enabled:  # the case console (governance_bot/console)
+            from starlette.routing import Mount
+
+            from governance_bot.console import build_console
+
+            routes.append(Mount("/", app=build_console(
+                self.rt.config, self.rt.db, lambda: self.rt.registers,
+                connectors=self.rt.connectors)))
         return Starlette(routes=routes)
 
     def run_forever(self) -> None:
