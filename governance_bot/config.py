@@ -574,9 +574,28 @@ def load_config(path: Path | str | None, env: dict[str, str] | None = None) -> C
                 "variable in the environment."
             )
     problems.extend(_check_connectors(config, expanded, raw, where, secret_paths))
+    problems.extend(_check_console(config, where))
     if problems:
         raise ConfigError(problems)
     return config
+
+
+def _check_console(config: Config, where: str) -> list[str]:
+    """The console's development sign-in lets anyone pick a member of staff: it is for the
+    bundled example on one's own machine, never for a service others can reach."""
+    import ipaddress
+
+    host = config.service.host
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        loopback = False
+    if config.console.dev_login and not loopback:
+        return [f"{where}: console.dev_login: refused because the service is bound to {host}, "
+                "not a loopback address. Fix: set dev_login = false (sign in through "
+                "[console.oidc]), or bind [service] host = \"127.0.0.1\" on a development "
+                "machine."]
+    return []
 
 
 def _get(data: dict[str, Any], dotted: str) -> Any:

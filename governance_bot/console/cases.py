@@ -118,13 +118,25 @@ def load_queue(session: Session, scope: ColumnElement[bool], filters: QueueFilte
     viewer may not see after all (a concern about themselves)."""
     where = and_(scope, *filters.conditions())
     status_free = QueueFilters(**{**_as_dict(filters), "status": "all"})
-    counts: dict[str, Counter[str]] = {}
-    for name, column, cond in (
-            ("route", m.Flag.route, where), ("category", m.Flag.category, where),
-            ("severity", m.Flag.severity, where), ("account", m.Flag.account, where),
-            ("status", m.Flag.status, and_(scope, *status_free.conditions()))):
-        counts[name] = Counter({str(k): int(v) for k, v in session.execute(
-            select(column, func.count()).where(cond).group_by(column)).all()})
+    # one scan for every count: grouped by all five columns, summed here (five GROUP BY
+    # queries over 10,000 flags cost five scans)
+    counts: dict[str, Counter[str]] = {k: Counter() for k in
+                                       ("route", "category", "severity", "account", "status")}
+    wanted = set(OPEN_STATUSES) if filters.status == "open" else (
+        None if filters.status in (None, "all") else {filters.status})
+    grouped = session.execute(
+        select(m.Flag.route, m.Flag.category, m.Flag.severity, m.Flag.account, m.Flag.status,
+               func.count())
+        .where(and_(scope, *status_free.conditions()))
+        .group_by(m.Flag.route, m.Flag.category, m.Flag.severity, m.Flag.account,
+                  m.Flag.status)).all()
+    for route, category, severity, account, status, n in grouped:
+        counts["status"][status] += n
+        if wanted is None or status in wanted:
+            counts["route"][route] += n
+            counts["category"][category] += n
+            counts["severity"][str(severity)] += n
+            counts["account"][account] += n
     total = sum(counts["route"].values())
     order = SORTS.get(filters.sort, SORTS["newest"])
     page = max(1, filters.page)
@@ -353,7 +365,20 @@ def load_case(session: Session, flag_id: int, *, config: Config, registers: Regi
             .order_by(m.ItemRecord.created_at).limit(10)).scalars())
         ids = [r.id for r in [*before, *after]]
         latest = {v.item_id: v for v in session.execute(select(m.ItemVersion).where(
-            m.ItemVersion.item_id.in_(ids))).scalars()} if ids else {}
+            m.ItemVersion.item_id.in_(ids)).order_by(m.ItemVersion.version)).scalars()
+            } if ids else {}
+        # a neighbour with a flag of its own is shown only to those who may see that flag (a
+        # manager reading a post's thread never reads the disclosure under it, nobody reads a
+        # concern about themselves there)
+        hidden: set[int] = set()
+        if ids:
+            others = list(session.execute(select(m.Flag).where(m.Flag.item_id.in_(ids)))
+                          .scalars())
+            their: dict[int, list[m.Finding]] = {}
+            for fd in session.execute(select(m.Finding).where(
+                    m.Finding.flag_id.in_([o.id for o in others]))).scalars():
+                their.setdefault(fd.flag_id, []).append(fd)
+            hidden = {o.item_id for o in others if access(o, their.get(o.id, [])) is None}
         for r in [*reversed(before), record, *after]:
             if r.id == record.id:
                 thread.append(ThreadItem(r.created_at, author, shown(item.text, True), True,
@@ -362,6 +387,8 @@ def load_case(session: Session, flag_id: int, *, config: Config, registers: Regi
             v = latest.get(r.id)
             if v is None:
                 continue
+            if r.id in hidden:
+                continue  # left out, not marked: a mark would tell its subject it exists
             other = Item.model_validate(v.data)
             thread.append(ThreadItem(r.created_at, person_label(other.author, registers, mask),
                                      shown(other.text, False) if not mask else

@@ -130,6 +130,10 @@ def seed_items() -> list[Item]:
         # a learner named on the page: the Facebook account managers' (masked), and the DSL's
         comment("post-2", "Congratulations to Jayden Price on the county chess title!", page,
                 kind="post", thread="post-2", at=t + timedelta(hours=1)),
+        comment("c2-reply", "Brilliant, well done!", {"handle": "@someparent"},
+                thread="post-2", at=t + timedelta(hours=1, minutes=5)),
+        comment("c2-disclosure", "wish I could go to chess club but he hurts me at home",
+                {"handle": "@olly_sh"}, thread="post-2", at=t + timedelta(hours=1, minutes=9)),
         # a concern about the tutor Daniel Mensah: the DSL's, never his
         comment("chat-tutor", "see you tomorrow xx", {"email": TUTOR},
                 account="brookfield-teams", platform="teams", kind="chat_message",
@@ -194,7 +198,8 @@ def running_world(tmp: Path, **console: Any) -> Iterator[World]:
             time.sleep(0.05)
         world = World(f"http://127.0.0.1:{port}", rt, service, fake, idp, moderation)
         world.ingest(*seed_items())
-        for native in ("c-disclosure", "post-2", "chat-tutor", "chat-deputy", "ig-1"):
+        for native in ("c-disclosure", "post-2", "c2-disclosure", "chat-tutor", "chat-deputy",
+                       "ig-1"):
             world.flags[native] = world.flag_id(native)
         try:
             yield world
@@ -224,11 +229,13 @@ def browser() -> Iterator[Any]:
         yield b
 
 
-def sign_in(browser: Any, world: World, email: str, *, width: int = 1280, height: int = 900
-            ) -> Any:
+def sign_in(browser: Any, world: World, email: str, *, width: int = 1280, height: int = 900,
+            bypass_csp: bool = False) -> Any:
     """A new browser context signed in as ``email`` through the local identity provider (the
-    real redirects: console -> provider's form -> console's callback -> the queue)."""
-    context = browser.new_context(viewport={"width": width, "height": height})
+    real redirects: console -> provider's form -> console's callback -> the queue).
+    ``bypass_csp``: let a test inject axe-core (the console's policy forbids inline scripts)."""
+    context = browser.new_context(viewport={"width": width, "height": height},
+                                  bypass_csp=bypass_csp)
     page = context.new_page()
     page.goto(f"{world.url}/signin")
     page.get_by_role("link", name="Sign in with your organisation account").click()

@@ -53,8 +53,8 @@ def test_the_dsl_finds_every_safeguarding_and_staff_conduct_case(browser: Any, w
     assert page.url == world.url + "/"
     assert "Helen Okafor" in page.inner_text("header")
     f = world.flags
-    assert queue_cases(page) >= {f["c-disclosure"], f["chat-tutor"], f["chat-deputy"],
-                                 f["post-2"], f["ig-1"]}
+    assert queue_cases(page) >= {f["c-disclosure"], f["c2-disclosure"], f["chat-tutor"],
+                                 f["chat-deputy"], f["post-2"], f["ig-1"]}
     # the disclosure's case page names the child and shows the thread around it
     assert status_of(page, f"{world.url}/flags/{f['c-disclosure']}") == 200
     main = page.inner_text("main")
@@ -73,8 +73,10 @@ def test_a_manager_finds_only_their_accounts_flags_with_learners_masked(browser:
     main = page.inner_text("main")
     assert "Jayden" not in main and "Price" not in main and "█████" in main
     assert "Congratulations to" in main
+    # the thread shows the neighbours they may see, never the disclosure under the post
+    assert "Brilliant, well done!" in main and "hurts" not in main and "chess club" not in main
     # safeguarding, staff conduct and another account's flags do not exist for them
-    for native in ("c-disclosure", "chat-tutor", "chat-deputy", "ig-1"):
+    for native in ("c-disclosure", "c2-disclosure", "chat-tutor", "chat-deputy", "ig-1"):
         assert status_of(page, f"{world.url}/flags/{f[native]}") == 404
         assert status_of(page, f"{world.url}/flags/{f[native]}/export.pdf") == 404
     page.goto(f"{world.url}/search?q=hurts")
