@@ -100,7 +100,7 @@ def make_screenshots(out: Path = DEFAULT_OUT) -> list[Path]:
                     for name, path in views:
                         page.goto(base + path)
                         target = out / f"{name}-{size}.png"
-                        page.screenshot(path=str(target), full_page=size == "phone")
+                        page.screenshot(path=str(target))
                         shots.append(target)
                     context.close()
             browser.close()
