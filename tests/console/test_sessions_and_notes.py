@@ -4,11 +4,13 @@ expired session refused, sign-out final; case notes encrypted at rest; exports f
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -112,8 +114,8 @@ def test_case_notes_are_encrypted_at_rest(browser: Any, world: World):
     assert page.locator("form[action$='/notes/1']").count() == 0
     # the database file (and its write-ahead log) never holds the note in clear
     db_file = world.rt.config.database_url.removeprefix("sqlite:///")
-    raw = b"".join(open(p, "rb").read() for p in (db_file, db_file + "-wal")
-                   if __import__("os").path.exists(p))
+    raw = b"".join(Path(p).read_bytes() for p in (db_file, db_file + "-wal")
+                   if Path(p).exists())
     assert secret.encode() not in raw and b"social care called" not in raw
     with sqlite3.connect(db_file) as conn:
         stored = conn.execute("SELECT text FROM case_notes ORDER BY id DESC LIMIT 1").fetchone()
@@ -146,13 +148,11 @@ def test_a_case_is_exported_as_pdf_csv_and_json_and_each_export_is_audited(
         assert expected in text, expected
     with page.expect_download() as download:
         page.get_by_role("link", name="CSV").click()
-    csv_text = open(download.value.path(), encoding="utf-8").read()
+    csv_text = Path(download.value.path()).read_text(encoding="utf-8")
     assert csv_text.splitlines()[0] == "when (UTC),who,what,detail" and "flagged" in csv_text
     with page.expect_download() as download:
         page.get_by_role("link", name="JSON").click()
-    import json
-
-    data = json.loads(open(download.value.path(), encoding="utf-8").read())
+    data = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
     assert data["flag_id"] == case and data["learners"][0]["name"] == "Maisie O'Connell"
     exports = world.audit("console.export", f"flag:{case}")
     assert [e.data["format"] for e in exports][-3:] == ["pdf", "csv", "json"]
