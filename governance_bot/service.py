@@ -297,15 +297,15 @@ class Service:
         ]
         if self.slack is not None:
             routes.extend(self.slack.routes())  # /slack/events
+        middleware: list[Any] = []
         if self.rt.config.console.enabled:  # the case console (governance_bot/console)
-            from starlette.routing import Mount
+            from governance_bot.console import ConsoleApp
 
-            from governance_bot.console import build_console
-
-            routes.append(Mount("/", app=build_console(
-                self.rt.config, self.rt.db, lambda: self.rt.registers,
-                connectors=self.rt.connectors)))
-        return Starlette(routes=routes)
+            console = ConsoleApp(self.rt.config, self.rt.db, lambda: self.rt.registers,
+                                 connectors=self.rt.connectors)
+            routes.extend(console.routes())
+            middleware.extend(console.middleware())
+        return Starlette(routes=routes, middleware=middleware)
 
     def run_forever(self) -> None:
         frozen = freeze_startup_objects()

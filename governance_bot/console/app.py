@@ -597,9 +597,12 @@ class ConsoleApp:
                            who=lambda actor: _actor(regs, actor))
 
     # --- the app ------------------------------------------------------------------------------
-    def build(self) -> Starlette:
+    def routes(self) -> list[Any]:
+        """The console's routes, to sit beside the service's own (/healthz, /webhooks/...,
+        /slack/events): added to the service's router, not mounted under it, so a wrong method
+        on a service path still answers 405."""
         p = self.page
-        routes = [
+        return [
             Route("/", p(self.queue), name="queue"),
             Route("/queue/updates", p(self.queue_updates)),
             Route("/signin", self.signin_page, name="signin"),
@@ -620,13 +623,17 @@ class ConsoleApp:
             Route("/audit", p(self.audit_log)),
             Mount("/static", StaticFiles(directory=str(HERE.joinpath("static"))), name="static"),
         ]
-        secure_default = not is_loopback(self.config.service.host)
-        return Starlette(routes=routes, middleware=[
-            # Authlib's state and nonce between the redirect and the callback, and the sign-in
-            # form's CSRF token: a short-lived signed cookie, separate from the session
-            Middleware(SessionMiddleware, secret_key=self.secret, session_cookie="gb_signin",
-                       max_age=900, same_site="lax", https_only=secure_default),
-        ])
+
+    def middleware(self) -> list[Middleware]:
+        """Authlib's state and nonce between the redirect and the callback, and the sign-in
+        form's CSRF token: a short-lived signed cookie, separate from the session, set only
+        when the sign-in pages use it."""
+        return [Middleware(SessionMiddleware, secret_key=self.secret, session_cookie="gb_signin",
+                           max_age=900, same_site="lax",
+                           https_only=not is_loopback(self.config.service.host))]
+
+    def build(self) -> Starlette:
+        return Starlette(routes=self.routes(), middleware=self.middleware())
 
 
 def _page_headers() -> dict[str, str]:

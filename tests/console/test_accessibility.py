@@ -21,6 +21,7 @@ PAGES = [
     ("search", "/search?q=hurts"),
     ("reports", "/reports"),
     ("governors' report", "/reports/governors?from=2026-09-01&to=2026-12-31"),
+    ("governors' report, a year", "/reports/governors?from=2026-01-01&to=2026-12-31"),
     ("system", "/system"),
     ("audit log", "/audit"),
 ]
