@@ -626,6 +626,10 @@ class ImapConnector(Connector):
             if key in seen:
                 continue
             seen.add(key)
+            for unread in getattr(item, "unread_attachments", None) or []:
+                # checked without it: said, never silently (the file name is the sender's)
+                problems.append(f"{self.name}: {folder} uid {uid}: attachment "
+                                f"{unread.get('filename') or '(no name)'}: {unread['reason']}")
             state.seen.append(key)
             new_items.append(item)
         # the same mail filed in two folders (a journal's INBOX and Sent) is one item
