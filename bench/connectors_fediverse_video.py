@@ -25,6 +25,7 @@ import httpx
 import respx
 
 from bench.harness import REPO, Bench, rate, shared_dir
+from connectors.base import html_to_text
 from connectors.bluesky import (
     BlueskyConnector,
     BlueskySettings,
@@ -32,7 +33,6 @@ from connectors.bluesky import (
     thread_items,
 )
 from connectors.mastodon import MastodonConnector, MastodonSettings, status_item
-from connectors.social_common import html_to_text
 from connectors.tiktok import (
     TikTokConnector,
     TikTokSettings,
