@@ -23,7 +23,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from governance_bot.routing import Router  # noqa: E402
 from governance_bot.runtime import Runtime  # noqa: E402
 from governance_bot.slack.bot import SlackBot, make_client  # noqa: E402
 from governance_bot.slack.sink import SlackSink  # noqa: E402
@@ -48,7 +47,7 @@ def main() -> None:
         fake.on_call = on_call
         config = make_config(Path(tmp), fake)
         rt = Runtime.from_config(config)
-        rt.pipeline.engine = DetectionEngine([LearnerNameTestDetector()], Router())  # type: ignore[list-item]
+        rt.pipeline.engine = DetectionEngine([LearnerNameTestDetector()])  # type: ignore[list-item]
         bot = SlackBot(config, rt.db, make_client(config, "xoxb-bench"), registers=rt.registers)
         sender = rt.sender(SlackSink(bot))
         names = ["Jayden Price", "Maisie O'Connell", "Kacper Zielinski", "Ruby Fletcher"]
