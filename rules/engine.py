@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from governance_bot.findings import Finding
+from governance_bot.items import where_said
 from rules.base import DetectionContext, Detector, DetectorUnavailable
 from rules.packs import load_pack
 
@@ -107,7 +108,7 @@ class DetectionEngine:
             found = (precomputed[index] if precomputed is not None and index in precomputed
                      else detector.detect(item, ctx))
             for finding in found:
-                findings.append(replace(finding, item_key=key))
+                findings.append(replace(_located(item, finding), item_key=key))
         return findings
 
     def detect_many(self, items: Sequence[Item], ctx: DetectionContext) -> list[list[Finding]]:
@@ -115,3 +116,16 @@ class DetectionEngine:
         ``ctx.history`` is not updated between items here (``classify`` records as it goes)."""
         pre = self.precompute(items, ctx)
         return [self.detect(item, ctx, p) for item, p in zip(items, pre, strict=True)]
+
+
+def _located(item: Item, finding: Finding) -> Finding:
+    """Say where in the item the evidence is when it is not the body (``text in the image``,
+    ``in the poll options``): the detectors read the whole visible text and need not know its
+    parts (docs/items.md)."""
+    if not item.parts or not finding.evidence.spans:
+        return finding
+    where = where_said(item, finding.evidence.spans)
+    if not where:
+        return finding
+    evidence = replace(finding.evidence, detail={**finding.evidence.detail, "where": where})
+    return replace(finding, evidence=evidence, explanation=f"{finding.explanation} ({where})")
