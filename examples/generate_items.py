@@ -703,7 +703,7 @@ MALFORMED = [
 REGISTER_COLUMNS = {
     "learners": ["learner_id", "first_name", "last_name", "preferred_name", "date_of_birth",
                  "email", "photo_consent", "comms_consent", "employer", "handles",
-                 "guardian_contacts"],
+                 "guardian_contacts", "year_group", "programme", "tutor"],
     "staff": ["staff_id", "name", "email", "slack_user_id", "role", "personal_handles",
               "platform_ids", "active"],
     "accounts": ["account_id", "platform", "handle", "platform_id", "managers"],

@@ -284,7 +284,7 @@ class InformRole:
     """Someone to tell about a removal, named by role only; the contact is looked up from the
     register when the removal is carried out (never shown in a form)."""
 
-    key: str  # "learner:L001", "guardian:L001", "employer:L005"
+    key: str  # "learner:1", "guardian:1", "employer:2": no register id (the form is masked)
     relation: str  # learner, guardian, employer
     learner_id: str
     label: str  # e.g. "Learner 1's parent/carer (from the register)"
@@ -599,14 +599,14 @@ class NeedToKnow:
         for n, lid in enumerate(learners, start=1):
             lr = self.registers.learners[lid]
             who = f"learner {n} of {len(learners)}" if many else "the learner"
-            out.append(InformRole(f"learner:{lid}", "learner", lid,
+            out.append(InformRole(f"learner:{n}", "learner", lid,
                                   f"{who[0].upper()}{who[1:]} named (from the register)"))
             if lr.guardian_contacts:
-                out.append(InformRole(f"guardian:{lid}", "guardian", lid,
+                out.append(InformRole(f"guardian:{n}", "guardian", lid,
                                       f"{who[0].upper()}{who[1:]}'s parent/carer (from the "
                                       "register)"))
             if lr.employer:
-                out.append(InformRole(f"employer:{lid}", "employer", lid,
+                out.append(InformRole(f"employer:{n}", "employer", lid,
                                       f"{who[0].upper()}{who[1:]}'s employer (from the "
                                       "register)"))
         return out

@@ -101,6 +101,10 @@ class Router:
         ``author_role``. ``urgent``: the detector asked for the urgent route (e.g. repeated
         out-of-hours contact with one learner)."""
         kind = finding_kind(category, author_role, subject)
+        # a safeguarding concern about a member of staff is never left for a summary
+        urgent = urgent or (kind == FindingKind.staff_conduct
+                            and Category(category) == Category.safeguarding
+                            and severity > Severity.information)
         default = self._default(kind, Severity(severity), urgent)
         cell = self.overrides.get(f"{Category(category).value}:{int(severity)}")
         if cell is None:

@@ -55,7 +55,8 @@ class ConsoleSink:
         flag, item = view.flag, view.item
         verb = "flag" if view.kind == "flag_created" else "flag update"
         author = item.author.role.value if item.author.role else "unknown"
-        groups = view.audiences() or [([], view.findings)]
+        # nobody registered for this part: say so (the people of other routes are shown there)
+        groups = view.audiences() if view.entitlements else [([], view.findings)]
         registers = self.registers if self.mask else None
         for people, findings in groups:
             if not findings:
@@ -97,7 +98,8 @@ class JsonSink:
         base = view.to_dict()
         out = []
         registers = self.registers if self.mask else None
-        for people, findings in view.audiences() or [([], view.findings)]:
+        for people, findings in (view.audiences() if view.entitlements
+                                 else [([], view.findings)]):
             if not findings:
                 continue
             notes = sorted({e.note for e in people if e.note})
@@ -110,7 +112,7 @@ class JsonSink:
                 "detail": people[0].detail.value if people else "masked",
                 "findings": [
                     {"rule_id": f.rule_id, "category": f.category, "severity": f.severity,
-                     "score": f.score, "route": f.route,
+                     "score": f.score, "route": f.route, "fingerprint": f.fingerprint,
                      "explanation": _explanation(f, people or [_NOBODY], registers),
                      **({"evidence": f.evidence} if people and people[0].child_identity
                         else {})}

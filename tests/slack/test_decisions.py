@@ -98,7 +98,7 @@ def test_remove_calls_the_platform_records_everything_and_updates_every_message(
         "reason": {"type": "plain_text_input",
                    "value": "Learners were named without consent."},
         "informed": {"type": "checkboxes", "selected_options": [
-            {"value": "learner:L001"}, {"value": "guardian:L001"}, {"value": "employer:L005"}]},
+            {"value": "learner:1"}, {"value": "guardian:1"}, {"value": "employer:2"}]},
         "method": {"type": "static_select", "selected_option": {"value": "email"}}}))
     assert resp.status_code == 200
     world.wait(lambda: world.flag(flag_id).status == "actioned")
