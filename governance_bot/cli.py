@@ -644,7 +644,8 @@ def audit(
     config = _load(config_path)
     with _runtime(config) as rt:
         assert isinstance(rt, Runtime)
-        run_id = AccessAudit(config, rt.db, rt.registers, connectors=rt.connectors).run_now()
+        audit_ = AccessAudit(config, rt.db, rt.registers, connectors=rt.connectors)
+        run_id = audit_.run_now()
         folder = out_dir or config.resolve_path(config.audit.report_dir)
         html, csv_path = access_audit_report(config, rt.db, run_id, folder)
         with rt.db.session() as session:
@@ -655,6 +656,10 @@ def audit(
         for f in findings:
             table.add_row(str(f.severity), f.account_id, f.check, f.message, f.remedy)
         out.print(table)
+    if not audit_.asks_managers:
+        out.print("Slack is not set up, so the managers could not be asked to confirm their "
+                  "access this week: check with them by hand (docs/slack.md sets Slack up).",
+                  soft_wrap=True)
     out.print(f"{len(findings)} finding(s); report: {html} and {csv_path}")
 
 

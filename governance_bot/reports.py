@@ -11,7 +11,7 @@ import csv
 import io
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from importlib.resources import files
 from pathlib import Path
 from statistics import median
@@ -103,7 +103,7 @@ def access_audit_report(config: Config, db: Database, run_id: int, out_dir: Path
                       empty="No findings: every account has two current designated managers who "
                             "confirmed access, with two-factor authentication and fresh passwords.")
     html = render_html(f"Dual-access audit #{run_id}", config.organisation.name,
-                       f"week of {started:%d %B %Y}", [section])
+                       f"week of Monday {_monday(started):%d %B %Y}", [section])
     html_path = out_dir / f"access-audit-{run_id}.html"
     html_path.write_text(html, encoding="utf-8")
     return html_path, csv_path
@@ -204,10 +204,17 @@ def _removals(events: list[m.AuditEvent]) -> Section:
                    empty="No removals in this period.")
 
 
+def _monday(at: Any) -> Any:
+    """An audit's week is named by its Monday (an audit started on a Wednesday is still in the
+    week of that Monday)."""
+    day = at.date() if hasattr(at, "date") else at
+    return day - timedelta(days=day.weekday())
+
+
 def _audit_over_time(rows: list[Any]) -> Section:
     by_week: dict[str, Counter[str]] = defaultdict(Counter)
     for started_at, check, _status in rows:
-        by_week[f"{started_at:%Y-%m-%d}"][check] += 1
+        by_week[f"{_monday(started_at):%Y-%m-%d}"][check] += 1
     weeks = sorted(by_week)
     checks = sorted({c for w in by_week.values() for c in w})
     chart = None
