@@ -47,8 +47,11 @@ from email.message import EmailMessage, MIMEPart
 from email.parser import BytesParser
 from typing import Any, ClassVar, Literal
 
+import lxml.html
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
+from lxml import etree
+from lxml.etree import ParserError
 from pydantic import Field, SecretStr, model_validator
 
 from connectors.base import (
@@ -206,49 +209,58 @@ def _part_text(part: MIMEPart) -> str:
     return content.strip()
 
 
-def _body_text(msg: EmailMessage) -> str:
-    body = msg.get_body(preferencelist=("plain", "html"))
-    return _part_text(body) if body is not None else ""
+def _html_beyond(part: MIMEPart, plain: str) -> str:
+    """The HTML alternative's text when it says something the plain text does not ("" when the
+    two say the same, as most mail does: checked first on lxml's own text, which is cheap)."""
+    try:
+        html = part.get_content()
+    except (LookupError, ValueError, AssertionError):
+        return _part_text(part)
+    if not isinstance(html, str) or not html.strip():
+        return ""
+    words = plain.split()
+    try:
+        root = lxml.html.document_fromstring(html)
+        etree.strip_elements(root, "script", "style", "head", "title", with_tail=False)
+        if root.text_content().split() == words:
+            return ""
+    except (ParserError, ValueError):
+        pass
+    shown = html_to_text(html)
+    return "" if shown.split() == words else shown
 
 
-def _visible_extras(msg: EmailMessage, body: str) -> list[tuple[str, str | None, str | None]]:
-    """What a reader may see besides the plain body: the HTML alternative when it says more
-    than the plain text (most mail programs show the HTML), and text attachments."""
+def _visible(msg: EmailMessage) -> tuple[str, list[tuple[str, str | None, str | None]],
+                                         list[Media]]:
+    """The body a reader sees first (plain, else HTML), what else they may see (the HTML
+    alternative when it says more than the plain text, as most mail programs show the HTML;
+    text attachments up to ``TEXT_ATTACHMENT_BYTES``) and the attachments as media. Each part's
+    type is read once: the email package parses a header again on every read."""
+    body_part = msg.get_body(preferencelist=("plain", "html"))
+    body = _part_text(body_part) if body_part is not None else ""
     extras: list[tuple[str, str | None, str | None]] = []
-    html = msg.get_body(preferencelist=("html",))
-    if html is not None and msg.get_body(preferencelist=("plain", "html")) is not html:
-        shown = _part_text(html)
-        if " ".join(shown.split()) != " ".join(body.split()):
-            extras.append(("email html", shown, None))
-    for part in msg.iter_attachments():
-        if part.get_content_type() not in _TEXT_TYPES:
-            continue
-        payload = part.get_payload(decode=True)
-        size = len(payload) if isinstance(payload, bytes) else 0
-        if size > TEXT_ATTACHMENT_BYTES:
-            continue  # noted on the item (unread_attachments) by _attachments
-        name = part.get_filename() or part.get_content_type()
-        extras.append(("attachment", _part_text(part), name))
-    return extras
-
-
-def _attachments(msg: EmailMessage) -> list[Media]:
+    if (body_part is not None and msg.is_multipart()
+            and body_part.get_content_type() == "text/plain"):
+        html = msg.get_body(preferencelist=("html",))
+        if html is not None:
+            shown = _html_beyond(html, body)
+            if shown:
+                extras.append(("email html", shown, None))
     media: list[Media] = []
     for part in msg.iter_attachments():
-        if part.get_content_maintype() == "message":
+        kind = part.get_content_type()
+        if kind.startswith("message/"):
             data = part.as_bytes()
         else:
             payload = part.get_payload(decode=True)
             data = payload if isinstance(payload, bytes) else b""
-        media.append(
-            Media.model_validate({
-                "mime_type": part.get_content_type(),
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "size": len(data),
-                "filename": part.get_filename(),
-            })
-        )
-    return media
+        name = part.get_filename()
+        if kind in _TEXT_TYPES and len(data) <= TEXT_ATTACHMENT_BYTES:
+            extras.append(("attachment", _part_text(part), name or kind))
+        media.append(Media.model_validate({
+            "mime_type": kind, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
+            "filename": name}))
+    return body, extras, media
 
 
 def parse_message(
@@ -304,9 +316,8 @@ def parse_message(
         for a in _addresses(msg, header)
     ]
     subject = str(msg.get("Subject") or "").strip()
-    body = _body_text(msg)
+    body, extras, media = _visible(msg)
     text = f"{subject}\n\n{body}" if subject and body else (subject or body)
-    media = _attachments(msg)
     # a text attachment too large to read is not dropped silently: the item says so
     unread = [{"filename": getattr(m, "filename", None),
                "reason": f"a text attachment over {TEXT_ATTACHMENT_BYTES} bytes: not read"}
@@ -321,7 +332,7 @@ def parse_message(
         "recipients": recipients,
         "created_at": created_at,
         "visibility": Visibility.direct if len(recipients) == 1 else Visibility.private,
-        **visible_text(text, _visible_extras(msg, body)),
+        **visible_text(text, extras),
         "media": media,
         "unread_attachments": unread or None,
         "parent_id": parent_id,

@@ -132,7 +132,7 @@ class TextPart(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    source: str = Field(min_length=1, description='e.g. "body", "poll options", "image text"')
+    source: str = Field(min_length=1, description='e.g. "poll options", "image text"')
     start: int = Field(ge=0)
     end: int = Field(ge=0)
     ref: str | None = Field(default=None, description="what the part belongs to: a quoted "
@@ -142,18 +142,20 @@ class TextPart(BaseModel):
 def visible_text(body: Any, extras: Sequence[tuple[str, Any, Any]] | None = None,
                  ) -> dict[str, Any]:
     """``text`` and ``parts`` for an Item: ``body`` first, then each ``(source, text, ref)``
-    whose text is not blank, separated and labelled. Use as ``Item(..., **visible_text(...))``.
-    A body that is not text is passed on as it is, for the item's validation to report."""
+    whose text is not blank, separated and labelled. ``parts`` lists the parts after the body;
+    the body is the text before the first part's label line (all of it without parts). Use as
+    ``Item(..., **visible_text(...))``. A body that is not text is passed on as it is, for the
+    item's validation to report."""
     if not isinstance(body, str):
         return {"text": body, "parts": []}
     shown = [(source, part.strip(), ref) for source, part, ref in extras or ()
-             if isinstance(part, str) and part.strip()]
+             if part and isinstance(part, str) and not part.isspace()]
     if not shown:  # the body alone, exactly as the platform gave it
         return {"text": body, "parts": []}
     text = body.rstrip()
     pieces = [text] if text else []
     length = len(text)
-    parts: list[TextPart] = [TextPart(source="body", start=0, end=length)] if text else []
+    parts: list[TextPart] = []  # the body is everything before the first part's label
     for source, part, ref in shown:
         prefix = ("\n\n" if pieces else "") + f"[{source}]\n"
         start = length + len(prefix)
@@ -188,7 +190,7 @@ def part_at(item: Item, start: int, end: int) -> TextPart | None:
     for part in item.parts:
         if part.start <= start and end <= part.end + 1:
             return None if part.source == "body" else part
-    return None
+    return None  # the body (or a label line)
 
 
 def where_said(item: Item, spans: Iterable[tuple[int, int]]) -> str:
@@ -225,7 +227,8 @@ class Item(BaseModel):
     text: str = Field(default="", description="everything a reader sees as text (see parts)")
     parts: list[TextPart] = Field(
         default_factory=list,
-        description="where each part of text came from; empty: all of it is the body")
+        description="where each part of text after the body came from (the body is the text "
+                    "before the first part's label); empty: all of it is the body")
     media: list[Media] = Field(default_factory=list)
     parent_id: str | None = None
     thread_id: str | None = None

@@ -6,8 +6,8 @@ Decisions are a compare-and-set on the flag's state: ``version`` (bumped by ever
 ``escalated_at``. A Slack message shown to one person records whom (``recipient``). A photo a
 manager pre-approved is kept by its sha256 (``approved_media``).
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-05 09:00:00
 """
 
@@ -20,8 +20,8 @@ from alembic import op
 
 import governance_bot.storage.models
 
-revision: str = '0009'
-down_revision: str | None = '0008'
+revision: str = '0010'
+down_revision: str | None = '0009'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
