@@ -98,7 +98,9 @@ _DIGESTED = select(_DIGEST.id).where(_DIGEST.flag_id == bindparam("flag_id"),
 # the flag's own first message (in whichever conversation: the first found), and the replies
 # under it (two statements: a count is made only where there is such a message)
 _OWN_FIRST = select(_FM.ts).where(_FM.flag_id == bindparam("flag_id"), _FM.thread_ts.is_(None))
-_REPLIES = select(func.count(_FM.id)).where(_FM.thread_ts == bindparam("anchor_ts"))
+_REPLIES = (select(func.count(_FM.id), func.max(_FLAGS.item_created_at))
+            .join_from(_FLAG_MESSAGES, _FLAG_TABLE, _FLAGS.id == _FM.flag_id)
+            .where(_FM.thread_ts == bindparam("anchor_ts")))
 _ANCHOR = (
     select(_FM.ts, _FLAGS.severity)
     .join_from(_FLAG_MESSAGES, _FLAG_TABLE, _FLAGS.id == _FM.flag_id)
@@ -366,12 +368,13 @@ class SlackBot:
                 lines.append(f"• Photo pre-approved by {who}, {when}")
             elif d.action == "escalation" and case:
                 lines.append(f"• Not acknowledged in time: {d.reason} ({when})")
-        group = 0
+        group, latest = 0, None
         if flag.thread_key:
             anchor_ts = session.execute(_OWN_FIRST, {"flag_id": flag.id}).scalars().first()
             if anchor_ts:
-                group = session.execute(_REPLIES, {"anchor_ts": anchor_ts}).scalar_one()
-        out = FlagSummary(lines=lines, group_count=group, case_url=self.case_url(flag.id))
+                group, latest = session.execute(_REPLIES, {"anchor_ts": anchor_ts}).one()
+        out = FlagSummary(lines=lines, group_count=int(group or 0), case_url=self.case_url(flag.id),
+                          group_latest=latest)
         if case:
             out.children = nt.children(facts)
             if entitlement.detail.value in ("full", "excerpt") and flag.thread_key:

@@ -122,6 +122,7 @@ class FlagSummary:
 
     lines: list[str] = field(default_factory=list)
     group_count: int = 0  # further flags on the same thread shown under this message
+    group_latest: datetime | None = None  # the newest of them (its item's time)
     thread: list[Item] = field(default_factory=list)  # preceding messages (case view only)
     children: list[ChildIdentity] = field(default_factory=list)  # case view only
     photo_consent: list[tuple[str, bool]] = field(default_factory=list)
@@ -224,8 +225,10 @@ def render_flag(
         status_line += "\n" + "\n".join(summary.lines)
     blocks.append(_section(status_line))
     if summary.group_count:
-        blocks.append(_context(f"{summary.group_count} further flag(s) on this thread: see the "
-                               "replies below."))
+        latest = (f", the latest {_when(summary.group_latest, tz)}" if summary.group_latest
+                  else "")
+        blocks.append(_context(f"{summary.group_count} further flag(s) on this thread{latest}: "
+                               "see the replies below."))
     actions = _buttons(flag, entitlement, mine)
     if actions:
         blocks.append(ActionsBlock(block_id=f"gb_flag_{flag.id}", elements=actions))
