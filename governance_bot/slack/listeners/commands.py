@@ -7,7 +7,7 @@ from typing import Any
 from slack_bolt import Ack, App
 from sqlalchemy import func, select
 
-from governance_bot.slack.app import Deps
+from governance_bot.slack.deps import Deps
 from governance_bot.slack.render import headline
 from governance_bot.storage import auditlog
 from governance_bot.storage import models as m

@@ -9,7 +9,7 @@ from slack_sdk import WebClient
 from slack_sdk.models.blocks import HeaderBlock, MarkdownTextObject, SectionBlock
 from slack_sdk.models.views import View
 
-from governance_bot.slack.app import Deps
+from governance_bot.slack.deps import Deps
 from governance_bot.slack.render import headline
 
 __all__ = ["register"]

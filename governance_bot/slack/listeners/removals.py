@@ -10,7 +10,7 @@ from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
 from governance_bot.decisions import INFORM_METHODS
-from governance_bot.slack.app import Deps, form_version, user_id
+from governance_bot.slack.deps import Deps, form_version, user_id
 from governance_bot.slack.listeners.forms import (
     checkboxes,
     modal,
@@ -22,6 +22,7 @@ from governance_bot.slack.listeners.forms import (
     text_input,
     typed,
 )
+from governance_bot.storage import models as m
 
 __all__ = ["register"]
 
@@ -121,8 +122,6 @@ def register(app: App, deps: Deps) -> None:
 
 
 def _version(deps: Deps, flag_id: int) -> int:
-    from governance_bot.storage import models as m
-
     with deps.bot.db.session() as session:
         flag = session.get(m.Flag, flag_id)
         return int(flag.version) if flag is not None else 0

@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 
 from governance_bot.decisions import OUTCOMES
 from governance_bot.findings import Route
-from governance_bot.slack.app import Deps, form_version, user_id
+from governance_bot.slack.deps import Deps, form_version, user_id
 from governance_bot.slack.listeners.forms import modal, option, select, selected, text_input, typed
 from governance_bot.storage import models as m
 
