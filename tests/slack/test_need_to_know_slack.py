@@ -153,3 +153,57 @@ def test_a_malformed_signed_payload_gets_200_and_no_traceback(
     assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records
                                                            if r.exc_info]
     assert world.moderation.moderated == [] and _decisions(world, "keep") == 0
+
+
+class PhotoTestDetector:
+    """Test stand-in for the image rule: a photo tagging Maisie (no consent) and Jayden
+    (consent), in the finding shape rules/images.py gives (sha256, learners with and without
+    consent)."""
+
+    rule_id = "images"
+    SHA = "5" * 64
+
+    def detect(self, item, ctx):  # type: ignore[no-untyped-def]
+        from governance_bot.findings import Category, Evidence, Finding, Severity
+
+        if item.media:
+            yield Finding("images", Category.unapproved_photo, Severity.medium, 1.0,
+                          "Image 1 shows 2 person(s) and names or tags learner(s) without photo "
+                          "consent in the register: L002 (tagged).",
+                          Evidence(register_entry="learner:L002", detail={
+                              "sha256": self.SHA, "check": "people_without_consent",
+                              "learners_without_consent": ["L002"],
+                              "learners_with_consent": ["L001"]}))
+
+
+def test_managers_see_each_tagged_learners_photo_consent_and_can_pre_approve_the_photo(
+        world: SlackWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    from governance_bot import pipeline as pipeline_module
+    from rules.engine import DetectionEngine
+
+    world.rt.pipeline.engine = DetectionEngine([PhotoTestDetector()])  # type: ignore[list-item]
+    world.ingest(post("ph1", "Sports day!", media=[{"url": "https://cdn.example/p.jpg",
+                                                    "mime_type": "image/jpeg"}]))
+    flag_id = world.flag_id("ph1")
+    [message] = world.fake.calls("chat.postMessage")
+    shown = _shown(message)
+    assert "Learner 1 (L002): *no photo consent*" in shown
+    assert "Learner 2 (L001): photo consent on file" in shown
+    assert "Maisie" not in shown and "Jayden" not in shown
+    [button] = [e for b in message.params["blocks"] if b["type"] == "actions"
+                for e in b["elements"] if e["action_id"] == "gb_photo"]
+    assert button["value"] == f"{flag_id}:{PhotoTestDetector.SHA}"
+    click = block_action(FB_MANAGER_2, "gb_photo", flag_id)
+    click["actions"][0]["value"] = button["value"]
+    assert world.send(click).status_code == 200
+    world.wait(lambda: len(world.audit("flag.preapprove_photo")) == 1)
+    with world.rt.db.session() as s:
+        [approved] = s.execute(select(m.ApprovedMedia)).scalars().all()
+        assert (approved.sha256, approved.approved_by) == (PhotoTestDetector.SHA, "S005")
+    # the consent check sees it from the next batch on
+    monkeypatch.setattr(pipeline_module, "APPROVED_MEDIA_SECONDS", 0.0)
+    options = world.rt.pipeline.context().options
+    assert PhotoTestDetector.SHA in options["approved_media_hashes"]
+    # a tutor cannot pre-approve
+    world.send({**click, "user": {"id": "U0DMENSAH"}})
+    world.wait(lambda: len(world.audit("slack.refused")) == 1)
