@@ -355,10 +355,13 @@ def _slack_ready_or_exit(runtime: object) -> None:
     assert isinstance(runtime, Runtime)
     if runtime.config.delivery.sink != "slack":
         return
-    from governance_bot.slack.setup import SlackNotReady, preflight
+    from governance_bot.slack.setup import SlackNotReady, SlackUnreachable, preflight
 
     try:
         preflight(runtime.config)
+    except SlackUnreachable as exc:  # an outage, not a misconfiguration: the outbox retries
+        err.print(f"{exc} The notifications are retried with backoff; none is lost.",
+                  markup=False, soft_wrap=True, style="yellow")
     except SlackNotReady as exc:
         from sqlalchemy import func, select
 

@@ -20,8 +20,8 @@ from governance_bot.config import Config
 from governance_bot.registers import RegisterIndex, StaffMember
 from governance_bot.slack.bot import make_client, slack_tokens
 
-__all__ = ["REQUIRED_SCOPES", "SetupCheck", "SlackNotReady", "preflight", "send_test",
-           "setup_checks"]
+__all__ = ["REQUIRED_SCOPES", "SetupCheck", "SlackNotReady", "SlackUnreachable", "preflight",
+           "send_test", "setup_checks"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,11 @@ _REFUSED = {"invalid_auth", "not_authed", "token_revoked", "token_expired", "acc
 
 class SlackNotReady(Exception):
     """Slack cannot be used as configured; the message is one line: what, and how to fix it."""
+
+
+class SlackUnreachable(SlackNotReady):
+    """Slack could not be reached just now (network, an outage): not a misconfiguration; the
+    outbox retries with backoff and loses nothing."""
 
 
 @dataclass(slots=True)
@@ -67,11 +72,11 @@ def _auth(config: Config) -> tuple[WebClient, dict[str, Any], set[str]]:
                                 "User OAuth Token (xoxb-...) again into SLACK_BOT_TOKEN "
                                 "(OAuth & Permissions; reinstall the app if it was "
                                 "revoked).") from None
-        raise SlackNotReady(f"Slack answered {error} to auth.test. Fix: check "
-                            "https://status.slack.com and try again.") from None
+        raise SlackUnreachable(f"Slack answered {error} to auth.test. Fix: check "
+                               "https://status.slack.com and try again.") from None
     except (SlackClientError, OSError) as exc:
         url = config.slack.web_api_url or "https://slack.com/api/"
-        raise SlackNotReady(f"Slack cannot be reached at {url} ({type(exc).__name__}). Fix: "
+        raise SlackUnreachable(f"Slack cannot be reached at {url} ({type(exc).__name__}). Fix: "
                             "check the server's internet access or proxy (and [slack] api_url "
                             "if set).") from None
     header = resp.headers.get("x-oauth-scopes") or resp.headers.get("X-OAuth-Scopes") or ""
