@@ -18,7 +18,7 @@ from governance_bot.decisions import AlreadyRecorded, Decisions
 from governance_bot.slack.bot import SlackBot
 
 __all__ = ["ACTIONS", "SUBMISSIONS", "Deps", "Unreadable", "flag_target", "form_version",
-           "user_id"]
+           "refuse", "tell", "user_id"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,32 @@ def user_id(body: dict[str, Any]) -> str:
     return str(user.get("id", "")) if isinstance(user, dict) else ""
 
 
+def tell(client: WebClient, body: dict[str, Any], text: str) -> None:
+    """An ephemeral note to whoever clicked (a direct message when there is no channel, e.g.
+    after a form)."""
+    user = user_id(body)
+    if not user:
+        return
+    channel = (body.get("channel") or {}).get("id") if isinstance(
+        body.get("channel"), dict) else None
+    try:
+        if channel:
+            client.chat_postEphemeral(channel=channel, user=user, text=text)
+        else:
+            dm = client.conversations_open(users=user)["channel"]["id"]
+            client.chat_postMessage(channel=dm, text=text)
+    except Exception:  # the note is a courtesy: the decision or refusal stands
+        log.warning("slack: could not tell %s", user)
+
+
+def refuse(client: WebClient, body: dict[str, Any], why: str, audit: Callable[[], None]
+           ) -> None:
+    """The one way the Slack app refuses a request (a flag's, or the access audit's): the
+    attempt is written to the audit log first (``audit``), then explained to the person."""
+    audit()
+    tell(client, body, f":no_entry: {why}")
+
+
 @dataclass
 class Deps:
     """What the listeners share: the bot (Slack and the database) and the decisions."""
@@ -87,29 +113,15 @@ class Deps:
         return self.bot.need_to_know()
 
     def tell(self, client: WebClient, body: dict[str, Any], text: str) -> None:
-        """An ephemeral note to whoever clicked (a direct message when there is no channel,
-        e.g. after a form)."""
-        user = user_id(body)
-        if not user:
-            return
-        channel = (body.get("channel") or {}).get("id") if isinstance(
-            body.get("channel"), dict) else None
-        try:
-            if channel:
-                client.chat_postEphemeral(channel=channel, user=user, text=text)
-            else:
-                dm = client.conversations_open(users=user)["channel"]["id"]
-                client.chat_postMessage(channel=dm, text=text)
-        except Exception:  # the note is a courtesy: the decision or refusal stands
-            log.warning("slack: could not tell %s", user)
+        tell(client, body, text)
 
     def refuse(self, client: WebClient, body: dict[str, Any], flag_id: int | None,
                action: str, why: str) -> None:
-        """The one way a request is refused: audited, then explained to the person."""
+        """Refuse a request about a flag (through the one :func:`refuse`)."""
         user = user_id(body)
-        self.decisions.refused(flag_id, action, f"slack:{user}", why)
+        refuse(client, body, why, lambda: self.decisions.refused(
+            flag_id, action, f"slack:{user}", why))
         log.info("slack: refused %s on flag #%s by %s", action, flag_id, user)
-        self.tell(client, body, f":no_entry: {why}")
 
     def already(self, client: WebClient, body: dict[str, Any], why: str) -> None:
         self.tell(client, body, f":ballot_box_with_check: Already recorded. {why}")
