@@ -136,17 +136,20 @@ def post_item(post: dict[str, Any], account: str, *, own_did: str | None = None)
         if own_did is not None and author.get("did") == own_did:
             parent = own_did
     created = record.get("createdAt") or post.get("indexedAt")
-    media = _media(record, post.get("embed"), author.get("did") or did)
-    quoted_uri, quoted_text, card, card_url = _embedded(record, post.get("embed"))
+    author_did = author.get("did") or did
+    view = post.get("embed")
+    media = _media(record, view, author_did) if record.get("embed") else []
+    quoted_uri, quoted_text, card, card_url = _embedded(record, view)
     extras: list[tuple[str, str | None, str | None]] = [
         ("quoted post", quoted_text, quoted_uri), ("link card", card, card_url)]
-    extras += [("alt text", m.alt_text, str(i)) for i, m in enumerate(media) if m.alt_text]
+    if media:
+        extras += [("alt text", m.alt_text, str(i)) for i, m in enumerate(media) if m.alt_text]
     return Item.model_validate({
         "id": uri,
         "platform": PLATFORM,
         "account": account,
         "kind": kind,
-        "author": Person(id=author.get("did") or did, handle=handle,
+        "author": Person(id=author_did, handle=handle,
                          name=author.get("displayName") or None),
         # Bluesky documents its times as UTC; older records were written without the zone
         "created_at": parse_time(created, naive="utc"),

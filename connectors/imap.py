@@ -209,25 +209,49 @@ def _part_text(part: MIMEPart) -> str:
     return content.strip()
 
 
+_CHARSET = re.compile(r'charset="?([\w.:-]+)', re.IGNORECASE)
+
+
+def _raw_header(part: MIMEPart, name: str) -> str:
+    """A header's raw text, not parsed (the email package parses a header again on every read:
+    most of the time of reading a message)."""
+    for key, value in part.raw_items():
+        if key.lower() == name:
+            return str(value)
+    return ""
+
+
+def _html_alternative(msg: EmailMessage) -> MIMEPart | None:
+    """The first inline text/html part of a multipart message (the HTML alternative)."""
+    for part in msg.walk():
+        kind = _raw_header(part, "content-type").split(";", 1)[0].strip().lower()
+        if kind == "text/html" and not _raw_header(
+                part, "content-disposition").strip().lower().startswith("attachment"):
+            return part
+    return None
+
+
 def _html_beyond(part: MIMEPart, plain: str) -> str:
     """The HTML alternative's text when it says something the plain text does not ("" when the
     two say the same, as most mail does: checked first on lxml's own text, which is cheap)."""
-    try:
-        html = part.get_content()
-    except (LookupError, ValueError, AssertionError):
-        return _part_text(part)
-    if not isinstance(html, str) or not html.strip():
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes) or not payload.strip():
         return ""
-    words = plain.split()
+    charset = _CHARSET.search(_raw_header(part, "content-type"))
+    try:
+        html = payload.decode(charset.group(1) if charset else "utf-8", "replace")
+    except LookupError:
+        html = payload.decode("utf-8", "replace")
+    same = "".join(plain.split())
     try:
         root = lxml.html.document_fromstring(html)
         etree.strip_elements(root, "script", "style", "head", "title", with_tail=False)
-        if root.text_content().split() == words:
+        if "".join(root.text_content().split()) == same:
             return ""
     except (ParserError, ValueError):
         pass
     shown = html_to_text(html)
-    return "" if shown.split() == words else shown
+    return "" if "".join(shown.split()) == same else shown
 
 
 def _visible(msg: EmailMessage) -> tuple[str, list[tuple[str, str | None, str | None]],
@@ -239,9 +263,9 @@ def _visible(msg: EmailMessage) -> tuple[str, list[tuple[str, str | None, str | 
     body_part = msg.get_body(preferencelist=("plain", "html"))
     body = _part_text(body_part) if body_part is not None else ""
     extras: list[tuple[str, str | None, str | None]] = []
-    if (body_part is not None and msg.is_multipart()
-            and body_part.get_content_type() == "text/plain"):
-        html = msg.get_body(preferencelist=("html",))
+    if body_part is not None and msg.is_multipart() and _raw_header(
+            body_part, "content-type").split(";", 1)[0].strip().lower() in ("text/plain", ""):
+        html = _html_alternative(msg)
         if html is not None:
             shown = _html_beyond(html, body)
             if shown:
@@ -602,6 +626,10 @@ class ImapConnector(Connector):
             if key in seen:
                 continue
             seen.add(key)
+            for unread in getattr(item, "unread_attachments", None) or []:
+                # checked without it: said, never silently (the file name is the sender's)
+                problems.append(f"{self.name}: {folder} uid {uid}: attachment "
+                                f"{unread.get('filename') or '(no name)'}: {unread['reason']}")
             state.seen.append(key)
             new_items.append(item)
         # the same mail filed in two folders (a journal's INBOX and Sent) is one item

@@ -507,15 +507,20 @@ def eval_(
     input: Annotated[Path, typer.Option("--input", "-i", help="Labelled records (.jsonl): "
                                         '{"text", "labels": [...]} or items with "labels".')],
     config_path: ConfigOpt = Path("config.toml"),
+    rules: Annotated[list[str] | None, typer.Option(
+        "--rule", help="Run only this rule (repeat for several), e.g. --rule safeguarding.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
 ) -> None:
-    """Precision, recall and F1 per category (and the confusion) of the configured rules on
-    labelled examples."""
+    """Precision, recall, F1 and false-alarm rate per category and safeguarding family (and the
+    confusion) of the configured rules on labelled examples, such as the shared development
+    sets (../shared/datasets/safeguarding-dev/*.jsonl)."""
     from governance_bot.evaluation import run_eval
 
     _read_items_or_exit(input)
     config = _load(config_path)
     try:
-        report = run_eval(config, input)
+        report = run_eval(config, input, rules=rules, as_json=as_json)
     except DetectorUnavailable as exc:
         err.print(f"[red]a detector cannot start: {exc}[/red]", soft_wrap=True)
         raise typer.Exit(EXIT_CONFIG) from None

@@ -130,11 +130,10 @@ class TextPart(BaseModel):
     and a ``[source]`` label line; the span covers the part's own text (not its label), so a
     detector's span can be traced back to "the poll options" or "text in the image"."""
 
-    model_config = ConfigDict(extra="allow")
-
-    source: str = Field(min_length=1, description='e.g. "poll options", "image text"')
-    start: int = Field(ge=0)
-    end: int = Field(ge=0)
+    # plain fields, no extras: a part is made for every visible part of every item parsed
+    source: str = Field(description='e.g. "poll options", "image text"')
+    start: int = Field(description="offset of the part's first character in text")
+    end: int = Field(description="offset just after its last character")
     ref: str | None = Field(default=None, description="what the part belongs to: a quoted "
                             "post's id, a media index, an attachment's file name")
 
@@ -146,23 +145,30 @@ def visible_text(body: Any, extras: Sequence[tuple[str, Any, Any]] | None = None
     the body is the text before the first part's label line (all of it without parts). Use as
     ``Item(..., **visible_text(...))``. A body that is not text is passed on as it is, for the
     item's validation to report."""
-    if not isinstance(body, str):
+    if not isinstance(body, str) or not extras:
         return {"text": body, "parts": []}
-    shown = [(source, part.strip(), ref) for source, part, ref in extras or ()
-             if part and isinstance(part, str) and not part.isspace()]
-    if not shown:  # the body alone, exactly as the platform gave it
-        return {"text": body, "parts": []}
-    text = body.rstrip()
-    pieces = [text] if text else []
-    length = len(text)
-    parts: list[TextPart] = []  # the body is everything before the first part's label
-    for source, part, ref in shown:
-        prefix = ("\n\n" if pieces else "") + f"[{source}]\n"
-        start = length + len(prefix)
-        pieces.append(prefix + part)
+    pieces: list[str] | None = None  # made at the first part with text (most items have none)
+    parts: list[TextPart] = []
+    length = 0
+    for source, part, ref in extras:
+        if not part or not isinstance(part, str):
+            continue
+        part = part.strip()
+        if not part:
+            continue
+        if pieces is None:
+            head = body.rstrip()
+            pieces = [head] if head else []
+            length = len(head)
+        label = f"\n\n[{source}]\n" if pieces else f"[{source}]\n"
+        start = length + len(label)
+        pieces.append(label)
+        pieces.append(part)
         length = start + len(part)
         parts.append(TextPart(source=source, start=start, end=length,
-                              ref=str(ref) if ref is not None else None))
+                              ref=None if ref is None else str(ref)))
+    if pieces is None:  # the body alone, exactly as the platform gave it
+        return {"text": body, "parts": []}
     return {"text": "".join(pieces), "parts": parts}
 
 
