@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from governance_bot.config import Config
@@ -20,6 +20,7 @@ from governance_bot.findings import Finding
 from governance_bot.history import MemoryHistory
 from governance_bot.items import Item
 from governance_bot.registers import RegisterIndex, Registers, read_toml
+from governance_bot.routing import Router
 from rules.base import DetectionContext
 from rules.engine import DetectionEngine
 
@@ -98,24 +99,35 @@ class Classifier:
     engine: DetectionEngine
     registers: RegisterIndex
     history: MemoryHistory
+    router: Router = field(default_factory=Router)
 
     @classmethod
     def from_config(cls, config: Config, registers: RegisterIndex | None = None) -> Classifier:
         return cls(DetectionEngine.from_config(config),
-                   registers or service_registers(config), MemoryHistory())
+                   registers or service_registers(config), MemoryHistory(),
+                   Router(config.routing.overrides))
 
     def classify(self, item: Item) -> list[Finding]:
-        """One item, detected alone (the reference the batched path is compared with)."""
+        """One item's findings, each routed (docs/routing.md), detected alone: the reference
+        the batched path is compared with."""
         item = self.registers.resolve(item)
         findings = self.engine.detect(item, DetectionContext(self.registers, self.history))
         self.history.record(item, findings)
-        return findings
+        return self.router.apply(findings, item)
 
     def classify_many(self, items: Iterable[Item], batch_size: int = 64
                       ) -> Iterator[tuple[Item, list[Finding] | Exception]]:
-        """Each item with its findings (or the error that stopped its detection), in input
-        order, detected a batch at a time (``DetectionEngine.detect_stream``)."""
+        """Each item with its routed findings (or the error that stopped its detection), in
+        input order, detected a batch at a time (``DetectionEngine.detect_stream``)."""
         ctx = DetectionContext(self.registers, self.history)
-        yield from self.engine.detect_stream(items, ctx, batch_size=batch_size,
-                                             prepare=self.registers.resolve,
-                                             record=self.history.record)
+        for item, found in self.engine.detect_stream(items, ctx, batch_size=batch_size,
+                                                     prepare=self.registers.resolve,
+                                                     record=self.history.record):
+            if isinstance(found, Exception):
+                yield item, found
+                continue
+            try:
+                yield item, self.router.apply(found, item)
+            except Exception as exc:  # routing one item's findings failed: that item alone
+                log.exception("routing the findings of item %s failed", item.key)
+                yield item, exc
