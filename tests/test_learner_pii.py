@@ -554,10 +554,13 @@ def test_a_street_address_naming_no_learner_depends_on_who_posts_it(
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"severity": 9}, "severity: severity must be 1-5"),
-    ({"scope": {"kinds": "post"}}, "scope.kinds: expected list"),
+    ({"severity": 9}, "severity: Input should be 1, 2, 3, 4 or 5"),
+    ({"scope": {"kinds": "post"}}, "scope.kinds: expected a list"),
     ({"first_names": {"class_patterns": ["(unclosed"]}}, "first_names.class_patterns"),
-    ({"scores": {"full_name": "high"}}, "scores.full_name: expected a number from 0 to 1"),
+    ({"scores": {"full_name": "high"}}, "scores.full_name: expected a number"),
+    ({"scores": {"full_name": 3}}, "scores.full_name: expected a number from 0 to 1"),
+    ({"scope": {"kinds": ["post"], "visibilty": ["public"]}},
+     "scope.visibilty: not a known key (misspelt?)"),
 ])
 def test_a_bad_pack_value_names_the_file_and_key(change: dict[str, Any], message: str) -> None:
     from rules.learner_pii import PackError
