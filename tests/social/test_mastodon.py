@@ -118,8 +118,22 @@ def test_every_recorded_status_becomes_an_item_true_to_the_payload(
             assert item.visibility == EXPECTED_VISIBILITY[raw["visibility"]]
             assert item.parent_id == raw["in_reply_to_id"]
             assert "<p>" not in item.text and "</" not in item.text
+            # everything a reader sees is in the text, each part where it came from
+            shown = {p.source: item.text[p.start:p.end] for p in item.parts}
             if raw["spoiler_text"]:
-                assert item.text.startswith(raw["spoiler_text"])
+                assert shown["content warning"] == raw["spoiler_text"]
+            for option in (raw.get("poll") or {}).get("options", []):
+                assert option["title"] in shown["poll options"]
+            quoted = (raw.get("quote") or {}).get("quoted_status")
+            if quoted:
+                assert item.quoted_id == quoted["id"]  # type: ignore[attr-defined]
+                assert [p.ref for p in item.parts if p.source == "quoted post"] == [quoted["id"]]
+            if (raw.get("card") or {}).get("title"):
+                assert raw["card"]["title"] in shown["link card"]
+            for attachment in raw["media_attachments"]:
+                if attachment.get("description"):
+                    assert attachment["description"] in item.text
+            assert item.sensitive is raw["sensitive"]  # type: ignore[attr-defined]
             assert [m.url for m in item.media] == [a["url"] for a in raw["media_attachments"]]
             if raw["visibility"] == "direct":
                 assert item.kind == ItemKind.direct_message
@@ -148,7 +162,7 @@ def test_html_is_read_as_the_text_a_person_sees():
     ("", ""),
 ])
 def test_status_html_becomes_plain_text(html: str, text: str):
-    from connectors.social_common import html_to_text
+    from connectors.base import html_to_text
 
     assert html_to_text(html) == text
 
