@@ -8,7 +8,7 @@ held-out folds of the development data). It costs one small matrix product per b
 sentences: the embeddings are there anyway.
 
 The weights (``rules/models/safeguarding_head.npz``, a few kilobytes) are versioned in the
-repository and rebuilt, seeded and reproducibly, by ``bench/train_safeguarding_classifier.py``
+repository and rebuilt, seeded and reproducibly, by ``tools/train_safeguarding_classifier.py``
 from the development halves in ``../shared/datasets/`` and the examples written for this project.
 """
 

@@ -632,7 +632,7 @@ class SafeguardingDetector(DetectorBase):
             contexts = self.contexts_in(m)
             hits = [] if short else list(self._score(sims, bsims, spans, contexts))
             if probs is not None:
-                hits += self._classifier_hits(sims, probs, spans, contexts)
+                hits += self._classifier_hits(sims, bsims, probs, spans, contexts)
             out.append(hits)
         return out
 
@@ -651,14 +651,16 @@ class SafeguardingDetector(DetectorBase):
                     _, sub, exemplar = self._exemplars[best]
                     yield SemanticHit(fid, sub, score, exemplar, benign, span)
 
-    def _classifier_hits(self, sims: np.ndarray, probs: np.ndarray,
+    def _classifier_hits(self, sims: np.ndarray, benign_sims: np.ndarray, probs: np.ndarray,
                          spans: list[tuple[int, int]], contexts: set[str]
                          ) -> Iterator[SemanticHit]:
         """Per family with a ``classifier_threshold``: the sentence with the highest probability,
         if it reaches the threshold (in a lesson, game or play context, at least
         ``classifier_context_threshold``). The sub-category is that of the family's closest
         exemplar; a family whose every exemplar is ruled out by ``semantic_requires`` (bullying
-        with no one addressed) does not fire."""
+        with no one addressed) does not fire, and neither does a sentence closer in meaning to
+        one of the pack's benign exemplars ("I would never hurt myself", "I'm so tired I could
+        sleep for a week") than to every concern exemplar of the family."""
         for fid, col in self._classifier_columns.items():
             fam = self.families[fid]
             threshold = fam.classifier_threshold
@@ -672,7 +674,8 @@ class SafeguardingDetector(DetectorBase):
             idx = self._family_index.get(fid)
             if idx is not None:
                 best = idx[int(np.argmax(sims[row, idx]))]
-                if sims[row, best] <= -1.0:
+                benign = float(benign_sims[row].max()) if benign_sims.shape[1] else -1.0
+                if sims[row, best] <= -1.0 or sims[row, best] < benign:
                     continue
                 _, sub, exemplar = self._exemplars[best]
             else:

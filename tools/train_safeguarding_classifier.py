@@ -1,7 +1,7 @@
 """Train the safeguarding classifier (rules/classifier.py) and choose its thresholds, reproducibly.
 
-    .venv/bin/python bench/train_safeguarding_classifier.py            # report only
-    .venv/bin/python bench/train_safeguarding_classifier.py --write    # and write the weights
+    .venv/bin/python tools/train_safeguarding_classifier.py            # report only
+    .venv/bin/python tools/train_safeguarding_classifier.py --write    # and write the weights
                                                                         # and the pack's thresholds
 
 Data (development halves and examples written for this project only; the other halves, the
@@ -26,7 +26,8 @@ supportive or indicator are left out (they talk about suicide while supporting o
 Model: one logistic regression per family (scikit-learn, ``class_weight="balanced"``, seed 13),
 Platt-calibrated on 5-fold out-of-fold scores. Thresholds: per family, the lowest probability at
 which the out-of-fold false-alarm rate on that family's negatives stays within the family's
-budget (``BUDGETS``). Reported figures are out-of-fold (the head never saw the texts it is scored
+budget (``BUDGETS``) and the rate on everyday school text within ``SCHOOL_BUDGET``. Reported
+figures are out-of-fold (the head never saw the texts it is scored
 on), combined with the lexicons and meaning matching as the detector combines them; thresholds
 are chosen on the other folds (nested), so the figures are not tuned on the texts they measure.
 """
@@ -58,6 +59,11 @@ CACHE = Path("/tmp/governance-bot-train-cache")
 # texts without the family that the head alone flags as it)
 BUDGETS = {"self_harm": 0.01, "bullying": 0.03, "hate": 0.03}
 DEFAULT_BUDGET = 0.005
+# and on everyday school text (the school-written benign sentences, the pack's benign exemplars,
+# the example organisation's posts): the public sets are adult text, and a threshold they allow
+# can still fire on "I'm so tired I could sleep till Christmas"
+SCHOOL_BUDGET = 0.003
+SCHOOL_SOURCES = {"school-dev", "school-written", "exemplars", "example-org"}
 
 
 def shared() -> Path:
@@ -285,12 +291,15 @@ def main() -> None:
         negatives = ~y_unit
         if fid == "self_harm":
             negatives &= np.array([u["source"] != "cssrs" for u in units])
-        thresholds[fid] = threshold_for(unit_probs[:, f_idx], negatives, budget)
+        school = negatives & np.array([u["source"] in SCHOOL_SOURCES for u in units])
+        thresholds[fid] = max(threshold_for(unit_probs[:, f_idx], negatives, budget),
+                              threshold_for(unit_probs[:, f_idx], school, SCHOOL_BUDGET))
         # nested: each fold's threshold chosen on the other folds only
         fired = np.zeros(len(units), dtype=bool)
         for k in range(FOLDS):
             others = unit_fold != k
-            t = threshold_for(unit_probs[:, f_idx], negatives & others, budget)
+            t = max(threshold_for(unit_probs[:, f_idx], negatives & others, budget),
+                    threshold_for(unit_probs[:, f_idx], school & others, SCHOOL_BUDGET))
             fired[unit_fold == k] = unit_probs[unit_fold == k, f_idx] >= t
         nested[fid] = fired
     report = evaluate_combined(units, families, nested, detector)
@@ -300,7 +309,7 @@ def main() -> None:
     if args.write:
         info = {"seed": SEED, "folds": FOLDS, "texts": len(units), "sentences": len(rows),
                 "trained_on": sorted({u["source"] for u in units}),
-                "script": "bench/train_safeguarding_classifier.py"}
+                "script": "tools/train_safeguarding_classifier.py"}
         FamilyClassifier(families, np.stack(weights), np.array(biases, np.float32),
                          np.array(scales, np.float32), np.array(offsets, np.float32),
                          info).save(MODEL_FILE)
@@ -362,10 +371,11 @@ def write_thresholds(thresholds: dict[str, float]) -> None:
         end = text.find("\n[", start + len(header))
         section = text[start:end]
         line = f"classifier_threshold = {t:.3f}"
-        if "classifier_threshold" in section:
-            section = re.sub(r"classifier_threshold = [0-9.]+", line, section)
-        else:
-            section = section.replace("semantic_threshold", f"{line}\nsemantic_threshold", 1)
+        if re.search(r"(?m)^classifier_threshold = ", section):
+            section = re.sub(r"(?m)^classifier_threshold = [0-9.]+", line, section)
+        else:  # before the family's first threshold or duty line
+            section = re.sub(r"(?m)^(?=(semantic_threshold|duty) = )", line + "\n", section,
+                             count=1)
         text = text[:start] + section + text[end:]
     path.write_text(text, encoding="utf-8")
 
