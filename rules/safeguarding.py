@@ -618,18 +618,23 @@ class SafeguardingDetector(DetectorBase):
             pos += len(spans)
         return out
 
-    def semantic_hits_many(self, masked_texts: Sequence[str]) -> list[list[SemanticHit]]:
+    def semantic_hits_many(self, masked_texts: Sequence[str],
+                           unmasked: Sequence[str] | None = None) -> list[list[SemanticHit]]:
         """:meth:`semantic_hits` for many texts, embedding all their sentences in one batch:
-        matches by meaning with the exemplars and, where the classifier is on, its hits."""
+        matches by meaning with the exemplars and, where the classifier is on, its hits.
+        ``unmasked``: the same texts before idioms were blanked, for their contexts (an idiom
+        about a game, "beat me at FIFA", still says the text is about a game)."""
         if not self.semantic or self._exemplar_vectors is None:
             return [[] for _ in masked_texts]
         out: list[list[SemanticHit]] = []
-        for m, (spans, sims, bsims, probs, short) in zip(
-                masked_texts, self._similarities(masked_texts), strict=True):
+        for n, (m, (spans, sims, bsims, probs, short)) in enumerate(zip(
+                masked_texts, self._similarities(masked_texts), strict=True)):
             if not spans:
                 out.append([])
                 continue
             contexts = self.contexts_in(m)
+            if unmasked is not None and unmasked[n] != m:
+                contexts |= self.contexts_in(unmasked[n])
             hits = [] if short else list(self._score(sims, bsims, spans, contexts))
             if probs is not None:
                 hits += self._classifier_hits(sims, bsims, probs, spans, contexts)
@@ -851,7 +856,8 @@ class SafeguardingDetector(DetectorBase):
         norm = normalise(text)
         masked = self._mask(norm.text)
         return self._detect_masked(
-            norm, masked, self.semantic_hits(masked), direct_to_learner=direct_to_learner,
+            norm, masked, self.semantic_hits_many([masked], [norm.text])[0],
+            direct_to_learner=direct_to_learner,
             from_organisation=from_organisation, author_role=author_role, subject=subject,
             impersonating=impersonating,
         )
@@ -862,7 +868,7 @@ class SafeguardingDetector(DetectorBase):
         todo = [i for i, item in enumerate(items) if (item.text or "").strip()]
         norms = [normalise(items[i].text) for i in todo]
         masked = [self._mask(n.text) for n in norms]
-        semantic = self.semantic_hits_many(masked)
+        semantic = self.semantic_hits_many(masked, [n.text for n in norms])
         for i, norm, m_text, sem in zip(todo, norms, masked, semantic, strict=True):
             item = items[i]
             out[i] = self._detect_masked(norm, m_text, sem, **self._item_facts(item, ctx))
@@ -874,7 +880,7 @@ class SafeguardingDetector(DetectorBase):
         evaluation and the pack's tables. No register context (as :meth:`detect_text`)."""
         norms = [normalise(t) for t in texts]
         masked = [self._mask(n.text) for n in norms]
-        semantic = self.semantic_hits_many(masked)
+        semantic = self.semantic_hits_many(masked, [n.text for n in norms])
         return [self._detect_masked(n, m, sem) for n, m, sem in zip(norms, masked, semantic,
                                                                     strict=True)]
 

@@ -1,5 +1,5 @@
-"""A disclosure is judged with its thread and its author: "same, every night" under "does anyone else
-think about ending it" is a disclosure of its own; the same reply under talk of gaming is not.
+"""A disclosure is judged with its thread: "same, every night" under "does anyone else think about
+ending it" is a disclosure of its own; the same reply under talk of gaming is not.
 
 Policy: "concerns reported through social media are handled like a face-to-face disclosure"; the
 thread's preceding messages come from the connector (``ctx.history.thread``).
