@@ -1,70 +1,137 @@
-"""Console and JSON sinks: the whole flow without Slack credentials."""
+"""Console and JSON sinks: the whole flow without Slack credentials, with the same need to know
+as Slack (``governance_bot.authz``): each block or line is for one group of people who see the
+same thing, and holds only their findings (masked for the account managers and digests)."""
 
 from __future__ import annotations
 
 import json
 import threading
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from rich.console import Console
 
+from governance_bot.authz import Entitlement
 from governance_bot.findings import Route
+from governance_bot.masking import mask_learners
 from governance_bot.outbox import FlagView
+from governance_bot.registers import RegisterIndex, StaffMember
+from governance_bot.storage import models as m
 
-__all__ = ["ConsoleSink", "JsonSink"]
+__all__ = ["ROUTE_NAMES", "ConsoleSink", "JsonSink"]
 
-_ROUTE_NAMES = {
+ROUTE_NAMES = {
     Route.account_managers: "account managers",
     Route.dsl: "DSL and deputies",
+    Route.case_manager: "case manager (staff conduct)",
     Route.digest: "daily digest",
+    Route.case_digest: "case manager's daily summary",
     Route.record_only: "record only",
 }
 _SEVERITY = {1: "info", 2: "low", 3: "medium", 4: "HIGH", 5: "CRITICAL"}
 _STYLE = {1: "dim", 2: "cyan", 3: "yellow", 4: "bold red", 5: "bold white on red"}
 
 
+def _explanation(f: m.Finding, people: list[Entitlement], registers: RegisterIndex | None
+                 ) -> str:
+    if registers is not None and not people[0].child_identity:
+        return mask_learners(f.explanation, registers)
+    return f.explanation
+
+
 class ConsoleSink:
-    """Prints one block per notification. Shows reasons and register ids, never message text."""
+    """Prints one block per group of people who see the same thing. Shows reasons and register
+    ids, never message text."""
 
     name = "console"
 
-    def __init__(self, console: Console | None = None):
+    def __init__(self, console: Console | None = None, registers: RegisterIndex | None = None,
+                 mask_learner_details: bool = True):
         self.console = console or Console(highlight=False)
+        self.registers = registers
+        self.mask = mask_learner_details
 
     def deliver(self, view: FlagView) -> None:
         flag, item = view.flag, view.item
-        sev = flag.severity
-        who = ", ".join(s.name for s in view.recipients) or "nobody registered"
         verb = "flag" if view.kind == "flag_created" else "flag update"
-        self.console.print(
-            f"[{_STYLE.get(sev, '')}]{verb} #{flag.id} · severity {sev} ({_SEVERITY.get(sev)}) · "
-            f"{flag.category}[/] → {_ROUTE_NAMES[view.route]} ({who})"
-        )
         author = item.author.role.value if item.author.role else "unknown"
-        self.console.print(
-            f"   {item.platform} · {item.account} · {item.kind.value} by {author} · "
-            f"{item.created_at:%Y-%m-%d %H:%M} UTC" + (f" · {item.url}" if item.url else "")
-        )
-        for f in view.findings:
-            self.console.print(f"   - [{f.category}] {f.explanation}")
+        # nobody registered for this part: say so (the people of other routes are shown there)
+        groups = view.audiences() if view.entitlements else [([], view.findings)]
+        registers = self.registers if self.mask else None
+        for people, findings in groups:
+            if not findings:
+                continue
+            sev = max(f.severity for f in findings)
+            top = max(findings, key=lambda f: f.severity)
+            who = ", ".join(e.staff.name for e in people) or "nobody registered"
+            self.console.print(
+                f"[{_STYLE.get(sev, '')}]{verb} #{flag.id} · severity {sev} "
+                f"({_SEVERITY.get(sev)}) · {top.category}[/] → {ROUTE_NAMES[view.route]} "
+                f"({who})")
+            self.console.print(
+                f"   {item.platform} · {item.account} · {item.kind.value} by {author} · "
+                f"{item.created_at:%Y-%m-%d %H:%M} UTC" + (f" · {item.url}" if item.url else ""))
+            for f in findings:
+                self.console.print(f"   - [{f.category}] "
+                                   f"{_explanation(f, people or [_NOBODY], registers)}",
+                                   markup=False)
+            notes = {e.note for e in people if e.note}
+            for note in sorted(notes):
+                self.console.print(f"   ({note})")
 
 
 class JsonSink:
-    """Appends one JSON object per notification to a .jsonl file (or a stream)."""
+    """Appends one JSON object per group of people who see the same thing to a .jsonl file (or
+    a stream): only their findings, with their staff ids."""
 
     name = "json"
 
-    def __init__(self, path: Path | None = None, stream: TextIO | None = None):
+    def __init__(self, path: Path | None = None, stream: TextIO | None = None,
+                 registers: RegisterIndex | None = None, mask_learner_details: bool = True):
         self.path = path
         self.stream = stream
+        self.registers = registers
+        self.mask = mask_learner_details
         self._lock = threading.Lock()
 
+    def lines(self, view: FlagView) -> list[dict[str, Any]]:
+        base = view.to_dict()
+        out = []
+        registers = self.registers if self.mask else None
+        for people, findings in (view.audiences() if view.entitlements
+                                 else [([], view.findings)]):
+            if not findings:
+                continue
+            notes = sorted({e.note for e in people if e.note})
+            out.append({
+                **base,
+                "severity": max(f.severity for f in findings),
+                "category": max(findings, key=lambda f: f.severity).category,
+                "recipients": [e.staff_id for e in people],
+                "view": people[0].view if people else "managers",
+                "detail": people[0].detail.value if people else "masked",
+                "findings": [
+                    {"rule_id": f.rule_id, "category": f.category, "severity": f.severity,
+                     "score": f.score, "route": f.route, "fingerprint": f.fingerprint,
+                     "explanation": _explanation(f, people or [_NOBODY], registers),
+                     **({"evidence": f.evidence} if people and people[0].child_identity
+                        else {})}
+                    for f in findings],
+                **({"note": notes[0]} if notes else {}),
+            })
+        return out
+
     def deliver(self, view: FlagView) -> None:
-        line = json.dumps(view.to_dict(), ensure_ascii=False, default=str)
+        text = "".join(json.dumps(line, ensure_ascii=False, default=str) + "\n"
+                       for line in self.lines(view))
+        if not text:
+            return
         with self._lock:
             if self.path is not None:
                 with self.path.open("a", encoding="utf-8") as fh:
-                    fh.write(line + "\n")
+                    fh.write(text)
             elif self.stream is not None:
-                self.stream.write(line + "\n")
+                self.stream.write(text)
+
+
+_NOBODY = Entitlement(staff=StaffMember(staff_id="-", name="nobody"))
