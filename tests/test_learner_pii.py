@@ -263,10 +263,14 @@ def test_evidence_names_the_learner_record_and_spans_without_echoing_the_name() 
     assert "Jayden" not in json.dumps(finding.to_dict()).replace(text, "")
 
 
-def test_the_engine_routes_a_learners_name_to_the_account_managers() -> None:
+def test_a_learners_name_is_routed_to_the_account_managers() -> None:
+    # the engine finds; the pipeline routes (governance_bot.routing, the need-to-know table)
+    from governance_bot.routing import Router
+
     engine = DetectionEngine.from_config(Config(), only=["learner_pii"])
-    findings = engine.detect(make_item("Jayden Price won!"), CTX)
-    assert [f.route for f in findings] == [Route.account_managers]
+    item = make_item("Jayden Price won!")
+    findings = engine.detect(item, CTX)
+    assert [Router().route_finding(f, item) for f in findings] == [Route.account_managers]
 
 
 def test_the_fingerprint_is_stable_across_rescans() -> None:
