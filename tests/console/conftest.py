@@ -87,6 +87,14 @@ class World:
                 m.ItemRecord, m.ItemRecord.id == m.Flag.item_id).where(
                 m.ItemRecord.native_id == native_id)).scalar_one())
 
+    def wait(self, predicate: Any, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.05)
+        raise AssertionError("condition not met in time")
+
     def audit(self, action: str, subject: str | None = None) -> list[m.AuditEvent]:
         with self.rt.db.session() as s:
             query = select(m.AuditEvent).where(m.AuditEvent.action == action)
