@@ -477,6 +477,32 @@ class ConsoleApp:
         query = {"done": action} if result.ok else {"problem": result.message}
         return RedirectResponse(f"/flags/{flag_id}?{urlencode(query)}", status_code=303)
 
+    async def media(self, ctx: Ctx) -> Response:
+        """A thumbnail of an image the archive keeps a copy of, for those who may see the case;
+        never a possibly explicit image."""
+        from starlette.responses import FileResponse
+
+        flag_id = _int(ctx.request.path_params["flag_id"])
+        index = _int(ctx.request.path_params["index"])
+        case = await run_in_threadpool(self._case, ctx.viewer, flag_id) if flag_id else None
+        if case is None or index is None or case.explicit_image:
+            raise NotFound()
+        shown = {md["index"]: md for md in case.media if md["thumbnail"]}
+        if index not in shown:
+            raise NotFound()
+        path = case.item.media[index].local_path
+        if not path:
+            raise NotFound()
+        from pathlib import Path
+
+        file = Path(path)
+        if not file.is_file():
+            raise NotFound()
+        await run_in_threadpool(self.audit, f"staff:{ctx.viewer.staff_id}", "console.view",
+                                f"flag:{flag_id}", {"page": "media", "index": index})
+        return FileResponse(file, media_type=str(shown[index]["mime"]),
+                            headers={"Cache-Control": "no-store"})
+
     # --- exports ------------------------------------------------------------------------------
     async def export(self, ctx: Ctx) -> Response:
         from governance_bot.console.export import case_csv, case_pdf
@@ -653,6 +679,7 @@ class ConsoleApp:
             Route("/flags/{flag_id}/notes", p(self.add_note), methods=["POST"]),
             Route("/flags/{flag_id}/actions/{action}", p(self.act), methods=["POST"]),
             Route("/flags/{flag_id}/export.{fmt}", p(self.export)),
+            Route("/flags/{flag_id}/media/{index}", p(self.media)),
             Route("/search", p(self.search)),
             Route("/reports", p(self.reports)),
             Route("/reports/governors", p(self.governors)),

@@ -342,10 +342,13 @@ def load_case(session: Session, flag_id: int, *, config: Config, registers: Regi
         return text
 
     explicit = is_explicit_image(findings)
+    # a thumbnail only from the archive's own copy (nothing is fetched from elsewhere), and
+    # never of a possibly explicit image: no media at all is listed for such a flag
     media = [] if explicit else [
         {"kind": (md.mime_type or "file").split("/")[0], "mime": md.mime_type or "",
-         "alt": "" if mask else (md.alt_text or ""), "url": md.url}
-        for md in item.media]
+         "alt": "" if mask else (md.alt_text or ""), "url": md.url, "index": n,
+         "thumbnail": bool(md.local_path) and (md.mime_type or "").startswith("image/")}
+        for n, md in enumerate(item.media)]
     where = f"{item.platform} · {item.account} · {item.kind.value}"
     author = person_label(item.author, registers, mask)
 

@@ -56,7 +56,7 @@ def test_the_dsl_finds_every_safeguarding_and_staff_conduct_case(browser: Any, w
     # safeguarding and the concerns about staff (she is the case manager); the accounts'
     # content flags are their managers'
     assert queue_cases(page) == {f["c-disclosure"], f["c2-disclosure"], f["chat-tutor"],
-                                 f["chat-deputy"]}
+                                 f["chat-deputy"], f["c-explicit"]}
     # the disclosure's case page names the child and shows the thread around it
     assert status_of(page, f"{world.url}/flags/{f['c-disclosure']}") == 200
     main = page.inner_text("main")
@@ -70,7 +70,7 @@ def test_a_manager_finds_only_their_accounts_flags_with_learners_masked(browser:
                                                                          world: World):
     page = sign_in(browser, world, MANAGER)
     f = world.flags
-    assert queue_cases(page) == {f["post-2"]}
+    assert queue_cases(page) == {f["post-2"], f["post-photo"]}
     assert status_of(page, f"{world.url}/flags/{f['post-2']}") == 200
     main = page.inner_text("main")
     assert "Jayden" not in main and "Price" not in main and "█████" in main
@@ -78,7 +78,8 @@ def test_a_manager_finds_only_their_accounts_flags_with_learners_masked(browser:
     # the thread shows the neighbours they may see, never the disclosure under the post
     assert "Brilliant, well done!" in main and "hurts" not in main and "chess club" not in main
     # safeguarding, staff conduct and another account's flags do not exist for them
-    for native in ("c-disclosure", "c2-disclosure", "chat-tutor", "chat-deputy", "ig-1"):
+    for native in ("c-disclosure", "c2-disclosure", "chat-tutor", "chat-deputy", "ig-1",
+                   "c-explicit"):
         assert status_of(page, f"{world.url}/flags/{f[native]}") == 404
         assert status_of(page, f"{world.url}/flags/{f[native]}/export.pdf") == 404
     page.goto(f"{world.url}/search?q=hurts")
@@ -94,7 +95,8 @@ def test_a_manager_finds_only_their_accounts_flags_with_learners_masked(browser:
 
 def test_each_manager_finds_the_flags_of_the_accounts_they_manage(browser: Any, world: World):
     page = sign_in(browser, world, SECOND_MANAGER)  # Facebook, Instagram and X
-    assert queue_cases(page) == {world.flags["ig-1"], world.flags["post-2"]}
+    assert queue_cases(page) == {world.flags["ig-1"], world.flags["post-2"],
+                                 world.flags["post-photo"]}
     page.context.close()
 
 
@@ -125,7 +127,7 @@ def test_a_deputy_never_finds_the_concern_about_themselves(browser: Any, world: 
     cases = queue_cases(page)
     # the disclosures, yes; the concern about them, never (nor the one about the tutor: the
     # case manager's, who is the DSL)
-    assert cases == {f["c-disclosure"], f["c2-disclosure"]}
+    assert cases == {f["c-disclosure"], f["c2-disclosure"], f["c-explicit"]}
     for path in (f"/flags/{f['chat-deputy']}", f"/flags/{f['chat-deputy']}/export.json"):
         assert status_of(page, world.url + path) == 404
     page.goto(f"{world.url}/search?q=thanks+for+today")
@@ -149,4 +151,21 @@ def test_guessed_urls_answer_404_or_send_to_sign_in(browser: Any, world: World):
     for path in ("/flags/999999", "/flags/abc", "/flags/1/export.exe", "/flags/-1",
                  "/reports/access-audit/4242"):
         assert status_of(page, world.url + path) == 404, path
+    page.context.close()
+
+
+def test_a_kept_photo_is_shown_as_a_thumbnail_and_an_explicit_image_never(browser: Any,
+                                                                          world: World):
+    page = sign_in(browser, world, MANAGER)
+    assert status_of(page, f"{world.url}/flags/{world.flags['post-photo']}") == 200
+    thumb = page.locator("img.thumb")
+    assert thumb.count() == 1
+    assert page.evaluate("document.querySelector('img.thumb').naturalWidth") == 64
+    page.context.close()
+    page = sign_in(browser, world, DSL)
+    explicit = world.flags["c-explicit"]
+    assert status_of(page, f"{world.url}/flags/{explicit}") == 200
+    assert page.locator("img").count() == 0
+    assert "never displayed" in page.inner_text("main")
+    assert status_of(page, f"{world.url}/flags/{explicit}/media/0") == 404
     page.context.close()
