@@ -49,6 +49,7 @@ MANAGER = "t.ashworth@brookfield.example.org"  # Tom Ashworth, manages Facebook,
 SECOND_MANAGER = "g.lindqvist@brookfield.example.org"  # Grace Lindqvist: Facebook, Instagram, X
 LEAVER = "l.fairbairn@brookfield.example.org"  # Leon Fairbairn left in July (inactive)
 TUTOR = "d.mensah@brookfield.example.org"  # Daniel Mensah, tutor (subject of a concern)
+ADMIN = "a.rahman@brookfield.example.org"  # Aisha Rahman, made an IT administrator here
 UNKNOWN = "visitor@elsewhere.example.com"
 
 
@@ -197,7 +198,8 @@ def make_config(tmp: Path, fake: FakeSlack, idp: OidcProvider, port: int, **cons
         security={"encryption_keys": KEY},
         console={"oidc": {"provider": "issuer", "issuer": idp.url, "client_id": CLIENT_ID,
                           "client_secret": CLIENT_SECRET},
-                 "session_secret": "test-session-secret", **console},
+                 "session_secret": "test-session-secret", "administrators": ["S009"],
+                 **console},
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.console.conftest import (
+    ADMIN,
     DEPUTY,
     DSL,
     LEAVER,
@@ -168,4 +169,20 @@ def test_a_kept_photo_is_shown_as_a_thumbnail_and_an_explicit_image_never(browse
     assert page.locator("img").count() == 0
     assert "never displayed" in page.inner_text("main")
     assert status_of(page, f"{world.url}/flags/{explicit}/media/0") == 404
+    page.context.close()
+
+
+def test_an_administrator_sees_system_health_and_the_audit_never_case_content(browser: Any,
+                                                                              world: World):
+    page = sign_in(browser, world, ADMIN)
+    assert page.url == world.url + "/system"  # no queue: straight to system health
+    main = page.inner_text("main")
+    assert "Audit log" in main and "intact" in main and "Connectors" in main
+    assert status_of(page, world.url + "/audit") == 200
+    assert "console.signin" in page.inner_text("main")  # the log, by action and record
+    for native in ("c-disclosure", "post-2", "chat-tutor"):
+        assert status_of(page, f"{world.url}/flags/{world.flags[native]}") == 404
+        assert status_of(page, f"{world.url}/flags/{world.flags[native]}/export.json") == 404
+    assert status_of(page, f"{world.url}/search?q=hurts") == 403
+    assert "hurts" not in page.content()
     page.context.close()
