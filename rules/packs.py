@@ -268,6 +268,13 @@ class SafeguardingSettings(PackModel):
     # in a text about a lesson, a game or the school play ([contexts]), the classifier's
     # probability must reach at least this for the families the context lists
     classifier_context_threshold: float = 0.9
+    # a classifier hit closer in meaning to a benign exemplar than to the family's exemplars is
+    # held back unless its probability reaches this. Off by default (above any probability):
+    # 0.9 (the lowest level at which the development set's everyday school sentences gave no
+    # more false alarms) raises ConvAbuse recall from 0.29 to 0.41 at the same 2.8 % false
+    # alarms, but one more of the pack's must-not-catch sentences fires (a lesson about nudes);
+    # bench/RESULTS-safeguarding.md
+    classifier_confident: float = 1.01
 
 
 class SafeguardingPack(RootPackModel):

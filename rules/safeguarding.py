@@ -220,6 +220,7 @@ class SafeguardingDetector(DetectorBase):
         thread_context: ThreadContextSpec | None = None,
         classifier: bool = True,
         classifier_context_threshold: float = 0.9,
+        classifier_confident: float = 1.01,
     ) -> None:
         self.families = dict(families)
         self.cues = list(cues)
@@ -273,6 +274,7 @@ class SafeguardingDetector(DetectorBase):
         self._classifier: FamilyClassifier | None = None
         self._classifier_columns: dict[str, int] = {}
         self.classifier_context_threshold = classifier_context_threshold
+        self.classifier_confident = classifier_confident
         if self.semantic:
             self._load_semantic()
         if self.semantic and self.use_classifier:
@@ -382,6 +384,7 @@ class SafeguardingDetector(DetectorBase):
             thread_context=model.thread_context,
             classifier=st.classifier,
             classifier_context_threshold=st.classifier_context_threshold,
+            classifier_confident=st.classifier_confident,
         )
 
     def _build_prefilter(self) -> None:
@@ -665,7 +668,8 @@ class SafeguardingDetector(DetectorBase):
         exemplar; a family whose every exemplar is ruled out by ``semantic_requires`` (bullying
         with no one addressed) does not fire, and neither does a sentence closer in meaning to
         one of the pack's benign exemplars ("I would never hurt myself", "I'm so tired I could
-        sleep for a week") than to every concern exemplar of the family."""
+        sleep for a week") than to every concern exemplar of the family, unless the classifier is
+        confident (``classifier_confident``)."""
         for fid, col in self._classifier_columns.items():
             fam = self.families[fid]
             threshold = fam.classifier_threshold
@@ -680,7 +684,8 @@ class SafeguardingDetector(DetectorBase):
             if idx is not None:
                 best = idx[int(np.argmax(sims[row, idx]))]
                 benign = float(benign_sims[row].max()) if benign_sims.shape[1] else -1.0
-                if sims[row, best] <= -1.0 or sims[row, best] < benign:
+                if sims[row, best] <= -1.0 or (
+                        sims[row, best] < benign and p < self.classifier_confident):
                     continue
                 _, sub, exemplar = self._exemplars[best]
             else:
