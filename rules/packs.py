@@ -421,3 +421,38 @@ class LearnerPiiPack(RootPackModel):
             if not 0 <= score <= 1:
                 raise ValueError(f"scores.{key}: expected a number from 0 to 1, got {score}")
         return value
+
+
+# -- the common [rule] section and the video_session pack ------------------------------------------
+
+
+class RuleSection(PackModel):
+    """``[rule]``: the rule's id (the file name), category, one line for people and the policy
+    duty quoted in its explanations (docs/rule-packs.md)."""
+
+    id: str
+    category: str = ""
+    description: str = ""
+    duty: str = ""
+
+
+class VideoSessionSettings(PackModel):
+    min_staff: int = Field(default=2, ge=1)
+
+
+class VideoSessionSeverity(PackModel):
+    no_passcode: Severity = Severity.medium
+    too_few_staff: Severity = Severity.medium
+    no_waiting_room: int = Field(default=int(Severity.low), ge=0, le=5)  # 0: not checked
+
+
+class VideoSessionPack(RootPackModel):
+    """``rules/packs/video_session.toml``."""
+
+    where_default: ClassVar[str] = "video_session pack"
+
+    rule: RuleSection
+    sessions: VideoSessionSettings = VideoSessionSettings()
+    severity: VideoSessionSeverity = VideoSessionSeverity()
+    must_catch: tuple[dict[str, Any] | str, ...] = ()
+    must_not_catch: tuple[dict[str, Any] | str, ...] = ()
