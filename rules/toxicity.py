@@ -47,7 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from governance_bot.findings import Category, Evidence, Finding, Severity
 from governance_bot.items import ItemKind, Role
-from rules.base import DetectionContext, DetectorUnavailable
+from rules.base import DetectionContext, DetectorBase, DetectorUnavailable
 from rules.batching import available_cores, plan_batches, spread_batches
 from rules.models import FETCH_STEP, ExportRecord, file_identity, runtime_version, store_dir
 
@@ -726,7 +726,7 @@ def build_backend(settings: ToxicitySettings, pack: ToxicityPack,
 # ----------------------------------------------------------------------------------- detector
 
 
-class ToxicityDetector:
+class ToxicityDetector(DetectorBase):
     """Scores text with Detoxify and raises one finding per item from the pack's thresholds.
 
     Enforces the tone and removal duties (P1 "Managing our online presence", "What we expect of our
@@ -736,6 +736,7 @@ class ToxicityDetector:
     """
 
     rule_id = "toxicity"
+    batch_safe = True  # scores each item alone: a whole batch at once
 
     def __init__(self, backend: ScoringBackend | None, pack: ToxicityPack,
                  status: BackendStatus | None = None, model_type: str = "original", *,
