@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from governance_bot.findings import Category, Evidence, Finding, Severity
 from governance_bot.items import Item, ItemKind, Person, Role
-from rules.base import DetectionContext
+from rules.base import DetectionContext, DetectorBase
 from rules.out_of_hours import addressed_learners
 from rules.threads import is_personal_account, resolved
 
@@ -31,7 +31,7 @@ _DEFAULT_DUTY = (
 )
 
 
-class PersonalAccountContactDetector:
+class PersonalAccountContactDetector(DetectorBase):
     """A staff member's personal handle or email in contact with a learner, on any channel (P1
     "What we expect of our staff"; P2 "Communicating with students")."""
 

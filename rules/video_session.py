@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from governance_bot.findings import Category, Evidence, Finding, Severity
 from governance_bot.items import Item, ItemKind, Role
-from rules.base import DetectionContext
+from rules.base import DetectionContext, DetectorBase
 from rules.threads import resolved
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def _session(item: Item) -> dict[str, Any]:
     return {}
 
 
-class VideoSessionDetector:
+class VideoSessionDetector(DetectorBase):
     """Meetings with learners: passcode, waiting room and at least two staff present (P1 "What we
     expect of our staff"; P2 "Communicating with students": video sessions)."""
 

@@ -28,7 +28,6 @@ from governance_bot.registers import (
     StaffRole,
     read_toml,
 )
-from governance_bot.routing import Router
 from rules.base import DetectionContext
 from rules.engine import DetectionEngine
 from rules.learner_pii import LearnerPiiDetector, fold, is_valid_postcode
@@ -265,10 +264,13 @@ def test_evidence_names_the_learner_record_and_spans_without_echoing_the_name() 
 
 
 def test_a_learners_name_is_routed_to_the_account_managers() -> None:
+    # the engine finds; the pipeline routes (governance_bot.routing, the need-to-know table)
+    from governance_bot.routing import Router
+
     engine = DetectionEngine.from_config(Config(), only=["learner_pii"])
     item = make_item("Jayden Price won!")
-    findings = engine.detect(item, CTX)  # the engine does not route; the pipeline does
-    assert [f.route for f in Router().apply(findings, item)] == [Route.account_managers]
+    findings = engine.detect(item, CTX)
+    assert [Router().route_finding(f, item) for f in findings] == [Route.account_managers]
 
 
 def test_the_fingerprint_is_stable_across_rescans() -> None:
@@ -556,10 +558,13 @@ def test_a_street_address_naming_no_learner_depends_on_who_posts_it(
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"severity": 9}, "severity: severity must be 1-5"),
-    ({"scope": {"kinds": "post"}}, "scope.kinds: expected list"),
+    ({"severity": 9}, "severity: Input should be 1, 2, 3, 4 or 5"),
+    ({"scope": {"kinds": "post"}}, "scope.kinds: expected a list"),
     ({"first_names": {"class_patterns": ["(unclosed"]}}, "first_names.class_patterns"),
-    ({"scores": {"full_name": "high"}}, "scores.full_name: expected a number from 0 to 1"),
+    ({"scores": {"full_name": "high"}}, "scores.full_name: expected a number"),
+    ({"scores": {"full_name": 3}}, "scores.full_name: expected a number from 0 to 1"),
+    ({"scope": {"kinds": ["post"], "visibilty": ["public"]}},
+     "scope.visibilty: not a known key (misspelt?)"),
 ])
 def test_a_bad_pack_value_names_the_file_and_key(change: dict[str, Any], message: str) -> None:
     from rules.learner_pii import PackError

@@ -491,9 +491,8 @@ def test_a_threatening_comment_is_routed_to_the_dsl(tmp_path, pack):
     engine = DetectionEngine.from_config(config, only=["toxicity"])
     ctx = DetectionContext(registers=RegisterIndex.empty(), history=NoHistory())
     item = comment("see you after school")
-    [finding] = engine.detect(item, ctx)  # the engine does not route; the pipeline does
-    [routed] = Router().apply([finding], item)
-    assert routed.route is Route.dsl
+    [finding] = Router().apply(engine.detect(item, ctx), item)  # as the pipeline routes
+    assert finding.route is Route.dsl
     assert finding.item_key == "facebook:fb-main:c1"
 
 
