@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from governance_bot.findings import Category, Severity
-from governance_bot.items import Role
+from governance_bot.items import ItemKind, Role
 
 __all__ = [
     "REGEX_SYNTAX",
@@ -421,3 +421,58 @@ class LearnerPiiPack(RootPackModel):
             if not 0 <= score <= 1:
                 raise ValueError(f"scores.{key}: expected a number from 0 to 1, got {score}")
         return value
+
+
+# -- the common [rule] section and the video_session pack ------------------------------------------
+
+
+class RuleSection(PackModel):
+    """``[rule]``: the rule's id (the file name), category, one line for people and the policy
+    duty quoted in its explanations (docs/rule-packs.md)."""
+
+    id: str
+    category: str = ""
+    description: str = ""
+    duty: str = ""
+
+
+class VideoSessionSettings(PackModel):
+    min_staff: int = Field(default=2, ge=1)
+
+
+class VideoSessionSeverity(PackModel):
+    no_passcode: Severity = Severity.medium
+    too_few_staff: Severity = Severity.medium
+    no_waiting_room: int = Field(default=int(Severity.low), ge=0, le=5)  # 0: not checked
+
+
+class VideoSessionPack(RootPackModel):
+    """``rules/packs/video_session.toml``."""
+
+    where_default: ClassVar[str] = "video_session pack"
+
+    rule: RuleSection
+    sessions: VideoSessionSettings = VideoSessionSettings()
+    severity: VideoSessionSeverity = VideoSessionSeverity()
+    must_catch: tuple[dict[str, Any] | str, ...] = ()
+    must_not_catch: tuple[dict[str, Any] | str, ...] = ()
+
+
+class PersonalContactMessages(PackModel):
+    kinds: tuple[str, ...] = tuple(k.value for k in ItemKind)  # every kind of item
+
+
+class PersonalContactSeverity(PackModel):
+    contact: Severity = Severity.medium
+
+
+class PersonalAccountContactPack(RootPackModel):
+    """``rules/packs/personal_account_contact.toml``."""
+
+    where_default: ClassVar[str] = "personal_account_contact pack"
+
+    rule: RuleSection
+    messages: PersonalContactMessages = PersonalContactMessages()
+    severity: PersonalContactSeverity = PersonalContactSeverity()
+    must_catch: tuple[dict[str, Any] | str, ...] = ()
+    must_not_catch: tuple[dict[str, Any] | str, ...] = ()
