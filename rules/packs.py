@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from governance_bot.findings import Category, Severity
-from governance_bot.items import Role
+from governance_bot.items import ItemKind, Role
 
 __all__ = [
     "REGEX_SYNTAX",
@@ -454,5 +454,25 @@ class VideoSessionPack(RootPackModel):
     rule: RuleSection
     sessions: VideoSessionSettings = VideoSessionSettings()
     severity: VideoSessionSeverity = VideoSessionSeverity()
+    must_catch: tuple[dict[str, Any] | str, ...] = ()
+    must_not_catch: tuple[dict[str, Any] | str, ...] = ()
+
+
+class PersonalContactMessages(PackModel):
+    kinds: tuple[str, ...] = tuple(k.value for k in ItemKind)  # every kind of item
+
+
+class PersonalContactSeverity(PackModel):
+    contact: Severity = Severity.medium
+
+
+class PersonalAccountContactPack(RootPackModel):
+    """``rules/packs/personal_account_contact.toml``."""
+
+    where_default: ClassVar[str] = "personal_account_contact pack"
+
+    rule: RuleSection
+    messages: PersonalContactMessages = PersonalContactMessages()
+    severity: PersonalContactSeverity = PersonalContactSeverity()
     must_catch: tuple[dict[str, Any] | str, ...] = ()
     must_not_catch: tuple[dict[str, Any] | str, ...] = ()
