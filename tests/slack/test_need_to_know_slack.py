@@ -146,6 +146,7 @@ def test_a_malformed_signed_payload_gets_200_and_no_traceback(
         world: SlackWorld, body: str, caplog: pytest.LogCaptureFixture) -> None:
     world.ingest(post("x1", "Jayden Price at the fair"))
     caplog.set_level(logging.DEBUG)
+    caplog.clear()
     resp = world.http.post("/slack/events", content=body, headers={
         "Content-Type": "application/x-www-form-urlencoded", **sign(body)})
     assert resp.status_code == 200
