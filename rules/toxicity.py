@@ -460,16 +460,23 @@ class ProfanityFallbackBackend:
             raise ToxicityModelUnavailable(
                 "the fallback model alt-profanity-check is not installed "
                 "(pip install 'governance-bot[ml]')")
-        self._predict_prob: Any = None  # scikit-learn loads on the first text
+        self._predict_prob: Any = None  # the model is read on the first text
         self.reason = reason
 
     def score(self, texts: Sequence[str]) -> list[dict[str, float]]:
         if not texts:
             return []
         if self._predict_prob is None:
-            from profanity_check import predict_prob
+            from rules import profanity
 
-            self._predict_prob = predict_prob
+            # the arrays `models fetch` exported and checked: no scikit-learn at run time
+            model = profanity.load()
+            if model is not None:
+                self._predict_prob = model.predict_prob
+            else:
+                from profanity_check import predict_prob
+
+                self._predict_prob = predict_prob
         probs = self._predict_prob(list(texts))
         return [{FALLBACK_LABEL: float(p)} for p in probs]
 
