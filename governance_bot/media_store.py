@@ -97,6 +97,8 @@ class MediaStore:
         self.folder = folder
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
+        Image.init()  # every format plugin, so each kept format can be recognised
+        self._formats = [name for name in FORMATS if name in Image.OPEN]
         _private_dir(folder)
         self._work_root = folder / ".work"
         self._work = self._work_root / f"{socket.gethostname()}-{os.getpid()}"
@@ -137,7 +139,7 @@ class MediaStore:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
-                with Image.open(io.BytesIO(data), formats=list(FORMATS)) as img:
+                with Image.open(io.BytesIO(data), formats=self._formats) as img:
                     fmt, (width, height) = img.format or "", img.size
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise MediaRejected("a possible decompression bomb (too many pixels)") from None
