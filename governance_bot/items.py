@@ -29,6 +29,7 @@ __all__ = [
     "visible_text",
     "where_said",
     "with_parts",
+    "without_image_text",
 ]
 
 
@@ -261,6 +262,15 @@ class Item(BaseModel):
     @property
     def thread_key(self) -> str:
         return f"{self.platform}:{self.account}:{self.thread_id or self.parent_id or self.id}"
+
+
+def without_image_text(item: Item) -> Item:
+    """``item`` without the parts read from its images (they come after every other part), so
+    its pictures can be read again (a picture fetched on a later try)."""
+    if not any(p.source == IMAGE_TEXT for p in item.parts):
+        return item
+    return item.model_copy(update={"text": _text_without_image_text(item),
+                                   "parts": [p for p in item.parts if p.source != IMAGE_TEXT]})
 
 
 def _text_without_image_text(item: Item) -> str:

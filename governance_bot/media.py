@@ -58,7 +58,7 @@ from connectors.base import (
     host_of,
 )
 from governance_bot.config import Config
-from governance_bot.items import Item, Media
+from governance_bot.items import Item, Media, without_image_text
 from governance_bot.media_store import MediaRejected, MediaStore, StoredMedia
 from governance_bot.storage import models as m
 from governance_bot.storage.db import Database
@@ -127,10 +127,11 @@ class _Job:
     media_index: int
     item: Item
     media: Media
-    connector: Connector
+    connector: Connector | None
     source: str
     row: MediaSource | None  # this picture's row (same source), if any
     fallback: str | None = None  # a stored copy to keep using if a refetch fails
+    over_cap: bool = False  # past max_per_item: recorded and reported once, not fetched
 
 
 @dataclass(slots=True)
@@ -169,15 +170,25 @@ class MediaFetcher:
         """``items`` with their pictures fetched where possible; a problem line for each that
         could not be; ``scratch`` gets the working copies to :meth:`release` once the items are
         checked."""
-        jobs = self._plan(items)
+        jobs, held = self._plan(items)
+        updates: dict[tuple[int, int], dict[str, Any]] = {}
+        for i, index, media in held:  # stored encrypted: the detectors read a working copy
+            assert media.sha256 is not None
+            updates[(i, index)] = self._use((media.sha256, media.mime_type),
+                                            _Job(i, index, items[i], media, None, "", None),
+                                            scratch)
         if not jobs:
-            return list(items)
+            return self._updated(items, updates)
         now = self.clock()
         rows = self._rows({job.item.key for job in jobs}, problems)
-        updates: dict[tuple[int, int], dict[str, Any]] = {}
         to_fetch: list[_Job] = []
+        changed: list[MediaSource] = []
         for job in jobs:
             job.row = rows.get((job.item.key, job.media_index, job.source))
+            if job.over_cap:
+                if job.row is None:  # said once, when first seen
+                    changed.append(self._over_cap(job, problems))
+                continue
             action = self._decide(job, now)
             if action is None:
                 continue
@@ -186,14 +197,22 @@ class MediaFetcher:
             else:
                 to_fetch.append(job)
         results = self._download_all(to_fetch)
-        changed: list[MediaSource] = []
         for job, outcome in zip(to_fetch, results, strict=True):
+            assert job.connector is not None
             row = job.row or MediaSource(item_key=job.item.key, media_index=job.media_index,
                                          source=job.source, connector=job.connector.name,
                                          attempts=0)
             row.connector = job.connector.name
             if isinstance(outcome, _Fetched):
                 stored = outcome.stored
+                if row.sha256 and row.sha256 != stored.sha256:
+                    # the same link now serves another picture: the earlier one stays named by
+                    # the item (its earlier version shows it) until the item's content goes
+                    changed.append(MediaSource(
+                        item_key=row.item_key, media_index=row.media_index,
+                        source=hashlib.sha256(f"{row.source}:{row.sha256}".encode()).hexdigest(),
+                        connector=row.connector, sha256=row.sha256, mime_type=row.mime_type,
+                        fetched_at=row.fetched_at, attempts=0))
                 row.sha256, row.mime_type, row.fetched_at = (stored.sha256, stored.mime_type,
                                                              now)
                 row.attempts, row.last_error, row.next_attempt_at = 0, None, None
@@ -210,6 +229,11 @@ class MediaFetcher:
                 problems.append(self._failed(job, row, outcome, now))
             changed.append(row)
         self._save(changed, problems)
+        return self._updated(items, updates)
+
+    @staticmethod
+    def _updated(items: Sequence[Item], updates: dict[tuple[int, int], dict[str, Any]]
+                 ) -> list[Item]:
         out = list(items)
         for (i, index), update in updates.items():
             media = list(out[i].media)
@@ -217,27 +241,49 @@ class MediaFetcher:
             out[i] = out[i].model_copy(update={"media": media})
         return out
 
-    def _plan(self, items: Sequence[Item]) -> list[_Job]:
+    def _plan(self, items: Sequence[Item]) -> tuple[list[_Job], list[tuple[int, int, Media]]]:
+        """The pictures to fetch (or to decide about), and those already held in an encrypted
+        store (an item read back from the archive) that need a working copy."""
         jobs: list[_Job] = []
+        held: list[tuple[int, int, Media]] = []
+        encrypted = self.store.encrypted
         for n, item in enumerate(items):
             if item.deleted_at is not None or not item.media:
                 continue
             connector = self.connector_for(item)
-            if connector is None:
-                continue  # an item from a file (jsonl) or a connector no longer configured
             count = 0
             for index, media in enumerate(item.media):
-                if not wanted(media):
+                if media.local_path and encrypted and self._stored_here(media):
+                    held.append((n, index, media))
                     continue
+                if connector is None or not wanted(media):
+                    continue  # an item from a file (jsonl), or not a picture to fetch
                 source = source_of(media)
                 if source is None:
                     continue  # nothing names the file (an email attachment, an X media key
                     # the answer did not expand)
                 count += 1
-                if count > self.options.max_per_item:
-                    continue
-                jobs.append(_Job(n, index, item, media, connector, source, None))
-        return jobs
+                jobs.append(_Job(n, index, item, media, connector, source, None,
+                                 over_cap=count > self.options.max_per_item))
+        return jobs, held
+
+    def _stored_here(self, media: Media) -> bool:
+        """Whether ``media`` names a file of this store (an item read back from the archive)."""
+        try:
+            return bool(media.sha256) and media.local_path == str(
+                self.store.path_for(str(media.sha256))) and self.store.has(str(media.sha256))
+        except ValueError:  # a sha256 that is not one (a jsonl line may say anything)
+            return False
+
+    def _over_cap(self, job: _Job, problems: list[str]) -> MediaSource:
+        assert job.connector is not None
+        why = f"over [media] max_per_item = {self.options.max_per_item}"
+        problems.append(f"item {job.item.key}: media {job.media_index} "
+                        f"({host_of(job.media.url) if job.media.url else job.connector.type}): "
+                        f"its picture was not fetched: {why}")
+        return MediaSource(item_key=job.item.key, media_index=job.media_index,
+                           source=job.source, connector=job.connector.name, attempts=0,
+                           last_error=why, next_attempt_at=None)
 
     def _decide(self, job: _Job, now: datetime) -> str | tuple[str, str | None] | None:
         """"fetch", a stored (sha256, media type) to use, or None (not now)."""
@@ -291,6 +337,7 @@ class MediaFetcher:
         return out
 
     def _download(self, job: _Job) -> _Fetched:
+        assert job.connector is not None
         request = job.connector.media_request(job.media)
         if request is None:
             raise MediaFetchError("the connector cannot fetch this file", retriable=False)
@@ -318,6 +365,7 @@ class MediaFetcher:
             row.next_attempt_at = None
             then = (f"given up after {row.attempts} tries" if retriable else
                     "not tried again")
+        assert job.connector is not None
         host = host_of(job.media.url) if job.media.url else job.connector.type
         log.warning("media: item %s media %d (%s) not fetched: %s; %s", job.item.key,
                     job.media_index, host, why, then)
@@ -394,7 +442,8 @@ class MediaFetcher:
                         or data.get("redacted"):
                     continue
                 try:
-                    out.append(Item.model_validate(data))
+                    # the text read from its pictures before is read again with the new one
+                    out.append(without_image_text(Item.model_validate(data)))
                 except ValueError:
                     log.warning("media: archived item %s could not be read for a retry",
                                 record.key)

@@ -776,3 +776,70 @@ def test_a_recorded_video_posts_picture_is_its_still_marked_as_a_thumbnail() -> 
     assert isinstance(still, Media)
     assert not any(md.thumbnail for p in posts if p is not video
                    for md in parse_post(p, "brookfield-facebook").media)
+
+
+def test_pictures_past_max_per_item_are_reported_once_not_at_every_poll(
+        db: Database, store: MediaStore, no_keys: None) -> None:
+    with respx.mock(assert_all_mocked=True) as router:
+        route = router.get(url__regex=r"https://cdn\.example/\d\.jpg").mock(
+            side_effect=lambda request: httpx.Response(
+                200, content=png(colour=(int(request.url.path[1]), 0, 0)),
+                headers={"content-type": "image/jpeg"}))
+        album = Item.model_validate({
+            "id": "album", "platform": "facebook", "account": "brookfield-facebook",
+            "kind": "post", "created_at": T0.isoformat(), "text": "",
+            "media": [{"url": f"https://cdn.example/{n}.jpg", "mime_type": "image/jpeg"}
+                      for n in range(4)]})
+        media = fetcher(db, store, [facebook()], max_per_item=2)
+        first: list[str] = []
+        (got,) = media.fetch([album], first, [])
+        again: list[str] = []
+        media.fetch([album], again, [])
+    assert [bool(md.local_path) for md in got.media] == [True, True, False, False]
+    assert [p.split(": ", 2)[1] for p in first] == ["media 2 (cdn.example)",
+                                                    "media 3 (cdn.example)"]
+    assert all("over [media] max_per_item = 2" in p for p in first)
+    assert again == [] and route.call_count == 2
+
+
+def test_an_archived_item_read_again_gets_working_copies_and_its_pictures_text_read_again(
+        db: Database, store: MediaStore) -> None:
+    """A retry reads the item back from the archive: its encrypted pictures get working copies
+    for the detectors, and the text read from them before is dropped so all are read again."""
+    from governance_bot.items import with_parts, without_image_text
+
+    crypto.configure([crypto.generate_key()])
+    try:
+        stored = store.put(png())
+        archived = official_post("p1", "https://cdn.example/a.jpg").model_copy(update={
+            "media": [Media(url="https://cdn.example/a.jpg", mime_type="image/png",
+                            sha256=stored.sha256, local_path=str(stored.path))]})
+        archived = with_parts(archived, [(IMAGE_TEXT, "Jayden Price", "0")])
+        scratch: list[Path] = []
+        problems: list[str] = []
+        (got,) = fetcher(db, store, [facebook()]).fetch([archived], problems, scratch)
+        assert problems == [] and scratch == [Path(got.media[0].local_path or "")]
+        assert Path(got.media[0].local_path or "").read_bytes() == png()
+        fresh = without_image_text(archived)
+        assert fresh.text == "Well done!" and fresh.parts == []
+    finally:
+        crypto.configure(None)
+
+
+def test_a_picture_replaced_behind_the_same_link_stays_kept_with_the_earlier_version(
+        db: Database, store: MediaStore, no_keys: None) -> None:
+    clock = Clock()
+    media = fetcher(db, store, [facebook()], clock=clock, refetch_after_hours=1)
+    item = official_post("p1", "https://cdn.example/thumb.jpg")
+    with respx.mock(assert_all_mocked=True) as router:
+        route = router.get("https://cdn.example/thumb.jpg").respond(
+            content=png(colour=(1, 1, 1)), headers={"content-type": "image/png"})
+        (before,) = media.fetch([item], [], [])
+        route.respond(content=png(colour=(2, 2, 2)), headers={"content-type": "image/png"})
+        clock.now = T0 + timedelta(hours=2)
+        (after,) = media.fetch([item], [], [])
+    old, new = before.media[0].sha256, after.media[0].sha256
+    assert old and new and old != new
+    assert prune_media(db, store, now=datetime.now(UTC) + timedelta(days=30)) == 0
+    assert store.has(old) and store.has(new)
+    assert forget_media(db, store, [item.key]) == 2
