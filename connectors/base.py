@@ -557,31 +557,47 @@ def host_of(url: str | None) -> str:
         return "an unreadable address"
 
 
+# host -> (whether it is on a private or local network, until when that answer is kept): CDN
+# pictures come from a handful of hosts, and one name lookup each few minutes is enough
+_HOST_CHECKS: dict[str, tuple[bool, float]] = {}
+_HOST_CHECK_SECONDS = 300.0
+
+
+def _is_private_host(host: str, port: int) -> bool:
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        known = _HOST_CHECKS.get(host)
+        now = time.monotonic()
+        if known is not None and known[1] > now:
+            return known[0]
+        try:
+            infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+        except (OSError, UnicodeError):
+            return False  # does not resolve: the download fails on its own
+        addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+        private = any(not a.is_global for a in addresses)
+        if len(_HOST_CHECKS) > 4096:
+            _HOST_CHECKS.clear()
+        _HOST_CHECKS[host] = (private, now + _HOST_CHECK_SECONDS)
+        return private
+    return any(not a.is_global for a in addresses)
+
+
 def check_address(url: httpx.URL, allow_private: bool = False) -> None:
     """Refuse a URL that is not http(s), or whose host is (or resolves to) a loopback, private,
     link-local or reserved address: media URLs come from what people post, and the service must
     not be made to fetch from its own network (cloud metadata endpoints, admin pages). A host
-    that does not resolve is left to fail on its own."""
+    that does not resolve is left to fail on its own; a name's answer is kept five minutes."""
     if url.scheme not in ("http", "https"):
         raise MediaFetchError(f"not a web address ({url.scheme or 'no scheme'})", retriable=False)
     if allow_private:
         return
-    host = url.host
-    try:
-        addresses = [ipaddress.ip_address(host)]
-    except ValueError:
-        try:
-            infos = socket.getaddrinfo(host, url.port or (443 if url.scheme == "https" else 80),
-                                       proto=socket.IPPROTO_TCP)
-        except (OSError, UnicodeError):
-            return
-        addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
-    for address in addresses:
-        if not address.is_global:
-            raise MediaFetchError(
-                f"{host} is a private or local network address; media are fetched only from "
-                "the internet (set [media] allow_private_networks = true for a platform on "
-                "your own network)", retriable=False)
+    if _is_private_host(url.host, url.port or (443 if url.scheme == "https" else 80)):
+        raise MediaFetchError(
+            f"{url.host} is a private or local network address; media are fetched only from "
+            "the internet (set [media] allow_private_networks = true for a platform on your "
+            "own network)", retriable=False)
 
 
 def download(client: httpx.Client, request: MediaRequest, *, max_bytes: int,
