@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from governance_bot.findings import Category, Evidence, Finding, Severity
+from governance_bot.findings import Category, Finding, Severity
 from governance_bot.items import Item
 from rules.base import DetectionContext
 from rules.engine import DetectionEngine
