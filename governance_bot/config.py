@@ -211,8 +211,18 @@ class SlackSettings(_Section):
         description="severity -> minutes a safeguarding flag may stay unacknowledged")
     escalate_to: list[str] = Field(
         default_factory=list, description="staff_ids contacted after the deputies (next contact)")
+    # KCSIE part 4: an allegation about staff is handled promptly (the case manager discusses it
+    # with the LADO within one working day); one not acknowledged in time goes to the alternate
+    staff_concern_escalation_minutes: dict[str, int] = Field(
+        default_factory=lambda: {"5": 60, "4": 240, "3": 1440},
+        description="severity -> minutes a concern about staff may stay unacknowledged by its "
+                    "case manager before it is sent to the alternate")
     rota: list[RotaEntry] = Field(default_factory=list)
     digest_time: str = Field(default="08:00", description="local time of the daily digest")
+    weekly_summary_day: Literal["monday", "tuesday", "wednesday", "thursday", "friday",
+                                "saturday", "sunday"] = Field(
+        default="monday", description="day of the case manager's weekly summary (conversations "
+                                      "without a second adult, at digest_time)")
     escalation_interval_seconds: int = Field(default=60, ge=5)
 
     @field_validator("digest_time")
@@ -224,7 +234,7 @@ class SlackSettings(_Section):
             raise ValueError(f"{value!r} is not a time like \"08:00\"") from exc
         return value
 
-    @field_validator("escalation_minutes")
+    @field_validator("escalation_minutes", "staff_concern_escalation_minutes")
     @classmethod
     def _minutes(cls, value: dict[str, int]) -> dict[str, int]:
         for sev, minutes in value.items():
