@@ -6,11 +6,12 @@ Input (``governance-bot eval --input LABELLED.jsonl``): one JSON object per line
 ``{"text": "...", "labels": ["toxicity"]}`` or a normalised item (docs/item.schema.json) with an
 extra ``"labels"`` field. Labels are category names (``governance_bot.findings.Category``),
 safeguarding family names (``self_harm``, ``grooming``... from the safeguarding pack; a
-``"family": "self_harm"`` key is the same as one label), or the family names of the shared
-development sets (``suicide_selfharm``, ``cyberbullying``, ``threats_extremism``: see
-:data:`DATASET_LABELS` for what counts as finding them); an empty list means "nothing should be
-flagged". Other keys of the shared datasets' rows (``id``, ``source``, ``orig_label``...) are
-ignored. A bad line is reported with its number and skipped; the rest is evaluated.
+``"family": "self_harm"`` key is the same as one label, ``"family": null`` as none), or the
+family names of the shared development sets (``suicide_selfharm``, ``cyberbullying``,
+``threats_extremism``: see :data:`DATASET_LABELS` for what counts as finding them); an empty
+list means "nothing should be flagged". Other keys of the shared datasets' rows (``id``,
+``source``, ``orig_label``...) are ignored. A bad line is reported with its number and
+skipped; the rest is evaluated.
 
 What a record is predicted to be: the categories of its findings and, for safeguarding findings,
 their family. The false-alarm rate of a name is the share of records not labelled with it that
@@ -104,8 +105,12 @@ def parse_record(data: Any, where: str,
     and the shared datasets' names)."""
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
-    if "labels" not in data and isinstance(data.get("family"), str):
-        data = {**data, "labels": [data["family"]]}
+    if "labels" not in data and "family" in data:
+        # the project's own sets: {"text", "family": "self_harm"}, or null for "nothing"
+        family = data["family"]
+        if family is not None and not isinstance(family, str):
+            raise ValueError('"family" must be a family name or null')
+        data = {**data, "labels": [family] if family else []}
     labels = data.get("labels")
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
         raise ValueError('"labels" must be a list of category or family names (may be empty)')

@@ -153,6 +153,15 @@ def test_labelled_files_accept_text_records_and_items_and_name_bad_lines(tmp_pat
     assert "kind" in problems[3]
 
 
+def test_the_project_sets_family_key_is_a_label_and_null_means_nothing_should_be_flagged():
+    """bench/data/safeguarding_unseen.jsonl and tests/data/safeguarding_dev.jsonl write
+    {"text", "family"}: their benign rows ("family": null) are counted, not skipped."""
+    assert parse_record({"text": "kms", "family": "self_harm"}, "x").labels == {"self_harm"}
+    assert parse_record({"text": "see you at football", "family": None}, "x").labels == set()
+    with pytest.raises(ValueError, match="family"):
+        parse_record({"text": "x", "family": 3}, "x")
+
+
 def test_a_record_without_text_is_refused():
     with pytest.raises(ValueError, match="text"):
         parse_record({"labels": []}, "x")
