@@ -117,3 +117,26 @@ def test_a_failing_item_is_reported_and_the_others_are_classified(
     assert [item.id for item, _ in got] == ["ok0", "bad", "ok2"]
     assert isinstance(got[1][1], RuntimeError)
     assert isinstance(got[0][1], list) and isinstance(got[2][1], list)
+
+
+def test_a_learner_added_with_registers_import_is_known_to_eval(example: Path) -> None:
+    """eval judges labelled posts with the service's registers too: a post naming a learner
+    imported with `registers import` counts as finding learner details."""
+    (example / "extra-learners.csv").write_text(
+        "learner_id,first_name,last_name,date_of_birth\n"
+        "L901,Ottilie,Brannagh-Soyinka,2012-01-09\n")
+    (example / "labelled.jsonl").write_text(json.dumps({
+        **post("Congratulations to Ottilie Brannagh-Soyinka on her county swimming medal!"),
+        "labels": ["learner_pii"]}) + "\n")
+    args = ("eval", "--input", "labelled.jsonl", "--rule", "learner_pii", "--json",
+            "--config", "config.toml")
+
+    def learner_pii_recall() -> float:
+        report = json.loads(gb(*args, cwd=example).stdout)
+        [scores] = [c for c in report["categories"] if c["category"] == "learner_pii"]
+        return float(scores["tp"]) / (scores["tp"] + scores["fn"])
+
+    assert learner_pii_recall() == 0.0  # not in the config's registers
+    gb("registers", "import", "--learners", "extra-learners.csv", "--config", "config.toml",
+       cwd=example)
+    assert learner_pii_recall() == 1.0
