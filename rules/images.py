@@ -13,7 +13,8 @@ Policy duties enforced (docs/classifiers-safeguarding.md):
   neither the finding nor the log carries the image or its URL.
 * "Media with GPS location in its metadata": EXIF GPS coordinates are a ``location`` finding.
 
-Images are read from ``Media.local_path`` (the connectors download them); files over the size cap,
+Images are read from ``Media.local_path`` (the pipeline's media step fetches connector items'
+pictures into the media store first: governance_bot/media.py); files over the size cap,
 images over the pixel cap (decompression bombs) and unreadable files are reported, not decoded.
 """
 
