@@ -93,10 +93,12 @@ def _load(path: Path) -> Config:
         config = load_config(path)
         crypto.configure(config.security.keys())
     except ConfigError as exc:
-        err.print(f"[red]{exc}[/red]", markup=True, soft_wrap=True)
+        # no markup: the messages quote "[section]" names and user text
+        err.print(str(exc), style="red", markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_CONFIG) from None
     except crypto.KeyError_ as exc:
-        err.print(f"[red]{path}: security.encryption_keys: {exc}[/red]")
+        err.print(f"{path}: security.encryption_keys: {exc}", style="red", markup=False,
+                  soft_wrap=True)
         raise typer.Exit(EXIT_CONFIG) from None
     _setup_logging(config)
     return config
