@@ -34,7 +34,7 @@ from governance_bot import __version__
 from governance_bot.config import Config, ConfigError, load_config
 from governance_bot.items import Item
 from governance_bot.registers import RegisterError
-from governance_bot.storage.db import SchemaOutdated
+from governance_bot.storage.db import Database, SchemaOutdated
 from rules.base import DetectorUnavailable
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_CONFIG, EXIT_SCHEMA, EXIT_SKIPPED = 0, 1, 2, 3, 4
@@ -104,15 +104,45 @@ def _load(path: Path) -> Config:
     return config
 
 
+def _key_problem(exc: Exception) -> typer.Exit:
+    """The database and the configured encryption keys do not fit: say so, exit 2."""
+    err.print(f"{exc}.", style="red", markup=False, soft_wrap=True)
+    return typer.Exit(EXIT_CONFIG)
+
+
+@contextmanager
+def _database(config: Config, *, create_if_empty: bool = False) -> Iterator[Database]:
+    """The configured database, checked: an outdated schema exits 3, keys that do not fit (or
+    none, for a database holding encrypted data) exit 2 before anything is read or written."""
+    from governance_bot.storage.crypto import KeyError_
+    from governance_bot.storage.db import Database
+
+    db = Database(config.database_url)
+    try:
+        try:
+            db.ensure_schema(create_if_empty=create_if_empty)
+        except SchemaOutdated as exc:
+            err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(EXIT_SCHEMA) from None
+        except KeyError_ as exc:
+            raise _key_problem(exc) from None
+        yield db
+    finally:
+        db.dispose()
+
+
 @contextmanager
 def _runtime(config: Config, with_connectors: bool = True) -> Iterator[object]:
     from governance_bot.runtime import Runtime
+    from governance_bot.storage.crypto import KeyError_
 
     try:
         runtime = Runtime.from_config(config, with_connectors=with_connectors)
     except SchemaOutdated as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(EXIT_SCHEMA) from None
+    except KeyError_ as exc:
+        raise _key_problem(exc) from None
     except DetectorUnavailable as exc:
         err.print(f"[red]a detector cannot start: {exc}[/red]", soft_wrap=True)
         raise typer.Exit(EXIT_CONFIG) from None
@@ -197,13 +227,19 @@ def doctor(config_path: ConfigOpt = Path("config.toml")) -> None:
 @db_app.command("upgrade")
 def db_upgrade(config_path: ConfigOpt = Path("config.toml")) -> None:
     """Create or migrate the database schema to this version."""
+    from governance_bot.storage.crypto import KeyError_
     from governance_bot.storage.db import Database
 
     config = _load(config_path)
     db = Database(config.database_url)
-    before, after = db.upgrade()
+    try:
+        before, after = db.upgrade()
+        db.check_encryption()
+    except KeyError_ as exc:
+        raise _key_problem(exc) from None
+    finally:
+        db.dispose()
     out.print(f"database schema: {before or 'empty'} -> {after}")
-    db.dispose()
 
 
 # --- registers --------------------------------------------------------------------------------
@@ -220,7 +256,6 @@ def registers_import(
 
     With no files given, imports the files named in the config's [registers] section."""
     from governance_bot.runtime import import_register_files
-    from governance_bot.storage.db import Database
 
     config = _load(config_path)
     if not any([learners, staff, accounts, toml]):
@@ -232,22 +267,16 @@ def registers_import(
         if not any([learners, staff, accounts, toml]):
             err.print("[red]no register files given and none in the config's [registers].[/red]")
             raise typer.Exit(EXIT_CONFIG)
-    db = Database(config.database_url)
-    try:
-        db.ensure_schema()
-        summary = import_register_files(db, toml=toml, learners=learners, staff=staff,
-                                        accounts=accounts, actor=actor)
-    except SchemaOutdated as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(EXIT_SCHEMA) from None
-    except RegisterError as exc:
-        err.print(f"[red]{len(exc.problems)} problem(s) in the register files; nothing imported:"
-                  "[/red]")
-        for p in exc.problems:
-            err.print(f"  - {p}", soft_wrap=True)
-        raise typer.Exit(EXIT_CONFIG) from None
-    finally:
-        db.dispose()
+    with _database(config, create_if_empty=True) as db:
+        try:
+            summary = import_register_files(db, toml=toml, learners=learners, staff=staff,
+                                            accounts=accounts, actor=actor)
+        except RegisterError as exc:
+            err.print(f"{len(exc.problems)} problem(s) in the register files; nothing imported:",
+                      style="red", markup=False)
+            for p in exc.problems:
+                err.print(f"  - {p}", soft_wrap=True, markup=False)
+            raise typer.Exit(EXIT_CONFIG) from None
     out.print(f"registers imported: {summary.line()}")
 
 
@@ -501,6 +530,7 @@ def flags_list(
     from sqlalchemy import select
 
     from governance_bot.storage import models as m
+    from governance_bot.storage.crypto import KeyError_
     from governance_bot.storage.db import Database
 
     config = _load(config_path)
@@ -510,6 +540,8 @@ def flags_list(
     except SchemaOutdated as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(EXIT_SCHEMA) from None
+    except KeyError_ as exc:
+        raise _key_problem(exc) from None
     with db.session() as session:
         query = select(m.Flag, m.ItemRecord).join(m.ItemRecord, m.ItemRecord.id == m.Flag.item_id)
         if status:
@@ -542,13 +574,10 @@ def flags_list(
 def auditlog_verify(config_path: ConfigOpt = Path("config.toml")) -> None:
     """Check the audit log's hash chain; report the first broken link."""
     from governance_bot.storage import auditlog
-    from governance_bot.storage.db import Database
 
     config = _load(config_path)
-    db = Database(config.database_url)
-    with db.session() as session:
+    with _database(config) as db, db.session() as session:
         result = auditlog.verify(session)
-    db.dispose()
     if result.ok:
         out.print(f"audit log intact: {result.checked} event(s) verified")
         return
@@ -600,6 +629,7 @@ def report_governors(
     from datetime import date
 
     from governance_bot.reports import governors_report
+    from governance_bot.storage.crypto import KeyError_
     from governance_bot.storage.db import Database
 
     config = _load(config_path)
@@ -615,6 +645,8 @@ def report_governors(
     except SchemaOutdated as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(EXIT_SCHEMA) from None
+    except KeyError_ as exc:
+        raise _key_problem(exc) from None
     finally:
         db.dispose()
     out.print(f"wrote {path}")
@@ -633,6 +665,7 @@ def keys_generate() -> None:
 def keys_rotate(config_path: ConfigOpt = Path("config.toml")) -> None:
     """Re-encrypt every encrypted column with the first configured key (and encrypt anything
     stored before encryption was switched on)."""
+    from governance_bot.storage.crypto import KeyError_
     from governance_bot.storage.db import Database
     from governance_bot.storage.rotation import rotate_all
 
@@ -643,7 +676,10 @@ def keys_rotate(config_path: ConfigOpt = Path("config.toml")) -> None:
         raise typer.Exit(EXIT_CONFIG)
     db = Database(config.database_url)
     try:
+        db.check_encryption()  # some configured key must read what is there
         counts = rotate_all(db)
+    except KeyError_ as exc:
+        raise _key_problem(exc) from None
     finally:
         db.dispose()
     out.print("re-encrypted: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
@@ -676,6 +712,7 @@ ByOpt = Annotated[str | None, typer.Option("--by", help="Who is doing this (for 
 @contextmanager
 def _dp_db(config: Config) -> Iterator[object]:
     from governance_bot.data_protection import DataProtectionError
+    from governance_bot.storage.crypto import KeyError_
     from governance_bot.storage.db import Database
 
     db = Database(config.database_url)
@@ -685,6 +722,8 @@ def _dp_db(config: Config) -> Iterator[object]:
     except SchemaOutdated as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(EXIT_SCHEMA) from None
+    except KeyError_ as exc:
+        raise _key_problem(exc) from None
     except DataProtectionError as exc:
         err.print(f"[red]{exc}[/red]", markup=True, soft_wrap=True)
         raise typer.Exit(EXIT_CONFIG) from None

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from connectors.base import ListingWindow
 from governance_bot.items import Item, content_hash
+from governance_bot.storage.keyring import thread_digest
 from governance_bot.storage.models import ItemRecord, ItemVersion
 
 __all__ = [
@@ -42,10 +43,11 @@ class ArchiveOutcome:
         return self.version.detected_at is None
 
 
-def _new_record(item: Item, digest: str, now: datetime) -> ItemRecord:
+def _new_record(session: Session, item: Item, digest: str, now: datetime) -> ItemRecord:
     return ItemRecord(
         key=item.key, platform=item.platform, account=item.account, native_id=item.id,
-        kind=item.kind.value, thread_key=item.thread_key, parent_id=item.parent_id,
+        kind=item.kind.value, thread_key=thread_digest(session, item.thread_key),
+        parent_id=item.parent_id,
         created_at=item.created_at, first_seen_at=now, last_seen_at=now,
         current_version=1, content_hash=digest,
     )
@@ -58,7 +60,7 @@ def archive_item(session: Session, item: Item, now: datetime | None = None) -> A
         select(ItemRecord).where(ItemRecord.key == item.key)
     ).scalar_one_or_none()
     if record is None:
-        record = _new_record(item, digest, now)
+        record = _new_record(session, item, digest, now)
         session.add(record)
         session.flush()
         version = ItemVersion(item_id=record.id, version=1, content_hash=digest,
@@ -110,7 +112,7 @@ def archive_items(session: Session, stamped: Sequence[tuple[Item, datetime]]
             outcomes.append(_archive_known(session, known[item.key], item, content_hash(item),
                                            now))
             continue
-        record = _new_record(item, content_hash(item), now)
+        record = _new_record(session, item, content_hash(item), now)
         fresh.append((n, item, now, record))
         outcomes.append(None)
     if fresh:

@@ -17,10 +17,11 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import JSON, Text, TypeDecorator
 from sqlalchemy.engine import Dialect
 
-__all__ = ["EncryptedJSON", "EncryptedText", "KeyError_", "configure", "generate_key",
-           "is_configured"]
+__all__ = ["MARK", "EncryptedJSON", "EncryptedText", "KeyError_", "configure", "decrypt",
+           "encrypt", "generate_key", "is_configured"]
 
-_MARK = "gbenc1:"
+MARK = "gbenc1:"
+_MARK = MARK
 _cipher: MultiFernet | None = None
 
 
@@ -63,6 +64,18 @@ def _decrypt(token: str) -> str:
     except InvalidToken as exc:
         raise KeyError_("encrypted data could not be read with the configured keys (was a "
                         "key removed before `governance-bot keys rotate`?)") from exc
+
+
+def encrypt(text: str) -> str:
+    """``text`` encrypted with the first key (for values stored outside the ORM columns)."""
+    if _cipher is None:
+        raise KeyError_("no encryption key is configured")
+    return _encrypt(text)
+
+
+def decrypt(token: str) -> str:
+    """A value from :func:`encrypt` (or any encrypted column) in clear."""
+    return _decrypt(token)
 
 
 def rotate_token(value: str) -> str:

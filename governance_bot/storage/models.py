@@ -36,6 +36,7 @@ __all__ = [
     "InformedPerson",
     "ItemRecord",
     "ItemVersion",
+    "Keyring",
     "Learner",
     "OutboxMessage",
     "Staff",
@@ -315,3 +316,16 @@ class DigestEntry(Base):
     sent_at: Mapped[datetime | None] = mapped_column(index=True)
 
     __table_args__ = (UniqueConstraint("flag_id", "route", name="uq_digest_entries_flag_route"),)
+
+
+class Keyring(Base):
+    """Secrets the database keeps for itself, encrypted with the configured keys
+    (governance_bot/storage/keyring.py): the encryption check token, which says whether this
+    database holds encrypted data and whether the configured keys read it, and the key that
+    turns thread keys (which can hold phone numbers) into pseudonyms."""
+
+    __tablename__ = "keyring"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(EncryptedText)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
