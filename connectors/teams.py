@@ -565,8 +565,7 @@ class TeamsConnector(HttpConnector):
         if not valid:
             return WebhookResponse(status=403, body=b"wrong clientState")
         items: list[Item] = []
-        problems: list[str] = []
-        seen: set[str] = set()
+        deferred: list[Any] = []
         events: list[SubscriptionEvent] = []
         for note in valid:
             if note.get("lifecycleEvent"):
@@ -578,12 +577,23 @@ class TeamsConnector(HttpConnector):
                          event.event, event.subscription_id)
                 events.append(event)
                 continue
-            for item in self._notified(note, problems, seen):
-                items.append(item)
+            # the message is read from Graph on the service's worker, not before answering
+            # (Graph wants the answer within three seconds); the clientState is not kept
+            if note.get("resource"):
+                deferred.append({"resource": str(note["resource"])})
         # the same notification body delivered again is acknowledged, not reprocessed
         digest = hashlib.sha256(request.body).hexdigest()
         return WebhookResponse(status=202, body=b"", items=items, replay_key=digest,
-                               subscription_events=events)
+                               subscription_events=events, deferred=deferred)
+
+    def deferred_items(self, deferred: list[Any]) -> tuple[list[Item], list[str]]:
+        items: list[Item] = []
+        problems: list[str] = []
+        seen: set[str] = set()
+        for note in deferred:
+            if isinstance(note, dict):
+                items.extend(self._notified(note, problems, seen))
+        return items, problems
 
     def _notified(self, note: dict[str, Any], problems: list[str], seen: set[str]
                   ) -> Iterator[Item]:

@@ -235,6 +235,13 @@ class ServiceSettings(_Section):
     lease_seconds: int = Field(
         default=60, ge=1, description="how long another replica waits before taking over the "
         "polling or the claimed notifications of a replica that died (docs/replicas.md)")
+    max_body_bytes: int = Field(
+        default=2_097_152, ge=1024, description="largest request body accepted (bytes); larger "
+        "ones are refused (413) while they arrive, before they are read into memory")
+    webhook_answer_seconds: float = Field(
+        default=2.0, ge=0, le=20, description="how long a webhook's answer waits for its items to "
+        "be checked; a delivery is stored before that, and finished afterwards if need be, so "
+        "this only keeps the platforms' deadlines (Slack and Graph: 3 seconds)")
     public_url: str | None = Field(
         default=None, description="the HTTPS address where platforms reach this service from the "
         "internet (e.g. https://governance.example.org); webhook subscriptions the service makes "
@@ -707,12 +714,16 @@ def _validation_problems(exc: ValidationError, sources: _Sources) -> list[str]:
     for key, errors in grouped.items():
         parts = []
         fixes: list[str] = []
-        for rest, err in errors:
+        for n, (rest, err) in enumerate(errors):
             msg = str(err["msg"]).removeprefix("Value error, ")
-            if rest:
-                shown = "".join(f"[{p}]" if isinstance(p, int) else f"[{p!r}]"
-                                for p in rest if not (isinstance(p, str) and "[" in p))
-                msg = f"{shown}: {msg}" if shown else msg
+            # where inside the setting: slack.rota[0].hours (pydantic's union branch names,
+            # which hold brackets, are not places)
+            shown = "".join(f"[{p}]" if isinstance(p, int) else f".{p}"
+                            for p in rest if not (isinstance(p, str) and "[" in p))
+            if n == 0:
+                key_shown = key + shown
+            elif shown:
+                msg = f"{shown}: {msg}"
             if msg not in parts:
                 parts.append(msg)
             fix = _fix(err, key, sources)
@@ -722,7 +733,7 @@ def _validation_problems(exc: ValidationError, sources: _Sources) -> list[str]:
         note = ""
         if refs and any("is empty" in p for p in parts):
             note = f" ({', '.join('${' + r + '}' for r in refs)} is empty)"
-        line = f"{sources.name(key)}: {'; '.join(parts)}{note}"
+        line = f"{sources.name(key_shown)}: {'; '.join(parts)}{note}"
         if fixes:
             line += ". Fix: " + "; ".join(fixes) + "."
         out.append(line)

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -118,7 +119,12 @@ class ItemVersion(Base):
     seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     detected_at: Mapped[datetime | None]
 
-    __table_args__ = (UniqueConstraint("item_id", "version", name="uq_item_versions_item_version"),)
+    __table_args__ = (
+        UniqueConstraint("item_id", "version", name="uq_item_versions_item_version"),
+        # the versions archived but not yet checked (the sweep after a crash)
+        Index("ix_item_versions_undetected", "seen_at", sqlite_where=text("detected_at IS NULL"),
+              postgresql_where=text("detected_at IS NULL")),
+    )
 
 
 class Flag(Base):
