@@ -1,54 +1,104 @@
-"""The connector protocol and the HTTP plumbing every platform module shares.
+"""The connector toolkit: the protocol every connector implements and everything platform
+modules share, so a connector module holds only its platform's specifics (endpoints, fields,
+parsing). Modelled on singer-sdk's streams.
 
 Exceptions, by what the caller should do::
 
     ConnectorError
     ├── RetriableError   try again later (429, 5xx, network); ``retry_after`` seconds if known
     ├── FatalError       stop polling this account until a person fixes it (401/403, bad config)
+    │   └── NotFound     the platform answered 404 (``request(allow_404=True)`` answers None)
     └── SkippableRecord  one record could not be read; log it with its source, go on
 
-A platform module declares its settings, endpoints and parsing; paging, retries, rate limits and
-cursors live here so every connector behaves the same (tests/contract).
+The toolkit:
+
+* :class:`HttpConnector`: ``request`` (retries, 429/Retry-After, backoff, usage headers, 401/403
+  as FatalError with the fix, ``allow_404=True`` for "already gone"), ``get_json``, ``pages``;
+* paginators: :class:`NextUrlPaginator` (a URL in the body), :class:`LinkHeaderPaginator`
+  (``Link: rel="next"``), :class:`CursorPaginator` and :class:`PageTokenPaginator` (a token in
+  the body sent back as a query parameter), all walked by the one loop :func:`follow_pages`;
+* sign-in: :meth:`HttpConnector.client_credentials` (OAuth token endpoints) and
+  :class:`TokenCache` (a token kept until shortly before it expires);
+* :func:`parse_time`, the one timestamp parser (a time without a zone is refused unless the
+  platform documents UTC); :func:`describe_error`, the one error describer (never the record's
+  content); :func:`parse_records` / :func:`report_skipped`: a skipped record is a problem line
+  naming where it came from, never dropped silently;
+* :func:`html_to_text`, the project's one HTML-to-text function, and media helpers;
+* :class:`SocialSettings` and :func:`listing_start`: the recheck window that makes listings
+  complete, so deletions are seen.
 """
 
 from __future__ import annotations
 
+import base64
 import builtins
 import logging
+import mimetypes
 import random
+import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, TypeVar, overload
+from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+import lxml.html
+from lxml import etree
+from lxml.etree import ParserError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from governance_bot.items import Item
+from governance_bot.items import Item, Media
 
 __all__ = [
+    "RECORD_ERRORS",
     "AccountFacts",
     "Capability",
     "Connector",
     "ConnectorError",
     "ConnectorSettings",
+    "CursorPaginator",
     "FatalError",
     "FetchResult",
     "HttpConnector",
+    "LinkHeaderPaginator",
     "ListingWindow",
     "ModerationAction",
     "ModerationResult",
+    "NextUrlPaginator",
+    "NotFound",
+    "Page",
+    "PageRequest",
+    "PageTokenPaginator",
+    "Paginator",
     "RetriableError",
     "SkippableRecord",
+    "SocialSettings",
     "SubscriptionEvent",
+    "TokenCache",
     "WebhookRequest",
     "WebhookResponse",
+    "dedupe",
+    "describe_error",
+    "follow_pages",
+    "guess_mime",
+    "html_to_text",
+    "listing_start",
+    "media_ref",
+    "parse_one",
+    "parse_records",
+    "parse_time",
+    "report_skipped",
+    "unix",
+    "utc_now",
 ]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class ConnectorError(Exception):
@@ -63,6 +113,10 @@ class RetriableError(ConnectorError):
 
 class FatalError(ConnectorError):
     """Needs a person: the message names the account and the fix."""
+
+
+class NotFound(FatalError):
+    """The platform answered 404 (a record deleted since it was listed, or a wrong id)."""
 
 
 class SkippableRecord(ConnectorError):
@@ -190,6 +244,32 @@ class ConnectorSettings(BaseModel):
         return out
 
 
+class SocialSettings(ConnectorSettings):
+    """Options the social-account connectors share: the recheck window."""
+
+    recheck_days: int = Field(
+        default=7, ge=1, le=90,
+        description="each poll lists the last N days completely, so edits and deletions are seen",
+    )
+    backfill_days: int = Field(
+        default=30, ge=1, le=3650, description="how far back the first poll reads"
+    )
+
+
+def listing_start(cursor: dict[str, Any] | None, now: datetime, settings: SocialSettings
+                  ) -> datetime:
+    """Where this poll's complete listing starts: the last N days (``recheck_days``), reaching
+    further back to the previous poll if that was longer ago, or ``backfill_days`` at first."""
+    recheck = now - timedelta(days=settings.recheck_days)
+    if not cursor or not cursor.get("polled_at"):
+        return now - timedelta(days=settings.backfill_days)
+    try:
+        previous = parse_time(cursor["polled_at"])
+    except ValueError:
+        return now - timedelta(days=settings.backfill_days)
+    return min(previous, recheck)
+
+
 class Connector:
     """Base class of every connector. Subclasses set ``type``, ``Settings`` and ``capabilities``
     and implement ``fetch``; the optional capabilities have default implementations that say no."""
@@ -251,7 +331,466 @@ class Connector:
         return None
 
 
+# --- times -----------------------------------------------------------------------------------
+
+
+def parse_time(value: Any, *, naive: Literal["refuse", "utc"] = "refuse") -> datetime:
+    """A platform timestamp as an aware UTC datetime: the one parser every connector uses.
+
+    Takes ISO 8601 text (``Z``, ``+00:00`` or Graph's ``+0000``), Unix seconds (a number or a
+    string of digits) and datetimes. The rule for a time **without a zone**: it is refused
+    (ValueError), because reading it in the wrong zone would move a message in or out of working
+    hours; a platform that documents its times as UTC says so with ``naive="utc"`` (Bluesky's
+    older records). The error never repeats the value (a broken field may hold anything)."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(float(value), UTC)
+    elif isinstance(value, str) and value.strip():
+        text = value.strip()
+        if text.isdigit():
+            return datetime.fromtimestamp(int(text), UTC)
+        if text[-1] in "Zz":
+            text = text[:-1] + "+00:00"
+        elif len(text) > 5 and text[-5] in "+-" and text[-4:].isdigit() and ":" in text[:-5]:
+            text = f"{text[:-2]}:{text[-2:]}"  # +0000 -> +00:00
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"not an ISO 8601 timestamp ({len(text)} characters)") from None
+    else:
+        raise ValueError(f"not a timestamp ({type(value).__name__})")
+    if parsed.tzinfo is None:
+        if naive != "utc":
+            raise ValueError("a timestamp without a time zone (its zone is unknown)")
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def unix(dt: datetime) -> int:
+    return int(dt.timestamp())
+
+
+# --- describing what went wrong -----------------------------------------------------------------
+
+
+def describe_error(exc: BaseException) -> str:
+    """What is wrong with a record, in one line, never repeating the record's content (pydantic's
+    own message quotes the input; this names the field and the fault only)."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}"
+                         for e in exc.errors())
+    if isinstance(exc, KeyError):
+        return f"missing field {exc.args[0]!r}"
+    if isinstance(exc, SkippableRecord | ValueError | TypeError | AttributeError):
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return text[:160]
+    return type(exc).__name__
+
+
+# exceptions that mean "this one record is unreadable": skipped and reported, the rest goes on
+RECORD_ERRORS = (KeyError, TypeError, ValueError, AttributeError, ValidationError, SkippableRecord)
+
+
+def report_skipped(log: logging.Logger, connector: str, problems: list[str], where: str,
+                   what: str) -> None:
+    """Record that one record was skipped: ``where`` names its source (endpoint, page, record
+    id), ``what`` the defect. Never pass the record's text: it may hold a child's details."""
+    message = f"{where}: {what}"
+    problems.append(message)
+    log.warning("%s: skipped an unreadable record at %s", connector, message)
+
+
+def parse_records(records: Iterable[T], parse: Callable[[T], Item | list[Item] | None],
+                  where: str, problems: list[str], *, connector: str = "",
+                  ) -> Iterator[Item]:
+    """Parse each record; one that cannot be read is noted in ``problems`` with ``where`` and its
+    position (never its text) and skipped, and the others go on."""
+    for index, record in enumerate(records):
+        yield from parse_one(record, parse, f"{where}, record {index}", problems,
+                             connector=connector)
+
+
+_ID_KEYS = ("id", "uuid", "item_id", "comment_id", "ts", "uri")
+
+
+def parse_one(record: T, parse: Callable[[T], Item | list[Item] | None], where: str,
+              problems: list[str], *, connector: str = "") -> list[Item]:
+    """Like :func:`parse_records` for one record whose position ``where`` already names."""
+    try:
+        parsed = parse(record)
+    except RECORD_ERRORS as exc:
+        # the record's own ids say which one it was (never its text)
+        ids = [f"{key} {record[key]}" for key in _ID_KEYS
+               if isinstance(record, dict) and isinstance(record.get(key), str | int)
+               and record[key] != ""] if isinstance(record, dict) else []
+        label = f"{where} ({', '.join(ids)})" if ids else where
+        report_skipped(log, connector or "connector", problems, label,
+                       f"skipped, {describe_error(exc)}")
+        return []
+    if parsed is None:
+        return []
+    return parsed if isinstance(parsed, list) else [parsed]
+
+
+def dedupe(items: Iterable[Item]) -> list[Item]:
+    """Items in order, each id once (a record seen on two pages, or by two listings)."""
+    seen: set[str] = set()
+    out: list[Item] = []
+    for item in items:
+        if item.id not in seen:
+            seen.add(item.id)
+            out.append(item)
+    return out
+
+
+# --- media -----------------------------------------------------------------------------------
+
+_KIND_MIME = {
+    "photo": "image/jpeg",
+    "image": "image/jpeg",
+    "carousel_album": "image/jpeg",
+    "album": "image/jpeg",
+    "animated_gif": "video/mp4",
+    "gifv": "video/mp4",
+    "video": "video/mp4",
+    "video_inline": "video/mp4",
+    "video_autoplay": "video/mp4",
+    "reels": "video/mp4",
+    "gif": "image/gif",
+    "audio": "audio/mpeg",
+}
+
+
+def guess_mime(url: str | None, kind: str | None = None) -> str | None:
+    """The media type from the URL's file name, else from the platform's media kind; a file name
+    that contradicts the kind (an ``image`` served from a path without an extension, or from a
+    ``.bin``) loses to the kind."""
+    guessed = None
+    if url:
+        guessed, _ = mimetypes.guess_type(urlsplit(url).path)
+    from_kind = _KIND_MIME.get(kind.lower()) if kind else None
+    if guessed and (from_kind is None or guessed.split("/")[0] == from_kind.split("/")[0]):
+        return guessed
+    return from_kind
+
+
+def media_ref(url: str | None, kind: str | None = None, mime: str | None = None,
+              **extra: Any) -> Media | None:
+    """A reference to a picture or video (downloading is the image checks' job)."""
+    if not url:
+        return None
+    return Media(url=url, mime_type=mime or guess_mime(url, kind), **extra)
+
+
+# --- visible text -----------------------------------------------------------------------------
+
+_SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "head", "svg", "title",
+                        "button", "select", "iframe", "object"})
+_PARAGRAPHS = frozenset({"p", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "ul",
+                         "ol", "dl", "table", "figure", "hr", "address"})
+_LINES = frozenset({"div", "li", "tr", "dt", "dd", "section", "article", "header", "footer",
+                    "nav", "main", "aside", "figcaption", "caption", "details", "summary",
+                    "form", "fieldset", "legend", "center"})
+_CELLS = frozenset({"td", "th"})
+_WHITESPACE = re.compile(r"[ \t\r\n\f\v\u00a0\u200b]+")
+
+
+class _TextOut:
+    """Collects text in reading order: runs of white space become one space (except in
+    ``<pre>``), a block boundary becomes a line break (1) or a blank line (2)."""
+
+    __slots__ = ("breaks", "chunks", "space")
+
+    def __init__(self) -> None:
+        self.chunks: list[str] = []
+        self.breaks = 0  # pending break before the next text: 0, 1 (line) or 2 (paragraph)
+        self.space = False  # pending space before the next text
+
+    def text(self, value: str | None, pre: bool = False) -> None:
+        if not value:
+            return
+        if pre:
+            self._flush()
+            self.chunks.append(value)
+            return
+        collapsed = _WHITESPACE.sub(" ", value)
+        if collapsed.startswith(" "):
+            self.space = True
+            collapsed = collapsed.lstrip(" ")
+        if not collapsed:
+            return
+        self._flush()
+        trailing = collapsed.endswith(" ")
+        self.chunks.append(collapsed.rstrip(" ") if trailing else collapsed)
+        self.space = trailing
+
+    def _flush(self) -> None:
+        if self.chunks:
+            if self.breaks:
+                self.chunks.append("\n" * self.breaks)
+            elif self.space:
+                self.chunks.append(" ")
+        self.breaks = 0
+        self.space = False
+
+    def hard_break(self) -> None:
+        """``<br>``: a new line even with no text between (two make a blank line)."""
+        if self.chunks:
+            if self.breaks >= 1:
+                self.breaks = 2
+            else:
+                self.chunks.append("\n")
+            self.space = False
+
+    def block(self, lines: int) -> None:
+        if self.chunks and self.chunks[-1].endswith("\n"):
+            lines = max(0, lines - (2 if self.chunks[-1].endswith("\n\n") else 1))
+        self.breaks = max(self.breaks, lines)
+        self.space = False
+
+    def result(self) -> str:
+        return "".join(self.chunks).strip()
+
+
+def html_to_text(html: str | None) -> str:
+    """The text a person reads in an HTML fragment or page: the one HTML-to-text function of the
+    project (statuses, comments, email, Teams, web pages), so a detector's spans do not depend on
+    the platform.
+
+    Block structure is kept: paragraphs, headings, lists, tables, ``<pre>`` and ``<blockquote>``
+    are separated by a blank line; list items, table rows and other blocks start a new line (list
+    items as ``- item``, numbered lists as ``1. item``); ``<br>`` is a line break; ``<pre>`` keeps
+    its spacing; an image is its alt text; scripts, styles, the head and form controls are
+    dropped; entities are decoded; links are their visible text."""
+    if not html or not html.strip():
+        return ""
+    try:
+        root = lxml.html.document_fromstring(html)
+    except (ParserError, ValueError):
+        return ""
+    out = _TextOut()
+    pre = 0
+    lists: list[list[int]] = []  # per open list: [is_numbered, next number]
+    walker = etree.iterwalk(root, events=("start", "end", "comment", "pi"))
+    for event, element in walker:
+        tag = element.tag
+        if not isinstance(tag, str):  # comment or processing instruction: only its tail shows
+            if event in ("comment", "pi"):
+                out.text(element.tail, pre > 0)
+            continue
+        tag = tag.lower()
+        if event == "start":
+            if tag in _SKIP_TAGS:
+                walker.skip_subtree()
+                continue
+            if tag in _PARAGRAPHS:
+                out.block(2)
+                if tag == "pre":
+                    pre += 1
+                elif tag in ("ul", "ol"):
+                    lists.append([1 if tag == "ol" else 0, 1])
+            elif tag in _LINES:
+                out.block(1)
+                if tag == "li":
+                    if lists and lists[-1][0]:
+                        out.text(f"{lists[-1][1]}. ")
+                        lists[-1][1] += 1
+                    else:
+                        out.text("- ")
+            elif tag in _CELLS:
+                out.space = bool(out.chunks)
+            elif tag == "br":
+                out.hard_break()
+            elif tag == "img":
+                alt = element.get("alt")
+                if alt and alt.strip():
+                    out.space = True
+                    out.text(alt)
+                    out.space = True
+            out.text(element.text, pre > 0)
+        else:  # end
+            if tag in _SKIP_TAGS:
+                out.text(element.tail, pre > 0)
+                continue
+            if tag in _PARAGRAPHS:
+                if tag == "pre":
+                    pre -= 1
+                elif tag in ("ul", "ol") and lists:
+                    lists.pop()
+                out.block(2)
+            elif tag in _LINES:
+                out.block(1)
+            elif tag in _CELLS:
+                out.space = True
+            out.text(element.tail, pre > 0)
+    return out.result()
+
+
+# --- paging ----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class PageRequest:
+    """Where one page is read from: a path or URL and its query."""
+
+    url: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def _dig(body: Any, path: str) -> Any:
+    """``body["a"]["b"]`` for ``"a.b"``; None where any step is missing. A key that itself holds
+    dots (Graph's ``@odata.nextLink``) is found whole."""
+    if isinstance(body, dict) and path in body:
+        return body[path]
+    for key in path.split("."):
+        if not isinstance(body, dict):
+            return None
+        body = body.get(key)
+    return body
+
+
+class Paginator:
+    """Where the page after this one is (singer-sdk's paginators, for the shapes platforms use).
+    ``next(request, body, response)`` answers the next request, or None at the end."""
+
+    def next(self, request: PageRequest, body: Any, response: httpx.Response | None
+             ) -> PageRequest | None:
+        raise NotImplementedError
+
+
+class NextUrlPaginator(Paginator):
+    """The body names the next page's full URL (Graph's ``paging.next``). ``clean(url)`` may
+    rewrite it (e.g. drop a token the platform echoed into it) into a new request."""
+
+    def __init__(self, path: str, clean: Callable[[str], PageRequest] | None = None):
+        self.path = path
+        self.clean = clean
+
+    def next(self, request: PageRequest, body: Any, response: httpx.Response | None
+             ) -> PageRequest | None:
+        url = _dig(body, self.path)
+        if not isinstance(url, str) or not url:
+            return None
+        return self.clean(url) if self.clean else PageRequest(url)
+
+
+class LinkHeaderPaginator(Paginator):
+    """The ``Link: <...>; rel="next"`` response header (RFC 8288; Mastodon)."""
+
+    def next(self, request: PageRequest, body: Any, response: httpx.Response | None
+             ) -> PageRequest | None:
+        if response is None or (isinstance(body, list) and not body):
+            return None
+        url = response.links.get("next", {}).get("url")
+        return PageRequest(url) if url else None
+
+
+class PageTokenPaginator(Paginator):
+    """A token in the body (``path``, dotted) that goes back as the query parameter ``param``
+    (YouTube's ``nextPageToken``, X's ``meta.next_token``, Zoom's ``next_page_token``)."""
+
+    def __init__(self, param: str, path: str, more: str | None = None):
+        self.param = param
+        self.path = path
+        self.more = more  # a flag that must also be true for another page (TikTok's has_more)
+
+    def next(self, request: PageRequest, body: Any, response: httpx.Response | None
+             ) -> PageRequest | None:
+        token = _dig(body, self.path)
+        if token in (None, "") or (self.more is not None and not _dig(body, self.more)):
+            return None
+        return PageRequest(request.url, {**request.params, self.param: token})
+
+
+class CursorPaginator(PageTokenPaginator):
+    """A ``cursor`` in the body sent back as ``cursor`` (Bluesky, TikTok, Slack's
+    ``response_metadata.next_cursor``)."""
+
+    def __init__(self, path: str = "cursor", param: str = "cursor", more: str | None = None):
+        super().__init__(param, path, more)
+
+
+@dataclass(slots=True)
+class Page:
+    """One page of a listing: its number (from 1), where it was read, the body and response."""
+
+    number: int
+    where: str
+    body: Any
+    response: httpx.Response | None = None
+
+    def records(self, key: str | None) -> list[Any]:
+        """The page's records: ``body[key]`` (dotted), or the body itself when it is a list."""
+        found = self.body if key is None else _dig(self.body, key)
+        return found if isinstance(found, list) else []
+
+
+def follow_pages(get: Callable[[PageRequest], tuple[Any, httpx.Response | None]],
+                 first: PageRequest, paginator: Paginator, *, name: str = "",
+                 max_pages: int = 1000) -> Iterator[Page]:
+    """Each page of a listing, from ``first`` until the paginator says there is no next page
+    (or ``max_pages``, logged). The one paging loop: a caller that has read enough (records older
+    than its window) simply stops iterating."""
+    request: PageRequest | None = first
+    number = 0
+    while request is not None:
+        if number >= max_pages:
+            log.warning("%s: stopped %s after %d pages (max_pages)", name, first.url, max_pages)
+            return
+        number += 1
+        body, response = get(request)
+        yield Page(number, f"GET {_path_of(first.url)} page {number}", body, response)
+        request = paginator.next(request, body, response)
+
+
+def _path_of(url: str) -> str:
+    if url.startswith(("http://", "https://")):
+        return httpx.URL(url).path
+    return url if url.startswith("/") else f"/{url}"
+
+
+# --- sign-in ----------------------------------------------------------------------------------
+
+
+class TokenCache:
+    """An access token kept until shortly before it expires: ``renew()`` returns a new
+    ``(token, seconds it lasts)``. The one token cache connectors use (OAuth client credentials,
+    refresh tokens, sessions)."""
+
+    def __init__(self, renew: Callable[[], tuple[str, float]], clock: Callable[[], float],
+                 margin: float = 60.0):
+        self._renew = renew
+        self._clock = clock
+        self.margin = margin
+        self._token: str | None = None
+        self._expires = 0.0
+
+    def get(self) -> str:
+        if self._token is None or self._clock() >= self._expires - self.margin:
+            self._token = None
+            token, lasts = self._renew()
+            self._token, self._expires = token, self._clock() + lasts
+        return self._token
+
+    @property
+    def current(self) -> str | None:
+        """The token held now, without renewing it."""
+        return self._token
+
+    def clear(self) -> None:
+        self._token = None
+
+
+# --- HTTP ------------------------------------------------------------------------------------
+
+
 def _retry_after_seconds(response: httpx.Response, now: float) -> float | None:
+
     """Seconds to wait, from Retry-After (seconds or HTTP date) or X's x-rate-limit-reset."""
     value = response.headers.get("retry-after")
     if value:
@@ -323,11 +862,23 @@ class HttpConnector(Connector):
             return path
         return f"{self.base_url}/{path.lstrip('/')}"
 
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    @overload
+    def request(self, method: str, path: str, *, allow_404: Literal[False] = False,
+                auth: bool = True, **kwargs: Any) -> httpx.Response: ...
+
+    @overload
+    def request(self, method: str, path: str, *, allow_404: Literal[True],
+                auth: bool = True, **kwargs: Any) -> httpx.Response | None: ...
+
+    def request(self, method: str, path: str, *, allow_404: bool = False, auth: bool = True,
+                **kwargs: Any) -> httpx.Response | None:
         """Send a request, waiting and retrying on 429/5xx/network errors; raise FatalError on
-        401/403 and other 4xx with a message naming the account and the fix."""
+        401/403 and other 4xx with a message naming the account and the fix.
+
+        ``allow_404``: a 404 answers None (a record deleted since it was listed, a removal of
+        something already gone). ``auth=False``: no ``auth_headers`` (the sign-in request)."""
         url = self.url(path)
-        headers = {**self.auth_headers(), **kwargs.pop("headers", {})}
+        headers = {**(self.auth_headers() if auth else {}), **(kwargs.pop("headers", None) or {})}
         attempt = 0
         while True:
             try:
@@ -342,6 +893,10 @@ class HttpConnector(Connector):
                 attempt += 1
                 continue
             status = self.effective_status(response)
+            if status == 404 and allow_404:
+                log.info("%s: %s has no %s any more (404)", self.name, self.type,
+                         httpx.URL(url).path)
+                return None
             if status < 400:
                 pause = self.check_rate_limit(response)
                 if pause:
@@ -368,44 +923,71 @@ class HttpConnector(Connector):
                 self._backoff(attempt, wait)
                 attempt += 1
                 continue
-            raise FatalError(
+            raise (NotFound if status == 404 else FatalError)(
                 f"{self.name} (account {self.account}): {self.type} rejected the request "
                 f"{method} {httpx.URL(url).path} (HTTP {status}). Fix: check the connector "
                 f"settings (ids, permissions)."
             )
 
-    def get_json(self, path: str, **kwargs: Any) -> Any:
-        response = self.request("GET", path, **kwargs)
+    def get_json(self, path: str, *, allow_404: bool = False, **kwargs: Any) -> Any:
+        """The JSON body of a GET; None for a 404 when ``allow_404``."""
+        response = self.request("GET", path, allow_404=allow_404, **kwargs)  # type: ignore[call-overload]
+        return None if response is None else self.json_of(response, path)
+
+    def json_of(self, response: httpx.Response, where: str) -> Any:
         try:
             return response.json()
         except ValueError as exc:
-            raise RetriableError(f"{self.name}: {self.type} sent a body that is not JSON") from exc
+            raise RetriableError(f"{self.name}: {self.type} sent a body that is not JSON "
+                                 f"({_path_of(where)})") from exc
 
     def _backoff(self, attempt: int, wait: float | None) -> None:
         if wait is None:
             wait = min(60.0, (2**attempt) * 0.5) * (1 + random.random() * 0.1)
         self.sleep(wait)
 
-    def paginate(
-        self,
-        path: str,
-        next_page: Callable[[Any], str | dict[str, Any] | None],
-        params: dict[str, Any] | None = None,
-        max_pages: int = 1000,
-    ) -> Iterator[Any]:
-        """Yield each page's JSON. ``next_page(page)`` returns the next URL, new params, or None."""
-        current_path, current_params = path, dict(params or {})
-        for _ in range(max_pages):
-            page = self.get_json(current_path, params=current_params or None)
-            yield page
-            nxt = next_page(page)
-            if not nxt:
-                return
-            if isinstance(nxt, str):
-                current_path, current_params = nxt, {}
-            else:
-                current_params = {**current_params, **nxt}
+    # --- the toolkit platform modules build on ----------------------------------------------
 
+    def token_cache(self, renew: Callable[[], tuple[str, float]], margin: float = 60.0
+                    ) -> TokenCache:
+        """A :class:`TokenCache` on this connector's clock (which a test may replace)."""
+        return TokenCache(renew, lambda: self.clock(), margin)
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+    def pages(self, path: str, params: dict[str, Any] | None, paginator: Paginator, *,
+              max_pages: int = 1000) -> Iterator[Page]:
+        """Each page of a paged listing (see :func:`follow_pages`), read with :meth:`request`."""
+
+        def get(request: PageRequest) -> tuple[Any, httpx.Response | None]:
+            response = self.request("GET", request.url, params=request.params or None)
+            return self.json_of(response, request.url), response
+
+        return follow_pages(get, PageRequest(path, dict(params or {})), paginator,
+                            name=self.name, max_pages=max_pages)
+
+    def client_credentials(self, url: str, *, data: dict[str, Any] | None = None,
+                           params: dict[str, Any] | None = None,
+                           headers: dict[str, str] | None = None,
+                           json: dict[str, Any] | None = None,
+                           basic: tuple[str, str] | None = None,
+                           token_path: str = "access_token",
+                           expires_path: str = "expires_in") -> tuple[str, float]:
+        """Ask a token endpoint for an access token (OAuth 2.0 client credentials, a refresh
+        token, an account-credentials grant): ``(token, seconds it lasts)`` for a
+        :class:`TokenCache`. ``basic``: (client id, secret) sent as HTTP Basic. A refusal is a
+        FatalError naming the account and the fix."""
+        headers = dict(headers or {})
+        if basic is not None:
+            pair = base64.b64encode(f"{basic[0]}:{basic[1]}".encode()).decode()
+            headers["Authorization"] = f"Basic {pair}"
+        response = self.request("POST", url, data=data, params=params, headers=headers,
+                                json=json, auth=False)
+        body = self.json_of(response, url)
+        token = _dig(body, token_path)
+        if not isinstance(token, str) or not token:
+            raise FatalError(f"{self.name} (account {self.account}): the sign-in answer had no "
+                             f"access token. Fix: {self.auth_fix}.")
+        try:
+            lasts = float(_dig(body, expires_path) or 3600)
+        except (TypeError, ValueError):
+            lasts = 3600.0
+        return token, lasts

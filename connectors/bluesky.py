@@ -15,6 +15,7 @@ gets the accounts it follows (``app.bsky.graph.getFollows``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -24,21 +25,21 @@ from pydantic import Field, SecretStr
 from connectors.base import (
     AccountFacts,
     Capability,
+    CursorPaginator,
     FatalError,
     FetchResult,
     HttpConnector,
     ListingWindow,
     ModerationAction,
     ModerationResult,
-)
-from connectors.social_common import (
+    NotFound,
     SocialSettings,
-    is_not_found,
     listing_start,
     parse_records,
-    to_utc,
+    parse_time,
+    report_skipped,
 )
-from governance_bot.items import Item, ItemKind, Media, Person, Visibility
+from governance_bot.items import Item, ItemKind, Media, Person, Visibility, visible_text
 
 __all__ = ["BlueskyConnector", "BlueskySettings", "post_item", "thread_items", "thread_listing"]
 
@@ -86,6 +87,32 @@ def _media(record: dict[str, Any], view: dict[str, Any] | None, did: str) -> lis
     return out
 
 
+def _embedded(record: dict[str, Any], view: dict[str, Any] | None
+              ) -> tuple[str | None, str, str, str | None]:
+    """What a post embeds besides pictures: (quoted post's URI, its text as shown, the link
+    card's title and description, the card's URL). The view (``post.embed``) carries the quoted
+    post's text; the record alone only its URI."""
+    embed = _dict(record.get("embed"))
+    quoted = _dict(embed.get("record"))
+    quoted = _dict(quoted.get("record")) or quoted  # recordWithMedia nests it once more
+    quoted_uri = quoted.get("uri") if isinstance(quoted.get("uri"), str) else None
+    shown = _dict(_dict(view).get("record"))
+    shown = _dict(shown.get("record")) or shown
+    quoted_text = ""
+    value = _dict(shown.get("value"))
+    if isinstance(value.get("text"), str):
+        handle = (shown.get("author") or {}).get("handle")
+        quoted_text = "\n".join(t for t in (f"@{handle}:" if handle else "", value["text"]) if t)
+        quoted_uri = quoted_uri or shown.get("uri")
+    external = _dict(embed.get("external")) or _dict(_dict(embed.get("media")).get("external"))
+    card = "\n".join(str(external[k]) for k in ("title", "description") if external.get(k))
+    return quoted_uri, quoted_text, card, external.get("uri")
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def post_item(post: dict[str, Any], account: str, *, own_did: str | None = None) -> Item:
     """A post view (``app.bsky.feed.defs#postView``) or a record (``getRecord`` output) as an
     item. The account's own top-level posts get its DID as ``parent_id``."""
@@ -108,22 +135,32 @@ def post_item(post: dict[str, Any], account: str, *, own_did: str | None = None)
         if own_did is not None and author.get("did") == own_did:
             parent = own_did
     created = record.get("createdAt") or post.get("indexedAt")
-    return Item(
-        id=uri,
-        platform=PLATFORM,
-        account=account,
-        kind=kind,
-        author=Person(id=author.get("did") or did, handle=handle,
-                      name=author.get("displayName") or None),
-        created_at=to_utc(created),
-        visibility=Visibility.public,
-        text=record.get("text") or "",
-        media=_media(record, post.get("embed"), author.get("did") or did),
-        parent_id=parent,
-        thread_id=root or uri,
-        url=f"https://bsky.app/profile/{handle or did}/post/{rkey}",
-        raw=post,
-    )
+    media = _media(record, post.get("embed"), author.get("did") or did)
+    quoted_uri, quoted_text, card, card_url = _embedded(record, post.get("embed"))
+    extras: list[tuple[str, str | None, str | None]] = [
+        ("quoted post", quoted_text, quoted_uri),
+        ("link card", card, card_url),
+        *(("alt text", m.alt_text, str(index)) for index, m in enumerate(media)),
+    ]
+    return Item.model_validate({
+        "id": uri,
+        "platform": PLATFORM,
+        "account": account,
+        "kind": kind,
+        "author": Person(id=author.get("did") or did, handle=handle,
+                         name=author.get("displayName") or None),
+        # Bluesky documents its times as UTC; older records were written without the zone
+        "created_at": parse_time(created, naive="utc"),
+        "visibility": Visibility.public,
+        **visible_text(record.get("text") or "", extras),
+        "media": media,
+        "parent_id": parent,
+        "thread_id": root or uri,
+        "url": f"https://bsky.app/profile/{handle or did}/post/{rkey}",
+        "raw": post,
+        "quoted_id": quoted_uri,
+        "language": (record.get("langs") or [None])[0],
+    })
 
 
 def thread_items(node: dict[str, Any], account: str, *, own_did: str | None = None
@@ -181,9 +218,8 @@ class BlueskyConnector(HttpConnector):
 
     def __init__(self, settings: BlueskySettings, **kwargs: Any):
         super().__init__(settings, **kwargs)
-        self._access: str | None = None
+        self.session = self.token_cache(self._sign_in, margin=0)
         self._refresh: str | None = None
-        self._session_at = 0.0
         self.did: str | None = None
         self.handle: str | None = None
 
@@ -217,56 +253,53 @@ class BlueskyConnector(HttpConnector):
     # -- session ------------------------------------------------------------------------------
 
     def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._access}"} if self._access else {}
+        token = self.session.current
+        return {"Authorization": f"Bearer {token}"} if token else {}
 
     def _xrpc(self, method: str) -> str:
         return f"xrpc/{method}"
 
     def ensure_session(self) -> None:
-        if self._access and self.clock() - self._session_at < SESSION_MAX_AGE:
-            return
+        self.session.get()
+
+    def _sign_in(self) -> tuple[str, float]:
+        """A session: refreshed with the refresh token while it holds, else a new sign-in."""
         if self._refresh:
             try:
-                body = self.request("POST", self._xrpc("com.atproto.server.refreshSession"),
-                                    headers={"Authorization": f"Bearer {self._refresh}"}).json()
-                self._take_session(body)
-                return
+                return self._take_session(self.json_of(self.request(
+                    "POST", self._xrpc("com.atproto.server.refreshSession"), auth=False,
+                    headers={"Authorization": f"Bearer {self._refresh}"}), "refreshSession"))
             except FatalError:
                 log.info("%s: session refresh refused; signing in again", self.name)
-        self._access = None
-        body = self.request("POST", self._xrpc("com.atproto.server.createSession"), json={
-            "identifier": self.settings.identifier,
-            "password": self.settings.app_password.get_secret_value(),
-        }).json()
-        self._take_session(body)
+        return self._take_session(self.json_of(self.request(
+            "POST", self._xrpc("com.atproto.server.createSession"), auth=False, json={
+                "identifier": self.settings.identifier,
+                "password": self.settings.app_password.get_secret_value(),
+            }), "createSession"))
 
-    def _take_session(self, body: dict[str, Any]) -> None:
-        self._access = str(body["accessJwt"])
+    def _take_session(self, body: dict[str, Any]) -> tuple[str, float]:
         self._refresh = str(body.get("refreshJwt") or "") or None
         self.did = str(body["did"])
         self.handle = body.get("handle")
-        self._session_at = self.clock()
+        return str(body["accessJwt"]), SESSION_MAX_AGE
 
     # -- reading ------------------------------------------------------------------------------
 
-    def _cursor_pages(self, method: str, params: dict[str, Any], key: str, start: datetime,
-                      time_of: Any) -> list[dict[str, Any]]:
+    def _cursor_pages(self, method: str, params: dict[str, Any], key: str,
+                      start: datetime | None, time_of: Callable[[Any], datetime]
+                      ) -> list[dict[str, Any]]:
         """Records of a newest-first listing paged on ``cursor``, back to ``start``."""
         out: list[dict[str, Any]] = []
-        cursor: str | None = None
-        for _ in range(1000):
-            query = dict(params, cursor=cursor) if cursor else params
-            page = self.get_json(self._xrpc(method), params=query)
-            records = page.get(key) or []
+        for page in self.pages(self._xrpc(method), params, CursorPaginator()):
+            records = page.records(key)
             out.extend(records)
-            cursor = page.get("cursor")
-            oldest = None
-            if records:
-                try:
-                    oldest = time_of(records[-1])
-                except (KeyError, TypeError, ValueError):
-                    oldest = None
-            if not cursor or not records or (oldest is not None and oldest < start):
+            if start is None or not records:
+                continue
+            try:
+                oldest: datetime | None = time_of(records[-1])
+            except (KeyError, TypeError, ValueError):
+                oldest = None
+            if oldest is not None and oldest < start:
                 break
         return out
 
@@ -283,8 +316,8 @@ class BlueskyConnector(HttpConnector):
         feed = self._cursor_pages(
             "app.bsky.feed.getAuthorFeed",
             {"actor": did, "limit": 100, "filter": "posts_with_replies"}, "feed", start,
-            lambda entry: to_utc(entry["post"].get("indexedAt")
-                                 or entry["post"]["record"]["createdAt"]),
+            lambda entry: parse_time(entry["post"].get("indexedAt")
+                                     or entry["post"]["record"]["createdAt"], naive="utc"),
         )
         # reposts (a "reason") are someone else's posts
         own_posts = [e["post"] for e in feed
@@ -301,19 +334,16 @@ class BlueskyConnector(HttpConnector):
         for post in own:
             if post.created_at < reply_since or post.kind != ItemKind.post:
                 continue
-            try:
-                thread = self.get_json(self._xrpc("app.bsky.feed.getPostThread"),
-                                       params={"uri": post.id, "depth": 1000, "parentHeight": 0})
-            except FatalError as exc:
-                if not is_not_found(exc):
-                    raise
+            thread = self.get_json(self._xrpc("app.bsky.feed.getPostThread"), allow_404=True,
+                                   params={"uri": post.id, "depth": 1000, "parentHeight": 0})
+            if thread is None:
                 continue  # deleted since it was listed
             found, skipped, incomplete = thread_listing(thread.get("thread") or {}, acct,
                                                         own_did=did)
             for bad in skipped:
-                message = f"{self.name}: app.bsky.feed.getPostThread {post.id}: skipped {bad}"
-                log.warning("%s", message)
-                problems.append(message)
+                report_skipped(log, self.name, problems,
+                               f"{self.name}: app.bsky.feed.getPostThread {post.id}",
+                               f"skipped {bad}")
             for item in found:
                 items[item.id] = item
             # the thread view is the whole tree: every node's replies are listed completely
@@ -324,7 +354,7 @@ class BlueskyConnector(HttpConnector):
 
         notes = self._cursor_pages(
             "app.bsky.notification.listNotifications", {"limit": 100}, "notifications", start,
-            lambda n: to_utc(n["indexedAt"]),
+            lambda n: parse_time(n["indexedAt"], naive="utc"),
         )
         wanted = [n for n in notes if isinstance(n, dict) and n.get("reason") in
                   NOTIFICATION_REASONS]
@@ -376,10 +406,8 @@ class BlueskyConnector(HttpConnector):
             self.request("POST", self._xrpc("com.atproto.repo.putRecord"), json={
                 "repo": did, "collection": THREADGATE, "rkey": root_rkey, "record": gate,
             })
-        except FatalError as exc:
-            if is_not_found(exc):
-                return ModerationResult(ok=True, action=action, detail="already gone")
-            raise
+        except NotFound:
+            return ModerationResult(ok=True, action=action, detail="already gone")
         return ModerationResult(ok=True, action=action, detail=f"threadgate on {root} updated")
 
     def _threadgate(self, root: str) -> dict[str, Any]:
@@ -400,8 +428,8 @@ class BlueskyConnector(HttpConnector):
     def account_facts(self) -> AccountFacts:
         self.ensure_session()
         follows = self._cursor_pages(
-            "app.bsky.graph.getFollows", {"actor": self.did, "limit": 100}, "follows",
-            datetime.min.replace(tzinfo=UTC), lambda f: None,
+            "app.bsky.graph.getFollows", {"actor": self.did, "limit": 100}, "follows", None,
+            lambda f: datetime.min,
         )
         return AccountFacts(
             account_id=self.account,

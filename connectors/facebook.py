@@ -26,10 +26,15 @@ from connectors.base import (
     ListingWindow,
     ModerationAction,
     ModerationResult,
+    dedupe,
+    describe_error,
+    media_ref,
+    parse_time,
+    report_skipped,
+    unix,
 )
-from connectors.common import dedupe, describe_error, media_ref, parse_time, report_skipped
-from connectors.meta import GraphConnector, GraphSettings, unix
-from governance_bot.items import Item, ItemKind, Media, Person, Visibility
+from connectors.meta import GraphConnector, GraphSettings
+from governance_bot.items import Item, ItemKind, Media, Person, Visibility, visible_text
 
 __all__ = ["FacebookPageConnector", "FacebookSettings", "parse_comment", "parse_message",
            "parse_post"]
@@ -38,9 +43,10 @@ log = logging.getLogger(__name__)
 
 PLATFORM = "facebook"
 POST_FIELDS = ("id,message,story,created_time,updated_time,from,permalink_url,is_hidden,"
-               "privacy,full_picture,attachments{media_type,type,media,url,subattachments}")
+               "privacy,full_picture,attachments{media_type,type,media,url,title,description,"
+               "subattachments}")
 COMMENT_FIELDS = ("id,message,created_time,from,parent{id},permalink_url,is_hidden,"
-                  "attachment{type,media,url}")
+                  "attachment{type,media,url,title,description}")
 
 _PRIVACY = {
     "EVERYONE": Visibility.public,
@@ -93,6 +99,30 @@ def _attachment_media(attachment: Any) -> list[Media]:
     return out
 
 
+_LINK_KINDS = frozenset({"share", "link", "video_share_youtube", "native_templates"})
+
+
+def _attachment_text(attachment: Any, index: str) -> list[tuple[str, str | None, str | None]]:
+    """The text a reader sees on an attachment: a shared link's card (title, description), a
+    shared post, a photo's description (its caption), and the same for each sub-attachment."""
+    if not isinstance(attachment, dict):
+        return []
+    kind = str(attachment.get("type") or attachment.get("media_type") or "")
+    shown = "\n".join(str(attachment[k]) for k in ("title", "description")
+                      if isinstance(attachment.get(k), str) and attachment[k].strip())
+    source = ("link card" if kind in _LINK_KINDS else
+              "shared post" if kind.startswith("shared") else "caption")
+    target: dict[str, Any] = attachment["target"] if isinstance(
+        attachment.get("target"), dict) else {}
+    out: list[tuple[str, str | None, str | None]] = [
+        (source, shown, str(target.get("id") or attachment.get("url") or index))]
+    subs = attachment.get("subattachments")
+    if isinstance(subs, dict):
+        for n, sub in enumerate(subs.get("data") or []):
+            out.extend(_attachment_text(sub, f"{index}.{n}"))
+    return out
+
+
 def parse_post(record: dict[str, Any], account: str) -> Item:
     """A Page feed record as a post Item."""
     post_id = record["id"]
@@ -116,20 +146,25 @@ def parse_post(record: dict[str, Any], account: str) -> Item:
     author = _person(record.get("from"))
     if author.id is None and "_" in post_id:
         author = Person(id=post_id.split("_", 1)[0])  # a Page's own post: "{page_id}_{post}"
-    return Item(
-        id=post_id,
-        platform=PLATFORM,
-        account=account,
-        kind=ItemKind.post,
-        author=author,
-        created_at=parse_time(record["created_time"]),
-        visibility=visibility,
-        text=record.get("message") or record.get("story") or "",
-        media=media,
-        thread_id=post_id,
-        url=record.get("permalink_url"),
-        raw=record,
-    )
+    message, story = record.get("message") or "", record.get("story") or ""
+    extras: list[tuple[str, str | None, str | None]] = [("title", story if message else "", None)]
+    if isinstance(attachments, dict):
+        for index, att in enumerate(attachments.get("data") or []):
+            extras.extend(_attachment_text(att, str(index)))
+    return Item.model_validate({
+        "id": post_id,
+        "platform": PLATFORM,
+        "account": account,
+        "kind": ItemKind.post,
+        "author": author,
+        "created_at": parse_time(record["created_time"]),
+        "visibility": visibility,
+        **visible_text(message or story, extras),
+        "media": media,
+        "thread_id": post_id,
+        "url": record.get("permalink_url"),
+        "raw": record,
+    })
 
 
 def _ids_from_permalink(url: str | None) -> tuple[str | None, str | None]:
@@ -176,7 +211,8 @@ def parse_comment(record: dict[str, Any], account: str, post_id: str) -> Item:
         author=_person(record.get("from")),
         created_at=parse_time(record["created_time"]),
         visibility=Visibility.private if record.get("is_hidden") else Visibility.public,
-        text=record.get("message") or "",
+        **visible_text(record.get("message") or "",
+                       _attachment_text(record.get("attachment"), "0")),
         media=_attachment_media(record.get("attachment")),
         parent_id=parent_id or post_id,
         thread_id=post_id,

@@ -43,7 +43,7 @@ from datetime import UTC, datetime, timedelta
 from email import errors as email_errors
 from email import policy
 from email.headerregistry import Address
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from email.parser import BytesParser
 from typing import Any, ClassVar, Literal
 
@@ -59,9 +59,9 @@ from connectors.base import (
     FetchResult,
     RetriableError,
     SkippableRecord,
+    html_to_text,
 )
-from connectors.html_text import html_to_text
-from governance_bot.items import Item, ItemKind, Media, Person, Visibility
+from governance_bot.items import Item, ItemKind, Media, Person, Visibility, visible_text
 
 __all__ = ["FolderState", "ImapConnector", "ImapSettings", "parse_message"]
 
@@ -186,20 +186,50 @@ def _message_ids(value: str | None) -> list[str]:
     return ids
 
 
-def _body_text(msg: EmailMessage) -> str:
-    body = msg.get_body(preferencelist=("plain", "html"))
-    if body is None:
-        return ""
+# text attachments up to this size are read into the item's text; larger ones are noted
+TEXT_ATTACHMENT_BYTES = 256 * 1024
+_TEXT_TYPES = ("text/plain", "text/html", "text/csv", "text/markdown", "text/calendar",
+               "text/vcard", "text/x-vcard")
+
+
+def _part_text(part: MIMEPart) -> str:
+    """A text part's content as the reader sees it (HTML turned into text)."""
     try:
-        content = body.get_content()
+        content = part.get_content()
     except (LookupError, ValueError, AssertionError):  # unknown charset, undecodable payload
-        payload = body.get_payload(decode=True)
+        payload = part.get_payload(decode=True)
         content = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
     if not isinstance(content, str):
         return ""
-    if body.get_content_type() == "text/html":
+    if part.get_content_type() == "text/html":
         return html_to_text(content)
     return content.strip()
+
+
+def _body_text(msg: EmailMessage) -> str:
+    body = msg.get_body(preferencelist=("plain", "html"))
+    return _part_text(body) if body is not None else ""
+
+
+def _visible_extras(msg: EmailMessage, body: str) -> list[tuple[str, str | None, str | None]]:
+    """What a reader may see besides the plain body: the HTML alternative when it says more
+    than the plain text (most mail programs show the HTML), and text attachments."""
+    extras: list[tuple[str, str | None, str | None]] = []
+    html = msg.get_body(preferencelist=("html",))
+    if html is not None and msg.get_body(preferencelist=("plain", "html")) is not html:
+        shown = _part_text(html)
+        if " ".join(shown.split()) != " ".join(body.split()):
+            extras.append(("email html", shown, None))
+    for part in msg.iter_attachments():
+        if part.get_content_type() not in _TEXT_TYPES:
+            continue
+        payload = part.get_payload(decode=True)
+        size = len(payload) if isinstance(payload, bytes) else 0
+        if size > TEXT_ATTACHMENT_BYTES:
+            continue  # noted on the item (unread_attachments) by _attachments
+        name = part.get_filename() or part.get_content_type()
+        extras.append(("attachment", _part_text(part), name))
+    return extras
 
 
 def _attachments(msg: EmailMessage) -> list[Media]:
@@ -276,6 +306,12 @@ def parse_message(
     subject = str(msg.get("Subject") or "").strip()
     body = _body_text(msg)
     text = f"{subject}\n\n{body}" if subject and body else (subject or body)
+    media = _attachments(msg)
+    # a text attachment too large to read is not dropped silently: the item says so
+    unread = [{"filename": getattr(m, "filename", None),
+               "reason": f"a text attachment over {TEXT_ATTACHMENT_BYTES} bytes: not read"}
+              for m in media if m.mime_type in _TEXT_TYPES
+              and int(getattr(m, "size", 0) or 0) > TEXT_ATTACHMENT_BYTES]
     return Item.model_validate({
         "id": item_id,
         "platform": platform,
@@ -285,8 +321,9 @@ def parse_message(
         "recipients": recipients,
         "created_at": created_at,
         "visibility": Visibility.direct if len(recipients) == 1 else Visibility.private,
-        "text": text,
-        "media": _attachments(msg),
+        **visible_text(text, _visible_extras(msg, body)),
+        "media": media,
+        "unread_attachments": unread or None,
         "parent_id": parent_id,
         "thread_id": thread_id,
         "subject": subject or None,

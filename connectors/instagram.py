@@ -27,10 +27,15 @@ from connectors.base import (
     ListingWindow,
     ModerationAction,
     ModerationResult,
+    dedupe,
+    describe_error,
+    media_ref,
+    parse_time,
+    report_skipped,
+    unix,
 )
-from connectors.common import dedupe, describe_error, media_ref, parse_time, report_skipped
 from connectors.facebook import parse_message
-from connectors.meta import GraphConnector, GraphSettings, unix
+from connectors.meta import GraphConnector, GraphSettings
 from governance_bot.items import Item, ItemKind, Media, Person, Visibility
 
 __all__ = ["InstagramConnector", "InstagramSettings", "parse_comment", "parse_media"]

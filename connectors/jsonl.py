@@ -67,6 +67,9 @@ def parse_line(line: str, path: Path, lineno: int, defaults: dict[str, Any] | No
         return LineProblem(path, lineno, "expected a JSON object")
     if defaults:
         data = {**defaults, **data}
+    if not data.get("thread_id") and isinstance(data.get("parent_id") or data.get("id"), str):
+        # the format lets a file leave the conversation out: the parent's, else the item's own
+        data = {**data, "thread_id": data.get("parent_id") or data["id"]}
     try:
         return Item.model_validate(data)
     except ValidationError as exc:

@@ -3,12 +3,21 @@
 Reads the account's own statuses (``/api/v1/accounts/:id/statuses``), the replies under each of
 them (``/api/v1/statuses/:id/context``), mentions (``/api/v1/notifications?types[]=mention``) and
 direct-message conversations (``/api/v1/conversations``), following ``Link: rel="next"`` to the
-end of the recheck window. Status HTML becomes plain text. Visibility: public and unlisted ->
-public, private -> followers, direct -> direct.
+end of the recheck window. Visibility: public and unlisted -> public, private -> followers,
+direct -> direct.
 
-Moderation: delete the account's own status. Account facts: locked, discoverable, indexable, the
-default post visibility and the accounts it follows. Rate limits: ``X-RateLimit-Remaining`` /
-``X-RateLimit-Reset`` are honoured before the limit is hit; 429 + Retry-After by the base class.
+Everything a reader sees is in the item's text (docs/items.md): the status body (all its HTML
+structure), then the content warning, the poll options, the quoted post (with its id), the link
+card's title and description and the media descriptions (alt text), each a labelled part. The
+``sensitive`` mark, the language and the quoted post's id are kept on the item. A mention
+notification without a status, or a conversation without a last status, is counted and reported
+as a problem. ``thread_id`` is the root of the conversation (the first of a status's ancestors),
+whichever listing the status came from.
+
+Moderation: delete the account's own status. Account facts: locked, discoverable, indexable,
+noindex, group, the default post visibility, who may quote the account's posts and the accounts it
+follows. Rate limits: ``X-RateLimit-Remaining`` / ``X-RateLimit-Reset`` are honoured before the
+limit is hit; 429 + Retry-After by the base class.
 
 Token: an access token of an application created under Preferences > Development on the
 instance, scopes ``read`` and ``write:statuses``.
@@ -16,8 +25,9 @@ instance, scopes ``read`` and ``write:statuses``.
 
 from __future__ import annotations
 
+import functools
 import logging
-import mimetypes
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -30,19 +40,19 @@ from connectors.base import (
     FatalError,
     FetchResult,
     HttpConnector,
+    LinkHeaderPaginator,
     ListingWindow,
     ModerationAction,
     ModerationResult,
-)
-from connectors.social_common import (
     SocialSettings,
+    guess_mime,
     html_to_text,
-    is_not_found,
     listing_start,
     parse_records,
-    to_utc,
+    parse_time,
+    report_skipped,
 )
-from governance_bot.items import Item, ItemKind, Media, Person, Visibility
+from governance_bot.items import Item, ItemKind, Media, Person, Visibility, visible_text
 
 __all__ = ["MastodonConnector", "MastodonSettings", "status_item"]
 
@@ -55,6 +65,7 @@ VISIBILITY = {
     "private": Visibility.followers,
     "direct": Visibility.direct,
 }
+# Mastodon gives the kind of a file, not its type: a wildcard where the file name does not say
 MEDIA_MIME = {"image": "image/*", "gifv": "video/mp4", "video": "video/*", "audio": "audio/*"}
 # pause when this few requests are left in the window, rather than run into 429s
 LOW_REMAINING = 2
@@ -77,11 +88,34 @@ def _person(account: dict[str, Any]) -> Person:
 def _media(attachment: dict[str, Any]) -> Media:
     kind = attachment.get("type") or ""
     url = attachment.get("url") or attachment.get("remote_url")
-    # Mastodon gives the kind, not the MIME type: the file name says which image/video type
-    guessed = mimetypes.guess_type(httpx.URL(url).path)[0] if url else None
-    family = MEDIA_MIME.get(kind, "").split("/")[0]
-    mime = guessed if guessed and guessed.startswith(f"{family}/") else MEDIA_MIME.get(kind)
-    return Media(url=url, mime_type=mime, alt_text=attachment.get("description"))
+    # an uncached remote file ("unknown", served from /media_proxy/<id>/original) says its type
+    # only in the remote URL's file name, if anywhere: never a guessed family
+    if kind == "unknown":
+        mime = guess_mime(attachment.get("remote_url"))
+    else:
+        family = MEDIA_MIME.get(kind)
+        guessed = guess_mime(url)
+        if family and guessed and guessed.split("/")[0] == family.split("/")[0]:
+            mime = guessed
+        else:
+            mime = family
+    return Media(url=url, mime_type=mime, alt_text=attachment.get("description") or None)
+
+
+def _quoted(status: dict[str, Any]) -> tuple[str | None, str]:
+    """The quoted post of a quote post: its id and what a reader sees of it."""
+    quote = status.get("quote")
+    if not isinstance(quote, dict):
+        return None, ""
+    inner = quote.get("quoted_status")
+    if isinstance(inner, dict):
+        who = (inner.get("account") or {}).get("acct")
+        body = html_to_text(inner.get("content"))
+        warning = inner.get("spoiler_text") or ""
+        shown = "\n".join(t for t in (f"@{who}:" if who else "", warning, body) if t)
+        return (str(inner["id"]) if inner.get("id") else None), shown
+    quoted_id = quote.get("quoted_status_id")
+    return (str(quoted_id) if quoted_id else None), ""
 
 
 def status_item(status: dict[str, Any], account: str, *, own_id: str | None = None,
@@ -89,7 +123,8 @@ def status_item(status: dict[str, Any], account: str, *, own_id: str | None = No
     """One Mastodon status as an item (a boost of someone else's status is not ours: None).
 
     ``own_id`` is the organisation's account id: its top-level statuses get it as ``parent_id``
-    so a complete listing of them can be reported as one listing window."""
+    so a complete listing of them can be reported as one listing window. ``thread_id`` is the
+    conversation's root when the caller knows it; a status that is not a reply is its own root."""
     if status.get("reblog"):
         return None
     author = _person(status["account"])
@@ -101,33 +136,48 @@ def status_item(status: dict[str, Any], account: str, *, own_id: str | None = No
         kind = ItemKind.reply
     else:
         kind = ItemKind.post
-    text = html_to_text(status.get("content"))
-    warning = status.get("spoiler_text")
-    if warning:
-        text = f"{warning}\n\n{text}" if text else warning
+    poll: dict[str, Any] = status["poll"] if isinstance(status.get("poll"), dict) else {}
+    options = "\n".join(str(o.get("title")) for o in poll.get("options") or []
+                        if isinstance(o, dict) and o.get("title"))
+    card: dict[str, Any] = status["card"] if isinstance(status.get("card"), dict) else {}
+    card_text = "\n".join(str(card[k]) for k in ("title", "description") if card.get(k))
+    quoted_id, quoted_text = _quoted(status)
+    attachments = [a for a in status.get("media_attachments") or [] if isinstance(a, dict)]
+    extras: list[tuple[str, str | None, str | None]] = [
+        ("content warning", status.get("spoiler_text"), None),
+        ("poll options", options, str(poll["id"]) if poll.get("id") else None),
+        ("quoted post", quoted_text, quoted_id),
+        ("link card", card_text, card.get("url")),
+        *(("alt text", a.get("description"), str(index))
+          for index, a in enumerate(attachments)),
+    ]
     recipients = [Person(id=str(m["id"]), handle=m.get("acct"))
                   for m in status.get("mentions") or []]
     # own direct messages are not in the account's status listing, so they stay out of its window
     if (parent is None and own_id is not None and author.id == own_id
             and visibility != Visibility.direct):
         parent = own_id
-    return Item(
-        id=str(status["id"]),
-        platform=PLATFORM,
-        account=account,
-        kind=kind,
-        author=author,
-        recipients=recipients,
-        created_at=to_utc(status["created_at"]),
-        edited_at=to_utc(status["edited_at"]) if status.get("edited_at") else None,
-        visibility=visibility,
-        text=text,
-        media=[_media(a) for a in status.get("media_attachments") or []],
-        parent_id=str(parent) if parent else None,
-        thread_id=thread_id or (str(status["id"]) if not status.get("in_reply_to_id") else None),
-        url=status.get("url") or status.get("uri"),
-        raw=status,
-    )
+    status_id = str(status["id"])
+    return Item.model_validate({
+        "id": status_id,
+        "platform": PLATFORM,
+        "account": account,
+        "kind": kind,
+        "author": author,
+        "recipients": recipients,
+        "created_at": parse_time(status["created_at"]),
+        "edited_at": parse_time(status["edited_at"]) if status.get("edited_at") else None,
+        "visibility": visibility,
+        **visible_text(html_to_text(status.get("content")), extras),
+        "media": [_media(a) for a in attachments],
+        "parent_id": str(parent) if parent else None,
+        "thread_id": thread_id or (status_id if not status.get("in_reply_to_id") else None),
+        "url": status.get("url") or status.get("uri"),
+        "raw": status,
+        "sensitive": bool(status.get("sensitive")),
+        "language": status.get("language"),
+        "quoted_id": quoted_id,
+    })
 
 
 class MastodonConnector(HttpConnector):
@@ -160,7 +210,7 @@ class MastodonConnector(HttpConnector):
         try:
             if int(remaining.strip()) > LOW_REMAINING:
                 return None
-            wait = to_utc(reset).timestamp() - self.clock()
+            wait = parse_time(reset).timestamp() - self.clock()
         except ValueError:
             return None
         return max(0.0, wait) or None
@@ -176,29 +226,15 @@ class MastodonConnector(HttpConnector):
             self._me = me
         return self._me
 
-    def _listing(self, path: str, params: dict[str, Any], start: datetime, where: str,
-                 stop_on_old: bool = True) -> list[Any]:
-        """Every record of a newest-first listing back to ``start`` (Link rel="next")."""
+    def _listing(self, path: str, params: dict[str, Any], start: datetime | None) -> list[Any]:
+        """Every record of a newest-first listing back to ``start`` (None: all of it)."""
         out: list[Any] = []
-        url: str | None = path
-        query: dict[str, Any] | None = params
-        for _ in range(1000):
-            if url is None:
+        for page in self.pages(path, params, LinkHeaderPaginator()):
+            records = page.records(None)
+            out.extend(records)
+            oldest = _record_time(records[-1]) if records else None
+            if start is not None and oldest is not None and oldest < start:
                 break
-            response = self.request("GET", url, params=query)
-            try:
-                page = response.json()
-            except ValueError as exc:
-                raise FatalError(f"{self.name}: {where} answered with a body that is not JSON. "
-                                 "Fix: check base_url.") from exc
-            if not isinstance(page, list) or not page:
-                break
-            out.extend(page)
-            oldest = _record_time(page[-1])
-            if stop_on_old and oldest is not None and oldest < start:
-                break
-            url = response.links.get("next", {}).get("url")
-            query = None
         return out
 
     def fetch(self, cursor: dict[str, Any] | None) -> FetchResult:
@@ -209,75 +245,133 @@ class MastodonConnector(HttpConnector):
         acct = self.account
         problems: list[str] = []
         items: dict[str, Item] = {}
+        roots: dict[str, str] = {}  # status id -> the root of its conversation
         windows = [ListingWindow(start=start, end=now, parent_id=own_id)]
 
         def add(found: Any) -> None:
             for item in found:
+                known = items.get(item.id)
+                if known is not None and known.thread_id and not item.thread_id:
+                    item = item.model_copy(update={"thread_id": known.thread_id})
                 items[item.id] = item
 
-        statuses = self._listing(f"/api/v1/accounts/{own_id}/statuses", {"limit": 40}, start,
-                                 "statuses")
-        own = list(parse_records(statuses, lambda s: status_item(s, acct, own_id=own_id),
-                                 f"{self.name}: /api/v1/accounts/{own_id}/statuses", problems))
-        add(i for i in own if i.created_at >= start)
+        def parse(thread: str | None = None) -> Callable[[dict[str, Any]], Item | None]:
+            return lambda s: status_item(s, acct, own_id=own_id, thread_id=thread)
 
-        # replies under the account's recent statuses: the whole tree, so deletions are seen
+        path = f"/api/v1/accounts/{own_id}/statuses"
+        own = list(parse_records(self._listing(path, {"limit": 40}, start), parse(),
+                                 f"{self.name}: {path}", problems, connector=self.name))
+        own = [i for i in own if i.created_at >= start]
+        add(own)
+
+        # the whole tree under each recent own status (so deletions are seen), and the root of
+        # each own reply
         reply_since = max(start, now - timedelta(days=self.settings.replies_lookback_days))
         for status in own:
-            if status.created_at < reply_since or status.kind == ItemKind.direct_message:
+            if status.kind == ItemKind.direct_message:
                 continue
-            try:
-                context = self.get_json(f"/api/v1/statuses/{status.id}/context")
-            except FatalError as exc:
-                if not is_not_found(exc):
-                    raise
+            recent = status.created_at >= reply_since
+            if not recent and status.thread_id:
+                continue
+            context = self._context(status.id)
+            if context is None:
                 continue  # deleted since it was listed: the next poll's window sees it gone
-            thread = status.thread_id or status.id
-            descendants = (context or {}).get("descendants") or []
-
-            def reply(s: dict[str, Any], thread: str = thread) -> Item | None:
-                return status_item(s, acct, thread_id=thread)
-
-            tree = list(parse_records(descendants, reply,
-                                      f"{self.name}: /api/v1/statuses/{status.id}/context",
-                                      problems))
+            ancestors, descendants = context
+            root = str(ancestors[0]["id"]) if ancestors and isinstance(ancestors[0], dict) \
+                and ancestors[0].get("id") else status.id
+            roots[status.id] = root
+            add([status.model_copy(update={"thread_id": root})])
+            if not recent:
+                continue
+            where = f"{self.name}: /api/v1/statuses/{status.id}/context"
+            tree = list(parse_records(descendants, parse(root), where, problems,
+                                      connector=self.name))
             add(tree)
+            roots.update((i.id, root) for i in tree)
             # the context is the whole tree: every node's replies are listed completely
             for node in [status, *tree]:
                 windows.append(ListingWindow(start=node.created_at, end=now, parent_id=node.id))
 
-        notes = self._listing("/api/v1/notifications", {"types[]": "mention", "limit": 40},
-                              start, "notifications")
-        add(parse_records(
-            [n.get("status") for n in notes if n.get("type") == "mention" and n.get("status")],
-            lambda s: status_item(s, acct, own_id=own_id),
-            f"{self.name}: /api/v1/notifications", problems))
+        notes = self._listing("/api/v1/notifications", {"types[]": "mention", "limit": 40}, start)
+        mentions = [n for n in notes if isinstance(n, dict) and n.get("type") == "mention"]
+        without = sum(1 for n in mentions if not isinstance(n.get("status"), dict))
+        if without:
+            report_skipped(log, self.name, problems, f"{self.name}: /api/v1/notifications",
+                           f"{without} mention notification(s) without a status (deleted, or "
+                           "not visible to this token): nothing to read")
+        add(self._rooted(parse_records(
+            [n["status"] for n in mentions if isinstance(n.get("status"), dict)],
+            parse(), f"{self.name}: /api/v1/notifications", problems, connector=self.name),
+            roots, items))
 
         if self.settings.read_direct_messages:
-            convs = self._listing("/api/v1/conversations", {"limit": 40}, start, "conversations",
-                                  stop_on_old=True)
-            lasts = list(parse_records(
-                [c.get("last_status") for c in convs if c.get("last_status")],
-                lambda s: status_item(s, acct, own_id=own_id),
-                f"{self.name}: /api/v1/conversations", problems))
-            add(lasts)
-            # a conversation lists only its last message: the whole exchange is its context
-            for last in lasts:
-                if last.created_at < start:
-                    continue
-                try:
-                    context = self.get_json(f"/api/v1/statuses/{last.id}/context")
-                except FatalError as exc:
-                    if not is_not_found(exc):
-                        raise
-                    continue
-                earlier = [*(context or {}).get("ancestors", []),
-                           *(context or {}).get("descendants", [])]
-                add(parse_records(earlier, lambda s: status_item(s, acct, own_id=own_id),
-                                  f"{self.name}: /api/v1/statuses/{last.id}/context", problems))
+            add(self._conversations(start, roots, items, problems, own_id))
 
         return FetchResult(items=list(items.values()), cursor={"polled_at": now.isoformat()},
                            windows=windows, problems=problems)
+
+    def _context(self, status_id: str) -> tuple[list[Any], list[Any]] | None:
+        """A status's ancestors (root first) and descendants; None when it is gone."""
+        context = self.get_json(f"/api/v1/statuses/{status_id}/context", allow_404=True)
+        if not isinstance(context, dict):
+            return None
+        return (list(context.get("ancestors") or []), list(context.get("descendants") or []))
+
+    def _rooted(self, found: Any, roots: dict[str, str], known: dict[str, Item]) -> list[Item]:
+        """Replies given their conversation's root: from a context already read, else their own
+        context's first ancestor."""
+        out: list[Item] = []
+        for item in found:
+            if item.thread_id is None:
+                root = roots.get(item.id) or (known[item.id].thread_id
+                                              if item.id in known else None)
+                if root is None:
+                    context = self._context(item.id)
+                    ancestors = context[0] if context else []
+                    first = ancestors[0] if ancestors and isinstance(ancestors[0], dict) else {}
+                    root = str(first.get("id") or item.parent_id or item.id)
+                    roots[item.id] = root
+                item = item.model_copy(update={"thread_id": root})
+            out.append(item)
+        return out
+
+    def _conversations(self, start: datetime, roots: dict[str, str], known: dict[str, Item],
+                       problems: list[str], own_id: str) -> list[Item]:
+        """Direct-message conversations: each one's whole exchange (the last status's context),
+        rooted at its first message."""
+        acct = self.account
+        convs = self._listing("/api/v1/conversations", {"limit": 40}, start)
+        without = sum(1 for c in convs if isinstance(c, dict)
+                      and not isinstance(c.get("last_status"), dict))
+        if without:
+            report_skipped(log, self.name, problems, f"{self.name}: /api/v1/conversations",
+                           f"{without} conversation(s) without a last status (deleted, or not "
+                           "visible to this token): nothing to read")
+        out: list[Item] = []
+        lasts = [c["last_status"] for c in convs if isinstance(c, dict)
+                 and isinstance(c.get("last_status"), dict)]
+        where = f"{self.name}: /api/v1/conversations"
+        for last in parse_records(lasts, lambda s: status_item(s, acct, own_id=own_id), where,
+                                  problems, connector=self.name):
+            if last.created_at < start:
+                out.append(last)
+                continue
+            context = self._context(last.id)
+            if context is None:
+                out.append(last)
+                continue
+            ancestors, descendants = context
+            root = str(ancestors[0]["id"]) if ancestors and isinstance(ancestors[0], dict) \
+                and ancestors[0].get("id") else last.id
+            out.append(last.model_copy(update={"thread_id": root}))
+            where = f"{self.name}: /api/v1/statuses/{last.id}/context"
+            exchange = list(parse_records(
+                [*ancestors, *descendants],
+                functools.partial(_status_in, acct, own_id, root),
+                where, problems, connector=self.name))
+            out.extend(exchange)
+            roots.update((i.id, root) for i in [last, *exchange])
+        return self._rooted(out, roots, known)
 
     # -- moderation ---------------------------------------------------------------------------
 
@@ -291,12 +385,8 @@ class MastodonConnector(HttpConnector):
                 detail="Mastodon lets an account delete only its own statuses; report or block "
                        "the author on the instance instead",
             )
-        try:
-            self.request("DELETE", f"/api/v1/statuses/{item.id}")
-        except FatalError as exc:
-            if is_not_found(exc):
-                return ModerationResult(ok=True, action=action, detail="already gone")
-            raise
+        if self.request("DELETE", f"/api/v1/statuses/{item.id}", allow_404=True) is None:
+            return ModerationResult(ok=True, action=action, detail="already gone")
         return ModerationResult(ok=True, action=action, detail=f"deleted status {item.id}")
 
     # -- account facts ------------------------------------------------------------------------
@@ -308,19 +398,26 @@ class MastodonConnector(HttpConnector):
             "locked": me.get("locked"),
             "discoverable": me.get("discoverable"),
             "indexable": me.get("indexable"),
-            "hide_collections": me.get("hide_collections"),
+            "noindex": me.get("noindex"),
+            "group": me.get("group"),
+            "hide_collections": me.get("hide_collections", source.get("hide_collections")),
             "default_visibility": source.get("privacy"),
+            "quote_policy": source.get("quote_policy"),
             "bot": me.get("bot"),
         }
-        following = self._listing(f"/api/v1/accounts/{me['id']}/following", {"limit": 80},
-                                  datetime.min.replace(tzinfo=UTC), "following",
-                                  stop_on_old=False)
+        following = self._listing(f"/api/v1/accounts/{me['id']}/following", {"limit": 80}, None)
         return AccountFacts(
             account_id=self.account,
+            # a setting the instance did not report is left out: the audit reports it unknown
             privacy={k: v for k, v in privacy.items() if v is not None},
-            follows=[str(a.get("acct")) for a in following if a.get("acct")],
+            follows=[str(a.get("acct")) for a in following
+                     if isinstance(a, dict) and a.get("acct")],
             extra={"acct": me.get("acct"), "url": me.get("url")},
         )
+
+
+def _status_in(account: str, own_id: str, root: str, status: dict[str, Any]) -> Item | None:
+    return status_item(status, account, own_id=own_id, thread_id=root)
 
 
 def _record_time(record: Any) -> datetime | None:
@@ -329,6 +426,6 @@ def _record_time(record: Any) -> datetime | None:
         return None
     value = record.get("created_at") or (record.get("last_status") or {}).get("created_at")
     try:
-        return to_utc(value) if value else None
+        return parse_time(value) if value else None
     except ValueError:
         return None

@@ -28,13 +28,18 @@ import httpx
 from pydantic import Field, SecretStr
 
 from connectors.base import (
+    RECORD_ERRORS,
     ConnectorSettings,
     HttpConnector,
+    NextUrlPaginator,
+    PageRequest,
     RetriableError,
     WebhookRequest,
     WebhookResponse,
+    describe_error,
+    parse_time,
+    report_skipped,
 )
-from connectors.common import describe_error, parse_time, report_skipped
 from governance_bot.items import Item
 
 __all__ = [
@@ -163,22 +168,19 @@ class GraphConnector(HttpConnector):
         return self.get_json(self.graph_url(node), params={**(params or {}),
                                                            **self.proof_params()})
 
-    def _next_link(self, page: Any) -> tuple[str, dict[str, str]] | None:
-        """The next page on *our* host, with any access token removed from its query."""
-        paging = page.get("paging") if isinstance(page, dict) else None
-        nxt = paging.get("next") if isinstance(paging, dict) else None
-        if not isinstance(nxt, str) or not nxt:
-            return None
-        parts = urlsplit(nxt)
-        params = {k: v for k, v in parse_qsl(parts.query, keep_blank_values=True)
-                  if k not in ("access_token", "appsecret_proof")}
+    def _next_link(self, url: str) -> PageRequest:
+        """Graph's ``paging.next`` on *our* host and version, with any access token it echoed
+        removed (the token travels in the header, never in a URL that could be logged)."""
+        parts = urlsplit(url)
+        params: dict[str, Any] = {k: v for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                                  if k not in ("access_token", "appsecret_proof")}
         params.update(self.proof_params())
         path = parts.path
         # "/v10.0/123/feed" -> "/123/feed" on our version
         segments = path.lstrip("/").split("/", 1)
         if segments and segments[0].startswith("v") and segments[0][1:2].isdigit():
             path = segments[1] if len(segments) > 1 else ""
-        return self.graph_url(path), params
+        return PageRequest(self.graph_url(path), params)
 
     def listing(self, node: str, params: dict[str, Any],
                 stop: Callable[[dict[str, Any]], bool] | None = None,
@@ -186,25 +188,19 @@ class GraphConnector(HttpConnector):
         """Every record of a paged Graph listing as (where, page number, index, record).
 
         ``stop(record)`` ends the listing early (e.g. records older than the window)."""
-        url: str = self.graph_url(node)
         query: dict[str, Any] = {**params, "limit": self.settings.page_size,
                                  **self.proof_params()}
-        for number in range(1, self.settings.max_pages + 1):
-            page = self.get_json(url, params=query)
-            data = page.get("data") if isinstance(page, dict) else None
-            where = f"GET /{node} page {number}"
+        for page in self.pages(self.graph_url(node), query,
+                               NextUrlPaginator("paging.next", self._next_link),
+                               max_pages=self.settings.max_pages):
+            data = page.body.get("data") if isinstance(page.body, dict) else None
+            where = f"GET /{node} page {page.number}"
             if not isinstance(data, list):
                 raise RetriableError(f"{self.name}: {where}: the answer has no data list")
             for index, record in enumerate(data):
                 if stop is not None and isinstance(record, dict) and stop(record):
                     return
-                yield where, number, index, record
-            nxt = self._next_link(page)
-            if nxt is None:
-                return
-            url, query = nxt
-        log.warning("%s: stopped /%s after %d pages (max_pages)", self.name, node,
-                    self.settings.max_pages)
+                yield where, page.number, index, record
 
     def parse_each(self, records: Iterator[tuple[str, int, int, Any]],
                    parse: Callable[[dict[str, Any]], Item], problems: list[str]
@@ -217,7 +213,7 @@ class GraphConnector(HttpConnector):
                 continue
             try:
                 item = parse(record)
-            except (KeyError, TypeError, ValueError) as exc:
+            except RECORD_ERRORS as exc:
                 rid = record.get("id")
                 label = f"{where} record {index + 1}" + (f" (id {rid})" if rid else "")
                 report_skipped(log, self.name, problems, label, describe_error(exc))
@@ -338,7 +334,3 @@ def check_signature(request: WebhookRequest, app_secret: SecretStr) -> bool:
 def sign(body: bytes, app_secret: str) -> str:
     """The ``X-Hub-Signature-256`` value Meta would send for ``body`` (used by tests)."""
     return "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def unix(dt: datetime) -> int:
-    return int(dt.timestamp())

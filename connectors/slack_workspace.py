@@ -24,7 +24,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -41,14 +41,18 @@ from connectors.base import (
     Capability,
     Connector,
     ConnectorSettings,
+    CursorPaginator,
     FatalError,
     FetchResult,
+    Page,
+    PageRequest,
     RetriableError,
     SkippableRecord,
     WebhookRequest,
     WebhookResponse,
+    follow_pages,
 )
-from governance_bot.items import Item, ItemKind, Media, Person, Visibility
+from governance_bot.items import Item, ItemKind, Media, Person, Visibility, visible_text
 
 __all__ = ["SlackWorkspaceConnector", "SlackWorkspaceSettings"]
 
@@ -108,6 +112,37 @@ class _RateLimitWait(RetryHandler):
         state.increment_current_attempt()
 
 
+def _attachment_text(att: dict[str, Any]) -> str:
+    """What a reader sees in a message attachment (a link unfurl or an app's card)."""
+    lines = [str(att[k]) for k in ("pretext", "author_name", "title", "text") if att.get(k)]
+    for f in att.get("fields") or []:
+        if isinstance(f, dict):
+            lines.extend(str(f[k]) for k in ("title", "value") if f.get(k))
+    if not lines and att.get("fallback"):
+        lines.append(str(att["fallback"]))
+    return "\n".join(lines)
+
+
+def _block_text(blocks: Any) -> str:
+    """The text of Block Kit blocks (rich text, sections, context), in order."""
+    out: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("text"), str) and node.get("type") in (
+                    "text", "plain_text", "mrkdwn", "link"):
+                out.append(node["text"])
+            for value in node.values():
+                if isinstance(value, dict | list):
+                    walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(blocks)
+    return " ".join(t.strip() for t in out if t.strip())
+
+
 def _ts_time(ts: str) -> datetime:
     return datetime.fromtimestamp(float(ts), UTC)
 
@@ -164,6 +199,16 @@ class SlackWorkspaceConnector(Connector):
                                  ) from exc
         return dict(response.data) if isinstance(response.data, dict) else {}
 
+    def pages(self, method: str, params: dict[str, Any]) -> Iterator[Page]:
+        """Each page of a Web API listing, following ``response_metadata.next_cursor`` (the
+        toolkit's paging loop, through ``slack_sdk``)."""
+
+        def get(request: PageRequest) -> tuple[Any, None]:
+            return self.call(request.url, **request.params), None
+
+        return follow_pages(get, PageRequest(method, params), CursorPaginator(
+            "response_metadata.next_cursor"), name=self.name)
+
     def _person(self, user_id: str | None) -> Person | None:
         if not user_id:
             return None
@@ -188,16 +233,11 @@ class SlackWorkspaceConnector(Connector):
                 out.append(info or {"id": channel})
             return out
         found: list[dict[str, Any]] = []
-        cursor = None
-        for _ in range(1000):
-            page = self.call("conversations.list", limit=200, exclude_archived=True,
-                             types="public_channel,private_channel,mpim,im",
-                             **({"cursor": cursor} if cursor else {}))
-            found.extend(c for c in page.get("channels") or []
-                         if c.get("is_member") or c.get("is_im"))
-            cursor = (page.get("response_metadata") or {}).get("next_cursor")
-            if not cursor:
-                break
+        for page in self.pages("conversations.list", {
+                "limit": 200, "exclude_archived": True,
+                "types": "public_channel,private_channel,mpim,im"}):
+            found.extend(c for c in page.records("channels")
+                         if isinstance(c, dict) and (c.get("is_member") or c.get("is_im")))
         return found
 
     def _members_of(self, channel: dict[str, Any]) -> list[str]:
@@ -244,9 +284,20 @@ class SlackWorkspaceConnector(Connector):
         else:
             kind = ItemKind.reply if is_reply else ItemKind.chat_message
             thread = f"{cid}:{thread_ts or ts}"
+        files = [f for f in message.get("files") or [] if isinstance(f, dict)]
         media = [Media.model_validate({"url": f.get("url_private"), "mime_type": f.get("mimetype"),
-                                       "filename": f.get("name")})
-                 for f in message.get("files") or [] if isinstance(f, dict)]
+                                       "filename": f.get("name"), "alt_text": f.get("alt_txt")})
+                 for f in files]
+        extras: list[tuple[str, str | None, str | None]] = []
+        if not text.strip():  # a message made only of blocks shows their text
+            extras.append(("card", _block_text(message.get("blocks")), None))
+        for index, att in enumerate(message.get("attachments") or []):
+            if isinstance(att, dict):
+                extras.append(("card", _attachment_text(att), str(index)))
+        for index, f in enumerate(files):
+            shown = "\n".join(str(f[k]) for k in ("title", "name") if f.get(k))
+            extras.append(("attachment", shown, str(index)))
+            extras.append(("alt text", f.get("alt_txt"), str(index)))
         edited = (message.get("edited") or {}).get("ts")
         return Item.model_validate({
             "id": f"{cid}:{ts}",
@@ -258,7 +309,7 @@ class SlackWorkspaceConnector(Connector):
             "created_at": created,
             "edited_at": _ts_time(str(edited)) if edited else None,
             "visibility": Visibility.direct if channel.get("is_im") else Visibility.private,
-            "text": text,
+            **visible_text(text, extras),
             "media": media,
             "parent_id": f"{cid}:{thread_ts}" if is_reply else None,
             "thread_id": thread,
@@ -284,11 +335,9 @@ class SlackWorkspaceConnector(Connector):
             oldest = latest.get(cid, first_oldest)
             watched = threads.setdefault(cid, {})
             newest = oldest
-            page_cursor = None
-            for _ in range(1000):
-                page = self.call("conversations.history", channel=cid, oldest=oldest, limit=200,
-                                 **({"cursor": page_cursor} if page_cursor else {}))
-                for message in page.get("messages") or []:
+            for page in self.pages("conversations.history",
+                                   {"channel": cid, "oldest": oldest, "limit": 200}):
+                for message in page.records("messages"):
                     self._take(message, channel, f"conversations.history {cid}", items,
                                problems, seen)
                     ts = str(message.get("ts", "0")) if isinstance(message, dict) else ""
@@ -299,9 +348,6 @@ class SlackWorkspaceConnector(Connector):
                     if message.get("reply_count") and message.get("thread_ts"):
                         watched[str(message["thread_ts"])] = str(
                             message.get("latest_reply") or ts)
-                page_cursor = (page.get("response_metadata") or {}).get("next_cursor")
-                if not (page.get("has_more") and page_cursor):
-                    break
             for thread_ts in sorted(watched):
                 self._replies(channel, thread_ts, oldest, items, problems, seen)
             latest[cid] = newest
@@ -312,18 +358,13 @@ class SlackWorkspaceConnector(Connector):
     def _replies(self, channel: dict[str, Any], thread_ts: str, oldest: str, items: list[Item],
                  problems: list[str], seen: set[str]) -> None:
         cid = str(channel["id"])
-        page_cursor = None
-        for _ in range(1000):
-            page = self.call("conversations.replies", channel=cid, ts=thread_ts, oldest=oldest,
-                             limit=200, **({"cursor": page_cursor} if page_cursor else {}))
-            for message in page.get("messages") or []:
-                if message.get("ts") == thread_ts:
+        for page in self.pages("conversations.replies",
+                               {"channel": cid, "ts": thread_ts, "oldest": oldest, "limit": 200}):
+            for message in page.records("messages"):
+                if not isinstance(message, dict) or message.get("ts") == thread_ts:
                     continue  # the parent comes with every page; it is read from the history
                 self._take(message, channel, f"conversations.replies {cid} {thread_ts}", items,
                            problems, seen)
-            page_cursor = (page.get("response_metadata") or {}).get("next_cursor")
-            if not (page.get("has_more") and page_cursor):
-                break
 
     def _take(self, message: Any, channel: dict[str, Any], where: str, items: list[Item],
               problems: list[str], seen: set[str]) -> Item | None:

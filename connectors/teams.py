@@ -43,24 +43,29 @@ from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
 import httpx
-from bs4 import BeautifulSoup
+import lxml.html
+from lxml.etree import ParserError
 from pydantic import Field, SecretStr, model_validator
 
 from connectors.base import (
     Capability,
     ConnectorError,
     ConnectorSettings,
-    FatalError,
     FetchResult,
     HttpConnector,
+    NextUrlPaginator,
+    Page,
+    PageRequest,
+    RetriableError,
     SkippableRecord,
     SubscriptionEvent,
     WebhookRequest,
     WebhookResponse,
+    follow_pages,
+    html_to_text,
+    parse_time,
 )
-from connectors.common import parse_time
-from connectors.html_text import html_to_text
-from governance_bot.items import Item, ItemKind, Media, Person, Visibility
+from governance_bot.items import Item, ItemKind, Media, Person, Visibility, visible_text
 
 __all__ = [
     "GraphSubscription",
@@ -132,13 +137,51 @@ def _person(identity: dict[str, Any] | None, emails: dict[str, str]) -> Person |
 
 
 def _inline_images(html: str) -> list[Media]:
-    soup = BeautifulSoup(html, "html.parser")
-    found: list[Media] = []
-    for img in soup.find_all("img"):
-        src = img.get("src")
-        if isinstance(src, str) and src:
-            found.append(Media(url=src, alt_text=img.get("alt") or None))  # type: ignore[arg-type]
-    return found
+    if "<img" not in html.lower():
+        return []
+    try:
+        root = lxml.html.fragment_fromstring(html, create_parent="div")
+    except (ParserError, ValueError):
+        return []
+    return [Media(url=img.get("src"), alt_text=img.get("alt") or None)
+            for img in root.iter("img") if img.get("src")]
+
+
+_CARD_TEXT_KEYS = ("text", "title", "subtitle", "value", "altText", "placeholder", "label")
+
+
+def _card_strings(node: Any, out: list[str]) -> None:
+    """Every string a reader sees in an Adaptive Card, hero card or quoted message (their
+    ``text``, ``title``, ``subtitle``... fields, depth first, in order)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _CARD_TEXT_KEYS and isinstance(value, str) and value.strip():
+                out.append(html_to_text(value) if "<" in value else value.strip())
+            elif isinstance(value, dict | list):
+                _card_strings(value, out)
+    elif isinstance(node, list):
+        for value in node:
+            _card_strings(value, out)
+
+
+def _attachment_text(att: dict[str, Any]) -> str:
+    """The text a reader sees in a message attachment: a card's texts, a quoted message's
+    preview (``messageReference``: sender and preview)."""
+    content = att.get("content")
+    if isinstance(content, str) and content.strip().startswith(("{", "[")):
+        try:
+            content = json.loads(content)
+        except ValueError:
+            return ""
+    if not isinstance(content, dict | list):
+        return ""
+    if isinstance(content, dict) and "messagePreview" in content:
+        sender = ((content.get("messageSender") or {}).get("user") or {}).get("displayName")
+        preview = str(content.get("messagePreview") or "")
+        return "\n".join(t for t in (f"{sender}:" if sender else "", preview) if t)
+    found: list[str] = []
+    _card_strings(content, found)
+    return "\n".join(found)
 
 
 def parse_chat_message(
@@ -179,10 +222,19 @@ def parse_chat_message(
     is_html = str(body.get("contentType", "text")).lower() == "html"
     text = html_to_text(content) if is_html else content.strip()
     media = _inline_images(content) if is_html else []
-    for att in message.get("attachments") or []:
+    extras: list[tuple[str, str | None, str | None]] = [("subject", message.get("subject"), None)]
+    for index, att in enumerate(message.get("attachments") or []):
         if not isinstance(att, dict):
             continue
         kind = str(att.get("contentType") or "")
+        shown = _attachment_text(att)
+        if kind == "messageReference":  # a quoted message: what the reader sees of it
+            extras.append(("quoted post", shown, str(att.get("id") or "") or None))
+            continue
+        if kind.startswith("application/vnd.microsoft.card"):
+            extras.append(("card", shown, str(index)))
+            continue
+        extras.append(("attachment", att.get("name") or shown, str(index)))
         media.append(Media.model_validate({
             "url": att.get("contentUrl"),
             "mime_type": kind if "/" in kind else None,
@@ -216,7 +268,7 @@ def parse_chat_message(
         "created_at": created,
         "edited_at": parse_time(edited) if edited else None,
         "visibility": visibility,
-        "text": text,
+        **visible_text(text, extras),
         "media": media,
         "parent_id": f"{container}:{reply_to}" if reply_to else None,
         "thread_id": container if chat_id else f"{container}:{reply_to or native}",
@@ -290,14 +342,25 @@ class TeamsConnector(HttpConnector):
 
     def __init__(self, settings: ConnectorSettings, **kwargs: Any):
         super().__init__(settings, **kwargs)
-        self._token: str | None = None
-        self._token_expires = 0.0
+        self.tokens = self.token_cache(self._sign_in)
         self._members: dict[str, list[dict[str, Any]]] = {}
 
     # -- sign-in ------------------------------------------------------------------------------
 
     def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        return {"Authorization": f"Bearer {self.tokens.get()}"}
+
+    def _sign_in(self) -> tuple[str, float]:
+        """OAuth 2.0 client credentials against the tenant's Entra ID."""
+        s = self.settings
+        login = (s.login_base_url or LOGIN).rstrip("/")
+        return self.client_credentials(
+            f"{login}/{quote(s.tenant_id, safe='')}/oauth2/v2.0/token", data={
+                "client_id": s.client_id,
+                "client_secret": s.client_secret.get_secret_value(),
+                "scope": "https://graph.microsoft.com/.default",
+                "grant_type": "client_credentials",
+            })
 
     def effective_status(self, response: httpx.Response) -> int:
         # 410 Gone from a delta link means "start the listing again": handled by the caller;
@@ -308,33 +371,7 @@ class TeamsConnector(HttpConnector):
             return 200
         return response.status_code
 
-    def _ensure_token(self) -> None:
-        if self._token and self.clock() < self._token_expires - 60:
-            return
-        s = self.settings
-        login = (s.login_base_url or LOGIN).rstrip("/")
-        self._token = None
-        response = self.request(
-            "POST", f"{login}/{quote(s.tenant_id, safe='')}/oauth2/v2.0/token",
-            data={
-                "client_id": s.client_id,
-                "client_secret": s.client_secret.get_secret_value(),
-                "scope": "https://graph.microsoft.com/.default",
-                "grant_type": "client_credentials",
-            },
-        )
-        try:
-            payload = response.json()
-            self._token = str(payload["access_token"])
-            self._token_expires = self.clock() + float(payload.get("expires_in", 3600))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise FatalError(
-                f"{self.name} (account {self.account}): the sign-in answer had no access token. "
-                f"Fix: {self.auth_fix}."
-            ) from exc
-
     def graph(self, path: str, **kwargs: Any) -> httpx.Response:
-        self._ensure_token()
         return self.request("GET", path, **kwargs)
 
     # -- polling ------------------------------------------------------------------------------
@@ -360,30 +397,41 @@ class TeamsConnector(HttpConnector):
 
     def _delta(self, start: str, link: str | None, channel: str | None, items: list[Item],
                problems: list[str], seen: set[str]) -> str:
-        """Follow a delta round to its end; return the new delta link."""
-        url, params = (link, None) if link else (start, {"$top": self.settings.page_size})
-        for _ in range(10_000):
-            response = self.graph(url, params=params)
+        """Follow a delta round to its end; return the new delta link. An expired delta link
+        (410) starts the listing again, once."""
+        first = PageRequest(link, {}) if link else PageRequest(start, {"$top": self.page_size})
+        for _attempt in range(2):
+            delta: str | None = None
+            for page in self._graph_pages(first):
+                if page.response is not None and page.response.status_code == 410:
+                    log.info("%s: a delta link expired; listing %s again", self.name, start)
+                    first = PageRequest(start, {"$top": self.page_size})
+                    break
+                for message in page.records("value"):
+                    self._take(message, channel, start, items, problems, seen)
+                    if channel and self.settings.read_replies and isinstance(message, dict):
+                        self._replies(message, channel, items, problems, seen)
+                found = _dig_str(page.body, "@odata.deltaLink")
+                delta = found or delta
+            else:
+                return delta or link or start
+        raise RetriableError(f"{self.name}: {start}: Graph kept refusing its delta links (410)")
+
+    @property
+    def page_size(self) -> int:
+        return self.settings.page_size
+
+    def _graph_pages(self, first: PageRequest) -> Iterator[Page]:
+        """A Graph listing, following ``@odata.nextLink``; a 410 page is handed back as it is."""
+
+        def get(request: PageRequest) -> tuple[Any, httpx.Response | None]:
+            response = self.request("GET", request.url, params=request.params or None)
             if response.status_code == 410:
-                log.info("%s: a delta link expired; listing %s again", self.name, start)
-                url, params = start, {"$top": self.settings.page_size}
-                continue
-            try:
-                page = response.json()
-            except ValueError:
-                raise FatalError(f"{self.name}: Graph sent a page that is not JSON for {start}. "
-                                 f"Fix: check base_url.") from None
-            for message in page.get("value", []) if isinstance(page, dict) else []:
-                self._take(message, channel, start, items, problems, seen)
-                if channel and self.settings.read_replies and isinstance(message, dict):
-                    self._replies(message, channel, items, problems, seen)
-            next_link = page.get("@odata.nextLink") if isinstance(page, dict) else None
-            if next_link:
-                url, params = str(next_link), None
-                continue
-            delta = page.get("@odata.deltaLink") if isinstance(page, dict) else None
-            return str(delta) if delta else (link or start)
-        raise FatalError(f"{self.name}: {start} did not finish after 10000 pages")
+                return None, response
+            return self.json_of(response, request.url), response
+
+        return follow_pages(get, first, NextUrlPaginator("@odata.nextLink"), name=self.name,
+                            max_pages=10_000)
 
     def _replies(self, message: dict[str, Any], channel: str, items: list[Item],
                  problems: list[str], seen: set[str]) -> None:
@@ -392,13 +440,9 @@ class TeamsConnector(HttpConnector):
         team, chan = channel.split("/", 1)
         path = (f"teams/{quote(team, safe='')}/channels/{quote(chan, safe='')}/messages/"
                 f"{quote(str(message['id']), safe='')}/replies")
-        url: str | None = path
-        params: dict[str, Any] | None = {"$top": self.settings.page_size}
-        while url:
-            page = self.graph(url, params=params).json()
-            for reply in page.get("value", []):
+        for page in self._graph_pages(PageRequest(path, {"$top": self.page_size})):
+            for reply in page.records("value"):
                 self._take(reply, channel, path, items, problems, seen)
-            url, params = page.get("@odata.nextLink"), None
 
     def _chat_members(self, chat_id: str) -> list[dict[str, Any]]:
         if chat_id not in self._members:
@@ -447,7 +491,6 @@ class TeamsConnector(HttpConnector):
     def _subscription_call(self, method: str, path: str, resource: str, url: str | None = None,
                            body: dict[str, Any] | None = None) -> httpx.Response | None:
         """Send a /subscriptions request; None for 404; SubscriptionError for 400 and 403."""
-        self._ensure_token()
         kwargs: dict[str, Any] = {} if body is None else {"json": body}
         response = self.request(method, path, **kwargs)
         status = response.status_code
@@ -606,6 +649,11 @@ class TeamsConnector(HttpConnector):
         found: list[Item] = []
         self._take(message, channel, resource, found, problems, seen)
         yield from found
+
+
+def _dig_str(body: Any, key: str) -> str | None:
+    value = body.get(key) if isinstance(body, dict) else None
+    return str(value) if value else None
 
 
 def _channel_of(resource: str) -> str | None:

@@ -26,14 +26,18 @@ from pydantic import Field, SecretStr, model_validator
 from connectors.base import (
     AccountFacts,
     Capability,
+    CursorPaginator,
     FatalError,
     FetchResult,
     HttpConnector,
     ListingWindow,
     ModerationAction,
     ModerationResult,
+    SocialSettings,
+    listing_start,
+    parse_records,
+    parse_time,
 )
-from connectors.social_common import SocialSettings, listing_start, parse_records, to_utc
 from governance_bot.items import Item, ItemKind, Media, Person, Visibility
 
 __all__ = ["TikTokConnector", "TikTokSettings", "comment_item", "video_item"]
@@ -79,7 +83,7 @@ def video_item(video: dict[str, Any], account: str, business_id: str) -> Item:
         account=account,
         kind=ItemKind.post,
         author=Person(id=business_id),
-        created_at=to_utc(video["create_time"]),
+        created_at=parse_time(video["create_time"]),
         visibility=Visibility.public,
         text=video.get("caption") or "",
         media=[Media(url=thumb, mime_type="image/jpeg")] if thumb else [],
@@ -102,7 +106,7 @@ def comment_item(comment: dict[str, Any], account: str, video_id: str) -> Item:
         author=Person(id=comment.get("unique_identifier") or comment.get("user_id"),
                       handle=comment.get("username"),
                       name=comment.get("display_name") or None),
-        created_at=to_utc(comment["create_time"]),
+        created_at=parse_time(comment["create_time"]),
         visibility=Visibility.private if hidden else Visibility.public,
         text=comment.get("text") or "",
         parent_id=str(parent) if parent else video_id,
@@ -129,42 +133,36 @@ class TikTokConnector(HttpConnector):
 
     def __init__(self, settings: TikTokSettings, **kwargs: Any):
         super().__init__(settings, **kwargs)
-        self._token = settings.access_token.get_secret_value() if settings.access_token else None
         self._refresh = (settings.refresh_token.get_secret_value()
                          if settings.refresh_token else None)
-        self._expires: float | None = None if self._refresh is None else 0.0
+        self.tokens = self.token_cache(self._renew, margin=300)
 
     def auth_headers(self) -> dict[str, str]:
-        self._ensure_token()
-        return {"Access-Token": self._token or ""}
+        s = self.settings
+        if self._refresh is None or s.client_secret is None:
+            token = s.access_token.get_secret_value() if s.access_token else ""
+        else:
+            token = self.tokens.get()
+        return {"Access-Token": token}
 
-    def _ensure_token(self) -> None:
+    def _renew(self) -> tuple[str, float]:
         """Renew the day-long access token with the refresh token (which TikTok may rotate:
         the newest is kept for this process)."""
         s = self.settings
-        if self._refresh is None or s.client_secret is None:
-            return
-        if self._token and self._expires and self.clock() < self._expires - 300:
-            return
-        response = self.client.post(self.url("tt_user/oauth2/refresh_token/"), json={
+        assert s.client_secret is not None
+        # a refused refresh token comes back as a body code meaning 401: a FatalError with the fix
+        response = self.request("POST", "tt_user/oauth2/refresh_token/", auth=False, json={
             "client_id": s.client_id, "client_secret": s.client_secret.get_secret_value(),
             "grant_type": "refresh_token", "refresh_token": self._refresh,
         })
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        if not isinstance(body, dict):
-            body = {}
-        data = body.get("data") or {}
-        if response.status_code != 200 or body.get("code") or not data.get("access_token"):
-            raise FatalError(
-                f"{self.name} (account {self.account}): TikTok refused the refresh token "
-                f"(HTTP {response.status_code}, code {body.get('code')}). Fix: {self.auth_fix}."
-            )
-        self._token = str(data["access_token"])
+        body = self.json_of(response, "tt_user/oauth2/refresh_token/")
+        data = body.get("data") if isinstance(body, dict) else None
+        token = data.get("access_token") if isinstance(data, dict) else None
+        if not isinstance(data, dict) or not token:
+            raise FatalError(f"{self.name} (account {self.account}): TikTok's answer had no "
+                             f"access token. Fix: {self.auth_fix}.")
         self._refresh = str(data.get("refresh_token") or self._refresh)
-        self._expires = self.clock() + float(data.get("expires_in") or 86400)
+        return str(token), float(data.get("expires_in") or 86400)
 
     def effective_status(self, response: httpx.Response) -> int:
         """TikTok answers most errors with HTTP 200 and ``code`` in the body."""
@@ -181,24 +179,19 @@ class TikTokConnector(HttpConnector):
 
     def _pages(self, path: str, params: dict[str, Any], key: str, start: datetime | None,
                ) -> list[dict[str, Any]]:
+        """Records of a newest-first listing (``cursor`` while ``has_more``), back to
+        ``start`` (None: all of it)."""
         out: list[dict[str, Any]] = []
-        cursor: Any = None
-        for _ in range(1000):
-            query = dict(params, cursor=cursor) if cursor is not None else params
-            data = (self.get_json(path, params=query) or {}).get("data") or {}
-            records = data.get(key) or []
+        for page in self.pages(path, params, CursorPaginator("data.cursor", more="data.has_more")):
+            records = page.records(f"data.{key}")
             out.extend(records)
-            oldest = None
-            if records and start is not None:
-                try:
-                    oldest = to_utc(records[-1]["create_time"])
-                except (KeyError, TypeError, ValueError):
-                    oldest = None
-            if not data.get("has_more") or not records:
-                break
-            if start is not None and oldest is not None and oldest < start:
-                break
-            cursor = data.get("cursor")
+            if start is None or not records:
+                continue
+            try:
+                if parse_time(records[-1]["create_time"]) < start:
+                    break
+            except (KeyError, TypeError, ValueError):
+                continue
         return out
 
     def fetch(self, cursor: dict[str, Any] | None) -> FetchResult:

@@ -44,8 +44,8 @@ from connectors.base import (
     HttpConnector,
     RetriableError,
     _retry_after_seconds,
+    html_to_text,
 )
-from connectors.html_text import html_to_text
 from governance_bot.items import Item, ItemKind, Person, Visibility
 
 __all__ = ["WebsiteConnector", "WebsiteSettings"]

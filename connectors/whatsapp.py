@@ -36,8 +36,8 @@ from connectors.base import (
     SkippableRecord,
     WebhookRequest,
     WebhookResponse,
+    parse_time,
 )
-from connectors.common import parse_time
 from connectors.meta import check_signature, verify_subscription
 from governance_bot.items import Item, ItemKind, Media, Person, Visibility
 

@@ -17,6 +17,7 @@ milliseconds since 2010-11-04T01:42:54.657Z.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -34,10 +35,15 @@ from connectors.base import (
     ListingWindow,
     ModerationAction,
     ModerationResult,
+    PageTokenPaginator,
     RetriableError,
+    dedupe,
+    describe_error,
+    media_ref,
+    parse_time,
+    report_skipped,
 )
-from connectors.common import dedupe, describe_error, media_ref, parse_time, report_skipped
-from governance_bot.items import Item, ItemKind, Media, Person, Visibility
+from governance_bot.items import Item, ItemKind, Media, Person, Visibility, visible_text
 
 __all__ = ["Includes", "XConnector", "XSettings", "parse_dm_event", "parse_tweet",
            "snowflake_time"]
@@ -51,7 +57,9 @@ TWEET_FIELDS = ("id,text,created_at,author_id,conversation_id,in_reply_to_user_i
                 "reply_settings")
 USER_FIELDS = "id,name,username,protected"
 MEDIA_FIELDS = "media_key,type,url,preview_image_url,variants,alt_text"
-EXPANSIONS = "author_id,attachments.media_keys,referenced_tweets.id,in_reply_to_user_id"
+POLL_FIELDS = "id,options,voting_status,end_datetime"
+EXPANSIONS = ("author_id,attachments.media_keys,attachments.poll_ids,referenced_tweets.id,"
+              "in_reply_to_user_id")
 DM_FIELDS = ("id,text,created_at,event_type,sender_id,dm_conversation_id,participant_ids,"
              "attachments,referenced_tweets")
 SEARCH_DAYS = 7  # recent search reaches back seven days
@@ -86,7 +94,11 @@ class Includes:
         self.users: dict[str, dict[str, Any]] = {}
         self.media: dict[str, dict[str, Any]] = {}
         self.tweets: dict[str, dict[str, Any]] = {}
+        self.polls: dict[str, dict[str, Any]] = {}
         if isinstance(includes, dict):
+            for poll in includes.get("polls") or []:
+                if isinstance(poll, dict) and poll.get("id"):
+                    self.polls[str(poll["id"])] = poll
             for user in includes.get("users") or []:
                 if isinstance(user, dict) and user.get("id"):
                     self.users[str(user["id"])] = user
@@ -140,6 +152,44 @@ def _ref(record: dict[str, Any], kind: str) -> str | None:
     return None
 
 
+def _tweet_text(record: dict[str, Any]) -> str:
+    note = record.get("note_tweet")
+    text = note.get("text") if isinstance(note, dict) and note.get("text") else record.get("text")
+    if not isinstance(text, str):
+        raise ValueError("post text is not a string")
+    return text
+
+
+def _visible_extras(record: dict[str, Any], includes: Includes
+                    ) -> list[tuple[str, str | None, str | None]]:
+    """What a reader sees besides the post's own text: the quoted post (its text when the answer
+    includes it), poll options, link cards (title and description of each URL) and alt text."""
+    extras: list[tuple[str, str | None, str | None]] = []
+    quoted = _ref(record, "quoted")
+    if quoted:
+        tweet = includes.tweets.get(quoted)
+        shown = ""
+        if tweet is not None:
+            who = includes.person(tweet.get("author_id")).handle
+            with contextlib.suppress(ValueError):
+                shown = "\n".join(t for t in (f"@{who}:" if who else "", _tweet_text(tweet)) if t)
+        extras.append(("quoted post", shown, quoted))
+    attachments: dict[str, Any] = record["attachments"] if isinstance(
+        record.get("attachments"), dict) else {}
+    for poll_id in attachments.get("poll_ids") or []:
+        poll = includes.polls.get(str(poll_id)) or {}
+        options = "\n".join(str(o.get("label")) for o in poll.get("options") or []
+                            if isinstance(o, dict) and o.get("label"))
+        extras.append(("poll options", options, str(poll_id)))
+    entities: dict[str, Any] = record["entities"] if isinstance(
+        record.get("entities"), dict) else {}
+    for url in entities.get("urls") or []:
+        if isinstance(url, dict):
+            card = "\n".join(str(url[k]) for k in ("title", "description") if url.get(k))
+            extras.append(("link card", card, url.get("expanded_url") or url.get("url")))
+    return extras
+
+
 def parse_tweet(record: dict[str, Any], account: str, includes: Includes | None = None,
                 default_author: Person | None = None) -> Item:
     """A v2 post as an Item: a reply when it replies to another post, else a post."""
@@ -151,29 +201,35 @@ def parse_tweet(record: dict[str, Any], account: str, includes: Includes | None 
     created_at = parse_time(created) if created is not None else snowflake_time(tweet_id)
     author = includes.person(record.get("author_id"), default_author)
     parent = _ref(record, "replied_to")
-    note = record.get("note_tweet")
-    text = note.get("text") if isinstance(note, dict) and note.get("text") else record["text"]
-    if not isinstance(text, str):
-        raise ValueError("post text is not a string")
+    if "text" not in record:
+        raise KeyError("text")
+    text = _tweet_text(record)
+    media = includes.media_refs(record.get("attachments"))
+    extras = [*_visible_extras(record, includes),
+              *(("alt text", m.alt_text, str(i)) for i, m in enumerate(media))]
     protected = bool(includes.users.get(author.id or "", {}).get("protected"))
     history = record.get("edit_history_tweet_ids") or []
     handle = author.handle or "i/web"
-    return Item(
-        id=tweet_id,
-        platform=PLATFORM,
-        account=account,
-        kind=ItemKind.reply if parent else ItemKind.post,
-        author=author,
-        created_at=created_at,
-        edited_at=created_at if len(history) > 1 else None,
-        visibility=Visibility.followers if protected else Visibility.public,
-        text=text,
-        media=includes.media_refs(record.get("attachments")),
-        parent_id=parent,
-        thread_id=str(record.get("conversation_id") or tweet_id),
-        url=f"https://x.com/{handle}/status/{tweet_id}",
-        raw=record,
-    )
+    # the conversation's root: X names it on every post of the conversation
+    root = record.get("conversation_id") or (includes.tweets.get(parent or "") or {}).get(
+        "conversation_id") or (None if parent else tweet_id)
+    return Item.model_validate({
+        "id": tweet_id,
+        "platform": PLATFORM,
+        "account": account,
+        "kind": ItemKind.reply if parent else ItemKind.post,
+        "author": author,
+        "created_at": created_at,
+        "edited_at": created_at if len(history) > 1 else None,
+        "visibility": Visibility.followers if protected else Visibility.public,
+        **visible_text(text, extras),
+        "media": media,
+        "parent_id": parent,
+        "thread_id": str(root) if root else None,
+        "url": f"https://x.com/{handle}/status/{tweet_id}",
+        "raw": record,
+        "quoted_id": _ref(record, "quoted"),
+    })
 
 
 def parse_dm_event(record: dict[str, Any], account: str, includes: Includes | None = None,
@@ -242,33 +298,26 @@ class XConnector(HttpConnector):
     def own(self) -> Person:
         return Person(id=self.settings.user_id, handle=self.settings.username)
 
-    def pages(self, path: str, params: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    def listing(self, path: str, params: dict[str, Any]) -> Iterator[tuple[str, Any]]:
         """Each page of a v2 listing, following ``meta.next_token``."""
-        query = dict(params)
-        for number in range(1, self.settings.max_pages + 1):
-            page = self.get_json(path, params=query)
-            if not isinstance(page, dict):
-                raise RetriableError(f"{self.name}: GET {path} page {number}: not a JSON object")
-            for error in page.get("errors") or []:
-                if isinstance(error, dict) and "data" not in page:
+        for page in self.pages(path, params,
+                               PageTokenPaginator("pagination_token", "meta.next_token"),
+                               max_pages=self.settings.max_pages):
+            if not isinstance(page.body, dict):
+                raise RetriableError(f"{self.name}: {page.where}: not a JSON object")
+            for error in page.body.get("errors") or []:
+                if isinstance(error, dict) and "data" not in page.body:
                     log.info("%s: GET %s reported: %s", self.name, path, error.get("title"))
-            yield f"GET {path} page {number}", page
-            meta = page.get("meta")
-            token = meta.get("next_token") if isinstance(meta, dict) else None
-            if not token:
-                return
-            query = {**params, "pagination_token": token}
-        log.warning("%s: stopped %s after %d pages (max_pages)", self.name, path,
-                    self.settings.max_pages)
+            yield page.where, page.body
 
     def _tweets(self, path: str, params: dict[str, Any], problems: list[str],
                 default_author: Person | None = None,
                 stop_at: str | None = None) -> list[Item]:
         out: list[Item] = []
         base = {"tweet.fields": TWEET_FIELDS, "user.fields": USER_FIELDS,
-                "media.fields": MEDIA_FIELDS, "expansions": EXPANSIONS,
+                "media.fields": MEDIA_FIELDS, "poll.fields": POLL_FIELDS, "expansions": EXPANSIONS,
                 "max_results": self.settings.page_size, **params}
-        for where, page in self.pages(path, base):
+        for where, page in self.listing(path, base):
             includes = Includes(page.get("includes"))
             for index, record in enumerate(page.get("data") or []):
                 if not isinstance(record, dict):
@@ -359,7 +408,7 @@ class XConnector(HttpConnector):
                   "user.fields": USER_FIELDS, "media.fields": MEDIA_FIELDS,
                   "max_results": self.settings.page_size}
         reached = False
-        for where, page in self.pages("/2/dm_events", params):
+        for where, page in self.listing("/2/dm_events", params):
             includes = Includes(page.get("includes"))
             for index, record in enumerate(page.get("data") or []):
                 rid = record.get("id") if isinstance(record, dict) else None
@@ -425,7 +474,7 @@ class XConnector(HttpConnector):
             facts.extra["profile"] = {k: user.get(k) for k in (
                 "id", "username", "name", "verified", "description", "url") if k in user}
         following: list[dict[str, Any]] = []
-        for _where, page in self.pages(f"/2/users/{s.user_id}/following",
+        for _where, page in self.listing(f"/2/users/{s.user_id}/following",
                                        {"user.fields": USER_FIELDS, "max_results": 1000}):
             following.extend(u for u in page.get("data") or [] if isinstance(u, dict))
         facts.follows = [f"@{u['username']}" if u.get("username") else str(u.get("id"))

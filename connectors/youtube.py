@@ -14,6 +14,7 @@ then refreshed before it expires). Scope ``https://www.googleapis.com/auth/youtu
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -29,17 +30,16 @@ from connectors.base import (
     ListingWindow,
     ModerationAction,
     ModerationResult,
-)
-from connectors.social_common import (
+    NotFound,
+    PageTokenPaginator,
     SocialSettings,
     html_to_text,
-    is_not_found,
     listing_start,
     parse_one,
     parse_records,
-    to_utc,
+    parse_time,
 )
-from governance_bot.items import Item, ItemKind, Media, Person, Visibility
+from governance_bot.items import Item, ItemKind, Media, Person, Visibility, visible_text
 
 __all__ = ["YouTubeConnector", "YouTubeSettings", "comment_item", "video_item"]
 
@@ -94,8 +94,8 @@ def comment_item(comment: dict[str, Any], account: str, *, video_id: str | None,
     comment_id = comment["id"]
     parent = snippet.get("parentId")
     video_id = video_id or snippet.get("videoId")
-    created = to_utc(snippet["publishedAt"])
-    updated = to_utc(snippet["updatedAt"]) if snippet.get("updatedAt") else None
+    created = parse_time(snippet["publishedAt"])
+    updated = parse_time(snippet["updatedAt"]) if snippet.get("updatedAt") else None
     text = snippet.get("textOriginal")
     if text is None:
         text = html_to_text(snippet.get("textDisplay"))
@@ -164,9 +164,9 @@ def video_item(entry: dict[str, Any], account: str, channel_id: str | None = Non
         kind=ItemKind.post,
         author=Person(id=snippet.get("videoOwnerChannelId") or snippet.get("channelId"),
                       name=snippet.get("videoOwnerChannelTitle") or snippet.get("channelTitle")),
-        created_at=to_utc(published),
+        created_at=parse_time(published),
         visibility=_PRIVACY.get(privacy or "public", Visibility.public),
-        text=f"{title}\n\n{description}".strip(),
+        **visible_text(title, [("description", description, None)]),
         media=[Media(url=thumb, mime_type="image/jpeg")] if thumb else [],
         parent_id=channel_id or snippet.get("channelId"),
         thread_id=video_id,
@@ -193,10 +193,7 @@ class YouTubeConnector(HttpConnector):
 
     def __init__(self, settings: YouTubeSettings, **kwargs: Any):
         super().__init__(settings, **kwargs)
-        self._token: str | None = (
-            settings.access_token.get_secret_value() if settings.access_token else None
-        )
-        self._token_expires: float | None = None if settings.refresh_token is None else 0.0
+        self.tokens = self.token_cache(self._refresh, margin=120)
 
     def effective_status(self, response: httpx.Response) -> int:
         """YouTube reports a spent daily quota or a rate limit as 403: wait, don't give up."""
@@ -213,29 +210,21 @@ class YouTubeConnector(HttpConnector):
     # -- auth ---------------------------------------------------------------------------------
 
     def auth_headers(self) -> dict[str, str]:
-        self._ensure_token()
-        return {"Authorization": f"Bearer {self._token}"}
-
-    def _ensure_token(self) -> None:
         s = self.settings
-        if s.refresh_token is None or s.client_secret is None:
-            return
-        if self._token and self._token_expires and self.clock() < self._token_expires - 120:
-            return
-        response = self.client.post(s.token_url, data={
+        if s.refresh_token is None and s.access_token is not None:
+            return {"Authorization": f"Bearer {s.access_token.get_secret_value()}"}
+        return {"Authorization": f"Bearer {self.tokens.get()}"}
+
+    def _refresh(self) -> tuple[str, float]:
+        """A new access token for the refresh token (Google's OAuth token endpoint)."""
+        s = self.settings
+        assert s.refresh_token is not None and s.client_secret is not None
+        return self.client_credentials(s.token_url, data={
             "grant_type": "refresh_token",
             "refresh_token": s.refresh_token.get_secret_value(),
             "client_id": s.client_id or "",
             "client_secret": s.client_secret.get_secret_value(),
         })
-        if response.status_code >= 400:
-            raise FatalError(
-                f"{self.name} (account {self.account}): Google refused the refresh token "
-                f"(HTTP {response.status_code}). Fix: {self.auth_fix}."
-            )
-        body = response.json()
-        self._token = str(body["access_token"])
-        self._token_expires = self.clock() + float(body.get("expires_in", 3600))
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -248,13 +237,9 @@ class YouTubeConnector(HttpConnector):
         # contentDetails.relatedPlaylists.uploads by channels.list).
         return "UU" + s.channel_id[2:]
 
-    def _pages(self, path: str, params: dict[str, Any]) -> Any:
-        return self.paginate(
-            path,
-            lambda page: {"pageToken": page["nextPageToken"]} if page.get("nextPageToken")
-            else None,
-            params=params,
-        )
+    def _pages(self, path: str, params: dict[str, Any]) -> Iterator[Any]:
+        for page in self.pages(path, params, PageTokenPaginator("pageToken", "nextPageToken")):
+            yield page.body
 
     def fetch(self, cursor: dict[str, Any] | None) -> FetchResult:
         """Uploads and comment threads back to the start of the recheck window, each listing
@@ -306,9 +291,7 @@ class YouTubeConnector(HttpConnector):
                 if total > len(parsed) - 1:
                     try:
                         parsed = [top, *self._replies(top, problems)]
-                    except FatalError as exc:
-                        if not is_not_found(exc):
-                            raise
+                    except NotFound:
                         continue  # the thread was deleted while we read it
                 items.extend(parsed)
                 windows.append(ListingWindow(start=top.created_at, end=now, parent_id=top.id))
@@ -359,10 +342,8 @@ class YouTubeConnector(HttpConnector):
             status = _MODERATION_STATUS[action]
             self.request("POST", "comments/setModerationStatus",
                          params={"id": item.id, "moderationStatus": status})
-        except FatalError as exc:
-            if is_not_found(exc):
-                return ModerationResult(ok=True, action=action, detail="already gone")
-            raise
+        except NotFound:
+            return ModerationResult(ok=True, action=action, detail="already gone")
         return ModerationResult(ok=True, action=action, detail=f"moderationStatus={status}")
 
     # -- account facts ------------------------------------------------------------------------

@@ -8,13 +8,28 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["Item", "ItemKind", "Media", "Person", "Role", "Visibility", "content_hash"]
+__all__ = [
+    "IMAGE_TEXT",
+    "Item",
+    "ItemKind",
+    "Media",
+    "Person",
+    "Role",
+    "TextPart",
+    "Visibility",
+    "content_hash",
+    "part_at",
+    "visible_text",
+    "where_said",
+    "with_parts",
+]
 
 
 class ItemKind(StrEnum):
@@ -85,6 +100,111 @@ class Media(BaseModel):
     tagged: list[Person] = Field(default_factory=list)
 
 
+IMAGE_TEXT = "image text"
+
+# how evidence names where in an item a span is (``where_said``); a source not listed here is
+# named "in the <source>"
+_WHERE = {
+    "body": "",
+    "content warning": "in the content warning",
+    "poll options": "in the poll options",
+    "quoted post": "in the quoted post",
+    "shared post": "in the shared post",
+    "link card": "in the link preview",
+    "alt text": "in an image description (alt text)",
+    "caption": "in a caption",
+    "description": "in the description",
+    "title": "in the title",
+    "subject": "in the subject line",
+    "card": "in a card",
+    "attachment": "in an attachment",
+    "email html": "in the email's HTML part",
+    IMAGE_TEXT: "text in the image",
+}
+
+
+class TextPart(BaseModel):
+    """One visible part of an item's ``text``: where it came from and its character span.
+
+    ``Item.text`` is everything a reader sees, body first, then each other part after a blank line
+    and a ``[source]`` label line; the span covers the part's own text (not its label), so a
+    detector's span can be traced back to "the poll options" or "text in the image"."""
+
+    model_config = ConfigDict(extra="allow")
+
+    source: str = Field(min_length=1, description='e.g. "body", "poll options", "image text"')
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    ref: str | None = Field(default=None, description="what the part belongs to: a quoted "
+                            "post's id, a media index, an attachment's file name")
+
+
+def visible_text(body: Any, extras: Sequence[tuple[str, Any, Any]] | None = None,
+                 ) -> dict[str, Any]:
+    """``text`` and ``parts`` for an Item: ``body`` first, then each ``(source, text, ref)``
+    whose text is not blank, separated and labelled. Use as ``Item(..., **visible_text(...))``.
+    A body that is not text is passed on as it is, for the item's validation to report."""
+    if not isinstance(body, str):
+        return {"text": body, "parts": []}
+    shown = [(source, part.strip(), ref) for source, part, ref in extras or ()
+             if isinstance(part, str) and part.strip()]
+    if not shown:  # the body alone, exactly as the platform gave it
+        return {"text": body, "parts": []}
+    text = body.rstrip()
+    pieces = [text] if text else []
+    length = len(text)
+    parts: list[TextPart] = [TextPart(source="body", start=0, end=length)] if text else []
+    for source, part, ref in shown:
+        prefix = ("\n\n" if pieces else "") + f"[{source}]\n"
+        start = length + len(prefix)
+        pieces.append(prefix + part)
+        length = start + len(part)
+        parts.append(TextPart(source=source, start=start, end=length,
+                              ref=str(ref) if ref is not None else None))
+    return {"text": "".join(pieces), "parts": parts}
+
+
+def with_parts(item: Item, extras: Sequence[tuple[str, Any, Any]]) -> Item:
+    """``item`` with more visible parts after the ones it has (e.g. text read from its images),
+    labelled like :func:`visible_text`'s."""
+    body = item.text
+    if not item.parts:
+        joined = visible_text(body, extras)
+        return item.model_copy(update=joined)
+    added = visible_text("", extras)
+    if not added["parts"]:
+        return item
+    base = body.rstrip()
+    offset = len(base) + 2
+    parts = [*item.parts, *(p.model_copy(update={"start": p.start + offset,
+                                                   "end": p.end + offset})
+                            for p in added["parts"])]
+    return item.model_copy(update={"text": f"{base}\n\n{added['text']}", "parts": parts})
+
+
+def part_at(item: Item, start: int, end: int) -> TextPart | None:
+    """The text part a span ``[start, end)`` of ``item.text`` falls in (None: the body, or an item
+    without parts)."""
+    for part in item.parts:
+        if part.start <= start and end <= part.end + 1:
+            return None if part.source == "body" else part
+    return None
+
+
+def where_said(item: Item, spans: Iterable[tuple[int, int]]) -> str:
+    """Where in the item the spans are, in words ("text in the image", "in the poll options"),
+    or "" when they are all in the body."""
+    places: list[str] = []
+    for start, end in spans:
+        part = part_at(item, start, end)
+        if part is None:
+            continue
+        words = _WHERE.get(part.source, f"in the {part.source}")
+        if words and words not in places:
+            places.append(words)
+    return ", ".join(places)
+
+
 class Item(BaseModel):
     """One post, comment, message, email or meeting, normalised across platforms."""
 
@@ -102,7 +222,10 @@ class Item(BaseModel):
         default=None, description="set when the platform reports the item deleted"
     )
     visibility: Visibility = Visibility.public
-    text: str = ""
+    text: str = Field(default="", description="everything a reader sees as text (see parts)")
+    parts: list[TextPart] = Field(
+        default_factory=list,
+        description="where each part of text came from; empty: all of it is the body")
     media: list[Media] = Field(default_factory=list)
     parent_id: str | None = None
     thread_id: str | None = None
@@ -130,10 +253,20 @@ class Item(BaseModel):
         return f"{self.platform}:{self.account}:{self.thread_id or self.parent_id or self.id}"
 
 
+def _text_without_image_text(item: Item) -> str:
+    """The text less the parts read from images (they follow every other part): the media hash
+    already covers the image, and a recognition that differs between runs is not an edit."""
+    for part in item.parts:
+        if part.source == IMAGE_TEXT:
+            cut = item.text.rfind("\n\n[", 0, part.start)
+            return item.text[:cut] if cut >= 0 else ""
+    return item.text
+
+
 def content_hash(item: Item) -> str:
     """Hash of what a person would see: an edit changes it, a re-poll of the same item does not."""
     payload = {
-        "text": item.text,
+        "text": _text_without_image_text(item),
         "media": [m.sha256 or m.url for m in item.media],
         "visibility": item.visibility.value,
         "author": item.author.id or item.author.handle,

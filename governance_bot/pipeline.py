@@ -26,6 +26,7 @@ from connectors.base import Connector, FetchResult
 from governance_bot.findings import Category, Evidence, Finding, Severity
 from governance_bot.flags import FlagChange, record_findings
 from governance_bot.history import BatchHistory, DatabaseHistory
+from governance_bot.image_text import ImageTextReader
 from governance_bot.items import Item, Role
 from governance_bot.registers import RegisterIndex
 from governance_bot.storage import auditlog
@@ -94,8 +95,11 @@ class ScanReport:
 class Pipeline:
     def __init__(self, db: Database, engine: DetectionEngine, registers: RegisterIndex,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 options: dict[str, Any] | None = None, db_retry_seconds: float = 30.0):
+                 options: dict[str, Any] | None = None, db_retry_seconds: float = 30.0,
+                 image_text: ImageTextReader | None = None):
         self.db = db
+        # reads the text in items' images before they are archived and checked (OCR)
+        self.image_text = image_text
         self.db_retry_seconds = db_retry_seconds
         self.engine = engine
         self.registers = registers
@@ -116,11 +120,30 @@ class Pipeline:
             return None
         return self._detect_and_record(archived, report)
 
+    def read_images(self, items: list[Item], report: ScanReport) -> list[Item]:
+        """The items with the text of their images added (a pipeline step before the archive:
+        the stored version is what the detectors read). A picture that cannot be read is a
+        problem in the report; the item goes on without its text."""
+        if self.image_text is None:
+            return items
+        out: list[Item] = []
+        for item in items:
+            try:
+                enriched, problems = self.image_text.enrich(item)
+            except Exception as exc:  # an OCR fault never stops the item being archived
+                log.warning("image text: item %s: %s", item.key, type(exc).__name__)
+                report.problems.append(f"item {item.key}: its images' text was not read "
+                                       f"({type(exc).__name__})")
+                enriched, problems = item, []
+            report.problems.extend(problems)
+            out.append(enriched)
+        return out
+
     def _archive(self, item: Item, report: ScanReport, session: Session | None = None
                  ) -> _Archived | None:
         """Store the item (committed, in ``session``'s transaction if given) before anything
         else; None if there is nothing to detect."""
-        item = self.registers.resolve(item)
+        item = self.registers.resolve(self.read_images([item], report)[0])
         if item.deleted_at is not None:
             self._process_reported_deletion(item, report, session)
             return None
@@ -304,6 +327,8 @@ class Pipeline:
 
     def _archive_batch(self, batch: list[Item], report: ScanReport,
                        progress: Callable[[int], None] | None) -> list[_Archived]:
+        batch = self.read_images(batch, report)
+
         def archive_all(r: ScanReport) -> list[_Archived]:
             resolved = [self.registers.resolve(item) for item in batch]
             with self.db.session() as session:

@@ -13,6 +13,7 @@ from connectors.base import Connector
 from connectors.registry import load as load_connector
 from governance_bot.changes import record_config_changes
 from governance_bot.config import Config, connector_settings
+from governance_bot.image_text import ImageTextReader, OcrUnavailable
 from governance_bot.outbox import OutboxSender, Sink
 from governance_bot.pipeline import Pipeline
 from governance_bot.register_store import ImportSummary, import_registers, load_registers
@@ -20,6 +21,7 @@ from governance_bot.registers import RegisterError, RegisterIndex, read_csv, rea
 from governance_bot.storage import crypto
 from governance_bot.storage.db import Database
 from rules.engine import DetectionEngine
+from rules.packs import load_pack
 
 __all__ = ["Runtime", "import_register_files", "make_sink"]
 
@@ -146,7 +148,7 @@ class Runtime:
         with db.session() as session:
             registers = RegisterIndex(load_registers(session))
         engine = DetectionEngine.from_config(config)
-        pipeline = Pipeline(db, engine, registers)
+        pipeline = Pipeline(db, engine, registers, image_text=image_text_reader(config))
         connectors: list[Connector] = []
         if with_connectors:
             for settings in connector_settings(config):
@@ -179,3 +181,17 @@ class Runtime:
             c.close()
         self.pipeline.close()
         self.db.dispose()
+
+
+def image_text_reader(config: Config) -> ImageTextReader | None:
+    """The OCR step of the pipeline, set by the images rule pack (``[image_text]``, ``[limits]``);
+    None when it is switched off or no engine is installed (said once, at WARNING)."""
+    packs = config.detection.packs_dir
+    try:
+        pack = load_pack("images", config.resolve_path(packs) if packs else None)
+        return ImageTextReader.from_pack(pack)
+    except OcrUnavailable as exc:
+        log.warning("text in images is not read: %s. Fix: install the Debian package "
+                    "tesseract-ocr (and pytesseract), or set [image_text] enabled = false in "
+                    "the images rule pack", exc)
+        return None

@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from governance_bot.findings import Finding
+from governance_bot.items import where_said
 from governance_bot.routing import Router
 from rules.base import DetectionContext, Detector, DetectorUnavailable
 from rules.packs import load_pack
@@ -110,7 +111,8 @@ class DetectionEngine:
                      else detector.detect(item, ctx))
             for finding in found:
                 findings.append(
-                    replace(finding, item_key=key, route=self.router.route_finding(finding))
+                    replace(_located(item, finding), item_key=key,
+                            route=self.router.route_finding(finding))
                 )
         return findings
 
@@ -119,3 +121,16 @@ class DetectionEngine:
         ``ctx.history`` is not updated between items here (``classify`` records as it goes)."""
         pre = self.precompute(items, ctx)
         return [self.detect(item, ctx, p) for item, p in zip(items, pre, strict=True)]
+
+
+def _located(item: Item, finding: Finding) -> Finding:
+    """Say where in the item the evidence is when it is not the body (``text in the image``,
+    ``in the poll options``): the detectors read the whole visible text and need not know its
+    parts (docs/items.md)."""
+    if not item.parts or not finding.evidence.spans:
+        return finding
+    where = where_said(item, finding.evidence.spans)
+    if not where:
+        return finding
+    evidence = replace(finding.evidence, detail={**finding.evidence.detail, "where": where})
+    return replace(finding, evidence=evidence, explanation=f"{finding.explanation} ({where})")

@@ -17,7 +17,7 @@ exemplar sentences for contrastive semantic matching with the shipped sentence-e
 contexts (a lesson, a game, sport, the school play...) in which a match by meaning alone must be
 closer, the words impostors add to the organisation's account names (the impersonation check), and
 per-family cosine thresholds and margins tuned on ``tests/data/safeguarding_dev.jsonl``
-(bench/tune_safeguarding.py).
+(tools/tune_safeguarding.py).
 
 Nothing here logs message text above DEBUG; findings carry spans and the pack's cue labels, not
 copies of what was written.

@@ -213,3 +213,34 @@ def test_the_weekly_cycle_asks_chases_once_finds_and_resolves(
         actions = [e.action for e in events]
     assert actions.count("access_audit.attested") == 7  # six on time, one after the chase
     assert "access_audit.resolve_refused" in actions and "access_audit.resolved" in actions
+
+
+def test_a_required_setting_the_platform_did_not_report_is_unknown_not_passed():
+    """Policy: settings private where the policy says so. A Mastodon instance that leaves
+    ``discoverable`` out (null) has not shown the account is hidden from the directory: the audit
+    says it cannot be confirmed, with what to check by hand."""
+    account = Account(account_id="masto", platform="mastodon", handle="Ms", managers=["A", "B"])
+    settings = AccessAuditSettings(required_settings={
+        "passcode": True, "mastodon.locked": True, "mastodon.discoverable": False,
+        "x.protected": True})
+    reported = AccountFacts(account_id="masto", privacy={"locked": True, "indexable": True})
+    problems = check_account(account, REGISTERS, settings, TODAY,
+                             [fine("A"), fine("B")], reported)
+    found = {(p.check, p.subject): p for p in problems}
+    assert set(found) == {("setting_unknown", "discoverable")}
+    unknown = found[("setting_unknown", "discoverable")]
+    assert "did not report discoverable" in unknown.message and "by hand" in unknown.remedy
+    # reported and wrong is a plain setting finding; reported and right is nothing
+    wrong = AccountFacts(account_id="masto", privacy={"locked": False, "discoverable": False})
+    problems = check_account(account, REGISTERS, settings, TODAY, [fine("A"), fine("B")], wrong)
+    assert {(p.check, p.subject) for p in problems} == {("setting", "locked")}
+
+
+def test_a_meeting_whose_passcode_was_not_reported_is_unknown_not_passed():
+    facts = AccountFacts(account_id="public", meetings=[
+        {"id": "m1", "passcode": None, "waiting_room": True},
+        {"id": "m2", "passcode": True, "waiting_room": True}])
+    problems = check_account(REGISTERS.accounts["public"], REGISTERS, SETTINGS, TODAY,
+                             [fine("A"), fine("B")], facts)
+    assert {(p.check, p.subject) for p in problems} == {
+        ("video_meeting_security_unknown", "m1:passcode")}

@@ -337,7 +337,7 @@ def test_html_only_mail_is_turned_into_text() -> None:
     msg.set_content("<html><head><style>p{}</style></head><body><p>See you at</p>"
                     "<p>the <i>open evening</i></p></body></html>", subtype="html")
     item = parse_message(msg.as_bytes(), platform="email", account="brookfield-email")
-    assert item.text == "See you at\nthe open evening"
+    assert item.text == "See you at\n\nthe open evening"  # paragraphs as the reader sees them
     assert item.id.startswith("sha256:")  # no Message-ID: a stable id from the content
     assert item.thread_id == item.id
 

@@ -3,7 +3,7 @@
 The must-catch / must-not-catch tables live in the rule pack (rules/packs/safeguarding.toml, at
 least 20 of each per family) and are parametrised here; a few more tables below check UK teen slang
 and everyday idioms. None of these sentences was used to tune the semantic thresholds (that was
-tests/data/safeguarding_dev.jsonl, bench/tune_safeguarding.py).
+tests/data/safeguarding_dev.jsonl, tools/tune_safeguarding.py).
 
 The sentence-embedding model is loaded once per test session (``detector`` fixture).
 """

@@ -122,7 +122,7 @@ def test_pages_are_public_posts_by_the_organisation_so_the_pii_rules_run_on_them
     news = items[f"{SITE}/news/sports-day"]
     assert news.kind == ItemKind.post and news.visibility == Visibility.public
     assert news.text == ("Sports day results\nWell done to Maisie O'Connell in Year 9, who won "
-                         "the 800m!\nCall her mum on 07700 900123 for photos.")
+                         "the 800m!\n\nCall her mum on 07700 900123 for photos.")
     assert "tracking" not in news.text
     resolved = website_index().resolve(news)
     assert resolved.author.role == Role.organisation

@@ -162,8 +162,24 @@ def _check_facts(account: Account, registers: RegisterIndex, settings: AccessAud
                 out.append(Problem(aid, "manager_without_access", 3,
                                    f"{name} is a designated manager but has no admin role on the "
                                    "platform", "give them the admin role on the platform", sid))
-    for setting, required in settings.required_settings.items():
-        if setting in facts.privacy and facts.privacy[setting] != required:
+    platform = f"{account.platform.lower()}."
+    for key, required in settings.required_settings.items():
+        # "mastodon.locked": required on every Mastodon account, so a setting the platform did
+        # not report is unknown, not passed; an unscoped key is checked where it is reported
+        scoped = key.startswith(platform)
+        setting = key.removeprefix(platform) if scoped else key
+        if "." in setting:
+            continue  # scoped to another platform
+        if setting not in facts.privacy or facts.privacy[setting] is None:
+            if scoped:
+                out.append(Problem(aid, "setting_unknown", 3,
+                                   f"{account.platform} did not report {setting}; the policy "
+                                   f"requires {required!r}, so it cannot be confirmed",
+                                   f"check {setting} on the platform by hand (it should be "
+                                   f"{required!r}) and that the connector's token may read it",
+                                   setting))
+            continue
+        if facts.privacy[setting] != required:
             out.append(Problem(aid, "setting", 3,
                                f"{setting} is {facts.privacy[setting]!r}; the policy requires "
                                f"{required!r}", f"set {setting} to {required!r} on the platform",
@@ -171,7 +187,15 @@ def _check_facts(account: Account, registers: RegisterIndex, settings: AccessAud
     for meeting in facts.meetings:
         mid = str(meeting.get("id") or meeting.get("topic") or "a meeting")
         for setting, required in settings.required_settings.items():
-            if setting in meeting and meeting[setting] != required:
+            if "." in setting:
+                continue
+            if meeting.get(setting) is None:
+                out.append(Problem(aid, "video_meeting_security_unknown", 3,
+                                   f"meeting {mid}: the platform did not report {setting}",
+                                   f"check that learner sessions have {setting} = {required!r} "
+                                   "(the policy: video sessions are password-protected)",
+                                   f"{mid}:{setting}"))
+            elif meeting[setting] != required:
                 out.append(Problem(aid, "video_meeting_security", 3,
                                    f"meeting {mid}: {setting} is {meeting[setting]!r}",
                                    f"set {setting} to {required!r} for learner sessions "

@@ -82,7 +82,16 @@ def test_every_recorded_facebook_post_becomes_a_post_item(rel: str) -> None:
         assert item.platform == "facebook" and item.kind is ItemKind.post
         assert item.created_at == graph_time(record["created_time"])
         assert item.created_at.tzinfo is UTC or item.created_at.utcoffset().total_seconds() == 0
-        assert item.text == record.get("message", "")
+        # the message first, then what a reader sees on its attachments, each a labelled part
+        message = record.get("message", "")
+        if item.parts:
+            body = [p for p in item.parts if p.source == "body"]
+            assert item.text[:body[0].end] == message.rstrip() if body else not message
+        else:
+            assert item.text == message
+        for attachment in (record.get("attachments") or {}).get("data", []):
+            if attachment.get("title"):
+                assert attachment["title"] in item.text
         assert item.thread_id == item.id and item.parent_id is None
         # a post id is "{author page}_{post}": without "from" the author is that page
         assert item.author.id == (record.get("from") or {}).get("id", record["id"].split("_")[0])
@@ -609,7 +618,7 @@ def test_a_skipped_comment_is_logged_by_where_and_what_never_by_its_text(
 def test_a_malformed_item_field_is_described_without_its_value() -> None:
     from pydantic import ValidationError
 
-    from connectors.common import describe_error
+    from connectors.base import describe_error
     from connectors.facebook import parse_post
 
     record = {"id": "4_1", "created_time": "2021-07-04T19:50:58+0000",

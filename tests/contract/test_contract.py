@@ -31,6 +31,7 @@ from tests.contract.harness import (
     discover_cases,
     write_config,
 )
+from tests.contract.visible import VISIBLE
 
 CASES = discover_cases()
 POLLING_CHECKS = ("page", "pages", "unauthorised", "rate_limited", "server_error")
@@ -320,3 +321,54 @@ def test_a_redelivery_is_recognised_and_not_processed_twice(
     assert replay_guard.claim(name, first.replay_key) is True
     assert replay_guard.claim(name, again.replay_key) is False
     assert replay_guard.claim(name, other.replay_key) is True
+
+
+# --- what a reader sees, and threads --------------------------------------------------------
+
+
+@pytest.mark.parametrize("connector", sorted(BUILTINS))
+def test_everything_a_reader_sees_reaches_the_text_labelled(connector: str) -> None:
+    """Policy: nothing a reader can see escapes the detectors. Records written in the platform's
+    documented shape (tests/contract/visible.py), with HTML structures a body may hold, are
+    parsed by the connector: every visible phrase must be in the item's text, each part where
+    the item's ``parts`` say it is."""
+    assert connector in VISIBLE, f"add what a reader of {connector} sees to visible.py"
+    for shown in VISIBLE[connector]():
+        item = shown.item
+        assert item is not None, f"{connector}: the record was not read at all"
+        for phrase in shown.phrases:
+            assert phrase in item.text, f"{connector}: {phrase!r} is not in {item.text!r}"
+        labelled = {p.source for p in item.parts}
+        assert set(shown.sources) <= labelled, (connector, shown.sources, labelled)
+        for part in item.parts:
+            assert 0 <= part.start <= part.end <= len(item.text)
+            if part.source != "body":
+                label = f"[{part.source}]\n"
+                assert item.text[part.start - len(label):part.start] == label
+        assert "<p>" not in item.text and "</li>" not in item.text
+
+
+def test_threads_name_the_conversation_root(case: CaseBase, bench: Bench) -> None:
+    """Rules that read a conversation's history see one conversation: every item names its
+    root, a reply the same root as what it replies to, and a root is its own root."""
+    if "page" in case.not_applicable:
+        if case.webhooks is None:
+            pytest.skip(f"{case.id}: {case.not_applicable['page']}")
+        items = [i for d in case.webhooks.deliveries()
+                 for i in bench.deliver(case.webhooks.signer.sign(d.body)).items]
+    else:
+        bench.prepare("page")
+        items = bench.read().items
+    if case.type == "website":
+        assert all(i.thread_id is None for i in items)  # a page is not part of a conversation
+        return
+    by_id = {i.id: i for i in items}
+    assert items
+    for item in items:
+        assert item.thread_id, f"{case.id}: {item.id} names no conversation"
+        parent = by_id.get(item.parent_id or "")
+        if parent is not None:
+            assert item.thread_id == parent.thread_id, (case.id, item.id, parent.id)
+        root = by_id.get(item.thread_id)
+        if root is not None:
+            assert root.thread_id == root.id, (case.id, root.id, root.thread_id)

@@ -84,7 +84,12 @@ def test_the_recorded_thread_view_with_an_image_becomes_a_post_with_its_media():
     assert (post.author.id, post.author.handle, post.author.name) == (
         "did:plc:kvwvcn5iqfooopmyzvb4qzba", "test.marshal.dev", "I love Python 3")
     assert post.created_at == datetime(2023, 9, 28, 12, 49, 36, 735000, tzinfo=UTC)
-    assert post.text == ""
+    # the post has no text of its own; a reader sees the post it quotes, so the detectors do
+    (quoted,) = post.parts
+    assert (quoted.source, quoted.ref) == (
+        "quoted post", "at://did:plc:kvwvcn5iqfooopmyzvb4qzba/app.bsky.feed.post/3kahesw26il2z")
+    assert post.text[quoted.start:quoted.end] == "@test.marshal.dev:\ntest"
+    assert post.quoted_id == quoted.ref  # type: ignore[attr-defined]
     assert [(m.url, m.mime_type) for m in post.media] == [(
         "https://cdn.bsky.app/img/feed_fullsize/plain/did:plc:kvwvcn5iqfooopmyzvb4qzba/"
         "bafkreic3cp5ky525vsukjvrzxsc2h3jka2gud74l2hgeatw2rhj2qycnmq@jpeg", "image/jpeg")]

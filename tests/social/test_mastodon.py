@@ -118,8 +118,22 @@ def test_every_recorded_status_becomes_an_item_true_to_the_payload(
             assert item.visibility == EXPECTED_VISIBILITY[raw["visibility"]]
             assert item.parent_id == raw["in_reply_to_id"]
             assert "<p>" not in item.text and "</" not in item.text
+            # everything a reader sees is in the text, each part where it came from
+            shown = {p.source: item.text[p.start:p.end] for p in item.parts}
             if raw["spoiler_text"]:
-                assert item.text.startswith(raw["spoiler_text"])
+                assert shown["content warning"] == raw["spoiler_text"]
+            for option in (raw.get("poll") or {}).get("options", []):
+                assert option["title"] in shown["poll options"]
+            quoted = (raw.get("quote") or {}).get("quoted_status")
+            if quoted:
+                assert item.quoted_id == quoted["id"]  # type: ignore[attr-defined]
+                assert [p.ref for p in item.parts if p.source == "quoted post"] == [quoted["id"]]
+            if (raw.get("card") or {}).get("title"):
+                assert raw["card"]["title"] in shown["link card"]
+            for attachment in raw["media_attachments"]:
+                if attachment.get("description"):
+                    assert attachment["description"] in item.text
+            assert item.sensitive is raw["sensitive"]  # type: ignore[attr-defined]
             assert [m.url for m in item.media] == [a["url"] for a in raw["media_attachments"]]
             if raw["visibility"] == "direct":
                 assert item.kind == ItemKind.direct_message
@@ -148,7 +162,7 @@ def test_html_is_read_as_the_text_a_person_sees():
     ("", ""),
 ])
 def test_status_html_becomes_plain_text(html: str, text: str):
-    from connectors.social_common import html_to_text
+    from connectors.base import html_to_text
 
     assert html_to_text(html) == text
 
@@ -396,3 +410,67 @@ def test_a_skipped_record_is_reported_by_position_never_by_its_text(
     told = caplog.text + " ".join(result.problems)
     for detail in ("Maisie", "Elm Road", "07700"):
         assert detail not in told
+
+
+def _status(sid: str, created: str, parent: str | None, account: dict[str, Any],
+            text: str) -> dict[str, Any]:
+    return {"id": sid, "created_at": created, "in_reply_to_id": parent, "visibility": "public",
+            "spoiler_text": "", "content": f"<p>{text}</p>", "account": account,
+            "media_attachments": [], "mentions": [], "url": f"{BASE}/@x/{sid}", "edited_at": None}
+
+
+def test_a_conversation_has_one_root_whichever_listing_its_statuses_came_from(
+    router: respx.Router, client: httpx.Client, sleeps: Sleeps,
+):
+    """Threads: the history rules must see one conversation. A reply under a reply gets the
+    conversation's root (not its parent); a status listed both under the account's post and
+    among its mentions keeps that root; the account's own reply to an older conversation gets
+    the root too."""
+    me = next(i for i in cassette("test_conversations.yaml")
+              if i.uri.endswith("verify_credentials")).json()
+    own = {"id": str(me["id"]), "acct": me["acct"]}
+    parent_acct = {"id": "77", "acct": "parent"}
+    root = _status("1000", "2026-08-01T09:00:00.000Z", None, own, "Sports day today")
+    reply = _status("1001", "2026-08-01T09:05:00.000Z", "1000", parent_acct, "Great day")
+    deeper = _status("1002", "2026-08-01T09:10:00.000Z", "1001", parent_acct,
+                     "@brookfield thanks Jayden")
+    older = _status("900", "2026-06-01T09:00:00.000Z", None, parent_acct, "Old question")
+    own_reply = _status("1003", "2026-08-01T09:20:00.000Z", "900", own, "Answered at last")
+    router.get(f"{BASE}/api/v1/accounts/verify_credentials").mock(
+        return_value=httpx.Response(200, json=me))
+    router.get(url__startswith=f"{BASE}/api/v1/accounts/{own['id']}/statuses").mock(
+        return_value=httpx.Response(200, json=[own_reply, root]))
+    router.get(f"{BASE}/api/v1/statuses/1000/context").mock(return_value=httpx.Response(
+        200, json={"ancestors": [], "descendants": [reply, deeper]}))
+    router.get(f"{BASE}/api/v1/statuses/1003/context").mock(return_value=httpx.Response(
+        200, json={"ancestors": [older], "descendants": []}))
+    router.get(url__startswith=f"{BASE}/api/v1/notifications").mock(return_value=httpx.Response(
+        200, json=[{"id": "n1", "type": "mention", "created_at": deeper["created_at"],
+                    "status": deeper},
+                   {"id": "n2", "type": "mention", "created_at": deeper["created_at"],
+                    "status": None}]))
+    router.get(url__startswith=f"{BASE}/api/v1/conversations").mock(
+        return_value=httpx.Response(200, json=[]))
+    result = connector(client, sleeps, clock=datetime(2026, 8, 2, tzinfo=UTC).timestamp(),
+                       replies_lookback_days=14, backfill_days=3650).fetch(None)
+    got = {i.id: i for i in result.items}
+    assert {got[i].thread_id for i in ("1000", "1001", "1002")} == {"1000"}
+    assert got["1003"].thread_id == "900"
+    # the mention notification whose status is gone is reported, not dropped silently
+    (problem,) = result.problems
+    assert "1 mention notification(s) without a status" in problem
+
+
+@pytest.mark.parametrize(("attachment", "mime"), [
+    # an uncached remote file: Mastodon serves it from /media_proxy/<id>/original, kind unknown
+    ({"type": "unknown", "url": f"{BASE}/media_proxy/11/original",
+      "remote_url": "https://remote.example/files/cup.png"}, "image/png"),
+    ({"type": "unknown", "url": f"{BASE}/media_proxy/12/original", "remote_url": None}, None),
+    ({"type": "image", "url": f"{BASE}/media_proxy/13/original"}, "image/*"),
+    ({"type": "video", "url": f"{BASE}/system/cache/a.mp4"}, "video/mp4"),
+])
+def test_a_media_type_is_never_guessed_from_the_wrong_family(attachment: dict[str, Any],
+                                                             mime: str | None):
+    from connectors.mastodon import _media
+
+    assert _media(attachment).mime_type == mime

@@ -159,7 +159,7 @@ def test_account_facts_report_the_business_account(
 
 @pytest.mark.parametrize("value", ["07700 900123 Maisie", "", None, "2026-13-45T99:00:00Z"])
 def test_a_broken_timestamp_is_reported_without_repeating_it(value: Any):
-    from connectors.social_common import to_utc
+    from connectors.base import parse_time as to_utc
 
     with pytest.raises(ValueError) as err:
         to_utc(value)

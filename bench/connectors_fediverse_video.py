@@ -1,4 +1,4 @@
-"""Items per second parsed by the YouTube, Mastodon, Bluesky and TikTok connectors.
+"""YouTube, Mastodon, Bluesky and TikTok connectors: items per second parsed and fetched.
 
 Two measures per connector, side by side in one run:
 
@@ -9,18 +9,13 @@ Two measures per connector, side by side in one run:
 Payloads: the recorded real responses in ../shared/fixtures (YouTube, Mastodon, Bluesky's one
 thread) and the invented documented-shape payloads in tests/data (Bluesky listings, TikTok).
 
-    GOVERNANCE_BOT_SHARED=../shared .venv/bin/python bench/bench_connectors_b.py \
-        --out bench/RESULTS-social-b.md
+    GOVERNANCE_BOT_SHARED=../shared .venv/bin/python bench/run.py connectors_fediverse_video
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import sys
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,63 +24,45 @@ from typing import Any
 import httpx
 import respx
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from connectors.bluesky import (  # noqa: E402
+from bench.harness import REPO, Bench, rate, shared_dir
+from connectors.base import html_to_text
+from connectors.bluesky import (
     BlueskyConnector,
     BlueskySettings,
     post_item,
     thread_items,
 )
-from connectors.mastodon import MastodonConnector, MastodonSettings, status_item  # noqa: E402
-from connectors.social_common import html_to_text  # noqa: E402
-from connectors.tiktok import (  # noqa: E402
+from connectors.mastodon import MastodonConnector, MastodonSettings, status_item
+from connectors.tiktok import (
     TikTokConnector,
     TikTokSettings,
     comment_item,
     video_item,
 )
-from connectors.youtube import (  # noqa: E402
+from connectors.youtube import (
     YouTubeConnector,
     YouTubeSettings,
 )
-from connectors.youtube import (  # noqa: E402
+from connectors.youtube import (
     comment_item as yt_comment,
 )
-from connectors.youtube import (  # noqa: E402
+from connectors.youtube import (
     thread_items as yt_threads,
 )
-from connectors.youtube import (  # noqa: E402
+from connectors.youtube import (
     video_item as yt_video,
 )
-from tests.social.replay import load_cassette  # noqa: E402
+from tests.social.replay import load_cassette
 
 DATA = REPO / "tests" / "data"
 
 
 def shared() -> Path:
-    base = Path(os.environ.get("GOVERNANCE_BOT_SHARED", REPO.parent / "shared"))
-    if not (base / "fixtures").is_dir():
-        sys.exit(f"no fixtures under {base}; set GOVERNANCE_BOT_SHARED")
-    return base / "fixtures"
+    return shared_dir() / "fixtures"
 
 
 def load(path: Path) -> Any:
     return json.loads(path.read_text())
-
-
-def rate(fn: Callable[[], int], min_seconds: float) -> tuple[float, int]:
-    """Items per second of ``fn`` (returns how many items it made), run for min_seconds."""
-    fn()  # warm up
-    count = runs = 0
-    start = time.perf_counter()
-    while True:
-        count += fn()
-        runs += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_seconds:
-            return count / elapsed, runs
 
 
 # -- payloads ---------------------------------------------------------------------------------
@@ -260,11 +237,15 @@ def fetch_bluesky() -> Callable[[], int]:
     return lambda: len(conn.fetch(None).items)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+QUICK = ["--seconds", "0.3"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="time per measure")
-    parser.add_argument("--out", type=Path, help="write the results table (Markdown) here")
-    args = parser.parse_args()
+
+
+def run(bench: Bench, args: argparse.Namespace) -> None:
+    bench.param(seconds=args.seconds)
     fx = shared()
     yt = youtube_payloads(fx)
     statuses = mastodon_statuses(fx)
@@ -306,52 +287,29 @@ def main() -> None:
         measures.append(("html_to_text", "bs4", with_bs4,
                          "the same bodies with BeautifulSoup (html.parser), for comparison"))
     except ImportError:
-        print("beautifulsoup4 not installed (bench extra): no comparison row")
+        bench.note("beautifulsoup4 is not installed (bench extra): no comparison row")
     rows = []
     for name, kind, fn, what in measures:
         per_second, runs = rate(fn, args.seconds)
-        rows.append((name, kind, per_second, runs, what))
-        print(f"{name:9} {kind:6} {per_second:12,.0f} items/s  ({runs} runs; {what})")
-
-    if args.out:
-        lines = [
-            "# Connector parsing speed: YouTube, Mastodon, Bluesky, TikTok",
-            "",
-            f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores "
-            f"({platform.processor() or platform.machine()}), Python "
-            f"{platform.python_version()}, shared with other jobs; all measures in one run, "
-            f"{args.seconds:.0f} s each. Command: "
-            "`GOVERNANCE_BOT_SHARED=../shared .venv/bin/python bench/bench_connectors_b.py "
-            "--out bench/RESULTS-social-b.md`.",
-            "",
-            "`parse`: decoded payloads to items (the connector's own work). `fetch`: a whole "
-            "`fetch()` through httpx with responses from memory (JSON decoding, paging, "
-            "client). Real polling is bound by the platforms' rate limits, not by these numbers.",
-            "",
-            "The `html_to_text` rows compare the HTML-to-text step (Mastodon status bodies) with "
-            "lxml, which the connector uses, and BeautifulSoup, measured side by side.",
-            "",
-            "| connector | measure | items/s | runs | payloads |",
-            "|---|---|---:|---:|---|",
-        ]
-        for name, kind, per_second, runs, what in rows:
-            lines.append(f"| {name} | {kind} | {per_second:,.0f} | {runs} | {what} |")
-        by = {(n, k): r for n, k, r, _, _ in rows}
-        if ("html_to_text", "bs4") in by:
-            ratio = by[("html_to_text", "lxml")] / by[("html_to_text", "bs4")]
-            lines += ["", f"lxml vs BeautifulSoup in this run: {ratio:.1f}x faster."]
-        lines += [
-            "",
-            "Notes: the machine is shared with other jobs, so absolute numbers move between "
-            "runs (up to about 2x); ratios measured in the same run are the fair comparison. "
-            "Bluesky's `fetch` is request-bound (the sample makes one request per item: feed "
-            "pages, one thread per post, notifications). Mastodon's `parse` is dominated by "
-            "turning status HTML into text. Real polling is limited by the platforms' rate "
-            "limits (e.g. Mastodon 300 requests per 5 minutes, YouTube 10,000 quota units a "
-            "day), far below these rates.",
-        ]
-        args.out.write_text("\n".join(lines) + "\n")
-
-
-if __name__ == "__main__":
-    main()
+        rows.append([name, kind, per_second, runs, what])
+    bench.table(
+        f"Items per second, {args.seconds:g} s per measure, all in one run",
+        ["connector", "measure", "items/s", "runs", "payloads"], rows,
+        note="`parse`: decoded payloads to items (the connector's own work). `fetch`: a whole "
+             "`fetch()` through httpx with responses from memory (JSON decoding, paging, "
+             "client). Real polling is bound by the platforms' rate limits, not by these "
+             "numbers. The `html_to_text` rows compare the HTML-to-text step (Mastodon status "
+             "bodies) with lxml, which the connector uses, and BeautifulSoup, side by side.")
+    by = {(n, k): r for n, k, r, _, _ in rows}
+    if ("html_to_text", "bs4") in by:
+        ratio = by[("html_to_text", "lxml")] / by[("html_to_text", "bs4")]
+        bench.note(f"lxml vs BeautifulSoup in this run: {ratio:.1f}x faster.")
+    bench.note(
+        "Bluesky's `fetch` is request-bound (the sample makes one request per item: feed "
+        "pages, one thread per post, notifications). Mastodon's `parse` is dominated by "
+        "turning status HTML into text. Real polling is limited by the platforms' rate "
+        "limits (e.g. Mastodon 300 requests per 5 minutes, YouTube 10,000 quota units a "
+        "day), far below these rates.")
+    bench.target("items/s parsed per social connector from fixtures (issue 4)",
+                 ", ".join(f"{n} {r:,.0f}" for (n, k), r in by.items() if k == "parse")
+                 + " items/s (parse)", None)

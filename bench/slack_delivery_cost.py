@@ -1,4 +1,4 @@
-"""Cost of delivering one flag to Slack: CPU milliseconds and Web API calls per flag.
+"""Slack delivery: CPU milliseconds and Web API calls per flag.
 
 N flags (default 300) raised by the real ``learner_pii`` rule (a learner's full name in a public
 comment; 1,000 learners in the register, so the managers' messages mask them) are delivered by the
@@ -18,7 +18,7 @@ The fake Slack runs in a child process, so the CPU time measured (``time.process
 process, around the drains only) is governance-bot's own side: outbox claims, database reads and
 writes, rendering, masking and the HTTP client. API calls are counted by the fake Slack.
 
-    flock /tmp/bench.lock .venv/bin/python bench/bench_delivery.py [--flags 300] [--label after]
+    .venv/bin/python bench/run.py slack_delivery_cost [--flags 300] [--anchor-refresh-seconds 5]
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ import cProfile
 import csv
 import multiprocessing as mp
 import os
-import platform
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -38,8 +36,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench.harness import REPO as ROOT
+from bench.harness import Bench
 
 EXAMPLE_REGISTERS = ROOT / "examples" / "registers.toml"
 FIRST = ["Ada", "Bea", "Cal", "Dev", "Ela", "Finn", "Gus", "Hana", "Ivo", "Jude", "Kit", "Lila",
@@ -161,25 +159,25 @@ def scenario(mode: str, n: int, learners: int, conn: Connection, base_url: str,
             "posted": len(posted), "posted_twice": twice}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
+QUICK = ["--flags", "60", "--learners", "200"]
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--flags", type=int, default=300)
     ap.add_argument("--learners", type=int, default=1000)
     ap.add_argument("--modes", default="per-flag,backlog")
     ap.add_argument("--repeat", type=int, default=1)
-    ap.add_argument("--label", default=str(ROOT.name))
     ap.add_argument("--profile", type=Path, help="write a cProfile of the drains here")
     ap.add_argument("--anchor-refresh-seconds", type=float, default=0.0,
                     help="as the service does (5); 0: at the end of every batch")
-    args = ap.parse_args()
-    os.environ.setdefault("SLACK_BOT_TOKEN", "xoxb-bench")
-    import governance_bot
 
+
+def run(bench: Bench, args: argparse.Namespace) -> None:
+    os.environ.setdefault("SLACK_BOT_TOKEN", "xoxb-bench")
+    bench.param(flags=args.flags, learners=args.learners, modes=args.modes, repeat=args.repeat,
+                anchor_refresh_seconds=args.anchor_refresh_seconds)
     profile = cProfile.Profile() if args.profile else None
-    print(f"# {args.label} ({Path(governance_bot.__file__).parents[1]}): "
-          f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.machine()}, "
-          f"{os.cpu_count()} cores, {args.flags} flags (half on one thread), "
-          f"{args.learners} learners")
+    rows = []
     for _ in range(args.repeat):
         for mode in args.modes.split(","):
             # a fresh fake Slack (in a process of its own) for every scenario
@@ -193,16 +191,15 @@ def main() -> None:
             finally:
                 parent.send("stop")
                 proc.join(5)
-            mode_name = r["mode"] + (f" (anchor refresh ≤ 1/{args.anchor_refresh_seconds:g} s)"
+            mode_name = r["mode"] + (f" (anchor refresh <= 1/{args.anchor_refresh_seconds:g} s)"
                                      if args.anchor_refresh_seconds else "")
-            print(f"| {args.label} | {mode_name} | {r['flags']} | {r['cpu_ms']:.2f} | "
-                  f"{r['wall_ms']:.2f} | {r['calls']:.2f} | {r['posted']} | "
-                  f"{r['posted_twice']} |  {r['by_method']}", flush=True)
+            rows.append([mode_name, r["flags"], r["cpu_ms"], r["wall_ms"], r["calls"],
+                         r["posted"], r["posted_twice"],
+                         ", ".join(f"{k} {v:.2f}" for k, v in r["by_method"].items())])
             if r["posted_twice"] or r["posted"] != r["flags"]:
                 raise SystemExit("not every flag was posted exactly once")
+    bench.table(f"{args.flags} flags (half on one thread), {args.learners} learners",
+                ["drain", "flags", "CPU ms/flag", "wall ms/flag", "API calls/flag", "posted",
+                 "posted twice", "calls per flag by method"], rows)
     if profile is not None:
         profile.dump_stats(str(args.profile))
-
-
-if __name__ == "__main__":
-    main()

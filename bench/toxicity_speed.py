@@ -7,8 +7,8 @@ cost does not depend on the weight values. The tokenizer is a WordPiece vocabula
 words of the Davidson development slice (whole words, so a tweet tokenises into a few fewer pieces
 than with the real 30,522-entry vocabulary); the texts are the Davidson tweets themselves.
 
-    .venv/bin/python bench/bench_detoxify_speed.py [--texts 256] [--models original,original-small]
-    .venv/bin/python bench/bench_detoxify_speed.py --memory   # peak RSS with every model loaded
+    .venv/bin/python bench/run.py toxicity_speed [--texts 256] [--models original,original-small]
+    .venv/bin/python bench/run.py toxicity_speed --memory   # peak RSS with every model loaded
 
 Each configuration is timed several times (``--repeats``, default 5), alternating torch and ONNX
 so both see the same load from other processes on the machine; reported are the best run and the
@@ -31,12 +31,9 @@ from __future__ import annotations
 import argparse
 import collections
 import csv
-import json
 import os
-import platform
 import re
 import statistics
-import sys
 import tempfile
 import time
 import warnings
@@ -44,17 +41,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.harness import Bench, Skip, shared_dir
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-SHARED = Path(os.environ.get("GOVERNANCE_BOT_SHARED", REPO.parent / "shared"))
-DAVIDSON = SHARED / "datasets" / "davidson" / "labeled_data.dev.csv"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 warnings.filterwarnings("ignore")
 
 
 def tweets() -> list[str]:
-    with DAVIDSON.open(newline="", encoding="utf-8") as fh:
+    davidson = shared_dir() / "datasets" / "davidson" / "labeled_data.dev.csv"
+    if not davidson.is_file():
+        raise Skip(f"{davidson} is missing")
+    with davidson.open(newline="", encoding="utf-8") as fh:
         return [row["tweet"] for row in csv.DictReader(fh)]
 
 
@@ -97,17 +96,6 @@ def write_bundle(folder: Path, model_type: str, texts: Sequence[str]) -> tuple[P
         "state_dict": model.state_dict(),
     }, checkpoint)
     return checkpoint, hf_dir
-
-
-def cpu_model() -> str:
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines()
-                 if line.startswith("model name")), platform.processor())
-    flags = next((line.split(":", 1)[1].split() for line in info.splitlines()
-                  if line.startswith("flags")), [])
-    wanted = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16",
-                          "amx_tile") if f in flags]
-    return f"{name} ({', '.join(wanted)})"
 
 
 def rate(score: Callable[[Sequence[str]], Any], texts: Sequence[str]) -> float:
@@ -335,46 +323,55 @@ def summarise(rates: list[float], stock: list[float]) -> tuple[float, float, flo
             statistics.median(r / s for r, s in zip(rates, stock, strict=True)))
 
 
-def print_model(res: dict[str, Any], n_texts: int, args: argparse.Namespace) -> None:
+MODES = ("batch 32", "batch 1", "one text per call")
+
+
+def model_table(bench: Bench, res: dict[str, Any], n_texts: int, args: argparse.Namespace
+                ) -> None:
     exports = ", ".join(f"{k} {v:.0f} s" for k, v in res["export_seconds"].items())
     loads = res["load_average_1min"]
-    print(f"\n## {res['model']} ({res['architecture']}, {res['parameters_m']:.0f} M parameters; "
-          f"ONNX export: {exports}; {n_texts} texts at batch 32, {args.single} at batch 1 and one "
-          f"per call; best of {args.repeats}, and the median of the {args.repeats} ratios to the "
-          f"stock run just before; 1-min load average {min(loads):.2f}-{max(loads):.2f})")
-    modes = ("batch 32", "batch 1", "one text per call")
-    print("| backend | " + " | ".join(f"{m}: texts/s, x stock (best), x stock (median)"
-                                      for m in modes) + " | parity with torch (16 check texts) |")
-    print("|---|" + "---:|" * len(modes) + "---|")
     stock = res["results"][STOCK]
+    rows = []
     for name, rates in res["results"].items():
         verdict = "(reference)"
         if name in res["parity_ok"]:
             verdict = f"{res['parity_diff'][name]:.1e}" + (
                 ": passes" if res["parity_ok"][name] else ": FAILS the 1e-3 gate")
-        cells = []
-        for mode in modes:
+        cells: list[Any] = [name]
+        for mode in MODES:
             if mode in rates:
                 best, ratio, median = summarise(rates[mode], stock[mode])
                 cells.append(f"{best:.1f}, {ratio:.2f}, {median:.2f}")
             else:
                 cells.append("")
-        print(f"| {name} | " + " | ".join(cells) + f" | {verdict} |")
-    print(f"fused operators (first-token + optimiser): {res['fused_ops']}")
+        rows.append([*cells, verdict])
+    bench.table(
+        f"{res['model']} ({res['architecture']}, {res['parameters_m']:.0f} M parameters; ONNX "
+        f"export: {exports}; {n_texts} texts at batch 32, {args.single} at batch 1 and one per "
+        f"call; best of {args.repeats}, and the median of the {args.repeats} ratios to the stock "
+        f"run just before; 1-min load average {min(loads):.2f}-{max(loads):.2f})",
+        ["backend", *(f"{m}: texts/s, x stock (best), x stock (median)" for m in MODES),
+         "parity with torch (check texts)"], rows,
+        note=f"fused operators (first-token + optimiser): {res['fused_ops']}")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
+QUICK = ["--texts", "64", "--single", "16", "--repeats", "2", "--models", "original-small"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--texts", type=int, default=256, help="texts for the batch-32 runs")
     parser.add_argument("--single", type=int, default=48, help="texts for the batch-1 runs")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--models", default="original,original-small")
     parser.add_argument("--threads", type=int, default=0, help="0: library defaults")
     parser.add_argument("--memory", action="store_true")
-    parser.add_argument("--json", type=Path)
     parser.add_argument("--work", type=Path, help="keep checkpoints and exports here (--memory: "
                         "a second run measures a start-up with the export already made)")
-    args = parser.parse_args()
+
+
+def run(bench: Bench, args: argparse.Namespace) -> None:
+    bench.param(texts=args.texts, single=args.single, repeats=args.repeats, models=args.models,
+                threads=args.threads, memory=args.memory)
     if args.threads:
         import torch
 
@@ -385,29 +382,23 @@ def main() -> int:
         work.mkdir(parents=True, exist_ok=True)
         if args.memory:
             out: Any = memory(work, all_texts)
-            for name, rss, peak in out["steps"]:
-                print(f"| {name} | {rss:.0f} | {peak:.0f} |")
-            print(out["status"])
-        else:
-            texts = all_texts[:: max(1, len(all_texts) // args.texts)][: args.texts]
-            out = {
-                "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-                           f"{platform.python_version()}",
-                "cpu": cpu_model(),
-                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                "models": [],
-            }
-            out["load_average_at_start"] = os.getloadavg()
-            print(f"{out['date']}; {out['machine']}; {out['cpu']}; load average at start "
-                  f"(1, 5, 15 min): {', '.join(f'{x:.2f}' for x in out['load_average_at_start'])}")
-            for model_type in args.models.split(","):
-                res = bench_model(model_type, texts, work, args.repeats, args.single)
-                out["models"].append(res)
-                print_model(res, len(texts), args)
-        if args.json:
-            args.json.write_text(json.dumps(out, indent=1, default=str))
-    return 0
+            bench.table("Resident memory after each step, as the service loads its models",
+                        ["step", "RSS MiB", "peak MiB"], out["steps"], note=out["status"])
+            peak = max(p for _, _, p in out["steps"])
+            bench.target("RSS with all models loaded < 2 GB (issue 6)", f"peak {peak:.0f} MiB",
+                         peak < 2048, value=peak, limit=2048, unit="MiB")
+            return
+        texts = all_texts[:: max(1, len(all_texts) // args.texts)][: args.texts]
+        for model_type in args.models.split(","):
+            res = bench_model(model_type, texts, work, args.repeats, args.single)
+            bench.record(**{model_type: res})
+            model_table(bench, res, len(texts), args)
+            best, ratio, median = summarise(res["results"][FAST]["batch 32"],
+                                            res["results"][STOCK]["batch 32"])
+            bench.target(f"Detoxify {model_type}: the ONNX fast path >= 2x stock at batch 32 "
+                         "(issue 6)", f"{ratio:.2f}x best, {median:.2f}x median of repeats "
+                         f"({best:.0f} texts/s)", ratio >= 2, value=ratio, limit=2, unit="x")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit("run it with: .venv/bin/python bench/run.py toxicity_speed")

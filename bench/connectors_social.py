@@ -1,4 +1,4 @@
-"""Items per second each connector turns recorded platform answers into normalised items.
+"""Facebook, Instagram and X connectors: items per second from recorded platform answers.
 
 Two measures per connector, side by side in one run on one machine:
 
@@ -10,8 +10,7 @@ Add a connector: append a :class:`ParseCase` (and, if it polls over HTTP, a :cla
 to ``PARSE_CASES`` / ``POLL_CASES`` below, or put them in a module ``bench/cases_<name>.py``
 exposing ``PARSE_CASES`` and ``POLL_CASES`` lists; they are picked up automatically.
 
-Run:  GOVERNANCE_BOT_SHARED=../shared .venv/bin/python bench/bench_connectors.py \
-          [--seconds 1.0] [--out bench/RESULTS-social-a.md]
+    GOVERNANCE_BOT_SHARED=../shared .venv/bin/python bench/run.py connectors_social [--seconds 1]
 """
 
 from __future__ import annotations
@@ -21,23 +20,17 @@ import copy
 import gzip
 import importlib.util
 import json
-import os
-import platform
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from connectors.base import Connector  # noqa: E402
-from governance_bot.items import Item  # noqa: E402
+from bench.harness import Bench, shared_dir
+from connectors.base import Connector
+from governance_bot.items import Item
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,14 +46,6 @@ class PollCase:
     # shared dir -> (connector built on the given client, request handler replaying fixtures)
     build: Callable[[Path, httpx.Client], Connector]
     handler: Callable[[Path], Callable[[httpx.Request], httpx.Response]]
-
-
-def shared_dir() -> Path:
-    env = os.environ.get("GOVERNANCE_BOT_SHARED")
-    path = Path(env) if env else REPO.parent / "shared"
-    if not (path / "fixtures").is_dir():
-        sys.exit(f"no fixtures under {path}: set GOVERNANCE_BOT_SHARED")
-    return path
 
 
 def _records(path: Path) -> list[dict[str, Any]]:
@@ -274,7 +259,7 @@ def _rate(fn: Callable[[], int], seconds: float) -> tuple[float, int]:
             return done / elapsed, done
 
 
-def run(seconds: float) -> list[dict[str, Any]]:
+def measure(seconds: float) -> list[dict[str, Any]]:
     shared = shared_dir()
     rows: list[dict[str, Any]] = []
     for case in PARSE_CASES:
@@ -301,62 +286,32 @@ def run(seconds: float) -> list[dict[str, Any]]:
     return rows
 
 
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
+QUICK = ["--seconds", "0.3"]
 
 
-def write_markdown(rows: list[dict[str, Any]], out: Path, seconds: float) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seconds", type=float, default=1.0, help="time per measure")
+
+
+def run(bench: Bench, args: argparse.Namespace) -> None:
+    _discover()
+    bench.param(seconds=args.seconds)
+    rows = measure(args.seconds)
     parse_rates = {r["connector"]: r["items_per_s"] for r in rows if r["measure"] == "parse"}
     slowest = min(parse_rates.values()) if parse_rates else 1.0
-    lines = [
-        "# Connector parsing speed (social-a: Facebook, Instagram, X)",
-        "",
-        f"Machine: {_machine()}, shared with other jobs. Date: "
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Each figure ran for ~{seconds:g} s, all in one "
-        "run, so the ratios compare like with like.",
-        "",
-        "`parse`: the record parser alone over every record of the connector's recorded fixtures."
-        " `poll`: whole `fetch()` calls through httpx with an in-process transport replaying the "
-        "recorded pages (paging, JSON decoding, rate-limit checks, cursors included); one post "
-        "has a two-page comment thread, the others none. A poll makes one request per post for "
-        "its comments, so it is bound by HTTP request handling (httpx builds and parses each "
-        "URL), not by parsing: against the real APIs network latency dominates further.",
-        "",
-        "| connector | measure | records per pass | items/s | ratio to slowest parser |",
-        "|---|---|---:|---:|---:|",
-    ]
-    for r in rows:
-        ratio = f"{r['items_per_s'] / slowest:.1f}x" if r["measure"] == "parse" else ""
-        lines.append(f"| {r['connector']} | {r['measure']} | {r['records']} | "
-                     f"{r['items_per_s']:,.0f} | {ratio} |")
-    lines += [
-        "",
-        "Reproduce: `GOVERNANCE_BOT_SHARED=../shared .venv/bin/python bench/bench_connectors.py`.",
-        "",
-    ]
-    out.write_text("\n".join(lines), encoding="utf-8")
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=1.0)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "RESULTS-social-a.md")
-    args = parser.parse_args()
-    _discover()
-    rows = run(args.seconds)
-    for r in rows:
-        print(f"{r['connector']:>10} {r['measure']:>5} {r['items_per_s']:>12,.0f} items/s")
-    write_markdown(rows, args.out, args.seconds)
-    print(f"written {args.out}")
-
-
-if __name__ == "__main__":
-    main()
+    bench.table(
+        "Items per second, all measures in one run",
+        ["connector", "measure", "records per pass", "items/s", "ratio to slowest parser"],
+        [[r["connector"], r["measure"], r["records"], r["items_per_s"],
+          f"{r['items_per_s'] / slowest:.1f}x" if r["measure"] == "parse" else ""]
+         for r in rows],
+        note="`parse`: the record parser alone over every record of the connector's recorded "
+             "fixtures. `poll`: whole `fetch()` calls through httpx with an in-process transport "
+             "replaying the recorded pages (paging, JSON decoding, rate-limit checks, cursors "
+             "included); one post has a two-page comment thread, the others none. A poll makes "
+             "one request per post for its comments, so it is bound by HTTP request handling "
+             "(httpx builds and parses each URL), not by parsing: against the real APIs network "
+             "latency dominates further.")
+    bench.target("items/s parsed per social connector from fixtures (issue 4)",
+                 ", ".join(f"{k} {v:,.0f}" for k, v in parse_rates.items()) + " items/s (parse)",
+                 None)

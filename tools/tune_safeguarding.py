@@ -1,7 +1,7 @@
 """Tune the safeguarding pack's semantic thresholds, margins and context penalty on dev data.
 
-    .venv/bin/python bench/tune_safeguarding.py [--write] [--heldout] [--errors] [--cv]
-    .venv/bin/python bench/tune_safeguarding.py --unseen FILE
+    .venv/bin/python tools/tune_safeguarding.py [--write] [--heldout] [--errors] [--cv]
+    .venv/bin/python tools/tune_safeguarding.py --unseen FILE
 
 Reads tests/data/safeguarding_dev.jsonl (``{"text", "family"}``, family null for benign) and scores
 every text against each family's exemplars and the pack's benign exemplars with the shipped

@@ -1,12 +1,13 @@
-"""Parse throughput of the messaging connectors, measured side by side in one run.
-
-    .venv/bin/python bench/bench_messaging.py [--n 5000] [--imap] [--out bench/RESULTS-messaging.md]
+"""Messaging connectors (email, Teams, WhatsApp, Zoom, Slack, website): parse throughput.
 
 Each parser turns platform payloads into normalised items (what a poll or a webhook costs in
 CPU, without the network): email (MIME, plain+HTML+attachment), Teams chatMessage (HTML body),
 WhatsApp webhook bodies, Zoom past meetings, Slack messages and website pages. ``--imap`` also
 times a real fetch from a private Dovecot (tests/imap_server.py), where installed.
 The payloads are invented (the example organisation) or the recorded samples in ../shared.
+Measured side by side in one run.
+
+    .venv/bin/python bench/run.py connectors_messaging [--n 5000] [--imap]
 """
 
 from __future__ import annotations
@@ -14,9 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -25,19 +24,17 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from connectors.imap import parse_message  # noqa: E402
-from connectors.slack_workspace import (  # noqa: E402
+from bench.harness import REPO, Bench, Skip
+from connectors.imap import parse_message
+from connectors.slack_workspace import (
     SlackWorkspaceConnector,
     SlackWorkspaceSettings,
 )
-from connectors.teams import parse_chat_message  # noqa: E402
-from connectors.website import WebsiteConnector, WebsiteSettings  # noqa: E402
-from connectors.whatsapp import parse_webhook  # noqa: E402
-from connectors.zoom import meeting_item  # noqa: E402
-from governance_bot.items import Person  # noqa: E402
+from connectors.teams import parse_chat_message
+from connectors.website import WebsiteConnector, WebsiteSettings
+from connectors.whatsapp import parse_webhook
+from connectors.zoom import meeting_item
+from governance_bot.items import Person
 
 
 def email_bytes(n: int) -> bytes:
@@ -125,7 +122,7 @@ def timed(fn: Callable[[], int], repeats: int = 3) -> tuple[float, int]:
     return min(times), produced
 
 
-def run(n: int, with_imap: bool) -> list[tuple[str, int, float, int]]:
+def measure(n: int, with_imap: bool) -> list[tuple[str, int, float, int]]:
     results: list[tuple[str, int, float, int]] = []
     emails = [email_bytes(i) for i in range(n)]
     teams = [teams_message(i) for i in range(n)]
@@ -183,7 +180,7 @@ def imap_fetch(emails: list[bytes]) -> tuple[str, int, float, int]:
 
     binary = imap_server._find_dovecot()
     if binary is None:
-        raise SystemExit("--imap needs Dovecot (apt-get install dovecot-imapd)")
+        raise Skip("--imap needs Dovecot (apt-get install dovecot-imapd)")
     root = Path(tempfile.mkdtemp(prefix="governance-bot-bench-dovecot-"))
     root.chmod(0o755)
     server = imap_server.DovecotServer(binary=binary, root=root, port=imap_server._free_port())
@@ -214,44 +211,28 @@ def imap_fetch(emails: list[bytes]) -> tuple[str, int, float, int]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def render(results: list[tuple[str, int, float, int]], n: int) -> str:
-    baseline = results[0][1] / results[0][2]
-    lines = [
-        "# Messaging connectors: parse throughput",
-        "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()} "
-        f"({os.cpu_count()} cores, shared with other jobs), Python {platform.python_version()}; "
-        f"`bench/bench_messaging.py --n {n}`; best of 3 runs, one process, side by side.",
-        "",
-        "| payload | items | seconds | items/s | vs email |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for label, count, seconds, produced in results:
-        rate = produced / seconds if seconds else float("inf")
-        lines.append(f"| {label} | {produced}/{count} | {seconds:.3f} | {rate:,.0f} | "
-                     f"{rate / baseline:.2f}x |")
-    rates = [r[3] / r[2] for r in results if r[2]]
-    lines += [
-        "",
-        f"Median rate across payload kinds: {statistics.median(rates):,.0f} items/s.",
-        "",
-        "WhatsApp counts items produced: status, call and template updates in the recorded set "
-        "produce none (they are skipped with a log line), so its items/s is per useful item.",
-    ]
-    return "\n".join(lines) + "\n"
+QUICK = ["--n", "500"]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--imap", action="store_true", help="also time a real Dovecot fetch")
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    report = render(run(args.n, args.imap), args.n)
-    print(report)
-    if args.out:
-        args.out.write_text(report, encoding="utf-8")
 
 
-if __name__ == "__main__":
-    main()
+def run(bench: Bench, args: argparse.Namespace) -> None:
+    bench.param(n=args.n, imap=args.imap)
+    results = measure(args.n, args.imap)
+    baseline = results[0][1] / results[0][2]
+    rows = []
+    for label, count, seconds, produced in results:
+        per_s = produced / seconds if seconds else float("inf")
+        rows.append([label, f"{produced}/{count}", seconds, per_s, f"{per_s / baseline:.2f}x"])
+    bench.table("Parse throughput, best of 3 runs, one process, side by side",
+                ["payload", "items", "seconds", "items/s", "vs email"], rows,
+                note="WhatsApp counts items produced: status, call and template updates in the "
+                     "recorded set produce none (they are skipped with a log line), so its "
+                     "items/s is per useful item.")
+    rates = [r[3] / r[2] for r in results if r[2]]
+    bench.target("messaging parse throughput (issue 5)",
+                 ", ".join(f"{r[0].split(' (')[0]} {r[3] / r[2]:,.0f}/s" for r in results
+                           if r[2]) + f"; median {statistics.median(rates):,.0f} items/s", None)

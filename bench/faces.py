@@ -1,6 +1,6 @@
-"""Which face detector the image checks use: OpenCV Haar cascade vs dlib HOG, measured side by side.
+"""Face detectors for the image checks: OpenCV Haar cascade vs dlib HOG, side by side.
 
-    .venv/bin/python bench/bench_faces.py            # needs opencv-python-headless and dlib-bin
+    .venv/bin/python bench/run.py faces       # needs opencv-python-headless and dlib-bin
 
 Data, all shipped with scikit-image (and matplotlib if installed), nothing downloaded:
 * ``skimage.data.lfw_subset()``: 100 real faces and 100 non-face patches from Labeled Faces in the
@@ -10,26 +10,22 @@ Data, all shipped with scikit-image (and matplotlib if installed), nothing downl
   hubble_deep_field, immunohistochemistry (no people).
 
 An image counts as "has a face" when the detector returns at least one box. Prints precision,
-recall and time per image for each detector; the numbers go into bench/RESULTS-safeguarding.md.
+recall and time per image for each detector.
 """
 
 from __future__ import annotations
 
-import platform
-import sys
+import argparse
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from bench.harness import Bench
+from rules.images import HaarFaceDetector, HogFaceDetector
 
-from rules.images import HaarFaceDetector, HogFaceDetector  # noqa: E402
-
+SKIPPED: list[str] = []
 WITH_PEOPLE = ["astronaut", "camera"]
 WITHOUT_PEOPLE = [
     "coffee", "chelsea", "rocket", "coins", "clock", "moon", "page", "text", "brick", "grass",
@@ -54,14 +50,14 @@ def photos() -> list[tuple[str, np.ndarray, bool]]:
         try:
             out.append((name, _rgb(getattr(data, name)()), name in WITH_PEOPLE))
         except Exception as exc:  # a dataset that needs a download: left out, said so
-            print(f"  (skipped {name}: {type(exc).__name__})")
+            SKIPPED.append(f"{name} ({type(exc).__name__})")
     try:
         import matplotlib.cbook
 
         with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as fh:
             out.append(("grace_hopper", np.asarray(Image.open(fh).convert("RGB")), True))
     except Exception as exc:
-        print(f"  (skipped grace_hopper: {type(exc).__name__})")
+        SKIPPED.append(f"grace_hopper ({type(exc).__name__})")
     return out
 
 
@@ -104,7 +100,7 @@ def measure(detect: Callable[[np.ndarray], int], cases: list[tuple[str, np.ndarr
     }
 
 
-def main() -> None:
+def run(bench: Bench, args: argparse.Namespace) -> None:
     detectors: dict[str, Callable[[np.ndarray], int]] = {}
     haar = HaarFaceDetector()
     detectors["opencv Haar cascade (minNeighbors=5)"] = lambda img: len(haar.faces(img))
@@ -114,15 +110,12 @@ def main() -> None:
         hog = HogFaceDetector()
         detectors["dlib HOG (upsample=1)"] = lambda img: len(hog.faces(img))
     except ImportError:
-        print("dlib-bin is not installed: only the Haar cascade is measured")
+        bench.note("dlib-bin is not installed: only the Haar cascade is measured")
     sets = {"LFW faces vs non-faces (200, 100x100)": lfw(), "scikit-image photos": photos()}
-    print(f"# face detectors, {platform.machine()} {platform.processor() or ''}, "
-          f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    summary = []
     for set_name, cases in sets.items():
         n_pos = sum(1 for c in cases if c[2])
-        print(f"\n## {set_name}: {len(cases)} images, {n_pos} with faces")
-        print("| detector | precision | recall | TP | FP | FN | ms/image | false hits | missed |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        rows = []
         for det_name, fn in detectors.items():
             fn(cases[0][1])  # warm up
             m = measure(fn, cases)
@@ -130,9 +123,19 @@ def main() -> None:
             ms = ", ".join(m["misses"][:6]) or "-"  # type: ignore[index]
             if len(m["misses"]) > 6:  # type: ignore[arg-type]
                 ms += " ..."
-            print(f"| {det_name} | {m['precision']:.3f} | {m['recall']:.3f} | {m['tp']} | "
-                  f"{m['fp']} | {m['fn']} | {m['ms_per_image']:.1f} | {fh} | {ms} |")
+            rows.append([det_name, m["precision"], m["recall"], m["tp"], m["fp"], m["fn"],
+                         m["ms_per_image"], fh, ms])
+            if set_name.startswith("LFW"):
+                summary.append(f"{det_name}: precision {m['precision']:.2f}, recall "
+                               f"{m['recall']:.2f}")
+        bench.table(f"{set_name}: {len(cases)} images, {n_pos} with faces",
+                    ["detector", "precision", "recall", "TP", "FP", "FN", "ms/image",
+                     "false hits", "missed"], rows)
+    if SKIPPED:
+        bench.note(f"Left out (they need a download): {', '.join(SKIPPED)}.")
+    bench.target("face detector chosen by measured precision/recall on LFW (issue 6)",
+                 "; ".join(summary), None)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit("run it with: .venv/bin/python bench/run.py faces")

@@ -1,10 +1,10 @@
-"""Load and time-to-alert: sustained ingest and webhook bursts with every detection rule on.
+"""Pipeline load and time-to-alert: sustained ingest and webhook bursts with every rule on.
 
 Run from the repository root::
 
-    .venv/bin/python bench/bench_load.py                 # SQLite scenarios and cost growth
+    .venv/bin/python bench/run.py pipeline_load         # SQLite scenarios and cost growth
     GOVERNANCE_BOT_TEST_PG_URL=postgresql+psycopg://... \\
-        .venv/bin/python bench/bench_load.py             # adds PostgreSQL with two replicas
+        .venv/bin/python bench/run.py pipeline_load     # adds PostgreSQL with two replicas
 
 What is measured (all in one run, so the ratios compare like with like):
 
@@ -42,7 +42,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import random
 import statistics
 import subprocess
@@ -57,10 +56,12 @@ from types import SimpleNamespace
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if __name__ == "__main__":  # a helper process (--replica, --fake-slack, --webhook-client)
+    sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import select  # noqa: E402
 
+from bench.harness import Bench  # noqa: E402
 from governance_bot.storage import models as m  # noqa: E402
 from governance_bot.storage.db import Database  # noqa: E402
 from tests.slack.fake_slack import FakeSlack  # noqa: E402
@@ -293,14 +294,15 @@ class Result:
         s = sorted(values)
         return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
-    def row(self) -> str:
+    def cells(self) -> list[Any]:
         a, q = self.alerts, self.pipeline
-        return (f"| {self.name} | {self.items} | {self.items / self.seconds:.1f} | "
-                f"{self.cpu / self.items * 1000:.1f} | "
+        return [self.name, self.items, self.items / self.seconds, self.cpu / self.items * 1000,
                 f"{self.pct(q, 50) * 1000:.0f} / {self.pct(q, 95) * 1000:.0f} / "
-                f"{self.pct(q, 99) * 1000:.0f} | {len(a)} | "
-                f"{self.pct(a, 50) * 1000:.0f} | {self.pct(a, 95) * 1000:.0f} | "
-                f"{self.pct(a, 99) * 1000:.0f} | {max(a, default=0) * 1000:.0f} |")
+                f"{self.pct(q, 99) * 1000:.0f}", len(a), self.pct(a, 50) * 1000,
+                self.pct(a, 95) * 1000, self.pct(a, 99) * 1000, max(a, default=0) * 1000]
+
+    def row(self) -> str:
+        return "| " + " | ".join(str(c) for c in self.cells()) + " |"
 
 
 def alert_times(url: str, fake: SlackProcess, received: dict[str, float]
@@ -558,8 +560,13 @@ def per_rule(folder: Path, n: int = 40) -> list[tuple[str, float, float]]:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+COLUMNS = ["scenario", "items", "items/s achieved", "CPU ms/item",
+           "pipeline latency ms p50 / p95 / p99", "alerts", "time-to-alert p50 ms", "p95 ms",
+           "p99 ms", "max ms"]
+QUICK = ["--seconds", "5", "--skip-growth"]
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--rate", type=float, default=50.0)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--learners", type=int, default=1000)
@@ -567,44 +574,32 @@ def main() -> None:
     ap.add_argument("--skip-growth", action="store_true")
     ap.add_argument("--per-rule", action="store_true", help="only time each rule alone")
     ap.add_argument("--detoxify", type=Path, help="toxicity by Detoxify 'original' from this "
-                    "folder (original.ckpt + original-hf/, as bench_detoxify_speed.py --work "
-                    "leaves them) instead of the shipped fallback model")
-    ap.add_argument("--replica", nargs=4, help=argparse.SUPPRESS)
-    ap.add_argument("--fake-slack", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--webhook-client", nargs=5, help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.fake_slack:
-        serve_fake_slack()
-        return
-    if args.webhook_client:
-        base, n, total, rate, burst = args.webhook_client
-        webhook_client(base, int(n), int(total), float(rate), int(burst))
-        return
-    global TOXICITY
-    if args.detoxify:
-        TOXICITY = (f'[classifiers.toxicity]\nmodel = "original"\n'
-                    f'checkpoint = "{args.detoxify / "original.ckpt"}"\n'
-                    f'huggingface_config_path = "{args.detoxify / "original-hf"}"\n')
-    if args.replica:
-        cfg, lines, rate, start_at = args.replica
-        out = replica(Path(cfg), Path(lines), float(rate),
-                      None if start_at == "-" else float(start_at))
-        print(json.dumps(out))
-        return
+                    "folder (original.ckpt + original-hf/, as toxicity_speed --work leaves them) "
+                    "instead of the shipped fallback model")
 
-    print(f"# {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}, Python {platform.python_version()}")
+
+def _use_detoxify(folder: Path | None) -> None:
+    global TOXICITY
+    if folder:
+        TOXICITY = (f'[classifiers.toxicity]\nmodel = "original"\n'
+                    f'checkpoint = "{folder / "original.ckpt"}"\n'
+                    f'huggingface_config_path = "{folder / "original-hf"}"\n')
+
+
+def run(bench: Bench, args: argparse.Namespace) -> None:
+    _use_detoxify(args.detoxify)
     from rules.engine import DETECTORS
 
-    print(f"rules on: {', '.join(DETECTORS)}; {args.learners} learners in the register; "
-          f"{args.rate:.0f} items/s for {args.seconds:.0f} s per scenario")
+    bench.param(rate=args.rate, seconds=args.seconds, learners=args.learners,
+                postgresql=bool(args.pg), rules=list(DETECTORS),
+                toxicity="Detoxify original" if args.detoxify else "fallback (alt-profanity-check)")
     results: list[Result] = []
     with TemporaryDirectory(prefix="gb-bench-") as tmp:
         root = Path(tmp)
         if args.per_rule:
-            print("\n| rule | wall ms/item | CPU ms/item |\n|---|---|---|")
-            for rule, wall, cpu in per_rule(root / "rules"):
-                print(f"| {rule} | {wall:.1f} | {cpu:.1f} |")
+            bench.table("Each rule alone on the same items", ["rule", "wall ms/item",
+                                                               "CPU ms/item"],
+                        per_rule(root / "rules"))
             return
         results.append(sustained("jsonl sustained, SQLite, 1 process",
                                  f"sqlite:///{root / 's1' / 'gb.db'}", root / "s1", args.rate,
@@ -632,23 +627,54 @@ def main() -> None:
                     c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
                 admin.dispose()
         else:
-            print("PostgreSQL skipped: set GOVERNANCE_BOT_TEST_PG_URL or --pg")
-        print("\n| scenario | items | items/s achieved | CPU ms/item | pipeline latency ms "
-              "p50 / p95 / p99 | alerts | time-to-alert p50 ms | p95 ms | p99 ms | max ms |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
-        for r in results:
-            print(r.row())
+            bench.note("PostgreSQL skipped: set GOVERNANCE_BOT_TEST_PG_URL or --pg")
+        bench.table(f"Every rule on, {args.rate:.0f} items/s for {args.seconds:.0f} s per "
+                    f"scenario, {args.learners} learners in the register",
+                    COLUMNS, [r.cells() for r in results])
+        worst = max(Result.pct(r.pipeline, 95) for r in results)
+        bench.target(f"pipeline p95 < 1 s at {args.rate:.0f} items/s with models on (issue 8)",
+                     "; ".join(f"{r.name}: p95 {Result.pct(r.pipeline, 95) * 1000:.0f} ms, "
+                               f"{r.items / r.seconds:.1f} items/s" for r in results),
+                     worst < 1.0, value=worst * 1000, limit=1000, unit="ms")
         if args.skip_growth:
             return
-        print("\nCost per item, closed loop (SQLite, console sink), ms mean / p95:")
-        print("\n| learners in register | ms/item mean | ms/item p95 |\n|---|---|---|")
+        rows = []
         for n in (100, 1000, 10000):
             mean, p95 = closed_loop(root / f"g{n}", n, None, 150)
-            print(f"| {n:,} | {mean:.1f} | {p95:.1f} |", flush=True)
-        print("\n| message length (chars) | ms/item mean | ms/item p95 |\n|---|---|---|")
+            rows.append([n, mean, p95])
+        bench.table("Cost per item, closed loop (SQLite, console sink), by learners in the "
+                    "register", ["learners in register", "ms/item mean", "ms/item p95"], rows)
+        rows = []
         for length in (50, 500, 2000, 5000):
             mean, p95 = closed_loop(root / f"l{length}", args.learners, length, 150)
-            print(f"| {length:,} | {mean:.1f} | {p95:.1f} |", flush=True)
+            rows.append([length, mean, p95])
+        bench.table("Cost per item, closed loop, by message length",
+                    ["message length (chars)", "ms/item mean", "ms/item p95"], rows)
+
+
+def main() -> None:
+    """The helper processes the benchmark starts (replicas, the fake Slack, the webhook client)."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_arguments(ap)
+    ap.add_argument("--replica", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--fake-slack", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--webhook-client", nargs=5, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.fake_slack:
+        serve_fake_slack()
+        return
+    if args.webhook_client:
+        base, n, total, rate, burst = args.webhook_client
+        webhook_client(base, int(n), int(total), float(rate), int(burst))
+        return
+    _use_detoxify(args.detoxify)
+    if args.replica:
+        cfg, lines, rate, start_at = args.replica
+        out = replica(Path(cfg), Path(lines), float(rate),
+                      None if start_at == "-" else float(start_at))
+        print(json.dumps(out))
+        return
+    raise SystemExit("run it with: .venv/bin/python bench/run.py pipeline_load")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,4 @@
-"""Benchmark: the staff-conduct rules (out_of_hours, tone) over many items.
-
-    .venv/bin/python bench/bench_conduct.py [--items 100000] [--learners 2000]
+"""Staff-conduct rules (out_of_hours, tone): items per CPU-second on one core.
 
 Builds an invented register (the example organisation's staff plus N learners), a stream of
 items (staff -> learner chat messages at all hours, official posts, public comments, learners'
@@ -8,13 +6,15 @@ messages) and runs each rule alone and both together on one core, printing items
 CPU-second (process time, so other jobs on a shared machine do not count) and the peak RSS.
 Items are resolved against the registers before timing (the pipeline does that once for all
 rules); a separate line times resolution itself.
+
+    .venv/bin/python bench/run.py conduct [--items 100000] [--learners 2000]
 """
 
 from __future__ import annotations
 
 import argparse
 import bisect
-import platform
+import os
 import random
 import resource
 import time
@@ -22,7 +22,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+from bench.harness import Bench
 from governance_bot.config import Config
 from governance_bot.findings import Finding
 from governance_bot.items import Item
@@ -107,7 +109,7 @@ def items(n: int, n_learners: int, rng: random.Random, index: RegisterIndex) -> 
     return out
 
 
-def run(rule_ids: list[str], stream: list[Item], index: RegisterIndex) -> tuple[float, int]:
+def run_rules(rule_ids: list[str], stream: list[Item], index: RegisterIndex) -> tuple[float, int]:
     config = Config()
     detectors = [build_detector(r, config) for r in rule_ids]
     history = IndexedHistory()
@@ -122,11 +124,19 @@ def run(rule_ids: list[str], stream: list[Item], index: RegisterIndex) -> tuple[
     return time.process_time() - t0, found
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
+QUICK = ["--items", "10000", "--learners", "500"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--learners", type=int, default=2_000)
-    args = parser.parse_args()
+    parser.add_argument("--cpu", type=int, default=0, help="pin to this CPU (-1: do not pin)")
+
+
+def run(bench: Bench, args: argparse.Namespace) -> None:
+    if args.cpu >= 0 and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {args.cpu})
+    bench.param(items=args.items, learners=args.learners, cpu=args.cpu, seed=7)
     rng = random.Random(7)
     index = RegisterIndex(registers(args.learners))
     stream = items(args.items, args.learners, rng, index)
@@ -134,16 +144,21 @@ def main() -> None:
     for item in stream[:10_000]:
         index.resolve(item)
     resolve_s = (time.process_time() - t0) * len(stream) / min(len(stream), 10_000)
-    print(f"machine: {platform.machine()} {platform.processor() or ''}, python "
-          f"{platform.python_version()}; {args.items} items, {args.learners} learners")
-    print(f"{'resolve (registers)':24} {args.items / resolve_s:>10,.0f} items/s")
+    rows: list[list[Any]] = [["resolve (registers)", args.items / resolve_s, None, None]]
     for rules in (["out_of_hours"], ["tone"], ["out_of_hours", "tone"]):
-        seconds, found = run(rules, stream, index)
-        print(f"{' + '.join(rules):24} {args.items / seconds:>10,.0f} items/s  "
-              f"({found} findings, {seconds:.2f} s)")
+        seconds, found = run_rules(rules, stream, index)
+        rows.append([" + ".join(rules), args.items / seconds, found, seconds])
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS {peak_mb:.0f} MB")
+    bench.table("Items per CPU-second on one core, side by side in one process",
+                ["what", "items/CPU-s", "findings", "CPU s"], rows,
+                note=f"Peak RSS of the whole run ({args.items:,} resolved items held in "
+                     f"memory): {peak_mb:.0f} MiB.")
+    both = rows[-1][1]
+    bench.target("out_of_hours + tone, items per CPU-second on one core (a share of issue 2's "
+                 ">= 5,000 items/s for learner_pii + out_of_hours + tone)",
+                 f"{both:,.0f} items/CPU-s", None, value=float(both),
+                 unit="items/CPU-s")
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit("run it with: .venv/bin/python bench/run.py conduct")

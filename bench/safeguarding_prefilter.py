@@ -1,6 +1,6 @@
-"""What the safeguarding detector's literal prefilter saves, side by side in one process.
+"""Safeguarding: what the detector's literal prefilter saves, side by side in one process.
 
-    flock /tmp/bench.lock .venv/bin/python bench/bench_safeguarding_prefilter.py \
+    .venv/bin/python bench/run.py safeguarding_prefilter \
         [--base-commit 87355a1] [--rounds 5] [--load-texts 600] [--semantic]
 
 Three detectors built from the same pack, lexicons only (``semantic = false``, no embeddings,
@@ -11,7 +11,7 @@ unless ``--semantic``):
 * ``full scan``: the current code with ``_prefilter = False`` (what the tests compare against);
 * ``prefilter``: the current code as shipped.
 
-Two text sets: the load benchmark's comments (``bench/bench_load.py`` ``text_for``, the lengths
+Two text sets: the load benchmark's comments (``bench/pipeline_load.py`` ``text_for``, the lengths
 it draws: 80-600 characters) and the dev set (``tests/data/safeguarding_dev.jsonl``, 420 short
 sentences, many with cues). Three measures: the lexical pass (``mask_idioms`` + ``lexical_hits``);
 the word lists the semantic path checks per text besides its embedding (``contexts_in`` and each
@@ -26,33 +26,34 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
 import types
 from collections.abc import Callable
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
-
-from bench_load import EXAMPLE_REGISTERS, item_dict  # noqa: E402
-
-from governance_bot.items import Item  # noqa: E402
-from governance_bot.registers import RegisterIndex, read_toml  # noqa: E402
-from rules.base import DetectionContext  # noqa: E402
-from rules.packs import load_pack  # noqa: E402
-from rules.safeguarding import SafeguardingDetector  # noqa: E402
+from bench.harness import REPO, Bench
+from bench.pipeline_load import EXAMPLE_REGISTERS, item_dict
+from governance_bot.items import Item
+from governance_bot.registers import RegisterIndex, read_toml
+from rules.base import DetectionContext
+from rules.packs import load_pack
+from rules.safeguarding import SafeguardingDetector
 
 
 def _base_module(commit: str) -> types.ModuleType:
     source = subprocess.run(["git", "show", f"{commit}:rules/safeguarding.py"], cwd=REPO,
                             check=True, capture_output=True, text=True).stdout
+    # the findings vocabulary has moved from rules.base to governance_bot.findings since: the
+    # old code's imports from rules.base are served by both
+    import governance_bot.findings
+    import rules.base
+
+    then = types.ModuleType("_rules_base_then")
+    then.__dict__.update({**vars(governance_bot.findings), **vars(rules.base)})
+    sys.modules[then.__name__] = then
+    source = source.replace("from rules.base import", f"from {then.__name__} import")
     module = types.ModuleType("_safeguarding_base")
     sys.modules[module.__name__] = module  # dataclasses look their module up
     exec(compile(source, f"{commit}:rules/safeguarding.py", "exec"), module.__dict__)
@@ -83,14 +84,20 @@ def _findings(det: Any, items: list[Item], ctx: DetectionContext) -> list[list[A
             for per in det.detect_batch(items, ctx)]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
+QUICK = ["--rounds", "2", "--load-texts", "200"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-commit", default="87355a1")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--load-texts", type=int, default=600)
     parser.add_argument("--semantic", action="store_true",
                         help="only detect_batch, with the embedding model (models on)")
-    args = parser.parse_args()
+
+
+def run(bench: Bench, args: argparse.Namespace) -> None:
+    bench.param(base_commit=args.base_commit, rounds=args.rounds, load_texts=args.load_texts,
+                semantic=args.semantic)
 
     pack = load_pack("safeguarding")
     pack = {**pack, "settings": {**pack["settings"], "semantic": args.semantic}}
@@ -141,28 +148,24 @@ def main() -> None:
                     lambda det=det, items=items: det.detect_batch(items, ctx),
                     best[s, d, "detect"])
 
-    load = os.getloadavg()
-    print(f"# {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.machine()}, "
-          f"{os.cpu_count()} cores, load average {load[0]:.2f}, Python "
-          f"{platform.python_version()}, best of {args.rounds} rounds, base = "
-          f"{args.base_commit}; results identical in all three")
     if args.semantic:
-        print("| texts | n | mean chars | detector | detect_batch with embeddings, ms/item "
-              "(x base) |")
-        print("|---|---|---|---|---|")
+        columns = ["texts", "n", "mean chars", "detector",
+                   "detect_batch with embeddings, ms/item (x base)"]
     else:
-        print("| texts | n | mean chars | detector | lexical pass ms/text (x base) "
-              "| contexts + semantic_requires ms/text (x base) | detect_batch, no embeddings, "
-              "ms/item (x base) |")
-        print("|---|---|---|---|---|---|---|")
+        columns = ["texts", "n", "mean chars", "detector", "lexical pass ms/text (x base)",
+                   "contexts + semantic_requires ms/text (x base)",
+                   "detect_batch, no embeddings, ms/item (x base)"]
+    rows = []
     for s, (texts, _) in sets.items():
         n = len(texts)
         chars = sum(map(len, texts)) / n
         for d in detectors:
             cells = [f"{1000 * best[s, d, m] / n:.3f} ({best[s, 'base', m] / best[s, d, m]:.1f}x)"
                      for m in measures]
-            print(f"| {s} | {n} | {chars:.0f} | {d} | " + " | ".join(cells) + " |")
+            rows.append([s, n, chars, d, *cells])
+    bench.table(f"Best of {args.rounds} rounds, base = {args.base_commit}; results identical "
+                "in all three", columns, rows)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit("run it with: .venv/bin/python bench/run.py safeguarding_prefilter")

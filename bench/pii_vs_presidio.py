@@ -1,7 +1,7 @@
-"""Side by side: rules.learner_pii vs presidio-analyzer (spaCy en_core_web_sm) on the same texts.
+"""Learner details: rules.learner_pii vs presidio-analyzer (spaCy) on the same texts.
 
     VIRTUAL_ENV=.venv .venv/bin/uv pip install -e ".[bench]"
-    GOVERNANCE_BOT_SHARED=/work/shared .venv/bin/python bench/bench_presidio.py
+    GOVERNANCE_BOT_SHARED=../shared .venv/bin/python bench/run.py pii_vs_presidio
 
 Texts (nothing downloaded):
 * Presidio's synthetic PII sentences (../shared/datasets/presidio/synth_dataset_v2.json): its
@@ -20,26 +20,23 @@ second over the same list of texts for each system, run one after the other in o
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import os
-import platform
 import random
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from pathlib import Path
+from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
-from governance_bot.items import Item, Person, Role  # noqa: E402
-from governance_bot.registers import Learner, RegisterIndex, Registers  # noqa: E402
-from rules.packs import load_pack  # noqa: E402
+from bench.harness import Bench, Skip, shared_dir
+from governance_bot.items import Item, Person, Role
+from governance_bot.registers import Learner, RegisterIndex, Registers
+from rules.packs import load_pack
 
-SHARED = Path(os.environ.get("GOVERNANCE_BOT_SHARED", REPO.parent / "shared"))
 KINDS = ("phone", "email", "postcode", "name")
 PRESIDIO_KIND = {"PHONE_NUMBER": "phone", "EMAIL_ADDRESS": "email", "PERSON": "name"}
 
@@ -51,7 +48,7 @@ Case = dict[str, object]  # {"text": str, "gold": {kind: [span]}}
 
 
 def presidio_cases() -> tuple[list[Case], list[tuple[str, str]]]:
-    rows = json.loads((SHARED / "datasets/presidio/synth_dataset_v2.json").read_text())
+    rows = json.loads((shared_dir() / "datasets/presidio/synth_dataset_v2.json").read_text())
     cases: list[Case] = []
     people: list[tuple[str, str]] = []
     for row in rows:
@@ -100,8 +97,9 @@ def uk_cases(rng: random.Random) -> tuple[list[Case], list[tuple[str, str]]]:
         start = t.index("{x}")
         cases.append({"text": t.format(x=phone), "set": "uk", "format": fmt,
                       "gold": {"phone": [(start, start + len(phone))]}})
-    pc_tests = json.loads((SHARED / "datasets/uk-postcodes/validation.json").read_text())["tests"]
-    ids = list(csv.DictReader((SHARED / "datasets/fake-identities/fake_identities_gb.csv"
+    pc_file = shared_dir() / "datasets/uk-postcodes/validation.json"
+    pc_tests = json.loads(pc_file.read_text())["tests"]
+    ids = list(csv.DictReader((shared_dir() / "datasets/fake-identities/fake_identities_gb.csv"
                                ).open(encoding="utf-8")))
     postcodes = [(t["base"], bool(t["expected"])) for t in pc_tests]
     postcodes += [(r["ZipCode"], True) for r in ids if r.get("ZipCode")]
@@ -185,8 +183,12 @@ def learner_pii_system(registers: RegisterIndex) -> Callable[[str], dict[str, li
 
 
 def presidio_system() -> tuple[Callable[[str], dict[str, list[Span]]], str]:
-    import spacy
-    from presidio_analyzer import AnalyzerEngine
+    try:
+        import spacy
+        from presidio_analyzer import AnalyzerEngine
+    except ImportError as exc:
+        raise Skip(f"the bench extra is not installed ({exc.name}): "
+                   'uv pip install -e ".[bench]"') from None
     from presidio_analyzer.nlp_engine import NlpEngineProvider
 
     model = "en_core_web_sm"
@@ -229,13 +231,13 @@ def score(cases: list[Case], preds: list[dict[str, list[Span]]], kind: str,
     return tp, fp, fn
 
 
-def main() -> None:
+def run(bench: Bench, args: argparse.Namespace) -> None:
     rng = random.Random(20260601)
     p_cases, p_people = presidio_cases()
     u_cases, u_people = uk_cases(rng)
     # single-word PERSON spans are not scored for either system: drop predictions inside them
     single: dict[int, list[Span]] = {}
-    rows = json.loads((SHARED / "datasets/presidio/synth_dataset_v2.json").read_text())
+    rows = json.loads((shared_dir() / "datasets/presidio/synth_dataset_v2.json").read_text())
     for i, row in enumerate(rows):
         single[i] = [(s["start_position"], s["end_position"]) for s in row["spans"]
                      if s["entity_type"] == "PERSON" and len(s["entity_value"].split()) < 2]
@@ -247,26 +249,24 @@ def main() -> None:
     presidio, model = presidio_system()
     systems[f"presidio-analyzer + spaCy {model}"] = presidio
     results = {}
-    for name, run in systems.items():
-        run(texts[0])
+    for name, system in systems.items():
+        system(texts[0])
         start = time.perf_counter()
-        preds = [run(t) for t in texts]
+        preds = [system(t) for t in texts]
         elapsed = time.perf_counter() - start
         for i, sp in single.items():
             preds[i]["name"] = [p for p in preds[i]["name"]
                                 if not any(_overlaps(p, s) for s in sp)]
         results[name] = (preds, elapsed)
-    print(f"# PII side by side: {platform.machine()}, {os.cpu_count()} cores, "
-          f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {len(texts)} texts "
-          f"({len(p_cases)} Presidio synthetic, {len(u_cases)} generated UK); "
-          f"register of {len(registers.learners)} learners")
-    print("\n| system | texts/s |\n|---|---|")
-    for name, (_, elapsed) in results.items():
-        print(f"| {name} | {len(texts) / elapsed:.0f} |")
-    print("\n| texts | entity | system | precision | recall | F1 | TP | FP | FN |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    bench.param(texts=len(texts), presidio_texts=len(p_cases), uk_texts=len(u_cases),
+                learners=len(registers.learners), spacy_model=model)
+    bench.table("Speed on the same texts, one after the other in one process",
+                ["system", "texts/s"],
+                [[name, len(texts) / elapsed] for name, (_, elapsed) in results.items()])
     rows_out = [("uk", "phone"), ("uk", "postcode"), ("uk", "email"), ("uk", "name"),
                 ("presidio", "phone"), ("presidio", "email"), ("presidio", "name")]
+    rows = []
+    recall: dict[tuple[str, str, str], float] = {}
     for subset, kind in rows_out:
         for name, (preds, _) in results.items():
             tp, fp, fn = score(cases, preds, kind, subset)
@@ -274,21 +274,30 @@ def main() -> None:
             rec = tp / (tp + fn) if tp + fn else 0.0
             f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
             label = "generated UK" if subset == "uk" else "Presidio synthetic"
-            print(f"| {label} | {kind} | {name} | {prec:.3f} | {rec:.3f} | {f1:.3f} | "
-                  f"{tp} | {fp} | {fn} |")
+            recall[subset, kind, name] = rec
+            rows.append([label, kind, name, prec, rec, f1, tp, fp, fn])
+    bench.table("Per entity: a gold span is found when a prediction of its kind overlaps it",
+                ["texts", "entity", "system", "precision", "recall", "F1", "TP", "FP", "FN"],
+                rows)
     formats = sorted({str(c["format"]) for c in cases if "format" in c})
-    print("\nUK phone formats found (of 40 each):\n")
-    print("| format | " + " | ".join(results) + " |")
-    print("|---|" + "---|" * len(results))
+    rows = []
     for fmt in formats:
-        found = []
+        found: list[Any] = [fmt]
         for preds, _ in results.values():
-            n = sum(1 for c, p in zip(cases, preds, strict=True) if c.get("format") == fmt
-                    and any(_overlaps(g, q) for g in c["gold"]["phone"]  # type: ignore[index]
-                            for q in p["phone"]))
-            found.append(str(n))
-        print(f"| {fmt} | " + " | ".join(found) + " |")
+            found.append(sum(1 for c, p in zip(cases, preds, strict=True)
+                             if c.get("format") == fmt
+                             and any(_overlaps(g, q) for g in c["gold"]["phone"]  # type: ignore[index]
+                                     for q in p["phone"])))
+        rows.append(found)
+    bench.table("UK phone formats found (of 40 each)", ["format", *results], rows)
+    ours, theirs = list(results)
+    speed = {n: len(texts) / e for n, (_, e) in results.items()}
+    bench.target("learner_pii vs Presidio side by side (issue 6)",
+                 f"{speed[ours]:,.0f} vs {speed[theirs]:,.0f} texts/s; UK phones recall "
+                 f"{recall['uk', 'phone', ours]:.2f} vs {recall['uk', 'phone', theirs]:.2f}, "
+                 f"postcodes {recall['uk', 'postcode', ours]:.2f} vs "
+                 f"{recall['uk', 'postcode', theirs]:.2f}", None)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit("run it with: .venv/bin/python bench/run.py pii_vs_presidio")

@@ -1,6 +1,6 @@
-"""What the safeguarding pack's additions cost per item, measured side by side in one process.
+"""Safeguarding: what the rule pack's additions cost per text, side by side with an older pack.
 
-    .venv/bin/python bench/bench_safeguarding_cost.py [--base-commit 6338fcf] [--rounds 5]
+    .venv/bin/python bench/run.py safeguarding_pack_cost [--base-commit 6338fcf] [--rounds 5]
 
 Runs the current detector code with two packs on the same texts (the dev set and the held-out
 tables, about 800 texts): the pack as it was at ``--base-commit`` (read with ``git show``) and the
@@ -15,17 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 import time
 import tomllib
-from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from rules.packs import load_pack  # noqa: E402
-from rules.safeguarding import SafeguardingDetector  # noqa: E402
+from bench.harness import REPO, Bench
+from rules.packs import load_pack
+from rules.safeguarding import SafeguardingDetector
 
 
 def _texts(det: SafeguardingDetector) -> list[str]:
@@ -41,11 +37,15 @@ def _timed(fn: Any) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
+QUICK = ["--rounds", "2"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-commit", default="6338fcf")
     parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
+
+
+def run(bench: Bench, args: argparse.Namespace) -> None:
     old_text = subprocess.run(
         ["git", "show", f"{args.base_commit}:rules/packs/safeguarding.toml"], cwd=REPO,
         check=True, capture_output=True, text=True).stdout
@@ -55,7 +55,7 @@ def main() -> None:
                for k, p in packs.items()}
     full = {k: SafeguardingDetector.from_pack(p) for k, p in packs.items()}
     texts = _texts(full["current"])
-    full["base"].detect_many(texts[:8])  # warm up torch
+    full["base"].detect_many(texts[:8])  # warm up the model
     best: dict[str, dict[str, float]] = {k: {"lex": 1e9, "full": 1e9} for k in packs}
     for _ in range(args.rounds):
         for k in packs:
@@ -64,13 +64,15 @@ def main() -> None:
             best[k]["full"] = min(best[k]["full"], _timed(
                 lambda k=k: full[k].detect_many(texts)))
     n = len(texts)
-    print(f"{n} texts, best of {args.rounds} rounds, packs: base = {args.base_commit}, current")
-    print(f"{'pack':8} {'cues':>5} {'exemplars':>9} {'lexicons ms/text':>17} "
-          f"{'lexicons+semantic ms/text (batched)':>36}")
-    for k, det in full.items():
-        print(f"{k:8} {len(det.cues):5d} {len(det._exemplars) + len(det._benign):9d} "
-              f"{1000 * best[k]['lex'] / n:17.3f} {1000 * best[k]['full'] / n:36.3f}")
+    bench.param(texts=n, rounds=args.rounds, base_commit=args.base_commit)
+    bench.table(f"{n} texts, best of {args.rounds} rounds; packs: base = {args.base_commit}, "
+                "current",
+                ["pack", "cues", "exemplars", "lexicons ms/text",
+                 "lexicons + semantic ms/text (batched)"],
+                [[k, len(det.cues), len(det._exemplars) + len(det._benign),
+                  1000 * best[k]["lex"] / n, 1000 * best[k]["full"] / n]
+                 for k, det in full.items()])
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit("run it with: .venv/bin/python bench/run.py safeguarding_pack_cost")

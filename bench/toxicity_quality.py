@@ -8,29 +8,21 @@ development data, so choosing a threshold on it is allowed; the held-back data i
 Detoxify's real weights cannot be downloaded here (the GitHub release is unreachable); the script
 tries and reports that. A random-weight model would give meaningless quality, so none is scored.
 
-    .venv/bin/python bench/bench_eval_davidson.py [--json out.json]
+    .venv/bin/python bench/run.py toxicity_quality
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
-import os
-import platform
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-SHARED = Path(os.environ.get("GOVERNANCE_BOT_SHARED", REPO.parent / "shared"))
-DAVIDSON = SHARED / "datasets" / "davidson" / "labeled_data.dev.csv"
-
-from governance_bot.evaluation import LabelledRecord, evaluate  # noqa: E402
-from rules.packs import load_pack  # noqa: E402
-from rules.toxicity import (  # noqa: E402
+from bench.harness import Bench, Skip, shared_dir
+from governance_bot.evaluation import LabelledRecord, evaluate
+from rules.packs import load_pack
+from rules.toxicity import (
     ProfanityFallbackBackend,
     ToxicityDetector,
     ToxicityModelUnavailable,
@@ -41,10 +33,17 @@ from rules.toxicity import (  # noqa: E402
 CLASS_NAMES = {"0": "hate", "1": "offensive", "2": "neither"}
 
 
+def davidson() -> Path:
+    path = shared_dir() / "datasets" / "davidson" / "labeled_data.dev.csv"
+    if not path.is_file():
+        raise Skip(f"{path} is missing")
+    return path
+
+
 def records() -> tuple[list[LabelledRecord], list[str]]:
     out: list[LabelledRecord] = []
     classes: list[str] = []
-    with DAVIDSON.open(newline="", encoding="utf-8") as fh:
+    with davidson().open(newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             cls = CLASS_NAMES[row["class"]]
             classes.append(cls)
@@ -66,17 +65,11 @@ def sweep(recs: list[LabelledRecord], scores: list[float]) -> list[dict[str, flo
     return rows
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
+def run(bench: Bench, args: argparse.Namespace) -> None:
     recs, classes = records()
     pack = ToxicityPack.from_dict(load_pack("toxicity"))
     out: dict[str, Any] = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
-                   f"{platform.python_version()}",
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "data": f"{DAVIDSON.name}: {len(recs)} tweets; hate {classes.count('hate')}, "
+        "data": f"{davidson().name}: {len(recs)} tweets; hate {classes.count('hate')}, "
                 f"offensive {classes.count('offensive')}, neither {classes.count('neither')} "
                 f"(positive = hate or offensive: "
                 f"{sum(1 for r in recs if r.labels) / len(recs):.1%})",
@@ -117,26 +110,26 @@ def main() -> int:
         "curve": curve,
     })
 
-    print(f"# Davidson dev slice ({out['date']}, {out['machine']})")
-    print(out["data"])
-    print(f"Detoxify: {out['detoxify']}")
-    print("\n| backend | AUC | threshold | precision | recall | F1 | best F1 (threshold) "
-          "| AUC hate vs neither |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for b in out["backends"]:
-        print(f"| {b['backend']} | {b['auc']:.3f} | {b['pack_threshold']:.2f} | "
-              f"{b['precision']:.3f} | {b['recall']:.3f} | {b['f1']:.3f} | "
-              f"{b['best_threshold']['f1']:.3f} ({b['best_threshold']['threshold']:.2f}) | "
-              f"{b['hate_vs_neither_auc']:.3f} |")
-    print("\nthreshold sweep (alt-profanity-check):")
-    for row in curve:
-        print(f"  {row['threshold']:.2f}  P {row['precision']:.3f}  R {row['recall']:.3f}  "
-              f"F1 {row['f1']:.3f}")
-    print("\n" + report.render())
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=1))
-    return 0
+    bench.note(out["data"])
+    bench.note(f"Detoxify: {out['detoxify']}")
+    bench.table("ROC AUC and scores at the pack's threshold and the best one on this slice",
+                ["backend", "AUC", "threshold", "precision", "recall", "F1",
+                 "best F1 (threshold)", "AUC hate vs neither", "texts/s"],
+                [[b["backend"], b["auc"], b["pack_threshold"], b["precision"], b["recall"],
+                  b["f1"], f"{b['best_threshold']['f1']:.3f} "
+                  f"({b['best_threshold']['threshold']:.2f})", b["hate_vs_neither_auc"],
+                  b["texts_per_second"]] for b in out["backends"]])
+    bench.table("Threshold sweep (alt-profanity-check)", ["threshold", "precision", "recall",
+                                                          "F1"],
+                [[row["threshold"], row["precision"], row["recall"], row["f1"]]
+                 for row in curve])
+    bench.note("```\n" + report.render().strip() + "\n```")
+    b = out["backends"][0]
+    bench.target("Davidson dev slice: AUC and F1 per toxicity backend available here (issue 6)",
+                 f"{b['backend']}: AUC {b['auc']:.3f}, F1 {b['f1']:.3f} at "
+                 f"{b['pack_threshold']:.2f}; Detoxify's real weights cannot be downloaded here",
+                 None)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit("run it with: .venv/bin/python bench/run.py toxicity_quality")

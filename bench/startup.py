@@ -1,0 +1,171 @@
+"""Start-up: how long each command takes from the shell, this code side by side with a baseline.
+
+Every command runs as an operator runs it (``.venv/bin/governance-bot ...``, a new process each
+time) on a copy of the example organisation (examples/), prepared first with ``registers
+import`` and ``scan --once`` so the audit log, flags and cursors exist and the model cache is
+warm. The baseline is an older commit of this repository (``git archive``, bytecode compiled),
+run with the same virtual environment by putting its tree first on ``PYTHONPATH``; the two take
+turns, command by command, so load on the shared machine falls on both alike. Reported per
+command: best and median wall seconds, CPU seconds (user + system of the child) and peak RSS.
+
+    .venv/bin/python bench/run.py startup [--repeats 5] [--baseline 87312fc] [--baseline none]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench.harness import REPO, Bench, Timing, command_times
+
+# issue 19's targets, seconds (best of the repeats, on this machine)
+TARGETS = {"--help": 0.4, "audit-log verify": 1.0, "doctor": 2.0, "scan --once (nothing new)": 2.0,
+           "classify 1 item (all models)": 3.0}
+QUICK = ["--repeats", "1", "--baseline", "none"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--baseline", default="87312fc",
+                        help="commit to compare with ('none': this code only)")
+    parser.add_argument("--only", help="comma-separated command names (default: all)")
+
+
+def _gb() -> str:
+    return str(Path(sys.executable).with_name("governance-bot"))
+
+
+def _baseline_tree(commit: str, folder: Path) -> Path:
+    """The baseline's source at ``commit`` (no checkout, no change to the repository)."""
+    tree = folder / f"baseline-{commit}"
+    tree.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", "--format=tar", commit, "governance_bot",
+                              "rules", "connectors"], cwd=REPO, check=True,
+                             capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(tree, filter="data")
+    return tree
+
+
+def _compile(*trees: Path) -> None:
+    """Bytecode for the project's own modules, as an installed copy has (bootstrap compiles the
+    dependencies; an editable install's sources are compiled on first import unless
+    PYTHONDONTWRITEBYTECODE is set, as it is on these machines)."""
+    for tree in trees:
+        subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0",
+                        *(str(tree / p) for p in ("governance_bot", "rules", "connectors"))],
+                       check=True)
+
+
+def _prepare(work: Path, env: dict[str, str]) -> Path:
+    """A copy of the example organisation, its registers imported and one scan done."""
+    shutil.copytree(REPO / "examples", work, ignore=shutil.ignore_patterns("*.db*", "reports"))
+    config = work / "config.toml"
+    gb = _gb()
+    help_text = subprocess.run([gb, "--help"], env=env, capture_output=True, text=True).stdout
+    steps = [[gb, "registers", "import", "--config", str(config)]]
+    if " models " in help_text:  # the model fetch step, where this version has it
+        steps.insert(0, [gb, "models", "fetch", "--config", str(config)])
+    steps.append([gb, "scan", "--once", "--config", str(config)])
+    for step in steps:
+        done = subprocess.run(step, env=env, capture_output=True, text=True, cwd=work)
+        if done.returncode not in (0, 4):
+            raise RuntimeError(f"{' '.join(step[1:3])} failed ({done.returncode}):\n"
+                               f"{(done.stdout + done.stderr)[-3000:]}")
+    line = (work / "items" / "brookfield-facebook.jsonl").read_text().splitlines()[0]
+    (work / "one.jsonl").write_text(line + "\n")
+    return config
+
+
+def _commands(config: Path, work: Path) -> dict[str, list[str]]:
+    gb, c = _gb(), str(config)
+    return {
+        "--help": [gb, "--help"],
+        "audit-log verify": [gb, "audit-log", "verify", "--config", c],
+        "doctor": [gb, "doctor", "--config", c],
+        "scan --once (nothing new)": [gb, "scan", "--once", "--config", c],
+        "classify 1 item (all models)": [gb, "classify", "--input", str(work / "one.jsonl"),
+                                         "--output", str(work / "out.jsonl"), "--config", c],
+        "audit": [gb, "audit", "--config", c, "--out", str(work / "audit")],
+        "report governors": [gb, "report", "governors", "--from", "2026-01-01", "--to",
+                             "2026-12-31", "--output", str(work / "governors.html"),
+                             "--config", c],
+    }
+
+
+def _env(pythonpath: Path | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "GOVERNANCE_BOT_CONFIG"}
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
+    else:
+        env.pop("PYTHONPATH", None)
+    return env
+
+
+def run(bench: Bench, args: argparse.Namespace) -> None:
+    baseline = None if args.baseline == "none" else args.baseline
+    bench.param(repeats=args.repeats, baseline=baseline)
+    with tempfile.TemporaryDirectory(prefix="gb-bench-startup-") as tmp:
+        folder = Path(tmp)
+        versions: dict[str, dict[str, str]] = {"this": _env()}
+        trees = [REPO]
+        if baseline:
+            tree = _baseline_tree(baseline, folder)
+            versions[f"baseline {baseline}"] = _env(tree)
+            trees.append(tree)
+        _compile(*trees)
+        commands: dict[str, list[str]] = {}
+        envs: dict[str, dict[str, str]] = {}
+        for version, env in versions.items():
+            work = folder / version.replace(" ", "-")
+            config = _prepare(work, env)
+            for name, argv in _commands(config, work).items():
+                if args.only and name not in args.only.split(","):
+                    continue
+                commands[f"{name} | {version}"] = argv
+                envs[f"{name} | {version}"] = env
+        times: dict[str, Timing] = {}
+        # commands take turns (this, baseline, next command...), one round per repeat
+        for _ in range(args.repeats):
+            for key, argv in commands.items():
+                got = command_times({key: argv}, repeats=1, warmup=0 if key in times else 1,
+                                    env=envs[key], check=False)[key]
+                times.setdefault(key, Timing())
+                times[key].add(got.wall[0], got.cpu[0], got.rss_mib[0])
+    rows: list[list[Any]] = []
+    names = list(dict.fromkeys(k.split(" | ")[0] for k in commands))
+    for name in names:
+        this = times[f"{name} | this"]
+        base = times.get(f"{name} | baseline {baseline}") if baseline else None
+        rows.append([name, this.best, this.median, this.cpu_best, max(this.rss_mib),
+                     base.best if base else None, base.median if base else None,
+                     f"{base.best / this.best:.1f}x" if base else "",
+                     TARGETS.get(name)])
+    bench.table(f"Seconds per command (wall), best and median of {args.repeats}, "
+                + (f"side by side with {baseline}" if baseline else "this code only"),
+                ["command", "best s", "median s", "CPU s", "peak RSS MiB",
+                 "baseline best s", "baseline median s", "baseline / this", "target s"], rows,
+                note="A new process per run, as from the shell; the example organisation "
+                     "prepared first (registers imported, one scan). The model cache is warm "
+                     "(the preparation loads every model once).")
+    bench.record(times={k: t.as_dict() for k, t in times.items()})
+    for name, limit in TARGETS.items():
+        if f"{name} | this" not in times:
+            continue
+        best = times[f"{name} | this"].best
+        bench.target(f"`governance-bot {name}` <= {limit:g} s (issue 19)",
+                     f"{best:.2f} s best, {times[f'{name} | this'].median:.2f} s median",
+                     best <= limit, value=best, limit=limit, unit="s")
+
+
+if __name__ == "__main__":
+    print(json.dumps({"run it with": ".venv/bin/python bench/run.py startup"}))
