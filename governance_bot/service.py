@@ -25,6 +25,7 @@ import itertools
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -273,16 +274,28 @@ class Service:
         if not leases.acquire(self.rt.db, connector.name, self.owner, ttl, datetime.now(UTC)):
             return  # another replica is polling this connector
         beat = leases.Heartbeat(self.rt.db, connector.name, self.owner, ttl)
+        renewed = [time.monotonic()]
 
         def keep_lease(_: int) -> None:
             # if another replica took the lease (this one stalled past it, e.g. the database was
-            # away), stop without saving the cursor
+            # away), stop without saving the cursor: the heartbeat notices between batches, and
+            # each batch checks too once a third of the lease has passed
             if beat.lost.is_set():
                 raise LeaseLost(connector.name)
+            if time.monotonic() - renewed[0] < ttl.total_seconds() / 3:
+                return
+            if not leases.acquire(self.rt.db, connector.name, self.owner, ttl,
+                                  datetime.now(UTC)):
+                raise LeaseLost(connector.name)
+            renewed[0] = time.monotonic()
 
         try:
-            with beat, self._lock:
-                report = self.rt.pipeline.scan(connector, progress=keep_lease)
+            with beat:
+                # the platform calls outside the pipeline's lock: a platform that hangs delays
+                # its own poll only, never the webhook deliveries checked meanwhile
+                result = connector.fetch(self.rt.pipeline.load_cursor(connector.name))
+                with self._lock:
+                    report = self.rt.pipeline.apply_fetch(connector, result, keep_lease)
             for problem in report.problems:
                 log.warning("%s: skipped a record: %s", connector.name, problem)
             log.info("%s: %d items, %d new flags", connector.name, report.items,

@@ -56,22 +56,22 @@ def write_items(path: Path, n: int, start: int = 0, **kw: Any) -> None:
 
 
 def write_config(path: Path, url: str, *, fake: FakeSlack | None = None, port: int = 8080,
-                 connectors: str = "", extra: str = "") -> Path:
+                 connectors: str = "", extra: str = "", lease_seconds: int = 3) -> Path:
     delivery = (f'[delivery]\nsink = "slack"\n[slack]\nenabled = true\napi_url = '
                 f'"{fake.base_url}"\n' if fake is not None else
                 f'[delivery]\nsink = "json"\njson_path = "{path.parent / "flags.jsonl"}"\n')
     path.write_text(
         f'[database]\nurl = "{url}"\n[registers]\nfile = "{REGISTERS}"\n'
         f"[detection]\ndisabled_rules = {json.dumps(ONLY_LEARNER_PII)}\n"
-        f'[service]\nport = {port}\noutbox_interval_seconds = 1\nlease_seconds = 3\n'
+        f'[service]\nport = {port}\noutbox_interval_seconds = 1\nlease_seconds = {lease_seconds}\n'
         f"{delivery}{extra}\n{connectors}"
     )
     return path
 
 
-def jsonl_connector(path: Path, name: str = "facebook-export") -> str:
+def jsonl_connector(path: Path, name: str = "facebook-export", poll: int = 5) -> str:
     return (f'[[connectors]]\nname = "{name}"\ntype = "jsonl"\naccount = "brookfield-facebook"'
-            f'\npath = "{path}"\npoll_interval_seconds = 5\n')
+            f'\npath = "{path}"\npoll_interval_seconds = {poll}\n')
 
 
 def env() -> dict[str, str]:
