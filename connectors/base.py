@@ -342,22 +342,22 @@ def parse_time(value: Any, *, naive: Literal["refuse", "utc"] = "refuse") -> dat
     (ValueError), because reading it in the wrong zone would move a message in or out of working
     hours; a platform that documents its times as UTC says so with ``naive="utc"`` (Bluesky's
     older records). The error never repeats the value (a broken field may hold anything)."""
-    if isinstance(value, datetime):
+    if isinstance(value, str):
+        try:  # Python 3.11 reads Z, +00:00 and +0000 itself: the common case, kept fast
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            text = value.strip()
+            if text.isdigit():
+                return datetime.fromtimestamp(int(text), UTC)
+            try:
+                parsed = datetime.fromisoformat(text)
+            except ValueError:
+                raise ValueError(
+                    f"not an ISO 8601 timestamp ({len(text)} characters)") from None
+    elif isinstance(value, datetime):
         parsed = value
     elif isinstance(value, int | float) and not isinstance(value, bool):
         return datetime.fromtimestamp(float(value), UTC)
-    elif isinstance(value, str) and value.strip():
-        text = value.strip()
-        if text.isdigit():
-            return datetime.fromtimestamp(int(text), UTC)
-        if text[-1] in "Zz":
-            text = text[:-1] + "+00:00"
-        elif len(text) > 5 and text[-5] in "+-" and text[-4:].isdigit() and ":" in text[:-5]:
-            text = f"{text[:-2]}:{text[-2:]}"  # +0000 -> +00:00
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            raise ValueError(f"not an ISO 8601 timestamp ({len(text)} characters)") from None
     else:
         raise ValueError(f"not a timestamp ({type(value).__name__})")
     if parsed.tzinfo is None:

@@ -91,26 +91,27 @@ def _embedded(record: dict[str, Any], view: dict[str, Any] | None
               ) -> tuple[str | None, str, str, str | None]:
     """What a post embeds besides pictures: (quoted post's URI, its text as shown, the link
     card's title and description, the card's URL). The view (``post.embed``) carries the quoted
-    post's text; the record alone only its URI."""
-    embed = _dict(record.get("embed"))
-    quoted = _dict(embed.get("record"))
-    quoted = _dict(quoted.get("record")) or quoted  # recordWithMedia nests it once more
-    quoted_uri = quoted.get("uri") if isinstance(quoted.get("uri"), str) else None
-    shown = _dict(_dict(view).get("record"))
-    shown = _dict(shown.get("record")) or shown
-    quoted_text = ""
-    value = _dict(shown.get("value"))
-    if isinstance(value.get("text"), str):
-        handle = (shown.get("author") or {}).get("handle")
-        quoted_text = "\n".join(t for t in (f"@{handle}:" if handle else "", value["text"]) if t)
-        quoted_uri = quoted_uri or shown.get("uri")
-    external = _dict(embed.get("external")) or _dict(_dict(embed.get("media")).get("external"))
+    post's text; the record alone only its URI. A malformed embed raises (the record is then
+    reported and skipped)."""
+    embed = record.get("embed")
+    if not embed:
+        return None, "", "", None
+    quoted_uri, quoted_text = None, ""
+    quoted = embed.get("record")
+    if quoted:
+        quoted_uri = quoted.get("record", quoted).get("uri")  # recordWithMedia nests it
+        shown = (view or {}).get("record") or {}
+        shown = shown.get("record", shown)
+        text = (shown.get("value") or {}).get("text")
+        if isinstance(text, str):
+            handle = (shown.get("author") or {}).get("handle")
+            quoted_text = f"@{handle}:\n{text}" if handle else text
+            quoted_uri = quoted_uri or shown.get("uri")
+    external = embed.get("external") or (embed.get("media") or {}).get("external")
+    if not external:
+        return quoted_uri, quoted_text, "", None
     card = "\n".join(str(external[k]) for k in ("title", "description") if external.get(k))
     return quoted_uri, quoted_text, card, external.get("uri")
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def post_item(post: dict[str, Any], account: str, *, own_did: str | None = None) -> Item:
@@ -135,19 +136,20 @@ def post_item(post: dict[str, Any], account: str, *, own_did: str | None = None)
         if own_did is not None and author.get("did") == own_did:
             parent = own_did
     created = record.get("createdAt") or post.get("indexedAt")
-    media = _media(record, post.get("embed"), author.get("did") or did)
-    quoted_uri, quoted_text, card, card_url = _embedded(record, post.get("embed"))
+    author_did = author.get("did") or did
+    view = post.get("embed")
+    media = _media(record, view, author_did) if record.get("embed") else []
+    quoted_uri, quoted_text, card, card_url = _embedded(record, view)
     extras: list[tuple[str, str | None, str | None]] = [
-        ("quoted post", quoted_text, quoted_uri),
-        ("link card", card, card_url),
-        *(("alt text", m.alt_text, str(index)) for index, m in enumerate(media)),
-    ]
+        ("quoted post", quoted_text, quoted_uri), ("link card", card, card_url)]
+    if media:
+        extras += [("alt text", m.alt_text, str(i)) for i, m in enumerate(media) if m.alt_text]
     return Item.model_validate({
         "id": uri,
         "platform": PLATFORM,
         "account": account,
         "kind": kind,
-        "author": Person(id=author.get("did") or did, handle=handle,
+        "author": Person(id=author_did, handle=handle,
                          name=author.get("displayName") or None),
         # Bluesky documents its times as UTC; older records were written without the zone
         "created_at": parse_time(created, naive="utc"),
@@ -159,7 +161,6 @@ def post_item(post: dict[str, Any], account: str, *, own_did: str | None = None)
         "url": f"https://bsky.app/profile/{handle or did}/post/{rkey}",
         "raw": post,
         "quoted_id": quoted_uri,
-        "language": (record.get("langs") or [None])[0],
     })
 
 

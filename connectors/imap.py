@@ -47,8 +47,11 @@ from email.message import EmailMessage, MIMEPart
 from email.parser import BytesParser
 from typing import Any, ClassVar, Literal
 
+import lxml.html
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
+from lxml import etree
+from lxml.etree import ParserError
 from pydantic import Field, SecretStr, model_validator
 
 from connectors.base import (
@@ -206,49 +209,82 @@ def _part_text(part: MIMEPart) -> str:
     return content.strip()
 
 
-def _body_text(msg: EmailMessage) -> str:
-    body = msg.get_body(preferencelist=("plain", "html"))
-    return _part_text(body) if body is not None else ""
+_CHARSET = re.compile(r'charset="?([\w.:-]+)', re.IGNORECASE)
 
 
-def _visible_extras(msg: EmailMessage, body: str) -> list[tuple[str, str | None, str | None]]:
-    """What a reader may see besides the plain body: the HTML alternative when it says more
-    than the plain text (most mail programs show the HTML), and text attachments."""
+def _raw_header(part: MIMEPart, name: str) -> str:
+    """A header's raw text, not parsed (the email package parses a header again on every read:
+    most of the time of reading a message)."""
+    for key, value in part.raw_items():
+        if key.lower() == name:
+            return str(value)
+    return ""
+
+
+def _html_alternative(msg: EmailMessage) -> MIMEPart | None:
+    """The first inline text/html part of a multipart message (the HTML alternative)."""
+    for part in msg.walk():
+        kind = _raw_header(part, "content-type").split(";", 1)[0].strip().lower()
+        if kind == "text/html" and not _raw_header(
+                part, "content-disposition").strip().lower().startswith("attachment"):
+            return part
+    return None
+
+
+def _html_beyond(part: MIMEPart, plain: str) -> str:
+    """The HTML alternative's text when it says something the plain text does not ("" when the
+    two say the same, as most mail does: checked first on lxml's own text, which is cheap)."""
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes) or not payload.strip():
+        return ""
+    charset = _CHARSET.search(_raw_header(part, "content-type"))
+    try:
+        html = payload.decode(charset.group(1) if charset else "utf-8", "replace")
+    except LookupError:
+        html = payload.decode("utf-8", "replace")
+    same = "".join(plain.split())
+    try:
+        root = lxml.html.document_fromstring(html)
+        etree.strip_elements(root, "script", "style", "head", "title", with_tail=False)
+        if "".join(root.text_content().split()) == same:
+            return ""
+    except (ParserError, ValueError):
+        pass
+    shown = html_to_text(html)
+    return "" if "".join(shown.split()) == same else shown
+
+
+def _visible(msg: EmailMessage) -> tuple[str, list[tuple[str, str | None, str | None]],
+                                         list[Media]]:
+    """The body a reader sees first (plain, else HTML), what else they may see (the HTML
+    alternative when it says more than the plain text, as most mail programs show the HTML;
+    text attachments up to ``TEXT_ATTACHMENT_BYTES``) and the attachments as media. Each part's
+    type is read once: the email package parses a header again on every read."""
+    body_part = msg.get_body(preferencelist=("plain", "html"))
+    body = _part_text(body_part) if body_part is not None else ""
     extras: list[tuple[str, str | None, str | None]] = []
-    html = msg.get_body(preferencelist=("html",))
-    if html is not None and msg.get_body(preferencelist=("plain", "html")) is not html:
-        shown = _part_text(html)
-        if " ".join(shown.split()) != " ".join(body.split()):
-            extras.append(("email html", shown, None))
-    for part in msg.iter_attachments():
-        if part.get_content_type() not in _TEXT_TYPES:
-            continue
-        payload = part.get_payload(decode=True)
-        size = len(payload) if isinstance(payload, bytes) else 0
-        if size > TEXT_ATTACHMENT_BYTES:
-            continue  # noted on the item (unread_attachments) by _attachments
-        name = part.get_filename() or part.get_content_type()
-        extras.append(("attachment", _part_text(part), name))
-    return extras
-
-
-def _attachments(msg: EmailMessage) -> list[Media]:
+    if body_part is not None and msg.is_multipart() and _raw_header(
+            body_part, "content-type").split(";", 1)[0].strip().lower() in ("text/plain", ""):
+        html = _html_alternative(msg)
+        if html is not None:
+            shown = _html_beyond(html, body)
+            if shown:
+                extras.append(("email html", shown, None))
     media: list[Media] = []
     for part in msg.iter_attachments():
-        if part.get_content_maintype() == "message":
+        kind = part.get_content_type()
+        if kind.startswith("message/"):
             data = part.as_bytes()
         else:
             payload = part.get_payload(decode=True)
             data = payload if isinstance(payload, bytes) else b""
-        media.append(
-            Media.model_validate({
-                "mime_type": part.get_content_type(),
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "size": len(data),
-                "filename": part.get_filename(),
-            })
-        )
-    return media
+        name = part.get_filename()
+        if kind in _TEXT_TYPES and len(data) <= TEXT_ATTACHMENT_BYTES:
+            extras.append(("attachment", _part_text(part), name or kind))
+        media.append(Media.model_validate({
+            "mime_type": kind, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
+            "filename": name}))
+    return body, extras, media
 
 
 def parse_message(
@@ -304,9 +340,8 @@ def parse_message(
         for a in _addresses(msg, header)
     ]
     subject = str(msg.get("Subject") or "").strip()
-    body = _body_text(msg)
+    body, extras, media = _visible(msg)
     text = f"{subject}\n\n{body}" if subject and body else (subject or body)
-    media = _attachments(msg)
     # a text attachment too large to read is not dropped silently: the item says so
     unread = [{"filename": getattr(m, "filename", None),
                "reason": f"a text attachment over {TEXT_ATTACHMENT_BYTES} bytes: not read"}
@@ -321,7 +356,7 @@ def parse_message(
         "recipients": recipients,
         "created_at": created_at,
         "visibility": Visibility.direct if len(recipients) == 1 else Visibility.private,
-        **visible_text(text, _visible_extras(msg, body)),
+        **visible_text(text, extras),
         "media": media,
         "unread_attachments": unread or None,
         "parent_id": parent_id,
@@ -591,6 +626,10 @@ class ImapConnector(Connector):
             if key in seen:
                 continue
             seen.add(key)
+            for unread in getattr(item, "unread_attachments", None) or []:
+                # checked without it: said, never silently (the file name is the sender's)
+                problems.append(f"{self.name}: {folder} uid {uid}: attachment "
+                                f"{unread.get('filename') or '(no name)'}: {unread['reason']}")
             state.seen.append(key)
             new_items.append(item)
         # the same mail filed in two folders (a journal's INBOX and Sent) is one item

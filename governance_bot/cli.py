@@ -15,6 +15,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -503,15 +504,20 @@ def eval_(
     input: Annotated[Path, typer.Option("--input", "-i", help="Labelled records (.jsonl): "
                                         '{"text", "labels": [...]} or items with "labels".')],
     config_path: ConfigOpt = Path("config.toml"),
+    rules: Annotated[list[str] | None, typer.Option(
+        "--rule", help="Run only this rule (repeat for several), e.g. --rule safeguarding.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
 ) -> None:
-    """Precision, recall and F1 per category (and the confusion) of the configured rules on
-    labelled examples."""
+    """Precision, recall, F1 and false-alarm rate per category and safeguarding family (and the
+    confusion) of the configured rules on labelled examples, such as the shared development
+    sets (../shared/datasets/safeguarding-dev/*.jsonl)."""
     from governance_bot.evaluation import run_eval
 
     _read_items_or_exit(input)
     config = _load(config_path)
     try:
-        report = run_eval(config, input)
+        report = run_eval(config, input, rules=rules, as_json=as_json)
     except DetectorUnavailable as exc:
         err.print(f"[red]a detector cannot start: {exc}[/red]", soft_wrap=True)
         raise typer.Exit(EXIT_CONFIG) from None
@@ -519,20 +525,62 @@ def eval_(
 
 
 # --- flags ------------------------------------------------------------------------------------
+FLAG_STATUSES = ("open", "acknowledged", "actioned", "dismissed", "escalated", "closed")
+ROUTES = ("dsl", "account_managers", "digest", "record_only", "case_manager", "case_digest")
+
+
+def _day(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        err.print(f"[red]{option} {value!r}: use a date like 2026-11-20[/red]")
+        raise typer.Exit(EXIT_CONFIG) from None
+
+
+def _wide() -> Console:
+    """Where the output is not a terminal (a file, a pipe), tables are never cut to 80
+    columns: each line is as long as its content."""
+    return out if out.is_terminal else Console(highlight=False, width=100_000)
+
+
 @flags_app.command("list")
 def flags_list(
     config_path: ConfigOpt = Path("config.toml"),
-    status: Annotated[str | None, typer.Option(help="open, acknowledged, actioned, ...")] = None,
+    status: Annotated[str | None, typer.Option(
+        help=f"One of: {', '.join(FLAG_STATUSES)}.")] = None,
+    severity: Annotated[int | None, typer.Option(min=1, max=5, help="Only this severity (1-5)."
+                                                 )] = None,
+    min_severity: Annotated[int | None, typer.Option(
+        "--min-severity", min=1, max=5, help="Only this severity or higher.")] = None,
+    route: Annotated[str | None, typer.Option(help=f"One of: {', '.join(ROUTES)}.")] = None,
+    account: Annotated[str | None, typer.Option(help="Only this account (its account_id).")
+                       ] = None,
+    since: Annotated[str | None, typer.Option("--from", help="Flagged on or after this day "
+                                              "(YYYY-MM-DD).")] = None,
+    until: Annotated[str | None, typer.Option("--to", help="Flagged on or before this day "
+                                              "(YYYY-MM-DD).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 200,
 ) -> None:
     """List flags, newest first."""
+    from datetime import UTC, datetime, time
+
     from sqlalchemy import select
 
+    from governance_bot.labels import category_name
     from governance_bot.storage import models as m
     from governance_bot.storage.crypto import KeyError_
     from governance_bot.storage.db import Database
 
+    if status is not None and status not in FLAG_STATUSES:
+        err.print(f"[red]--status {status!r}: use one of {', '.join(FLAG_STATUSES)}[/red]")
+        raise typer.Exit(EXIT_CONFIG)
+    if route is not None and route not in ROUTES:
+        err.print(f"[red]--route {route!r}: use one of {', '.join(ROUTES)}[/red]")
+        raise typer.Exit(EXIT_CONFIG)
+    first, last = _day(since, "--from"), _day(until, "--to")
     config = _load(config_path)
     db = Database(config.database_url)
     try:
@@ -546,10 +594,25 @@ def flags_list(
         query = select(m.Flag, m.ItemRecord).join(m.ItemRecord, m.ItemRecord.id == m.Flag.item_id)
         if status:
             query = query.where(m.Flag.status == status)
+        if severity:
+            query = query.where(m.Flag.severity == severity)
+        if min_severity:
+            query = query.where(m.Flag.severity >= min_severity)
+        if route:
+            query = query.where(m.Flag.route == route)
+        if account:
+            query = query.where(m.Flag.account == account)
+        if first:
+            query = query.where(m.Flag.created_at >= datetime.combine(first, time.min, UTC))
+        if last:
+            query = query.where(m.Flag.created_at <= datetime.combine(last, time.max, UTC))
         rows = session.execute(query.order_by(m.Flag.id.desc()).limit(limit)).all()
         findings: dict[int, list[str]] = {}
-        for f in session.execute(select(m.Finding)).scalars():
-            findings.setdefault(f.flag_id, []).append(f.rule_id)
+        ids = [flag.id for flag, _ in rows]
+        if ids:
+            for f in session.execute(select(m.Finding).where(m.Finding.flag_id.in_(ids))
+                                     ).scalars():
+                findings.setdefault(f.flag_id, []).append(f.rule_id)
     if as_json:
         for flag, record in rows:
             print(json.dumps({
@@ -557,16 +620,64 @@ def flags_list(
                 "category": flag.category, "route": flag.route, "account": flag.account,
                 "item": record.key, "rules": sorted(set(findings.get(flag.id, []))),
                 "created_at": flag.created_at.isoformat(),
+                "posted_at": flag.item_created_at.isoformat(),
             }))
     else:
-        table = Table("#", "sev", "category", "route", "status", "account", "item", "rules")
+        table = Table("#", "sev", "concern", "route", "status", "account", "item", "flagged",
+                      "rules")
         for flag, record in rows:
-            table.add_row(str(flag.id), str(flag.severity), flag.category, flag.route,
-                          flag.status, flag.account, record.kind,
+            table.add_row(str(flag.id), str(flag.severity), category_name(flag.category),
+                          flag.route, flag.status, flag.account, record.kind,
+                          f"{flag.created_at:%Y-%m-%d %H:%M}",
                           ", ".join(sorted(set(findings.get(flag.id, [])))))
-        out.print(table)
-        out.print(f"{len(rows)} flag(s)")
+        console = _wide()
+        console.print(table)
+        console.print(f"{len(rows)} flag(s)")
     db.dispose()
+
+
+@flags_app.command("show")
+def flags_show(
+    flag_id: Annotated[int, typer.Argument(help="The flag (see `flags list`).")],
+    config_path: ConfigOpt = Path("config.toml"),
+    as_json: Annotated[bool, typer.Option("--json", help="The whole case as JSON.")] = False,
+    by: Annotated[str | None, typer.Option("--by", help="Who is looking (for the audit log; "
+                                           "default: the login name).")] = None,
+) -> None:
+    """What the console's case page shows: the item, its thread, versions, findings, who was
+    told, decisions, notes, the learner's register details and chronology, the audit trail.
+    The command line is the operator's: it shows everything, and the look is audited."""
+    from governance_bot.console.cases import full_access, load_case
+    from governance_bot.register_store import load_registers
+    from governance_bot.registers import RegisterIndex
+    from governance_bot.storage import auditlog
+    from governance_bot.storage.db import Database
+
+    config = _load(config_path)
+    db = Database(config.database_url)
+    try:
+        db.ensure_schema(create_if_empty=False)
+        with db.session() as session:
+            registers = RegisterIndex(load_registers(session))
+            case = load_case(session, flag_id, config=config, registers=registers,
+                             access=full_access)
+            if case is not None:
+                auditlog.append(session, by or _actor_default(), "cli.flags_show",
+                                f"flag:{flag_id}", {"json": as_json})
+    except SchemaOutdated as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(EXIT_SCHEMA) from None
+    finally:
+        db.dispose()
+    if case is None:
+        err.print(f"[red]there is no flag {flag_id} (see `governance-bot flags list`)[/red]")
+        raise typer.Exit(EXIT_CONFIG)
+    if as_json:
+        print(json.dumps(case.as_dict(), indent=2, ensure_ascii=False))
+        return
+    from governance_bot.console.export import case_text
+
+    _wide().print(case_text(case, config), markup=False, highlight=False, soft_wrap=True)
 
 
 # --- audit log --------------------------------------------------------------------------------

@@ -259,6 +259,63 @@ class ServiceSettings(_Section):
         return value
 
 
+OIDC_PRESETS = {
+    # provider -> issuer (Entra ID's names the tenant: {tenant} is filled from [console.oidc])
+    "slack": "https://slack.com",
+    "google": "https://accounts.google.com",
+    "entra": "https://login.microsoftonline.com/{tenant}/v2.0",
+}
+
+
+class OidcSettings(_Section):
+    """Sign-in to the console through the organisation's identity provider (docs/console.md).
+    No local passwords: the provider says who the person is; the staff register says what they
+    may see."""
+
+    provider: Literal["slack", "entra", "google", "issuer"] = Field(
+        default="issuer", description="a documented preset, or any OpenID Connect issuer by URL")
+    issuer: str | None = Field(default=None, description="the issuer URL (provider = issuer)")
+    tenant: str | None = Field(default=None, description="Entra ID: the directory (tenant) id")
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    scopes: str = "openid email profile"
+
+    def issuer_url(self) -> str | None:
+        if self.provider == "issuer":
+            return self.issuer.rstrip("/") if self.issuer else None
+        if self.provider == "entra":
+            return OIDC_PRESETS["entra"].format(tenant=self.tenant) if self.tenant else None
+        return OIDC_PRESETS[self.provider]
+
+
+class ConsoleSettings(_Section):
+    """The case console served by `governance-bot run` (docs/console.md)."""
+
+    enabled: bool = True
+    oidc: OidcSettings = Field(default_factory=OidcSettings)
+    session_secret: SecretStr | None = Field(
+        default=None, description="signs the console's cookies; from the environment (without "
+        "it, each start makes a new one and everyone signs in again)")
+    idle_timeout_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    absolute_timeout_hours: int = Field(default=10, ge=1, le=7 * 24)
+    dev_login: bool = Field(
+        default=False, description="development sign-in for the bundled example only: refused "
+        "unless the service is bound to a loopback address")
+    administrators: list[str] = Field(
+        default_factory=list, description="staff_ids of the IT administrators (system health, "
+        "connectors and the audit log; never case content)")
+
+    @field_validator("oidc")
+    @classmethod
+    def _oidc(cls, value: OidcSettings) -> OidcSettings:
+        if value.provider == "issuer" and value.issuer and not re.match(
+                r"^https?://[^/\s]+", value.issuer):
+            raise ValueError(f"issuer {value.issuer!r}: give the issuer's URL (https://...)")
+        if value.provider == "entra" and value.client_id and not value.tenant:
+            raise ValueError("provider = \"entra\" needs tenant = \"<directory id>\"")
+        return value
+
+
 class SecuritySettings(_Section):
     """Encryption at rest (docs/security.md)."""
 
@@ -407,6 +464,7 @@ class Config(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     classifiers: ClassifiersSettings = Field(default_factory=ClassifiersSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     connectors: list[ConnectorEntry] = Field(default_factory=list)
 
     # where the file was; not a setting
@@ -865,6 +923,7 @@ def load_config(path: Path | str | None, env: dict[str, str] | None = None) -> C
     problems.extend(_check_paths(config, sources))
     problems.extend(_check_rules(config, sources))
     problems.extend(_check_connectors(config, merged, raw, where, secret_paths))
+    problems.extend(_check_console(config, sources))
     if problems:
         raise ConfigError(problems)
     return config
@@ -979,6 +1038,25 @@ def _check_rules(config: Config, sources: _Sources) -> list[str]:
     return [f"{name}: unknown rule{'s' if len(unknown) > 1 else ''} "
             f"{', '.join(repr(u) for u in unknown)}. Fix: {hint}use rule ids from: "
             f"{', '.join(DETECTORS)}."]
+
+
+def _check_console(config: Config, sources: _Sources) -> list[str]:
+    """The console's development sign-in lets anyone pick a member of staff: it is for the
+    bundled example on one's own machine, never for a service others can reach."""
+    import ipaddress
+
+    host = config.service.host
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        loopback = False
+    if config.console.dev_login and not loopback:
+        return [f"{sources.name('console.dev_login')}: refused because the service is bound to "
+                f"{host}, "
+                "not a loopback address. Fix: set dev_login = false (sign in through "
+                "[console.oidc]), or bind [service] host = \"127.0.0.1\" on a development "
+                "machine."]
+    return []
 
 
 def _get(data: dict[str, Any], dotted: str) -> Any:

@@ -1,11 +1,21 @@
-"""Evaluation against labelled examples: precision, recall and F1 per category, the confusion
-between labelled and predicted categories, and ROC AUC where a classifier gives scores.
+"""Evaluation against labelled examples: precision, recall, F1 and false-alarm rate per category
+and per safeguarding family, the confusion between labelled and predicted names, and ROC AUC where
+a classifier gives scores.
 
 Input (``governance-bot eval --input LABELLED.jsonl``): one JSON object per line, either
 ``{"text": "...", "labels": ["toxicity"]}`` or a normalised item (docs/item.schema.json) with an
-extra ``"labels"`` field. Labels are category names (``governance_bot.findings.Category``); an
-empty list means "nothing should be flagged". A bad line is reported with its number and
-skipped; the rest is evaluated.
+extra ``"labels"`` field. Labels are category names (``governance_bot.findings.Category``),
+safeguarding family names (``self_harm``, ``grooming``... from the safeguarding pack; a
+``"family": "self_harm"`` key is the same as one label), or the family names of the shared
+development sets (``suicide_selfharm``, ``cyberbullying``, ``threats_extremism``: see
+:data:`DATASET_LABELS` for what counts as finding them); an empty list means "nothing should be
+flagged". Other keys of the shared datasets' rows (``id``, ``source``, ``orig_label``...) are
+ignored. A bad line is reported with its number and skipped; the rest is evaluated.
+
+What a record is predicted to be: the categories of its findings and, for safeguarding findings,
+their family. The false-alarm rate of a name is the share of records not labelled with it that
+were predicted to be it; ``(any finding)`` is the share of records labelled with nothing that got
+any finding at all.
 """
 
 from __future__ import annotations
@@ -36,11 +46,25 @@ __all__ = [
     "EvaluationReport",
     "LabelledRecord",
     "evaluate",
+    "label_names",
+    "predicted_names",
     "read_labelled",
     "run_eval",
 ]
 
 NONE = "(none)"
+ANY = "(any finding)"
+# the families of the shared development sets (../shared/datasets/safeguarding-dev/SOURCE.md) and
+# which predicted names count as finding them: abuse typed at someone (ConvAbuse) is found as
+# bullying, a threat, sexual harassment, hate or a toxic comment; hate speech (Stormfront) as hate,
+# extremism or an identity attack
+DATASET_LABELS: dict[str, frozenset[str]] = {
+    "suicide_selfharm": frozenset({"self_harm"}),
+    "cyberbullying": frozenset({"bullying", "threats", "sexual", "hate", "toxicity"}),
+    "threats_extremism": frozenset({"hate", "extremism", "threats"}),
+}
+# keys of the shared datasets' rows that say where a row came from, not what it is
+_DATASET_KEYS = {"id", "source", "orig_label", "context_prev_agent", "family"}
 # texts -> one {category: score in 0..1} per text (a score-based classifier, for AUC)
 CategoryScorer = Callable[[Sequence[str]], Sequence[dict[str, float]]]
 _CATEGORIES = {c.value for c in Category}
@@ -58,19 +82,40 @@ def _problem(where: str, message: str) -> str:
     return f"{where}: {message}"
 
 
-def parse_record(data: Any, where: str) -> LabelledRecord:
-    """One labelled record from a decoded JSON object; ``ValueError`` names what is wrong."""
+def label_names(families: Iterable[str] = ()) -> frozenset[str]:
+    """The labels a record may carry: categories, the given safeguarding families and the shared
+    datasets' family names."""
+    return frozenset(_CATEGORIES | set(families) | set(DATASET_LABELS))
+
+
+def _shipped_families() -> frozenset[str]:
+    from rules.packs import load_pack
+
+    try:
+        return frozenset(load_pack("safeguarding").get("families", {}))
+    except (FileNotFoundError, ValueError):
+        return frozenset()
+
+
+def parse_record(data: Any, where: str,
+                 vocabulary: frozenset[str] | None = None) -> LabelledRecord:
+    """One labelled record from a decoded JSON object; ``ValueError`` names what is wrong.
+    ``vocabulary``: the labels allowed (default: categories, the shipped safeguarding families
+    and the shared datasets' names)."""
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
+    if "labels" not in data and isinstance(data.get("family"), str):
+        data = {**data, "labels": [data["family"]]}
     labels = data.get("labels")
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
-        raise ValueError('"labels" must be a list of category names (may be empty)')
-    unknown = sorted(set(labels) - _CATEGORIES)
+        raise ValueError('"labels" must be a list of category or family names (may be empty)')
+    allowed = vocabulary if vocabulary is not None else label_names(_shipped_families())
+    unknown = sorted(set(labels) - allowed)
     if unknown:
-        raise ValueError(f"unknown label(s) {', '.join(unknown)}; use category names: "
-                         f"{', '.join(sorted(_CATEGORIES))}")
+        raise ValueError(f"unknown label(s) {', '.join(unknown)}; use category or family "
+                         f"names: {', '.join(sorted(allowed))}")
     rest = {k: v for k, v in data.items() if k != "labels"}
-    if set(rest) <= {"text", "id"}:
+    if set(rest) <= {"text"} | _DATASET_KEYS:
         text = rest.get("text")
         if not isinstance(text, str):
             raise ValueError('"text" must be a string')
@@ -84,17 +129,20 @@ def parse_record(data: Any, where: str) -> LabelledRecord:
     return LabelledRecord(item.text, frozenset(labels), item, where)
 
 
-def read_labelled(path: Path) -> tuple[list[LabelledRecord], list[str]]:
+def read_labelled(path: Path, vocabulary: frozenset[str] | None = None
+                  ) -> tuple[list[LabelledRecord], list[str]]:
     """(records, problems): every line that parses, and one message per line that does not."""
     records: list[LabelledRecord] = []
     problems: list[str] = []
+    if vocabulary is None:
+        vocabulary = label_names(_shipped_families())
     with path.open(encoding="utf-8") as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
             where = f"{path}:{number}"
             try:
-                records.append(parse_record(json.loads(line), where))
+                records.append(parse_record(json.loads(line), where, vocabulary))
             except json.JSONDecodeError as exc:
                 problems.append(_problem(where, f"not valid JSON ({exc.msg})"))
             except ValueError as exc:
@@ -128,10 +176,16 @@ class CategoryScores:
         p, r = self.precision, self.recall
         return 2 * p * r / (p + r) if p + r else 0.0
 
+    @property
+    def false_alarm_rate(self) -> float:
+        """Of the records not labelled with this name, the share predicted to be it."""
+        return self.fp / (self.fp + self.tn) if self.fp + self.tn else 0.0
+
     def to_dict(self) -> dict[str, Any]:
         return {"category": self.category, "tp": self.tp, "fp": self.fp, "fn": self.fn,
                 "tn": self.tn, "precision": self.precision, "recall": self.recall,
-                "f1": self.f1, "support": self.support, "auc": self.auc}
+                "f1": self.f1, "false_alarm_rate": self.false_alarm_rate,
+                "support": self.support, "auc": self.auc}
 
 
 @dataclass(slots=True)
@@ -167,11 +221,13 @@ class EvaluationReport:
         buffer = io.StringIO()
         console = Console(file=buffer, width=width, force_terminal=False, color_system=None)
         table = Table(title=f"Detection quality on {self.records} labelled records")
-        for col in ("category", "support", "TP", "FP", "FN", "precision", "recall", "F1", "AUC"):
-            table.add_column(col, justify="left" if col == "category" else "right")
+        for col in ("category / family", "support", "TP", "FP", "FN", "precision", "recall",
+                    "F1", "false alarms", "AUC"):
+            table.add_column(col, justify="left" if col == "category / family" else "right")
         for c in self.categories:
             table.add_row(c.category, str(c.support), str(c.tp), str(c.fp), str(c.fn),
                           f"{c.precision:.3f}", f"{c.recall:.3f}", f"{c.f1:.3f}",
+                          f"{c.false_alarm_rate:.3f}",
                           "-" if c.auc is None else f"{c.auc:.3f}")
         console.print(table)
         predicted = sorted({b for _, b in self.confusion}, key=lambda x: (x == NONE, x))
@@ -254,7 +310,7 @@ def evaluate(
         items = [_item_for(r, i) for i, r in enumerate(records)]
         for chunk in _chunks(items, batch_size):
             for findings in engine.detect_many(chunk, ctx):
-                predicted.append({f.category.value for f in findings})
+                predicted.append(predicted_names(findings))
     scores: list[dict[str, float]] = []
     if scorer is not None:
         texts = [r.text for r in records]
@@ -271,8 +327,9 @@ def evaluate(
     results: list[CategoryScores] = []
     for name in sorted(names):
         cs = CategoryScores(name)
+        counts_as = DATASET_LABELS.get(name, frozenset({name}))
         for r, p in zip(records, predicted, strict=True):
-            actual, guess = name in r.labels, name in p
+            actual, guess = name in r.labels, bool(counts_as & p)
             cs.tp += actual and guess
             cs.fp += (not actual) and guess
             cs.fn += actual and not guess
@@ -282,6 +339,16 @@ def evaluate(
                        [row.get(name, 0.0) for row in scores])
             cs.auc = None if auc is None or math.isnan(auc) else auc
         results.append(cs)
+    if any(not r.labels for r in records) and engine is not None:
+        anything = CategoryScores(ANY)
+        for r, p in zip(records, predicted, strict=True):
+            if not r.labels:
+                anything.fp += bool(p)
+                anything.tn += not p
+            else:
+                anything.tp += bool(p)
+                anything.fn += not p
+        results.append(anything)
     confusion: Counter[tuple[str, str]] = Counter()
     for r, p in zip(records, predicted, strict=True):
         for a in sorted(r.labels) or [NONE]:
@@ -290,20 +357,27 @@ def evaluate(
     return EvaluationReport(len(records), results, dict(confusion))
 
 
-def run_eval(config: Config, input_path: Path | str) -> str:
-    """What ``governance-bot eval --input FILE`` prints: the report as text tables.
+def run_eval(config: Config, input_path: Path | str, *, rules: Sequence[str] | None = None,
+             as_json: bool = False) -> str:
+    """What ``governance-bot eval --input FILE`` prints: the report as text tables (or JSON).
 
-    Runs every enabled detector of ``config`` on the records; where the toxicity classifier is
-    loaded, its scores also give a ROC AUC for the categories it scores.
+    Runs every enabled detector of ``config`` (or only ``rules``) on the records; where the
+    toxicity classifier is loaded, its scores also give a ROC AUC for the categories it scores.
     """
     from rules.engine import DetectionEngine
+    from rules.packs import load_pack
 
     path = Path(input_path)
-    records, problems = read_labelled(path)
+    packs_dir = config.detection.packs_dir and config.resolve_path(config.detection.packs_dir)
+    try:
+        families = frozenset(load_pack("safeguarding", packs_dir).get("families", {}))
+    except (FileNotFoundError, ValueError):
+        families = frozenset()
+    records, problems = read_labelled(path, label_names(families))
     if not records:
         lines = [f"{path}: no usable labelled records", *problems]
         return "\n".join(lines) + "\n"
-    engine = DetectionEngine.from_config(config)
+    engine = DetectionEngine.from_config(config, only=list(rules) if rules else None)
     ctx = DetectionContext(registers=_registers(config), history=_NoHistory())
     scorer: CategoryScorer | None = None
     notes: list[str] = []
@@ -316,7 +390,21 @@ def run_eval(config: Config, input_path: Path | str) -> str:
     report = evaluate(records, engine, scorer=scorer, ctx=ctx)
     report.problems.extend(problems)
     report.notes.extend(notes)
+    if as_json:
+        return json.dumps({"input": str(path), "rules": engine.rule_ids, **report.to_dict()},
+                          indent=1) + "\n"
     return report.render()
+
+
+def predicted_names(findings: Iterable[Any]) -> set[str]:
+    """What a record was predicted to be: its findings' categories and safeguarding families."""
+    names: set[str] = set()
+    for f in findings:
+        names.add(f.category.value)
+        family = f.evidence.detail.get("family") if f.rule_id == "safeguarding" else None
+        if family:
+            names.add(str(family))
+    return names
 
 
 def _registers(config: Config) -> Any:

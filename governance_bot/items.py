@@ -130,11 +130,10 @@ class TextPart(BaseModel):
     and a ``[source]`` label line; the span covers the part's own text (not its label), so a
     detector's span can be traced back to "the poll options" or "text in the image"."""
 
-    model_config = ConfigDict(extra="allow")
-
-    source: str = Field(min_length=1, description='e.g. "body", "poll options", "image text"')
-    start: int = Field(ge=0)
-    end: int = Field(ge=0)
+    # plain fields, no extras: a part is made for every visible part of every item parsed
+    source: str = Field(description='e.g. "poll options", "image text"')
+    start: int = Field(description="offset of the part's first character in text")
+    end: int = Field(description="offset just after its last character")
     ref: str | None = Field(default=None, description="what the part belongs to: a quoted "
                             "post's id, a media index, an attachment's file name")
 
@@ -142,25 +141,34 @@ class TextPart(BaseModel):
 def visible_text(body: Any, extras: Sequence[tuple[str, Any, Any]] | None = None,
                  ) -> dict[str, Any]:
     """``text`` and ``parts`` for an Item: ``body`` first, then each ``(source, text, ref)``
-    whose text is not blank, separated and labelled. Use as ``Item(..., **visible_text(...))``.
-    A body that is not text is passed on as it is, for the item's validation to report."""
-    if not isinstance(body, str):
+    whose text is not blank, separated and labelled. ``parts`` lists the parts after the body;
+    the body is the text before the first part's label line (all of it without parts). Use as
+    ``Item(..., **visible_text(...))``. A body that is not text is passed on as it is, for the
+    item's validation to report."""
+    if not isinstance(body, str) or not extras:
         return {"text": body, "parts": []}
-    shown = [(source, part.strip(), ref) for source, part, ref in extras or ()
-             if isinstance(part, str) and part.strip()]
-    if not shown:  # the body alone, exactly as the platform gave it
-        return {"text": body, "parts": []}
-    text = body.rstrip()
-    pieces = [text] if text else []
-    length = len(text)
-    parts: list[TextPart] = [TextPart(source="body", start=0, end=length)] if text else []
-    for source, part, ref in shown:
-        prefix = ("\n\n" if pieces else "") + f"[{source}]\n"
-        start = length + len(prefix)
-        pieces.append(prefix + part)
+    pieces: list[str] | None = None  # made at the first part with text (most items have none)
+    parts: list[TextPart] = []
+    length = 0
+    for source, part, ref in extras:
+        if not part or not isinstance(part, str):
+            continue
+        part = part.strip()
+        if not part:
+            continue
+        if pieces is None:
+            head = body.rstrip()
+            pieces = [head] if head else []
+            length = len(head)
+        label = f"\n\n[{source}]\n" if pieces else f"[{source}]\n"
+        start = length + len(label)
+        pieces.append(label)
+        pieces.append(part)
         length = start + len(part)
         parts.append(TextPart(source=source, start=start, end=length,
-                              ref=str(ref) if ref is not None else None))
+                              ref=None if ref is None else str(ref)))
+    if pieces is None:  # the body alone, exactly as the platform gave it
+        return {"text": body, "parts": []}
     return {"text": "".join(pieces), "parts": parts}
 
 
@@ -188,7 +196,7 @@ def part_at(item: Item, start: int, end: int) -> TextPart | None:
     for part in item.parts:
         if part.start <= start and end <= part.end + 1:
             return None if part.source == "body" else part
-    return None
+    return None  # the body (or a label line)
 
 
 def where_said(item: Item, spans: Iterable[tuple[int, int]]) -> str:
@@ -225,7 +233,8 @@ class Item(BaseModel):
     text: str = Field(default="", description="everything a reader sees as text (see parts)")
     parts: list[TextPart] = Field(
         default_factory=list,
-        description="where each part of text came from; empty: all of it is the body")
+        description="where each part of text after the body came from (the body is the text "
+                    "before the first part's label); empty: all of it is the body")
     media: list[Media] = Field(default_factory=list)
     parent_id: str | None = None
     thread_id: str | None = None

@@ -486,7 +486,15 @@ class Service:
         ]
         if self.slack is not None:
             routes.extend(self.slack.routes())  # /slack/events
-        return Starlette(routes=routes)
+        middleware: list[Any] = []
+        if self.rt.config.console.enabled:  # the case console (governance_bot/console)
+            from governance_bot.console import ConsoleApp
+
+            console = ConsoleApp(self.rt.config, self.rt.db, lambda: self.rt.registers,
+                                 connectors=self.rt.connectors)
+            routes.extend(console.routes())
+            middleware.extend(console.middleware())
+        return Starlette(routes=routes, middleware=middleware)
 
     def run_forever(self) -> None:
         frozen = freeze_startup_objects()

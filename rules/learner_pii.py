@@ -29,7 +29,6 @@ from __future__ import annotations
 import itertools
 import logging
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -42,6 +41,8 @@ import phonenumbers
 from governance_bot.findings import Category, Evidence, Finding, Severity
 from governance_bot.items import Item, ItemKind, Person, Role, normalise_handle
 from rules.base import DetectionContext
+from rules.normalise import fold, normalise, unleet
+from rules.packs import PackError
 
 if TYPE_CHECKING:
     from governance_bot.config import Config
@@ -61,40 +62,11 @@ RULE_ID = "learner_pii"
 _INSTANCES = itertools.count(1)  # each detector (its settings) keeps its own matcher
 
 # ---------------------------------------------------------------------------------------------
-# Text folding: lowercase, one kind of apostrophe, hyphen and space, accents off. The result has
-# the same length as the input, so spans found in it are spans of the original text.
+# Text: obfuscation is undone by the shared normaliser (rules/normalise.py: invisible characters,
+# look-alike letters, full-width letters, leetspeak, spaced letters, "[at]" emails), then folded
+# (lowercase, one apostrophe, one hyphen, accents off) without changing length; spans found are
+# mapped back to the original text at the end.
 # ---------------------------------------------------------------------------------------------
-
-
-def _fold_table() -> dict[int, str]:
-    table: dict[int, str] = {}
-    for cp in range(0xC0, 0x250):
-        ch = chr(cp)
-        base = [c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c)]
-        if len(base) == 1 and base[0] != ch and base[0].isascii():
-            table[cp] = base[0].lower()
-    table.update({ord(c): "l" for c in "łŁ"})
-    table.update({ord(c): "o" for c in "øØ"})
-    table.update({ord(c): "d" for c in "đĐ"})
-    for c in "\u2018\u2019\u201b\u02bc\u00b4\u0060\u2032":
-        table[ord(c)] = "'"
-    for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212":
-        table[ord(c)] = "-"
-    for c in "\t\n\r\x0b\x0c\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"\
-             "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000":
-        table[ord(c)] = " "
-    return table
-
-
-_FOLD = _fold_table()
-
-
-def fold(text: str) -> str:
-    """``text`` lowercased, apostrophes, hyphens, spaces and accents made uniform; same length."""
-    low = text.lower()
-    if len(low) != len(text):  # rare characters whose lowercase is longer (e.g. "İ")
-        low = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
-    return low.translate(_FOLD)
 
 
 _MULTISPACE = re.compile(r" {2,}")
@@ -137,10 +109,6 @@ _KIND_LABEL = {
 _OWN_NAME_KINDS = ("full_name", "hashtag", "handle", "first_name", "name_with_initial",
                    "photo_tag")
 _GENERIC_KINDS = ("phone", "email", "postcode", "street_address", "date_of_birth")
-
-
-class PackError(ValueError):
-    """The learner_pii pack has a bad value; the message names the file and key."""
 
 
 def _get(pack: dict[str, Any], dotted: str, default: Any, kind: type | tuple[type, ...]) -> Any:
@@ -641,13 +609,23 @@ class LearnerPiiDetector:
             author = registers.resolve_person(author, item.account)
         if not self.in_scope(item, author, registers):
             return []
-        text = item.text
+        # everything below reads the text with obfuscation undone (spans are mapped back to what
+        # was written at the end); names are also read with leetspeak undone ("J4yd3n"), numbers
+        # and codes without ("SW1A 1AA" is a postcode, not "SWIA")
+        norm = normalise(item.text, emails=True, leet=False) if item.text else None
+        text = norm.text if norm is not None else item.text
         m = self.matcher(registers)
         # learner id -> identifier kind -> spans
         found: dict[str, dict[str, list[tuple[int, int]]]] = {}
         folded = fold(text) if text else ""
         if text and m.has_keys:
             self._register_matches(text, folded, item, author, m, found)
+            letters = unleet(text)
+            if letters != text:
+                self._register_matches(letters, fold(letters), item, author, m, found)
+                for kinds in found.values():
+                    for kind, spans in kinds.items():
+                        kinds[kind] = list(dict.fromkeys(spans))
         for media in item.media if self.settings.photo_tags else ():
             for person in media.tagged:
                 identifiers = person.keys()
@@ -662,6 +640,13 @@ class LearnerPiiDetector:
             self._weak_names(text, folded, item, details, m, found)
         if not found and not details:
             return []
+        if norm is not None and norm.starts is not None:
+            for kinds in found.values():
+                for kind, spans in kinds.items():
+                    if kind != "_candidates":
+                        kinds[kind] = [norm.span(*sp) for sp in spans]
+            for d in details:
+                d.span = norm.span(*d.span)
         return self._findings(item, author, found, details)
 
     def _register_matches(self, text: str, folded: str, item: Item, author: Person,

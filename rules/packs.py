@@ -1,19 +1,50 @@
-"""Rule packs: TOML data a DSL can read and tune (``rules/packs/*.toml``).
+"""Rule packs: TOML data a DSL can read and tune (``rules/packs/*.toml``), and their typed models.
 
 A pack holds a rule's lexicons, thresholds and defaults, plus examples it must catch and must not
 catch (checked by tests/test_rule_pack_examples.py). ``[detection] packs_dir`` in the config
 points at a folder whose packs replace the shipped ones of the same name.
+
+Each pack is read into one pydantic model (:class:`PackModel` subclasses, ``extra="forbid"``: a
+misspelt key is an error, not silently ignored); its defaults are written once, in the model. A
+bad pack is one :class:`PackError` that names the file and every key that is wrong.
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
-__all__ = ["SHIPPED", "load_pack", "pack_names"]
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from governance_bot.findings import Category, Severity
+from governance_bot.items import Role
+
+__all__ = [
+    "REGEX_SYNTAX",
+    "SHIPPED",
+    "ContextSpec",
+    "CueSpec",
+    "FamilySpec",
+    "ImpersonationSpec",
+    "PackError",
+    "PackModel",
+    "SafeguardingPack",
+    "SafeguardingSettings",
+    "SubCategorySpec",
+    "load_pack",
+    "pack_names",
+]
 
 SHIPPED = Path(__file__).resolve().parent / "packs"
+
+# what marks a string as a regular expression rather than words a person would read
+REGEX_SYNTAX = re.compile(r"[|\\()\[\]{}?*+^$]")
+
+
+class PackError(ValueError):
+    """A rule pack is malformed; the message names the file, the key and the problem."""
 
 
 def pack_names(extra_dir: Path | None = None) -> list[str]:
@@ -32,7 +63,230 @@ def load_pack(name: str, extra_dir: Path | None = None) -> dict[str, Any]:
                 try:
                     pack = tomllib.load(fh)
                 except tomllib.TOMLDecodeError as exc:
-                    raise ValueError(f"{path}: not valid TOML: {exc}") from None
+                    raise PackError(f"{path}: not valid TOML: {exc}") from None
             pack.setdefault("_path", str(path))
             return pack
     raise FileNotFoundError(f"no rule pack named {name!r} in {extra_dir or ''} {SHIPPED}")
+
+
+class PackModel(BaseModel):
+    """A part of a rule pack: unknown keys are errors; values are read once and frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RootPackModel(PackModel):
+    """A whole pack. :meth:`load` takes what :func:`load_pack` read (its ``_path`` says where the
+    file is, for error messages)."""
+
+    path: str = Field(default="", exclude=True)
+    where_default: ClassVar[str] = "rule pack"
+
+    @classmethod
+    def load(cls, pack: dict[str, Any] | Self) -> Self:
+        if isinstance(pack, cls):
+            return pack
+        assert isinstance(pack, dict)
+        data = dict(pack)
+        where = str(data.pop("_path", cls.where_default))
+        try:
+            return cls.model_validate({**data, "path": where})
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: "
+                f"{e['msg']}" for e in exc.errors()
+            )
+            raise PackError(f"{where}: {problems}") from None
+
+
+def _check_regex(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"{pattern!r} is not a valid regular expression ({exc})") from None
+    return pattern
+
+
+# -- the safeguarding pack ------------------------------------------------------------------------
+
+
+class CueSpec(PackModel):
+    """One lexical cue: a regular expression matched as whole words, and the human label that
+    explanations show (never the pattern). A cue written as a plain string of words is its own
+    label; one with regular-expression syntax must be a table with a ``label``."""
+
+    label: str
+    pattern: str
+    # texts the cue must fire on and everyday texts with the same words it must not flag
+    # (tests/test_safeguarding_slang.py runs every one)
+    examples: tuple[str, ...] = ()
+    everyday: tuple[str, ...] = ()
+    near: tuple[str, ...] = ()
+    window: int | None = None  # None: the pack's context_window
+    weight: float = 1.0
+    negatable: bool = True
+    not_from_organisation: bool = False
+    unless_context: tuple[str, ...] = ()
+    # author roles whose messages the cue reads (empty: everyone). Secrecy asked by an adult is
+    # grooming; a child asking a friend not to tell their mum is not.
+    authors: tuple[Role, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_words(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if REGEX_SYNTAX.search(value):
+                raise ValueError(f"the cue {value!r} is a regular expression: write it as "
+                                 f'{{ label = "what it means", pattern = {value!r} }}')
+            return {"label": value, "pattern": value}
+        return value
+
+    @field_validator("pattern")
+    @classmethod
+    def _valid(cls, value: str) -> str:
+        return _check_regex(value)
+
+    @field_validator("near")
+    @classmethod
+    def _valid_near(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for v in value:
+            _check_regex(v)
+        return value
+
+    @field_validator("label")
+    @classmethod
+    def _readable(cls, value: str) -> str:
+        if not value.strip() or REGEX_SYNTAX.search(value.replace("(", "").replace(")", "")):
+            raise ValueError(f"the label {value!r} must be words a person reads, not a pattern")
+        return value
+
+
+class SlangSpec(CueSpec):
+    """Youth slang or algospeak: a cue that must ship its examples (and, where its words have an
+    everyday meaning, the everyday sentences it must leave alone)."""
+
+    examples: tuple[str, ...] = Field(min_length=1)
+
+
+class SubCategorySpec(PackModel):
+    title: str | None = None
+    severity: Severity | None = None  # None: the family's
+    # author roles whose messages it reads (empty: everyone): what an adult does to a child
+    # (secrecy, gifts, meeting alone) is not read in a known learner's own words
+    authors: tuple[Role, ...] = ()
+    cues: tuple[CueSpec, ...] = ()
+    weak_cues: tuple[CueSpec, ...] = ()  # count 0.5: need another cue of the family
+    contextual: tuple[CueSpec, ...] = ()  # need one of their `near` words close by
+    slang: tuple[SlangSpec, ...] = ()
+    exemplars: tuple[str, ...] = ()
+    must_catch: tuple[str, ...] = ()
+    semantic_requires: tuple[str, ...] = ()
+
+    @field_validator("contextual")
+    @classmethod
+    def _near(cls, value: tuple[CueSpec, ...]) -> tuple[CueSpec, ...]:
+        for cue in value:
+            if not cue.near:
+                raise ValueError(f"the contextual cue {cue.label!r} needs 'near' words")
+        return value
+
+
+class FamilySpec(PackModel):
+    title: str
+    duty: str  # the policy duty, quoted in every explanation
+    risk_area: str = "content"
+    category: Category = Category.safeguarding
+    severity: Severity = Severity.high
+    semantic_threshold: float = 1.01  # above any cosine: meaning alone never fires
+    semantic_margin: float | None = None  # None: the pack-wide semantic_margin
+    # the learned classifier's probability at or above which the family fires (None: off);
+    # chosen per family on held-out folds of the development data (bench/train_classifier.py)
+    classifier_threshold: float | None = None
+    urgent: tuple[str, ...] = ()
+    benign_exemplars: tuple[str, ...] = ()
+    must_not_catch: tuple[str, ...] = ()
+    sub: dict[str, SubCategorySpec] = Field(default_factory=dict)
+
+    @field_validator("urgent")
+    @classmethod
+    def _valid(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for v in value:
+            _check_regex(v)
+        return value
+
+
+class ContextSpec(PackModel):
+    words: tuple[str, ...] = Field(min_length=1)
+    families: tuple[str, ...] = ()
+
+
+class ImpersonationSpec(PackModel):
+    family: str = "commerce"
+    sub: str = "impersonation"
+    similarity: float = 0.85
+    decorations: tuple[str, ...] = ()
+    asks: tuple[str, ...] = Field(min_length=1)
+
+
+class ThreadContextSpec(PackModel):
+    """A short reply that agrees with an earlier disclosure in its thread ("same, every night"
+    under "does anyone else think about ending it") is read as a disclosure of its own."""
+
+    families: tuple[str, ...] = ("self_harm", "abuse", "grooming", "exploitation", "sexual")
+    agreement: tuple[str, ...] = ()
+    max_reply_words: int = 12
+    lookback: int = 5  # earlier messages of the thread read, newest first
+
+
+class SafeguardingSettings(PackModel):
+    semantic: bool = True
+    semantic_margin: float = 0.03
+    min_sentence_words: int = 3
+    context_window: int = 6
+    negation_window: int = 3
+    direct_to_learner_weight: float = 0.5
+    contact_family: str = "grooming"
+    context_penalty: float = 0.0
+    classifier: bool = True  # the learned classifier beside the lexicons (rules/classifier.py)
+
+
+class SafeguardingPack(RootPackModel):
+    where_default: ClassVar[str] = "safeguarding pack"
+
+    rule_id: str = "safeguarding"
+    version: int = 1
+    negations: tuple[str, ...] = ()
+    benign_exemplars: tuple[str, ...] = ()
+    idioms: tuple[str, ...] = ()
+    settings: SafeguardingSettings = SafeguardingSettings()
+    contexts: dict[str, ContextSpec] = Field(default_factory=dict)
+    impersonation: ImpersonationSpec | None = None
+    thread_context: ThreadContextSpec = ThreadContextSpec()
+    families: dict[str, FamilySpec] = Field(min_length=1)
+
+    @field_validator("idioms")
+    @classmethod
+    def _valid(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for v in value:
+            _check_regex(v)
+        return value
+
+    @model_validator(mode="after")
+    def _references(self) -> SafeguardingPack:
+        for cid, ctx in self.contexts.items():
+            unknown = set(ctx.families) - set(self.families)
+            if unknown:
+                raise ValueError(f"contexts.{cid}: unknown families {sorted(unknown)}")
+        for fid, fam in self.families.items():
+            for sid, sub in fam.sub.items():
+                for cue in (*sub.cues, *sub.weak_cues, *sub.contextual, *sub.slang):
+                    unknown = set(cue.unless_context) - set(self.contexts)
+                    if unknown:
+                        raise ValueError(f"families.{fid}.sub.{sid}: cue {cue.label!r}: "
+                                         f"unknown contexts {sorted(unknown)}")
+        imp = self.impersonation
+        if imp is not None and (imp.family not in self.families
+                                or imp.sub not in self.families[imp.family].sub):
+            raise ValueError(f"impersonation: family/sub {imp.family}/{imp.sub} is not in the "
+                             "pack")
+        return self

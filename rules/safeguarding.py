@@ -27,19 +27,19 @@ from __future__ import annotations
 
 import logging
 import re
-import re._parser as _sre_parser  # the standard library's own parse of a pattern (prefilter)
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
-import ahocorasick
 import numpy as np
 
 from governance_bot.findings import Category, Evidence, Finding, Route, Severity
 from governance_bot.items import ItemKind, Person, Role, Visibility
 from rules.base import DetectionContext
+from rules.literal_prefilter import LiteralPrefilter, any_of, case_fold_table
+from rules.normalise import NormalisedText, normalise
+from rules.packs import CueSpec, PackError, SafeguardingPack, SlangSpec, ThreadContextSpec
 
 if TYPE_CHECKING:
     from governance_bot.config import Config
@@ -62,11 +62,6 @@ log = logging.getLogger(__name__)
 _TOKEN = re.compile(r"[\w']+")
 _SENTENCE = re.compile(r"[^.!?\n;]+[.!?;]*")
 _DOMAIN = re.compile(r"[a-z0-9-]+(\.[a-z0-9-]+)*\.(org|com|net|uk|sch|ac|edu|gov)(\.[a-z]+)?")
-_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
-
-
-class PackError(ValueError):
-    """The safeguarding rule pack is malformed; the message names the key and the problem."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +78,7 @@ class Cue:
     negatable: bool = True
     not_from_organisation: bool = False
     unless_context: tuple[str, ...] = ()
+    authors: frozenset[Role] = frozenset()  # author roles the cue reads (empty: everyone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +117,8 @@ class SubCategory:
     must_catch: tuple[str, ...] = ()
     # a match by meaning with this sub-category's exemplars also needs one of these in the text
     semantic_requires: re.Pattern[str] | None = None
+    slang: tuple[SlangSpec, ...] = ()
+    authors: frozenset[Role] = frozenset()  # author roles it reads (empty: everyone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +135,7 @@ class Family:
     benign_exemplars: tuple[str, ...] = ()
     must_not_catch: tuple[str, ...] = ()
     subs: dict[str, SubCategory] = field(default_factory=dict)
+    classifier_threshold: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,282 +184,6 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-# -- the literal prefilter ----------------------------------------------------------------------
-#
-# Most cue, idiom and context patterns cannot match most texts: each needs a word such as "kill",
-# "nudes" or "olders" that the text does not contain. At build time every pattern is read into
-# the literal strings one of which any match must contain (from Python's own parse of the
-# pattern); per text, one Aho-Corasick pass finds which of those strings occur, and a pattern
-# runs only where all of its requirements are met. A pattern from which nothing can be read is
-# always run, so the prefilter can only save work, never hide a match.
-
-_MAX_EXACT = 64  # a part of a pattern matching more strings than this is not spelled out
-_SELECTIVE = 3  # required strings at least this long are worth testing for
-
-
-@dataclass(frozen=True, slots=True)
-class _Literals:
-    """What a part of a pattern tells about the text it matches (all strings case-folded).
-
-    ``exact``: every string the part can match, when they are few; ``required``: sets of strings
-    such that every match contains one string of each set."""
-
-    exact: frozenset[str] | None
-    required: tuple[frozenset[str], ...] = ()
-
-    def requirements(self) -> list[frozenset[str]]:
-        out = list(self.required)
-        if self.exact is not None and self.exact and "" not in self.exact:
-            out.append(self.exact)
-        return out
-
-
-_UNKNOWN = _Literals(None)
-_ZERO_WIDTH = _Literals(frozenset({""}))
-
-
-@lru_cache(maxsize=1)
-def _case_fold_table() -> dict[int, str]:
-    """The characters outside ASCII that Python's ``re`` with IGNORECASE matches to an ASCII
-    character ("İ", "ı" -> "i", "ſ" -> "s", Kelvin "K" -> "k"), each with the ASCII letter in
-    lower case; asked of the ``re`` engine itself over every code point, so it follows the
-    running Python's own case folding. A character that matches two different letters would
-    break the prefilter's reasoning: then the table is refused (:class:`_LiteralPrefilter`
-    is off)."""
-    everything = np.arange(0x80, 0x110000, dtype="<u4").tobytes().decode("utf-32-le",
-                                                                          "surrogatepass")
-    table: dict[int, str] = {}
-    for m in re.finditer(r"[\x00-\x7f]", everything, re.IGNORECASE):
-        ch = m.group(0)
-        targets = {chr(a).lower() for a in range(0x80)
-                   if re.fullmatch(re.escape(chr(a)), ch, re.IGNORECASE)}
-        if len(targets) != 1:
-            raise ValueError(f"U+{ord(ch):04X} matches several ASCII characters: {targets}")
-        table[ord(ch)] = targets.pop()
-    return table
-
-
-def _fold(text: str) -> str:
-    """``text`` folded so that wherever a case-insensitive pattern matches ASCII literals, the
-    folded text holds those literals in lower case (not length-preserving outside ASCII)."""
-    if not text.isascii():
-        text = text.translate(_case_fold_table())
-    return text.lower()
-
-
-def _literal_char(ch: str) -> frozenset[str] | None:
-    """A character of a pattern as a prefilter literal: ASCII other than white space (blanked
-    idioms become spaces, so a literal never includes one), else None (not spelled out)."""
-    if not ch.isascii() or ch.isspace():
-        return None
-    return frozenset({ch.lower()})
-
-
-def _sequence_literals(items: Iterable[tuple[Any, Any]]) -> _Literals:
-    """A run of pattern parts one after the other: adjacent spelled-out parts join into longer
-    strings; each run that ends (at a part that cannot be spelled out) becomes a requirement."""
-    run: frozenset[str] = frozenset({""})
-    required: list[frozenset[str]] = []
-    all_exact = True
-    for op, av in items:
-        part = _node_literals(op, av)
-        if part.exact is not None and len(run) * len(part.exact) <= _MAX_EXACT:
-            run = frozenset(a + b for a in run for b in part.exact)
-            continue
-        all_exact = False
-        if "" not in run:
-            required.append(run)
-        required.extend(part.required)
-        run = part.exact if part.exact is not None else frozenset({""})
-    if all_exact:
-        return _Literals(run)
-    if "" not in run:
-        required.append(run)
-    return _Literals(None, tuple(required))
-
-
-def _node_literals(op: Any, av: Any) -> _Literals:
-    """One node of ``re``'s parse tree. Anything not understood here is ``_UNKNOWN`` (no
-    requirement), which is always safe."""
-    name = getattr(op, "name", str(op))
-    if name == "LITERAL":
-        exact = _literal_char(chr(av))
-        return _Literals(exact) if exact is not None else _UNKNOWN
-    if name == "IN":
-        chars: set[str] = set()
-        for iop, iav in av:
-            iname = getattr(iop, "name", str(iop))
-            if iname == "LITERAL":
-                chars.add(chr(iav))
-            elif iname == "RANGE" and iav[1] - iav[0] < _MAX_EXACT:
-                chars.update(chr(c) for c in range(iav[0], iav[1] + 1))
-            else:  # NEGATE, CATEGORY (\s, \w...), big ranges
-                return _UNKNOWN
-        folded = [_literal_char(c) for c in chars]
-        if not chars or len(chars) > _MAX_EXACT or any(f is None for f in folded):
-            return _UNKNOWN
-        return _Literals(frozenset().union(*cast(list[frozenset[str]], folded)))
-    if name in ("AT", "ASSERT", "ASSERT_NOT"):  # zero width: \b, ^, $, lookarounds
-        return _ZERO_WIDTH
-    if name == "SUBPATTERN":  # (group, add_flags, del_flags, pattern)
-        return _sequence_literals(av[-1])
-    if name == "ATOMIC_GROUP":
-        return _sequence_literals(av)
-    if name == "BRANCH":
-        branches = [_sequence_literals(b) for b in av[1]]
-        exacts = [b.exact for b in branches]
-        if all(e is not None for e in exacts):
-            union = frozenset().union(*cast(list[frozenset[str]], exacts))
-            if len(union) <= _MAX_EXACT:
-                return _Literals(union)
-        # every branch must give one requirement; their union is required of the whole
-        chosen: list[frozenset[str]] = []
-        for b in branches:
-            reqs = b.requirements()
-            if not reqs:
-                return _UNKNOWN
-            chosen.append(max(reqs, key=_selectivity))
-        return _Literals(None, (frozenset().union(*chosen),))
-    if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
-        lo, hi, sub = av
-        inner = _sequence_literals(sub)
-        if lo == 0:
-            if hi == 1 and inner.exact is not None:
-                return _Literals(inner.exact | {""})
-            return _UNKNOWN
-        if lo == hi and inner.exact is not None and len(inner.exact) ** lo <= _MAX_EXACT:
-            exact = frozenset({""})
-            for _ in range(lo):
-                exact = frozenset(a + b for a in exact for b in inner.exact)
-            return _Literals(exact)
-        return _Literals(None, tuple(inner.requirements()))
-    return _UNKNOWN  # ANY, NOT_LITERAL, CATEGORY, GROUPREF, GROUPREF_EXISTS...
-
-
-def _selectivity(strings: frozenset[str]) -> tuple[int, int]:
-    """Longer shortest string first, then fewer strings: the less often a set is met by chance."""
-    return (min((len(s) for s in strings), default=0), -len(strings))
-
-
-def pattern_requirements(rx: re.Pattern[str]) -> list[frozenset[str]]:
-    """Sets of case-folded literal strings such that every match of ``rx`` contains one string
-    of each set; only sets worth testing (strings of at least ``_SELECTIVE`` characters, else
-    the best set if its strings have two). Empty: nothing could be read, ``rx`` always runs."""
-    try:
-        parsed = _sre_parser.parse(rx.pattern, rx.flags)
-        reqs = _sequence_literals(parsed).requirements()
-    except Exception:  # a construct this version's parser spells differently: always run
-        log.debug("safeguarding: no prefilter for %r", rx.pattern, exc_info=True)
-        return []
-    unique = list(dict.fromkeys(reqs))
-    strong = [r for r in unique if _selectivity(r)[0] >= _SELECTIVE]
-    if strong:
-        return strong
-    best = max(unique, key=_selectivity, default=None)
-    return [best] if best is not None and _selectivity(best)[0] >= 2 else []
-
-
-def _alternatives(rx: re.Pattern[str]) -> list[re.Pattern[str]]:
-    """``rx``'s top-level alternatives ``A|B|C`` as patterns of their own (``rx`` searched finds
-    a match exactly where one of them does), or ``[rx]`` where splitting is not plainly safe:
-    back-references and conditionals (group numbers change), verbose mode (comments)."""
-    p = rx.pattern
-    if rx.flags & re.VERBOSE or re.search(r"\\[1-9]|\(\?P=|\(\?\(", p):
-        return [rx]
-    parts: list[str] = []
-    depth = start = 0
-    i, in_class = 0, False
-    while i < len(p):
-        ch = p[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if in_class:
-            in_class = ch != "]"
-        elif ch == "[":
-            in_class = True
-            if p.startswith("^", i + 1):
-                i += 1
-            if p.startswith("]", i + 1):  # a "]" first in a class is a literal
-                i += 1
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "|" and depth == 0:
-            parts.append(p[start:i])
-            start = i + 1
-        i += 1
-    parts.append(p[start:])
-    if depth != 0 or in_class or len(parts) == 1:
-        return [rx]
-    try:
-        return [re.compile(part, rx.flags) for part in parts]
-    except re.error:
-        return [rx]
-
-
-def _any_of(words: list[tuple[re.Pattern[str], int]], text: str, found: int) -> bool:
-    return any(found & need == need and rx.search(text) for rx, need in words)
-
-
-class _LiteralPrefilter:
-    """One Aho-Corasick automaton (pyahocorasick) over the required strings of every pattern.
-
-    Each distinct required set is a bit; a string's value is the bits of the sets it is in.
-    :meth:`scan` ORs the values of the strings found in a text; a pattern whose bits (its
-    ``need``) are all in the scan may match, any other cannot."""
-
-    def __init__(self) -> None:
-        self._bits: dict[frozenset[str], int] = {}
-        self._values: dict[str, int] = {}
-        self._automaton: Any = None
-
-    def need(self, patterns: Iterable[re.Pattern[str] | None]) -> int:
-        """The bits a text must have for all of ``patterns`` to be able to match (0: always)."""
-        need = 0
-        for rx in patterns:
-            if rx is None:
-                continue
-            for req in pattern_requirements(rx):
-                bit = self._bits.get(req)
-                if bit is None:
-                    bit = self._bits[req] = 1 << len(self._bits)
-                    for s in req:
-                        self._values[s] = self._values.get(s, 0) | bit
-                need |= bit
-        return need
-
-    def any_of(self, rx: re.Pattern[str]) -> list[tuple[re.Pattern[str], int]]:
-        """``rx`` split into its top-level alternatives (one per word of a word list), each
-        with its need; ``rx`` whole where it cannot be split. The alternatives nothing can be
-        read from (need 0: they run on every text) are joined again into one pattern, one
-        search instead of several."""
-        words = [(alt, self.need((alt,))) for alt in _alternatives(rx)]
-        always = [alt for alt, need in words if need == 0]
-        if len(always) < 2:
-            return words
-        joined = re.compile("|".join(alt.pattern for alt in always), rx.flags)
-        return [(alt, need) for alt, need in words if need] + [(joined, 0)]
-
-    def build(self) -> None:
-        automaton = ahocorasick.Automaton()
-        for s, bits in self._values.items():
-            automaton.add_word(s, bits)
-        if self._values:
-            automaton.make_automaton()
-            self._automaton = automaton
-
-    def scan(self, text: str) -> int:
-        """The bits of the required sets met in ``text``."""
-        if self._automaton is None:
-            return 0
-        found = 0
-        for _, bits in self._automaton.iter(_fold(text)):
-            found |= bits
-        return found
-
-
 class SafeguardingDetector:
     """Safeguarding disclosures, grooming and contact risk, harmful content and commerce risk.
 
@@ -489,6 +212,8 @@ class SafeguardingDetector:
         contexts: Sequence[Context] = (),
         context_penalty: float = 0.0,
         impersonation: Impersonation | None = None,
+        thread_context: ThreadContextSpec | None = None,
+        classifier: bool = True,
     ) -> None:
         self.families = dict(families)
         self.cues = list(cues)
@@ -502,6 +227,8 @@ class SafeguardingDetector:
         self.contexts = list(contexts)
         self.context_penalty = context_penalty
         self.impersonation = impersonation
+        self.thread_context = thread_context or ThreadContextSpec()
+        self.use_classifier = classifier
         self.semantic_error: str | None = None
         self._exemplars: list[tuple[str, str, str]] = []  # family, sub, text
         self._benign: list[tuple[str, str]] = []  # family, text
@@ -539,140 +266,113 @@ class SafeguardingDetector:
     # -- construction -----------------------------------------------------------------------
 
     @classmethod
-    def from_pack(cls, pack: dict[str, Any], config: Config | None = None) -> SafeguardingDetector:
-        """Build from the ``safeguarding`` rule pack (``rules/packs/safeguarding.toml``)."""
-        where = pack.get("_path", "safeguarding pack")
-        settings = pack.get("settings", {})
-        idioms = [_compile(_words(p), f"{where}: idioms") for p in pack.get("idioms", [])]
+    def from_pack(cls, pack: dict[str, Any] | SafeguardingPack,
+                  config: Config | None = None) -> SafeguardingDetector:
+        """Build from the ``safeguarding`` rule pack (``rules/packs/safeguarding.toml``), read
+        into :class:`rules.packs.SafeguardingPack` (a bad key or pattern is a
+        :class:`PackError` naming the file and the key)."""
+        model = SafeguardingPack.load(pack)
+        where = model.path
+        st = model.settings
+        idioms = [_compile(_words(p), f"{where}: idioms") for p in model.idioms]
+        contexts = [
+            Context(cid, _compile("|".join(f"(?:{_words(w)})" for w in c.words),
+                                  f"{where}: contexts.{cid}"), frozenset(c.families))
+            for cid, c in model.contexts.items()
+        ]
         families: dict[str, Family] = {}
         cues: list[Cue] = []
-        raw_families = pack.get("families")
-        if not isinstance(raw_families, dict) or not raw_families:
-            raise PackError(f"{where}: [families] is missing or empty")
-        default_window = int(settings.get("context_window", 6))
-        contexts = []
-        for cid, craw in pack.get("contexts", {}).items():
-            cwhere = f"{where}: contexts.{cid}"
-            if not craw.get("words"):
-                raise PackError(f"{cwhere}: 'words' is missing or empty")
-            unknown = set(craw.get("families", [])) - set(raw_families)
-            if unknown:
-                raise PackError(f"{cwhere}: unknown families {sorted(unknown)}")
-            contexts.append(Context(
-                cid,
-                _compile("|".join(f"(?:{_words(w)})" for w in craw["words"]), cwhere),
-                frozenset(craw.get("families", [])),
-            ))
-        context_ids = {c.id for c in contexts}
-        for fid, raw in raw_families.items():
+
+        def cue(fid: str, sid: str, spec: CueSpec, cwhere: str, weight: float | None = None,
+                sub_authors: tuple[Role, ...] = ()) -> Cue:
+            near = ("|".join(f"(?:{_words(n)})" for n in spec.near)) if spec.near else None
+            return Cue(
+                fid, sid, spec.label, _compile(_words(spec.pattern), cwhere),
+                weight=spec.weight if weight is None else weight,
+                near=_compile(near, cwhere) if near else None,
+                window=spec.window if spec.window is not None else st.context_window,
+                negatable=spec.negatable,
+                not_from_organisation=spec.not_from_organisation,
+                unless_context=spec.unless_context,
+                authors=frozenset(spec.authors or sub_authors),
+            )
+
+        for fid, fam in model.families.items():
             fwhere = f"{where}: families.{fid}"
-            try:
-                category = Category(raw.get("category", "safeguarding"))
-                severity = Severity(int(raw.get("severity", 4)))
-            except ValueError as exc:
-                raise PackError(f"{fwhere}: {exc}") from None
-            if "duty" not in raw:
-                raise PackError(f"{fwhere}: 'duty' (the policy duty it enforces) is missing")
             subs: dict[str, SubCategory] = {}
-            for sid, sraw in raw.get("sub", {}).items():
+            for sid, sub in fam.sub.items():
                 swhere = f"{fwhere}.sub.{sid}"
                 subs[sid] = SubCategory(
                     family=fid,
                     id=sid,
-                    title=sraw.get("title", sid.replace("_", " ")),
-                    severity=Severity(int(sraw.get("severity", severity))),
-                    exemplars=tuple(sraw.get("exemplars", [])),
-                    must_catch=tuple(sraw.get("must_catch", [])),
+                    title=sub.title or sid.replace("_", " "),
+                    severity=sub.severity or fam.severity,
+                    exemplars=sub.exemplars,
+                    must_catch=sub.must_catch,
                     semantic_requires=(
-                        _compile("|".join(f"(?:{_words(w)})" for w in sraw["semantic_requires"]),
+                        _compile("|".join(f"(?:{_words(w)})" for w in sub.semantic_requires),
                                  f"{swhere}.semantic_requires")
-                        if sraw.get("semantic_requires") else None
+                        if sub.semantic_requires else None
                     ),
+                    slang=sub.slang,
+                    authors=frozenset(sub.authors),
                 )
-                for pattern in sraw.get("cues", []):
-                    cues.append(Cue(fid, sid, pattern, _compile(_words(pattern), swhere)))
-                for pattern in sraw.get("weak_cues", []):
-                    cues.append(
-                        Cue(fid, sid, pattern, _compile(_words(pattern), swhere), weight=0.5)
-                    )
-                for i, entry in enumerate(sraw.get("contextual", [])):
-                    cwhere = f"{swhere}.contextual[{i}]"
-                    if "cue" not in entry or "near" not in entry:
-                        raise PackError(f"{cwhere}: needs 'cue' and 'near'")
-                    near = "|".join(f"(?:{_words(n)})" for n in entry["near"])
-                    unless = tuple(entry.get("unless_context", []))
-                    if set(unless) - context_ids:
-                        raise PackError(f"{cwhere}: unknown contexts "
-                                        f"{sorted(set(unless) - context_ids)}")
-                    cues.append(
-                        Cue(
-                            fid,
-                            sid,
-                            entry.get("label", entry["cue"]),
-                            _compile(_words(entry["cue"]), cwhere),
-                            weight=float(entry.get("weight", 1.0)),
-                            near=_compile(near, cwhere),
-                            window=int(entry.get("window", default_window)),
-                            negatable=bool(entry.get("negatable", True)),
-                            not_from_organisation=bool(entry.get("not_from_organisation", False)),
-                            unless_context=unless,
-                        )
-                    )
+                cues += [cue(fid, sid, c, swhere, sub_authors=sub.authors)
+                         for c in (*sub.cues, *sub.slang)]
+                cues += [cue(fid, sid, c, swhere, weight=0.5, sub_authors=sub.authors)
+                         for c in sub.weak_cues]
+                cues += [cue(fid, sid, c, f"{swhere}.contextual", sub_authors=sub.authors)
+                         for c in sub.contextual]
             families[fid] = Family(
                 id=fid,
-                title=raw.get("title", fid),
-                category=category,
-                risk_area=raw.get("risk_area", "content"),
-                severity=severity,
-                threshold=float(raw.get("semantic_threshold", 1.01)),
-                duty=raw["duty"],
-                margin=(float(raw["semantic_margin"]) if "semantic_margin" in raw else None),
-                urgent=tuple(
-                    _compile(_words(p), f"{fwhere}.urgent") for p in raw.get("urgent", [])
-                ),
-                benign_exemplars=tuple(raw.get("benign_exemplars", [])),
-                must_not_catch=tuple(raw.get("must_not_catch", [])),
+                title=fam.title,
+                category=fam.category,
+                risk_area=fam.risk_area,
+                severity=fam.severity,
+                threshold=fam.semantic_threshold,
+                duty=fam.duty,
+                margin=fam.semantic_margin,
+                urgent=tuple(_compile(_words(p), f"{fwhere}.urgent") for p in fam.urgent),
+                benign_exemplars=fam.benign_exemplars,
+                must_not_catch=fam.must_not_catch,
                 subs=subs,
+                classifier_threshold=fam.classifier_threshold,
             )
         impersonation = None
-        if "impersonation" in pack:
-            iraw = pack["impersonation"]
-            iwhere = f"{where}: impersonation"
-            fam = families.get(iraw.get("family", "commerce"))
-            if fam is None or iraw.get("sub", "impersonation") not in fam.subs:
-                raise PackError(f"{iwhere}: family/sub {iraw.get('family')}/{iraw.get('sub')} "
-                                "is not in the pack")
-            if not iraw.get("asks"):
-                raise PackError(f"{iwhere}: 'asks' is missing or empty")
+        if model.impersonation is not None:
+            imp = model.impersonation
             impersonation = Impersonation(
-                asks=_compile("|".join(f"(?:{_words(a)})" for a in iraw["asks"]), iwhere),
-                decorations=frozenset(d.casefold() for d in iraw.get("decorations", [])),
-                similarity=float(iraw.get("similarity", 0.85)),
-                family=fam.id,
-                sub=iraw.get("sub", "impersonation"),
+                asks=_compile("|".join(f"(?:{_words(a)})" for a in imp.asks),
+                              f"{where}: impersonation"),
+                decorations=frozenset(d.casefold() for d in imp.decorations),
+                similarity=imp.similarity,
+                family=imp.family,
+                sub=imp.sub,
             )
         return cls(
             families,
             cues,
             idioms,
-            pack.get("negations", []),
-            negation_window=int(settings.get("negation_window", 3)),
-            semantic=bool(settings.get("semantic", True)),
-            semantic_margin=float(settings.get("semantic_margin", 0.03)),
-            min_sentence_words=int(settings.get("min_sentence_words", 3)),
-            direct_to_learner_weight=float(settings.get("direct_to_learner_weight", 0.5)),
-            contact_family=str(settings.get("contact_family", "grooming")),
-            benign_exemplars=pack.get("benign_exemplars", []),
+            model.negations,
+            negation_window=st.negation_window,
+            semantic=st.semantic,
+            semantic_margin=st.semantic_margin,
+            min_sentence_words=st.min_sentence_words,
+            direct_to_learner_weight=st.direct_to_learner_weight,
+            contact_family=st.contact_family,
+            benign_exemplars=model.benign_exemplars,
             contexts=contexts,
-            context_penalty=float(settings.get("context_penalty", 0.0)),
+            context_penalty=st.context_penalty,
             impersonation=impersonation,
+            thread_context=model.thread_context,
+            classifier=st.classifier,
         )
 
     def _build_prefilter(self) -> None:
         """The literal prefilter over cues (with their ``near`` words), idioms and contexts.
         ``self._prefilter = False`` turns it off: every pattern then runs on every text (the full
         scan the tests compare against)."""
-        literals = _LiteralPrefilter()
+        literals = LiteralPrefilter()
         self._cue_needs = [literals.need((c.regex, c.near)) for c in self.cues]
         self._idiom_needs = [literals.need((rx,)) for rx in self.idioms]
         # a context or a semantic requirement is a list of words: "is any of them in the text"
@@ -683,7 +383,7 @@ class SafeguardingDetector:
         self._literals = literals
         self._last_scan: tuple[str, int] = ("", 0)
         try:
-            _case_fold_table()
+            case_fold_table()
             self._prefilter = True
         except ValueError as exc:  # this Python's case folding breaks the prefilter's reasoning
             log.warning("safeguarding: literal prefilter off, every cue runs on every text: %s",
@@ -718,8 +418,13 @@ class SafeguardingDetector:
     # -- matching ---------------------------------------------------------------------------
 
     def mask_idioms(self, text: str) -> str:
-        """``text`` with benign idioms blanked out (same length, so spans stay valid)."""
-        text = text.translate(_APOSTROPHES)
+        """``text`` as matching reads it (rules/normalise.py: invisible characters, look-alike
+        letters, leetspeak and spaced letters undone) with benign idioms blanked out."""
+        return self._mask(normalise(text).text)
+
+    def _mask(self, text: str) -> str:
+        """An already normalised ``text`` with benign idioms blanked out (same length, so spans
+        stay valid)."""
         # blanking only turns characters into spaces and no required string holds a space, so
         # the strings found before the first idiom are all that any later idiom can meet
         found = self._scan(text)
@@ -758,14 +463,14 @@ class SafeguardingDetector:
         if not self._prefilter:
             return {c.id for c in self.contexts if c.regex.search(masked)}
         return {c.id for c, words in zip(self.contexts, self._context_words, strict=True)
-                if _any_of(words, masked, found)}
+                if any_of(words, masked, found)}
 
     def _requires_met(self, masked: str) -> list[bool]:
         """Per ``semantic_requires`` pattern: does ``masked`` mention one of its words."""
         if not self._prefilter:
             return [bool(rx.search(masked)) for rx, _ in self._requires]
         found = self._scan(masked)
-        return [_any_of(words, masked, found) for words in self._requires_words]
+        return [any_of(words, masked, found) for words in self._requires_words]
 
     def _penalty(self, family: str, contexts: set[str]) -> float:
         """What a meaning-only match of ``family`` loses in a text mentioning ``contexts``."""
@@ -778,7 +483,8 @@ class SafeguardingDetector:
         fam = self.families[family]
         return self.semantic_margin if fam.margin is None else fam.margin
 
-    def lexical_hits(self, masked: str, from_organisation: bool = False) -> list[_LexicalHit]:
+    def lexical_hits(self, masked: str, from_organisation: bool = False,
+                     author_role: Role | None = None) -> list[_LexicalHit]:
         """The cues that fire on ``masked`` (idioms already blanked), in pack order with their
         spans. A cue whose required words (prefilter) are not all in the text cannot match it and
         is not run."""
@@ -788,6 +494,8 @@ class SafeguardingDetector:
         hits: list[_LexicalHit] = []
         for cue, need in zip(self.cues, self._cue_needs, strict=True):
             if (cue.not_from_organisation and from_organisation) or found & need != need:
+                continue
+            if author_role is not None and not _reads(cue.authors, author_role):
                 continue
             for m in cue.regex.finditer(masked):
                 span = m.span()
@@ -966,6 +674,7 @@ class SafeguardingDetector:
         return {
             "direct_to_learner": self._direct_to_learner(item, ctx),
             "from_organisation": author.role == Role.organisation,
+            "author_role": author.role,
             "subject": _subject(item, author),
             "impersonating": self.impersonated_account(author, ctx),
         }
@@ -982,46 +691,58 @@ class SafeguardingDetector:
         *,
         direct_to_learner: bool = False,
         from_organisation: bool = False,
+        author_role: Role | None = None,
         subject: str | None = None,
         impersonating: str | None = None,
     ) -> list[Finding]:
-        masked = self.mask_idioms(text)
+        norm = normalise(text)
+        masked = self._mask(norm.text)
         return self._detect_masked(
-            text, masked, self.semantic_hits(masked), direct_to_learner=direct_to_learner,
-            from_organisation=from_organisation, subject=subject, impersonating=impersonating,
+            norm, masked, self.semantic_hits(masked), direct_to_learner=direct_to_learner,
+            from_organisation=from_organisation, author_role=author_role, subject=subject,
+            impersonating=impersonating,
         )
 
     def detect_batch(self, items: Sequence[Item], ctx: DetectionContext) -> list[list[Finding]]:
         """``detect`` for many items with one embedding batch (the pipeline's fast path)."""
         out: list[list[Finding]] = [[] for _ in items]
         todo = [i for i, item in enumerate(items) if (item.text or "").strip()]
-        masked = [self.mask_idioms(items[i].text) for i in todo]
+        norms = [normalise(items[i].text) for i in todo]
+        masked = [self._mask(n.text) for n in norms]
         semantic = self.semantic_hits_many(masked)
-        for i, m_text, sem in zip(todo, masked, semantic, strict=True):
+        for i, norm, m_text, sem in zip(todo, norms, masked, semantic, strict=True):
             item = items[i]
-            out[i] = self._detect_masked(item.text, m_text, sem, **self._item_facts(item, ctx))
+            out[i] = self._detect_masked(norm, m_text, sem, **self._item_facts(item, ctx))
         return out
 
     def detect_many(self, texts: Sequence[str]) -> list[list[Finding]]:
         """Findings for many plain texts at once (one embedding batch): for ``classify`` runs,
         evaluation and the pack's tables. No register context (as :meth:`detect_text`)."""
-        masked = [self.mask_idioms(t) for t in texts]
+        norms = [normalise(t) for t in texts]
+        masked = [self._mask(n.text) for n in norms]
         semantic = self.semantic_hits_many(masked)
-        return [self._detect_masked(t, m, sem) for t, m, sem in zip(texts, masked, semantic,
+        return [self._detect_masked(n, m, sem) for n, m, sem in zip(norms, masked, semantic,
                                                                     strict=True)]
 
     def _detect_masked(
         self,
-        text: str,
+        norm: NormalisedText,
         masked: str,
         semantic: list[SemanticHit],
         *,
         direct_to_learner: bool = False,
         from_organisation: bool = False,
+        author_role: Role | None = None,
         subject: str | None = None,
         impersonating: str | None = None,
     ) -> list[Finding]:
-        lexical = self.lexical_hits(masked, from_organisation=from_organisation)
+        lexical = self.lexical_hits(masked, from_organisation=from_organisation,
+                                    author_role=author_role)
+        if author_role is not None:
+            # a sub-category about what adults do to children (secrecy, gifts, meeting...) is
+            # not read in a known learner's own words, by meaning either
+            semantic = [h for h in semantic
+                        if _reads(self.families[h.family].subs[h.sub].authors, author_role)]
         if impersonating and self.impersonation is not None:
             ask = self.impersonation.asks.search(masked)
             if ask:
@@ -1035,7 +756,7 @@ class SafeguardingDetector:
                 continue
             findings.append(
                 self._finding(fam, masked, lex if lexical_fires else [], sem, lexical_score,
-                              subject)
+                              subject, norm)
             )
         if findings:
             log.info(
@@ -1044,7 +765,7 @@ class SafeguardingDetector:
                 ", ".join(f"{f.evidence.detail['family']}/{f.evidence.detail['sub_category']}"
                           for f in findings),
             )
-            log.debug("safeguarding: text was %r", text)
+            log.debug("safeguarding: text was %r", norm.original)
         return findings
 
     def _finding(
@@ -1055,6 +776,7 @@ class SafeguardingDetector:
         sem: list[SemanticHit],
         lexical_score: float,
         subject: str | None,
+        norm: NormalisedText,
     ) -> Finding:
         best_sem = max(sem, key=lambda h: h.score) if sem else None
         if lex:
@@ -1071,7 +793,8 @@ class SafeguardingDetector:
         if urgent:
             severity = Severity.critical
         sub = fam.subs[sub_id]
-        spans = sorted({h.span for h in lex} | ({best_sem.span} if best_sem and not lex else set()))
+        spans = sorted({norm.span(*h.span) for h in lex}
+                       | ({norm.span(*best_sem.span)} if best_sem and not lex else set()))
         method = "lexicon+semantic" if lex and sem else ("lexicon" if lex else "semantic")
         detail: dict[str, Any] = {
             "family": fam.id,
@@ -1092,8 +815,8 @@ class SafeguardingDetector:
         score = max(min(1.0, 0.5 + 0.4 * lexical_score) if lex else 0.0,
                     best_sem.score if best_sem else 0.0)
         matched = (
-            f"matched {', '.join(repr(c) for c in detail['cues'])}"
-            if lex else f"close in meaning to {best_sem.exemplar!r}" if best_sem else ""
+            f"matched: {'; '.join(detail['cues'])}" if lex
+            else f"close in meaning to {best_sem.exemplar!r}" if best_sem else ""
         )
         lead = "Immediate risk to life: " if urgent else ""
         explanation = (
@@ -1119,6 +842,12 @@ class SafeguardingDetector:
                  for t in s.must_catch]
         clear = [(f.id, t) for f in self.families.values() for t in f.must_not_catch]
         return catch, clear
+
+
+def _reads(authors: frozenset[Role], role: Role) -> bool:
+    """Whether a cue or sub-category limited to ``authors`` (empty: everyone) reads a message
+    whose author has ``role``."""
+    return not authors or role in authors
 
 
 def _blank(m: re.Match[str]) -> str:

@@ -470,3 +470,23 @@ def test_a_journal_report_without_the_original_is_skipped() -> None:
     msg.set_content("Sender: someone@brookfield.example.org\n")
     with pytest.raises(SkippableRecord, match="without the original message"):
         parse_message(msg.as_bytes(), platform="email", account="a")
+
+
+def test_a_text_attachment_too_large_to_read_is_reported_not_dropped():
+    """Nothing a reader can see escapes the detectors silently: an email's text attachment over
+    the size read into the text is named on the item (and in the fetch's problems)."""
+    from email.message import EmailMessage
+
+    from connectors.imap import TEXT_ATTACHMENT_BYTES
+
+    msg = EmailMessage()
+    msg["From"], msg["To"] = "d.mensah@school.example.org", "learner@school.example.org"
+    msg["Subject"], msg["Date"] = "Notes", "Tue, 17 Nov 2026 18:05:00 +0000"
+    msg.set_content("See attached")
+    msg.add_attachment("a" * (TEXT_ATTACHMENT_BYTES + 10), subtype="plain", filename="big.txt")
+    msg.add_attachment("Maisie Okafor 07700 900456", subtype="plain", filename="small.txt")
+    item = parse_message(msg.as_bytes(), platform="email", account="brookfield-email")
+    assert "Maisie Okafor 07700 900456" in item.text
+    assert [(p.source, p.ref) for p in item.parts] == [("attachment", "small.txt")]
+    (unread,) = item.unread_attachments  # type: ignore[attr-defined]
+    assert unread["filename"] == "big.txt" and "not read" in unread["reason"]

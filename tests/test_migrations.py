@@ -7,6 +7,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 import governance_bot.storage.audit_models  # registers its tables
+import governance_bot.storage.console_models  # registers its tables
 import governance_bot.storage.dp_models  # noqa: F401  (registers its tables)
 from governance_bot.storage.db import Database
 from governance_bot.storage.models import Base
@@ -30,7 +31,7 @@ def test_the_newest_migrations_can_be_undone_and_redone(database_url: str):
     db = Database(database_url)
     try:
         db.upgrade()
-        command.downgrade(db._alembic_config(), "0003")  # undoes 0008 to 0004
+        command.downgrade(db._alembic_config(), "0003")  # undoes 0009 to 0004
         assert db.current_revision() == "0003"
         db.upgrade()
         assert db.current_revision() == db.head_revision()

@@ -84,9 +84,10 @@ def test_every_recorded_facebook_post_becomes_a_post_item(rel: str) -> None:
         assert item.created_at.tzinfo is UTC or item.created_at.utcoffset().total_seconds() == 0
         # the message first, then what a reader sees on its attachments, each a labelled part
         message = record.get("message", "")
-        if item.parts:
-            body = [p for p in item.parts if p.source == "body"]
-            assert item.text[:body[0].end] == message.rstrip() if body else not message
+        if item.parts:  # the body is the text before the first part's label
+            first = item.parts[0]
+            body = item.text[:first.start - len(f"[{first.source}]\n")].rstrip("\n")
+            assert body == message.rstrip()
         else:
             assert item.text == message
         for attachment in (record.get("attachments") or {}).get("data", []):

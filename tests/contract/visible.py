@@ -297,8 +297,7 @@ def _jsonl() -> list[Shown]:
         "id": "j1", "platform": "mastodon", "account": "contract-account", "kind": "post",
         "created_at": "2026-11-18T10:00:00+00:00",
         "text": "Who should captain?\n\n[poll options]\nJayden Price",
-        "parts": [{"source": "body", "start": 0, "end": 19},
-                  {"source": "poll options", "start": 36, "end": 48}]})
+        "parts": [{"source": "poll options", "start": 36, "end": 48}]})
     item = parse_line(line, Path("contract.jsonl"), 1)
     return [Shown(item if isinstance(item, Item) else None, ("Who should captain?",
                                                              "Jayden Price"), ("poll options",))]

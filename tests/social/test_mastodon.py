@@ -134,6 +134,7 @@ def test_every_recorded_status_becomes_an_item_true_to_the_payload(
                 if attachment.get("description"):
                     assert attachment["description"] in item.text
             assert item.sensitive is raw["sensitive"]  # type: ignore[attr-defined]
+            assert item.language == raw.get("language")  # type: ignore[attr-defined]
             assert [m.url for m in item.media] == [a["url"] for a in raw["media_attachments"]]
             if raw["visibility"] == "direct":
                 assert item.kind == ItemKind.direct_message
@@ -160,6 +161,12 @@ def test_html_is_read_as_the_text_a_person_sees():
     ("<p>Fish &amp; chips &lt;3</p>", "Fish & chips <3"),
     ('<p><a href="https://example.org/x" rel="nofollow">example.org/x</a></p>', "example.org/x"),
     ("", ""),
+    # text outside <p> is what a reader sees too: lists, preformatted text, top-level quotes
+    ("<p>Our plan:</p><ul><li>meet at 9</li><li>bring kit</li></ul><p>Thanks!</p>",
+     "Our plan:\n\n- meet at 9\n- bring kit\n\nThanks!"),
+    ("<ol><li>Ruby</li><li>Tom</li></ol>", "1. Ruby\n2. Tom"),
+    ("<pre>code  block</pre><blockquote>quoted <b>reply</b></blockquote>",
+     "code  block\n\nquoted reply"),
 ])
 def test_status_html_becomes_plain_text(html: str, text: str):
     from connectors.base import html_to_text
@@ -345,6 +352,23 @@ def test_account_facts_report_privacy_settings_and_following(
     assert facts.follows == ["jaydenprice10"]
 
 
+def test_account_facts_report_noindex_group_and_who_may_quote(
+    router: respx.Router, client: httpx.Client, sleeps: Sleeps,
+):
+    """Recorded from a real server: an account that set its quote policy to followers."""
+    recorded = cassette("test_account_update_credentials_quote_policy.yaml")
+    me = next(i for i in recorded if i.method == "PATCH" and i.status == 200
+              and i.json()["source"].get("quote_policy") == "followers")
+    router.get(f"{BASE}/api/v1/accounts/verify_credentials").mock(return_value=me.response())
+    router.get(url__startswith=f"{BASE}/api/v1/accounts/{me.json()['id']}/following").mock(
+        return_value=httpx.Response(200, json=[]))
+    facts = connector(client, sleeps).account_facts()
+    assert facts.privacy["noindex"] is False and facts.privacy["group"] is False
+    assert facts.privacy["quote_policy"] == "followers"
+    # the instance answered discoverable: null, so it is not a fact: the audit reports it unknown
+    assert me.json()["discoverable"] is None and "discoverable" not in facts.privacy
+
+
 def test_the_token_never_reaches_logs_or_repr(
     router: respx.Router, client: httpx.Client, sleeps: Sleeps, caplog: pytest.LogCaptureFixture,
 ):
@@ -449,16 +473,18 @@ def test_a_conversation_has_one_root_whichever_listing_its_statuses_came_from(
                     "status": deeper},
                    {"id": "n2", "type": "mention", "created_at": deeper["created_at"],
                     "status": None}]))
-    router.get(url__startswith=f"{BASE}/api/v1/conversations").mock(
-        return_value=httpx.Response(200, json=[]))
+    router.get(url__startswith=f"{BASE}/api/v1/conversations").mock(return_value=httpx.Response(
+        200, json=[{"id": "c1", "unread": False, "accounts": [], "last_status": None}]))
     result = connector(client, sleeps, clock=datetime(2026, 8, 2, tzinfo=UTC).timestamp(),
                        replies_lookback_days=14, backfill_days=3650).fetch(None)
     got = {i.id: i for i in result.items}
     assert {got[i].thread_id for i in ("1000", "1001", "1002")} == {"1000"}
     assert got["1003"].thread_id == "900"
-    # the mention notification whose status is gone is reported, not dropped silently
-    (problem,) = result.problems
-    assert "1 mention notification(s) without a status" in problem
+    # a mention whose status is gone, a conversation without its last message: reported, not
+    # dropped silently
+    mention, conversation = result.problems
+    assert "1 mention notification(s) without a status" in mention
+    assert "1 conversation(s) without a last status" in conversation
 
 
 @pytest.mark.parametrize(("attachment", "mime"), [
