@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import threading
 from pathlib import Path
 from typing import TextIO
@@ -51,7 +53,18 @@ class ConsoleSink:
 
 
 class JsonSink:
-    """Appends one JSON object per notification to a .jsonl file (or a stream)."""
+    """Appends one JSON object per notification to a .jsonl file (or a stream), exactly once.
+
+    The line is written before the outbox commits the delivery, so a crash in between would
+    otherwise repeat it at the next drain. Each line therefore carries a ``delivery_key`` (the
+    flag, route and kind: one outbox message), and before it appends, the sink reads what was
+    appended since it last looked (under an exclusive ``flock``, so processes sharing the file
+    agree) and skips a key already written. A line cut short by a crash mid-write is removed
+    (its delivery was not committed, so it comes again whole). Each line is written with one
+    ``write`` on an append-only descriptor and flushed to disk (``fsync``) before the delivery
+    is committed. The file is created readable by its owner only (0600). Readers who copy the
+    file elsewhere can rely on ``delivery_key`` being unique in it.
+    """
 
     name = "json"
 
@@ -59,12 +72,55 @@ class JsonSink:
         self.path = path
         self.stream = stream
         self._lock = threading.Lock()
+        self._keys: set[str] = set()
+        self._read_to = 0  # how far the file has been read for keys
+
+    @staticmethod
+    def delivery_key(view: FlagView) -> str:
+        return f"flag-{view.flag.id}:{view.route.value}:{view.kind}"
 
     def deliver(self, view: FlagView) -> None:
-        line = json.dumps(view.to_dict(), ensure_ascii=False, default=str)
+        key = self.delivery_key(view)
+        line = json.dumps({**view.to_dict(), "delivery_key": key}, ensure_ascii=False,
+                          default=str) + "\n"
         with self._lock:
-            if self.path is not None:
-                with self.path.open("a", encoding="utf-8") as fh:
-                    fh.write(line + "\n")
-            elif self.stream is not None:
-                self.stream.write(line + "\n")
+            if self.path is None:
+                if self.stream is not None and key not in self._keys:
+                    self.stream.write(line)
+                    self._keys.add(key)
+                return
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                self._catch_up(fd)
+                if key in self._keys:
+                    return  # written before a crash kept the delivery from being committed
+                data = line.encode("utf-8")
+                if os.write(fd, data) != len(data):
+                    raise OSError(f"{self.path}: short write")
+                os.fsync(fd)
+                self._keys.add(key)
+                self._read_to = os.fstat(fd).st_size
+            finally:
+                os.close(fd)  # releases the lock
+
+    def _catch_up(self, fd: int) -> None:
+        """Read the keys of the lines appended since last time; drop a torn last line."""
+        size = os.fstat(fd).st_size
+        if size < self._read_to:  # the file was replaced or truncated: read it all again
+            self._keys.clear()
+            self._read_to = 0
+        if size == self._read_to:
+            return
+        data = os.pread(fd, size - self._read_to, self._read_to)
+        complete = data.rfind(b"\n") + 1
+        for raw in data[:complete].splitlines():
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                continue  # not ours to judge: readers skip what is not JSON
+            if isinstance(record, dict) and isinstance(record.get("delivery_key"), str):
+                self._keys.add(record["delivery_key"])
+        if complete < len(data):  # a line cut short by a crash: its delivery comes again
+            os.ftruncate(fd, self._read_to + complete)
+        self._read_to += complete
