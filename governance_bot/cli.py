@@ -112,7 +112,8 @@ def _key_problem(exc: Exception) -> typer.Exit:
 
 
 @contextmanager
-def _database(config: Config, *, create_if_empty: bool = False) -> Iterator[Database]:
+def _database(config: Config, *, create_if_empty: bool = False, anchor: bool = True
+              ) -> Iterator[Database]:
     """The configured database, checked: an outdated schema exits 3, keys that do not fit (or
     none, for a database holding encrypted data) exit 2 before anything is read or written."""
     from governance_bot.storage.crypto import KeyError_
@@ -128,6 +129,10 @@ def _database(config: Config, *, create_if_empty: bool = False) -> Iterator[Data
         except KeyError_ as exc:
             raise _key_problem(exc) from None
         yield db
+        if anchor:  # events this command wrote, anchored outside the database
+            from governance_bot.audit_anchor import anchor as write_anchor
+
+            write_anchor(config, db)
     finally:
         db.dispose()
 
@@ -682,18 +687,74 @@ def flags_show(
 
 # --- audit log --------------------------------------------------------------------------------
 @auditlog_app.command("verify")
-def auditlog_verify(config_path: ConfigOpt = Path("config.toml")) -> None:
-    """Check the audit log's hash chain; report the first broken link."""
+def auditlog_verify(
+    config_path: ConfigOpt = Path("config.toml"),
+    anchors: Annotated[list[Path] | None, typer.Option(
+        "--anchors", help="Anchor file(s) to check against (default: [audit_log] anchor_file; "
+        "give a copy kept elsewhere, e.g. from a backup or the syslog server).")] = None,
+) -> None:
+    """Check the audit log: every link and seal of the chain, the head against the anchors
+    written outside the database, and that every flag, decision and notification has its audit
+    events. Says what it found; exit 1 if anything is wrong."""
+    from governance_bot.audit_anchor import anchor_path
     from governance_bot.storage import auditlog
 
     config = _load(config_path)
-    with _database(config) as db, db.session() as session:
-        result = auditlog.verify(session)
-    if result.ok:
-        out.print(f"audit log intact: {result.checked} event(s) verified")
+    files = anchors or [p for p in [anchor_path(config)] if p is not None]
+    with _database(config, anchor=False) as db, db.session() as session:
+        report = auditlog.CheckReport(auditlog.verify(session))
+        for path in files:
+            auditlog.check_anchors(session, auditlog.read_anchor_file(path), str(path), report)
+        auditlog.cross_check(session, report)
+    chain = report.chain
+    seal = (f"sealed with key {auditlog.signing_key()[0]}"  # type: ignore[index]
+            if chain.keyed and not chain.unkeyed else
+            f"{chain.keyed} sealed with a key, {chain.unkeyed} with plain hashes"
+            if chain.keyed else "plain hashes (no key configured)")
+    if chain.ok:
+        out.print(f"chain: intact, {chain.checked} event(s), {seal}", markup=False)
+    else:
+        out.print(f"chain: BROKEN at event {chain.broken_seq}: {chain.problem}", style="red",
+                  markup=False)
+    for note in chain.notes:
+        out.print(f"  note: {note}", markup=False)
+    if not files:
+        out.print("anchors: none configured ([audit_log] anchor_file): a cut or emptied log "
+                  "can only show in the cross-check", style="yellow", markup=False)
+    elif not report.anchor_problems:
+        out.print(f"anchors: {report.anchors_checked} checked in "
+                  f"{', '.join(str(p) for p in files)}: the log reaches every anchored event",
+                  markup=False)
+    for problem in report.anchor_problems:
+        out.print(f"anchors: {problem}", style="red", markup=False)
+    for note in report.anchor_notes[:5]:
+        out.print(f"  note: {note}", markup=False)
+    counts = report.cross_counts
+    if not report.cross_problems:
+        out.print(f"cross-check: every flag ({counts['flags']}), decision "
+                  f"({counts['decisions']}) and notification ({counts['notifications']}) has "
+                  "its audit events", markup=False)
+    for problem in report.cross_problems:
+        out.print(f"cross-check: {problem}", style="red", markup=False)
+    if report.ok:
+        out.print(f"audit log intact: {chain.checked} event(s) verified")
         return
-    out.print(f"[red]audit log BROKEN at event {result.broken_seq}: {result.problem}[/red]")
+    out.print("audit log NOT intact: see above", style="red", markup=False)
     raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+@auditlog_app.command("anchor")
+def auditlog_anchor(config_path: ConfigOpt = Path("config.toml")) -> None:
+    """Write the log's head outside the database now ([audit_log]: the anchor file, syslog,
+    Slack). The service does this every [audit_log] anchor_minutes; run it from cron where only
+    commands run."""
+    from governance_bot.audit_anchor import anchor
+
+    config = _load(config_path)
+    with _database(config) as db:
+        record = anchor(config, db)
+    out.print(f"anchored at event {record['seq']}" if record else
+              "nothing new to anchor (the head has not moved since the last anchor)")
 
 
 # --- audit and reports -----------------------------------------------------------------------
@@ -785,15 +846,29 @@ def keys_rotate(config_path: ConfigOpt = Path("config.toml")) -> None:
         err.print("[red]no encryption keys configured: set GOVERNANCE_BOT_SECURITY__ENCRYPTION_KEYS"
                   " (see docs/security.md)[/red]")
         raise typer.Exit(EXIT_CONFIG)
+    from governance_bot.audit_anchor import anchor
+    from governance_bot.storage import auditlog
+
     db = Database(config.database_url)
     try:
         db.check_encryption()  # some configured key must read what is there
         counts = rotate_all(db)
+        out.print("re-encrypted: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        # the audit log's seals rotate with the keys: checked with the old, sealed with the new
+        try:
+            with db.session() as session:
+                sealed = auditlog.reseal(session)
+        except ValueError as exc:
+            err.print(f"the audit log was NOT re-sealed: {exc}. Keep the old key configured "
+                      "and see `governance-bot audit-log verify`.", style="red", markup=False,
+                      soft_wrap=True)
+            raise typer.Exit(EXIT_CHECK_FAILED) from None
+        anchor(config, db)
+        out.print(f"audit log: {sealed} event(s) sealed with the new key (anchored)")
     except KeyError_ as exc:
         raise _key_problem(exc) from None
     finally:
         db.dispose()
-    out.print("re-encrypted: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
 # --- data protection: legal holds, retention, subject access and erasure (docs/data-protection.md)

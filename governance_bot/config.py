@@ -335,6 +335,22 @@ class SecuritySettings(_Section):
         return [k.strip() for k in self.encryption_keys.get_secret_value().split(",") if k.strip()]
 
 
+class AuditLogSettings(_Section):
+    """Anchoring the tamper-evident audit log outside the database (docs/security.md)."""
+
+    anchor_file: Path | None = Field(
+        default=Path("audit-anchors.log"), description="append-only file the log's head is "
+        "written to (relative to the config file's folder); put it where the service can append "
+        "but which is backed up apart from the database")
+    anchor_minutes: int = Field(default=60, ge=1, le=24 * 60,
+                                description="how often the running service anchors the head")
+    syslog: bool = Field(default=False, description="also send each anchor to syslog "
+                         "(facility authpriv), from where it can be forwarded off the machine")
+    slack_channel: str | None = Field(
+        default=None, description="also post each anchor to this Slack channel id (the bot must "
+        "be in it), so a deleted tail shows against what was posted")
+
+
 def _default_category_retention() -> dict[str, int]:
     # child-protection records: 25 years (IRMS toolkit for schools: DOB + 25 years); others 6
     return {"safeguarding": 9125}
@@ -462,6 +478,7 @@ class Config(BaseSettings):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     audit: AccessAuditSettings = Field(default_factory=AccessAuditSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    audit_log: AuditLogSettings = Field(default_factory=AuditLogSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     classifiers: ClassifiersSettings = Field(default_factory=ClassifiersSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)

@@ -32,6 +32,7 @@ def run_doctor(config: Config) -> list[Check]:
     regs = _database_checks(config, checks)
     if regs is not None:
         _register_checks(regs, checks)
+    checks.append(_audit_log_check(config))
     for settings in connector_settings(config):
         try:
             connector = load(settings.type)(settings)
@@ -106,6 +107,38 @@ def _database_checks(config: Config, checks: list[Check]) -> Any:
             return load_registers(session)
     finally:
         db.dispose()
+
+
+def _audit_log_check(config: Config) -> Check:
+    """The audit log is sealed with a key and anchored somewhere the service can write."""
+    import os
+
+    from governance_bot.audit_anchor import anchor_path
+
+    path = anchor_path(config)
+    keyed = bool(config.security.keys())
+    places = [str(path)] if path is not None else []
+    if config.audit_log.syslog:
+        places.append("syslog")
+    if config.audit_log.slack_channel:
+        places.append(f"Slack {config.audit_log.slack_channel}")
+    if path is not None:
+        target = path if path.exists() else path.parent
+        if not os.access(target, os.W_OK):
+            return Check("audit log", False, f"the anchor file {path} cannot be written",
+                         "give the service's user write access, or set [audit_log] anchor_file "
+                         "to a file under the data directory")
+    if not places:
+        return Check("audit log", False, "not anchored outside the database: a cut or emptied "
+                     "log would show only in the cross-check",
+                     "set [audit_log] anchor_file (and/or syslog = true)", warning=True)
+    if not keyed:
+        return Check("audit log", False, f"anchored to {', '.join(places)}, but sealed with "
+                     "plain hashes: someone able to write to the database could rewrite it",
+                     "set GOVERNANCE_BOT_SECURITY__ENCRYPTION_KEYS (the seal's key is derived "
+                     "from it)", warning=True)
+    return Check("audit log", True, f"sealed with a key, anchored to {', '.join(places)} every "
+                 f"{config.audit_log.anchor_minutes} min")
 
 
 def _file_permissions_check(db: Any) -> Check | None:

@@ -177,9 +177,12 @@ class Runtime:
                             lease_seconds=self.config.service.lease_seconds)
 
     def close(self) -> None:
+        from governance_bot.audit_anchor import anchor
+
         for c in self.connectors:
             c.close()
         self.pipeline.close()
+        anchor(self.config, self.db)  # what this run wrote to the audit log, anchored outside
         self.db.dispose()
 
 

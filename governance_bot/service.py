@@ -368,6 +368,18 @@ class Service:
         if report is None or report.catch_up:
             self.poll(connector)
 
+    def anchor_audit_log(self) -> None:
+        """Write the audit log's head outside the database (one replica per interval)."""
+        from governance_bot.audit_anchor import anchor
+
+        minutes = self.rt.config.audit_log.anchor_minutes
+        if not leases.acquire(self.rt.db, "job:audit-anchor", self.owner,
+                              timedelta(minutes=minutes) - timedelta(seconds=5),
+                              datetime.now(UTC)):
+            return
+        anchor(self.rt.config, self.rt.db,
+               slack_client=self.slack.bot.client if self.slack is not None else None)
+
     def later(self, func: Any, *args: Any, delay: timedelta = timedelta(0)) -> None:
         """Run ``func(*args)`` on the scheduler's threads, ``delay`` from now."""
         self.scheduler.add_job(func, "date", args=list(args),
@@ -413,6 +425,10 @@ class Service:
         self.scheduler.add_job(self.drain, "interval",
                                seconds=self.rt.config.service.outbox_interval_seconds,
                                id="outbox", max_instances=1, coalesce=True)
+        self.scheduler.add_job(self.anchor_audit_log, "interval",
+                               minutes=self.rt.config.audit_log.anchor_minutes,
+                               id="audit-anchor", max_instances=1, coalesce=True,
+                               next_run_time=datetime.now(UTC))
         self.scheduler.add_job(self.recover, "interval",
                                seconds=max(1.0, min(10.0, self.lease.total_seconds() / 2)),
                                id="recover", max_instances=1, coalesce=True,

@@ -10,6 +10,7 @@ Rows written before encryption was switched on are read as they are and encrypte
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -18,11 +19,12 @@ from sqlalchemy import JSON, Text, TypeDecorator
 from sqlalchemy.engine import Dialect
 
 __all__ = ["MARK", "EncryptedJSON", "EncryptedText", "KeyError_", "configure", "decrypt",
-           "encrypt", "generate_key", "is_configured"]
+           "derived_keys", "encrypt", "generate_key", "is_configured"]
 
 MARK = "gbenc1:"
 _MARK = MARK
 _cipher: MultiFernet | None = None
+_keys: list[str] = []  # as configured, newest first (the audit log derives its keys from them)
 
 
 class KeyError_(RuntimeError):
@@ -35,12 +37,13 @@ def generate_key() -> str:
 
 def configure(keys: list[str] | None) -> None:
     """Set (or, with None/empty, clear) the keys for this process."""
-    global _cipher
+    global _cipher, _keys
     if not keys:
-        _cipher = None
+        _cipher, _keys = None, []
         return
     try:
         _cipher = MultiFernet([Fernet(k.strip().encode()) for k in keys if k.strip()])
+        _keys = [k.strip() for k in keys if k.strip()]
     except ValueError as exc:
         raise KeyError_("an encryption key is not a valid Fernet key (generate one with "
                         "`governance-bot keys generate`)") from exc
@@ -48,6 +51,21 @@ def configure(keys: list[str] | None) -> None:
 
 def is_configured() -> bool:
     return _cipher is not None
+
+
+def derived_keys(purpose: bytes) -> list[bytes]:
+    """A 32-byte key for ``purpose`` from each configured key (HKDF-SHA256), newest first:
+    other secrets (the audit log's HMAC key) rotate with the encryption keys and never meet the
+    database, while a key for one purpose tells nothing about another."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    out = []
+    for key in _keys:
+        raw = base64.urlsafe_b64decode(key.encode())
+        out.append(HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                        info=purpose).derive(raw))
+    return out
 
 
 def _encrypt(text: str) -> str:

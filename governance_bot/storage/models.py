@@ -228,6 +228,8 @@ class AuditEvent(Base):
     data: Mapped[dict[str, Any]]
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # the id of the key the event is sealed with (HMAC); None: a plain SHA-256 (no keys then)
+    key_id: Mapped[str | None] = mapped_column(String(16))
 
 
 class AuditHead(Base):
