@@ -469,7 +469,12 @@ class Service:
                                  headers=dict(request.headers), query=dict(request.query_params),
                                  body=body)
             loop = asyncio.get_running_loop()
-            resp = await loop.run_in_executor(self._receivers, connector.handle_webhook, req)
+            try:
+                resp = await loop.run_in_executor(self._receivers, connector.handle_webhook, req)
+            except Exception as exc:  # a connector's bug must not become a 500 and a traceback
+                log.error("%s: the webhook could not be read (%s; %d bytes, body not logged)",
+                          connector.name, type(exc).__name__, len(body))
+                return Response(b"unreadable request", status_code=400)
             if resp.subscription_events:
                 # acted on in the background: Graph wants its answer within seconds
                 self.later(self.subscription_events, connector, list(resp.subscription_events))
