@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 from bench.harness import Bench
-from governance_bot.routing import Router
 from governance_bot.runtime import Runtime
 from governance_bot.slack.bot import SlackBot, make_client
 from governance_bot.slack.sink import SlackSink
@@ -45,7 +44,7 @@ def run(bench: Bench, args: argparse.Namespace) -> None:
         fake.on_call = on_call
         config = make_config(Path(tmp), fake)
         rt = Runtime.from_config(config)
-        rt.pipeline.engine = DetectionEngine([LearnerNameTestDetector()], Router())  # type: ignore[list-item]
+        rt.pipeline.engine = DetectionEngine([LearnerNameTestDetector()])  # type: ignore[list-item]
         bot = SlackBot(config, rt.db, make_client(config, "xoxb-bench"), registers=rt.registers)
         sender = rt.sender(SlackSink(bot))
         names = ["Jayden Price", "Maisie O'Connell", "Kacper Zielinski", "Ruby Fletcher"]

@@ -703,7 +703,7 @@ MALFORMED = [
 REGISTER_COLUMNS = {
     "learners": ["learner_id", "first_name", "last_name", "preferred_name", "date_of_birth",
                  "email", "photo_consent", "comms_consent", "employer", "handles",
-                 "guardian_contacts"],
+                 "guardian_contacts", "year_group", "programme", "tutor"],
     "staff": ["staff_id", "name", "email", "slack_user_id", "role", "personal_handles",
               "platform_ids", "active"],
     "accounts": ["account_id", "platform", "handle", "platform_id", "managers"],
@@ -732,6 +732,28 @@ def write_register_csvs(out: Path) -> None:
                 writer.writerow(cells)
 
 
+def _accountability_once_a_week(b: Builder) -> None:
+    """The accountability rule reports a one-to-one conversation once per week (Monday to
+    Sunday, London time): only the first such message of each conversation each week keeps
+    the label."""
+    from zoneinfo import ZoneInfo
+
+    london = ZoneInfo("Europe/London")
+    seen: set[tuple[str, str, date]] = set()
+    every = [(account, item) for account, items in b.items.items() for item in items]
+    for account, item in sorted(every, key=lambda ai: ai[1]["created_at"]):
+        key = f"{ACCOUNTS[account]['platform']}:{account}:{item['id']}"
+        entry = b.expected.get(key)
+        if entry is None or "accountability" not in entry["expect"]:
+            continue
+        local = datetime.fromisoformat(item["created_at"]).astimezone(london).date()
+        week = (account, item.get("thread_id") or item["parent_id"] or item["id"],
+                local - timedelta(days=local.weekday()))
+        if week in seen:
+            entry["expect"] = [e for e in entry["expect"] if e != "accountability"]
+        seen.add(week)
+
+
 def main(out: Path = OUT, csv_out: Path = HERE / "registers-csv",
          expected_out: Path = HERE / "expected-findings.json") -> None:
     b = Builder(random.Random(SEED))
@@ -748,6 +770,7 @@ def main(out: Path = OUT, csv_out: Path = HERE / "registers-csv",
                 fh.write(json.dumps(item, ensure_ascii=False) + "\n")
         total += len(items)
     (out / "zz-malformed.jsonl").write_text("\n".join(MALFORMED) + "\n", encoding="utf-8")
+    _accountability_once_a_week(b)
     b.expected["facebook:brookfield-facebook:fb-ok-1"] = {"scenario": "ordinary", "expect": []}
     b.expected["facebook:brookfield-facebook:fb-ok-2"] = {"scenario": "ordinary", "expect": []}
     expected_out.write_text(

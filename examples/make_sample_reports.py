@@ -31,13 +31,14 @@ import tempfile
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from slack_sdk import WebClient
 from sqlalchemy import select
 
 from connectors.registry import load as load_connector
 from governance_bot.access_audit.cycle import AccessAudit
+from governance_bot.authz import NeedToKnow
 from governance_bot.changes import record_config_changes
 from governance_bot.config import Config, connector_settings, load_config
+from governance_bot.decisions import Decisions
 from governance_bot.flags import FlagStatus
 from governance_bot.items import Item
 from governance_bot.pipeline import Pipeline, ScanReport
@@ -45,8 +46,6 @@ from governance_bot.register_store import load_registers
 from governance_bot.registers import RegisterIndex
 from governance_bot.reports import access_audit_report, governors_report
 from governance_bot.runtime import import_register_files
-from governance_bot.slack.bot import SlackBot
-from governance_bot.slack.decisions import Decisions, inform_candidates, learners_named
 from governance_bot.storage import crypto
 from governance_bot.storage import models as m
 from governance_bot.storage.audit_models import AccessAttestation, AccessFinding
@@ -105,12 +104,8 @@ def scan_examples(config: Config, db: Database, registers: RegisterIndex) -> Sca
 def decide_some_flags(config: Config, db: Database, registers: RegisterIndex) -> None:
     """Acknowledge DSL-route flags after invented delays; remove one learner-details flag."""
     clock = SimulatedClock(datetime(2026, 1, 1, tzinfo=UTC))
-    # The decisions need a SlackBot for its registers and database; no flag here was posted to
-    # Slack, so it never calls Slack (the client points at nothing).
-    bot = SlackBot(config, db, WebClient(token="xoxb-sample-not-used",
-                                         base_url="http://127.0.0.1:9/api/"),
-                   registers=registers, clock=clock)
-    decisions = Decisions(bot)
+    # the service's decisions, as Slack and the console take them (no Slack here)
+    decisions = Decisions(db, lambda: NeedToKnow.from_config(config, registers), clock=clock)
     with db.session() as session:
         dsl_flags = [(f.id, f.created_at) for f in session.execute(
             select(m.Flag).where(m.Flag.route == "dsl").order_by(m.Flag.created_at)).scalars()]
@@ -123,26 +118,37 @@ def decide_some_flags(config: Config, db: Database, registers: RegisterIndex) ->
     for i, (flag_id, created) in enumerate(dsl_flags[:-1]):
         clock.now = created + timedelta(minutes=ACK_MINUTES[i % len(ACK_MINUTES)])
         staff = registers.staff[SAFEGUARDING_TEAM[i % len(SAFEGUARDING_TEAM)]]
-        decisions.acknowledge(flag_id, staff, staff.slack_user_id)
+        decisions.acknowledge(flag_id, staff, slack_user_id=staff.slack_user_id)
     if pii is not None:
         flag_id, created, account = pii
         manager = registers.managers(account)[0]
-        with db.session() as session:
-            _flag, findings, item, _rec = bot.load(session, flag_id)
-            people = [(item.author.role, item.author.register_id),
-                      *((p.role, p.register_id) for p in item.recipients)]
-        candidates = inform_candidates(registers, learners_named(findings, people))
+        roles = decisions.inform_roles(flag_id)
         clock.now = created + timedelta(hours=2, minutes=10)
-        decisions.remove(flag_id, manager, manager.slack_user_id, moderation="manual",
+        decisions.remove(flag_id, manager, slack_user_id=manager.slack_user_id,
+                         moderation="manual",
                          reason="A learner was named without consent; the post was taken down "
                                 "and reposted without the name.",
-                         informed=[(c, "email") for c in candidates])
+                         inform=[r.key for r in roles], method="email")
+
+
+class AskedInSlack:
+    """Stands for Slack asking the managers (the sample's answers are invented below)."""
+
+    def ask(self, *args: object) -> None:
+        return None
+
+    def chase(self, *args: object) -> None:
+        return None
+
+    def summary(self, *args: object) -> None:
+        return None
 
 
 def weekly_audits(config: Config, db: Database, registers: RegisterIndex) -> int:
     """Four weekly audits with invented answers; returns the last run's id."""
     clock = SimulatedClock(AUDIT_MONDAYS[0])
-    audit = AccessAudit(config, db, registers, clock=clock)  # console notifier: nobody is messaged
+    # the managers are asked as Slack would ask them (no Slack here: the answers are invented)
+    audit = AccessAudit(config, db, registers, notifier=AskedInSlack(), clock=clock)
     run_id = 0
     for week, monday in enumerate(AUDIT_MONDAYS):
         last = week == len(AUDIT_MONDAYS) - 1

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from governance_bot.config import Config
 from governance_bot.findings import Finding
 from governance_bot.history import MemoryHistory
 from governance_bot.items import Item
 from governance_bot.registers import RegisterIndex, Registers, read_toml
+from governance_bot.routing import Router
 from rules.base import DetectionContext
 from rules.engine import DetectionEngine
 
@@ -33,14 +34,17 @@ class Classifier:
     engine: DetectionEngine
     registers: RegisterIndex
     history: MemoryHistory
+    router: Router = field(default_factory=Router)
 
     @classmethod
     def from_config(cls, config: Config, registers: RegisterIndex | None = None) -> Classifier:
         return cls(DetectionEngine.from_config(config),
-                   registers or registers_from_config(config), MemoryHistory())
+                   registers or registers_from_config(config), MemoryHistory(),
+                   Router(config.routing.overrides))
 
     def classify(self, item: Item) -> list[Finding]:
+        """The item's findings, each routed (docs/routing.md)."""
         item = self.registers.resolve(item)
         findings = self.engine.detect(item, DetectionContext(self.registers, self.history))
         self.history.record(item, findings)
-        return findings
+        return self.router.apply(findings, item)

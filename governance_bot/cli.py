@@ -6,6 +6,8 @@ Exit codes (docs/cli.md):
   2  usage or configuration error (every problem is listed)
   3  the database schema is outdated: run `governance-bot db upgrade`
   4  finished, but some input was skipped (only with --strict)
+  5  notifications could not be delivered: the delivery is misconfigured (e.g. Slack); they stay
+     queued and are delivered once it is fixed
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from governance_bot.storage.db import Database, SchemaOutdated
 from rules.base import DetectorUnavailable
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_CONFIG, EXIT_SCHEMA, EXIT_SKIPPED = 0, 1, 2, 3, 4
+EXIT_NOT_DELIVERED = 5
 
 app = typer.Typer(
     name="governance-bot",
@@ -54,6 +57,7 @@ flags_app = typer.Typer(help="Flags raised so far.", no_args_is_help=True)
 auditlog_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 report_app = typer.Typer(help="Reports for governors.", no_args_is_help=True)
 keys_app = typer.Typer(help="Encryption keys for data at rest.", no_args_is_help=True)
+slack_app = typer.Typer(help="The Slack app: check that messages arrive.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(registers_app, name="registers")
 app.add_typer(connectors_app, name="connectors")
@@ -61,6 +65,7 @@ app.add_typer(flags_app, name="flags")
 app.add_typer(auditlog_app, name="audit-log")
 app.add_typer(report_app, name="report")
 app.add_typer(keys_app, name="keys")
+app.add_typer(slack_app, name="slack")
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -378,10 +383,39 @@ def _warn_unavailable(runtime: object) -> None:
         err.print(why, markup=False, soft_wrap=True)
 
 
+def _slack_ready_or_exit(runtime: object) -> None:
+    """With Slack as the sink: is it usable? If not, one line (what, and the fix) and exit 5;
+    the notifications stay queued (nothing is attempted, so nothing is lost or sent twice)."""
+    from governance_bot.runtime import Runtime
+
+    assert isinstance(runtime, Runtime)
+    if runtime.config.delivery.sink != "slack":
+        return
+    from governance_bot.slack.setup import SlackNotReady, SlackUnreachable, preflight
+
+    try:
+        preflight(runtime.config)
+    except SlackUnreachable as exc:  # an outage, not a misconfiguration: the outbox retries
+        err.print(f"{exc} The notifications are retried with backoff; none is lost.",
+                  markup=False, soft_wrap=True, style="yellow")
+    except SlackNotReady as exc:
+        from sqlalchemy import func, select
+
+        from governance_bot.storage import models as m
+
+        with runtime.db.session() as session:
+            queued = session.execute(select(func.count(m.OutboxMessage.id)).where(
+                m.OutboxMessage.delivered_at.is_(None))).scalar_one()
+        err.print(f"{exc} {queued} notification(s) stay queued and are delivered once this "
+                  "is fixed.", markup=False, soft_wrap=True, style="red")
+        raise typer.Exit(EXIT_NOT_DELIVERED) from None
+
+
 def _deliver(runtime: object) -> None:
     from governance_bot.runtime import Runtime
 
     assert isinstance(runtime, Runtime)
+    _slack_ready_or_exit(runtime)
     delivered, failed = runtime.sender().drain()
     out.print(f"delivered {delivered} notification(s)" +
               (f"; {failed} failed and will be retried" if failed else ""))
@@ -685,6 +719,47 @@ def flags_show(
     _wide().print(case_text(case, config), markup=False, highlight=False, soft_wrap=True)
 
 
+# --- slack ------------------------------------------------------------------------------------
+@slack_app.command("test")
+def slack_test(
+    to: Annotated[str, typer.Option("--to", help="dsl (the DSL and deputies) or managers "
+                                    "(an account's designated managers)")],
+    account: Annotated[str | None, typer.Argument(help="the account (with --to managers)")
+                       ] = None,
+    config_path: ConfigOpt = Path("config.toml"),
+) -> None:
+    """Send a clearly marked test message to the DSL team or to an account's managers."""
+    from governance_bot.register_store import load_registers
+    from governance_bot.registers import RegisterIndex
+    from governance_bot.slack.setup import SlackNotReady, send_test
+    from governance_bot.storage.db import Database
+
+    if to not in ("dsl", "managers"):
+        err.print("--to: give dsl or managers")
+        raise typer.Exit(EXIT_CONFIG)
+    if to == "managers" and not account:
+        err.print("--to managers needs the account, e.g. "
+                  "`governance-bot slack test --to managers my-facebook-page`")
+        raise typer.Exit(EXIT_CONFIG)
+    config = _load(config_path)
+    db = Database(config.database_url)
+    try:
+        db.ensure_schema(create_if_empty=False)
+        with db.session() as session:
+            registers = RegisterIndex(load_registers(session))
+    except SchemaOutdated as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(EXIT_SCHEMA) from None
+    finally:
+        db.dispose()
+    try:
+        where = send_test(config, registers, to, account)
+    except SlackNotReady as exc:
+        err.print(str(exc), markup=False, soft_wrap=True, style="red")
+        raise typer.Exit(EXIT_NOT_DELIVERED) from None
+    out.print(f"test message sent to {where}", markup=False)
+
+
 # --- audit log --------------------------------------------------------------------------------
 @auditlog_app.command("verify")
 def auditlog_verify(
@@ -775,7 +850,8 @@ def audit(
     config = _load(config_path)
     with _runtime(config) as rt:
         assert isinstance(rt, Runtime)
-        run_id = AccessAudit(config, rt.db, rt.registers, connectors=rt.connectors).run_now()
+        audit_ = AccessAudit(config, rt.db, rt.registers, connectors=rt.connectors)
+        run_id = audit_.run_now()
         folder = out_dir or config.resolve_path(config.audit.report_dir)
         html, csv_path = access_audit_report(config, rt.db, run_id, folder)
         with rt.db.session() as session:
@@ -786,6 +862,10 @@ def audit(
         for f in findings:
             table.add_row(str(f.severity), f.account_id, f.check, f.message, f.remedy)
         out.print(table)
+    if not audit_.asks_managers:
+        out.print("Slack is not set up, so the managers could not be asked to confirm their "
+                  "access this week: check with them by hand (docs/slack.md sets Slack up).",
+                  soft_wrap=True)
     out.print(f"{len(findings)} finding(s); report: {html} and {csv_path}")
 
 
@@ -1065,6 +1145,7 @@ def run(config_path: ConfigOpt = Path("config.toml")) -> None:
 
     config = _load(config_path)
     with _runtime(config) as rt:
+        _slack_ready_or_exit(rt)
         Service(rt).run_forever()  # type: ignore[arg-type]
 
 

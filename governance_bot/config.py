@@ -148,11 +148,18 @@ class DetectionSettings(_Section):
 
 
 class RoutingSettings(_Section):
-    """Overrides of the severity x category matrix: "category" or "category:severity" -> route."""
+    """Who receives what (docs/routing.md). ``overrides``: single cells of the need-to-know table,
+    "category" or "category:severity" -> route; ``staff_concerns_to``: the case manager for
+    concerns about staff ("dsl" or staff_ids); ``staff_concerns_alternate``: who takes a concern
+    about the case manager or the DSL (staff_ids; default the chair of governors, else the
+    headteacher)."""
 
-    overrides: dict[str, Literal["account_managers", "dsl", "digest", "record_only"]] = Field(
-        default_factory=dict
-    )
+    overrides: dict[str, Literal["account_managers", "dsl", "case_manager", "digest",
+                                 "case_digest", "record_only"]] = Field(default_factory=dict)
+    staff_concerns_to: Literal["dsl"] | list[str] = Field(
+        default="dsl", description='"dsl" or staff_ids (e.g. the headteacher)')
+    staff_concerns_alternate: list[str] = Field(
+        default_factory=list, description="staff_ids (e.g. the chair of governors)")
 
 
 class DeliverySettings(_Section):

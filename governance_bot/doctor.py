@@ -31,7 +31,16 @@ def run_doctor(config: Config) -> list[Check]:
     crypto.configure(config.security.keys())
     regs = _database_checks(config, checks)
     if regs is not None:
+        from governance_bot.registers import RegisterIndex
+
+        index = RegisterIndex(regs)
         _register_checks(regs, checks)
+        checks.extend(_routing_checks(config, index))
+        if config.delivery.sink == "slack" or config.slack.enabled:
+            from governance_bot.slack.setup import setup_checks
+
+            checks.extend(Check(c.name, c.ok, c.message, c.fix, c.warning)
+                          for c in setup_checks(config, index))
     checks.append(_audit_log_check(config))
     for settings in connector_settings(config):
         try:
@@ -178,6 +187,35 @@ def _register_checks(regs: Any, checks: list[Check]) -> None:
     if not index.safeguarding_contacts():
         checks.append(Check("safeguarding contacts", False, "no active DSL or deputy registered",
                             "give the DSL role = \"dsl\" in the staff register"))
+
+
+def _routing_checks(config: Config, registers: object) -> list[Check]:
+    """Who takes concerns about staff (docs/routing.md): the case manager and the alternate."""
+    from governance_bot.authz import NeedToKnow
+    from governance_bot.registers import RegisterIndex
+
+    assert isinstance(registers, RegisterIndex)
+    nt = NeedToKnow.from_config(config, registers)
+    out = []
+    configured = config.routing.staff_concerns_to
+    if isinstance(configured, list):
+        unknown = [s for s in configured if nt.staff(s) is None]
+        if unknown:
+            out.append(Check("case manager", False, f"[routing] staff_concerns_to names "
+                             f"{', '.join(unknown)}, not active staff in the register",
+                             "use staff_ids of current staff, or \"dsl\""))
+    if not nt.case_managers():
+        out.append(Check("case manager", False, "nobody receives concerns about staff",
+                         "register the DSL (role = \"dsl\") or set [routing] "
+                         "staff_concerns_to"))
+    if not nt.alternates():
+        out.append(Check("alternate case manager", False, "nobody is registered to take a "
+                         "concern about the DSL or the case manager (such concerns go to the "
+                         "deputies meanwhile)",
+                         "add the chair of governors to the staff register with role = "
+                         "\"chair_of_governors\", or set [routing] staff_concerns_alternate",
+                         warning=True))
+    return out
 
 
 def _subscriptions_check(config: Config, connector: object) -> Check | None:

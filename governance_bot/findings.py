@@ -44,11 +44,13 @@ class Severity(IntEnum):
 
 
 class Route(StrEnum):
-    """Who a flag goes to."""
+    """Who a finding goes to (docs/routing.md, "The need-to-know table")."""
 
-    account_managers = "account_managers"
-    dsl = "dsl"
-    digest = "digest"
+    account_managers = "account_managers"  # the account's designated managers
+    dsl = "dsl"  # the DSL and deputies (safeguarding; content at severity 4-5)
+    case_manager = "case_manager"  # concerns about a member of staff: the case manager
+    digest = "digest"  # the account managers' daily digest (low-severity content only)
+    case_digest = "case_digest"  # the case manager's daily summary (low-severity staff conduct)
     record_only = "record_only"
 
 

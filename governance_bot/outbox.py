@@ -27,14 +27,16 @@ from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from governance_bot.authz import Entitlement, FindingFacts, FlagFacts, NeedToKnow
 from governance_bot.findings import Route
 from governance_bot.items import Item
 from governance_bot.registers import RegisterIndex, StaffMember
+from governance_bot.routing import ROUTE_PRIORITY
 from governance_bot.storage import models as m
 from governance_bot.storage.db import Database
 
 __all__ = ["DeliveryError", "FlagView", "OutboxSender", "Sink", "build_flag_view", "first_attempt",
-           "load_flag", "lock_message", "recipients_for"]
+           "load_flag", "lock_message", "primary_route", "recipients_for"]
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,14 @@ class _TransactionLost(Exception):
 
 @dataclass(slots=True)
 class FlagView:
-    """Everything a sink needs to show one flag: read fresh from the database at delivery."""
+    """Everything a sink needs to show one flag to one audience, read fresh from the database
+    at delivery and cut to what that audience may see (``governance_bot.authz``).
+
+    ``findings`` are only those routed to this message's people (never another audience's);
+    ``entitlements`` say, per person, what they receive and may do (the union over their routes:
+    a person is delivered by the message of their most urgent route only, see
+    :func:`primary_route`); ``all_findings`` is the whole flag, for bookkeeping only, never to
+    be shown."""
 
     flag: m.Flag
     findings: list[m.Finding]
@@ -65,6 +74,28 @@ class FlagView:
     # no earlier attempt can have shown this flag anywhere (the message's first claim, and no
     # other message about the flag was tried before): nothing to look for before posting
     first_attempt: bool = False
+    entitlements: list[Entitlement] = field(default_factory=list)
+    facts: FlagFacts | None = None
+    all_findings: list[m.Finding] = field(default_factory=list)
+    note: str | None = None  # about parts sent to others ("also referred elsewhere")
+
+    def audiences(self) -> list[tuple[list[Entitlement], list[m.Finding]]]:
+        """The people this message delivers to, grouped by what they see and may do (the same
+        findings, detail, note and routes): (people, their findings). A person is delivered by
+        the message of their most urgent route only, so each person gets one message per flag
+        carrying everything they may see; someone with only a digest route, by the digest's."""
+        groups: dict[tuple[frozenset[str], str, str | None, frozenset[Route]],
+                     list[Entitlement]] = {}
+        for e in self.entitlements:
+            if primary_route(e.routes) != self.route:
+                continue
+            key = (e.finding_keys, e.detail.value, e.note, e.routes)
+            groups.setdefault(key, []).append(e)
+        out = []
+        for (keys, _, _, _), people in groups.items():
+            source = self.all_findings or self.findings
+            out.append((people, [f for f in source if str(f.id) in keys]))
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -88,14 +119,35 @@ class FlagView:
                  "score": f.score, "explanation": f.explanation, "evidence": f.evidence}
                 for f in self.findings
             ],
+            **({"note": self.note} if self.note else {}),
         }
 
 
-def recipients_for(route: Route, account: str, registers: RegisterIndex) -> list[StaffMember]:
-    """The people a route reaches: the account's current designated managers, or the DSL and
-    deputies. The digest goes to the managers too."""
+def primary_route(routes: Collection[Route]) -> Route:
+    """A person's most urgent route for a flag: the outbox message of that route delivers
+    their one message about it (which carries everything they may see)."""
+    return max(routes, key=lambda r: ROUTE_PRIORITY[r]) if routes else Route.record_only
+
+
+def recipients_for(route: Route, account: str, registers: RegisterIndex,
+                   facts: FlagFacts | None = None,
+                   need_to_know: NeedToKnow | None = None) -> list[StaffMember]:
+    """The people ``route`` reaches. With the flag's ``facts``: exactly need-to-know's answer
+    (never a finding's subject); without (account-level messages): the account's current
+    managers, or the DSL and deputies."""
+    nt = need_to_know or NeedToKnow(registers)
+    if facts is not None:
+        out: list[StaffMember] = []
+        findings: list[FindingFacts | None] = [f for f in facts.findings if f.route == route]
+        for finding in findings or [None]:
+            for person in nt.recipients(route, facts, finding):
+                if person not in out:
+                    out.append(person)
+        return out
     if route == Route.dsl:
         return registers.safeguarding_contacts()
+    if route in (Route.case_manager, Route.case_digest):
+        return nt.case_managers()
     if route in (Route.account_managers, Route.digest):
         return [s for s in registers.managers(account) if s.active]
     return []
@@ -171,7 +223,9 @@ def lock_message(session: Session, message_id: int) -> m.OutboxMessage | None:
 
 
 def build_flag_view(session: Session, message: m.OutboxMessage, registers: RegisterIndex,
-                    untried: Collection[int] = ()) -> FlagView | None:
+                    untried: Collection[int] = (), need_to_know: NeedToKnow | None = None
+                    ) -> FlagView | None:
+    """The flag of ``message`` as its audience may see it (``governance_bot.authz``)."""
     if message.flag_id is None:
         return None
     loaded = load_flag(session, message.flag_id)
@@ -179,10 +233,31 @@ def build_flag_view(session: Session, message: m.OutboxMessage, registers: Regis
         return None
     flag, findings, item, record = loaded
     route = Route(message.route)
-    return FlagView(flag=flag, findings=findings, item=item,
+    nt = need_to_know or NeedToKnow(registers)
+    facts = FlagFacts.from_records(flag, findings, item)
+    audience = nt.audience(facts)
+    mine = [e for e in audience.values() if route in e.routes]
+    keys = {k for e in mine for k in e.finding_keys}
+    if not mine:  # nobody to receive it: say what the route holds (the sink reports nobody)
+        keys = {str(f.id) for f in findings if f.route == route.value}
+    visible = [f for f in findings if str(f.id) in keys]
+    notes = {e.note for e in mine if e.note}
+    return FlagView(flag=flag, findings=visible, item=item,
                     item_record=record, route=route, kind=message.kind,
-                    recipients=recipients_for(route, flag.account, registers),
-                    first_attempt=first_attempt(session, message, untried))
+                    recipients=[e.staff for e in mine],
+                    first_attempt=first_attempt(session, message, untried),
+                    entitlements=mine, facts=facts, all_findings=findings,
+                    note=sorted(notes)[0] if len(notes) == 1 else (
+                        "Also referred elsewhere." if notes else None))
+
+
+def _rebound(nt: NeedToKnow, registers: RegisterIndex) -> NeedToKnow:
+    """The same rules over newer registers (the service reloads them while running)."""
+    return NeedToKnow(registers, staff_concerns_to=nt.staff_concerns_to,
+                      staff_concerns_alternate=nt.staff_concerns_alternate,
+                      dsl_content=nt.dsl_content.value,
+                      mask_learner_details=nt.mask_learner_details,
+                      administrators=sorted(nt.administrators))
 
 
 class Sink(Protocol):
@@ -201,10 +276,13 @@ class Sink(Protocol):
 class OutboxSender:
     def __init__(self, db: Database, sink: Sink, registers: RegisterIndex,
                  owner: str | None = None, lease_seconds: int = 120, max_backoff: int = 900,
-                 on_delivered: Callable[[datetime, datetime], None] | None = None):
+                 on_delivered: Callable[[datetime, datetime], None] | None = None,
+                 need_to_know: NeedToKnow | None = None):
         self.db = db
         self.sink = sink
         self.registers = registers
+        # who may see what; None: the default rules over ``registers``
+        self.need_to_know = need_to_know
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
         self.lease = timedelta(seconds=lease_seconds)
         self.max_backoff = max_backoff
@@ -293,7 +371,10 @@ class OutboxSender:
                 return True
             if message.claimed_by != self.owner:
                 return True  # someone else's now
-            view = build_flag_view(session, message, self.registers, untried)
+            nt = self.need_to_know
+            if nt is None or nt.registers is not self.registers:
+                nt = NeedToKnow(self.registers) if nt is None else _rebound(nt, self.registers)
+            view = build_flag_view(session, message, self.registers, untried, nt)
             try:
                 if view is not None:
                     self.sink.deliver(view)

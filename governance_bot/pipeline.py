@@ -29,6 +29,7 @@ from governance_bot.history import BatchHistory, DatabaseHistory
 from governance_bot.image_text import ImageTextReader
 from governance_bot.items import Item, Role
 from governance_bot.registers import RegisterIndex
+from governance_bot.routing import Router
 from governance_bot.storage import auditlog
 from governance_bot.storage import models as m
 from governance_bot.storage.archive import (
@@ -47,6 +48,8 @@ __all__ = ["PendingBatch", "Pipeline", "ScanReport"]
 _T = TypeVar("_T")
 
 log = logging.getLogger(__name__)
+
+APPROVED_MEDIA_SECONDS = 10.0
 
 
 @dataclass(slots=True)
@@ -96,10 +99,12 @@ class Pipeline:
     def __init__(self, db: Database, engine: DetectionEngine, registers: RegisterIndex,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  options: dict[str, Any] | None = None, db_retry_seconds: float = 30.0,
-                 image_text: ImageTextReader | None = None):
+                 image_text: ImageTextReader | None = None, router: Router | None = None):
         self.db = db
         # reads the text in items' images before they are archived and checked (OCR)
         self.image_text = image_text
+        # who receives each finding (docs/routing.md): applied here, after detection
+        self.router = router or Router()
         self.db_retry_seconds = db_retry_seconds
         self.engine = engine
         self.registers = registers
@@ -108,10 +113,31 @@ class Pipeline:
         self.options = options or {}
         self._pool: ThreadPoolExecutor | None = None  # the detection thread, started when needed
         self._pool_lock = threading.Lock()
+        self._approved: frozenset[str] = frozenset()
+        self._approved_at = float("-inf")
 
     def context(self) -> DetectionContext:
+        options = self.options
+        approved = self._approved_media()
+        if approved:
+            options = {**options, "approved_media_hashes": approved | set(
+                options.get("approved_media_hashes") or ())}
         return DetectionContext(registers=self.registers, history=self.history, now=self.clock(),
-                                options=self.options)
+                                options=options)
+
+    def _approved_media(self) -> frozenset[str]:
+        """The photos managers pre-approved (by sha256), read at most every few seconds: a
+        pre-approval made in Slack or the console holds from the next batch on."""
+        now = time.monotonic()
+        if now - self._approved_at >= APPROVED_MEDIA_SECONDS:
+            try:
+                with self.db.session() as session:
+                    self._approved = frozenset(session.execute(
+                        select(m.ApprovedMedia.sha256)).scalars())
+            except DBAPIError:  # the database is away: detection goes on with what we knew
+                log.warning("pre-approved photos not read now; using the last known list")
+            self._approved_at = now
+        return self._approved
 
     def process(self, item: Item, report: ScanReport | None = None) -> FlagChange | None:
         report = report if report is not None else ScanReport()
@@ -183,6 +209,9 @@ class Pipeline:
             ctx = replace(ctx, history=history)
         return self.engine.detect(archived.item, ctx, precomputed)
 
+    def _routed(self, archived: _Archived, findings: list[Finding]) -> list[Finding]:
+        return self.router.apply(findings, archived.item)
+
     def _record(self, session: Session, archived: _Archived, findings: list[Finding],
                 report: ScanReport, record: m.ItemRecord | None = None) -> FlagChange | None:
         """Store ``findings`` for one archived item; the caller marks its version detected
@@ -192,7 +221,8 @@ class Pipeline:
         if findings:
             record = record or session.get(m.ItemRecord, archived.record_id)
             assert record is not None
-            change = record_findings(session, record, findings, now=archived.now)
+            change = record_findings(session, record, self._routed(archived, findings),
+                                     now=archived.now)
         if change is not None:
             if change.created:
                 report.flags_created += 1
@@ -506,8 +536,7 @@ class Pipeline:
             evidence=Evidence(detail={"deleted_at": (record.deleted_at or now).isoformat(),
                                       "author_role": author.value if author else None}),
         )
-        routed = replace(finding, route=self.engine.router.route_finding(finding))
-        record_findings(session, record, [routed], now=now)
+        record_findings(session, record, self.router.apply([finding], item), now=now)
         auditlog.append(session, "governance-bot", "item.deleted", record.key,
                         {"had_flag": had_flag}, at=now)
 

@@ -42,6 +42,9 @@ class StaffRole(StrEnum):
     deputy_dsl = "deputy_dsl"
     tutor = "tutor"
     staff = "staff"
+    headteacher = "headteacher"  # the case manager's alternate when the DSL is the subject
+    chair_of_governors = "chair_of_governors"  # handles concerns about the headteacher/DSL
+    it_admin = "it_admin"  # runs the service; never sees case content
 
 
 def _split(value: Any) -> list[str]:
@@ -101,11 +104,16 @@ class Learner(_Record):
     employer: str | None = None
     handles: list[str] = Field(default_factory=list)
     guardian_contacts: list[str] = Field(default_factory=list)
+    # what the DSL needs to find the child: shown in safeguarding alerts only
+    year_group: str | None = None  # e.g. "Year 9"
+    programme: str | None = None  # e.g. "Level 3 Engineering apprenticeship"
+    tutor: str | None = None  # the tutor's staff_id
 
     _lists = field_validator("handles", "aliases", "guardian_contacts", mode="before")(_split)
     _consent = field_validator("photo_consent", "comms_consent", mode="before")(_bool)
 
-    @field_validator("preferred_name", "email", "employer", "date_of_birth", mode="before")
+    @field_validator("preferred_name", "email", "employer", "date_of_birth", "year_group",
+                     "programme", "tutor", mode="before")
     @classmethod
     def _blank_none(cls, v: Any) -> Any:
         return v or None

@@ -11,7 +11,7 @@ import csv
 import io
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -130,7 +130,8 @@ def access_audit_data(config: Config, db: Database, run_id: int, registers: Any 
                       empty="No findings: every account has two current designated managers who "
                             "confirmed access, with two-factor authentication and fresh passwords.",
                       empty_tone="good")
-    return (f"Dual-access audit #{run_id}", f"week of {started:%d %B %Y}", [section], csv_rows)
+    return (f"Dual-access audit #{run_id}", f"week of Monday {_monday(started):%d %B %Y}",
+            [section], csv_rows)
 
 
 def access_audit_report(config: Config, db: Database, run_id: int, out_dir: Path
@@ -304,10 +305,17 @@ def _removals(events: list[m.AuditEvent], names: dict[str, str]) -> Section:
                    empty="No removals in this period.")
 
 
+def _monday(at: Any) -> Any:
+    """An audit's week is named by its Monday (an audit started on a Wednesday is still in the
+    week of that Monday)."""
+    day = at.date() if hasattr(at, "date") else at
+    return day - timedelta(days=day.weekday())
+
+
 def _audit_over_time(rows: list[Any]) -> Section:
     by_week: dict[str, Counter[str]] = defaultdict(Counter)
     for started_at, check, _status in rows:
-        by_week[f"{started_at:%Y-%m-%d}"][check] += 1
+        by_week[f"{_monday(started_at):%Y-%m-%d}"][check] += 1
     weeks = sorted(by_week)
     checks = sorted({c for w in by_week.values() for c in w}, key=audit_check_name)
     chart = None

@@ -11,6 +11,7 @@ from typing import Any
 
 from connectors.base import Connector
 from connectors.registry import load as load_connector
+from governance_bot.authz import NeedToKnow
 from governance_bot.changes import record_config_changes
 from governance_bot.config import Config, connector_settings
 from governance_bot.image_text import ImageTextReader, OcrUnavailable
@@ -18,6 +19,7 @@ from governance_bot.outbox import OutboxSender, Sink
 from governance_bot.pipeline import Pipeline
 from governance_bot.register_store import ImportSummary, import_registers, load_registers
 from governance_bot.registers import RegisterError, RegisterIndex, read_csv, read_toml
+from governance_bot.routing import Router
 from governance_bot.storage import crypto
 from governance_bot.storage.db import Database
 from rules.engine import DetectionEngine
@@ -28,12 +30,14 @@ __all__ = ["Runtime", "import_register_files", "make_sink"]
 log = logging.getLogger(__name__)
 
 
-def make_sink(config: Config) -> Sink:
+def make_sink(config: Config, registers: RegisterIndex | None = None) -> Sink:
     from governance_bot.sinks.console import ConsoleSink, JsonSink
 
+    mask = config.delivery.mask_learner_details
     if config.delivery.sink == "json":
         path = config.delivery.json_path or Path("flags.jsonl")
-        return JsonSink(config.resolve_path(path))
+        return JsonSink(config.resolve_path(path), registers=registers,
+                        mask_learner_details=mask)
     if config.delivery.sink == "slack":
         try:
             from governance_bot.slack.sink import SlackSink
@@ -41,7 +45,7 @@ def make_sink(config: Config) -> Sink:
             raise RuntimeError("the Slack sink is not available in this installation") from exc
         sink: Sink = SlackSink.from_config(config)
         return sink
-    return ConsoleSink()
+    return ConsoleSink(registers=registers, mask_learner_details=mask)
 
 
 def import_register_files(db: Database, *, toml: Path | None = None, learners: Path | None = None,
@@ -148,7 +152,8 @@ class Runtime:
         with db.session() as session:
             registers = RegisterIndex(load_registers(session))
         engine = DetectionEngine.from_config(config)
-        pipeline = Pipeline(db, engine, registers, image_text=image_text_reader(config))
+        pipeline = Pipeline(db, engine, registers, image_text=image_text_reader(config),
+                            router=Router(config.routing.overrides))
         connectors: list[Connector] = []
         if with_connectors:
             for settings in connector_settings(config):
@@ -173,8 +178,14 @@ class Runtime:
         self.pipeline.registers = self.registers
 
     def sender(self, sink: Sink | None = None) -> OutboxSender:
-        return OutboxSender(self.db, sink or make_sink(self.config), self.registers,
-                            lease_seconds=self.config.service.lease_seconds)
+        return OutboxSender(self.db, sink or make_sink(self.config, self.registers),
+                            self.registers,
+                            lease_seconds=self.config.service.lease_seconds,
+                            need_to_know=self.need_to_know())
+
+    def need_to_know(self) -> NeedToKnow:
+        """Who may see and do what, over the current registers (docs/routing.md)."""
+        return NeedToKnow.from_config(self.config, self.registers)
 
     def close(self) -> None:
         from governance_bot.audit_anchor import anchor

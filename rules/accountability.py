@@ -3,16 +3,22 @@
 Policy duty: "a method of accountability: copies to another member of staff or parents" (P2
 "Communicating with students"; P1 "What we expect of our staff"). A private conversation (direct
 message, chat or email thread) between exactly one staff member and one learner, with no second
-staff member, parent/carer or organisation mailbox ever copied in, is a finding: at the pack's
-severity on the staff member's first message to the learner in the thread, and recorded only
-(severity 1, not notified again) on each later one. Messages from a staff member's personal
-account are left to personal_account_contact, which flags them more seriously.
+staff member, parent/carer or organisation mailbox ever copied in, is reported **once per
+conversation per week** (the organisation's week, Monday to Sunday): on the staff member's first
+message to the learner in that conversation that week. Later messages that week add nothing
+(noise: every message of a tutor's weekly chat would otherwise be a flag); the case manager's
+summary lists the conversation once a week for as long as it stays one-to-one. Messages from a
+staff member's personal account are left to personal_account_contact, which flags them more
+seriously.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from governance_bot.findings import Category, Evidence, Finding, Severity
 from governance_bot.items import Item, ItemKind, Role
@@ -48,11 +54,13 @@ class AccountabilityDetector:
         severity: Severity = Severity.low,
         unknown_participant_is_copy: bool = False,
         duty: str = _DEFAULT_DUTY,
+        timezone: str = "Europe/London",
     ):
         self.kinds = frozenset(ItemKind(k) for k in kinds)
         self.severity = severity
         self.unknown_participant_is_copy = unknown_participant_is_copy
         self.duty = duty
+        self.tz = ZoneInfo(timezone)
 
     @classmethod
     def from_pack(cls, pack: dict[str, Any], config: Config | None = None
@@ -63,7 +71,14 @@ class AccountabilityDetector:
             severity=Severity(pack.get("severity", {}).get("one_to_one", Severity.low)),
             unknown_participant_is_copy=bool(threads.get("unknown_participant_is_copy", False)),
             duty=pack.get("rule", {}).get("duty", _DEFAULT_DUTY),
+            timezone=config.organisation.timezone if config is not None else "Europe/London",
         )
+
+    def week_start(self, at: datetime) -> datetime:
+        """Monday 00:00 (the organisation's time) of the week of ``at``, in UTC."""
+        local = at.astimezone(self.tz)
+        monday = local.date() - timedelta(days=local.weekday())
+        return datetime.combine(monday, time(0), self.tz).astimezone(UTC)
 
     def _staff_to_learner(self, item: Item, ctx: DetectionContext) -> bool:
         author = resolved(item.author, item, ctx.registers)
@@ -87,29 +102,34 @@ class AccountabilityDetector:
         people = thread_participants([*earlier, item], ctx)
         if not self._is_one_to_one(people):
             return
-        # later messages in a thread already flagged are recorded, not notified again
-        repeat = any(e.kind in self.kinds and self._staff_to_learner(e, ctx) for e in earlier)
         (staff_id,) = people.staff
         (learner_id,) = people.learners
+        # one finding per conversation per week: the subject names the conversation
+        conversation = hashlib.sha256(item.thread_key.encode()).hexdigest()[:16]
+        subject = f"staff:{staff_id}>learner:{learner_id}>conversation:{conversation}"
+        if ctx.history.prior_findings(self.rule_id, subject, self.week_start(item.created_at),
+                                      item.created_at, exclude_item_key=item.key):
+            return  # already reported this week
         staff = ctx.registers.staff.get(staff_id)
         name = f" ({staff.name})" if staff else ""
         channel = item.kind.value.replace("_", " ")
-        again = (" This thread was flagged at its first message; this one is recorded only."
-                 if repeat else "")
         yield Finding(
             rule_id=self.rule_id,
             category=Category.accountability,
-            severity=Severity.information if repeat else self.severity,
+            severity=self.severity,
             score=1.0,
             explanation=(
                 f"Staff member {staff_id}{name} is in a one-to-one {channel} conversation with "
                 f"learner {learner_id} on {item.platform}, with no second member of staff "
-                f"or parent/carer copied in. {self.duty}{again}"
+                f"or parent/carer copied in (reported once a week per conversation). "
+                f"{self.duty}"
             ),
             evidence=Evidence(
                 register_entry=f"learner:{learner_id}",
                 detail={"staff": staff_id, "thread": item.thread_key,
-                        "messages_in_thread": len(earlier) + 1},
+                        "messages_in_thread": len(earlier) + 1,
+                        "week_of": self.week_start(item.created_at).astimezone(
+                            self.tz).date().isoformat()},
             ),
-            subject=f"staff:{staff_id}>learner:{learner_id}",
+            subject=subject,
         )

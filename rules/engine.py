@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from governance_bot.findings import Finding
 from governance_bot.items import where_said
-from governance_bot.routing import Router
 from rules.base import DetectionContext, Detector, DetectorUnavailable
 from rules.packs import load_pack
 
@@ -52,10 +51,8 @@ def build_detector(rule_id: str, config: Config) -> Detector:
 
 
 class DetectionEngine:
-    def __init__(self, detectors: list[Detector], router: Router,
-                 unavailable: dict[str, str] | None = None):
+    def __init__(self, detectors: list[Detector], unavailable: dict[str, str] | None = None):
         self.detectors = detectors
-        self.router = router
         # rule id -> why it could not start (e.g. model weights missing): reported, not fatal
         self.unavailable = unavailable or {}
 
@@ -75,7 +72,7 @@ class DetectionEngine:
             except DetectorUnavailable as exc:
                 unavailable[rule_id] = str(exc)
                 log.error("detection rule %s is OFF: %s", rule_id, exc)
-        return cls(detectors, Router(config.routing.overrides), unavailable)
+        return cls(detectors, unavailable)
 
     @property
     def rule_ids(self) -> list[str]:
@@ -103,17 +100,15 @@ class DetectionEngine:
 
     def detect(self, item: Item, ctx: DetectionContext,
                precomputed: dict[int, list[Finding]] | None = None) -> list[Finding]:
-        """Every finding on ``item``, each with its item key and route set."""
+        """Every finding on ``item``, each with its item key set. Findings are not routed here:
+        who receives them is the service's business (the pipeline applies the router)."""
         findings: list[Finding] = []
         key = item.key
         for index, detector in enumerate(self.detectors):
             found = (precomputed[index] if precomputed is not None and index in precomputed
                      else detector.detect(item, ctx))
             for finding in found:
-                findings.append(
-                    replace(_located(item, finding), item_key=key,
-                            route=self.router.route_finding(finding))
-                )
+                findings.append(replace(_located(item, finding), item_key=key))
         return findings
 
     def detect_many(self, items: Sequence[Item], ctx: DetectionContext) -> list[list[Finding]]:

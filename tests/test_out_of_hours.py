@@ -74,11 +74,12 @@ def flagged(when: str, overrides: dict[str, Any] | None = None, **kw: Any) -> li
 
 # --- single messages -------------------------------------------------------------------------
 
-def test_a_tutors_message_to_a_learner_at_2230_on_a_weekday_goes_to_the_digest() -> None:
+def test_a_tutors_message_to_a_learner_at_2230_on_a_weekday_goes_to_the_case_managers_summary(
+) -> None:
     [finding] = flagged("2026-03-10T22:30:00+00:00")
     assert finding.category == Category.out_of_hours
     assert finding.severity == Severity.low
-    assert Router().route_finding(finding) == Route.digest
+    assert Router().route_finding(finding) == Route.case_digest
     assert finding.subject == "staff:S006>learner:L003"
     assert finding.evidence.register_entry == "learner:L003"
     assert "22:30 on a Tuesday" in finding.explanation
@@ -336,17 +337,20 @@ def test_per_weekday_hours_from_the_config() -> None:
 
 # --- wiring ----------------------------------------------------------------------------------
 
-def test_the_engine_builds_the_rule_from_its_pack_and_routes_single_and_repeated_contact() -> None:
+def test_the_engine_builds_the_rule_from_its_pack_and_the_router_routes_repeated_contact(
+) -> None:
     config = config_with()
-    engine = DetectionEngine([build_detector("out_of_hours", config)], Router())
+    engine = DetectionEngine([build_detector("out_of_hours", config)])
     history = MemoryHistory()
     routes = []
     for day in (2, 3, 4):
         item = message(f"2026-03-0{day}T21:00:00+00:00", to=[MAISIE])
         found = engine.detect(item, DetectionContext(registers=example_index(), history=history))
         history.record(item, found)
-        routes.append([f.route for f in found])
-    assert routes == [[Route.digest], [Route.digest], [Route.dsl]]
+        assert all(f.route is None or f.route == Route.dsl for f in found)  # not routed here
+        routes.append([f.route for f in Router().apply(found, item)])
+    # a concern about staff: the case manager's summary, then the case manager at once
+    assert routes == [[Route.case_digest], [Route.case_digest], [Route.case_manager]]
     assert all(f.item_key for f in found)
 
 

@@ -50,7 +50,7 @@ def test_the_sample_reports_are_generated_from_the_example_organisation(tmp_path
     text = governors.read_text(encoding="utf-8")
     assert "reposted without the name" in text  # the removal, with its explanation
     # changes are listed, summarised, with the learners' ids never listed one by one
-    assert "staff register: 9 records added" in text and "learner register: 30 records added" \
+    assert "staff register: 11 records added" in text and "learner register: 30 records added" \
         in text and "configuration or rules changed" in text
     assert "L001" not in text and "staff:S00" not in text and "flag:" not in text
     assert "/work/" not in text and str(ROOT) not in text  # nothing of this machine

@@ -165,7 +165,8 @@ def test_a_tutors_one_to_one_dm_with_a_learner_breaks_the_accountability_duty(
     assert dm.author.role == Role.staff and dm.recipients[0].role == Role.learner
     (finding,) = detector.detect(dm, DetectionContext(registers, MemoryHistory()))
     assert finding.category == Category.accountability
-    assert finding.subject == "staff:S006>learner:L001"
+    # about the tutor, the learner and this conversation (reported once a week per conversation)
+    assert finding.subject.startswith("staff:S006>learner:L001>conversation:")
 
 
 # -- Events API -------------------------------------------------------------------------------

@@ -198,16 +198,17 @@ def test_checking_the_organisations_posts_can_be_switched_off() -> None:
 
 # --- severity and explanation ----------------------------------------------------------------
 
-def test_kisses_are_low_severity_for_the_digest() -> None:
+def test_kisses_to_a_learner_are_low_severity_for_the_case_managers_summary() -> None:
     [finding] = to_learner("See you tomorrow xx")
     assert finding.severity == Severity.low
-    assert Router().route_finding(finding) == Route.digest
+    # a concern about a member of staff: never the managers' digest (docs/routing.md)
+    assert Router().route_finding(finding) == Route.case_digest
 
 
-def test_stronger_over_familiarity_is_medium_severity_for_the_dsl() -> None:
+def test_stronger_over_familiarity_is_medium_severity_for_the_case_manager() -> None:
     [finding] = to_learner("You're my favourite, this is just between us xx")
     assert finding.severity == Severity.medium
-    assert Router().route_finding(finding) == Route.dsl
+    assert Router().route_finding(finding) == Route.case_manager
     kinds = {s["kind"] for s in finding.evidence.detail["signals"]}
     assert kinds == {"over_familiar", "kiss"}
 

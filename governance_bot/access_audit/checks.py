@@ -59,9 +59,12 @@ def check_account(
     attestations: Iterable[Attestation] = (),
     facts: AccountFacts | None = None,
     attestations_closed: bool = True,
+    managers_asked: bool = True,
 ) -> list[Problem]:
     """Every problem with ``account``. With ``attestations_closed`` False (before the deadline)
-    missing answers are not yet problems."""
+    missing answers are not yet problems. With ``managers_asked`` False (no Slack to ask them)
+    a missing answer is reported as such ("could not be asked"), not as a manager's failure to
+    confirm."""
     out: list[Problem] = []
     aid = account.account_id
     named = [registers.staff.get(sid) for sid in account.managers]
@@ -91,7 +94,14 @@ def check_account(
     for s in current:
         att = by_staff.get(s.staff_id)
         if att is None or not att.answered:
-            if attestations_closed:
+            if attestations_closed and not managers_asked:
+                out.append(Problem(aid, "not_asked", 2,
+                                   f"{s.name} could not be asked to confirm access: Slack is "
+                                   "not set up, so nobody was asked this week",
+                                   f"set up Slack (docs/slack.md) so the managers are asked "
+                                   f"every Monday; meanwhile check with {s.name} by hand that "
+                                   f"they can log in to {account.handle}", s.staff_id))
+            elif attestations_closed:
                 out.append(Problem(aid, "no_attestation", 3,
                                    f"{s.name} did not confirm access this week",
                                    f"ask {s.name} to log in to {account.handle} and answer the "

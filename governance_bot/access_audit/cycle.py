@@ -73,6 +73,19 @@ class AccessAudit:
         self.clock = clock
         self.tz = ZoneInfo(config.organisation.timezone)
 
+    @property
+    def asks_managers(self) -> bool:
+        """Whether managers can be asked (Slack); without it the audit says they could not be
+        asked instead of reporting that they did not confirm access."""
+        return (not isinstance(self.notifier, ConsoleNotifier)
+                or self.config.delivery.sink == "slack")  # the service asks them in Slack
+
+    @staticmethod
+    def week_of(at: datetime, tz: ZoneInfo) -> date:
+        """The Monday of ``at``'s week (local time): an audit's week is named by its Monday."""
+        local = at.astimezone(tz).date()
+        return local - timedelta(days=local.weekday())
+
     # --- the cycle ----------------------------------------------------------------------------
     def start(self, trigger: str = "schedule") -> int:
         """Open a run and ask every current designated manager of every account."""
@@ -273,7 +286,8 @@ class AccessAudit:
             facts = AccountFacts(**facts_data) if facts_data else None
             problems.extend(check_account(account, self.registers, self.settings, today,
                                           by_account.get(account.account_id, []), facts,
-                                          attestations_closed=closed))
+                                          attestations_closed=closed,
+                                          managers_asked=self.asks_managers))
         return problems
 
     def _collect_facts(self) -> dict[str, AccountFacts]:

@@ -21,7 +21,7 @@ class Result:
 def carry_out(console: Any, viewer: authz_view.Viewer, flag_id: int, action: str,
               fields: dict[str, str]) -> Result:
     try:
-        from governance_bot import decisions  # type: ignore[attr-defined]
+        from governance_bot import decisions
     except ImportError:
         return Result(False, "actions are not available in this version")
     return Result(False, f"{action} is not wired yet ({decisions.__name__})")

@@ -37,6 +37,7 @@ from governance_bot.access_audit.cycle import AccessAudit
 from governance_bot.outbox import DeliveryError
 from governance_bot.registers import Account, StaffMember
 from governance_bot.slack.bot import SlackBot
+from governance_bot.slack.deps import refuse, tell
 from governance_bot.storage import auditlog
 from governance_bot.storage import models as m
 from governance_bot.storage.audit_models import AccessAttestation, AccessFinding
@@ -421,34 +422,35 @@ def access_audit_role_check(bot: SlackBot, audit: AccessAudit
             next()
             return None
         who = bot.staff_by_slack_id(user)
-        with bot.db.session() as session:
-            action = ("access_audit.attest_refused" if kind == "attest"
-                      else "access_audit.resolve_refused")
-            subject = (f"attestation:{target}" if kind == "attest"
-                       else f"access_finding:{target}")
-            auditlog.append(session, who.staff_id if who else f"slack:{user}", action, subject,
-                            {"slack_user": user, "why": why}, at=audit.clock())
+
+        def audit_it() -> None:
+            with bot.db.session() as session:
+                action = ("access_audit.attest_refused" if kind == "attest"
+                          else "access_audit.resolve_refused")
+                subject = (f"attestation:{target}" if kind == "attest"
+                           else f"access_finding:{target}")
+                auditlog.append(session, who.staff_id if who else f"slack:{user}", action,
+                                subject, {"slack_user": user, "why": why}, at=audit.clock())
+
+        refuse(client, _with_channel(body), why, audit_it)
         log.info("slack: refused %s on %s by %s", kind, target, user)
-        _tell(client, body, f":no_entry: {why}")
         ack()
         return BoltResponse(status=200, body="")
 
     return middleware
 
 
+def _with_channel(body: dict[str, Any]) -> dict[str, Any]:
+    """A form about a question answers in the question's channel (from its metadata)."""
+    channel = _meta(body.get("view") or {}).get("channel")
+    if channel and not body.get("channel"):
+        return {**body, "channel": {"id": channel}}
+    return body
+
+
 def _tell(client: WebClient, body: dict[str, Any], text: str) -> None:
-    """An ephemeral message where the click happened, else a DM (modal submissions)."""
-    user = str((body.get("user") or {}).get("id", ""))
-    channel = (body.get("channel") or {}).get("id") or _meta(body.get("view") or {}).get(
-        "channel")
-    try:
-        if channel:
-            client.chat_postEphemeral(channel=channel, user=user, text=text)
-        else:
-            dm = client.conversations_open(users=user)["channel"]["id"]
-            client.chat_postMessage(channel=dm, text=text)
-    except Exception:  # the refusal is audited whether or not Slack shows it
-        log.warning("slack: could not tell %s about a refusal", user)
+    """Where the click happened, else a DM."""
+    tell(client, _with_channel(body), text)
 
 
 def _ack(ack: Ack) -> None:

@@ -39,14 +39,16 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from connectors.base import Connector, ModerationAction
+from governance_bot.authz import Detail, Entitlement, FlagFacts, NeedToKnow
 from governance_bot.config import Config
+from governance_bot.decisions import OUTCOMES, Decisions
 from governance_bot.findings import Route
 from governance_bot.flags import FlagStatus
 from governance_bot.items import Item
-from governance_bot.outbox import DeliveryError, FlagView, load_flag, recipients_for
+from governance_bot.outbox import DeliveryError, FlagView, load_flag
 from governance_bot.register_store import load_registers
 from governance_bot.registers import RegisterIndex, StaffMember
-from governance_bot.slack.render import FlagSummary, audience_for, mask_learners, render_flag
+from governance_bot.slack.render import FlagSummary, mask_learners, render_flag
 from governance_bot.storage import models as m
 from governance_bot.storage.db import Database
 
@@ -61,14 +63,7 @@ SINK = "slack"
 # process's first drain looks for any a crash left
 SWEEP_SECONDS = 60.0
 METADATA_EVENT = "governance_flag"
-OUTCOME_NAMES = {
-    "social_care": "referred to children's social care",
-    "police": "referred to the police",
-    "ceop": "reported to CEOP",
-    "iwf": "reported to the IWF",
-    "no_further_action": "no further action",
-    "monitoring": "monitoring",
-}
+OUTCOME_NAMES = OUTCOMES
 
 
 # The statements of a delivery and a refresh, built once (their cache keys too): building a
@@ -81,6 +76,13 @@ _SHOWN_ELSEWHERE = select(m.FlagMessage).where(m.FlagMessage.flag_id == bindpara
                                                m.FlagMessage.id != bindparam("shown_id"))
 _SHOWN = select(m.FlagMessage).where(m.FlagMessage.flag_id == bindparam("flag_id"),
                                      m.FlagMessage.sink == SINK)
+_THREAD = (select(m.ItemVersion.data)
+           .join(m.ItemRecord, (m.ItemRecord.id == m.ItemVersion.item_id)
+                 & (m.ItemVersion.version == m.ItemRecord.current_version))
+           .where(m.ItemRecord.thread_key == bindparam("thread_key"),
+                  m.ItemRecord.created_at < bindparam("before"))
+           .order_by(m.ItemRecord.created_at.desc())
+           .limit(5))
 _DECISIONS = (select(m.FlagDecision).where(m.FlagDecision.flag_id == bindparam("flag_id"))
               .order_by(m.FlagDecision.id))
 # Reads of plain columns and the updates go to the table directly (no ORM layer, half the cost
@@ -96,7 +98,9 @@ _DIGESTED = select(_DIGEST.id).where(_DIGEST.flag_id == bindparam("flag_id"),
 # the flag's own first message (in whichever conversation: the first found), and the replies
 # under it (two statements: a count is made only where there is such a message)
 _OWN_FIRST = select(_FM.ts).where(_FM.flag_id == bindparam("flag_id"), _FM.thread_ts.is_(None))
-_REPLIES = select(func.count(_FM.id)).where(_FM.thread_ts == bindparam("anchor_ts"))
+_REPLIES = (select(func.count(_FM.id), func.max(_FLAGS.item_created_at))
+            .join_from(_FLAG_MESSAGES, _FLAG_TABLE, _FLAGS.id == _FM.flag_id)
+            .where(_FM.thread_ts == bindparam("anchor_ts")))
 _ANCHOR = (
     select(_FM.ts, _FLAGS.severity)
     .join_from(_FLAG_MESSAGES, _FLAG_TABLE, _FLAGS.id == _FM.flag_id)
@@ -185,6 +189,7 @@ class SlackBot:
         self.clock = clock
         self.tz = ZoneInfo(config.organisation.timezone)
         self._registers = registers
+        self._need_to_know: NeedToKnow | None = None
         self._conversations: dict[tuple[str, ...], str] = {}
         self._lock = threading.Lock()
         self._refresh_lock = threading.Lock()
@@ -206,6 +211,54 @@ class SlackBot:
     @registers.setter
     def registers(self, value: RegisterIndex) -> None:
         self._registers = value
+
+    def need_to_know(self) -> NeedToKnow:
+        """Who may see and do what, over the current registers (cached per register load)."""
+        regs = self.registers
+        cached = self._need_to_know
+        if (cached is None or cached.registers is not regs
+                or cached.dsl_content.value != self.settings.dsl_content):
+            cached = NeedToKnow.from_config(self.config, regs)
+            cached.dsl_content = Detail(self.settings.dsl_content)
+            self._need_to_know = cached
+        return cached
+
+    def decisions(self) -> Decisions:
+        """The service's decisions, carried out through this bot's connectors; every message
+        about a flag is re-rendered after each decision."""
+        return Decisions(self.db, self.need_to_know, connectors=self.connectors,
+                         clock=lambda: self.clock(), on_change=[self.refresh])
+
+    def case_url(self, flag_id: int) -> str | None:
+        """The flag's case page in the web console (``[service] public_url``), if served."""
+        base = getattr(self.config.service, "public_url", None)
+        return f"{str(base).rstrip('/')}/flags/{flag_id}" if base else None
+
+    def flags_for(self, staff_id: str, limit: int = 200) -> list[tuple[m.Flag, Entitlement]]:
+        """The open flags waiting for this person, each with what they may see of it, most
+        severe first."""
+        live = [FlagStatus.open.value, FlagStatus.acknowledged.value,
+                FlagStatus.escalated.value]
+        nt = self.need_to_know()
+        person = nt.staff(staff_id)
+        if person is None:
+            return []
+        out: list[tuple[m.Flag, Entitlement]] = []
+        with self.db.session() as session:
+            ids = list(session.execute(
+                select(m.Flag.id).where(m.Flag.status.in_(live),
+                                        m.Flag.route != Route.record_only.value)
+                .order_by(m.Flag.severity.desc(), m.Flag.id).limit(limit)).scalars())
+            for flag_id in ids:
+                loaded = load_flag(session, flag_id)
+                if loaded is None:
+                    continue
+                flag, findings, item, _ = loaded
+                mine = nt.entitlement(person, FlagFacts.from_records(flag, findings, item))
+                if mine.receives and mine.immediate:
+                    session.expunge(flag)
+                    out.append((flag, mine))
+        return out
 
     def staff_by_slack_id(self, slack_user_id: str) -> StaffMember | None:
         for s in self.registers.staff.values():
@@ -256,8 +309,28 @@ class SlackBot:
         s = self.registers.staff.get(staff_id)
         return s.name if s else staff_id
 
-    def summary(self, session: Session, flag: m.Flag, route: Route) -> FlagSummary:
-        audience = audience_for(route)
+    def entitlement_for(self, facts: FlagFacts, recipient: str | None, route: Route
+                        ) -> Entitlement:
+        """What a message shows: its recipient's entitlement (a direct message), or the route's
+        (a private channel, or someone the escalation added, e.g. the on-call rota)."""
+        nt = self.need_to_know()
+        if recipient is not None:
+            # a group DM is rendered for its first member: they all see the same thing
+            recipient = recipient.split(",", 1)[0]
+            mine = nt.entitlement(recipient, facts)
+            if mine.receives:
+                return mine
+            person = nt.staff(recipient)
+            return nt.for_route(route, facts, person) if person is not None else mine
+        return nt.for_route(route, facts)
+
+    def summary(self, session: Session, flag: m.Flag, entitlement: Entitlement,
+                facts: FlagFacts, item: Item) -> FlagSummary:
+        """The decisions so far, as the reader may see them, and what the reader needs to act
+        (the child and the thread for the case view; photo consent for the managers)."""
+        case = entitlement.child_identity
+        mask = not case and self.config.delivery.mask_learner_details
+        nt = self.need_to_know()
         lines: list[str] = []
         decisions = list(session.execute(_DECISIONS, {"flag_id": flag.id}).scalars())
         for d in decisions:
@@ -265,12 +338,13 @@ class SlackBot:
                    else "governance-bot")
             when = d.created_at.astimezone(self.tz).strftime("%d %b %H:%M")
             reason = d.reason or ""
-            if audience == "managers" and self.config.delivery.mask_learner_details:
+            if mask:
                 reason = mask_learners(reason, self.registers)
             if d.action == "remove":
                 how = d.data.get("moderation", "removal")
                 ok = d.data.get("platform_ok")
-                result = "" if ok else " (the platform could not do it: remove it by hand)"
+                result = ("" if ok else " (in progress)" if ok is None
+                          else " (the platform could not do it: remove it by hand)")
                 informed = d.data.get("informed_count", 0)
                 lines.append(f"• Removed ({how}) by {who}, {when}{result}: {reason}. "
                              f"{informed} person(s) to inform recorded.")
@@ -278,70 +352,127 @@ class SlackBot:
                 lines.append(f"• Kept by {who}, {when}: {reason}")
             elif d.action == "escalate":
                 lines.append(f"• Escalated to the DSL by {who}, {when}")
-            elif d.action == "acknowledge":
+            elif d.action == "acknowledge" and case:
                 lines.append(f"• Acknowledged by {who}, {when}")
-            elif d.action == "assign":
+            elif d.action == "assign" and case:
                 lines.append(f"• Assigned to {self.staff_name(d.data.get('assignee'))} "
                              f"by {who}, {when}")
             elif d.action == "outcome":
-                if audience == "dsl":
+                if case:
                     outcome = OUTCOME_NAMES.get(d.outcome or "", d.outcome or "")
                     note = f": {reason}" if reason else ""
                     lines.append(f"• Outcome recorded by {who}, {when}: {outcome}{note}")
                 else:
                     lines.append(f"• Handled by the DSL ({when})")
-            elif d.action == "escalation" and audience == "dsl":
+            elif d.action == "preapprove_photo" and not case:
+                lines.append(f"• Photo pre-approved by {who}, {when}")
+            elif d.action == "escalation" and case:
                 lines.append(f"• Not acknowledged in time: {d.reason} ({when})")
-        group = 0
+        group, latest = 0, None
         if flag.thread_key:
             anchor_ts = session.execute(_OWN_FIRST, {"flag_id": flag.id}).scalars().first()
             if anchor_ts:
-                group = session.execute(_REPLIES, {"anchor_ts": anchor_ts}).scalar_one()
-        return FlagSummary(lines=lines, group_count=group)
+                group, latest = session.execute(_REPLIES, {"anchor_ts": anchor_ts}).one()
+        out = FlagSummary(lines=lines, group_count=int(group or 0), case_url=self.case_url(flag.id),
+                          group_latest=latest)
+        if case:
+            out.children = nt.children(facts)
+            if entitlement.detail.value in ("full", "excerpt") and flag.thread_key:
+                rows = session.execute(_THREAD, {"thread_key": flag.thread_key,
+                                                 "before": flag.item_created_at}).scalars()
+                out.thread = [Item.model_validate(data) for data in reversed(list(rows))]
+        else:
+            out.photo_consent = nt.photo_consent(facts)
+        return out
 
     def render(self, session: Session, flag_id: int, route: Route,
-               view: FlagView | None = None) -> tuple[str, list[dict[str, Any]]]:
-        """The message about the flag for ``route``'s people. ``view``: the flag as the outbox
-        sender just read it in this transaction (saves reading it again)."""
+               view: FlagView | None = None, recipient: str | None = None
+               ) -> tuple[str, list[dict[str, Any]]]:
+        """The message about the flag for ``recipient`` (or for ``route``'s channel).
+        ``view``: the flag as the outbox sender just read it in this transaction."""
         if view is not None and view.flag.id == flag_id:
-            flag, findings, item, record = view.flag, view.findings, view.item, view.item_record
+            flag, item, record = view.flag, view.item, view.item_record
+            findings = view.all_findings or view.findings
         else:
             flag, findings, item, record = self.load(session, flag_id)
-        return render_flag(flag, findings, item, route, self.registers, tz=self.tz,
-                           mask_for_managers=self.config.delivery.mask_learner_details,
-                           dsl_content=self.settings.dsl_content,
-                           summary=self.summary(session, flag, route),
+        facts = FlagFacts.from_records(flag, findings, item)
+        entitlement = self.entitlement_for(facts, recipient, route)
+        if not entitlement.receives:
+            text = f"Flag #{flag_id} is no longer shown to you."
+            return text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+        keys = entitlement.finding_keys
+        mine = [f for f in findings if str(f.id) in keys]
+        return render_flag(flag, entitlement, mine, item, self.registers, tz=self.tz,
+                           summary=self.summary(session, flag, entitlement, facts, item),
                            deleted=record.deleted_at is not None)
+
+    def _render_row(self, session: Session, row: m.FlagMessage
+                    ) -> tuple[str, list[dict[str, Any]]]:
+        return self.render(session, row.flag_id, Route(row.route or "dsl"),
+                           recipient=row.recipient)
 
     # --- delivery -----------------------------------------------------------------------------
     def deliver(self, session: Session, view: FlagView) -> None:
-        """Show ``view`` to its route, in the sender's transaction (``session``)."""
+        """Show ``view`` to its people, in the sender's transaction (``session``): one message
+        per group of people who see the same thing (a group DM), so each person gets one
+        message per flag carrying everything they may see (the message of their most urgent
+        route posts it; the others update it). Someone whose only route is a digest gets a
+        digest line instead. With ``[slack] delivery = "channel"``, one message per route in
+        that route's private channel."""
         route = view.route
         if route == Route.record_only:
             return
-        if route == Route.digest:
-            exists = session.execute(_DIGESTED, {"flag_id": view.flag.id,
-                                                 "route": route.value}).first()
-            if exists is None:
-                session.add(m.DigestEntry(flag_id=view.flag.id, account=view.flag.account,
-                                          route=route.value, created_at=self.clock()))
-            return
-        channel = self.destination(route, view.recipients)
-        shown = self.show(session, view.flag.id, route, channel, view=view,
-                          first_attempt=view.first_attempt, defer_anchor=True)
+        shown_ids: list[int] = []
+        if self.settings.delivery == "channel":
+            if route in (Route.digest, Route.case_digest):
+                self._digest_entry(session, view.flag, route)
+                return
+            channel = self.destination(route, view.recipients)
+            shown = self.show(session, view.flag.id, route, channel, view=view,
+                              first_attempt=view.first_attempt, defer_anchor=True)
+            shown_ids.append(shown.id)
+        else:
+            if not view.entitlements:
+                raise DeliveryError(f"nobody registered receives the {route.value} part of "
+                                    f"flag #{view.flag.id}")
+            for people, _findings in view.audiences():
+                if route in (Route.digest, Route.case_digest):
+                    self._digest_entry(session, view.flag, route)
+                    continue
+                reachable = [e for e in people if e.staff.slack_user_id]
+                for e in people:
+                    if not e.staff.slack_user_id:
+                        log.warning("slack: %s has no slack_user_id; flag #%d not sent to them",
+                                    e.staff_id, view.flag.id)
+                if not reachable:
+                    raise DeliveryError("nobody to send to has a slack_user_id in the staff "
+                                        "register")
+                # one conversation per group of people who see the same thing (a group DM)
+                channel = self.open_conversation([e.staff for e in reachable])
+                shown = self.show(session, view.flag.id, route, channel, view=view,
+                                  first_attempt=view.first_attempt, defer_anchor=True,
+                                  recipient=reachable[0].staff_id)
+                shown_ids.append(shown.id)
         if view.kind != "flag_created":
-            # the flag changed (e.g. a safeguarding finding was added): every other message
-            # about it must show that too
-            others = session.execute(_SHOWN_ELSEWHERE, {"flag_id": view.flag.id,
-                                                         "shown_id": shown.id}).scalars()
-            for row in list(others):
-                text, blocks = self.render(session, view.flag.id, Route(row.route or "dsl"))
+            # the flag changed (e.g. a finding was added): every other message about it must
+            # show that too
+            for row in list(session.execute(_SHOWN, {"flag_id": view.flag.id}).scalars()):
+                if row.id in shown_ids:
+                    continue
+                text, blocks = self._render_row(session, row)
                 self._update(row.channel, row.ts, text, blocks)
+
+    def _digest_entry(self, session: Session, flag: m.Flag, route: Route) -> None:
+        exists = session.execute(_DIGESTED, {"flag_id": flag.id, "route": route.value}).first()
+        if exists is None:
+            session.add(m.DigestEntry(flag_id=flag.id, account=flag.account, route=route.value,
+                                      created_at=self.clock()))
 
     def show(self, session: Session, flag_id: int, route: Route, channel: str, *,
              view: FlagView | None = None, first_attempt: bool = False,
-             defer_anchor: bool = False) -> m.FlagMessage:
-        """Post the flag into ``channel`` once; afterwards, update that message in place.
+             defer_anchor: bool = False, recipient: str | None = None) -> m.FlagMessage:
+        """Post the flag into ``channel`` once (rendered for ``recipient``, or for ``route``);
+        afterwards, update that message in place.
 
         ``first_attempt``: nothing can have posted this flag before (the outbox's first claim),
         so there is no earlier post to look for. ``defer_anchor``: a reply under another flag's
@@ -349,7 +480,9 @@ class SlackBot:
         for all the replies of a batch) instead of refreshing it now."""
         existing = session.execute(_SHOWN_IN, {"flag_id": flag_id, "channel": channel}
                                    ).scalar_one_or_none()
-        text, blocks = self.render(session, flag_id, route, view)
+        text, blocks = self.render(session, flag_id, route, view,
+                                   recipient=existing.recipient if existing is not None
+                                   else recipient)
         if existing is not None:
             self._update(existing.channel, existing.ts, text, blocks)
             return existing
@@ -369,7 +502,8 @@ class SlackBot:
                      flag_id, channel)
             self._update(channel, ts, text, blocks)
         record = m.FlagMessage(flag_id=flag_id, sink=SINK, channel=channel, ts=ts,
-                               route=route.value, thread_ts=thread_ts, created_at=self.clock())
+                               route=route.value, thread_ts=thread_ts, created_at=self.clock(),
+                               recipient=recipient)
         session.add(record)
         session.flush()
         if thread_ts is not None:
@@ -393,7 +527,7 @@ class SlackBot:
         anchor = session.execute(_MESSAGE_AT, {"channel": channel, "ts": thread_ts}
                                  ).scalar_one_or_none()
         if anchor is not None:
-            text, blocks = self.render(session, anchor.flag_id, Route(anchor.route or "dsl"))
+            text, blocks = self._render_row(session, anchor)
             self._update(channel, thread_ts, text, blocks)
 
     def refresh_anchors(self) -> int:
@@ -442,7 +576,7 @@ class SlackBot:
                 if anchor is None:
                     continue  # refreshed meanwhile, or a replica is at it now
                 seen = anchor.refresh_due
-                text, blocks = self.render(session, anchor.flag_id, Route(anchor.route or "dsl"))
+                text, blocks = self._render_row(session, anchor)
                 try:
                     self._update(anchor.channel, anchor.ts, text, blocks)
                 except SlackApiError as exc:
@@ -491,7 +625,7 @@ class SlackBot:
         with self.db.session() as session:
             rows = list(session.execute(_SHOWN, {"flag_id": flag_id}).scalars())
             for row in rows:
-                text, blocks = self.render(session, flag_id, Route(row.route or "dsl"))
+                text, blocks = self._render_row(session, row)
                 try:
                     self._update(row.channel, row.ts, text, blocks)
                     count += 1
@@ -511,11 +645,34 @@ class SlackBot:
                 m.OutboxMessage.flag_id == flag_id, m.OutboxMessage.delivered_at.is_(None))
                 .values(claims=m.OutboxMessage.claims + 1))
 
-    def notify_route(self, session: Session, flag_id: int, route: Route) -> m.FlagMessage:
-        """Show a flag to a route now (e.g. a manager escalated it to the DSL)."""
-        flag = session.get(m.Flag, flag_id)
-        assert flag is not None
-        people = recipients_for(route, flag.account, self.registers)
-        channel = self.destination(route, people)
+    def notify_route(self, session: Session, flag_id: int, route: Route) -> list[m.FlagMessage]:
+        """Show a flag to a route's people now (e.g. a manager escalated it to the DSL)."""
+        loaded = self.load(session, flag_id)
+        facts = FlagFacts.from_records(loaded[0], loaded[1], loaded[2])
+        people = [e for e in self.need_to_know().audience(facts).values() if route in e.routes]
         self.note_direct_post(flag_id)
-        return self.show(session, flag_id, route, channel)
+        if self.settings.delivery == "channel":
+            return [self.show(session, flag_id, route,
+                              self.destination(route, [e.staff for e in people]))]
+        reachable = [e for e in people if e.staff.slack_user_id]
+        if not reachable:
+            raise DeliveryError("nobody to send to has a slack_user_id in the staff register")
+        return [self.show(session, flag_id, route,
+                          self.open_conversation([e.staff for e in reachable]),
+                          recipient=reachable[0].staff_id)]
+
+    def show_escalation(self, flag_id: int) -> None:
+        """After a manager escalated a flag: tell the DSL team now (the escalation's outbox row
+        is the safety net, settled here when this works)."""
+        with self.db.session() as session:
+            try:
+                self.notify_route(session, flag_id, Route.dsl)
+                session.execute(
+                    update(m.OutboxMessage)
+                    .where(m.OutboxMessage.flag_id == flag_id,
+                           m.OutboxMessage.kind == "flag_escalated",
+                           m.OutboxMessage.delivered_at.is_(None))
+                    .values(delivered_at=self.clock()))
+            except Exception:
+                log.warning("slack: escalation of flag #%d will be delivered by the outbox",
+                            flag_id)

@@ -17,13 +17,24 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
+from typing import Any
 
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
 from sqlalchemy import select
 
+from governance_bot.authz import Action, Entitlement, FlagFacts
 from governance_bot.config import Config, _parse_span
 from governance_bot.findings import Route
 from governance_bot.flags import FlagStatus
-from governance_bot.outbox import recipients_for
+from governance_bot.items import Item
 from governance_bot.registers import StaffMember
 from governance_bot.slack.bot import SINK, SlackBot
 from governance_bot.slack.render import CATEGORY_NAMES, mask_learners
@@ -124,7 +135,8 @@ class EscalationJob:
             if reached:  # committed before anything is posted (and before this session writes)
                 bot.note_direct_post(flag_id)
             for person in reached:
-                bot.show(session, flag_id, Route.dsl, bot.open_conversation([person]))
+                bot.show(session, flag_id, Route.dsl, bot.open_conversation([person]),
+                         recipient=person.staff_id)
             flag.escalation_level = level
             session.add(m.FlagDecision(flag_id=flag_id, action="escalation",
                                        staff_id="governance-bot", reason=what,
@@ -138,7 +150,14 @@ class EscalationJob:
 
 
 class DigestJob:
-    """Low-severity flags, once a day, one message per account to its managers."""
+    """Once a day, one message per person: the account managers' digest (low-severity content
+    findings only: never safeguarding, never a concern about staff) and the case manager's
+    summary of low-severity staff conduct. Each flag is shown as the reader may see it (masked
+    for managers), grouped by account and category with counts, with Remove and Keep buttons
+    where the reader may decide. A person who already has a message about the flag (their part
+    of it went to them at once) finds these findings there instead."""
+
+    MAX_WITH_BUTTONS = 12  # Slack allows 50 blocks; the rest are listed, with a pointer
 
     def __init__(self, bot: SlackBot, clock: Callable[[], datetime] | None = None):
         self.bot = bot
@@ -148,49 +167,122 @@ class DigestJob:
         return (self._clock or self.bot.clock)()
 
     def run(self) -> int:
-        """Send the digest of everything waiting. Returns the number of flags sent."""
+        """Send the digests of everything waiting. Returns the number of flags sent."""
         bot = self.bot
         now = self.clock()
-        sent = 0
+        nt = bot.need_to_know()
+        # person -> route -> [(flag, their entitlement, their findings, item)]
+        per_person: dict[str, dict[Route, list[tuple[m.Flag, Entitlement, list[m.Finding],
+                                                     Item]]]] = {}
+        people: dict[str, StaffMember] = {}
         with bot.db.session() as session:
             entries = list(session.execute(select(m.DigestEntry).where(
                 m.DigestEntry.sent_at.is_(None)).order_by(m.DigestEntry.id)).scalars())
-            by_account: dict[str, list[m.DigestEntry]] = defaultdict(list)
+            messaged = {(r.flag_id, r.recipient) for r in session.execute(
+                select(m.FlagMessage).where(m.FlagMessage.flag_id.in_(
+                    {e.flag_id for e in entries}))).scalars()} if entries else set()
             for e in entries:
-                by_account[e.account].append(e)
-        for account, rows in sorted(by_account.items()):
-            people = recipients_for(Route.digest, account, bot.registers)
+                flag, findings, item, _ = bot.load(session, e.flag_id)
+                facts = FlagFacts.from_records(flag, findings, item)
+                route = Route(e.route)
+                for ent in nt.audience(facts).values():
+                    if route not in ent.routes or ent.immediate:
+                        continue
+                    if (flag.id, ent.staff_id) in messaged or flag.status in (
+                            "actioned", "dismissed", "closed"):
+                        continue
+                    mine = [f for f in findings if str(f.id) in ent.finding_keys]
+                    people[ent.staff_id] = ent.staff
+                    per_person.setdefault(ent.staff_id, {}).setdefault(route, []).append(
+                        (flag, ent, mine, item))
+                session.expunge_all()  # read once; shown after this transaction
+        # people whose digest is the same (the same flags, seen the same way) share one message
+        # in their group DM, as their alerts do
+        shared: dict[tuple[Route, tuple[tuple[int, frozenset[str], str], ...]],
+                     list[str]] = defaultdict(list)
+        for staff_id, routes in sorted(per_person.items()):
+            for route, rows in routes.items():
+                key = tuple((f.id, e.finding_keys, e.detail.value) for f, e, _, _ in rows)
+                shared[(route, key)].append(staff_id)
+        sent_flags: set[int] = set()
+        for (route, _), staff_ids in shared.items():
+            rows = per_person[staff_ids[0]][route]
+            group = [people[s] for s in staff_ids]
             try:
-                channel = bot.destination(Route.digest, people)
-            except Exception as exc:
-                log.warning("digest for %s not sent: %s", account, exc)
+                channel = (bot.destination(route, group) if bot.settings.delivery == "channel"
+                           else bot.open_conversation(group))
+                text, blocks = self.render(route, rows)
+                bot.client.chat_postMessage(channel=channel, text=text[:3900], blocks=blocks)
+            except Exception as exc:  # the entries stay unsent: the next run tries again
+                log.warning("digest for %s not sent: %s", ",".join(staff_ids),
+                            type(exc).__name__)
                 continue
-            lines = []
-            with bot.db.session() as session:
-                for e in rows:
-                    flag, findings, item, _ = bot.load(session, e.flag_id)
-                    reason = findings[0].explanation if findings else ""
-                    if bot.config.delivery.mask_learner_details:
-                        reason = mask_learners(reason, bot.registers)
-                    lines.append(
-                        f"• #{flag.id} {CATEGORY_NAMES.get(flag.category, flag.category)} · "
-                        f"severity {flag.severity} · {item.platform} · "
-                        f"{item.created_at.astimezone(bot.tz):%d %b %H:%M} · {reason}")
-            text = (f"Daily digest for {account}: {len(rows)} low-severity flag(s)\n"
-                    + "\n".join(lines))
-            bot.client.chat_postMessage(channel=channel, text=text[:3900], blocks=[
-                {"type": "header", "text": {"type": "plain_text",
-                                            "text": f"Daily digest: {account}"}},
-                {"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}}])
-            with bot.db.session() as session:
-                for e in rows:
-                    row = session.get(m.DigestEntry, e.id)
-                    if row is not None:
-                        row.sent_at = now
-                auditlog.append(session, "governance-bot", "digest.sent", f"account:{account}",
-                                {"flags": [e.flag_id for e in rows]}, at=now)
-            sent += len(rows)
-        return sent
+            sent_flags.update(flag.id for flag, *_ in rows)
+        wanted = {f.id for routes in per_person.values() for rows in routes.values()
+                  for f, *_ in rows}
+        with bot.db.session() as session:
+            for e in entries:
+                row = session.get(m.DigestEntry, e.id)
+                # sent, or nobody needs it any more (decided, or shown in their message)
+                if row is not None and (e.flag_id in sent_flags or e.flag_id not in wanted):
+                    row.sent_at = now
+            if sent_flags:
+                auditlog.append(session, "governance-bot", "digest.sent", None,
+                                {"flags": sorted(sent_flags),
+                                 "people": sorted(per_person)}, at=now)
+        return len(sent_flags)
+
+    def render(self, route: Route, rows: list[tuple[m.Flag, Entitlement, list[m.Finding], Item]]
+               ) -> tuple[str, list[dict[str, Any]]]:
+        """One digest message: grouped by account, then category, counted; a line and buttons
+        per flag (as many as fit), readable on a phone."""
+        bot = self.bot
+        mask = bot.config.delivery.mask_learner_details
+        title = ("Daily digest" if route == Route.digest
+                 else "Staff conduct: daily summary for the case manager")
+        groups: dict[tuple[str, str], list[tuple[m.Flag, Entitlement, list[m.Finding], Item]]]
+        groups = defaultdict(list)
+        for row in rows:
+            top = max(row[2], key=lambda f: f.severity) if row[2] else None
+            groups[(row[0].account, top.category if top else row[0].category)].append(row)
+        text = f"{title}: {len(rows)} flag(s)"
+        blocks: list[Block] = [HeaderBlock(text=title[:150]),
+                               ContextBlock(elements=[MarkdownTextObject(text=(
+                                   f"{len(rows)} flag(s), low severity. "
+                                   + ("Learner details are masked." if mask and route ==
+                                      Route.digest else "")))])]
+        shown = 0
+        for (account, category), items in sorted(groups.items()):
+            name = CATEGORY_NAMES.get(category, category)
+            blocks.append(SectionBlock(text=MarkdownTextObject(
+                text=f"*{account} · {name}* ({len(items)})")))
+            for flag, ent, findings, item in items:
+                reason = findings[0].explanation if findings else ""
+                if mask and not ent.child_identity:
+                    reason = mask_learners(reason, bot.registers)
+                when = item.created_at.astimezone(bot.tz).strftime("%d %b %H:%M")
+                line = f"#{flag.id} · {item.platform} · {when} · {reason}"[:600]
+                text += f"\n• {line}"
+                if shown < self.MAX_WITH_BUTTONS:
+                    blocks.append(SectionBlock(text=MarkdownTextObject(text=line)))
+                    buttons = [ButtonElement(action_id=aid, text=label, value=str(flag.id),
+                                             style=style)
+                               for action, aid, label, style in (
+                                   (Action.remove, "gb_remove", "Remove", "danger"),
+                                   (Action.keep, "gb_keep", "Keep", None))
+                               if action in ent.actions]
+                    url = bot.case_url(flag.id)
+                    if buttons:
+                        blocks.append(ActionsBlock(block_id=f"gb_digest_{flag.id}",
+                                                   elements=buttons))
+                    elif url:
+                        blocks.append(ContextBlock(elements=[MarkdownTextObject(
+                            text=f"<{url}|Open the case>")]))
+                    shown += 1
+        if shown < len(rows):
+            blocks.append(ContextBlock(elements=[MarkdownTextObject(text=(
+                f"{len(rows) - shown} more: see your App Home or the console."))]))
+        return text, [b.to_dict() for b in blocks[:50]]
 
     def run_time(self) -> time:
         return time.fromisoformat(self.bot.settings.digest_time)

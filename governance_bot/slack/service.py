@@ -59,6 +59,7 @@ class SlackService:
             raise RuntimeError("Slack Socket Mode needs an app-level token (xapp-...): set "
                                "SLACK_APP_TOKEN")
         self.app_token = app_token
+        self._signing_secret = signing_secret
         self.app: App = build_app(self.bot, signing_secret or "socket-mode-unused")
         self.escalation = EscalationJob(self.bot)
         self.digest = DigestJob(self.bot)
@@ -66,14 +67,27 @@ class SlackService:
 
     def routes(self) -> list[HttpRoute]:
         from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+        from slack_sdk.signature import SignatureVerifier
         from starlette.concurrency import run_in_threadpool
+        from starlette.responses import PlainTextResponse
 
         app = self.app
+        verifier = SignatureVerifier(self._signing_secret or "")
 
         async def events(request: Request) -> Response:
-            # bolt's dispatch is synchronous (database, role check): keep it off the event loop
             body = await request.body()
-            bolt_response = await run_in_threadpool(app.dispatch, to_bolt_request(request, body))
+            # signed first (401 otherwise, as bolt would), then read: a signed request whose
+            # payload Slack would never send is answered 200 with a short error, never a 500
+            if self.mode == "http" and not verifier.is_valid_request(body, dict(request.headers)):
+                return PlainTextResponse("invalid request", status_code=401)
+            try:
+                bolt_request = to_bolt_request(request, body)
+                # bolt's dispatch is synchronous (database, role check): off the event loop
+                bolt_response = await run_in_threadpool(app.dispatch, bolt_request)
+            except Exception as exc:
+                log.warning("slack: an unreadable request was answered with an error (%s)",
+                            type(exc).__name__)
+                return PlainTextResponse("This request could not be read.", status_code=200)
             return to_starlette_response(bolt_response)
 
         return [HttpRoute("/slack/events", events, methods=["POST"])]

@@ -25,6 +25,7 @@ from governance_bot.storage.crypto import EncryptedJSON, EncryptedText
 
 __all__ = [
     "Account",
+    "ApprovedMedia",
     "AuditEvent",
     "AuditHead",
     "Base",
@@ -148,6 +149,14 @@ class Flag(Base):
     assigned_to: Mapped[str | None] = mapped_column(String(128))
     escalation_level: Mapped[int] = mapped_column(Integer, default=0)
     legal_hold: Mapped[bool] = mapped_column(default=False)
+    # decisions are compare-and-set on the state (governance_bot/decisions.py): every decision
+    # bumps the version; a form carries the version it was opened at, so a repeated submission
+    # finds it changed and is answered "already recorded"
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # the managers' decision on the post (removing, removed, kept), kept apart from ``status``,
+    # which a safeguarding or staff-conduct part keeps open until its own outcome
+    removal: Mapped[str | None] = mapped_column(String(16))
+    escalated_at: Mapped[datetime | None]  # the managers handed it to the DSL team
 
 
 class Finding(Base):
@@ -207,6 +216,9 @@ class FlagMessage(Base):
     route: Mapped[str | None] = mapped_column(String(32))  # whose view it shows (masking)
     # grouped under another message (indexed: the count under a message is read at each refresh)
     thread_ts: Mapped[str | None] = mapped_column(String(64), index=True)
+    # the member of staff the message was rendered for (a direct message to one person shows
+    # what that person may see); None for a channel (rendered for the route)
+    recipient: Mapped[str | None] = mapped_column(String(128))
     # > 0: flags were grouped under this message since its count was last shown; the sender
     # refreshes it at the end of its drain (a crash in between leaves it marked for the next)
     refresh_due: Mapped[int] = mapped_column(Integer, default=0, server_default="0", index=True)
@@ -324,6 +336,18 @@ class DigestEntry(Base):
     sent_at: Mapped[datetime | None] = mapped_column(index=True)
 
     __table_args__ = (UniqueConstraint("flag_id", "route", name="uq_digest_entries_flag_route"),)
+
+
+class ApprovedMedia(Base):
+    """A photo a designated manager pre-approved (by its sha256): the consent check passes it."""
+
+    __tablename__ = "approved_media"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account: Mapped[str] = mapped_column(String(128))
+    approved_by: Mapped[str] = mapped_column(String(128))
+    flag_id: Mapped[int | None] = mapped_column(ForeignKey("flags.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Keyring(Base):

@@ -24,7 +24,6 @@ from pydantic import SecretStr
 from connectors.jsonl import JsonlConnector, JsonlSettings
 from connectors.x import XConnector, XSettings
 from governance_bot.config import Config
-from governance_bot.routing import Router
 from governance_bot.runtime import Runtime
 from governance_bot.service import Service
 from governance_bot.storage import models as m
@@ -53,7 +52,7 @@ def service(tmp_path: Path) -> Iterator[Service]:
         delivery={"sink": "json", "json_path": tmp_path / "flags.jsonl"},
         detection={"disabled_rules": list(DETECTORS)}))
     rt = Runtime.from_config(config)
-    rt.engine = DetectionEngine(list(TEST_DETECTORS), Router())  # type: ignore[arg-type]
+    rt.engine = DetectionEngine(list(TEST_DETECTORS))  # type: ignore[arg-type]
     rt.pipeline.engine = rt.engine
     yield Service(rt)
     rt.close()

@@ -25,7 +25,6 @@ import governance_bot.service as service_module
 from connectors.jsonl import JsonlConnector, JsonlSettings
 from governance_bot import leases
 from governance_bot.config import Config
-from governance_bot.routing import Router
 from governance_bot.runtime import Runtime
 from governance_bot.service import Service
 from governance_bot.storage import models as m
@@ -76,7 +75,7 @@ def replicas(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
         services = []
         for name in ("replica-a", "replica-b"):
             rt = Runtime.from_config(config)
-            rt.engine = DetectionEngine(list(TEST_DETECTORS), Router())  # type: ignore[arg-type]
+            rt.engine = DetectionEngine(list(TEST_DETECTORS))  # type: ignore[arg-type]
             rt.pipeline.engine = rt.engine
             rt.pipeline.clock = clock
             service = Service(rt)
@@ -205,7 +204,7 @@ def test_a_long_scan_renews_its_lease_and_stops_cleanly_if_another_replica_took_
             return []
 
     detectors: list[Any] = [*TEST_DETECTORS, TakeOverAtItem15()]
-    a.rt.pipeline.engine = DetectionEngine(detectors, Router())
+    a.rt.pipeline.engine = DetectionEngine(detectors)
     # every tick of A's clock is a quarter of an hour later, as if each batch took that long:
     # the lease is renewed (or found taken) after every batch
     ticks = itertools.count()

@@ -18,7 +18,6 @@ import pytest
 from sqlalchemy import select
 
 from governance_bot.config import Config
-from governance_bot.routing import Router
 from governance_bot.runtime import Runtime
 from governance_bot.service import Service
 from governance_bot.storage import models as m
@@ -43,7 +42,7 @@ def service(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tupl
             detection={"disabled_rules": list(DETECTORS)},
             slack={"enabled": True, "api_url": fake.base_url}))
         rt = Runtime.from_config(config)
-        rt.engine = DetectionEngine(list(TEST_DETECTORS), Router())  # type: ignore[arg-type]
+        rt.engine = DetectionEngine(list(TEST_DETECTORS))  # type: ignore[arg-type]
         rt.pipeline.engine = rt.engine
         svc = Service(rt)
         svc.slack.bot.client.retry_handlers = []

@@ -15,7 +15,6 @@ from starlette.testclient import TestClient
 
 from connectors.base import ConnectorSettings
 from governance_bot.config import Config
-from governance_bot.routing import Router
 from governance_bot.runtime import Runtime
 from governance_bot.service import Service
 from governance_bot.storage import models as m
@@ -132,7 +131,7 @@ def world(tmp_path: Path, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("SLACK_SIGNING_SECRET", SIGNING_SECRET)
     config = make_config(tmp_path, fake_slack, **slack_settings)
     rt = Runtime.from_config(config)
-    rt.engine = DetectionEngine(list(TEST_DETECTORS), Router())  # type: ignore[arg-type]
+    rt.engine = DetectionEngine(list(TEST_DETECTORS))  # type: ignore[arg-type]
     rt.pipeline.engine = rt.engine
     moderation = RecordingModerationConnector(ConnectorSettings(
         name="facebook-main", type="recording", account="brookfield-facebook"))

@@ -48,10 +48,19 @@ def _decode(value: Any) -> Any:
 
 
 class FakeSlack:
+    # the bot scopes a correctly installed governance-bot app has (docs/slack-app-manifest.yaml)
+    SCOPES = ("chat:write", "commands", "groups:history", "im:history", "im:write",
+              "mpim:history", "mpim:write", "users:read")
+
     def __init__(self, users: dict[str, dict[str, Any]] | None = None,
-                 socket_url: str | None = None):
+                 socket_url: str | None = None, tokens: set[str] | None = None,
+                 scopes: tuple[str, ...] | None = None):
+        """``users``: users.info answers by id (others are user_not_found); ``tokens``: the bot
+        tokens Slack accepts (None: any); ``scopes``: what auth.test reports as granted."""
         self.users = users or {}
         self.socket_url = socket_url
+        self.tokens = tokens
+        self.scopes = self.SCOPES if scopes is None else scopes
         self._calls: list[Call] = []
         self._lock = threading.Lock()
         self._ts = itertools.count(1)
@@ -122,7 +131,9 @@ class FakeSlack:
                              f"got {len(self.calls(method))}")
 
     # --- the API ------------------------------------------------------------------------------
-    def _answer(self, method: str, p: dict[str, Any]) -> dict[str, Any]:
+    def _answer(self, method: str, p: dict[str, Any], token: str = "") -> dict[str, Any]:
+        if method == "auth.test" and self.tokens is not None and token not in self.tokens:
+            return {"ok": False, "error": "invalid_auth"}
         if method == "auth.test":
             return {"ok": True, "url": "https://brookfield.slack.example/", "team": "Brookfield",
                     "user": "governance-bot", "team_id": "T0BROOK", "user_id": "U0BOT",
@@ -237,6 +248,8 @@ class FakeSlack:
                                        parse_qs(body.decode(), keep_blank_values=True).items()})
                 params = {k: _decode(v) for k, v in params.items()}
                 call = Call(method, params, dict(self.headers.items()))
+                auth = self.headers.get("Authorization", "")
+                token = auth[7:] if auth.startswith("Bearer ") else str(params.get("token", ""))
                 with fake._lock:
                     failure = fake._failures.pop(0) if fake._failures else None
                     down = fake.down_status
@@ -249,12 +262,14 @@ class FakeSlack:
                     error = "ratelimited" if failure[0] == 429 else "internal_error"
                     self._send(failure[0], {"ok": False, "error": error}, failure[1])
                     return
-                answer = fake._answer(method, params)
+                answer = fake._answer(method, params, token)
                 with fake._lock:
                     fake._calls.append(call)
                 if fake.on_call is not None:
                     fake.on_call(call)
-                self._send(200, answer, {})
+                extra = ({"X-OAuth-Scopes": ",".join(fake.scopes)}
+                         if method == "auth.test" and answer.get("ok") else {})
+                self._send(200, answer, extra)
 
             def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str]
                       ) -> None:

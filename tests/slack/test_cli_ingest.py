@@ -26,7 +26,7 @@ from governance_bot.routing import Router
 from rules import engine
 from tests.slack.helpers import TEST_DETECTORS
 engine.DetectionEngine.from_config = classmethod(
-    lambda cls, config, only=None: cls(list(TEST_DETECTORS), Router()))
+    lambda cls, config, only=None: cls(list(TEST_DETECTORS)))
 from governance_bot.cli import app
 sys.argv = ["governance-bot", *sys.argv[1:]]
 app()

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 
-from governance_bot.routing import Router
 from governance_bot.runtime import Runtime
 from rules.engine import DetectionEngine
 from tests.slack.conftest import REGISTERS
@@ -61,7 +60,7 @@ api_url = "{fake.base_url}"
         from governance_bot.config import load_config
 
         rt = Runtime.from_config(load_config(config_path, env={}))
-        rt.pipeline.engine = DetectionEngine(list(TEST_DETECTORS), Router())  # type: ignore[arg-type]
+        rt.pipeline.engine = DetectionEngine(list(TEST_DETECTORS))  # type: ignore[arg-type]
         rt.pipeline.process_many([post(f"k{i}", f"Jayden Price photo {i}", thread=f"k{i}")
                                   for i in range(3)])
         rt.close()

@@ -139,7 +139,7 @@ def test_private_channels_per_route_instead_of_dms(world: SlackWorld) -> None:
         "C0MANAGERS", "C0DSL"]
 
 
-def test_an_edit_that_adds_a_safeguarding_finding_reaches_the_dsl_and_updates_the_managers(
+def test_an_edit_that_adds_a_safeguarding_finding_reaches_the_dsl_and_tells_the_managers_only_that(
         world: SlackWorld) -> None:
     world.ingest(post("u1", "Jayden Price was at the park"))
     edited = post("u1", "Jayden Price was at the park. nobody would miss me")
@@ -150,6 +150,11 @@ def test_an_edit_that_adds_a_safeguarding_finding_reaches_the_dsl_and_updates_th
         world.fake.conversation_for(DSL, DEPUTY_1, DEPUTY_2)]  # one new alert, to the DSL
     [update] = world.fake.calls("chat.update")
     assert update.params["channel"] == posts[0].params["channel"]
-    shown = json.dumps(update.params["blocks"])
-    assert "now with the DSL and deputies" in shown
-    assert '"gb_remove"' not in shown  # managers no longer decide on it
+    shown = json.dumps(update.params["blocks"], ensure_ascii=False)
+    # the managers are told to take the post down and that the DSL knows, nothing more
+    assert "Hide/remove this post; the DSL has been informed." in shown
+    assert "nobody would miss me" not in shown and "safeguarding" not in shown
+    assert '"gb_remove"' in shown  # the post is still theirs to remove
+    dsl_shown = json.dumps(posts[1].params["blocks"], ensure_ascii=False)
+    assert "a possible safeguarding disclosure" in dsl_shown
+    assert "a registered learner's full name" not in dsl_shown  # the managers' part

@@ -27,7 +27,6 @@ from sqlalchemy import select
 
 from governance_bot.config import Config
 from governance_bot.outbox import OutboxSender
-from governance_bot.routing import Router
 from governance_bot.runtime import Runtime
 from governance_bot.slack.bot import SlackBot, make_client
 from governance_bot.slack.sink import SlackSink
@@ -107,7 +106,7 @@ def delivery(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Del
             delivery={"sink": "slack"}, detection={"disabled_rules": list(DETECTORS)},
             slack={"enabled": True, "api_url": fake.base_url}))
         rt = Runtime.from_config(config)
-        rt.engine = DetectionEngine(list(TEST_DETECTORS), Router())  # type: ignore[arg-type]
+        rt.engine = DetectionEngine(list(TEST_DETECTORS))  # type: ignore[arg-type]
         rt.pipeline.engine = rt.engine
         bot = SlackBot(config, rt.db, make_client(config), registers=rt.registers)
         bot.client.retry_handlers = []

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-from governance_bot.routing import Router
 from rules.engine import DetectionEngine, build_detector
 from tests.slack.conftest import DEPUTY_1, DEPUTY_2, DSL, FB_MANAGER_1, FB_MANAGER_2, SlackWorld
 from tests.slack.helpers import post
@@ -14,7 +13,7 @@ from tests.slack.helpers import post
 def test_a_learners_full_name_in_a_public_post_reaches_the_two_managers_masked(
         world: SlackWorld) -> None:
     world.rt.pipeline.engine = DetectionEngine(
-        [build_detector("learner_pii", world.rt.config)], Router())
+        [build_detector("learner_pii", world.rt.config)])
     world.ingest(post("lp1", "Well done to Jayden Price for winning the county chess final!"))
     opened = [set(c.params["users"].split(",")) for c in world.fake.calls("conversations.open")]
     assert opened == [{FB_MANAGER_1, FB_MANAGER_2}]  # both managers, and only them

@@ -45,10 +45,8 @@ def test_a_severity_4_flag_waits_60_minutes_and_an_acknowledged_flag_never_escal
                  post("e3", "nobody would miss me", kind="comment"))
     sev4, sev5 = world.flag_id("e2"), world.flag_id("e3")
     world.service.slack.service_ack = None
-    world.bot.db  # noqa: B018 - the same database the app uses
-    from governance_bot.slack.decisions import Decisions
-
-    Decisions(world.bot).acknowledge(sev5, world.bot.registers.staff["S001"], DSL)
+    world.bot.decisions().acknowledge(sev5, world.bot.registers.staff["S001"],
+                                      slack_user_id=DSL)
     job = world.service.slack.escalation
     world.clock.advance(minutes=59)
     assert job.run() == []
