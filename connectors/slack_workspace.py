@@ -404,7 +404,8 @@ class SlackWorkspaceConnector(Connector):
             return WebhookResponse(status=400, body=b"not a Slack event")
         if payload.get("type") == "url_verification":
             return WebhookResponse(status=200, body=str(payload.get("challenge", "")).encode())
-        event = payload.get("event") if isinstance(payload.get("event"), dict) else {}
+        raw_event = payload.get("event")
+        event: dict[str, Any] = raw_event if isinstance(raw_event, dict) else {}
         if payload.get("type") != "event_callback" or event.get("type") != "message":
             log.info("%s: skipped a %r event", self.name, event.get("type") or payload.get("type"))
             return WebhookResponse(status=200)
