@@ -54,6 +54,7 @@ from connectors.base import (
     FetchResult,
     HttpConnector,
     NextUrlPaginator,
+    NotFound,
     Page,
     PageRequest,
     RetriableError,
@@ -634,8 +635,16 @@ class TeamsConnector(HttpConnector):
         problems: list[str] = []
         seen: set[str] = set()
         for note in deferred:
-            if isinstance(note, dict):
+            if not isinstance(note, dict):
+                continue
+            try:  # each notification alone: one unreadable message never holds up the others
                 items.extend(self._notified(note, problems, seen))
+            except NotFound:
+                problems.append(f"{self.name}: {note.get('resource')}: not found (gone before it "
+                                "could be read; the next poll's delta query sees the deletion)")
+            except ValueError as exc:  # Graph's answer was not JSON
+                problems.append(f"{self.name}: {note.get('resource')}: unreadable answer "
+                                f"({type(exc).__name__})")
         return items, problems
 
     def _notified(self, note: dict[str, Any], problems: list[str], seen: set[str]

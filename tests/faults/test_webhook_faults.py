@@ -348,3 +348,30 @@ def test_a_huge_unsigned_post_is_refused_before_it_is_read_into_memory(
     assert grew_mb < 30
     assert httpx.get(base + "/healthz", timeout=5).status_code == 200  # still serving
     assert os.path.exists(f"/proc/{proc.pid}")
+
+
+def test_a_teams_notification_for_a_message_gone_meanwhile_holds_up_none_of_the_others(
+        tmp_path: Path) -> None:
+    """Each notification of a Graph delivery is read alone: one whose message is gone (404)
+    is reported, the others are stored."""
+    from connectors.teams import TeamsConnector, TeamsSettings
+    from tests.faults.platforms import FakeGraph
+    from tests.msgraph_fixtures import CHAT, CLIENT_ID, CLIENT_STATE, SECRET, TENANT, TUTOR_AAD
+
+    with FakeGraph() as graph:
+        graph.messages["1700000000301"] = d.teams_message("1700000000301", 1)
+        settings = TeamsSettings.model_validate({
+            "name": "teams", "type": "teams", "account": "brookfield-teams",
+            "tenant_id": TENANT, "client_id": CLIENT_ID, "client_secret": SECRET,
+            "client_state": CLIENT_STATE, "users": [TUTOR_AAD], "base_url": graph.base_url,
+            "login_base_url": graph.base_url, "max_retries": 0})
+        connector = TeamsConnector(settings)
+        delivery = d.teams(["1700000000300", "1700000000301"])  # the first one is gone
+        from connectors.base import WebhookRequest
+
+        response = connector.handle_webhook(WebhookRequest(
+            method="POST", path="/webhooks/teams", headers={}, query={}, body=delivery.body))
+        items, problems = connector.deferred_items(response.deferred)
+        connector.close()
+    assert [i.key for i in items] == [f"teams:brookfield-teams:{CHAT}:1700000000301"]
+    assert len(problems) == 1 and "1700000000300" in problems[0] and "not found" in problems[0]
