@@ -32,6 +32,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from sqlalchemy.exc import OperationalError
 
 from governance_bot import __version__
 from governance_bot.config import Config, ConfigError, load_config
@@ -110,6 +111,19 @@ def _load(path: Path) -> Config:
     return config
 
 
+def _unreachable(config: Config, exc: Exception) -> typer.Exit:
+    """The database cannot be reached: say where and why, exit 2 (no traceback)."""
+    from sqlalchemy.engine import make_url
+
+    where = make_url(config.database_url).render_as_string(hide_password=True)
+    why = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    err.print(f"cannot reach the database {where}: {why}. Fix: check [database] url (or "
+              "GOVERNANCE_BOT_DATABASE__URL) and that the database server is running and "
+              "accepts connections from this machine.", style="red", markup=False,
+              soft_wrap=True)
+    return typer.Exit(EXIT_CONFIG)
+
+
 def _key_problem(exc: Exception) -> typer.Exit:
     """The database and the configured encryption keys do not fit: say so, exit 2."""
     err.print(f"{exc}.", style="red", markup=False, soft_wrap=True)
@@ -131,6 +145,8 @@ def _database(config: Config, *, create_if_empty: bool = False, anchor: bool = T
         except SchemaOutdated as exc:
             err.print(f"[red]{exc}[/red]")
             raise typer.Exit(EXIT_SCHEMA) from None
+        except OperationalError as exc:
+            raise _unreachable(config, exc) from None
         except KeyError_ as exc:
             raise _key_problem(exc) from None
         yield db
@@ -152,6 +168,8 @@ def _runtime(config: Config, with_connectors: bool = True) -> Iterator[object]:
     except SchemaOutdated as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(EXIT_SCHEMA) from None
+    except OperationalError as exc:
+        raise _unreachable(config, exc) from None
     except KeyError_ as exc:
         raise _key_problem(exc) from None
     except DetectorUnavailable as exc:
@@ -248,6 +266,8 @@ def db_upgrade(config_path: ConfigOpt = Path("config.toml")) -> None:
         db.check_encryption()
     except KeyError_ as exc:
         raise _key_problem(exc) from None
+    except OperationalError as exc:
+        raise _unreachable(config, exc) from None
     finally:
         db.dispose()
     out.print(f"database schema: {before or 'empty'} -> {after}")
@@ -627,6 +647,8 @@ def flags_list(
     except SchemaOutdated as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(EXIT_SCHEMA) from None
+    except OperationalError as exc:
+        raise _unreachable(config, exc) from None
     except KeyError_ as exc:
         raise _key_problem(exc) from None
     with db.session() as session:
@@ -706,6 +728,8 @@ def flags_show(
     except SchemaOutdated as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(EXIT_SCHEMA) from None
+    except OperationalError as exc:
+        raise _unreachable(config, exc) from None
     finally:
         db.dispose()
     if case is None:
@@ -750,6 +774,8 @@ def slack_test(
     except SchemaOutdated as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(EXIT_SCHEMA) from None
+    except OperationalError as exc:
+        raise _unreachable(config, exc) from None
     finally:
         db.dispose()
     try:
@@ -897,6 +923,8 @@ def report_governors(
     except SchemaOutdated as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(EXIT_SCHEMA) from None
+    except OperationalError as exc:
+        raise _unreachable(config, exc) from None
     except KeyError_ as exc:
         raise _key_problem(exc) from None
     finally:
@@ -947,6 +975,8 @@ def keys_rotate(config_path: ConfigOpt = Path("config.toml")) -> None:
         out.print(f"audit log: {sealed} event(s) sealed with the new key (anchored)")
     except KeyError_ as exc:
         raise _key_problem(exc) from None
+    except OperationalError as exc:
+        raise _unreachable(config, exc) from None
     finally:
         db.dispose()
 
@@ -988,6 +1018,8 @@ def _dp_db(config: Config) -> Iterator[object]:
     except SchemaOutdated as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(EXIT_SCHEMA) from None
+    except OperationalError as exc:
+        raise _unreachable(config, exc) from None
     except KeyError_ as exc:
         raise _key_problem(exc) from None
     except DataProtectionError as exc:

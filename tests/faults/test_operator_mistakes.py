@@ -323,3 +323,17 @@ def test_the_generated_test_covers_every_section() -> None:
     sections = {s.path.split(".")[0] for s in ALL}
     assert sections == set(Config.model_fields) - {"source", "connectors"}
     assert len(ALL) > 70
+
+
+@pytest.mark.parametrize("command", [["scan", "--once"], ["flags", "list"], ["db", "upgrade"],
+                                     ["audit-log", "verify"], ["legal-hold", "list"]])
+def test_a_database_server_that_is_not_running_is_named_with_its_fix(
+        folder: Path, command: list[str]) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = gb(*command, "-c", "config.toml", cwd=folder, env={
+        "GOVERNANCE_BOT_DATABASE__URL": f"postgresql+psycopg://gb@127.0.0.1:{port}/gb"})
+    assert_one_clear_message(result, "cannot reach the database", str(port))
