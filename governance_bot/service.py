@@ -36,6 +36,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -72,6 +73,57 @@ class LeaseLost(Exception):
 
 class BodyTooLarge(Exception):
     """A request body passed ``[service] max_body_bytes`` while it was being read."""
+
+
+class BodyLimit:
+    """ASGI middleware: a request whose body passes ``limit`` bytes is answered 413 without
+    being read further: at once when its declared length is over the limit, and, for a body
+    streamed without one, as soon as the count passes it (the app is told the client left, and
+    whatever it raises about that is not logged as an error)."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        seen, over, started = 0, False, False
+
+        async def counted() -> Any:
+            nonlocal seen, over
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    over = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def tracked(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except Exception:
+            if not over:
+                raise
+        if over and not started:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Any, receive: Any, send: Any) -> None:
+        log.warning("%s %s refused: the body passed %d bytes (not read further)",
+                    scope.get("method"), scope.get("path"), self.limit)
+        await Response(b"request body too large", status_code=413,
+                       headers={"Connection": "close"})(scope, receive, send)
 
 
 async def read_capped(request: Request, limit: int) -> bytes:
@@ -507,7 +559,9 @@ class Service:
         ]
         if self.slack is not None:
             routes.extend(self.slack.routes())  # /slack/events
-        middleware: list[Any] = []
+        # every route's body capped while it arrives (/slack/events, the console's forms): the
+        # webhooks also read theirs with read_capped, which logs which connector was concerned
+        middleware: list[Any] = [Middleware(BodyLimit, limit=self.max_body)]
         if self.rt.config.console.enabled:  # the case console (governance_bot/console)
             from governance_bot.console import ConsoleApp
 

@@ -375,3 +375,36 @@ def test_a_teams_notification_for_a_message_gone_meanwhile_holds_up_none_of_the_
         connector.close()
     assert [i.key for i in items] == [f"teams:brookfield-teams:{CHAT}:1700000000301"]
     assert len(problems) == 1 and "1700000000300" in problems[0] and "not found" in problems[0]
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_every_route_refuses_a_body_over_the_limit_before_reading_it(chunked: bool) -> None:
+    """The cap covers every route the service serves (the Slack app's /slack/events and the
+    console's forms read their bodies through their frameworks)."""
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from governance_bot.service import BodyLimit
+
+    read: list[int] = []
+
+    async def form(request: Request) -> PlainTextResponse:
+        body = await request.body()  # reads everything, as slack_bolt's adapter does
+        read.append(len(body))
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/slack/events", form, methods=["POST"])],
+                    middleware=[Middleware(BodyLimit, limit=1024)])
+    client = TestClient(app, raise_server_exceptions=False)
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(64):
+            yield b"x" * 512
+
+    big = client.post("/slack/events", content=chunks() if chunked else b"x" * 32768)
+    small = client.post("/slack/events", content=b"x" * 100)
+    assert big.status_code == 413 and small.status_code == 200
+    assert read == [100]  # the big body never reached the route
