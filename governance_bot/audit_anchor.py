@@ -94,7 +94,7 @@ def anchor(config: Config, db: Database, now: datetime | None = None,
         syslog.syslog(syslog.LOG_NOTICE, f"audit-anchor {line}")
     if config.audit_log.slack_channel:
         _post(config, record, slack_client)
-    log.info("audit log anchored at event %d", record["seq"])
+    log.debug("audit log anchored at event %d", record["seq"])
     return record
 
 
