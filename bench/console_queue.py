@@ -44,16 +44,16 @@ TARGET_MS = 300.0
 ACCOUNTS = ["brookfield-facebook", "brookfield-instagram", "brookfield-x", "brookfield-teams",
             "brookfield-email"]
 KINDS = [("safeguarding", "dsl", 4), ("safeguarding", "dsl", 5), ("learner_pii",
-         "account_managers", 3), ("toxicity", "account_managers", 3), ("tone", "digest", 2),
-         ("out_of_hours", "dsl", 3), ("unapproved_photo", "account_managers", 3),
-         ("accountability", "dsl", 4)]
+         "account_managers", 3), ("toxicity", "account_managers", 3), ("toxicity", "digest", 2),
+         ("out_of_hours", "case_manager", 3), ("unapproved_photo", "account_managers", 3),
+         ("accountability", "case_manager", 4)]
 STATUSES = ["open"] * 5 + ["acknowledged", "actioned", "dismissed", "closed", "escalated"]
 
 
 def fill(rt: Runtime, n: int) -> None:
     rng = random.Random(7)
     t0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
-    items, flags, findings = [], [], []
+    items, versions, flags, findings = [], [], [], []
     for i in range(1, n + 1):
         account = ACCOUNTS[i % len(ACCOUNTS)]
         category, route, severity = KINDS[rng.randrange(len(KINDS))]
@@ -63,13 +63,20 @@ def fill(rt: Runtime, n: int) -> None:
                       "thread_key": f"t{i // 3}", "parent_id": None, "created_at": at,
                       "first_seen_at": at, "last_seen_at": at, "deleted_at": None,
                       "current_version": 1, "content_hash": f"{i:064x}"})
+        versions.append({"item_id": i, "version": 1, "content_hash": f"{i:064x}", "seen_at": at,
+                         "detected_at": at, "data": {
+                             "id": f"b{i}", "platform": "facebook", "account": account,
+                             "kind": "comment", "created_at": at.isoformat(),
+                             "author": {"handle": f"@someone{i % 97}", "role": "public"},
+                             "text": f"an invented comment, number {i}"}})
         flags.append({"id": i, "item_id": i, "account": account, "thread_key": f"t{i // 3}",
                       "category": category, "severity": severity, "route": route,
                       "status": STATUSES[rng.randrange(len(STATUSES))], "created_at": at,
                       "updated_at": at, "item_created_at": at, "acknowledged_at": None,
                       "acknowledged_by": None, "assigned_to": None, "escalation_level": 0,
                       "legal_hold": False})
-        subject = "staff:S006>learner:L003" if category == "accountability" else None
+        subject = ("staff:S006>learner:L003" if category in ("accountability", "out_of_hours")
+                   else None)
         findings.append({"flag_id": i, "item_id": i, "fingerprint": f"{i:064x}",
                          "rule_id": category, "category": category, "severity": severity,
                          "score": 0.9, "route": route, "subject": subject, "evidence": {},
@@ -77,6 +84,7 @@ def fill(rt: Runtime, n: int) -> None:
                          "created_at": at})
     with rt.db.session() as s:
         s.execute(insert(m.ItemRecord), items)
+        s.execute(insert(m.ItemVersion), versions)
         s.execute(insert(m.Flag), flags)
         s.execute(insert(m.Finding), findings)
 

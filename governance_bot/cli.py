@@ -403,7 +403,7 @@ def _warn_unavailable(runtime: object) -> None:
         err.print(why, markup=False, soft_wrap=True)
 
 
-def _slack_ready_or_exit(runtime: object) -> None:
+def _slack_ready_or_exit(runtime: object, serving: bool = False) -> None:
     """With Slack as the sink: is it usable? If not, one line (what, and the fix) and exit 5;
     the notifications stay queued (nothing is attempted, so nothing is lost or sent twice)."""
     from governance_bot.runtime import Runtime
@@ -414,7 +414,7 @@ def _slack_ready_or_exit(runtime: object) -> None:
     from governance_bot.slack.setup import SlackNotReady, SlackUnreachable, preflight
 
     try:
-        preflight(runtime.config)
+        preflight(runtime.config, serving=serving)
     except SlackUnreachable as exc:  # an outage, not a misconfiguration: the outbox retries
         err.print(f"{exc} The notifications are retried with backoff; none is lost.",
                   markup=False, soft_wrap=True, style="yellow")
@@ -1177,7 +1177,7 @@ def run(config_path: ConfigOpt = Path("config.toml")) -> None:
 
     config = _load(config_path)
     with _runtime(config) as rt:
-        _slack_ready_or_exit(rt)
+        _slack_ready_or_exit(rt, serving=True)
         Service(rt).run_forever()  # type: ignore[arg-type]
 
 

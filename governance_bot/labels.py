@@ -33,6 +33,7 @@ OUTCOME_NAMES = {
     "police": "referred to the police",
     "ceop": "reported to CEOP",
     "iwf": "reported to the IWF",
+    "lado": "referred to the LADO (allegation against staff)",
     "no_further_action": "no further action",
     "monitoring": "monitoring",
 }

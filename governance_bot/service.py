@@ -565,8 +565,12 @@ class Service:
         if self.rt.config.console.enabled:  # the case console (governance_bot/console)
             from governance_bot.console import ConsoleApp
 
-            console = ConsoleApp(self.rt.config, self.rt.db, lambda: self.rt.registers,
-                                 connectors=self.rt.connectors)
+            console = ConsoleApp(
+                self.rt.config, self.rt.db, lambda: self.rt.registers,
+                connectors=self.rt.connectors,
+                # with Slack on, its decisions: every Slack message about a flag is re-rendered
+                # after a decision taken in the console too
+                decisions=self.slack.bot.decisions if self.slack is not None else None)
             routes.extend(console.routes())
             middleware.extend(console.middleware())
         return Starlette(routes=routes, middleware=middleware)

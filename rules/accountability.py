@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from governance_bot.findings import Category, Evidence, Finding, Severity
 from governance_bot.items import Item, ItemKind, Role
-from rules.base import DetectionContext
+from rules.base import DetectionContext, DetectorBase
 from rules.threads import (
     PRIVATE_KIND_NAMES,
     Participants,
@@ -42,7 +42,7 @@ _DEFAULT_DUTY = (
 )
 
 
-class AccountabilityDetector:
+class AccountabilityDetector(DetectorBase):
     """One-to-one staff-learner threads with no second staff member or copy (P2 "Communicating
     with students": a method of accountability, copies to another member of staff or parents)."""
 

@@ -6,22 +6,26 @@ run in ``classify`` (no database) exactly as it runs in the service.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, runtime_checkable
 
 from governance_bot.findings import Finding
 
 if TYPE_CHECKING:
+    from governance_bot.config import Config
     from governance_bot.items import Item
     from governance_bot.registers import RegisterIndex
 
 __all__ = [
     "DetectionContext",
     "Detector",
+    "DetectorBase",
     "DetectorUnavailable",
     "History",
+    "batches_alone",
 ]
 
 
@@ -64,3 +68,40 @@ class Detector(Protocol):
     rule_id: str
 
     def detect(self, item: Item, ctx: DetectionContext) -> Iterable[Finding]: ...
+
+
+class DetectorBase(ABC):
+    """What every detector of the project is: built from its rule pack (``from_pack``), reading
+    one item with its context (``detect``), and able to take a batch (``detect_batch``: by
+    default one item after another; model-backed rules embed or score the whole batch at once).
+
+    ``batch_safe``: whether the items of a batch may be judged together before any of them is
+    recorded. Rules that count earlier findings (repeated out-of-hours contact) are not: the
+    engine runs them one item at a time, in order."""
+
+    rule_id: ClassVar[str]
+    batch_safe: ClassVar[bool] = False
+
+    @classmethod
+    @abstractmethod
+    def from_pack(cls, pack: dict[str, Any], config: Config) -> Self:
+        """The detector built from its rule pack (``rules/packs/<rule_id>.toml``) and the
+        configuration; a bad pack raises :class:`rules.packs.PackError` naming file and key."""
+
+    @abstractmethod
+    def detect(self, item: Item, ctx: DetectionContext) -> Iterable[Finding]:
+        """The findings on ``item`` (possibly none)."""
+
+    def detect_batch(self, items: Sequence[Item], ctx: DetectionContext
+                     ) -> list[list[Finding]]:
+        """The findings on each of ``items``, in order."""
+        return [list(self.detect(item, ctx)) for item in items]
+
+
+def batches_alone(detector: object) -> bool:
+    """Whether the engine may run ``detector`` over a whole batch before recording any of it:
+    a :class:`DetectorBase` says so with ``batch_safe``; any other object by having a
+    ``detect_batch``."""
+    if isinstance(detector, DetectorBase):
+        return detector.batch_safe
+    return getattr(detector, "detect_batch", None) is not None

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from governance_bot.findings import Category, Evidence, Finding, Severity
 from governance_bot.items import Item, ItemKind, Role
-from rules.base import DetectionContext
+from rules.base import DetectionContext, DetectorBase
 from rules.threads import PRIVATE_KIND_NAMES, resolved
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def _normalise(text: str) -> str:
     return text.replace("\u2019", "'").replace("\u2018", "'")
 
 
-class ConversationDriftDetector:
+class ConversationDriftDetector(DetectorBase):
     """Long back-and-forth or personal topics in staff-learner threads (P2 "Communicating with
     students": messages for information, not conversation)."""
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from governance_bot.findings import Finding
 from governance_bot.items import where_said
-from rules.base import DetectionContext, Detector, DetectorUnavailable
+from rules.base import DetectionContext, Detector, DetectorUnavailable, batches_alone
 from rules.packs import load_pack
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ class DetectionEngine:
     @property
     def batches(self) -> bool:
         """Whether any detector takes whole batches (see :meth:`precompute`)."""
-        return any(getattr(d, "detect_batch", None) is not None for d in self.detectors)
+        return any(batches_alone(d) for d in self.detectors)
 
     def precompute(self, items: Sequence[Item], ctx: DetectionContext
                    ) -> list[dict[int, list[Finding]]]:
@@ -91,10 +91,9 @@ class DetectionEngine:
         still run one item at a time, in order."""
         out: list[dict[int, list[Finding]]] = [{} for _ in items]
         for index, detector in enumerate(self.detectors):
-            batch = getattr(detector, "detect_batch", None)
-            if batch is None or not items:
+            if not batches_alone(detector) or not items:
                 continue
-            for i, found in enumerate(batch(items, ctx)):
+            for i, found in enumerate(detector.detect_batch(items, ctx)):  # type: ignore[attr-defined]
                 out[i][index] = list(found)
         return out
 

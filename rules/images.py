@@ -33,7 +33,7 @@ from PIL import ExifTags, Image, UnidentifiedImageError
 
 from governance_bot.findings import Category, Evidence, Finding, Route, Severity
 from governance_bot.items import ItemKind, Person, Role, Visibility
-from rules.base import DetectionContext
+from rules.base import DetectionContext, DetectorBase
 
 if TYPE_CHECKING:
     from governance_bot.config import Config
@@ -205,7 +205,7 @@ def _name_pattern(names: Sequence[str]) -> re.Pattern[str] | None:
                       re.IGNORECASE)
 
 
-class ImageDetector:
+class ImageDetector(DetectorBase):
     """Images on posts: people without photo consent (``unapproved_photo``), possibly explicit
     images (``safeguarding``, severity 5, never forwarded, preserved) and EXIF GPS (``location``).
 

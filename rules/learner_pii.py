@@ -29,7 +29,7 @@ from __future__ import annotations
 import itertools
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -40,9 +40,9 @@ import phonenumbers
 
 from governance_bot.findings import Category, Evidence, Finding, Severity
 from governance_bot.items import Item, ItemKind, Person, Role, normalise_handle
-from rules.base import DetectionContext
+from rules.base import DetectionContext, DetectorBase
 from rules.normalise import fold, normalise, unleet
-from rules.packs import PackError
+from rules.packs import LearnerPiiPack, PackError
 
 if TYPE_CHECKING:
     from governance_bot.config import Config
@@ -111,28 +111,6 @@ _OWN_NAME_KINDS = ("full_name", "hashtag", "handle", "first_name", "name_with_in
 _GENERIC_KINDS = ("phone", "email", "postcode", "street_address", "date_of_birth")
 
 
-def _get(pack: dict[str, Any], dotted: str, default: Any, kind: type | tuple[type, ...]) -> Any:
-    cur: Any = pack
-    for part in dotted.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            return default
-        cur = cur[part]
-    if not isinstance(cur, kind):
-        where = pack.get("_path", "learner_pii pack")
-        raise PackError(f"{where}: {dotted}: expected {getattr(kind, '__name__', kind)}, "
-                        f"got {type(cur).__name__} {cur!r}")
-    return cur
-
-
-def _strs(pack: dict[str, Any], dotted: str, default: Sequence[str] = ()) -> list[str]:
-    values = _get(pack, dotted, list(default), list)
-    where = pack.get("_path", "learner_pii pack")
-    for i, v in enumerate(values):
-        if not isinstance(v, str):
-            raise PackError(f"{where}: {dotted}[{i}]: expected a string, got {v!r}")
-    return [str(v) for v in values]
-
-
 @dataclass(slots=True)
 class PiiSettings:
     """Everything the detector reads from ``rules/packs/learner_pii.toml``."""
@@ -176,15 +154,12 @@ class PiiSettings:
     must_not_catch: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def from_pack(cls, pack: dict[str, Any]) -> PiiSettings:
-        where = pack.get("_path", "learner_pii pack")
-
-        def severity(key: str, default: int) -> Severity:
-            value = _get(pack, key, default, int)
-            try:
-                return Severity(value)
-            except ValueError:
-                raise PackError(f"{where}: {key}: severity must be 1-5, got {value}") from None
+    def from_pack(cls, pack: dict[str, Any] | LearnerPiiPack) -> PiiSettings:
+        """Read from the pack (``rules/packs/learner_pii.toml``) through its typed model
+        (:class:`rules.packs.LearnerPiiPack`: defaults there, a bad key is a
+        :class:`PackError` naming the file and the key); patterns compiled here, once."""
+        model = LearnerPiiPack.load(pack)
+        where = model.path
 
         def regex(key: str, source: str, flags: int = 0) -> re.Pattern[str]:
             try:
@@ -192,34 +167,22 @@ class PiiSettings:
             except re.error as exc:
                 raise PackError(f"{where}: {key}: not a valid regular expression: {exc}") from None
 
-        scores: dict[str, float] = {}
-        for key, value in _get(pack, "scores", {}, dict).items():
-            if not isinstance(value, int | float) or not 0 <= value <= 1:
-                raise PackError(f"{where}: scores.{key}: expected a number from 0 to 1, "
-                                f"got {value!r}")
-            scores[key] = float(value)
-        short: dict[str, tuple[str, ...]] = {}
-        for formal, forms in _get(pack, "names.short_forms", {}, dict).items():
-            if not isinstance(forms, list) or not all(isinstance(f, str) for f in forms):
-                raise PackError(f"{where}: names.short_forms.{formal}: expected a list of names")
-            short[fold(formal)] = tuple(fold(f) for f in forms)
-        class_patterns = _strs(pack, "first_names.class_patterns")
+        short = {fold(formal): tuple(fold(f) for f in forms)
+                 for formal, forms in model.names.short_forms.items()}
         class_re = regex("first_names.class_patterns",
-                         "|".join(f"(?:{p})" for p in class_patterns) or r"(?!x)x", re.I)
-        words = sorted(_strs(pack, "dates_of_birth.context_words", ["born", "dob", "birthday"]),
-                       key=len, reverse=True)
+                         "|".join(f"(?:{p})" for p in model.first_names.class_patterns)
+                         or r"(?!x)x", re.I)
+        words = sorted(model.dates_of_birth.context_words, key=len, reverse=True)
         dob_context_re = regex(
             "dates_of_birth.context_words",
             r"(?<![a-z])(?:" + "|".join(re.escape(fold(w)) for w in words) + r")(?![a-z])",
         )
-        grammar = _get(pack, "postcodes.grammar", "", str)
-        if not grammar:
-            raise PackError(f"{where}: postcodes.grammar: missing")
+        grammar = model.postcodes.grammar
         postcode_re = regex("postcodes.grammar", rf"(?<![A-Za-z0-9])({grammar})(?![A-Za-z0-9])",
                             re.I)
         postcode_full_re = regex("postcodes.grammar", grammar)
-        types = _strs(pack, "addresses.street_types")
-        lower_types = _strs(pack, "addresses.lowercase_street_types")
+        types = list(model.addresses.street_types)
+        lower_types = list(model.addresses.lowercase_street_types)
         every_type = sorted({t.lower() for t in [*types, *lower_types]}, key=len, reverse=True)
         # one case-insensitive pass; which case counts is decided per match (_addresses)
         address_re = regex(
@@ -228,54 +191,47 @@ class PiiSettings:
             + ("|".join(re.escape(t) for t in every_type) or r"(?!x)x") + r")\b\.?",
             re.I,
         )
-        codes = _get(pack, "phones.country_codes", [44], list)
+        scope = model.scope
         return cls(
-            policy_duty=_get(
-                pack, "policy_duty",
-                "no identifying details of learners on official accounts "
-                "(P1 Managing our online presence)", str),
-            severity=severity("severity", 3),
-            severity_unattributed=severity("severity_unattributed", 3),
-            kinds=frozenset(_strs(pack, "scope.kinds", ["post", "comment", "reply"])),
-            visibilities=frozenset(_strs(pack, "scope.visibilities", ["public", "followers"])),
-            authors=frozenset(_strs(pack, "scope.authors", [r.value for r in Role])),
-            exempt_learner_staff_conversations=_get(
-                pack, "scope.exempt_learner_staff_conversations", True, bool),
-            flag_learners_own_names=_get(pack, "scope.flag_learners_own_names", False, bool),
-            photo_tags=_get(pack, "scope.photo_tags", True, bool),
-            unattributed_authors=frozenset(_strs(
-                pack, "scope.unattributed_details_from",
-                ["learner", "parent", "employer", "public", "unknown"])),
-            unattributed_always=frozenset(_strs(
-                pack, "scope.unattributed_details_always", ["date_of_birth"])),
-            scores=scores,
-            ambiguous_words=frozenset(fold(w) for w in _strs(pack, "names.ambiguous_words")),
-            staff_titles=tuple(fold(w) for w in _strs(pack, "names.staff_titles")),
-            staff_words=tuple(fold(w) for w in _strs(pack, "names.staff_words")),
-            staff_word_window=_get(pack, "names.staff_word_window", 40, int),
+            policy_duty=model.policy_duty,
+            severity=model.severity,
+            severity_unattributed=model.severity_unattributed,
+            kinds=frozenset(scope.kinds),
+            visibilities=frozenset(scope.visibilities),
+            authors=frozenset(r.value for r in scope.authors),
+            exempt_learner_staff_conversations=scope.exempt_learner_staff_conversations,
+            flag_learners_own_names=scope.flag_learners_own_names,
+            photo_tags=scope.photo_tags,
+            unattributed_authors=frozenset(r.value for r in scope.unattributed_details_from),
+            unattributed_always=frozenset(scope.unattributed_details_always),
+            scores={k: float(v) for k, v in model.scores.items()},
+            ambiguous_words=frozenset(fold(w) for w in model.names.ambiguous_words),
+            staff_titles=tuple(fold(w) for w in model.names.staff_titles),
+            staff_words=tuple(fold(w) for w in model.names.staff_words),
+            staff_word_window=model.names.staff_word_window,
             short_forms=short,
             class_re=class_re,
-            country_codes=frozenset(int(c) for c in codes),
-            default_region=_get(pack, "phones.default_region", "GB", str),
-            allow_organisation_domains=_get(pack, "emails.allow_organisation_domains", True, bool),
+            country_codes=frozenset(model.phones.country_codes),
+            default_region=model.phones.default_region,
+            allow_organisation_domains=model.emails.allow_organisation_domains,
             dob_context_re=dob_context_re,
             dob_words=tuple(fold(w) for w in words),
-            dob_window=_get(pack, "dates_of_birth.context_window", 40, int),
+            dob_window=model.dates_of_birth.context_window,
             postcode_re=postcode_re,
             postcode_full_re=postcode_full_re,
-            postcode_areas=frozenset(a.upper() for a in _strs(pack, "postcodes.areas")),
+            postcode_areas=frozenset(a.upper() for a in model.postcodes.areas),
             address_re=address_re,
             street_types=frozenset(types),
             lowercase_street_types=frozenset(t.lower() for t in lower_types),
-            address_stopwords=frozenset(_strs(pack, "addresses.lowercase_stopwords")),
+            address_stopwords=frozenset(model.addresses.lowercase_stopwords),
             allow_phones=frozenset(
-                filter(None, (_e164(p, "GB") for p in _strs(pack, "allow.phones")))),
-            allow_emails=frozenset(e.casefold() for e in _strs(pack, "allow.emails")),
-            allow_postcodes=frozenset(_compact(p) for p in _strs(pack, "allow.postcodes")),
+                filter(None, (_e164(p, "GB") for p in model.allow.phones))),
+            allow_emails=frozenset(e.casefold() for e in model.allow.emails),
+            allow_postcodes=frozenset(_compact(p) for p in model.allow.postcodes),
             allow_addresses=frozenset(
-                " ".join(fold(a).split()) for a in _strs(pack, "allow.addresses")),
-            must_catch=list(_get(pack, "must_catch", [], list)),
-            must_not_catch=list(_get(pack, "must_not_catch", [], list)),
+                " ".join(fold(a).split()) for a in model.allow.addresses),
+            must_catch=[dict(e) for e in model.must_catch],
+            must_not_catch=[dict(e) for e in model.must_not_catch],
         )
 
     def score(self, kind: str) -> float:
@@ -324,7 +280,7 @@ def is_valid_postcode(text: str, grammar: str | None = None) -> bool:
     if grammar is None:
         from rules.packs import load_pack
 
-        grammar = str(load_pack(RULE_ID)["postcodes"]["grammar"])
+        grammar = LearnerPiiPack.load(load_pack(RULE_ID)).postcodes.grammar
     return re.fullmatch(grammar, text.strip().upper()) is not None
 
 
@@ -554,7 +510,7 @@ def _year(text: str | None) -> int | None:
     return y
 
 
-class LearnerPiiDetector:
+class LearnerPiiDetector(DetectorBase):
     """Flags identifying details of learners in what the public or followers can see on the
     official accounts: "no identifying details of learners on official accounts"
     (P1 "Managing our online presence"; P2 "Information security")."""

@@ -23,7 +23,7 @@ import holidays
 
 from governance_bot.findings import Category, Evidence, Finding, Route, Severity
 from governance_bot.items import Item, ItemKind, Person, Role
-from rules.base import DetectionContext
+from rules.base import DetectionContext, DetectorBase
 
 if TYPE_CHECKING:
     from governance_bot.config import Config, Period, WorkingHoursSettings
@@ -168,7 +168,7 @@ class OfficeHours:
         return None
 
 
-class OutOfHoursDetector:
+class OutOfHoursDetector(DetectorBase):
     """Staff -> learner messages outside working hours (P1 "What we expect of our staff",
     P2 "Communicating with students": staff avoid contacting learners outside normal office
     hours). One message: severity 2 (the managers' digest). Repeated contact by one staff member

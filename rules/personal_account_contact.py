@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from governance_bot.findings import Category, Evidence, Finding, Severity
 from governance_bot.items import Item, ItemKind, Person, Role
-from rules.base import DetectionContext
+from rules.base import DetectionContext, DetectorBase
 from rules.out_of_hours import addressed_learners
+from rules.packs import PersonalAccountContactPack
 from rules.threads import is_personal_account, resolved
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ _DEFAULT_DUTY = (
 )
 
 
-class PersonalAccountContactDetector:
+class PersonalAccountContactDetector(DetectorBase):
     """A staff member's personal handle or email in contact with a learner, on any channel (P1
     "What we expect of our staff"; P2 "Communicating with students")."""
 
@@ -50,10 +51,11 @@ class PersonalAccountContactDetector:
     @classmethod
     def from_pack(cls, pack: dict[str, Any], config: Config | None = None
                   ) -> PersonalAccountContactDetector:
+        model = PersonalAccountContactPack.load(pack)  # defaults there; bad keys refused
         return cls(
-            kinds=pack.get("messages", {}).get("kinds", _ALL_KINDS),
-            severity=Severity(pack.get("severity", {}).get("contact", Severity.medium)),
-            duty=pack.get("rule", {}).get("duty", _DEFAULT_DUTY),
+            kinds=list(model.messages.kinds),
+            severity=model.severity.contact,
+            duty=model.rule.duty or _DEFAULT_DUTY,
         )
 
     def detect(self, item: Item, ctx: DetectionContext) -> Iterator[Finding]:

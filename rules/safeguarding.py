@@ -36,7 +36,9 @@ import numpy as np
 
 from governance_bot.findings import Category, Evidence, Finding, Route, Severity
 from governance_bot.items import ItemKind, Person, Role, Visibility
-from rules.base import DetectionContext
+from rules.base import DetectionContext, DetectorBase
+from rules.classifier import MODEL_FILE as CLASSIFIER_FILE
+from rules.classifier import FamilyClassifier
 from rules.literal_prefilter import LiteralPrefilter, any_of, case_fold_table
 from rules.normalise import NormalisedText, normalise
 from rules.packs import CueSpec, PackError, SafeguardingPack, SlangSpec, ThreadContextSpec
@@ -146,6 +148,8 @@ class SemanticHit:
     exemplar: str
     benign: float
     span: tuple[int, int]
+    method: str = "meaning"  # "meaning" (exemplar cosine) or "classifier" (its probability)
+    threshold: float | None = None
 
 
 @dataclass(slots=True)
@@ -184,7 +188,7 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-class SafeguardingDetector:
+class SafeguardingDetector(DetectorBase):
     """Safeguarding disclosures, grooming and contact risk, harmful content and commerce risk.
 
     Enforces "concerns reported through social media are handled like a face-to-face disclosure"
@@ -194,6 +198,7 @@ class SafeguardingDetector:
     """
 
     rule_id = "safeguarding"
+    batch_safe = True  # each item alone (and its thread): one embedding batch
 
     def __init__(
         self,
@@ -214,6 +219,8 @@ class SafeguardingDetector:
         impersonation: Impersonation | None = None,
         thread_context: ThreadContextSpec | None = None,
         classifier: bool = True,
+        classifier_context_threshold: float = 0.9,
+        classifier_confident: float = 1.01,
     ) -> None:
         self.families = dict(families)
         self.cues = list(cues)
@@ -228,6 +235,10 @@ class SafeguardingDetector:
         self.context_penalty = context_penalty
         self.impersonation = impersonation
         self.thread_context = thread_context or ThreadContextSpec()
+        self._agreement = (
+            _compile("|".join(f"(?:{_words(w)})" for w in self.thread_context.agreement),
+                     "thread_context.agreement")
+            if self.thread_context.agreement else None)
         self.use_classifier = classifier
         self.semantic_error: str | None = None
         self._exemplars: list[tuple[str, str, str]] = []  # family, sub, text
@@ -260,8 +271,14 @@ class SafeguardingDetector:
         self._exemplar_vectors: np.ndarray | None = None
         self._benign_vectors: np.ndarray | None = None
         self.semantic = semantic and bool(self._exemplars)
+        self._classifier: FamilyClassifier | None = None
+        self._classifier_columns: dict[str, int] = {}
+        self.classifier_context_threshold = classifier_context_threshold
+        self.classifier_confident = classifier_confident
         if self.semantic:
             self._load_semantic()
+        if self.semantic and self.use_classifier:
+            self._load_classifier()
 
     # -- construction -----------------------------------------------------------------------
 
@@ -366,6 +383,8 @@ class SafeguardingDetector:
             impersonation=impersonation,
             thread_context=model.thread_context,
             classifier=st.classifier,
+            classifier_context_threshold=st.classifier_context_threshold,
+            classifier_confident=st.classifier_confident,
         )
 
     def _build_prefilter(self) -> None:
@@ -414,6 +433,21 @@ class SafeguardingDetector:
             self.semantic = False
             self.semantic_error = str(exc)
             log.warning("safeguarding: semantic matching is off: %s", exc)
+
+    def _load_classifier(self) -> None:
+        """The learned head (rules/classifier.py), for the families with a threshold."""
+        wanted = {fid for fid, f in self.families.items() if f.classifier_threshold is not None}
+        if not wanted:
+            return
+        try:
+            head = FamilyClassifier.load(CLASSIFIER_FILE)
+        except (OSError, KeyError, ValueError) as exc:
+            log.warning("safeguarding: the learned classifier is off (%s: %s); lexicons and "
+                        "meaning matching still run", type(exc).__name__, exc)
+            return
+        self._classifier_columns = {f: i for i, f in enumerate(head.families) if f in wanted}
+        if self._classifier_columns:
+            self._classifier = head
 
     # -- matching ---------------------------------------------------------------------------
 
@@ -544,39 +578,71 @@ class SafeguardingDetector:
         return [s for s in split_sentences(masked)
                 if len(_TOKEN.findall(masked[s[0]:s[1]])) >= self.min_sentence_words]
 
+    def _units(self, masked: str) -> tuple[list[tuple[int, int]], bool]:
+        """The spans embedded for ``masked``: its sentences long enough to compare by meaning;
+        with the classifier on, a text with none (a short chat message, "ur so dumb") is one
+        unit of its own, read by the classifier only (True)."""
+        spans = self._sentences(masked)
+        if spans or self._classifier is None:
+            return spans, False
+        stripped = masked.strip()
+        if not _TOKEN.search(stripped):
+            return [], False
+        start = masked.index(stripped)
+        return [(start, start + len(stripped))], True
+
     def _similarities(self, masked_texts: Sequence[str]
-                      ) -> list[tuple[list[tuple[int, int]], np.ndarray, np.ndarray]]:
-        """Per text: its sentence spans, their cosines with every exemplar and benign exemplar."""
+                      ) -> list[tuple[list[tuple[int, int]], np.ndarray, np.ndarray,
+                                      np.ndarray | None, bool]]:
+        """Per text: its sentence spans, their cosines with every exemplar and benign exemplar,
+        the classifier's probabilities (None when it is off) and whether the text is a short
+        unit read by the classifier only."""
         from rules.embeddings import embed
 
         assert self._exemplar_vectors is not None
-        all_spans = [self._sentences(m) for m in masked_texts]
-        flat = [m[a:b] for m, spans in zip(masked_texts, all_spans, strict=True) for a, b in spans]
+        units = [self._units(m) for m in masked_texts]
+        flat = [m[a:b] for m, (spans, _) in zip(masked_texts, units, strict=True)
+                for a, b in spans]
         vectors = embed(flat)
         sims = vectors @ self._exemplar_vectors.T
         bn = self._benign_vectors
         bsims = (vectors @ bn.T if bn is not None and len(self._benign)
                  else np.zeros((len(flat), 0), dtype=np.float32))
+        probs = self._classifier.probabilities(vectors) if self._classifier is not None else None
         out = []
         pos = 0
-        for m, spans in zip(masked_texts, all_spans, strict=True):
+        for m, (spans, short) in zip(masked_texts, units, strict=True):
             text_sims = sims[pos:pos + len(spans)]
             for (_, cols), met in zip(self._requires, self._requires_met(m), strict=True):
                 if len(cols) and not met:
                     text_sims[:, cols] = -1.0
-            out.append((spans, text_sims, bsims[pos:pos + len(spans)]))
+            out.append((spans, text_sims, bsims[pos:pos + len(spans)],
+                        probs[pos:pos + len(spans)] if probs is not None else None, short))
             pos += len(spans)
         return out
 
-    def semantic_hits_many(self, masked_texts: Sequence[str]) -> list[list[SemanticHit]]:
-        """:meth:`semantic_hits` for many texts, embedding all their sentences in one batch."""
+    def semantic_hits_many(self, masked_texts: Sequence[str],
+                           unmasked: Sequence[str] | None = None) -> list[list[SemanticHit]]:
+        """:meth:`semantic_hits` for many texts, embedding all their sentences in one batch:
+        matches by meaning with the exemplars and, where the classifier is on, its hits.
+        ``unmasked``: the same texts before idioms were blanked, for their contexts (an idiom
+        about a game, "beat me at FIFA", still says the text is about a game)."""
         if not self.semantic or self._exemplar_vectors is None:
             return [[] for _ in masked_texts]
-        return [
-            list(self._score(sims, bsims, spans, self.contexts_in(m))) if spans else []
-            for m, (spans, sims, bsims) in zip(masked_texts, self._similarities(masked_texts),
-                                               strict=True)
-        ]
+        out: list[list[SemanticHit]] = []
+        for n, (m, (spans, sims, bsims, probs, short)) in enumerate(zip(
+                masked_texts, self._similarities(masked_texts), strict=True)):
+            if not spans:
+                out.append([])
+                continue
+            contexts = self.contexts_in(m)
+            if unmasked is not None and unmasked[n] != m:
+                contexts |= self.contexts_in(unmasked[n])
+            hits = [] if short else list(self._score(sims, bsims, spans, contexts))
+            if probs is not None:
+                hits += self._classifier_hits(sims, bsims, probs, spans, contexts)
+            out.append(hits)
+        return out
 
     def _score(self, sims: np.ndarray, benign_sims: np.ndarray, spans: list[tuple[int, int]],
                contexts: set[str]) -> Iterator[SemanticHit]:
@@ -593,14 +659,51 @@ class SafeguardingDetector:
                     _, sub, exemplar = self._exemplars[best]
                     yield SemanticHit(fid, sub, score, exemplar, benign, span)
 
+    def _classifier_hits(self, sims: np.ndarray, benign_sims: np.ndarray, probs: np.ndarray,
+                         spans: list[tuple[int, int]], contexts: set[str]
+                         ) -> Iterator[SemanticHit]:
+        """Per family with a ``classifier_threshold``: the sentence with the highest probability,
+        if it reaches the threshold (in a lesson, game or play context, at least
+        ``classifier_context_threshold``). The sub-category is that of the family's closest
+        exemplar; a family whose every exemplar is ruled out by ``semantic_requires`` (bullying
+        with no one addressed) does not fire, and neither does a sentence closer in meaning to
+        one of the pack's benign exemplars ("I would never hurt myself", "I'm so tired I could
+        sleep for a week") than to every concern exemplar of the family, unless the classifier is
+        confident (``classifier_confident``)."""
+        for fid, col in self._classifier_columns.items():
+            fam = self.families[fid]
+            threshold = fam.classifier_threshold
+            assert threshold is not None
+            if self._penalty(fid, contexts):
+                threshold = max(threshold, self.classifier_context_threshold)
+            row = int(np.argmax(probs[:, col]))
+            p = float(probs[row, col])
+            if p < threshold:
+                continue
+            idx = self._family_index.get(fid)
+            if idx is not None:
+                best = idx[int(np.argmax(sims[row, idx]))]
+                benign = float(benign_sims[row].max()) if benign_sims.shape[1] else -1.0
+                if sims[row, best] <= -1.0 or (
+                        sims[row, best] < benign and p < self.classifier_confident):
+                    continue
+                _, sub, exemplar = self._exemplars[best]
+            else:
+                sub, exemplar = next(iter(fam.subs)), ""
+            yield SemanticHit(fid, sub, p, exemplar, -1.0, spans[row], method="classifier",
+                              threshold=threshold)
+
     def family_scores(self, texts: Sequence[str]) -> list[dict[str, tuple[float, float, float]]]:
         """For tuning: per text, per family, (best exemplar cosine, best benign cosine, context
         penalty as a multiple of ``context_penalty``: 0 or 1) over its sentences (the sentence
         with the highest exemplar cosine wins; texts too short to embed have no entry)."""
         masked_texts = [self.mask_idioms(t) for t in texts]
         out: list[dict[str, tuple[float, float, float]]] = []
-        for m, (spans, sims, bsims) in zip(masked_texts, self._similarities(masked_texts),
-                                           strict=True):
+        for m, (spans, sims, bsims, _, short) in zip(masked_texts,
+                                                     self._similarities(masked_texts),
+                                                     strict=True):
+            if short:
+                spans = []
             scores: dict[str, tuple[float, float, float]] = {}
             contexts = self.contexts_in(m)
             for fid in self.families:
@@ -683,7 +786,67 @@ class SafeguardingDetector:
         text = item.text or ""
         if not text.strip():
             return []
-        return self.detect_text(text, **self._item_facts(item, ctx))
+        findings = self.detect_text(text, **self._item_facts(item, ctx))
+        return findings + self._thread_findings(item, ctx, findings)
+
+    # -- the thread's preceding messages -------------------------------------------------------
+
+    def _thread_findings(self, item: Item, ctx: DetectionContext,
+                         findings: Sequence[Finding]) -> list[Finding]:
+        """A short reply that agrees with an earlier message of its thread ("same, every night"
+        under "does anyone else think about ending it") is a disclosure of its own: judged with
+        the thread's preceding messages by other people, where the connector gives them. Only
+        short replies that read as agreement fetch the thread, so this costs nothing on the
+        usual message."""
+        tc = self.thread_context
+        if self._agreement is None or not (item.parent_id or item.thread_id):
+            return []
+        have = {f.evidence.detail["family"] for f in findings}
+        if set(tc.families) <= have:
+            return []
+        norm = normalise(item.text or "")
+        if len(_TOKEN.findall(norm.text)) > tc.max_reply_words:
+            return []
+        agree = self._agreement.search(norm.text)
+        if agree is None:
+            return []
+        author = item.author.keys()
+        earlier = [e for e in ctx.history.thread(item, limit=4 * tc.lookback)
+                   if e.key != item.key and (e.text or "").strip()
+                   and not set(e.author.keys()) & set(author)][-tc.lookback:]
+        out: list[Finding] = []
+        for prev in reversed(earlier):  # the nearest message first
+            for f in self.detect_text(prev.text):
+                fid = f.evidence.detail["family"]
+                if fid not in tc.families or fid in have:
+                    continue
+                have.add(fid)
+                out.append(self._agreement_finding(self.families[fid],
+                                                   f.evidence.detail["sub_category"],
+                                                   norm.span(*agree.span()), item, ctx))
+        return out
+
+    def _agreement_finding(self, fam: Family, sub_id: str, span: tuple[int, int], item: Item,
+                           ctx: DetectionContext) -> Finding:
+        sub = fam.subs[sub_id]
+        author = item.author if item.author.role else ctx.registers.resolve_person(
+            item.author, item.account)
+        detail: dict[str, Any] = {
+            "family": fam.id, "family_title": fam.title, "sub_category": sub.id,
+            "sub_category_title": sub.title, "risk_area": fam.risk_area, "method": "thread",
+            "cues": [], "sub_categories": [sub.id], "thread_context": True,
+        }
+        explanation = (f"possible {sub.title} ({fam.title}; {fam.risk_area} risk): a reply "
+                       f"agreeing with an earlier message in its thread that reads as "
+                       f"{sub.title}. {fam.duty}")
+        return Finding(
+            rule_id=self.rule_id, category=fam.category, severity=max(fam.severity,
+                                                                       sub.severity),
+            score=0.6, explanation=explanation,
+            evidence=Evidence(spans=(span,), detail=detail),
+            route=Route.dsl if fam.category == Category.safeguarding else None,
+            subject=_subject(item, author),
+        )
 
     def detect_text(
         self,
@@ -698,7 +861,8 @@ class SafeguardingDetector:
         norm = normalise(text)
         masked = self._mask(norm.text)
         return self._detect_masked(
-            norm, masked, self.semantic_hits(masked), direct_to_learner=direct_to_learner,
+            norm, masked, self.semantic_hits_many([masked], [norm.text])[0],
+            direct_to_learner=direct_to_learner,
             from_organisation=from_organisation, author_role=author_role, subject=subject,
             impersonating=impersonating,
         )
@@ -709,10 +873,11 @@ class SafeguardingDetector:
         todo = [i for i, item in enumerate(items) if (item.text or "").strip()]
         norms = [normalise(items[i].text) for i in todo]
         masked = [self._mask(n.text) for n in norms]
-        semantic = self.semantic_hits_many(masked)
+        semantic = self.semantic_hits_many(masked, [n.text for n in norms])
         for i, norm, m_text, sem in zip(todo, norms, masked, semantic, strict=True):
             item = items[i]
             out[i] = self._detect_masked(norm, m_text, sem, **self._item_facts(item, ctx))
+            out[i] += self._thread_findings(item, ctx, out[i])
         return out
 
     def detect_many(self, texts: Sequence[str]) -> list[list[Finding]]:
@@ -720,7 +885,7 @@ class SafeguardingDetector:
         evaluation and the pack's tables. No register context (as :meth:`detect_text`)."""
         norms = [normalise(t) for t in texts]
         masked = [self._mask(n.text) for n in norms]
-        semantic = self.semantic_hits_many(masked)
+        semantic = self.semantic_hits_many(masked, [n.text for n in norms])
         return [self._detect_masked(n, m, sem) for n, m, sem in zip(norms, masked, semantic,
                                                                     strict=True)]
 
@@ -778,13 +943,17 @@ class SafeguardingDetector:
         subject: str | None,
         norm: NormalisedText,
     ) -> Finding:
-        best_sem = max(sem, key=lambda h: h.score) if sem else None
+        meaning = [h for h in sem if h.method == "meaning"]
+        learned = [h for h in sem if h.method == "classifier"]
+        best_sem = max(meaning, key=lambda h: h.score) if meaning else None
+        best_learned = max(learned, key=lambda h: h.score) if learned else None
         if lex:
             strongest = max(lex, key=lambda h: (h.cue.weight, -h.span[0]))
             sub_id = strongest.cue.sub
         else:
-            assert best_sem is not None
-            sub_id = best_sem.sub
+            first = best_sem or best_learned
+            assert first is not None
+            sub_id = first.sub
         subs_matched = {h.cue.sub for h in lex} | {h.sub for h in sem}
         severity = max(
             [fam.subs[s].severity for s in subs_matched if s in fam.subs] or [fam.severity]
@@ -793,9 +962,11 @@ class SafeguardingDetector:
         if urgent:
             severity = Severity.critical
         sub = fam.subs[sub_id]
+        shown = best_sem or best_learned
         spans = sorted({norm.span(*h.span) for h in lex}
-                       | ({norm.span(*best_sem.span)} if best_sem and not lex else set()))
-        method = "lexicon+semantic" if lex and sem else ("lexicon" if lex else "semantic")
+                       | ({norm.span(*shown.span)} if shown and not lex else set()))
+        method = "+".join(name for name, on in (("lexicon", lex), ("semantic", meaning),
+                                                ("classifier", learned)) if on)
         detail: dict[str, Any] = {
             "family": fam.id,
             "family_title": fam.title,
@@ -810,14 +981,25 @@ class SafeguardingDetector:
             detail["semantic_score"] = round(best_sem.score, 4)
             detail["exemplar"] = best_sem.exemplar
             detail["threshold"] = fam.threshold
+        if best_learned is not None:
+            detail["classifier_probability"] = round(best_learned.score, 4)
+            detail["classifier_threshold"] = best_learned.threshold
+            detail.setdefault("exemplar", best_learned.exemplar)
         if urgent:
             detail["immediate_risk"] = True
-        score = max(min(1.0, 0.5 + 0.4 * lexical_score) if lex else 0.0,
-                    best_sem.score if best_sem else 0.0)
-        matched = (
-            f"matched: {'; '.join(detail['cues'])}" if lex
-            else f"close in meaning to {best_sem.exemplar!r}" if best_sem else ""
-        )
+        score = max([min(1.0, 0.5 + 0.4 * lexical_score) if lex else 0.0,
+                     *(h.score for h in (best_sem, best_learned) if h is not None)])
+        if lex:
+            matched = f"matched: {'; '.join(detail['cues'])}"
+        elif best_sem is not None:
+            matched = f"close in meaning to {best_sem.exemplar!r}"
+        else:
+            assert best_learned is not None and best_learned.threshold is not None
+            closest = f", closest example {best_learned.exemplar!r}" if (
+                best_learned.exemplar) else ""
+            matched = (f"read as {fam.title} by the learned classifier (probability "
+                       f"{best_learned.score:.2f}, threshold {best_learned.threshold:.2f})"
+                       f"{closest}")
         lead = "Immediate risk to life: " if urgent else ""
         explanation = (
             f"{lead}possible {sub.title} ({fam.title}; {fam.risk_area} risk), {matched}. "

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from governance_bot.findings import Category, Evidence, Finding, Severity
 from governance_bot.items import Item, Role
-from rules.base import DetectionContext
+from rules.base import DetectionContext, DetectorBase
 from rules.out_of_hours import addressed_learners
 
 if TYPE_CHECKING:
@@ -196,7 +196,7 @@ class KissFinder:
             yield Signal("kiss", token.lower(), start, end, self.severity, self.score)
 
 
-class ToneDetector:
+class ToneDetector(DetectorBase):
     """Unprofessional tone in staff messages to learners and in the organisation's own posts
     (P1 "What we expect of our staff", P2 "Communicating with students": no kisses, slang or
     inappropriate language; P1 "Managing our online presence"). Severity 2; 3 for the stronger

@@ -48,7 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from governance_bot.findings import Category, Evidence, Finding, Severity
 from governance_bot.items import ItemKind, Role
-from rules.base import DetectionContext, DetectorUnavailable
+from rules.base import DetectionContext, DetectorBase, DetectorUnavailable
 
 if TYPE_CHECKING:
     from governance_bot.config import Config, ToxicitySettings
@@ -982,7 +982,7 @@ def _try_onnx_variant(settings: ToxicitySettings, pack: ToxicityPack, detox: Any
 # ----------------------------------------------------------------------------------- detector
 
 
-class ToxicityDetector:
+class ToxicityDetector(DetectorBase):
     """Scores text with Detoxify and raises one finding per item from the pack's thresholds.
 
     Enforces the tone and removal duties (P1 "Managing our online presence", "What we expect of our
@@ -992,6 +992,7 @@ class ToxicityDetector:
     """
 
     rule_id = "toxicity"
+    batch_safe = True  # scores each item alone: a whole batch at once
 
     def __init__(self, backend: ScoringBackend | None, pack: ToxicityPack,
                  status: BackendStatus | None = None, model_type: str = "original"):

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from governance_bot.findings import Category, Evidence, Finding, Severity
 from governance_bot.items import Item, ItemKind, Role
-from rules.base import DetectionContext
+from rules.base import DetectionContext, DetectorBase
+from rules.packs import VideoSessionPack
 from rules.threads import resolved
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ def _session(item: Item) -> dict[str, Any]:
     return {}
 
 
-class VideoSessionDetector:
+class VideoSessionDetector(DetectorBase):
     """Meetings with learners: passcode, waiting room and at least two staff present (P1 "What we
     expect of our staff"; P2 "Communicating with students": video sessions)."""
 
@@ -74,14 +75,16 @@ class VideoSessionDetector:
     @classmethod
     def from_pack(cls, pack: dict[str, Any], config: Config | None = None
                   ) -> VideoSessionDetector:
-        severity = pack.get("severity", {})
-        waiting = severity.get("no_waiting_room", int(Severity.low))
+        """Built from the pack read into :class:`rules.packs.VideoSessionPack` (defaults there;
+        a bad key is a PackError naming the file and the key)."""
+        model = VideoSessionPack.load(pack)
+        waiting = model.severity.no_waiting_room
         return cls(
-            min_staff=int(pack.get("sessions", {}).get("min_staff", 2)),
-            no_passcode_severity=Severity(severity.get("no_passcode", Severity.medium)),
-            too_few_staff_severity=Severity(severity.get("too_few_staff", Severity.medium)),
+            min_staff=model.sessions.min_staff,
+            no_passcode_severity=model.severity.no_passcode,
+            too_few_staff_severity=model.severity.too_few_staff,
             no_waiting_room_severity=Severity(waiting) if waiting else None,
-            duty=pack.get("rule", {}).get("duty", _DEFAULT_DUTY),
+            duty=model.rule.duty or _DEFAULT_DUTY,
         )
 
     def detect(self, item: Item, ctx: DetectionContext) -> Iterator[Finding]:

@@ -263,10 +263,14 @@ def test_evidence_names_the_learner_record_and_spans_without_echoing_the_name() 
     assert "Jayden" not in json.dumps(finding.to_dict()).replace(text, "")
 
 
-def test_the_engine_routes_a_learners_name_to_the_account_managers() -> None:
+def test_a_learners_name_is_routed_to_the_account_managers() -> None:
+    # the engine finds; the pipeline routes (governance_bot.routing, the need-to-know table)
+    from governance_bot.routing import Router
+
     engine = DetectionEngine.from_config(Config(), only=["learner_pii"])
-    findings = engine.detect(make_item("Jayden Price won!"), CTX)
-    assert [f.route for f in findings] == [Route.account_managers]
+    item = make_item("Jayden Price won!")
+    findings = engine.detect(item, CTX)
+    assert [Router().route_finding(f, item) for f in findings] == [Route.account_managers]
 
 
 def test_the_fingerprint_is_stable_across_rescans() -> None:
@@ -554,10 +558,13 @@ def test_a_street_address_naming_no_learner_depends_on_who_posts_it(
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"severity": 9}, "severity: severity must be 1-5"),
-    ({"scope": {"kinds": "post"}}, "scope.kinds: expected list"),
+    ({"severity": 9}, "severity: Input should be 1, 2, 3, 4 or 5"),
+    ({"scope": {"kinds": "post"}}, "scope.kinds: expected a list"),
     ({"first_names": {"class_patterns": ["(unclosed"]}}, "first_names.class_patterns"),
-    ({"scores": {"full_name": "high"}}, "scores.full_name: expected a number from 0 to 1"),
+    ({"scores": {"full_name": "high"}}, "scores.full_name: expected a number"),
+    ({"scores": {"full_name": 3}}, "scores.full_name: expected a number from 0 to 1"),
+    ({"scope": {"kinds": ["post"], "visibilty": ["public"]}},
+     "scope.visibilty: not a known key (misspelt?)"),
 ])
 def test_a_bad_pack_value_names_the_file_and_key(change: dict[str, Any], message: str) -> None:
     from rules.learner_pii import PackError

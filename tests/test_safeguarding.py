@@ -48,11 +48,25 @@ def detector() -> SafeguardingDetector:
 # Measured misses and false alarms on the held-out tables with the dev-tuned thresholds
 # (bench/RESULTS-safeguarding.md). They are recorded, not tuned away: strict xfail, so a change
 # that fixes one fails here until it is taken off the list.
-KNOWN_MISSES: set[str] = set()
+KNOWN_MISSES: set[str] = {
+    # hate speech with no dehumanising word and no call to violence: the learned classifier's
+    # probability stays under the hate threshold (chosen on the development data)
+    "gays are disgusting and shouldn't be allowed near children",
+    "disabled people are a burden and should be put down",
+    "women are too stupid to vote",
+    "all of them are savages, you can't civilise them",
+    "pakis out, this is our country",
+}
 KNOWN_FALSE_ALARMS = {
     # a parent's exaggerated reaction to a grade, close in meaning to the abuse exemplars: the
     # dev-tuned abuse margin (0.02) lets it through (it passed with the old pack-wide 0.06)
     "Dad's gonna murder me when he sees this grade",
+    # issue 15: the learned classifier reads the words left after the idiom "no one likes wet
+    # play" is blanked ("bring an umbrella") as a threat; measured, not tuned away
+    "No one likes wet play, bring an umbrella",
+    # issue 15, a new must-not-catch sentence of the hate family: close in meaning to the
+    # bullying exemplars (a learner named with "gay"); measured, not tuned away
+    "My friend came out as gay and I'm so proud of him",
 }
 
 
@@ -64,11 +78,13 @@ def lexicon_only() -> SafeguardingDetector:
 
 @pytest.fixture(scope="session")
 def meaning_only(detector: SafeguardingDetector) -> SafeguardingDetector:
-    """The same pack with every lexical cue removed: only semantic matching is left."""
+    """The same pack with every lexical cue removed and the learned classifier off: only
+    semantic matching is left."""
     pack: dict[str, Any] = copy.deepcopy(PACK)
+    pack["settings"]["classifier"] = False
     for fam in pack["families"].values():
         for sub in fam.get("sub", {}).values():
-            for key in ("cues", "weak_cues", "contextual"):
+            for key in ("cues", "weak_cues", "contextual", "slang"):
                 sub.pop(key, None)
     return SafeguardingDetector.from_pack(pack)
 
@@ -473,4 +489,7 @@ def test_a_contextual_cue_naming_an_unknown_context_is_refused() -> None:
 def test_each_family_has_its_own_dev_tuned_margin() -> None:
     margins = {fid: _probe.margin(fid) for fid in FAMILIES}
     assert all(0.0 <= m <= 0.15 for m in margins.values()), margins
-    assert all("semantic_margin" in PACK["families"][fid] for fid in FAMILIES)
+    # a family matched by meaning has its own margin (hate is matched by its cues and the
+    # learned classifier only: no semantic_threshold, so no margin to tune)
+    assert all("semantic_margin" in PACK["families"][fid] for fid in FAMILIES
+               if "semantic_threshold" in PACK["families"][fid])

@@ -23,6 +23,7 @@ from governance_bot.config import Config, load_config
 from governance_bot.findings import Category, Finding, Route, Severity
 from governance_bot.items import Item, Person
 from governance_bot.registers import RegisterIndex
+from governance_bot.routing import Router
 from rules.base import DetectionContext
 from rules.engine import DetectionEngine
 from rules.packs import load_pack
@@ -489,7 +490,8 @@ def test_a_threatening_comment_is_routed_to_the_dsl(tmp_path, pack):
                          backend="torch")
     engine = DetectionEngine.from_config(config, only=["toxicity"])
     ctx = DetectionContext(registers=RegisterIndex.empty(), history=NoHistory())
-    [finding] = engine.detect(comment("see you after school"), ctx)
+    item = comment("see you after school")
+    [finding] = Router().apply(engine.detect(item, ctx), item)  # as the pipeline routes
     assert finding.route is Route.dsl
     assert finding.item_key == "facebook:fb-main:c1"
 

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from importlib.resources import files
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, select
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -47,7 +48,6 @@ from governance_bot.console.cases import (
     STATUS_NAMES,
     Case,
     QueueFilters,
-    QueueRow,
     category_name,
     load_case,
     load_queue,
@@ -105,8 +105,10 @@ class ConsoleApp:
         self.db = db
         self.registers = registers
         self.connectors = connectors or []
-        self.decisions = decisions
         self.clock = clock
+        # the service's decisions (Slack's, when Slack is on: every message is re-rendered after
+        # a decision); a new one per action, with the connectors and registers of the moment
+        self.decisions: Callable[[], Any] = decisions or self._own_decisions
         self.tz = ZoneInfo(config.organisation.timezone)
         self.store = SessionStore(db, timedelta(minutes=self.settings.idle_timeout_minutes),
                                   timedelta(hours=self.settings.absolute_timeout_hours))
@@ -130,6 +132,12 @@ class ConsoleApp:
         self.env.filters["day"] = lambda d: d.astimezone(self.tz).strftime("%d %b %Y") if d else ""
 
     # --- helpers ------------------------------------------------------------------------------
+    def _own_decisions(self) -> Any:
+        from governance_bot.decisions import Decisions
+
+        return Decisions(self.db, lambda: authz_view.need_to_know(self.config, self.registers()),
+                         connectors=self.connectors, clock=self.clock)
+
     def _when(self, at: datetime | None) -> str:
         return at.astimezone(self.tz).strftime("%a %d %b %Y, %H:%M") if at else ""
 
@@ -153,8 +161,8 @@ class ConsoleApp:
         with self.db.session() as session:
             auditlog.append(session, actor, action, subject, data or {}, at=self.clock())
 
-    def access(self, viewer: authz_view.Viewer) -> Callable[[m.Flag, list[m.Finding]], Any]:
-        return lambda flag, findings: authz_view.case_access(viewer, flag, findings, self.config)
+    def access(self, viewer: authz_view.Viewer) -> Callable[[m.Flag, list[m.Finding], Any], Any]:
+        return lambda flag, findings, item: authz_view.case_access(viewer, flag, findings, item)
 
     # --- who is asking ------------------------------------------------------------------------
     async def _ctx(self, request: Request) -> Ctx | Response:
@@ -311,27 +319,40 @@ class ConsoleApp:
             since=day("from"), until=day("to"), sort=q.get("sort") or "newest",
             page=int(page) if page.isdigit() else 1)
 
-    def _row_visible(self, viewer: authz_view.Viewer) -> Callable[[QueueRow], bool]:
-        # a concern about the viewer is dropped from their own queue (whatever their role)
-        def visible(row: QueueRow) -> bool:
-            return row.id not in self._about_viewer(viewer, [row.id])
-
-        return visible
-
-    def _about_viewer(self, viewer: authz_view.Viewer, flag_ids: list[int]) -> set[int]:
+    def _visible(self, viewer: authz_view.Viewer, flag_ids: list[int]) -> set[int]:
+        """Of ``flag_ids`` (already in the viewer's scope), those the authorisation module lets
+        the viewer see (it also knows the item's author, which the scope cannot)."""
         if not flag_ids:
             return set()
-        me = f"staff:{viewer.staff_id}"
+        from governance_bot.items import Item
+
         with self.db.session() as session:
-            return set(session.execute(select(m.Finding.flag_id).where(
-                m.Finding.flag_id.in_(flag_ids),
-                or_(m.Finding.subject == me, m.Finding.subject.like(f"{me}>%")))).scalars())
+            flags = {f.id: f for f in session.execute(
+                select(m.Flag).where(m.Flag.id.in_(flag_ids))).scalars()}
+            findings: dict[int, list[m.Finding]] = {}
+            for fd in session.execute(select(m.Finding).where(
+                    m.Finding.flag_id.in_(flag_ids))).scalars():
+                findings.setdefault(fd.flag_id, []).append(fd)
+            items = {v.item_id: v for v in session.execute(
+                select(m.ItemVersion).join(m.ItemRecord, and_(
+                    m.ItemRecord.id == m.ItemVersion.item_id,
+                    m.ItemRecord.current_version == m.ItemVersion.version))
+                .where(m.ItemRecord.id.in_([f.item_id for f in flags.values()]))).scalars()}
+        out = set()
+        for fid, flag in flags.items():
+            version = items.get(flag.item_id)
+            if version is None:
+                continue
+            if authz_view.case_access(viewer, flag, findings.get(fid, []),
+                                      Item.model_validate(version.data)) is not None:
+                out.add(fid)
+        return out
 
     def _queue(self, viewer: authz_view.Viewer, filters: QueueFilters) -> Any:
         with self.db.session() as session:
             page = load_queue(session, authz_view.queue_scope(viewer), filters)
-        hidden = self._about_viewer(viewer, [r.id for r in page.rows])
-        page.rows = [r for r in page.rows if r.id not in hidden]
+        visible = self._visible(viewer, [r.id for r in page.rows])
+        page.rows = [r for r in page.rows if r.id in visible]
         return page
 
     async def queue(self, ctx: Ctx) -> Response:
@@ -364,8 +385,8 @@ class ConsoleApp:
                 return load_queue(session, scope, filters)
 
         page = await run_in_threadpool(newer)
-        hidden = self._about_viewer(ctx.viewer, [r.id for r in page.rows])
-        rows = [r for r in page.rows if r.id not in hidden]
+        visible = await run_in_threadpool(self._visible, ctx.viewer, [r.id for r in page.rows])
+        rows = [r for r in page.rows if r.id in visible]
         if rows:
             await run_in_threadpool(self.audit, f"staff:{ctx.viewer.staff_id}", "console.view",
                                     "queue", {"flags": [r.id for r in rows][:100], "live": True})
@@ -386,8 +407,22 @@ class ConsoleApp:
             raise NotFound()
         await run_in_threadpool(self.audit, f"staff:{ctx.viewer.staff_id}", "console.view",
                                 f"flag:{flag_id}", {"page": "case"})
-        deputies = [s for s in self.registers().safeguarding_contacts()]
-        return self.render(ctx.request, "case.html.j2", ctx=ctx, case=case, deputies=deputies,
+        from governance_bot.decisions import INFORM_METHODS, OUTCOMES
+
+        nt = ctx.viewer.nt
+        facts_team = [s for s in nt.dsl_team() if not any(
+            f"staff:{s.staff_id}" in (f.subject or "").split(">") for f in case.findings)]
+        removal: dict[str, Any] = {}
+        if "remove" in case.actions:
+            decisions = self.decisions()
+            removal = {"moderation": decisions.moderation_options(case.flag.account),
+                       "inform": await run_in_threadpool(decisions.inform_roles, case.flag.id),
+                       "methods": INFORM_METHODS}
+        photos = sorted({str((f.evidence or {}).get("detail", {}).get("sha256"))
+                         for f in case.findings
+                         if (f.evidence or {}).get("detail", {}).get("sha256")})
+        return self.render(ctx.request, "case.html.j2", ctx=ctx, case=case, deputies=facts_team,
+                           outcomes=OUTCOMES, removal=removal, photos=photos,
                            notice=ctx.request.query_params.get("done"),
                            problem=ctx.request.query_params.get("problem"),
                            notes_possible=_encryption_on())
@@ -430,15 +465,43 @@ class ConsoleApp:
         case = await run_in_threadpool(self._case, ctx.viewer, flag_id) if flag_id else None
         if case is None:
             raise NotFound()
-        if action not in case.actions:
-            raise Forbidden("Your role does not allow this action on this flag.")
+        if action not in actions.NAMES:
+            raise NotFound()
+        # whether this person may, now, is the decisions module's to say (a form sent twice is
+        # answered "already recorded"; someone else's decision is refused and audited)
         form = await ctx.request.form()
-        fields = {k: str(v) for k, v in form.items() if k != "csrf_token"}
-        result = await run_in_threadpool(actions.carry_out, self, ctx.viewer, flag_id, action,
-                                         fields)
-        target = f"/flags/{flag_id}?" + ("done=" + action if result.ok else
-                                         "problem=" + result.message)
-        return RedirectResponse(target.replace(" ", "+"), status_code=303)
+        fields = {k: str(v) for k, v in form.items() if k not in ("csrf_token", "inform")}
+        inform = [str(v) for v in form.getlist("inform")]
+        result = await run_in_threadpool(actions.carry_out, self.decisions(), ctx.viewer,
+                                         flag_id, action, fields, inform)
+        query = {"done": action} if result.ok else {"problem": result.message}
+        return RedirectResponse(f"/flags/{flag_id}?{urlencode(query)}", status_code=303)
+
+    async def media(self, ctx: Ctx) -> Response:
+        """A thumbnail of an image the archive keeps a copy of, for those who may see the case;
+        never a possibly explicit image."""
+        from starlette.responses import FileResponse
+
+        flag_id = _int(ctx.request.path_params["flag_id"])
+        index = _int(ctx.request.path_params["index"])
+        case = await run_in_threadpool(self._case, ctx.viewer, flag_id) if flag_id else None
+        if case is None or index is None or case.explicit_image:
+            raise NotFound()
+        shown = {md["index"]: md for md in case.media if md["thumbnail"]}
+        if index not in shown:
+            raise NotFound()
+        path = case.item.media[index].local_path
+        if not path:
+            raise NotFound()
+        from pathlib import Path
+
+        file = Path(path)
+        if not file.is_file():
+            raise NotFound()
+        await run_in_threadpool(self.audit, f"staff:{ctx.viewer.staff_id}", "console.view",
+                                f"flag:{flag_id}", {"page": "media", "index": index})
+        return FileResponse(file, media_type=str(shown[index]["mime"]),
+                            headers={"Cache-Control": "no-store"})
 
     # --- exports ------------------------------------------------------------------------------
     async def export(self, ctx: Ctx) -> Response:
@@ -451,6 +514,8 @@ class ConsoleApp:
         case = await run_in_threadpool(self._case, ctx.viewer, flag_id) if flag_id else None
         if case is None:
             raise NotFound()
+        if not case.can_export:
+            raise Forbidden("Cases are exported by the DSL team and the case manager.")
         await run_in_threadpool(self.audit, f"staff:{ctx.viewer.staff_id}", "console.export",
                                 f"flag:{flag_id}", {"format": fmt})
         name = f"case-{flag_id}.{fmt}"
@@ -614,6 +679,7 @@ class ConsoleApp:
             Route("/flags/{flag_id}/notes", p(self.add_note), methods=["POST"]),
             Route("/flags/{flag_id}/actions/{action}", p(self.act), methods=["POST"]),
             Route("/flags/{flag_id}/export.{fmt}", p(self.export)),
+            Route("/flags/{flag_id}/media/{index}", p(self.media)),
             Route("/search", p(self.search)),
             Route("/reports", p(self.reports)),
             Route("/reports/governors", p(self.governors)),

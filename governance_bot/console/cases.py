@@ -48,6 +48,7 @@ __all__ = [
 OPEN_STATUSES = (FlagStatus.open.value, FlagStatus.acknowledged.value,
                  FlagStatus.escalated.value)
 PAGE_SIZE = 50
+CASE_ROUTES = frozenset({"dsl", "case_manager", "case_digest"})
 SORTS = {"newest": (m.Flag.created_at.desc(), m.Flag.id.desc()),
          "oldest": (m.Flag.created_at.asc(), m.Flag.id.asc()),
          "severity": (m.Flag.severity.desc(), m.Flag.created_at.desc(), m.Flag.id.desc())}
@@ -213,6 +214,8 @@ class Case:
     learners: list[LearnerDetails] = field(default_factory=list)
     actions: frozenset[str] = frozenset()
     can_write_notes: bool = False
+    can_export: bool = False
+    note: str | None = None  # about parts of the flag sent to others
     assigned_to: str | None = None
     outcome: str | None = None
 
@@ -319,7 +322,7 @@ def load_case(session: Session, flag_id: int, *, config: Config, registers: Regi
     if loaded is None:
         return None
     flag, all_findings, item, record = loaded
-    allowed = access(flag, all_findings)
+    allowed = access(flag, all_findings, item)
     if allowed is None:
         return None
     findings = allowed.findings
@@ -329,6 +332,8 @@ def load_case(session: Session, flag_id: int, *, config: Config, registers: Regi
              for s in ((f.evidence or {}).get("spans") or [])]
 
     def shown(text: str, own: bool) -> str:
+        if allowed.detail in ("none", "summary"):
+            return ""  # an explicit image's item, or a digest line: no text
         if mask:
             text = excerpt(text, spans if own else [], True, width=400)
             return mask_learners(text, registers)
@@ -337,10 +342,13 @@ def load_case(session: Session, flag_id: int, *, config: Config, registers: Regi
         return text
 
     explicit = is_explicit_image(findings)
+    # a thumbnail only from the archive's own copy (nothing is fetched from elsewhere), and
+    # never of a possibly explicit image: no media at all is listed for such a flag
     media = [] if explicit else [
         {"kind": (md.mime_type or "file").split("/")[0], "mime": md.mime_type or "",
-         "alt": "" if mask else (md.alt_text or ""), "url": md.url}
-        for md in item.media]
+         "alt": "" if mask else (md.alt_text or ""), "url": md.url, "index": n,
+         "thumbnail": bool(md.local_path) and (md.mime_type or "").startswith("image/")}
+        for n, md in enumerate(item.media)]
     where = f"{item.platform} · {item.account} · {item.kind.value}"
     author = person_label(item.author, registers, mask)
 
@@ -378,7 +386,12 @@ def load_case(session: Session, flag_id: int, *, config: Config, registers: Regi
             for fd in session.execute(select(m.Finding).where(
                     m.Finding.flag_id.in_([o.id for o in others]))).scalars():
                 their.setdefault(fd.flag_id, []).append(fd)
-            hidden = {o.item_id for o in others if access(o, their.get(o.id, [])) is None}
+            # (a neighbour that is only a content flag for someone else, e.g. a learner named in
+            # the post a disclosure answers, is context, shown at the viewer's own detail)
+            hidden = {o.item_id for o in others if o.item_id in latest
+                      and any(fd.route in CASE_ROUTES for fd in their.get(o.id, []))
+                      and access(o, their.get(o.id, []),
+                                 Item.model_validate(latest[o.item_id].data)) is None}
         for r in [*reversed(before), record, *after]:
             if r.id == record.id:
                 thread.append(ThreadItem(r.created_at, author, shown(item.text, True), True,
@@ -456,15 +469,18 @@ def load_case(session: Session, flag_id: int, *, config: Config, registers: Regi
                 media=media, explicit_image=explicit, versions=versions, thread=thread,
                 told=told, decisions=decisions, audit=audit, notes=notes, learners=learners,
                 actions=allowed.actions, can_write_notes=allowed.can_write_notes,
+                can_export=getattr(allowed, "can_export", True),
+                note=getattr(allowed, "note", None),
                 assigned_to=staff_name(registers, flag.assigned_to) if flag.assigned_to
                 else None, outcome=outcome)
 
 
-def full_access(flag: m.Flag, findings: list[m.Finding]) -> Any:
+def full_access(flag: m.Flag, findings: list[m.Finding], item: Item) -> Any:
     """Everything, for the operator at the command line (who holds the database anyway)."""
     from governance_bot.console.access import CaseAccess
 
-    return CaseAccess(list(findings), "full", frozenset(), sees_learner_details=True)
+    return CaseAccess(list(findings), "full", frozenset(), sees_learner_details=True,
+                      can_export=True)
 
 
 def learner_ids(findings: list[m.Finding], item: Item) -> list[str]:

@@ -88,9 +88,20 @@ def _missing_scopes(scopes: set[str]) -> list[str]:
     return [s for s in REQUIRED_SCOPES if s not in scopes] if scopes else []
 
 
-def preflight(config: Config) -> None:
+def preflight(config: Config, serving: bool = False) -> None:
     """Before delivering: is Slack usable as configured? Raises :class:`SlackNotReady` with one
-    line (what, and the fix); notifications then stay queued."""
+    line (what, and the fix); notifications then stay queued. ``serving``: the service is
+    starting, so Slack's requests must be verifiable (signing secret) or Socket Mode must have
+    its app-level token."""
+    if serving:
+        _, signing_secret, app_token = slack_tokens(config)
+        if config.slack.mode == "http" and not signing_secret:
+            raise SlackNotReady("Slack's requests cannot be verified: no signing secret. Fix: "
+                                "set SLACK_SIGNING_SECRET (Basic Information -> Signing "
+                                "Secret), or use [slack] mode = \"socket\".")
+        if config.slack.mode == "socket" and not app_token:
+            raise SlackNotReady("Socket Mode needs an app-level token. Fix: create one with "
+                                "the connections:write scope and set SLACK_APP_TOKEN.")
     _, _, scopes = _auth(config)
     missing = _missing_scopes(scopes)
     if missing:

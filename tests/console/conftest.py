@@ -49,6 +49,7 @@ MANAGER = "t.ashworth@brookfield.example.org"  # Tom Ashworth, manages Facebook,
 SECOND_MANAGER = "g.lindqvist@brookfield.example.org"  # Grace Lindqvist: Facebook, Instagram, X
 LEAVER = "l.fairbairn@brookfield.example.org"  # Leon Fairbairn left in July (inactive)
 TUTOR = "d.mensah@brookfield.example.org"  # Daniel Mensah, tutor (subject of a concern)
+ADMIN = "a.rahman@brookfield.example.org"  # Aisha Rahman, made an IT administrator here
 UNKNOWN = "visitor@elsewhere.example.com"
 
 
@@ -87,6 +88,14 @@ class World:
                 m.ItemRecord, m.ItemRecord.id == m.Flag.item_id).where(
                 m.ItemRecord.native_id == native_id)).scalar_one())
 
+    def wait(self, predicate: Any, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.05)
+        raise AssertionError("condition not met in time")
+
     def audit(self, action: str, subject: str | None = None) -> list[m.AuditEvent]:
         with self.rt.db.session() as s:
             query = select(m.AuditEvent).where(m.AuditEvent.action == action)
@@ -114,7 +123,14 @@ def comment(item_id: str, text: str, author: dict[str, Any], *, account: str =
     })
 
 
-def seed_items() -> list[Item]:
+def _png(path: Path, colour: tuple[int, int, int]) -> str:
+    from PIL import Image
+
+    Image.new("RGB", (64, 48), colour).save(path)
+    return str(path)
+
+
+def seed_items(tmp: Path) -> list[Item]:
     t = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
     page = {"id": "104000000001", "name": "Brookfield Academy"}
     return [
@@ -146,6 +162,22 @@ def seed_items() -> list[Item]:
                 thread="chat-2", recipients=[{"email": "amira.haddad@students."
                                                        "brookfield.example.org"}],
                 at=t + timedelta(hours=3)),
+        # a photo the archive keeps a copy of, naming a learner (the managers see a thumbnail)
+        Item.model_validate({
+            "id": "post-photo", "platform": "facebook", "account": "brookfield-facebook",
+            "kind": "post", "author": page, "thread_id": "post-photo",
+            "created_at": (t + timedelta(hours=5)).isoformat(),
+            "text": "Jayden Price lifting the cup!", "media": [{
+                "url": "https://facebook.example/p.png", "mime_type": "image/png",
+                "local_path": _png(tmp / "cup.png", (20, 120, 40)), "alt_text": "the cup"}]}),
+        # a possibly explicit image (the DSL's, never displayed, even from its local copy)
+        Item.model_validate({
+            "id": "c-explicit", "platform": "facebook", "account": "brookfield-facebook",
+            "kind": "comment", "author": {"handle": "@unknown_sender"}, "thread_id": "post-1",
+            "created_at": (t + timedelta(hours=6)).isoformat(), "text": "", "media": [{
+                "url": "https://facebook.example/x.png", "mime_type": "image/png",
+                "local_path": _png(tmp / "x.png", (200, 30, 30)),
+                "alt_text": "TEST-EXPLICIT"}]}),
         # a learner named on Instagram: managed by Grace Lindqvist (and Leon Fairbairn, a leaver)
         comment("ig-1", "Well played Jayden Price!", {"id": "178400000001"},
                 account="brookfield-instagram", platform="instagram", kind="post",
@@ -166,7 +198,8 @@ def make_config(tmp: Path, fake: FakeSlack, idp: OidcProvider, port: int, **cons
         security={"encryption_keys": KEY},
         console={"oidc": {"provider": "issuer", "issuer": idp.url, "client_id": CLIENT_ID,
                           "client_secret": CLIENT_SECRET},
-                 "session_secret": "test-session-secret", **console},
+                 "session_secret": "test-session-secret", "administrators": ["S009"],
+                 **console},
     )
 
 
@@ -197,9 +230,9 @@ def running_world(tmp: Path, **console: Any) -> Iterator[World]:
                 raise RuntimeError("the service did not start")
             time.sleep(0.05)
         world = World(f"http://127.0.0.1:{port}", rt, service, fake, idp, moderation)
-        world.ingest(*seed_items())
+        world.ingest(*seed_items(tmp))
         for native in ("c-disclosure", "post-2", "c2-disclosure", "chat-tutor", "chat-deputy",
-                       "ig-1"):
+                       "ig-1", "post-photo", "c-explicit"):
             world.flags[native] = world.flag_id(native)
         try:
             yield world

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.console.conftest import (
+    ADMIN,
     DEPUTY,
     DSL,
     LEAVER,
@@ -53,8 +54,10 @@ def test_the_dsl_finds_every_safeguarding_and_staff_conduct_case(browser: Any, w
     assert page.url == world.url + "/"
     assert "Helen Okafor" in page.inner_text("header")
     f = world.flags
-    assert queue_cases(page) >= {f["c-disclosure"], f["c2-disclosure"], f["chat-tutor"],
-                                 f["chat-deputy"], f["post-2"], f["ig-1"]}
+    # safeguarding and the concerns about staff (she is the case manager); the accounts'
+    # content flags are their managers'
+    assert queue_cases(page) == {f["c-disclosure"], f["c2-disclosure"], f["chat-tutor"],
+                                 f["chat-deputy"], f["c-explicit"]}
     # the disclosure's case page names the child and shows the thread around it
     assert status_of(page, f"{world.url}/flags/{f['c-disclosure']}") == 200
     main = page.inner_text("main")
@@ -68,7 +71,7 @@ def test_a_manager_finds_only_their_accounts_flags_with_learners_masked(browser:
                                                                          world: World):
     page = sign_in(browser, world, MANAGER)
     f = world.flags
-    assert queue_cases(page) == {f["post-2"]}
+    assert queue_cases(page) == {f["post-2"], f["post-photo"]}
     assert status_of(page, f"{world.url}/flags/{f['post-2']}") == 200
     main = page.inner_text("main")
     assert "Jayden" not in main and "Price" not in main and "█████" in main
@@ -76,7 +79,8 @@ def test_a_manager_finds_only_their_accounts_flags_with_learners_masked(browser:
     # the thread shows the neighbours they may see, never the disclosure under the post
     assert "Brilliant, well done!" in main and "hurts" not in main and "chess club" not in main
     # safeguarding, staff conduct and another account's flags do not exist for them
-    for native in ("c-disclosure", "c2-disclosure", "chat-tutor", "chat-deputy", "ig-1"):
+    for native in ("c-disclosure", "c2-disclosure", "chat-tutor", "chat-deputy", "ig-1",
+                   "c-explicit"):
         assert status_of(page, f"{world.url}/flags/{f[native]}") == 404
         assert status_of(page, f"{world.url}/flags/{f[native]}/export.pdf") == 404
     page.goto(f"{world.url}/search?q=hurts")
@@ -85,12 +89,15 @@ def test_a_manager_finds_only_their_accounts_flags_with_learners_masked(browser:
     assert "0 results" in page.inner_text("main")
     for admin_page in ("/audit", "/system"):
         assert status_of(page, world.url + admin_page) == 403
+    # exports for a referral are the DSL team's
+    assert status_of(page, f"{world.url}/flags/{f['post-2']}/export.pdf") == 403
     page.context.close()
 
 
 def test_each_manager_finds_the_flags_of_the_accounts_they_manage(browser: Any, world: World):
     page = sign_in(browser, world, SECOND_MANAGER)  # Facebook, Instagram and X
-    assert queue_cases(page) == {world.flags["ig-1"], world.flags["post-2"]}
+    assert queue_cases(page) == {world.flags["ig-1"], world.flags["post-2"],
+                                 world.flags["post-photo"]}
     page.context.close()
 
 
@@ -119,15 +126,17 @@ def test_a_deputy_never_finds_the_concern_about_themselves(browser: Any, world: 
     page = sign_in(browser, world, DEPUTY)
     f = world.flags
     cases = queue_cases(page)
-    assert f["chat-tutor"] in cases and f["chat-deputy"] not in cases
+    # the disclosures, yes; the concern about them, never (nor the one about the tutor: the
+    # case manager's, who is the DSL)
+    assert cases == {f["c-disclosure"], f["c2-disclosure"], f["c-explicit"]}
     for path in (f"/flags/{f['chat-deputy']}", f"/flags/{f['chat-deputy']}/export.json"):
         assert status_of(page, world.url + path) == 404
     page.goto(f"{world.url}/search?q=thanks+for+today")
     assert "0 results" in page.inner_text("main")
     page.goto(f"{world.url}/search?staff=Marcus")
     assert "0 results" in page.inner_text("main")
-    page.goto(f"{world.url}/search?q=see+you+tomorrow")  # the tutor's case is theirs to see
-    assert "1 result" in page.inner_text("main")
+    page.goto(f"{world.url}/search?q=hurts+me")  # the disclosures are theirs to find
+    assert "2 results" in page.inner_text("main")
     page.context.close()
 
 
@@ -143,4 +152,37 @@ def test_guessed_urls_answer_404_or_send_to_sign_in(browser: Any, world: World):
     for path in ("/flags/999999", "/flags/abc", "/flags/1/export.exe", "/flags/-1",
                  "/reports/access-audit/4242"):
         assert status_of(page, world.url + path) == 404, path
+    page.context.close()
+
+
+def test_a_kept_photo_is_shown_as_a_thumbnail_and_an_explicit_image_never(browser: Any,
+                                                                          world: World):
+    page = sign_in(browser, world, MANAGER)
+    assert status_of(page, f"{world.url}/flags/{world.flags['post-photo']}") == 200
+    thumb = page.locator("img.thumb")
+    assert thumb.count() == 1
+    assert page.evaluate("document.querySelector('img.thumb').naturalWidth") == 64
+    page.context.close()
+    page = sign_in(browser, world, DSL)
+    explicit = world.flags["c-explicit"]
+    assert status_of(page, f"{world.url}/flags/{explicit}") == 200
+    assert page.locator("img").count() == 0
+    assert "never displayed" in page.inner_text("main")
+    assert status_of(page, f"{world.url}/flags/{explicit}/media/0") == 404
+    page.context.close()
+
+
+def test_an_administrator_sees_system_health_and_the_audit_never_case_content(browser: Any,
+                                                                              world: World):
+    page = sign_in(browser, world, ADMIN)
+    assert page.url == world.url + "/system"  # no queue: straight to system health
+    main = page.inner_text("main")
+    assert "Audit log" in main and "intact" in main and "Connectors" in main
+    assert status_of(page, world.url + "/audit") == 200
+    assert "console.signin" in page.inner_text("main")  # the log, by action and record
+    for native in ("c-disclosure", "post-2", "chat-tutor"):
+        assert status_of(page, f"{world.url}/flags/{world.flags[native]}") == 404
+        assert status_of(page, f"{world.url}/flags/{world.flags[native]}/export.json") == 404
+    assert status_of(page, f"{world.url}/search?q=hurts") == 403
+    assert "hurts" not in page.content()
     page.context.close()

@@ -67,10 +67,12 @@ path = "{items}"
     return config
 
 
-def gb(tmp: Path, *args: str, token: str | None = GOOD, wrapped: bool = False
-       ) -> subprocess.CompletedProcess[str]:
+def gb(tmp: Path, *args: str, token: str | None = GOOD, wrapped: bool = False,
+       signing_secret: str | None = "s3cret") -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
-    env.update({"PYTHONPATH": str(ROOT), "COLUMNS": "200", "SLACK_SIGNING_SECRET": "s3cret"})
+    env.update({"PYTHONPATH": str(ROOT), "COLUMNS": "200"})
+    if signing_secret is not None:
+        env["SLACK_SIGNING_SECRET"] = signing_secret
     if token is not None:
         env["SLACK_BOT_TOKEN"] = token
     command = (["-c", WRAPPER] if wrapped else ["-m", "governance_bot"])
@@ -174,3 +176,16 @@ def test_slack_test_sends_a_marked_message_to_the_dsl_team_or_an_accounts_manage
     assert all(p.params["text"].startswith(":test_tube: TEST from governance-bot")
                for p in posts)
     assert "the DSL and deputies" in to_dsl.stdout
+
+
+@pytest.mark.slow
+def test_the_service_does_not_start_without_the_signing_secret_and_says_so_in_one_line(
+        tmp_path: Path) -> None:
+    with FakeSlack(tokens={GOOD}, users=EVERYONE) as fake:
+        _prepared(tmp_path, fake)
+        result = gb(tmp_path, "run", signing_secret=None)
+    assert result.returncode == 5
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "no signing secret" in lines[0] and "SLACK_SIGNING_SECRET" in \
+        lines[0]
+    assert "Traceback" not in result.stderr
