@@ -33,8 +33,12 @@ log = logging.getLogger(__name__)
 
 
 def anchor_path(config: Config) -> Path | None:
+    """The anchor file; None when anchoring to a file is off, or when a relative path has no
+    config file to be relative to (a configuration built in code: tests, benchmarks)."""
     path = config.audit_log.anchor_file
-    return config.resolve_path(path) if path is not None else None
+    if path is None or (not path.is_absolute() and config.source is None):
+        return None
+    return config.resolve_path(path)
 
 
 def _last_line(path: Path) -> dict[str, Any] | None:
