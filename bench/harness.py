@@ -15,6 +15,7 @@ regenerates ``bench/RESULTS.md`` from every JSON file there. See bench/README.md
 from __future__ import annotations
 
 import ast
+import io
 import json
 import math
 import os
@@ -23,6 +24,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -45,9 +47,13 @@ __all__ = [
     "LoadMonitor",
     "Skip",
     "Timing",
+    "baseline_tree",
     "benchmarks",
     "children_peak_rss_mib",
+    "command_env",
     "command_times",
+    "compile_bytecode",
+    "gb_command",
     "git_state",
     "load_average",
     "machine",
@@ -307,6 +313,44 @@ def rate(fn: Callable[[], int], seconds: float) -> tuple[float, int]:
         elapsed = time.perf_counter() - start
         if elapsed >= seconds:
             return done / elapsed, runs
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def gb_command() -> str:
+    return str(Path(sys.executable).with_name("governance-bot"))
+
+
+def baseline_tree(commit: str, folder: Path) -> Path:
+    """The baseline's source at ``commit`` (no checkout, no change to the repository)."""
+    tree = folder / f"baseline-{commit}"
+    tree.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", "--format=tar", commit, "governance_bot",
+                              "rules", "connectors"], cwd=REPO, check=True,
+                             capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(tree, filter="data")
+    return tree
+
+
+def compile_bytecode(*trees: Path) -> None:
+    """Bytecode for the project's own modules, as an installed copy has (bootstrap compiles the
+    dependencies; an editable install's sources are compiled on first import unless
+    PYTHONDONTWRITEBYTECODE is set, as it is on these machines)."""
+    for tree in trees:
+        subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0",
+                        *(str(tree / p) for p in ("governance_bot", "rules", "connectors"))],
+                       check=True)
+
+
+def command_env(pythonpath: Path | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "GOVERNANCE_BOT_CONFIG"}
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
+    else:
+        env.pop("PYTHONPATH", None)
+    return env
 
 
 # --------------------------------------------------------------------------- recording

@@ -14,18 +14,23 @@ command: best and median wall seconds, CPU seconds (user + system of the child) 
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import os
 import shutil
 import subprocess
-import sys
-import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.harness import REPO, Bench, Timing, command_times
+from bench.harness import (
+    REPO,
+    Bench,
+    Timing,
+    baseline_tree,
+    command_env,
+    command_times,
+    compile_bytecode,
+    gb_command,
+)
 
 # issue 19's targets, seconds (best of the repeats, on this machine)
 TARGETS = {"--help": 0.4, "audit-log verify": 1.0, "doctor": 2.0, "scan --once (nothing new)": 2.0,
@@ -40,37 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", help="comma-separated command names (default: all)")
 
 
-def _gb() -> str:
-    return str(Path(sys.executable).with_name("governance-bot"))
-
-
-def _baseline_tree(commit: str, folder: Path) -> Path:
-    """The baseline's source at ``commit`` (no checkout, no change to the repository)."""
-    tree = folder / f"baseline-{commit}"
-    tree.mkdir(parents=True)
-    archive = subprocess.run(["git", "archive", "--format=tar", commit, "governance_bot",
-                              "rules", "connectors"], cwd=REPO, check=True,
-                             capture_output=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(tree, filter="data")
-    return tree
-
-
-def _compile(*trees: Path) -> None:
-    """Bytecode for the project's own modules, as an installed copy has (bootstrap compiles the
-    dependencies; an editable install's sources are compiled on first import unless
-    PYTHONDONTWRITEBYTECODE is set, as it is on these machines)."""
-    for tree in trees:
-        subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0",
-                        *(str(tree / p) for p in ("governance_bot", "rules", "connectors"))],
-                       check=True)
-
-
 def _prepare(work: Path, env: dict[str, str]) -> Path:
     """A copy of the example organisation, its registers imported and one scan done."""
     shutil.copytree(REPO / "examples", work, ignore=shutil.ignore_patterns("*.db*", "reports"))
     config = work / "config.toml"
-    gb = _gb()
+    gb = gb_command()
     help_text = subprocess.run([gb, "--help"], env=env, capture_output=True, text=True).stdout
     steps = [[gb, "registers", "import", "--config", str(config)]]
     if " models " in help_text:  # the model fetch step, where this version has it
@@ -87,7 +66,7 @@ def _prepare(work: Path, env: dict[str, str]) -> Path:
 
 
 def _commands(config: Path, work: Path) -> dict[str, list[str]]:
-    gb, c = _gb(), str(config)
+    gb, c = gb_command(), str(config)
     return {
         "--help": [gb, "--help"],
         "audit-log verify": [gb, "audit-log", "verify", "--config", c],
@@ -102,27 +81,18 @@ def _commands(config: Path, work: Path) -> dict[str, list[str]]:
     }
 
 
-def _env(pythonpath: Path | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "GOVERNANCE_BOT_CONFIG"}
-    if pythonpath is not None:
-        env["PYTHONPATH"] = str(pythonpath)
-    else:
-        env.pop("PYTHONPATH", None)
-    return env
-
-
 def run(bench: Bench, args: argparse.Namespace) -> None:
     baseline = None if args.baseline == "none" else args.baseline
     bench.param(repeats=args.repeats, baseline=baseline)
     with tempfile.TemporaryDirectory(prefix="gb-bench-startup-") as tmp:
         folder = Path(tmp)
-        versions: dict[str, dict[str, str]] = {"this": _env()}
+        versions: dict[str, dict[str, str]] = {"this": command_env()}
         trees = [REPO]
         if baseline:
-            tree = _baseline_tree(baseline, folder)
-            versions[f"baseline {baseline}"] = _env(tree)
+            tree = baseline_tree(baseline, folder)
+            versions[f"baseline {baseline}"] = command_env(tree)
             trees.append(tree)
-        _compile(*trees)
+        compile_bytecode(*trees)
         commands: dict[str, list[str]] = {}
         envs: dict[str, dict[str, str]] = {}
         for version, env in versions.items():

@@ -19,46 +19,70 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
-from sqlalchemy.exc import OperationalError
+from typer.core import TyperArgument, TyperGroup
 
 from governance_bot import __version__
-from governance_bot.config import Config, ConfigError, load_config
-from governance_bot.items import Item
-from governance_bot.registers import RegisterError
-from governance_bot.storage.db import Database, SchemaOutdated
-from rules.base import DetectorUnavailable
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+    from rich.table import Table as RichTable
+
+    from governance_bot.config import Config
+    from governance_bot.items import Item
+    from governance_bot.storage.db import Database
+
+# Start-up: nothing heavy is imported at module level. `--help` and the commands that need no
+# model, database or rich output import only what they use, inside the command (docs/cli.md,
+# bench/startup.py): SQLAlchemy, pydantic-settings, rich and the model libraries each cost a
+# noticeable part of a second or more.
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_CONFIG, EXIT_SCHEMA, EXIT_SKIPPED = 0, 1, 2, 3, 4
 EXIT_NOT_DELIVERED = 5
 
+class _HelpGroup(TyperGroup):
+    """Typer's group, with arguments shown in help by their name alone (``FLAG_ID``, not
+    ``FLAG_ID <int>``): every option and argument has a metavar a person understands."""
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        for param in getattr(command, "params", ()):
+            if type(param) is TyperArgument and param.metavar:
+                param.__class__ = _NamedArgument
+        return command
+
+
+class _NamedArgument(TyperArgument):
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+
 app = typer.Typer(
     name="governance-bot",
+    cls=_HelpGroup,
     help="Keeps official social media and staff-learner channels safe: scan, flag, route, record.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # plain help: option values shown as FILE, N, TEXT (each option's metavar), flags as flags;
+    # and no rich import just to print help
+    rich_markup_mode=None,
 )
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-registers_app = typer.Typer(help="Who is who: staff, learners, accounts.", no_args_is_help=True)
-connectors_app = typer.Typer(help="Connectors to platforms and channels.", no_args_is_help=True)
-flags_app = typer.Typer(help="Flags raised so far.", no_args_is_help=True)
-auditlog_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
-report_app = typer.Typer(help="Reports for governors.", no_args_is_help=True)
-keys_app = typer.Typer(help="Encryption keys for data at rest.", no_args_is_help=True)
-slack_app = typer.Typer(help="The Slack app: check that messages arrive.", no_args_is_help=True)
+def _group(help: str) -> typer.Typer:
+    return typer.Typer(cls=_HelpGroup, help=help, no_args_is_help=True)
+
+
+db_app = _group("Database schema.")
+registers_app = _group("Who is who: staff, learners, accounts.")
+connectors_app = _group("Connectors to platforms and channels.")
+flags_app = _group("Flags raised so far.")
+auditlog_app = _group("The tamper-evident audit log.")
+report_app = _group("Reports for governors.")
+keys_app = _group("Encryption keys for data at rest.")
+slack_app = _group("The Slack app: check that messages arrive.")
 app.add_typer(db_app, name="db")
 app.add_typer(registers_app, name="registers")
 app.add_typer(connectors_app, name="connectors")
@@ -68,12 +92,37 @@ app.add_typer(report_app, name="report")
 app.add_typer(keys_app, name="keys")
 app.add_typer(slack_app, name="slack")
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+class _LazyConsole:
+    """A rich Console made on first use (importing rich costs start-up time)."""
+
+    def __init__(self, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def get(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=self._stderr, highlight=False)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.get(), name)
+
+
+out: Any = _LazyConsole(stderr=False)
+err: Any = _LazyConsole(stderr=True)
+
+
+def Table(*columns: str) -> RichTable:  # rich.table.Table, imported on use
+    from rich.table import Table as RichTable
+
+    return RichTable(*columns)
+
 
 ConfigOpt = Annotated[
     Path,
-    typer.Option("--config", "-c", envvar="GOVERNANCE_BOT_CONFIG",
+    typer.Option("--config", "-c", envvar="GOVERNANCE_BOT_CONFIG", metavar="FILE",
                  help="The config file (TOML). Env: GOVERNANCE_BOT_CONFIG."),
 ]
 
@@ -85,7 +134,7 @@ def _setup_logging(config: Config | None, verbose: bool = False) -> None:
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
-    handler = RichHandler(console=err, show_path=False, rich_tracebacks=False)
+    handler = RichHandler(console=err.get(), show_path=False, rich_tracebacks=False)
     handler.setFormatter(logging.Formatter("%(message)s"))
     root.addHandler(handler)
     root.setLevel(level)
@@ -94,6 +143,7 @@ def _setup_logging(config: Config | None, verbose: bool = False) -> None:
 
 
 def _load(path: Path) -> Config:
+    from governance_bot.config import ConfigError, load_config
     from governance_bot.storage import crypto
 
     try:
@@ -135,8 +185,10 @@ def _database(config: Config, *, create_if_empty: bool = False, anchor: bool = T
               ) -> Iterator[Database]:
     """The configured database, checked: an outdated schema exits 3, keys that do not fit (or
     none, for a database holding encrypted data) exit 2 before anything is read or written."""
+    from sqlalchemy.exc import OperationalError
+
     from governance_bot.storage.crypto import KeyError_
-    from governance_bot.storage.db import Database
+    from governance_bot.storage.db import Database, SchemaOutdated
 
     db = Database(config.database_url)
     try:
@@ -160,8 +212,13 @@ def _database(config: Config, *, create_if_empty: bool = False, anchor: bool = T
 
 @contextmanager
 def _runtime(config: Config, with_connectors: bool = True) -> Iterator[object]:
+    from sqlalchemy.exc import OperationalError
+
+    from governance_bot.registers import RegisterError
     from governance_bot.runtime import Runtime
     from governance_bot.storage.crypto import KeyError_
+    from governance_bot.storage.db import SchemaOutdated
+    from rules.base import DetectorUnavailable
 
     try:
         runtime = Runtime.from_config(config, with_connectors=with_connectors)
@@ -187,6 +244,14 @@ def _runtime(config: Config, with_connectors: bool = True) -> Iterator[object]:
 
 
 def _progress() -> Progress:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
                     MofNCompleteColumn(), TimeRemainingColumn(), console=err,
                     disable=not err.is_terminal)
@@ -209,7 +274,8 @@ def main(
 # --- init / doctor ----------------------------------------------------------------------------
 @app.command()
 def init(
-    dir: Annotated[Path, typer.Option("--dir", help="Folder to write the starter config into.")],
+    dir: Annotated[Path, typer.Option("--dir", metavar="DIR",
+                                      help="Folder to write the starter config into.")],
     force: Annotated[bool, typer.Option(help="Overwrite existing files.")] = False,
 ) -> None:
     """Write a commented starter config (config.toml) and a registers template."""
@@ -227,8 +293,14 @@ def init(
 
 
 @app.command()
-def doctor(config_path: ConfigOpt = Path("config.toml")) -> None:
+def doctor(
+    config_path: ConfigOpt = Path("config.toml"),
+    deep: Annotated[bool, typer.Option("--deep", help="Also load every model and run it once "
+                                       "(seconds; without it, models are checked from their "
+                                       "files and recorded checks).")] = False,
+) -> None:
     """Check config, database, registers, connector credentials and models; say what to fix."""
+    from governance_bot.config import ConfigError, load_config
     from governance_bot.doctor import run_doctor
 
     try:
@@ -239,7 +311,7 @@ def doctor(config_path: ConfigOpt = Path("config.toml")) -> None:
             out.print(f"    {p}", soft_wrap=True)
         raise typer.Exit(EXIT_CHECK_FAILED) from None
     _setup_logging(config)
-    checks = run_doctor(config)
+    checks = run_doctor(config, deep=deep)
     failed = 0
     for check in checks:
         mark = "[green]✓[/green]" if check.ok else ("[yellow]![/yellow]" if check.warning
@@ -252,10 +324,50 @@ def doctor(config_path: ConfigOpt = Path("config.toml")) -> None:
     raise typer.Exit(EXIT_CHECK_FAILED if failed else EXIT_OK)
 
 
+# --- models -----------------------------------------------------------------------------------
+models_app = _group("Model files: fetched once, then read offline.")
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("fetch")
+def models_fetch(
+    config_path: ConfigOpt = Path("config.toml"),
+    source: Annotated[Path | None, typer.Option(
+        "--from", metavar="DIR", help="A folder filled by `models fetch` on another machine (or a "
+        "bundle from `python -m rules.toxicity_export prepare`): copy from it, download nothing."
+    )] = None,
+    force: Annotated[bool, typer.Option("--force", help="Download, export and check again even "
+                                        "if the files are there.")] = False,
+    offline: Annotated[bool, typer.Option("--offline", help="Prepare only what needs no download "
+                                          "(the models that ship in packages).")] = False,
+) -> None:
+    """Put the models the configured rules use into the model store, once: Detoxify's weights
+    (downloaded: run where there is internet, or use --from), the ONNX exports, and each
+    export's parity check against its reference model, recorded beside it. The service then
+    starts from these files alone, offline. Exit 1 if a model is not usable."""
+    from governance_bot.config import Config
+    from governance_bot.model_fetch import fetch_models
+
+    if config_path.exists() or config_path != Path("config.toml"):
+        config = _load(config_path)
+    else:  # no config yet: the default models
+        config = Config()
+        _setup_logging(config)
+    if source is not None and not source.is_dir():
+        err.print(f"[red]--from {source}: no such folder[/red]")
+        raise typer.Exit(EXIT_CONFIG)
+    ok = fetch_models(config, source, force,
+                      lambda line: out.print(line, markup=False, soft_wrap=True), offline=offline)
+    if not ok:
+        raise typer.Exit(EXIT_CHECK_FAILED)
+
+
 # --- db ---------------------------------------------------------------------------------------
 @db_app.command("upgrade")
 def db_upgrade(config_path: ConfigOpt = Path("config.toml")) -> None:
     """Create or migrate the database schema to this version."""
+    from sqlalchemy.exc import OperationalError
+
     from governance_bot.storage.crypto import KeyError_
     from governance_bot.storage.db import Database
 
@@ -277,15 +389,18 @@ def db_upgrade(config_path: ConfigOpt = Path("config.toml")) -> None:
 @registers_app.command("import")
 def registers_import(
     config_path: ConfigOpt = Path("config.toml"),
-    learners: Annotated[Path | None, typer.Option(help="learners CSV")] = None,
-    staff: Annotated[Path | None, typer.Option(help="staff CSV")] = None,
-    accounts: Annotated[Path | None, typer.Option(help="accounts CSV")] = None,
-    toml: Annotated[Path | None, typer.Option("--toml", help="registers TOML")] = None,
-    actor: Annotated[str, typer.Option(help="Who is importing (for the audit log).")] = "cli",
+    learners: Annotated[Path | None, typer.Option(metavar="FILE", help="learners CSV")] = None,
+    staff: Annotated[Path | None, typer.Option(metavar="FILE", help="staff CSV")] = None,
+    accounts: Annotated[Path | None, typer.Option(metavar="FILE", help="accounts CSV")] = None,
+    toml: Annotated[Path | None, typer.Option("--toml", metavar="FILE",
+                                              help="registers TOML")] = None,
+    actor: Annotated[str, typer.Option(metavar="NAME",
+                                       help="Who is importing (for the audit log).")] = "cli",
 ) -> None:
     """Import registers (idempotent: re-importing updates, never duplicates; changes are logged).
 
     With no files given, imports the files named in the config's [registers] section."""
+    from governance_bot.registers import RegisterError
     from governance_bot.runtime import import_register_files
 
     config = _load(config_path)
@@ -330,6 +445,7 @@ def connectors_list() -> None:
 @connectors_app.command("subscribe")
 def connectors_subscribe(
     names: Annotated[list[str] | None, typer.Argument(
+        metavar="NAME", show_default=False,
         help="Connector names (default: every connector that takes subscriptions).")] = None,
     config_path: ConfigOpt = Path("config.toml"),
     remove: Annotated[bool, typer.Option(
@@ -490,7 +606,9 @@ def _read_items_or_exit(path: Path) -> None:
 
 @app.command()
 def ingest(
-    file: Annotated[Path, typer.Argument(help="A .jsonl file (or folder) of normalised items.")],
+    file: Annotated[Path, typer.Argument(metavar="FILE",
+                                         help="A .jsonl file (or folder) of normalised items.",
+                                          show_default=False)],
     config_path: ConfigOpt = Path("config.toml"),
     strict: Annotated[bool, typer.Option(help="Exit 4 if any line was skipped.")] = False,
 ) -> None:
@@ -526,8 +644,10 @@ def ingest(
 
 @app.command()
 def classify(
-    input: Annotated[Path, typer.Option("--input", "-i", help="Normalised items (.jsonl).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write findings.")],
+    input: Annotated[Path, typer.Option("--input", "-i", metavar="FILE",
+                                           help="Normalised items (.jsonl).")],
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="FILE",
+                                            help="Where to write findings (.jsonl).")],
     config_path: ConfigOpt = Path("config.toml"),
 ) -> None:
     """Detection only (no database, no delivery): one output line per item,
@@ -539,39 +659,56 @@ def classify(
     config = _load(config_path)
     classifier = Classifier.from_config(config)
     problems: list[str] = []
-    items = flagged = 0
+    items = flagged = failed = 0
     with output.open("w", encoding="utf-8") as fh, _progress() as progress:
         task = progress.add_task(f"classify {input.name}", total=count_lines(input))
-        for _path, _line, parsed in read_items(input):
+
+        def good_lines() -> Iterator[Item]:
+            for _path, _line, parsed in read_items(input):
+                if isinstance(parsed, LineProblem):
+                    problems.append(str(parsed))
+                    progress.advance(task)
+                else:
+                    yield parsed
+
+        # in batches, as ingest detects: the models see many items at once
+        for item, result in classifier.classify_many(good_lines()):
             progress.advance(task)
-            if isinstance(parsed, LineProblem):
-                problems.append(str(parsed))
-                continue
-            findings = classifier.classify(parsed)
             items += 1
-            flagged += bool(findings)
-            fh.write(json.dumps({"item_id": parsed.id, "item_key": parsed.key,
-                                 "findings": [f.to_dict() for f in findings]},
-                                ensure_ascii=False) + "\n")
-    out.print(f"classified {items} items: {flagged} with findings -> {output}")
+            line: dict[str, Any] = {"item_id": item.id, "item_key": item.key}
+            if isinstance(result, Exception):
+                failed += 1
+                line["error"] = f"detection failed: {type(result).__name__}: {result}"
+                problems.append(f"item {item.key}: {line['error']}")
+            else:
+                flagged += bool(result)
+                line["findings"] = [f.to_dict() for f in result]
+            fh.write(json.dumps(line, ensure_ascii=False) + "\n")
+    out.print(f"classified {items} items: {flagged} with findings"
+              + (f", {failed} failed" if failed else "") + f" -> {output}")
+    for rule_id, why in classifier.engine.unavailable.items():
+        err.print(f"[red]detection rule {rule_id} is OFF:[/red] ", end="")
+        err.print(why, markup=False, soft_wrap=True)
     for p in problems:
         err.print(f"[yellow]skipped[/yellow] {p}", soft_wrap=True, markup=True)
 
 
 @app.command("eval")
 def eval_(
-    input: Annotated[Path, typer.Option("--input", "-i", help="Labelled records (.jsonl): "
+    input: Annotated[Path, typer.Option("--input", "-i", metavar="FILE",
+                                        help="Labelled records (.jsonl): "
                                         '{"text", "labels": [...]} or items with "labels".')],
     config_path: ConfigOpt = Path("config.toml"),
     rules: Annotated[list[str] | None, typer.Option(
-        "--rule", help="Run only this rule (repeat for several), e.g. --rule safeguarding.")
-    ] = None,
+        "--rule", metavar="RULE",
+        help="Run only this rule (repeat for several), e.g. --rule safeguarding.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
 ) -> None:
     """Precision, recall, F1 and false-alarm rate per category and safeguarding family (and the
     confusion) of the configured rules on labelled examples, such as the shared development
     sets (../shared/datasets/safeguarding-dev/*.jsonl)."""
     from governance_bot.evaluation import run_eval
+    from rules.base import DetectorUnavailable
 
     _read_items_or_exit(input)
     config = _load(config_path)
@@ -601,37 +738,42 @@ def _day(value: str | None, option: str) -> date | None:
 def _wide() -> Console:
     """Where the output is not a terminal (a file, a pipe), tables are never cut to 80
     columns: each line is as long as its content."""
-    return out if out.is_terminal else Console(highlight=False, width=100_000)
+    from rich.console import Console
+
+    return out.get() if out.is_terminal else Console(highlight=False, width=100_000)
 
 
 @flags_app.command("list")
 def flags_list(
     config_path: ConfigOpt = Path("config.toml"),
     status: Annotated[str | None, typer.Option(
-        help=f"One of: {', '.join(FLAG_STATUSES)}.")] = None,
-    severity: Annotated[int | None, typer.Option(min=1, max=5, help="Only this severity (1-5)."
-                                                 )] = None,
+        metavar="STATUS", help=f"One of: {', '.join(FLAG_STATUSES)}.")] = None,
+    severity: Annotated[int | None, typer.Option(metavar="1-5", min=1, max=5,
+                                                 help="Only this severity.")] = None,
     min_severity: Annotated[int | None, typer.Option(
-        "--min-severity", min=1, max=5, help="Only this severity or higher.")] = None,
-    route: Annotated[str | None, typer.Option(help=f"One of: {', '.join(ROUTES)}.")] = None,
-    account: Annotated[str | None, typer.Option(help="Only this account (its account_id).")
-                       ] = None,
-    since: Annotated[str | None, typer.Option("--from", help="Flagged on or after this day "
-                                              "(YYYY-MM-DD).")] = None,
-    until: Annotated[str | None, typer.Option("--to", help="Flagged on or before this day "
-                                              "(YYYY-MM-DD).")] = None,
+        "--min-severity", metavar="1-5", min=1, max=5, help="Only this severity or higher."
+    )] = None,
+    route: Annotated[str | None, typer.Option(metavar="ROUTE",
+                                              help=f"One of: {', '.join(ROUTES)}.")] = None,
+    account: Annotated[str | None, typer.Option(
+        metavar="ACCOUNT", help="Only this account (its account_id).")] = None,
+    since: Annotated[str | None, typer.Option("--from", metavar="YYYY-MM-DD",
+                                              help="Flagged on or after this day.")] = None,
+    until: Annotated[str | None, typer.Option("--to", metavar="YYYY-MM-DD",
+                                              help="Flagged on or before this day.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
-    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 200,
+    limit: Annotated[int, typer.Option(metavar="N", help="At most this many, newest first.")] = 200,
 ) -> None:
     """List flags, newest first."""
     from datetime import UTC, datetime, time
 
     from sqlalchemy import select
+    from sqlalchemy.exc import OperationalError
 
     from governance_bot.labels import category_name
     from governance_bot.storage import models as m
     from governance_bot.storage.crypto import KeyError_
-    from governance_bot.storage.db import Database
+    from governance_bot.storage.db import Database, SchemaOutdated
 
     if status is not None and status not in FLAG_STATUSES:
         err.print(f"[red]--status {status!r}: use one of {', '.join(FLAG_STATUSES)}[/red]")
@@ -699,20 +841,24 @@ def flags_list(
 
 @flags_app.command("show")
 def flags_show(
-    flag_id: Annotated[int, typer.Argument(help="The flag (see `flags list`).")],
+    flag_id: Annotated[int, typer.Argument(metavar="FLAG_ID",
+                                           help="The flag (see `flags list`).")],
     config_path: ConfigOpt = Path("config.toml"),
     as_json: Annotated[bool, typer.Option("--json", help="The whole case as JSON.")] = False,
-    by: Annotated[str | None, typer.Option("--by", help="Who is looking (for the audit log; "
-                                           "default: the login name).")] = None,
+    by: Annotated[str | None, typer.Option("--by", metavar="NAME",
+                                           help="Who is looking (for the audit log; default: "
+                                           "the login name).")] = None,
 ) -> None:
     """What the console's case page shows: the item, its thread, versions, findings, who was
     told, decisions, notes, the learner's register details and chronology, the audit trail.
     The command line is the operator's: it shows everything, and the look is audited."""
+    from sqlalchemy.exc import OperationalError
+
     from governance_bot.console.cases import full_access, load_case
     from governance_bot.register_store import load_registers
     from governance_bot.registers import RegisterIndex
     from governance_bot.storage import auditlog
-    from governance_bot.storage.db import Database
+    from governance_bot.storage.db import Database, SchemaOutdated
 
     config = _load(config_path)
     db = Database(config.database_url)
@@ -746,17 +892,20 @@ def flags_show(
 # --- slack ------------------------------------------------------------------------------------
 @slack_app.command("test")
 def slack_test(
-    to: Annotated[str, typer.Option("--to", help="dsl (the DSL and deputies) or managers "
+    to: Annotated[str, typer.Option("--to", metavar="dsl|managers",
+                                    help="dsl (the DSL and deputies) or managers "
                                     "(an account's designated managers)")],
-    account: Annotated[str | None, typer.Argument(help="the account (with --to managers)")
-                       ] = None,
+    account: Annotated[str | None, typer.Argument(
+        metavar="ACCOUNT", show_default=False, help="the account (with --to managers)")] = None,
     config_path: ConfigOpt = Path("config.toml"),
 ) -> None:
     """Send a clearly marked test message to the DSL team or to an account's managers."""
+    from sqlalchemy.exc import OperationalError
+
     from governance_bot.register_store import load_registers
     from governance_bot.registers import RegisterIndex
     from governance_bot.slack.setup import SlackNotReady, send_test
-    from governance_bot.storage.db import Database
+    from governance_bot.storage.db import Database, SchemaOutdated
 
     if to not in ("dsl", "managers"):
         err.print("--to: give dsl or managers")
@@ -862,7 +1011,8 @@ def auditlog_anchor(config_path: ConfigOpt = Path("config.toml")) -> None:
 @app.command()
 def audit(
     config_path: ConfigOpt = Path("config.toml"),
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Folder for the HTML and CSV "
+    out_dir: Annotated[Path | None, typer.Option("--out", metavar="DIR",
+                                                 help="Folder for the HTML and CSV "
                                                  "report (default: [audit] report_dir)")] = None,
 ) -> None:
     """Run the dual-access and settings audit now and write its report."""
@@ -897,18 +1047,21 @@ def audit(
 
 @report_app.command("governors")
 def report_governors(
-    start: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD.")],
-    end: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="The HTML file to write.")],
+    start: Annotated[str, typer.Option("--from", metavar="YYYY-MM-DD", help="First day.")],
+    end: Annotated[str, typer.Option("--to", metavar="YYYY-MM-DD", help="Last day.")],
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="FILE",
+                                            help="The HTML file to write.")],
     config_path: ConfigOpt = Path("config.toml"),
 ) -> None:
     """The termly/annual report for governors: flags by category and month, time to acknowledge,
     removals and reasons, audit findings over time, changes to rules and registers."""
     from datetime import date
 
+    from sqlalchemy.exc import OperationalError
+
     from governance_bot.reports import governors_report
     from governance_bot.storage.crypto import KeyError_
-    from governance_bot.storage.db import Database
+    from governance_bot.storage.db import Database, SchemaOutdated
 
     config = _load(config_path)
     try:
@@ -945,6 +1098,8 @@ def keys_generate() -> None:
 def keys_rotate(config_path: ConfigOpt = Path("config.toml")) -> None:
     """Re-encrypt every encrypted column with the first configured key (and encrypt anything
     stored before encryption was switched on)."""
+    from sqlalchemy.exc import OperationalError
+
     from governance_bot.storage.crypto import KeyError_
     from governance_bot.storage.db import Database
     from governance_bot.storage.rotation import rotate_all
@@ -982,11 +1137,9 @@ def keys_rotate(config_path: ConfigOpt = Path("config.toml")) -> None:
 
 
 # --- data protection: legal holds, retention, subject access and erasure (docs/data-protection.md)
-legal_hold_app = typer.Typer(help="Legal holds: flags (and their threads) that must be kept.",
-                             no_args_is_help=True)
-retention_app = typer.Typer(help="Retention of archived content.", no_args_is_help=True)
-learner_app = typer.Typer(help="One learner's data: subject-access export, erasure (UK GDPR).",
-                          no_args_is_help=True)
+legal_hold_app = _group("Legal holds: flags (and their threads) that must be kept.")
+retention_app = _group("Retention of archived content.")
+learner_app = _group("One learner's data: subject-access export, erasure (UK GDPR).")
 app.add_typer(legal_hold_app, name="legal-hold")
 app.add_typer(retention_app, name="retention")
 app.add_typer(learner_app, name="learner")
@@ -1001,15 +1154,18 @@ def _actor_default() -> str:
         return "cli"
 
 
-ByOpt = Annotated[str | None, typer.Option("--by", help="Who is doing this (for the audit log; "
+ByOpt = Annotated[str | None, typer.Option("--by", metavar="NAME",
+                                           help="Who is doing this (for the audit log; "
                                            "default: the login name).")]
 
 
 @contextmanager
 def _dp_db(config: Config) -> Iterator[object]:
+    from sqlalchemy.exc import OperationalError
+
     from governance_bot.data_protection import DataProtectionError
     from governance_bot.storage.crypto import KeyError_
-    from governance_bot.storage.db import Database
+    from governance_bot.storage.db import Database, SchemaOutdated
 
     db = Database(config.database_url)
     try:
@@ -1031,8 +1187,8 @@ def _dp_db(config: Config) -> Iterator[object]:
 
 @legal_hold_app.command("set")
 def legal_hold_set(
-    flag_id: Annotated[int, typer.Argument(help="The flag (see `flags list`).")],
-    reason: Annotated[str, typer.Option("--reason", help="Why it must be kept.")],
+    flag_id: Annotated[int, typer.Argument(metavar="FLAG_ID", help="The flag (see `flags list`).")],
+    reason: Annotated[str, typer.Option("--reason", metavar="TEXT", help="Why it must be kept.")],
     config_path: ConfigOpt = Path("config.toml"),
     by: ByOpt = None,
 ) -> None:
@@ -1051,8 +1207,8 @@ def legal_hold_set(
 
 @legal_hold_app.command("release")
 def legal_hold_release(
-    flag_id: Annotated[int, typer.Argument(help="The flag.")],
-    reason: Annotated[str, typer.Option("--reason", help="Why it may now go.")],
+    flag_id: Annotated[int, typer.Argument(metavar="FLAG_ID", help="The flag.")],
+    reason: Annotated[str, typer.Option("--reason", metavar="TEXT", help="Why it may now go.")],
     config_path: ConfigOpt = Path("config.toml"),
     by: ByOpt = None,
 ) -> None:
@@ -1113,8 +1269,10 @@ def retention_apply(
 
 @learner_app.command("export")
 def learner_export(
-    learner_id: Annotated[str, typer.Argument(help="The learner_id in the register.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="The JSON file to write.")],
+    learner_id: Annotated[str, typer.Argument(metavar="LEARNER_ID",
+                                                   help="The learner_id in the register.")],
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="FILE",
+                                            help="The JSON file to write.")],
     config_path: ConfigOpt = Path("config.toml"),
     by: ByOpt = None,
 ) -> None:
@@ -1134,7 +1292,8 @@ def learner_export(
 
 @learner_app.command("erase")
 def learner_erase(
-    learner_id: Annotated[str, typer.Argument(help="The learner_id in the register.")],
+    learner_id: Annotated[str, typer.Argument(metavar="LEARNER_ID",
+                                                   help="The learner_id in the register.")],
     confirm: Annotated[bool, typer.Option("--confirm", help="Required: erasure cannot be "
                                           "undone.")] = False,
     config_path: ConfigOpt = Path("config.toml"),

@@ -430,7 +430,8 @@ class ToxicitySettings(_Section):
     )
     checkpoint: Path | None = Field(
         default=None,
-        description="local Detoxify checkpoint (air-gapped installs); unset: Detoxify downloads it",
+        description="a Detoxify checkpoint of your own; unset: the model store "
+        "(`governance-bot models fetch`)",
     )
     huggingface_config_path: Path | None = Field(
         default=None, description="folder with the transformer config and tokenizer files"

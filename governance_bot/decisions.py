@@ -239,8 +239,10 @@ class Decisions:
         for listener in list(self.on_change):
             try:
                 listener(flag_id)
-            except Exception:  # a listener (Slack) failing never undoes a decision
-                log.exception("after the decision on flag #%d: a listener failed", flag_id)
+            except Exception as exc:  # a listener (Slack) failing never undoes a decision
+                log.warning("after the decision on flag #%d: updating its messages failed (%s); "
+                            "they are brought up to date at the next change", flag_id,
+                            type(exc).__name__)
 
     def _live(self) -> Any:
         return _F.status.notin_(sorted(CLOSED_STATUSES))

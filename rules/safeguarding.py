@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
@@ -270,15 +271,14 @@ class SafeguardingDetector(DetectorBase):
         self._build_prefilter()
         self._exemplar_vectors: np.ndarray | None = None
         self._benign_vectors: np.ndarray | None = None
+        self._semantic_lock = threading.Lock()
+        # the embedding model loads when the first text needs it (models load lazily: a start
+        # with nothing to check never pays for it); `preflight` says early if it cannot
         self.semantic = semantic and bool(self._exemplars)
-        self._classifier: FamilyClassifier | None = None
+        self._classifier: FamilyClassifier | None = None  # loaded with the model, on first use
         self._classifier_columns: dict[str, int] = {}
         self.classifier_context_threshold = classifier_context_threshold
         self.classifier_confident = classifier_confident
-        if self.semantic:
-            self._load_semantic()
-        if self.semantic and self.use_classifier:
-            self._load_classifier()
 
     # -- construction -----------------------------------------------------------------------
 
@@ -422,6 +422,27 @@ class SafeguardingDetector(DetectorBase):
         self._last_scan = (text, found)
         return found
 
+    def preflight(self) -> str | None:
+        """Why semantic matching would be off, found without loading the model (None: ready);
+        for start-up messages and ``doctor``."""
+        if not self.semantic:
+            return None
+        from rules.embeddings import embeddings_status
+
+        ok, message = embeddings_status()
+        return None if ok else f"semantic matching will be off: {message}"
+
+    def _ensure_semantic(self) -> bool:
+        """Load the exemplar embeddings (and so the model) and the learned classifier on first
+        use."""
+        if self.semantic and self._exemplar_vectors is None:
+            with self._semantic_lock:
+                if self.semantic and self._exemplar_vectors is None:
+                    self._load_semantic()
+                    if self.semantic and self.use_classifier:
+                        self._load_classifier()
+        return self.semantic
+
     def _load_semantic(self) -> None:
         from rules.embeddings import EmbeddingModelUnavailable, embed_cached
 
@@ -429,7 +450,7 @@ class SafeguardingDetector(DetectorBase):
             self._exemplar_vectors = embed_cached([t for _, _, t in self._exemplars])
             self._benign_vectors = embed_cached([t for _, t in self._benign])
         except EmbeddingModelUnavailable as exc:
-            # said once at start-up; the lexicons still run
+            # said once, at first use; the lexicons still run
             self.semantic = False
             self.semantic_error = str(exc)
             log.warning("safeguarding: semantic matching is off: %s", exc)
@@ -599,6 +620,7 @@ class SafeguardingDetector(DetectorBase):
         unit read by the classifier only."""
         from rules.embeddings import embed
 
+        self._ensure_semantic()
         assert self._exemplar_vectors is not None
         units = [self._units(m) for m in masked_texts]
         flat = [m[a:b] for m, (spans, _) in zip(masked_texts, units, strict=True)
@@ -627,7 +649,7 @@ class SafeguardingDetector(DetectorBase):
         matches by meaning with the exemplars and, where the classifier is on, its hits.
         ``unmasked``: the same texts before idioms were blanked, for their contexts (an idiom
         about a game, "beat me at FIFA", still says the text is about a game)."""
-        if not self.semantic or self._exemplar_vectors is None:
+        if not self._ensure_semantic():
             return [[] for _ in masked_texts]
         out: list[list[SemanticHit]] = []
         for n, (m, (spans, sims, bsims, probs, short)) in enumerate(zip(

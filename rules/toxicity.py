@@ -6,38 +6,37 @@ and tone, and inappropriate posts by others are removed (P1 "Managing our online
 staff", P2 "Communicating with students"); threats and sexual language are KCSIE conduct risks for
 the DSL.
 
-What lives here:
+What lives here (the run-time side; making and checking exports is rules/toxicity_export.py):
 
-* ``load_detoxify``: builds a real ``detoxify.Detoxify`` either by Detoxify's normal download or
-  from a local checkpoint plus a local transformer config/tokenizer folder, **fully offline**
-  (Detoxify itself would still ask the model hub for the checkpoint's ``model_type``; we point
-  that at the local folder, see docs/classifiers-toxicity.md).
-* Scoring backends: ``DetoxifyBackend`` (torch, stock ``Detoxify.predict``), ``OnnxBackend`` (the
-  same checkpoint exported with ``torch.onnx.export`` and run by onnxruntime, used only after
-  ``parity_check`` against torch), ``ProfanityFallbackBackend`` (alt-profanity-check, only where
+* where the model's files are: ``detoxify_files`` (the model store that ``governance-bot models
+  fetch`` fills, or a checkpoint named in the config). Nothing is ever downloaded here.
+* ``load_detoxify``: builds a real ``detoxify.Detoxify`` from a local checkpoint plus a local
+  transformer config/tokenizer folder, **fully offline** (Detoxify itself would still ask the
+  model hub for the checkpoint's ``model_type``; we point that at the local folder, see
+  docs/classifiers-toxicity.md).
+* Scoring backends: ``OnnxBackend`` (the checkpoint exported to ONNX, used only when the record
+  beside the export says it passed its parity check against torch for this checkpoint and this
+  ONNX Runtime; no torch is loaded then), ``DetoxifyBackend`` (torch, stock
+  ``Detoxify.predict``), ``ProfanityFallbackBackend`` (alt-profanity-check, only where
   ``allow_fallback`` is set; its findings say so).
-* ``ToxicityDetector``: thresholds, categories and severities from ``rules/packs/toxicity.toml``.
-* ``toxicity_status(config)``: one line for ``doctor`` and the weekly report.
-* ``prepare_offline_bundle`` / ``python -m rules.toxicity prepare``: on a machine with internet,
-  writes the checkpoint and tokenizer files to carry to an air-gapped one.
+* ``ToxicityDetector``: thresholds, categories and severities from ``rules/packs/toxicity.toml``;
+  its model loads when the first text needs it.
+* ``toxicity_status(config)``: one line for ``doctor`` and the weekly report, from the files
+  and records alone.
 
 Message text is never logged.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import ctypes
 import gc
-import hashlib
-import json
 import logging
 import os
 import pickle
 import sys
 import threading
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -49,6 +48,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from governance_bot.findings import Category, Evidence, Finding, Severity
 from governance_bot.items import ItemKind, Role
 from rules.base import DetectionContext, DetectorBase, DetectorUnavailable
+from rules.batching import available_cores, plan_batches, spread_batches
+from rules.models import FETCH_STEP, ExportRecord, file_identity, runtime_version, store_dir
 
 if TYPE_CHECKING:
     from governance_bot.config import Config, ToxicitySettings
@@ -58,6 +59,7 @@ __all__ = [
     "LABELS",
     "ONNX_VARIANTS",
     "DetoxifyBackend",
+    "DetoxifyFiles",
     "OnnxBackend",
     "ParityResult",
     "ProfanityFallbackBackend",
@@ -66,12 +68,10 @@ __all__ = [
     "ToxicityModelUnavailable",
     "ToxicityPack",
     "build_backend",
-    "export_onnx",
+    "detoxify_files",
     "load_detoxify",
     "parity_check",
     "plan_batches",
-    "prepare_offline_bundle",
-    "quantize_onnx",
     "toxicity_status",
 ]
 
@@ -95,11 +95,10 @@ _DETOXIFY_RENAMES = {
 }
 FALLBACK_LABEL = "profanity"
 _WHAT_TO_DO = (
-    "Fix: on a machine with internet run `python -m rules.toxicity prepare --model {model} "
-    "--out DIR`, copy DIR here and set [classifiers.toxicity] checkpoint and "
-    "huggingface_config_path to the files it names (docs/classifiers-toxicity.md); or set "
-    "allow_fallback = true to use the shipped profanity model meanwhile; or add \"toxicity\" to "
-    "[detection] disabled_rules."
+    f"Fix: run `{FETCH_STEP}` on a machine with internet (here, or elsewhere and then `"
+    f"{FETCH_STEP} --from DIR` here with the folder it filled; docs/classifiers-toxicity.md); or "
+    "set allow_fallback = true to use the shipped profanity model meanwhile; or add "
+    "\"toxicity\" to [detection] disabled_rules."
 )
 
 
@@ -180,6 +179,12 @@ class ToxicityPack(BaseModel):
 # ------------------------------------------------------------------------------------ loading
 
 
+def _offline() -> None:
+    """Nothing reaches for a model hub at run time (set before transformers is imported)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
 def _hf_folder_problem(folder: Path) -> str | None:
     if not folder.is_dir():
         return f"huggingface_config_path {folder} is not a folder"
@@ -239,32 +244,17 @@ def load_detoxify(
     huggingface_config_path: Path | None = None,
     device: str = "cpu",
 ) -> Any:
-    """A real ``detoxify.Detoxify``.
-
-    Without ``checkpoint``: Detoxify's normal download (needs internet on first use; cached by
-    torch hub afterwards). With ``checkpoint`` and ``huggingface_config_path``: fully offline.
+    """A real ``detoxify.Detoxify`` from a local checkpoint and its config/tokenizer folder,
+    fully offline (never a download: ``governance-bot models fetch`` puts the files here).
     Detoxify would call ``config_class.from_pretrained(<the checkpoint's model_type>)`` (a hub
     name such as ``bert-base-uncased``) without ``local_files_only``; we rewrite the checkpoint's
     ``config.arch.args.model_type`` to the local folder and call Detoxify's own
     ``get_model_and_tokenizer`` with it, so nothing is fetched.
     """
-    from detoxify import Detoxify
-    from detoxify import detoxify as detoxify_module
-
     if checkpoint is None:
-        try:
-            detox = Detoxify(model_type=model_type, device=device,
-                             huggingface_config_path=(str(huggingface_config_path)
-                                                      if huggingface_config_path else None))
-        except Exception as exc:
-            raise ToxicityModelUnavailable(
-                f"Detoxify {model_type!r} could not be downloaded ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0] if str(exc) else ''})"
-            ) from None
-        detox.model.eval()
-        _cap_length(detox)
-        return detox
-
+        raise ToxicityModelUnavailable(
+            f"Detoxify {model_type!r} is not on this machine and nothing is downloaded at run "
+            f"time. {_WHAT_TO_DO}")
     if not checkpoint.is_file():
         raise ToxicityModelUnavailable(f"checkpoint {checkpoint} does not exist")
     if huggingface_config_path is None:
@@ -275,8 +265,10 @@ def load_detoxify(
     problem = _hf_folder_problem(huggingface_config_path)
     if problem:
         raise ToxicityModelUnavailable(problem)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    _offline()
+    from detoxify import Detoxify
+    from detoxify import detoxify as detoxify_module
+
     loaded = _read_checkpoint(checkpoint, device)
     args = dict(loaded["config"]["arch"]["args"])
     args["model_type"] = str(huggingface_config_path)  # the snag: never a hub name
@@ -346,68 +338,6 @@ class DetoxifyBackend:
                     for label, values in result.items()
                 })
         return out
-
-
-def plan_batches(lengths: Sequence[int], max_batch: int, overhead_tokens: int = 32,
-                 sort: bool = True) -> list[list[int]]:
-    """Indices of texts grouped into batches of at most ``max_batch``, padding kept small.
-
-    With ``sort``: texts are ordered by token count and the sorted run is cut where it costs least
-    (dynamic programming: a batch costs its padded tokens, ``len(batch) * longest``, plus
-    ``overhead_tokens`` for the call itself), so short texts are never padded to a long one's
-    length. Without: fixed batches in the given order (what stock Detoxify does).
-    """
-    n = len(lengths)
-    if not sort:
-        return [list(range(s, min(s + max_batch, n))) for s in range(0, n, max_batch)]
-    order = sorted(range(n), key=lambda i: (lengths[i], i))
-    ordered = [lengths[i] for i in order]
-    best = [0] + [0] * n  # best[j]: least cost of the first j sorted texts
-    cut = [0] * (n + 1)
-    for j in range(1, n + 1):
-        longest = ordered[j - 1]
-        choice, cost = j - 1, None
-        for i in range(max(0, j - max_batch), j):
-            c = best[i] + (j - i) * longest + overhead_tokens
-            if cost is None or c < cost:
-                choice, cost = i, c
-        best[j], cut[j] = int(cost or 0), choice
-    batches: list[list[int]] = []
-    j = n
-    while j > 0:
-        batches.append(order[cut[j]:j])
-        j = cut[j]
-    batches.reverse()
-    return batches
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-def spread_batches(plan: list[list[int]], lengths: Sequence[int],
-                   workers: int) -> list[list[int]]:
-    """``plan``'s batches, most work first, the biggest halved until every worker has one.
-
-    Most work first, so the batches run side by side finish at about the same time; a call with
-    fewer batches than workers (one short burst of comments) is split so no core sits idle.
-    """
-    def work(batch: list[int]) -> int:
-        return len(batch) * max(lengths[i] for i in batch)
-
-    batches = [list(b) for b in plan if b]
-    while 0 < len(batches) < workers:
-        biggest = max(batches, key=work)
-        if len(biggest) < 2:
-            break
-        batches.remove(biggest)
-        half = len(biggest) // 2  # in a token-ordered plan each half keeps its padding low
-        batches += [biggest[:half], biggest[half:]]
-    return sorted(batches, key=work, reverse=True)
 
 
 class OnnxBackend:
@@ -522,14 +452,22 @@ class ProfanityFallbackBackend:
     name = "alt-profanity-check (fallback)"
 
     def __init__(self, reason: str = ""):
-        from profanity_check import predict_prob
+        import importlib.util
 
-        self._predict_prob = predict_prob
+        if importlib.util.find_spec("profanity_check") is None:
+            raise ToxicityModelUnavailable(
+                "the fallback model alt-profanity-check is not installed "
+                "(pip install 'governance-bot[ml]')")
+        self._predict_prob: Any = None  # scikit-learn loads on the first text
         self.reason = reason
 
     def score(self, texts: Sequence[str]) -> list[dict[str, float]]:
         if not texts:
             return []
+        if self._predict_prob is None:
+            from profanity_check import predict_prob
+
+            self._predict_prob = predict_prob
         probs = self._predict_prob(list(texts))
         return [{FALLBACK_LABEL: float(p)} for p in probs]
 
@@ -567,22 +505,6 @@ def parity_check(reference: ScoringBackend, candidate: ScoringBackend, texts: Se
     return ParityResult(worst <= tolerance, worst, tolerance, len(texts))
 
 
-def _onnx_sidecar(path: Path) -> Path:
-    return path.with_name(path.name + ".json")
-
-
-def _checkpoint_identity(model_type: str, checkpoint: Path | None) -> dict[str, Any]:
-    """What the ONNX export was made from: by content, so a copied bundle still matches."""
-    if checkpoint is None:
-        return {"model_type": model_type, "checkpoint": None}
-    digest = hashlib.sha256()
-    with checkpoint.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return {"model_type": model_type, "size": checkpoint.stat().st_size,
-            "sha256": digest.hexdigest()}
-
-
 # The ONNX variants the service tries, fastest first; each is used only if it passes the parity
 # check against torch. "int8": the first-token export with dynamic int8 quantisation of its
 # weights and activations (onnxruntime's u8s8 kernels; about 4x on a VNNI CPU, but it moves scores
@@ -592,220 +514,130 @@ def _checkpoint_identity(model_type: str, checkpoint: Path | None) -> dict[str, 
 # comes (fp32).
 OnnxVariant = Literal["int8", "first-token", "plain"]
 ONNX_VARIANTS: tuple[OnnxVariant, ...] = ("int8", "first-token", "plain")
-_VARIANT_NAMES = {"int8": "onnx, first-token, int8", "first-token": "onnx, first-token",
+VARIANT_NAMES = {"int8": "onnx, first-token, int8", "first-token": "onnx, first-token",
                   "plain": "onnx"}
 
 
-def export_onnx(detox: Any, path: Path, identity: dict[str, Any] | None = None,
-                variant: OnnxVariant = "plain", source: Path | None = None) -> Path:
-    """Export the Detoxify model to ONNX at ``path`` (dynamic batch and sequence length).
-
-    ``variant="int8"`` quantises ``source`` (a first-token export) instead of exporting. The
-    ``.onnx.json`` beside it records ``identity`` (what it was made from) and the variant.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if variant == "int8":
-        if source is None:
-            raise ValueError("the int8 variant is made from a first-token export: pass source=")
-        quantize_onnx(source, path)
-    elif variant == "first-token":
-        _export_first_token(detox, path)
-    else:
-        _export_dynamo(detox, path)
-    _onnx_sidecar(path).write_text(json.dumps({**(identity or {}), "export": variant}, indent=1))
-    return path
+def release_memory() -> None:
+    gc.collect()
+    # glibc keeps freed arenas otherwise, and RSS would still count the torch weights
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def quantize_onnx(source: Path, target: Path) -> Path:
-    """Dynamic int8 quantisation (int8 weights, uint8 activations scaled per call) of ``source``."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
-                     # tensors whose type the quantiser cannot infer are fp32
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-    return target
+def variant_path(path: Path, variant: OnnxVariant) -> Path:
+    """The first-token export lives at the configured ``onnx_path``; the others beside it."""
+    if variant == "first-token":
+        return path
+    return path.with_name(f"{path.stem}.{variant}{path.suffix}")
 
 
-def _export_sample(detox: Any) -> tuple[Any, list[str]]:
-    tokenizer = detox.tokenizer
-    sample = tokenizer(["an example sentence for export", "a second, somewhat longer example "
-                        "sentence so the two lengths differ"], return_tensors="pt", padding=True,
-                       truncation=True)
-    return sample, [n for n in tokenizer.model_input_names if n in sample]
+@dataclass(frozen=True, slots=True)
+class DetoxifyFiles:
+    """Where the configured Detoxify model's files are (they may not exist)."""
+
+    model: str
+    folder: Path
+    checkpoint: Path
+    hf_dir: Path | None
+    onnx_base: Path  # the first-token export; the other variants beside it
+    configured: bool  # named in the config (else: the model store)
+
+    def problem(self) -> str | None:
+        """What is missing, or None when the weights and tokenizer files are there."""
+        if not self.checkpoint.is_file():
+            if self.configured:
+                return f"checkpoint {self.checkpoint} does not exist"
+            return (f"Detoxify {self.model!r} is not on this machine (nothing in {self.folder}; "
+                    "nothing is downloaded at run time)")
+        if self.hf_dir is None:
+            return (f"checkpoint {self.checkpoint} is set but huggingface_config_path is not: "
+                    "offline loading needs the folder with the transformer config.json and "
+                    "tokenizer files")
+        return _hf_folder_problem(self.hf_dir)
 
 
-def _export_dynamo(detox: Any, path: Path) -> None:
-    import torch
-
-    model = detox.model.eval()
-    sample, names = _export_sample(detox)
-    batch = torch.export.Dim("batch", min=1, max=4096)
-    seq = torch.export.Dim("sequence", min=1, max=int(detox.tokenizer.model_max_length))
-    # the exporter warns about its own internals (axis renaming, deprecated helpers): not ours
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(
-            model, (), kwargs={n: sample[n] for n in names}, input_names=names,
-            output_names=["logits"], dynamic_shapes={n: {0: batch, 1: seq} for n in names},
-            dynamo=True, verbose=False,
-        )
-    if program is None:  # pragma: no cover - dynamo export always returns a program
-        raise RuntimeError("torch.onnx.export returned nothing")
-    program.save(str(path))
-
-
-def _first_token_attention(attention: Any, query_states: Any, hidden: Any,
-                           attention_mask: Any) -> Any:
-    """Self-attention of the first token over every token, as transformers' eager attention."""
-    import torch
-
-    batch, length, _ = hidden.shape
-    heads, size = attention.num_attention_heads, attention.attention_head_size
-    query = attention.query(query_states).view(batch, 1, heads, size).transpose(1, 2)
-    key = attention.key(hidden).view(batch, length, heads, size).transpose(1, 2)
-    value = attention.value(hidden).view(batch, length, heads, size).transpose(1, 2)
-    weights = torch.matmul(query, key.transpose(2, 3)) * attention.scaling
-    if attention_mask is not None:
-        mask = attention_mask[:, :, :1, :]
-        if mask.dtype == torch.bool:  # sdpa's form: True where a token may be attended to
-            weights = weights.masked_fill(~mask, torch.finfo(weights.dtype).min)
-        else:  # eager's form (what the export traces): added to the scores
-            weights = weights + mask
-    weights = torch.nn.functional.softmax(weights, dim=-1)
-    return torch.matmul(weights, value).transpose(1, 2).reshape(batch, 1, heads * size)
-
-
-def _first_token_layer(layer: Any) -> Any:
-    """``layer`` (the model's last encoder layer) computing only the first token's output.
-
-    Every Detoxify head (the BERT and ALBERT poolers, the RoBERTa/XLM-R classification head)
-    reads only the first token of the last layer's output. That token's output needs the keys
-    and values of every token but the query, the attention output, the feed-forward and the
-    LayerNorms of the first token only, so this module computes just those, with the layer's own
-    weights, and returns a sequence of length 1: the same numbers as the full layer for that
-    token, for about a sixth of the layer's work.
-    """
-    import torch
-
-    class FirstTokenLayer(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.layer = layer
-
-        def forward(self, hidden: Any, attention_mask: Any = None, *args: Any,
-                    **kwargs: Any) -> Any:
-            first = hidden[:, :1]
-            if hasattr(layer, "full_layer_layer_norm"):  # ALBERT
-                attention = layer.attention
-                context = _first_token_attention(attention, first, hidden, attention_mask)
-                attended = attention.LayerNorm(first + attention.dense(context))
-                return layer.full_layer_layer_norm(layer.ff_chunk(attended) + attended)
-            # BERT, RoBERTa, XLM-R
-            context = _first_token_attention(layer.attention.self, first, hidden, attention_mask)
-            attended = layer.attention.output(context, first)
-            return layer.feed_forward_chunk(attended)
-
-    return FirstTokenLayer()
-
-
-@contextlib.contextmanager
-def _last_layer_on_first_token(model: Any) -> Any:
-    """Within the block, ``model``'s last encoder layer computes the first token only."""
-    base = getattr(model, model.base_model_prefix)
-    encoder = base.encoder
-    if hasattr(encoder, "layer"):  # BERT, RoBERTa, XLM-R
-        last = encoder.layer[-1]
-        encoder.layer[-1] = _first_token_layer(last)
-        try:
-            yield
-        finally:
-            encoder.layer[-1] = last
-        return
-    # ALBERT: groups of shared layers, each group called for several consecutive layers; the last
-    # group's last layer runs on the first token in its last call only
-    import torch
-
-    config = model.config
-    groups = encoder.albert_layer_groups
-    group = groups[-1]
-    calls = int(config.num_hidden_layers // config.num_hidden_groups)
-
-    class LastCall(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.group, self.count = group, 0
-
-        def forward(self, hidden: Any, attention_mask: Any = None, **kwargs: Any) -> Any:
-            self.count += 1
-            if self.count < calls:
-                return self.group(hidden, attention_mask, **kwargs)
-            self.count = 0
-            layers = list(self.group.albert_layers)
-            for albert_layer in layers[:-1]:
-                hidden = albert_layer(hidden, attention_mask, **kwargs)
-            return _first_token_layer(layers[-1])(hidden, attention_mask)
-
-    if config.num_hidden_layers % config.num_hidden_groups:
-        raise ValueError("ALBERT layers not evenly split into groups")
-    groups[-1] = LastCall()
-    try:
-        yield
-    finally:
-        groups[-1] = group
-
-
-def _export_first_token(detox: Any, path: Path) -> None:
-    """Traced export with eager attention and the last layer on the first token only.
-
-    The model is traced (``torch.onnx.export(..., dynamo=False)``) with transformers' eager
-    attention, inside ``_last_layer_on_first_token``: the last encoder layer computes only the
-    first token's output, which is all the classification head reads (the keys and values still
-    come from every token), so about 7 % of a 12-layer model's work is skipped with the same
-    result. onnxruntime's own graph optimisations apply when the session loads it. Inputs are
-    passed by name: ``forward``'s positional order is not the tokenizer's. The torch model's
-    attention implementation and layers are restored afterwards, so the torch reference in the
-    parity check is untouched.
-    """
-    import torch
-
-    model = detox.model.eval()
-    sample, names = _export_sample(detox)
-
-    class ByName(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, *inputs: Any) -> Any:
-            return self.model(**dict(zip(names, inputs, strict=True))).logits
-
-    before = getattr(model.config, "_attn_implementation", None)
-    try:
-        model.set_attn_implementation("eager")
-        with torch.no_grad(), warnings.catch_warnings(), _last_layer_on_first_token(model):
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                ByName().eval(), tuple(sample[n] for n in names), str(path), input_names=names,
-                output_names=["logits"], opset_version=17, dynamo=False,
-                dynamic_axes={**{n: {0: "batch", 1: "sequence"} for n in names},
-                              "logits": {0: "batch"}},
-            )
-    finally:
-        if before is not None:
-            model.set_attn_implementation(before)
-        _release_memory()  # the tracer's copies of the weights
-
-
-def _default_onnx_path(settings: ToxicitySettings, base: Path) -> Path:
-    if settings.onnx_path:
-        return _resolve(settings.onnx_path, base)
+def detoxify_files(settings: ToxicitySettings, base: Path) -> DetoxifyFiles:
+    """The checkpoint named in ``[classifiers.toxicity]``, or the model store's copy."""
+    onnx = _resolve(settings.onnx_path, base) if settings.onnx_path else None
     if settings.checkpoint:
         ckpt = _resolve(settings.checkpoint, base)
-        return ckpt.with_name(ckpt.stem + ".onnx")
-    import torch
+        hf = (_resolve(settings.huggingface_config_path, base)
+              if settings.huggingface_config_path else None)
+        return DetoxifyFiles(settings.model, ckpt.parent, ckpt, hf,
+                             onnx or ckpt.with_name(ckpt.stem + ".onnx"), True)
+    folder = store_dir() / "detoxify" / settings.model
+    name = f"detoxify-{settings.model}"
+    return DetoxifyFiles(settings.model, folder, folder / f"{name}.ckpt", folder / f"{name}-hf",
+                         onnx or folder / f"{name}.onnx", False)
 
-    return Path(torch.hub.get_dir()) / "checkpoints" / f"detoxify-{settings.model}.onnx"
+
+@dataclass(frozen=True, slots=True)
+class _OnnxChoice:
+    variant: OnnxVariant
+    path: Path
+    record: ExportRecord
+    parity: ParityResult
+
+
+def _onnx_choice(files: DetoxifyFiles, pack: ToxicityPack) -> tuple[_OnnxChoice | None,
+                                                                    list[str]]:
+    """The fastest export made from this checkpoint whose recorded parity check with this ONNX
+    Runtime is within the pack's tolerance, and notes on the others. Reads files only."""
+    notes: list[str] = []
+    runtime = runtime_version()
+    if runtime is None:
+        return None, ["onnxruntime is not installed (install governance-bot[ml])"]
+    identity = None
+    found = False
+    for variant in ONNX_VARIANTS:
+        path = variant_path(files.onnx_base, variant)
+        record = ExportRecord.read(path)
+        if record is None:
+            continue
+        found = True
+        if identity is None:
+            identity = file_identity(files.checkpoint, record.data.get("source"))
+        if not record.made_from(identity):
+            notes.append(f"{path} ({variant}) was made from another checkpoint")
+            continue
+        entry = record.parity(runtime)
+        if entry is None:
+            notes.append(f"{path} ({variant}) " + (
+                "has changed since it was checked" if not record.unchanged()
+                else f"has not been checked with onnxruntime {runtime}"))
+            continue
+        result = ParityResult(float(entry["max_abs_diff"]) <= pack.onnx.parity_tolerance,
+                              float(entry["max_abs_diff"]), pack.onnx.parity_tolerance,
+                              int(entry.get("texts") or 0))
+        if not result.ok:
+            advice = ("quantisation moves these weights' scores too far" if variant == "int8"
+                      else "delete it and run `" + FETCH_STEP + "` to export it again")
+            notes.append(f"{path} ({variant}) failed the parity check against torch "
+                         f"({result.describe()}); {advice}")
+            continue
+        return _OnnxChoice(variant, path, record, result), notes
+    if not found:
+        notes.append(f"no ONNX export beside {files.checkpoint}")
+    return None, notes
+
+
+def _onnx_backend(choice: _OnnxChoice, files: DetoxifyFiles, settings: ToxicitySettings
+                  ) -> OnnxBackend:
+    """The export the record vouches for, with the tokenizer Detoxify uses for it (its class
+    and length as recorded when it was made): no torch is imported."""
+    _offline()
+    import transformers
+
+    data = choice.record.data
+    assert files.hf_dir is not None
+    tokenizer = getattr(transformers, str(data["tokenizer"])).from_pretrained(
+        str(files.hf_dir), local_files_only=True)
+    tokenizer.model_max_length = int(data["max_length"])
+    return OnnxBackend.from_file(choice.path, tokenizer, list(data["class_names"]),
+                                 settings.batch_size, settings.model, settings.threads,
+                                 variant=VARIANT_NAMES[choice.variant],
+                                 parallel_batches=settings.parallel_batches)
 
 
 def _resolve(path: Path, base: Path) -> Path:
@@ -830,153 +662,65 @@ class BackendStatus:
 _LAST_STATUS: dict[str, BackendStatus] = {}
 
 
+def _fallback(settings: ToxicitySettings, reason: str) -> tuple[ScoringBackend, BackendStatus]:
+    if not settings.allow_fallback:
+        raise ToxicityModelUnavailable(f"{reason}. {_WHAT_TO_DO}")
+    log.warning("%s; using the fallback profanity model (allow_fallback = true). Run `%s` to "
+                "get the model", reason, FETCH_STEP)
+    status = BackendStatus(
+        ok=False, backend=ProfanityFallbackBackend.name, fallback=True,
+        message=f"{reason}. Using the shipped fallback alt-profanity-check (profanity only); "
+                f"its findings are marked as from the fallback. {_WHAT_TO_DO}",
+    )
+    return ProfanityFallbackBackend(reason=reason), status
+
+
 def build_backend(settings: ToxicitySettings, pack: ToxicityPack,
                   base_dir: Path | None = None) -> tuple[ScoringBackend, BackendStatus]:
-    """Load the configured backend, falling back as the configuration allows.
+    """Load the configured backend from local files, falling back as the configuration allows.
 
-    Raises ``ToxicityModelUnavailable`` (with what to do) when no Detoxify weights load and the
-    fallback is not allowed.
+    The fastest ONNX export whose recorded parity check passed (for this checkpoint and this
+    ONNX Runtime) is used without loading torch; without one, Detoxify runs on torch and the
+    log says to run ``governance-bot models fetch``. Nothing is exported, checked or downloaded
+    here. Raises ``ToxicityModelUnavailable`` (with what to do) when no Detoxify weights are
+    there and the fallback is not allowed.
     """
     base = base_dir or Path.cwd()
-    checkpoint = _resolve(settings.checkpoint, base) if settings.checkpoint else None
-    hf_dir = (_resolve(settings.huggingface_config_path, base)
-              if settings.huggingface_config_path else None)
+    files = detoxify_files(settings, base)
+    problem = files.problem()
+    if problem:
+        return _fallback(settings, f"Detoxify weights could not be loaded: {problem}")
+    notes: list[str] = []
+    if settings.backend != "torch":
+        choice, notes = _onnx_choice(files, pack)
+        if choice is not None:
+            try:
+                onnx_backend = _onnx_backend(choice, files, settings)
+            except Exception as exc:  # a damaged export or tokenizer folder: torch still works
+                notes.append(f"{choice.path} cannot be loaded ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''})")
+            else:
+                skipped = f"; faster variants not used: {'; '.join(notes)}" if notes else ""
+                return onnx_backend, BackendStatus(
+                    True, onnx_backend.name, f"{onnx_backend.name} loaded; parity with torch "
+                    f"(checked when exported): {choice.parity.describe()}{skipped}",
+                    parity=choice.parity, notes=notes)
     if settings.threads:
         import torch
 
         torch.set_num_threads(settings.threads)
     try:
-        detox = load_detoxify(settings.model, checkpoint, hf_dir, settings.device)
+        detox = load_detoxify(settings.model, files.checkpoint, files.hf_dir, settings.device)
     except ToxicityModelUnavailable as exc:
-        reason = f"Detoxify weights could not be loaded: {exc}"
-        if not settings.allow_fallback:
-            raise ToxicityModelUnavailable(
-                f"{reason}. {_WHAT_TO_DO.format(model=settings.model)}"
-            ) from None
-        log.warning("%s; using the fallback profanity model (allow_fallback = true)", reason)
-        status = BackendStatus(
-            ok=False, backend=ProfanityFallbackBackend.name, fallback=True,
-            message=f"{reason}. Using the shipped fallback alt-profanity-check (profanity only); "
-                    f"its findings are marked as from the fallback. "
-                    f"{_WHAT_TO_DO.format(model=settings.model)}",
-        )
-        return ProfanityFallbackBackend(reason=reason), status
-
+        return _fallback(settings, f"Detoxify weights could not be loaded: {exc}")
     torch_backend = DetoxifyBackend(detox, settings.batch_size, settings.model)
     if settings.backend == "torch":
         return torch_backend, BackendStatus(True, torch_backend.name,
                                             f"{torch_backend.name} loaded (backend = torch)")
-    notes: list[str] = []
-    onnx_backend, parity = _try_onnx(settings, pack, detox, torch_backend, checkpoint, base, notes)
-    if onnx_backend is not None and parity is not None:
-        # the torch model is no longer needed: let it go, and give the memory back to the OS
-        torch_backend.detox = None
-        del detox
-        _release_memory()
-        skipped = f"; faster variants not used: {'; '.join(notes)}" if notes else ""
-        return onnx_backend, BackendStatus(
-            True, onnx_backend.name, f"{onnx_backend.name} loaded; parity with torch: "
-            f"{parity.describe()}{skipped}", parity=parity, notes=notes)
-    message = f"{torch_backend.name} loaded; ONNX fast path not used: {'; '.join(notes)}"
+    message = (f"{torch_backend.name} loaded; ONNX fast path not used: {'; '.join(notes)}. "
+               f"Run `{FETCH_STEP}` to export it and check it once")
     log.warning("toxicity: %s", message)
-    return torch_backend, BackendStatus(True, torch_backend.name, message, parity=parity,
-                                        notes=notes)
-
-
-def _release_memory() -> None:
-    gc.collect()
-    # glibc keeps freed arenas otherwise, and RSS would still count the torch weights
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-def _variant_path(path: Path, variant: OnnxVariant) -> Path:
-    """The first-token export lives at the configured ``onnx_path``; the others beside it."""
-    if variant == "first-token":
-        return path
-    return path.with_name(f"{path.stem}.{variant}{path.suffix}")
-
-
-def _try_onnx(settings: ToxicitySettings, pack: ToxicityPack, detox: Any,
-              torch_backend: DetoxifyBackend, checkpoint: Path | None, base: Path,
-              notes: list[str]) -> tuple[OnnxBackend | None, ParityResult | None]:
-    """The fastest ONNX variant that passes the parity check, or (None, last parity result).
-
-    Each variant in ``ONNX_VARIANTS`` order is exported once (kept beside the checkpoint, made
-    again when the checkpoint changes), loaded, and checked against torch on the pack's check
-    texts; the first within the tolerance is used. One that fails is named in ``notes``.
-    """
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        notes.append("onnxruntime is not installed (install governance-bot[ml])")
-        return None, None
-    base_path = _default_onnx_path(settings, base)
-    identity = _checkpoint_identity(settings.model, checkpoint)
-    parity: ParityResult | None = None
-    for variant in ONNX_VARIANTS:
-        candidate, result = _try_onnx_variant(settings, pack, detox, torch_backend, identity,
-                                              variant, base_path, notes)
-        parity = result or parity
-        if candidate is not None and result is not None:
-            return candidate, result
-        log.info("toxicity: ONNX variant %r not used: %s", variant, notes[-1])
-    return None, parity
-
-
-def _ensure_export(detox: Any, identity: dict[str, Any], variant: OnnxVariant, base_path: Path,
-                   model: str, notes: list[str]) -> Path | None:
-    """The variant's export, made (again) unless one made from this checkpoint is there."""
-    path = _variant_path(base_path, variant)
-    wanted = {**identity, "export": variant}
-    if path.is_file() and _onnx_sidecar(path).is_file():
-        try:
-            if json.loads(_onnx_sidecar(path).read_text()) == wanted:
-                return path
-        except ValueError:
-            pass
-    source = None
-    if variant == "int8":
-        source = _ensure_export(detox, identity, "first-token", base_path, model, notes)
-        if source is None:
-            return None
-    try:
-        log.info("toxicity: exporting %s to ONNX (%s) at %s (once; takes a minute)",
-                 model, variant, path)
-        export_onnx(detox, path, identity, variant, source)
-    except Exception as exc:
-        notes.append(f"{variant} export to {path} failed ({type(exc).__name__}: "
-                     f"{str(exc).splitlines()[0] if str(exc) else ''})")
-        return None
-    return path
-
-
-def _try_onnx_variant(settings: ToxicitySettings, pack: ToxicityPack, detox: Any,
-                      torch_backend: DetoxifyBackend, identity: dict[str, Any],
-                      variant: OnnxVariant, base_path: Path,
-                      notes: list[str]) -> tuple[OnnxBackend | None, ParityResult | None]:
-    path = _ensure_export(detox, identity, variant, base_path, settings.model, notes)
-    if path is None:
-        return None, None
-    try:
-        candidate = OnnxBackend.from_file(path, detox.tokenizer, torch_backend.class_names,
-                                          settings.batch_size, settings.model, settings.threads,
-                                          variant=_VARIANT_NAMES[variant],
-                                          parallel_batches=settings.parallel_batches)
-    except Exception as exc:
-        notes.append(f"{path} cannot be loaded by onnxruntime ({type(exc).__name__})")
-        return None, None
-    parity = parity_check(torch_backend, candidate, pack.onnx.check_texts,
-                          pack.onnx.parity_tolerance)
-    if not parity.ok:
-        advice = ("quantisation moves these weights' scores too far" if variant == "int8"
-                  else "delete it to have it exported again")
-        notes.append(f"{path} ({variant}) failed the parity check against torch "
-                     f"({parity.describe()}); {advice}")
-        del candidate
-        _release_memory()
-        return None, parity
-    return candidate, parity
+    return torch_backend, BackendStatus(True, torch_backend.name, message, notes=notes)
 
 
 # ----------------------------------------------------------------------------------- detector
@@ -995,25 +739,76 @@ class ToxicityDetector(DetectorBase):
     batch_safe = True  # scores each item alone: a whole batch at once
 
     def __init__(self, backend: ScoringBackend | None, pack: ToxicityPack,
-                 status: BackendStatus | None = None, model_type: str = "original"):
-        self.backend = backend
+                 status: BackendStatus | None = None, model_type: str = "original", *,
+                 loader: Callable[[], tuple[ScoringBackend, BackendStatus]] | None = None,
+                 preflight: str | None = None):
+        self._backend = backend
+        self._loader = loader  # the model is loaded by this when the first text needs it
+        self._lock = threading.Lock()
         self.pack = pack
         self.status = status or BackendStatus(backend is not None, getattr(backend, "name", ""),
                                               "")
         self.model_type = model_type
+        self.unavailable: str | None = None  # why the rule is off, when it is found at first use
+        self._preflight = preflight
 
     @classmethod
     def from_pack(cls, pack: dict[str, Any], config: Config) -> ToxicityDetector:
+        """The detector, with its model loaded on first use. What is on disk is checked now
+        (files and records, nothing loaded): with no weights and no fallback allowed the rule is
+        off from the start, saying what to do; with the fallback allowed, the start-up log says
+        it will be used and how to get the model."""
         parsed = ToxicityPack.from_dict(pack)
         settings = config.classifiers.toxicity
         if not settings.enabled:
             status = BackendStatus(True, "", "toxicity classifier disabled in the configuration")
             _LAST_STATUS["toxicity"] = status
             return cls(None, parsed, status, settings.model)
-        backend, status = build_backend(settings, parsed, config.base_dir)
-        _LAST_STATUS["toxicity"] = status
-        log.info("toxicity: %s", status.message)
-        return cls(backend, parsed, status, settings.model)
+        files = detoxify_files(settings, config.base_dir)
+        problem = files.problem()
+        preflight = None
+        if problem:
+            reason = f"Detoxify weights could not be loaded: {problem}"
+            if not settings.allow_fallback:
+                raise ToxicityModelUnavailable(f"{reason}. {_WHAT_TO_DO}")
+            preflight = (f"{reason}; the fallback profanity model will be used (allow_fallback "
+                         f"= true). Run `{FETCH_STEP}` to get the model")
+        base = config.base_dir
+        return cls(None, parsed, BackendStatus(True, "", "not loaded yet (loads on first use)"),
+                   settings.model, loader=lambda: build_backend(settings, parsed, base),
+                   preflight=preflight)
+
+    def preflight(self) -> str | None:
+        """What start-up should say about the model without loading it (None: nothing)."""
+        return self._preflight
+
+    @property
+    def backend(self) -> ScoringBackend | None:
+        """The scoring backend, loaded on first use (None: disabled, or it could not load)."""
+        if self._loader is not None:
+            self._load()
+        return self._backend
+
+    @backend.setter
+    def backend(self, value: ScoringBackend | None) -> None:
+        self._backend, self._loader = value, None
+
+    def _load(self) -> None:
+        with self._lock:
+            loader, self._loader = self._loader, None
+            if loader is None:
+                return
+            try:
+                self._backend, self.status = loader()
+            except ToxicityModelUnavailable as exc:
+                # said once; the other rules keep running (a missing model must not switch off
+                # every other safeguard)
+                self._backend, self.unavailable = None, str(exc)
+                self.status = BackendStatus(False, "", str(exc))
+                log.error("detection rule toxicity is OFF: %s", exc)
+            else:
+                log.info("toxicity: %s", self.status.message)
+            _LAST_STATUS["toxicity"] = self.status
 
     def category_scorer(self) -> Callable[[Sequence[str]], list[dict[str, float]]] | None:
         """texts -> {category: score} (the highest score of the labels the pack maps to each
@@ -1133,131 +928,46 @@ class ToxicityDetector(DetectorBase):
 def toxicity_status(config: Config, load: bool = False) -> tuple[bool, str]:
     """(ok, one line) about the toxicity classifier, for ``doctor`` and the weekly report.
 
-    Reports what the running detector loaded if one was built in this process; otherwise checks
-    the configured files, and with ``load=True`` actually loads the model (slow: seconds).
+    Reports what the running detector loaded if it has loaded in this process; otherwise what
+    is on disk (the weights, the ONNX exports and their recorded parity checks), without
+    loading anything. ``load=True`` loads the model (``doctor --deep``; seconds).
     """
     settings = config.classifiers.toxicity
     if "toxicity" in config.detection.disabled_rules or not settings.enabled:
         return True, "toxicity classifier: disabled in the configuration"
     built = _LAST_STATUS.get("toxicity")
-    if built is not None and not load:
+    if built is not None and built.backend and not load:
         return built.ok, f"toxicity classifier: {built.message}"
-    if load:
-        from rules.packs import load_pack
+    from rules.packs import load_pack
 
-        pack = ToxicityPack.from_dict(load_pack("toxicity", config.detection.packs_dir and
-                                                config.resolve_path(config.detection.packs_dir)))
+    pack = ToxicityPack.from_dict(load_pack("toxicity", config.detection.packs_dir and
+                                            config.resolve_path(config.detection.packs_dir)))
+    if load:
         try:
             _, status = build_backend(settings, pack, config.base_dir)
         except ToxicityModelUnavailable as exc:
             return False, f"toxicity classifier: {exc}"
         return status.ok, f"toxicity classifier: {status.message}"
-    base = config.base_dir
-    what_to_do = _WHAT_TO_DO.format(model=settings.model)
-    if settings.checkpoint:
-        ckpt = _resolve(settings.checkpoint, base)
-        if not ckpt.is_file():
-            return False, f"toxicity classifier: checkpoint {ckpt} does not exist. {what_to_do}"
-        if not settings.huggingface_config_path:
-            return False, ("toxicity classifier: checkpoint set but huggingface_config_path "
-                           f"is not. {what_to_do}")
-        problem = _hf_folder_problem(_resolve(settings.huggingface_config_path, base))
-        if problem:
-            return False, f"toxicity classifier: {problem}. {what_to_do}"
-        return True, (f"toxicity classifier: Detoxify {settings.model} from {ckpt} (offline), "
-                      f"backend {settings.backend}")
-    import torch
-    from detoxify.detoxify import MODEL_URLS
-
-    cached = (Path(torch.hub.get_dir()) / "checkpoints" /
-              MODEL_URLS[settings.model].rsplit("/", 1)[-1])
-    if cached.is_file():
-        return True, f"toxicity classifier: Detoxify {settings.model} cached at {cached}"
-    fallback = " (allow_fallback = true: the profanity fallback would be used)" if (
-        settings.allow_fallback) else ""
-    return False, (f"toxicity classifier: Detoxify {settings.model} is not on this machine and "
-                   f"will be downloaded from GitHub at start-up, which fails without internet"
-                   f"{fallback}. {what_to_do}")
+    files = detoxify_files(settings, config.base_dir)
+    problem = files.problem()
+    if problem:
+        fallback = (" (allow_fallback = true: the profanity fallback is used meanwhile)"
+                    if settings.allow_fallback else "")
+        return False, f"toxicity classifier: {problem}{fallback}. {_WHAT_TO_DO}"
+    where = f"Detoxify {settings.model} from {files.checkpoint} (offline)"
+    if settings.backend == "torch":
+        return True, f"toxicity classifier: {where}, backend torch"
+    choice, notes = _onnx_choice(files, pack)
+    if choice is None:
+        return True, (f"toxicity classifier: {where} on torch (slower start): the ONNX fast path "
+                      f"is not ready: {'; '.join(notes)}. Run `{FETCH_STEP}` to export it and "
+                      "check it once")
+    return True, (f"toxicity classifier: {where}, {VARIANT_NAMES[choice.variant]} export "
+                  f"{choice.path}; parity with torch (checked when exported): "
+                  f"{choice.parity.describe()}")
 
 
-# ------------------------------------------------------------------------ offline bundles
+if __name__ == "__main__":  # pragma: no cover - the tools moved to rules/toxicity_export.py
+    from rules.toxicity_export import _main
 
-
-def prepare_offline_bundle(out_dir: Path, model_type: str = "original",
-                           checkpoint: Path | None = None,
-                           huggingface_config_path: Path | None = None,
-                           export: bool = False) -> dict[str, Path]:
-    """Write what an air-gapped install needs into ``out_dir``.
-
-    Run on a machine with internet (without ``checkpoint``: Detoxify downloads the release
-    weights and the transformer's config/tokenizer from the hub), or offline to convert an
-    existing Detoxify checkpoint into the tensors-and-config-only form ``load_detoxify`` reads.
-    Returns the paths to put in ``[classifiers.toxicity]``.
-    """
-    import torch
-    from detoxify import Detoxify
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    hf_dir = out_dir / f"detoxify-{model_type}-hf"
-    ckpt_out = out_dir / f"detoxify-{model_type}.ckpt"
-    if checkpoint is None:
-        source = torch.hub.load_state_dict_from_url(
-            __import__("detoxify.detoxify", fromlist=["MODEL_URLS"]).MODEL_URLS[model_type],
-            map_location="cpu", weights_only=False)
-        detox = Detoxify(model_type=model_type, device="cpu")
-    else:
-        # an explicit conversion the operator asked for: the file is trusted here
-        source = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        if huggingface_config_path is None:
-            detox = Detoxify(model_type=model_type, checkpoint=str(checkpoint), device="cpu")
-        else:
-            slim = {"config": source["config"], "state_dict": source["state_dict"]}
-            tmp = out_dir / ".slim.ckpt"
-            torch.save(slim, tmp)
-            try:
-                detox = load_detoxify(model_type, tmp, huggingface_config_path)
-            finally:
-                tmp.unlink(missing_ok=True)
-    hf_dir.mkdir(exist_ok=True)
-    detox.model.config.save_pretrained(hf_dir)
-    detox.tokenizer.save_pretrained(hf_dir)
-    config = json.loads(json.dumps(source["config"], default=str))
-    torch.save({"config": config, "state_dict": detox.model.state_dict()}, ckpt_out)
-    paths = {"checkpoint": ckpt_out, "huggingface_config_path": hf_dir}
-    if export:
-        onnx_path = out_dir / f"detoxify-{model_type}.onnx"
-        # the first-token export and its int8 quantisation, so the server only runs the parity
-        # checks (exporting holds the torch model and the tracer's copy of it)
-        identity = _checkpoint_identity(model_type, ckpt_out)
-        export_onnx(detox, onnx_path, identity, "first-token")
-        export_onnx(detox, _variant_path(onnx_path, "int8"), identity, "int8", source=onnx_path)
-        paths["onnx_path"] = onnx_path
-    return paths
-
-
-def _main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rules.toxicity",
-                                     description="Toxicity classifier tools.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    prep = sub.add_parser("prepare", help="write weights + tokenizer for an air-gapped install")
-    prep.add_argument("--model", default="original",
-                      choices=["original", "original-small", "unbiased", "unbiased-small",
-                               "multilingual"])
-    prep.add_argument("--out", type=Path, required=True)
-    prep.add_argument("--checkpoint", type=Path, help="convert this Detoxify checkpoint")
-    prep.add_argument("--huggingface-config-path", type=Path,
-                      help="local config/tokenizer folder for --checkpoint (offline conversion)")
-    prep.add_argument("--onnx", action="store_true", help="also export the ONNX fast path")
-    args = parser.parse_args(argv)
-    paths = prepare_offline_bundle(args.out, args.model, args.checkpoint,
-                                   args.huggingface_config_path, args.onnx)
-    print("Copy this folder to the air-gapped machine and put in the config:")
-    print("[classifiers.toxicity]")
-    print(f'model = "{args.model}"')
-    for key, path in paths.items():
-        print(f'{key} = "{path}"')
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
     sys.exit(_main())

@@ -23,6 +23,17 @@ EXAMPLES = REPO / "examples"
 MODEL_RULES = ("safeguarding", "images", "toxicity")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def prepared_models() -> None:
+    """The sentence-embedding model's ONNX export made and checked once in the model store, as
+    `governance-bot models fetch` (run by scripts/bootstrap) leaves it; a no-op when it is
+    there. Nothing is downloaded: the weights ship in a package."""
+    from rules import embeddings
+
+    if embeddings.model_dir() is not None and not embeddings.embeddings_status()[0]:
+        embeddings.prepare()
+
+
 @pytest.fixture
 def example_registers() -> RegisterIndex:
     return RegisterIndex(read_toml(EXAMPLES / "registers.toml"))

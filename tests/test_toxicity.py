@@ -26,6 +26,7 @@ from governance_bot.registers import RegisterIndex
 from governance_bot.routing import Router
 from rules.base import DetectionContext
 from rules.engine import DetectionEngine
+from rules.models import ExportRecord, runtime_version
 from rules.packs import load_pack
 from rules.toxicity import (
     DetoxifyBackend,
@@ -38,9 +39,9 @@ from rules.toxicity import (
     load_detoxify,
     parity_check,
     plan_batches,
-    prepare_offline_bundle,
     toxicity_status,
 )
+from rules.toxicity_export import prepare_exports, prepare_offline_bundle
 from tests.toxicity_fixtures import SAMPLE_TEXTS, UNBIASED_CLASSES, build_checkpoint
 
 TEXTS = list(SAMPLE_TEXTS)
@@ -50,16 +51,21 @@ TEXTS = list(SAMPLE_TEXTS)
 
 
 @pytest.fixture(autouse=True)
-def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Model hubs are unreachable: any attempt to connect fails the way it would offline."""
+def no_network(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
+    """Model hubs are unreachable: any attempt to connect fails the way it would offline, and
+    is remembered. The model store is an empty folder of the test's own."""
+    attempts: list[str] = []
 
     def refuse(*args: Any, **kwargs: Any) -> Any:
+        attempts.append(repr(args[:2]))
         raise OSError("network access is disabled in the toxicity tests")
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("GOVERNANCE_BOT_MODEL_CACHE", str(tmp_path / "model-store"))
+    return attempts
 
 
 class NoHistory:
@@ -209,10 +215,17 @@ def test_a_bundle_prepared_with_its_onnx_exports_starts_without_exporting(tiny, 
                                    export=True)
     made = sorted((tmp_path / "bundle").glob("*.onnx"))
     assert [p.name for p in made] == ["detoxify-original.int8.onnx", "detoxify-original.onnx"]
-    before = {p: p.stat().st_mtime_ns for p in made}
+    # each export was checked against torch once, when it was made, and that is recorded
+    for export in made:
+        record = ExportRecord.read(export)
+        assert record is not None and record.parity(runtime_version())
+    before = {p: p.stat().st_mtime_ns for p in [*made, *(p.with_name(p.name + ".json")
+                                                           for p in made)]}
     backend, status = build_backend(ToxicitySettings(**paths), pack)
     assert isinstance(backend, OnnxBackend) and status.parity is not None and status.parity.ok
-    assert {p: p.stat().st_mtime_ns for p in made} == before  # used as shipped
+    assert "checked when exported" in status.message
+    # used as shipped: nothing exported or checked again at start-up
+    assert {p: p.stat().st_mtime_ns for p in before} == before
     assert not (tmp_path / "bundle" / "detoxify-original.plain.onnx").exists()
 
 
@@ -238,17 +251,22 @@ def test_no_weights_and_no_fallback_switches_toxicity_off_saying_what_to_do(tmp_
     assert engine.unavailable["toxicity"] == str(err.value)
     message = str(err.value)
     assert "missing.ckpt does not exist" in message
-    assert "python -m rules.toxicity prepare" in message
+    assert "governance-bot models fetch" in message
     assert "allow_fallback = true" in message
 
 
-def test_no_download_possible_and_no_fallback_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # nothing cached
+def test_without_the_model_on_this_machine_nothing_is_downloaded_and_the_fetch_step_is_named(
+        tmp_path, no_network):
+    """Offline by default: a start with no Detoxify weights in the model store never reaches
+    for GitHub or the hub; the rule is off and the message says how to get the model."""
     config = make_config(tmp_path, model="original-small")
     engine = DetectionEngine.from_config(config, only=["toxicity"])
-    assert "could not be downloaded" in engine.unavailable["toxicity"]
+    why = engine.unavailable["toxicity"]
+    assert "'original-small' is not on this machine" in why
+    assert "governance-bot models fetch" in why
     ok, message = toxicity_status(config)
-    assert not ok and "fails without internet" in message
+    assert not ok and "governance-bot models fetch" in message
+    assert no_network == []  # not even attempted
 
 
 def test_doctor_status_names_a_missing_checkpoint(tmp_path):
@@ -256,7 +274,7 @@ def test_doctor_status_names_a_missing_checkpoint(tmp_path):
     ok, message = toxicity_status(config)
     assert not ok
     assert str(tmp_path / "weights" / "detoxify.ckpt") in message
-    assert "prepare" in message
+    assert "models fetch" in message
 
 
 # -------------------------------------------------------------------------------- fallback
@@ -295,12 +313,16 @@ def test_real_weights_are_never_replaced_by_the_fallback(tiny, tmp_path, ctx):
 
 @pytest.fixture(scope="module")
 def onnx_build(tiny, tmp_path_factory, pack):
+    """The exports made and checked once (what `governance-bot models fetch` does), then the
+    backend a start-up builds from them."""
     from governance_bot.config import ToxicitySettings
 
     checkpoint, hf_dir, _ = tiny
     onnx_path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
     settings = ToxicitySettings(checkpoint=checkpoint, huggingface_config_path=hf_dir,
                                 backend="onnx", onnx_path=onnx_path, batch_size=4)
+    report = prepare_exports(settings, pack)
+    assert report.ok, report.lines
     backend, status = build_backend(settings, pack)
     return settings, backend, status, onnx_path
 
@@ -329,45 +351,75 @@ def test_the_fastest_export_within_the_parity_gate_is_used(onnx_build, tiny, pac
         assert max(abs(a[k] - b[k]) for k in a) <= 1e-3
 
 
-def test_an_existing_export_is_reused_not_exported_again(onnx_build, pack):
+def test_a_start_up_reads_the_recorded_check_and_never_loads_the_torch_model(onnx_build, pack):
+    """The parity check ran when the export was made; a start-up trusts its record (keyed by
+    the checkpoint's hash and this ONNX Runtime) and builds no torch model."""
+    import subprocess
+    import sys
+
+    settings, _, _, _ = onnx_build
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from governance_bot.config import ToxicitySettings\n"
+        "from rules.packs import load_pack\n"
+        "from rules.toxicity import OnnxBackend, ToxicityPack, build_backend\n"
+        f"settings = ToxicitySettings.model_validate_json({settings.model_dump_json()!r})\n"
+        "backend, status = build_backend(settings, ToxicityPack.from_dict(load_pack('toxicity')))\n"
+        "assert isinstance(backend, OnnxBackend), status.message\n"
+        "backend.score(['well done team'])\n"
+        "print(sorted(m for m in ('torch', 'detoxify') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_an_existing_export_is_reused_not_exported_or_checked_again(onnx_build, pack):
     settings, _, _, onnx_path = onnx_build
-    before = onnx_path.stat().st_mtime_ns
+    record = onnx_path.with_name(onnx_path.name + ".json")
+    before = (onnx_path.stat().st_mtime_ns, record.stat().st_mtime_ns)
     backend, status = build_backend(settings, pack)
     assert isinstance(backend, OnnxBackend) and status.parity and status.parity.ok
-    assert onnx_path.stat().st_mtime_ns == before
+    assert (onnx_path.stat().st_mtime_ns, record.stat().st_mtime_ns) == before
 
 
 @pytest.mark.slow  # a second export (about 10 s)
-def test_an_export_of_another_checkpoint_is_made_again(onnx_build, pack, tmp_path):
+def test_an_export_of_another_checkpoint_is_not_used_until_it_is_made_again(
+        onnx_build, pack, tmp_path, caplog):
     settings, _, _, onnx_path = onnx_build
     checkpoint, hf_dir, _ = build_checkpoint(tmp_path / "retrained", seed=11)
     stale = tmp_path / "stale.onnx"
     shutil.copy(onnx_path, stale)
     shutil.copy(onnx_path.with_name(onnx_path.name + ".json"), tmp_path / "stale.onnx.json")
     before = stale.read_bytes()
-    backend, status = build_backend(settings.model_copy(update={
-        "checkpoint": checkpoint, "huggingface_config_path": hf_dir, "onnx_path": stale}), pack)
+    retrained = settings.model_copy(update={
+        "checkpoint": checkpoint, "huggingface_config_path": hf_dir, "onnx_path": stale})
+    with caplog.at_level(logging.WARNING, logger="rules.toxicity"):
+        backend, status = build_backend(retrained, pack)
+    # the export beside it was made from the old weights: torch, saying what to run
+    assert isinstance(backend, DetoxifyBackend)
+    assert "made from another checkpoint" in status.message
+    assert "governance-bot models fetch" in status.message
+    report = prepare_exports(retrained, pack)
+    assert report.ok
+    backend, status = build_backend(retrained, pack)
     assert isinstance(backend, OnnxBackend)
     assert status.parity is not None and status.parity.ok
     assert stale.read_bytes() != before
 
 
-def test_a_quantised_export_outside_the_tolerance_gives_way_to_the_fp32_one(
-        onnx_build, pack, caplog):
+def test_a_quantised_export_outside_the_tolerance_gives_way_to_the_fp32_one(onnx_build, pack):
     settings, _, _, _ = onnx_build
-    # a stricter gate than the tiny int8 model's difference (about 2e-5) but not the fp32 one's
+    # a stricter gate than the tiny int8 model's difference (about 2e-5) but not the fp32 one's:
+    # both were checked when made, so no check runs now
     strict = pack.model_copy(update={"onnx": pack.onnx.model_copy(
         update={"parity_tolerance": 1e-5})})
-    with caplog.at_level(logging.INFO, logger="rules.toxicity"):
-        backend, status = build_backend(settings, strict)
+    backend, status = build_backend(settings, strict)
     assert isinstance(backend, OnnxBackend) and backend.variant == "onnx, first-token"
     assert status.parity is not None and status.parity.ok
     assert status.parity.max_abs_diff <= 1e-5
     assert "(int8) failed the parity check" in status.message
-    messages = [r.getMessage() for r in caplog.records]
-    assert any("ONNX variant 'int8' not used" in m for m in messages)
-    assert any("(onnx, first-token) loaded" in m for m in messages) or (
-        "(onnx, first-token) loaded" in status.message)
 
 
 def corrupt(source: Path, target: Path) -> None:
@@ -394,24 +446,30 @@ def test_a_first_token_export_failing_parity_falls_back_to_the_plain_export_then
     corrupt(onnx_path, bad)
     shutil.copy(onnx_path.with_name(onnx_path.name + ".json"), tmp_path / "tiny.onnx.json")
     bad_settings = settings.model_copy(update={"onnx_path": bad})
-    with caplog.at_level(logging.INFO, logger="rules.toxicity"):
-        backend, status = build_backend(bad_settings, pack)
-    # the first-token variant fails the gate: the plain fp32 export is made, checked and used
+    # a changed export is not trusted: its recorded check was of another file
+    backend, status = build_backend(bad_settings, pack)
+    assert isinstance(backend, DetoxifyBackend)
+    assert "has changed since it was checked" in status.message
+    # checked again (models fetch): the first-token variant fails the gate, so the plain fp32
+    # export is made, checked and used
+    report = prepare_exports(bad_settings, pack)
+    assert report.chosen == "plain", report.lines
+    assert any(line.startswith("first-token:") and "FAILS" in line for line in report.lines)
+    backend, status = build_backend(bad_settings, pack)
     assert isinstance(backend, OnnxBackend) and backend.variant == "onnx"
     assert status.parity is not None and status.parity.ok
     assert "(first-token) failed the parity check" in status.message
-    assert any("ONNX variant 'first-token' not used" in r.getMessage() for r in caplog.records)
     plain = tmp_path / "tiny.plain.onnx"
     assert plain.is_file()
 
     # and when the plain export fails too, torch is used, saying why
     corrupt(plain, plain)
+    report = prepare_exports(bad_settings, pack)
+    assert not report.ok
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="rules.toxicity"):
         backend, status = build_backend(bad_settings, pack)
     assert isinstance(backend, DetoxifyBackend)
-    assert status.parity is not None and not status.parity.ok
-    assert status.parity.max_abs_diff > 1e-3
     assert "(plain) failed the parity check" in status.message
     assert any("ONNX fast path not used" in r.getMessage() for r in caplog.records)
     # the check texts and any message text stay out of the logs
@@ -491,7 +549,8 @@ def test_a_threatening_comment_is_routed_to_the_dsl(tmp_path, pack):
     engine = DetectionEngine.from_config(config, only=["toxicity"])
     ctx = DetectionContext(registers=RegisterIndex.empty(), history=NoHistory())
     item = comment("see you after school")
-    [finding] = Router().apply(engine.detect(item, ctx), item)  # as the pipeline routes
+    # the engine detects; who receives it is the router's business (as the pipeline applies it)
+    [finding] = Router(config.routing.overrides).apply(engine.detect(item, ctx), item)
     assert finding.route is Route.dsl
     assert finding.item_key == "facebook:fb-main:c1"
 
@@ -604,13 +663,22 @@ def test_engine_detect_many_matches_detect_item_by_item(tmp_path, tiny, ctx):
             assert math.isclose(fa.score, fb.score, abs_tol=1e-5)
 
 
-def test_status_after_start_up_reports_the_backend(tmp_path, tiny):
+def test_the_model_loads_when_the_first_text_needs_it_and_status_then_reports_it(
+        tmp_path, tiny, ctx):
     checkpoint, hf_dir, _ = tiny
     config = make_config(tmp_path, checkpoint=str(checkpoint), huggingface_config_path=str(hf_dir),
                          backend="torch")
-    DetectionEngine.from_config(config, only=["toxicity"])
+    engine = DetectionEngine.from_config(config, only=["toxicity"])
+    [detector] = engine.detectors
+    assert isinstance(detector, ToxicityDetector)
+    # built, checked on disk, not loaded: a start with nothing to check never loads it
+    assert detector._backend is None and detector._loader is not None
     ok, message = toxicity_status(config)
-    assert ok and "(torch)" in message
+    assert ok and "backend torch" in message and "(offline)" in message
+    engine.detect(comment("see you after school"), ctx)
+    assert isinstance(detector._backend, DetoxifyBackend)
+    ok, message = toxicity_status(config)
+    assert ok and "(torch) loaded" in message
 
 
 def test_a_disabled_classifier_finds_nothing_and_says_so(tmp_path, ctx):

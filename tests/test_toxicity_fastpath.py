@@ -16,15 +16,10 @@ import pytest
 import torch
 import transformers
 
-from rules.toxicity import (
-    DetoxifyBackend,
-    OnnxBackend,
-    _last_layer_on_first_token,
-    export_onnx,
-    load_detoxify,
-    plan_batches,
-    spread_batches,
-)
+from rules.batching import plan_batches, spread_batches
+from rules.models import FileIdentity
+from rules.toxicity import DetoxifyBackend, OnnxBackend, load_detoxify
+from rules.toxicity_export import _last_layer_on_first_token, export_onnx
 from tests.toxicity_fixtures import ARCHITECTURES, SAMPLE_TEXTS, build_checkpoint
 
 TEXTS = [
@@ -68,7 +63,8 @@ def test_the_last_layer_on_the_first_token_gives_the_full_models_logits(detox):
 
 
 def test_the_first_token_onnx_export_matches_stock_detoxify(detox, tmp_path):
-    path = export_onnx(detox, tmp_path / "model.onnx", {"model_type": "test"}, "first-token")
+    path = export_onnx(detox, tmp_path / "model.onnx", FileIdentity(1, 1, "f" * 64),
+                       "first-token")
     onnx_backend = OnnxBackend.from_file(path, detox.tokenizer, detox.class_names, batch_size=3)
     stock = DetoxifyBackend(detox, batch_size=4)
     assert largest_difference(stock.score(TEXTS), onnx_backend.score(TEXTS)) <= 1e-6
@@ -103,7 +99,7 @@ def bert_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
     folder = tmp_path_factory.mktemp("bert")
     checkpoint, hf_dir, _ = build_checkpoint(folder)
     detox = load_detoxify("original", checkpoint, hf_dir)
-    return detox, export_onnx(detox, folder / "model.onnx", {}, "first-token")
+    return detox, export_onnx(detox, folder / "model.onnx", None, "first-token")
 
 
 def test_batches_run_side_by_side_give_the_same_scores_in_the_same_order(bert_export):

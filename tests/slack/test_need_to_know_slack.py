@@ -146,6 +146,7 @@ def test_a_malformed_signed_payload_gets_200_and_no_traceback(
         world: SlackWorld, body: str, caplog: pytest.LogCaptureFixture) -> None:
     world.ingest(post("x1", "Jayden Price at the fair"))
     caplog.set_level(logging.DEBUG)
+    caplog.clear()
     resp = world.http.post("/slack/events", content=body, headers={
         "Content-Type": "application/x-www-form-urlencoded", **sign(body)})
     assert resp.status_code == 200
@@ -207,3 +208,19 @@ def test_managers_see_each_tagged_learners_photo_consent_and_can_pre_approve_the
     # a tutor cannot pre-approve
     world.send({**click, "user": {"id": "U0DMENSAH"}})
     world.wait(lambda: len(world.audit("slack.refused")) == 1)
+
+
+def test_app_home_names_a_flag_by_what_the_viewer_may_see_of_it(world: SlackWorld) -> None:
+    from tests.slack.helpers import event
+
+    world.ingest(post("ah1", "Jayden Price says nobody would miss me", kind="comment"))
+    flag_id = world.flag_id("ah1")
+    for user in (FB_MANAGER_1, DEPUTY_1):
+        world.send_raw(event({"type": "app_home_opened", "user": user, "tab": "home"}),
+                       "application/json")
+    world.fake.wait_for("views.publish", 2)
+    homes = {c.params["user_id"]: json.dumps(c.params["view"], ensure_ascii=False)
+             for c in world.fake.calls("views.publish")}
+    assert f"#{flag_id}* learner personal details · severity 3" in homes[FB_MANAGER_1]
+    assert "safeguarding" not in homes[FB_MANAGER_1]
+    assert f"#{flag_id}* safeguarding concern · severity 5" in homes[DEPUTY_1]
