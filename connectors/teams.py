@@ -622,9 +622,15 @@ class TeamsConnector(HttpConnector):
                 events.append(event)
                 continue
             # the message is read from Graph on the service's worker, not before answering
-            # (Graph wants the answer within three seconds); the clientState is not kept
-            if note.get("resource"):
-                deferred.append({"resource": str(note["resource"])})
+            # (Graph wants the answer within three seconds); the clientState is not kept. Only
+            # a chat or channel message resource is read: anything else (a full URL to another
+            # host above all, which would carry the Graph token there) is refused
+            resource = note.get("resource")
+            if isinstance(resource, str) and _MESSAGE_RESOURCE.fullmatch(resource):
+                deferred.append({"resource": resource})
+            elif resource is not None:
+                log.warning("%s: a change notification for a resource that is not a chat or "
+                            "channel message was skipped", self.name)
         # the same notification body delivered again is acknowledged, not reprocessed
         digest = hashlib.sha256(request.body).hexdigest()
         return WebhookResponse(status=202, body=b"", items=items, replay_key=digest,
@@ -652,6 +658,10 @@ class TeamsConnector(HttpConnector):
         resource = str(note.get("resource") or "")
         if not resource:
             return
+        if not _MESSAGE_RESOURCE.fullmatch(resource):  # a delivery stored before the check
+            problems.append(f"{self.name}: a notified resource that is not a chat or channel "
+                            "message was not read")
+            return
         channel = _channel_of(resource)
         # a deleted message is still returned, with deletedDateTime set
         message = self.graph(resource).json()
@@ -663,6 +673,12 @@ class TeamsConnector(HttpConnector):
 def _dig_str(body: Any, key: str) -> str | None:
     value = body.get(key) if isinstance(body, dict) else None
     return str(value) if value else None
+
+
+# chats('C')/messages('M'), teams('T')/channels('C')/messages('M') and a reply under one
+_MESSAGE_RESOURCE = re.compile(
+    r"/?(chats\('[^'/?#]+'\)|teams\('[^'/?#]+'\)/channels\('[^'/?#]+'\))"
+    r"/messages\('[^'/?#]+'\)(/replies\('[^'/?#]+'\))?")
 
 
 def _channel_of(resource: str) -> str | None:

@@ -940,8 +940,9 @@ def slack_test(
 def auditlog_verify(
     config_path: ConfigOpt = Path("config.toml"),
     anchors: Annotated[list[Path] | None, typer.Option(
-        "--anchors", help="Anchor file(s) to check against (default: [audit_log] anchor_file; "
-        "give a copy kept elsewhere, e.g. from a backup or the syslog server).")] = None,
+        "--anchors", metavar="FILE", help="Anchor file(s) to check against (default: "
+        "[audit_log] anchor_file; give a copy kept elsewhere, e.g. from a backup or the syslog "
+        "server).")] = None,
 ) -> None:
     """Check the audit log: every link and seal of the chain, the head against the anchors
     written outside the database, and that every flag, decision and notification has its audit

@@ -408,3 +408,36 @@ def test_every_route_refuses_a_body_over_the_limit_before_reading_it(chunked: bo
     small = client.post("/slack/events", content=b"x" * 100)
     assert big.status_code == 413 and small.status_code == 200
     assert read == [100]  # the big body never reached the route
+
+
+def test_a_teams_notification_naming_another_host_never_sends_the_token_there() -> None:
+    """Someone who learnt the clientState could name any URL as the ``resource``: the service
+    reads only chat and channel message resources, on Graph, so the token never leaves."""
+    from connectors.base import WebhookRequest
+    from connectors.teams import TeamsConnector, TeamsSettings
+    from tests.msgraph_fixtures import CLIENT_ID, CLIENT_STATE, SECRET, TENANT, TUTOR_AAD
+
+    with SilentServer() as elsewhere:
+        settings = TeamsSettings.model_validate({
+            "name": "teams", "type": "teams", "account": "brookfield-teams",
+            "tenant_id": TENANT, "client_id": CLIENT_ID, "client_secret": SECRET,
+            "client_state": CLIENT_STATE, "users": [TUTOR_AAD],
+            "base_url": "http://127.0.0.1:9", "login_base_url": "http://127.0.0.1:9"})
+        connector = TeamsConnector(settings)
+        body = json.dumps({"value": [{"clientState": CLIENT_STATE, "changeType": "created",
+                                      "resource": f"{elsewhere.base_url}steal"},
+                                     {"clientState": CLIENT_STATE, "resource": "1"}]}).encode()
+        response = connector.handle_webhook(WebhookRequest(
+            method="POST", path="/webhooks/teams", headers={}, query={}, body=body))
+        # a delivery stored before the check was added is refused again when it is read
+        items, problems = connector.deferred_items([{"resource": f"{elsewhere.base_url}steal"}])
+        connector.close()
+        assert response.status == 202 and response.deferred == []
+        assert items == [] and len(problems) == 1 and "not read" in problems[0]
+        assert elsewhere.connections == 0
+        # a real chat message resource is still taken up
+        valid = json.dumps({"value": [{"clientState": CLIENT_STATE, "changeType": "created",
+                                       "resource": "chats('19:a1@thread.v2')/messages('17')"}]})
+        again = TeamsConnector(settings).handle_webhook(WebhookRequest(
+            method="POST", path="/webhooks/teams", headers={}, query={}, body=valid.encode()))
+        assert again.deferred == [{"resource": "chats('19:a1@thread.v2')/messages('17')"}]
