@@ -323,11 +323,12 @@ def gb_command() -> str:
 
 
 def baseline_tree(commit: str, folder: Path) -> Path:
-    """The baseline's source at ``commit`` (no checkout, no change to the repository)."""
+    """The baseline's source at ``commit`` (no checkout, no change to the repository): its
+    packages and its example organisation (whose config that code reads)."""
     tree = folder / f"baseline-{commit}"
     tree.mkdir(parents=True)
     archive = subprocess.run(["git", "archive", "--format=tar", commit, "governance_bot",
-                              "rules", "connectors"], cwd=REPO, check=True,
+                              "rules", "connectors", "examples"], cwd=REPO, check=True,
                              capture_output=True).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(tree, filter="data")

@@ -78,7 +78,7 @@ def write_items(folder: Path, generated: int) -> dict[str, Path]:
     return out
 
 
-def child(files: dict[str, str], batched: bool) -> dict[str, Any]:
+def child(tree: Path, files: dict[str, str], batched: bool) -> dict[str, Any]:
     """In the child process: CPU per item of detection, split by where it is spent."""
     from connectors.jsonl import LineProblem, read_items
     from governance_bot.classify import Classifier
@@ -101,7 +101,7 @@ def child(files: dict[str, str], batched: bool) -> dict[str, Any]:
 
     if hasattr(rules.safeguarding, "embed"):
         rules.safeguarding.embed = embeddings.embed  # type: ignore[attr-defined]
-    config = load_config(REPO / "examples" / "config.toml")
+    config = load_config(tree / "examples" / "config.toml")  # each version's own example
     out: dict[str, Any] = {}
     for name, path in files.items():
         items = [p for _f, _l, p in read_items(Path(path)) if not isinstance(p, LineProblem)]
@@ -196,6 +196,7 @@ def run(bench: Any, args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     if "--child" in sys.argv:
         at = sys.argv.index("--child")
-        print(json.dumps(child(json.loads(sys.argv[at + 2]), sys.argv[at + 3] == "batched")))
+        print(json.dumps(child(Path(sys.argv[at + 1]), json.loads(sys.argv[at + 2]),
+                               sys.argv[at + 3] == "batched")))
     else:
         raise SystemExit("run it with: .venv/bin/python bench/run.py rules_cost")

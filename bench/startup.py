@@ -53,7 +53,8 @@ def _prepare(work: Path, env: dict[str, str]) -> Path:
     help_text = subprocess.run([gb, "--help"], env=env, capture_output=True, text=True).stdout
     steps = [[gb, "registers", "import", "--config", str(config)]]
     if " models " in help_text:  # the model fetch step, where this version has it
-        steps.insert(0, [gb, "models", "fetch", "--config", str(config)])
+        # what can be prepared here (Detoxify's weights cannot be downloaded on this machine)
+        steps.insert(0, [gb, "models", "fetch", "--offline", "--config", str(config)])
     steps.append([gb, "scan", "--once", "--config", str(config)])
     for step in steps:
         done = subprocess.run(step, env=env, capture_output=True, text=True, cwd=work)

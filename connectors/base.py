@@ -23,7 +23,12 @@ The toolkit:
   platform documents UTC); :func:`describe_error`, the one error describer (never the record's
   content); :func:`parse_records` / :func:`report_skipped`: a skipped record is a problem line
   naming where it came from, never dropped silently;
-* :func:`html_to_text`, the project's one HTML-to-text function, and media helpers;
+* :func:`html_to_text`, the project's one HTML-to-text function, and media helpers
+  (:func:`media_ref`, :func:`thumbnail_ref` for a video's still picture);
+* fetching media: :meth:`Connector.media_request` says how to download one of the connector's
+  pictures (a plain GET by default; the token where the platform needs it) and :func:`download`
+  does it, streamed under a size cap and a time limit, refusing private addresses, foreign
+  redirects for the token and answers that are not pictures (:class:`MediaFetchError` says why);
 * :class:`SocialSettings` and :func:`listing_start`: the recheck window that makes listings
   complete, so deletions are seen.
 """
@@ -32,10 +37,13 @@ from __future__ import annotations
 
 import base64
 import builtins
+import hashlib
+import ipaddress
 import logging
 import mimetypes
 import random
 import re
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -61,11 +69,14 @@ __all__ = [
     "ConnectorError",
     "ConnectorSettings",
     "CursorPaginator",
+    "Downloaded",
     "FatalError",
     "FetchResult",
     "HttpConnector",
     "LinkHeaderPaginator",
     "ListingWindow",
+    "MediaFetchError",
+    "MediaRequest",
     "ModerationAction",
     "ModerationResult",
     "NextUrlPaginator",
@@ -81,10 +92,13 @@ __all__ = [
     "TokenCache",
     "WebhookRequest",
     "WebhookResponse",
+    "check_address",
     "dedupe",
     "describe_error",
+    "download",
     "follow_pages",
     "guess_mime",
+    "host_of",
     "html_to_text",
     "listing_start",
     "media_ref",
@@ -92,6 +106,7 @@ __all__ = [
     "parse_records",
     "parse_time",
     "report_skipped",
+    "thumbnail_ref",
     "unix",
     "utc_now",
 ]
@@ -327,6 +342,21 @@ class Connector:
         return [], [f"{self.name}: {len(deferred)} deferred record(s) this connector cannot "
                     "read"] if deferred else []
 
+    @property
+    def platform(self) -> str:
+        """The ``platform`` of the items this connector makes."""
+        return str(getattr(self.settings, "platform", None) or self.type)
+
+    def media_request(self, media: Media) -> MediaRequest | None:
+        """How to download one of this connector's pictures (the pipeline's media step calls it,
+        off the polling path): by default a plain GET of its URL, as public CDNs serve them;
+        None when there is nothing to fetch. A connector whose files need its token says so
+        here (``MediaRequest.headers``); one that cannot fetch a picture raises
+        :class:`MediaFetchError` saying why."""
+        if not media.url or not media.url.startswith(("https://", "http://")):
+            return None
+        return MediaRequest(media.url)
+
     def close(self) -> None:
         return None
 
@@ -481,10 +511,202 @@ def guess_mime(url: str | None, kind: str | None = None) -> str | None:
 
 def media_ref(url: str | None, kind: str | None = None, mime: str | None = None,
               **extra: Any) -> Media | None:
-    """A reference to a picture or video (downloading is the image checks' job)."""
+    """A reference to a picture or video (the pipeline's media step downloads the pictures)."""
     if not url:
         return None
     return Media(url=url, mime_type=mime or guess_mime(url, kind), **extra)
+
+
+def thumbnail_ref(url: Any, **extra: Any) -> Media | None:
+    """The still picture a platform shows for a video, as a media entry of its own (marked
+    ``thumbnail``), so its text and the people in it are checked like a photo's."""
+    if not isinstance(url, str) or not url:
+        return None
+    guessed = guess_mime(url)
+    mime = guessed if guessed and guessed.startswith("image/") else "image/jpeg"
+    return Media(url=url, mime_type=mime, thumbnail=True, **extra)
+
+
+# --- fetching media ---------------------------------------------------------------------------
+
+
+class MediaFetchError(ConnectorError):
+    """One picture could not be fetched. The message says why in words a person can act on; it
+    never holds the URL's query (signed CDN links and tokens live there). ``retriable``: whether
+    trying again later may work (a timeout, a 5xx, a rate limit) or not (404, not a picture,
+    over the size cap)."""
+
+    def __init__(self, message: str, *, retriable: bool = True):
+        super().__init__(message)
+        self.retriable = retriable
+
+
+@dataclass(frozen=True, slots=True)
+class MediaRequest:
+    """How to download one media file: its URL and the headers that authenticate the request.
+
+    ``headers`` (the platform's token) go only to ``auth_hosts`` (default: the URL's own host),
+    never to another host a redirect leads to, so a link planted in a post cannot collect the
+    token. ``expected_sha256`` is the file's hash where the platform states one (WhatsApp:
+    base64 or hex); a download that does not match it is refused."""
+
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    auth_hosts: frozenset[str] = frozenset()
+    expected_sha256: str | None = None
+
+    def headers_for(self, url: httpx.URL) -> dict[str, str]:
+        hosts = self.auth_hosts or frozenset({httpx.URL(self.url).host})
+        return dict(self.headers) if url.host in hosts and url.scheme == "https" else {}
+
+
+@dataclass(frozen=True, slots=True)
+class Downloaded:
+    content: bytes
+    content_type: str | None
+    host: str
+
+
+# what a server may call a picture it sends: an image type, or a generic binary (object stores)
+_PICTURE_TYPES = ("image/", "application/octet-stream", "binary/octet-stream")
+
+
+def host_of(url: str | None) -> str:
+    """The host of a URL, for messages (never the path or query: they may carry tokens)."""
+    try:
+        return httpx.URL(url or "").host or "no host"
+    except (httpx.InvalidURL, TypeError):
+        return "an unreadable address"
+
+
+# host -> (whether it is on a private or local network, until when that answer is kept): CDN
+# pictures come from a handful of hosts, and one name lookup each few minutes is enough
+_HOST_CHECKS: dict[str, tuple[bool, float]] = {}
+_HOST_CHECK_SECONDS = 300.0
+
+
+def _is_private_host(host: str, port: int) -> bool:
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        known = _HOST_CHECKS.get(host)
+        now = time.monotonic()
+        if known is not None and known[1] > now:
+            return known[0]
+        try:
+            infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+        except (OSError, UnicodeError):
+            return False  # does not resolve: the download fails on its own
+        addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+        private = any(not a.is_global for a in addresses)
+        if len(_HOST_CHECKS) > 4096:
+            _HOST_CHECKS.clear()
+        _HOST_CHECKS[host] = (private, now + _HOST_CHECK_SECONDS)
+        return private
+    return any(not a.is_global for a in addresses)
+
+
+def check_address(url: httpx.URL, allow_private: bool = False) -> None:
+    """Refuse a URL that is not http(s), or whose host is (or resolves to) a loopback, private,
+    link-local or reserved address: media URLs come from what people post, and the service must
+    not be made to fetch from its own network (cloud metadata endpoints, admin pages). A host
+    that does not resolve is left to fail on its own; a name's answer is kept five minutes."""
+    if url.scheme not in ("http", "https"):
+        raise MediaFetchError(f"not a web address ({url.scheme or 'no scheme'})", retriable=False)
+    if allow_private:
+        return
+    if _is_private_host(url.host, url.port or (443 if url.scheme == "https" else 80)):
+        raise MediaFetchError(
+            f"{url.host} is a private or local network address; media are fetched only from "
+            "the internet (set [media] allow_private_networks = true for a platform on your "
+            "own network)", retriable=False)
+
+
+def download(client: httpx.Client, request: MediaRequest, *, max_bytes: int,
+             timeout: float, allow_private: bool = False, max_redirects: int = 3,
+             clock: Callable[[], float] = time.monotonic) -> Downloaded:
+    """Download one media file, streamed and refused as soon as it passes ``max_bytes``, within
+    ``timeout`` seconds in all (connect, redirects and every chunk), following at most
+    ``max_redirects`` redirects, each checked like the first address. The answer must call itself
+    a picture (an image type or a generic binary; a login page or an error page in HTML is
+    refused). Raises :class:`MediaFetchError` saying why."""
+    deadline = clock() + timeout
+    try:
+        url = httpx.URL(request.url)
+    except (httpx.InvalidURL, TypeError):
+        raise MediaFetchError("the address is not a valid URL", retriable=False) from None
+    for _hop in range(max_redirects + 1):
+        check_address(url, allow_private)
+        left = deadline - clock()
+        if left <= 0:
+            raise MediaFetchError(f"took longer than {timeout:g} s")
+        limits = httpx.Timeout(min(left, 10.0), read=left, write=left, pool=left)
+        try:
+            with client.stream("GET", url, headers=request.headers_for(url), timeout=limits,
+                               follow_redirects=False) as response:
+                if response.is_redirect and response.headers.get("location"):
+                    url = url.join(response.headers["location"])
+                    continue
+                _check_answer(response, url.host, max_bytes)
+                chunks: list[bytes] = []
+                size = 0
+                for chunk in response.iter_bytes(65536):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise MediaFetchError(f"the file is larger than the {max_bytes:,}-byte "
+                                              "limit", retriable=False)
+                    if clock() > deadline:
+                        raise MediaFetchError(f"took longer than {timeout:g} s")
+                    chunks.append(chunk)
+                content = b"".join(chunks)
+        except httpx.TimeoutException:
+            raise MediaFetchError(f"took longer than {timeout:g} s") from None
+        except httpx.TransportError as exc:
+            raise MediaFetchError(f"network error ({type(exc).__name__})") from None
+        _check_hash(content, request.expected_sha256)
+        return Downloaded(content, response.headers.get("content-type"), url.host)
+    raise MediaFetchError(f"more than {max_redirects} redirects", retriable=False)
+
+
+def _check_answer(response: httpx.Response, host: str, max_bytes: int) -> None:
+    status = response.status_code
+    if status in (404, 410):
+        raise MediaFetchError(f"{host} answered HTTP {status}: the file is gone",
+                              retriable=False)
+    if status in (401, 403):
+        raise MediaFetchError(f"{host} refused the request (HTTP {status}): the link expired or "
+                              "the connector's token may not read files")
+    if status == 429 or status >= 500:
+        raise MediaFetchError(f"{host} answered HTTP {status}; tried again later")
+    if status >= 300:
+        raise MediaFetchError(f"{host} answered HTTP {status}", retriable=False)
+    kind = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind and not kind.startswith(_PICTURE_TYPES):
+        raise MediaFetchError(f"{host} sent {kind}, not a picture", retriable=False)
+    length = response.headers.get("content-length", "")
+    if length.isdigit() and int(length) > max_bytes:
+        raise MediaFetchError(f"the file is {int(length):,} bytes, over the {max_bytes:,}-byte "
+                              "limit", retriable=False)
+
+
+def _check_hash(content: bytes, expected: str | None) -> None:
+    """Compare with the hash the platform stated (hex, or base64 as WhatsApp sends it)."""
+    if not expected:
+        return
+    digest = hashlib.sha256(content).digest()
+    text = expected.strip()
+    if re.fullmatch(r"[0-9a-fA-F]{64}", text):
+        matches = digest.hex() == text.lower()
+    else:
+        try:
+            stated = base64.b64decode(text, validate=True)
+        except ValueError:
+            return  # not a hash we can read: nothing to compare
+        if len(stated) != len(digest):
+            return
+        matches = stated == digest
+    if not matches:
+        raise MediaFetchError("the file does not match the hash the platform stated")
 
 
 # --- visible text -----------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from connectors.base import (
     parse_time,
     report_skipped,
 )
-from governance_bot.items import Item, ItemKind, Media, Person, Visibility, visible_text
+from governance_bot.items import Item, ItemKind, Visibility, visible_text
 
 __all__ = ["BlueskyConnector", "BlueskySettings", "post_item", "thread_items", "thread_listing"]
 
@@ -69,44 +69,58 @@ def split_uri(uri: str) -> tuple[str, str, str]:
     return parts[0], parts[1], parts[2]
 
 
-def _media(record: dict[str, Any], view: dict[str, Any] | None, did: str) -> list[Media]:
-    """Images of a post: the view's CDN URLs where the API gave them, else the blob."""
-    embed = record.get("embed") or {}
-    images = embed.get("images") or (embed.get("media") or {}).get("images") or []
+_VIDEO = "app.bsky.embed.video"
+
+
+def _media(embed: dict[str, Any], view: dict[str, Any] | None, did: str
+           ) -> list[dict[str, Any]]:
+    """Pictures of a post (as the media entries an Item reads): each image, by the view's CDN
+    URL where the API gave it, else its blob's; a video's still (the view's ``thumbnail``) as a
+    thumbnail. ``embed`` is the record's embed, ``view`` the post view's."""
+    inner = embed.get("media") or embed  # recordWithMedia nests the pictures in ``media``
     view = view or {}
-    view_images = view.get("images") or (view.get("media") or {}).get("images") or []
-    out: list[Media] = []
-    for i, image in enumerate(images):
-        blob = image.get("image") or {}
-        cid = (blob.get("ref") or {}).get("$link") or blob.get("cid")
-        url = view_images[i].get("fullsize") if i < len(view_images) else None
-        if not url and cid:
-            url = f"https://cdn.bsky.app/img/feed_fullsize/plain/{did}/{cid}@jpeg"
-        out.append(Media(url=url, mime_type=blob.get("mimeType"),
-                         alt_text=image.get("alt") or None))
+    shown = view.get("media") or view
+    out: list[dict[str, Any]] = []
+    images = inner.get("images")
+    if images:
+        view_images = shown.get("images") or ()
+        for i, image in enumerate(images):
+            blob = image.get("image") or {}
+            url = view_images[i].get("fullsize") if i < len(view_images) else None
+            if not url:
+                cid = (blob.get("ref") or {}).get("$link") or blob.get("cid")
+                if cid:
+                    url = f"https://cdn.bsky.app/img/feed_fullsize/plain/{did}/{cid}@jpeg"
+            out.append({"url": url, "mime_type": blob.get("mimeType"),
+                        "alt_text": image.get("alt") or None})
+    elif str(inner.get("$type", "")).startswith(_VIDEO):
+        # the video itself is an HLS playlist; its still is what a reader sees first
+        still = shown.get("thumbnail")
+        if isinstance(still, str) and still:
+            out.append({"url": still, "mime_type": "image/jpeg", "thumbnail": True,
+                        "alt_text": inner.get("alt") or None})
     return out
 
 
-def _embedded(record: dict[str, Any], view: dict[str, Any] | None
+def _embedded(embed: dict[str, Any], view: dict[str, Any] | None
               ) -> tuple[str | None, str, str, str | None]:
     """What a post embeds besides pictures: (quoted post's URI, its text as shown, the link
     card's title and description, the card's URL). The view (``post.embed``) carries the quoted
     post's text; the record alone only its URI. A malformed embed raises (the record is then
     reported and skipped)."""
-    embed = record.get("embed")
-    if not embed:
-        return None, "", "", None
     quoted_uri, quoted_text = None, ""
     quoted = embed.get("record")
     if quoted:
         quoted_uri = quoted.get("record", quoted).get("uri")  # recordWithMedia nests it
-        shown = (view or {}).get("record") or {}
-        shown = shown.get("record", shown)
-        text = (shown.get("value") or {}).get("text")
-        if isinstance(text, str):
-            handle = (shown.get("author") or {}).get("handle")
-            quoted_text = f"@{handle}:\n{text}" if handle else text
-            quoted_uri = quoted_uri or shown.get("uri")
+        if view:
+            shown = view.get("record")
+            if shown:
+                shown = shown.get("record", shown)
+                text = (shown.get("value") or {}).get("text")
+                if isinstance(text, str):
+                    handle = (shown.get("author") or {}).get("handle")
+                    quoted_text = f"@{handle}:\n{text}" if handle else text
+                    quoted_uri = quoted_uri or shown.get("uri")
     external = embed.get("external") or (embed.get("media") or {}).get("external")
     if not external:
         return quoted_uri, quoted_text, "", None
@@ -137,24 +151,33 @@ def post_item(post: dict[str, Any], account: str, *, own_did: str | None = None)
             parent = own_did
     created = record.get("createdAt") or post.get("indexedAt")
     author_did = author.get("did") or did
-    view = post.get("embed")
-    media = _media(record, view, author_did) if record.get("embed") else []
-    quoted_uri, quoted_text, card, card_url = _embedded(record, view)
-    extras: list[tuple[str, str | None, str | None]] = [
-        ("quoted post", quoted_text, quoted_uri), ("link card", card, card_url)]
-    if media:
-        extras += [("alt text", m.alt_text, str(i)) for i, m in enumerate(media) if m.alt_text]
+    embed = record.get("embed")
+    media: list[dict[str, Any]] = []
+    quoted_uri = None
+    body = record.get("text") or ""
+    if embed:
+        # read once, into the plain values the item's validation takes (parsing is hot)
+        view = post.get("embed")
+        media = _media(embed, view, author_did)
+        quoted_uri, quoted_text, card, card_url = _embedded(embed, view)
+        extras: list[tuple[str, str | None, str | None]] = [
+            ("quoted post", quoted_text, quoted_uri), ("link card", card, card_url)]
+        extras += [("alt text", m["alt_text"], str(i)) for i, m in enumerate(media)
+                   if m["alt_text"]]
+        shown = visible_text(body, extras)
+    else:
+        shown = {"text": body, "parts": []}
     return Item.model_validate({
         "id": uri,
         "platform": PLATFORM,
         "account": account,
         "kind": kind,
-        "author": Person(id=author_did, handle=handle,
-                         name=author.get("displayName") or None),
+        "author": {"id": author_did, "handle": handle,
+                   "name": author.get("displayName") or None},
         # Bluesky documents its times as UTC; older records were written without the zone
         "created_at": parse_time(created, naive="utc"),
         "visibility": Visibility.public,
-        **visible_text(record.get("text") or "", extras),
+        **shown,
         "media": media,
         "parent_id": parent,
         "thread_id": root or uri,

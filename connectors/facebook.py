@@ -31,6 +31,7 @@ from connectors.base import (
     media_ref,
     parse_time,
     report_skipped,
+    thumbnail_ref,
     unix,
 )
 from connectors.meta import GraphConnector, GraphSettings
@@ -86,9 +87,18 @@ def _attachment_media(attachment: Any) -> list[Media]:
     if not isinstance(attachment, dict):
         return out
     kind = attachment.get("media_type") or attachment.get("type")
-    image = (attachment.get("media") or {}).get("image") if isinstance(
-        attachment.get("media"), dict) else None
-    if isinstance(image, dict):
+    media = attachment["media"] if isinstance(attachment.get("media"), dict) else {}
+    image = media.get("image")
+    if _is_video(attachment):
+        # a video's ``media.image`` is its still (the picture shown before it plays): read like
+        # a photo; ``media.source`` is the video itself
+        video = media_ref(media.get("source"), "video")
+        if video:
+            out.append(video)
+        still = thumbnail_ref(image.get("src")) if isinstance(image, dict) else None
+        if still:
+            out.append(still)
+    elif isinstance(image, dict):
         ref = media_ref(image.get("src"), kind)
         if ref:
             out.append(ref)
@@ -100,6 +110,12 @@ def _attachment_media(attachment: Any) -> list[Media]:
 
 
 _LINK_KINDS = frozenset({"share", "link", "video_share_youtube", "native_templates"})
+
+
+def _is_video(attachment: dict[str, Any]) -> bool:
+    kind = str(attachment.get("media_type") or attachment.get("type") or "")
+    return (kind.startswith("video") and kind != "video_share_youtube") or kind in (
+        "animated_image_video", "reels")
 
 
 def _attachment_text(attachment: Any, index: str) -> list[tuple[str, str | None, str | None]]:
@@ -134,7 +150,12 @@ def parse_post(record: dict[str, Any], account: str) -> Item:
         for att in attachments.get("data") or []:
             media.extend(_attachment_media(att))
     if not media and record.get("full_picture"):
-        ref = media_ref(record["full_picture"], "photo")
+        # without attachments, the post's picture; for a video post (``status_type``
+        # added_video) that is the video's still
+        if str(record.get("status_type") or "").endswith("video"):
+            ref = thumbnail_ref(record["full_picture"])
+        else:
+            ref = media_ref(record["full_picture"], "photo")
         if ref:
             media.append(ref)
     privacy = record.get("privacy")

@@ -32,6 +32,7 @@ from connectors.base import (
     media_ref,
     parse_time,
     report_skipped,
+    thumbnail_ref,
     unix,
 )
 from connectors.facebook import parse_message
@@ -73,13 +74,11 @@ def _media_refs(record: dict[str, Any]) -> list[Media]:
     kind = str(record.get("media_type") or "").lower() or None
     ref = media_ref(record.get("media_url"), kind)
     if ref:
-        if record.get("thumbnail_url"):
-            ref.preview_url = record["thumbnail_url"]  # type: ignore[attr-defined]
         out.append(ref)
-    elif record.get("thumbnail_url"):
-        thumb = media_ref(record["thumbnail_url"], "image")
-        if thumb:
-            out.append(thumb)
+    # a video's or reel's cover: read like a photo (its text, the people in it)
+    still = thumbnail_ref(record.get("thumbnail_url"))
+    if still is not None:
+        out.append(still)
     return out
 
 

@@ -51,6 +51,7 @@ from connectors.base import (
     parse_records,
     parse_time,
     report_skipped,
+    thumbnail_ref,
 )
 from governance_bot.items import Item, ItemKind, Media, Person, Visibility, visible_text
 
@@ -100,6 +101,22 @@ def _media(attachment: dict[str, Any]) -> Media:
         else:
             mime = family
     return Media(url=url, mime_type=mime, alt_text=attachment.get("description") or None)
+
+
+# attachments whose preview_url is a still of the moving picture (an image's is a small copy)
+_HAS_STILL = frozenset({"video", "gifv"})
+
+
+def _media_list(attachments: list[dict[str, Any]]) -> list[Media]:
+    """The attachments in order (their index is the alt text's ``ref``), then a thumbnail per
+    video or GIF from its ``preview_url``."""
+    media = [_media(a) for a in attachments]
+    for a in attachments:
+        if a.get("type") in _HAS_STILL:
+            still = thumbnail_ref(a.get("preview_url"))
+            if still is not None:
+                media.append(still)
+    return media
 
 
 def _quoted(status: dict[str, Any]) -> tuple[str | None, str]:
@@ -169,7 +186,7 @@ def status_item(status: dict[str, Any], account: str, *, own_id: str | None = No
         "edited_at": parse_time(status["edited_at"]) if status.get("edited_at") else None,
         "visibility": visibility,
         **visible_text(html_to_text(status.get("content")), extras),
-        "media": [_media(a) for a in attachments],
+        "media": _media_list(attachments),
         "parent_id": str(parent) if parent else None,
         "thread_id": thread_id or (status_id if not status.get("in_reply_to_id") else None),
         "url": status.get("url") or status.get("uri"),

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+import httpx
 from pydantic import Field, SecretStr
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -44,6 +45,7 @@ from connectors.base import (
     CursorPaginator,
     FatalError,
     FetchResult,
+    MediaRequest,
     Page,
     PageRequest,
     RetriableError,
@@ -174,6 +176,22 @@ class SlackWorkspaceConnector(Connector):
         self._conversations: dict[str, dict[str, Any]] = {}
         self._members: dict[str, list[str]] = {}
 
+    def media_request(self, media: Media) -> MediaRequest | None:
+        """Slack files (``url_private``) are read with the bot token, sent only to Slack's file
+        host (scope ``files:read``)."""
+        request = super().media_request(media)
+        if request is None:
+            return None
+        host = httpx.URL(request.url).host
+        slack_hosts = {"files.slack.com"}
+        if self.settings.base_url:  # a Slack stand-in (tests, Enterprise Grid proxies)
+            slack_hosts.add(httpx.URL(self.settings.base_url).host)
+        if host not in slack_hosts and not host.endswith(".slack.com"):
+            return request  # an image linked from elsewhere: no token
+        token = self.settings.token.get_secret_value()
+        return MediaRequest(request.url, headers={"Authorization": f"Bearer {token}"},
+                            auth_hosts=frozenset({host}))
+
     # -- Web API ------------------------------------------------------------------------------
 
     def call(self, method: str, **params: Any) -> dict[str, Any]:
@@ -288,6 +306,10 @@ class SlackWorkspaceConnector(Connector):
         media = [Media.model_validate({"url": f.get("url_private"), "mime_type": f.get("mimetype"),
                                        "filename": f.get("name"), "alt_text": f.get("alt_txt")})
                  for f in files]
+        # a video's still (``thumb_video``), read like a photo, after the files (whose index
+        # is their parts' ref)
+        media += [Media(url=f["thumb_video"], mime_type="image/jpeg", thumbnail=True)
+                  for f in files if isinstance(f.get("thumb_video"), str) and f["thumb_video"]]
         extras: list[tuple[str, str | None, str | None]] = []
         if not text.strip():  # a message made only of blocks shows their text
             extras.append(("card", _block_text(message.get("blocks")), None))

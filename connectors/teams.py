@@ -53,6 +53,8 @@ from connectors.base import (
     ConnectorSettings,
     FetchResult,
     HttpConnector,
+    MediaFetchError,
+    MediaRequest,
     NextUrlPaginator,
     NotFound,
     Page,
@@ -362,6 +364,22 @@ class TeamsConnector(HttpConnector):
                 "scope": "https://graph.microsoft.com/.default",
                 "grant_type": "client_credentials",
             })
+
+    def media_request(self, media: Media) -> MediaRequest | None:
+        """Pictures pasted into a message are Graph "hosted contents": read with the app's token
+        (``.../hostedContents/{id}/$value``; the token goes only to Graph). Other inline images
+        are public links. A file shared from OneDrive or SharePoint is not downloaded."""
+        if getattr(media, "attachment_type", None) == "reference":
+            raise MediaFetchError("a file shared from OneDrive or SharePoint is not downloaded "
+                                  "(its content is not read)", retriable=False)
+        if not media.url:
+            return None
+        url = httpx.URL(media.url)
+        graph = httpx.URL(self.base_url)
+        if url.host == graph.host and "/hostedContents/" in url.path:
+            return MediaRequest(media.url, headers=self.auth_headers(),
+                                auth_hosts=frozenset({graph.host}))
+        return super().media_request(media)
 
     def effective_status(self, response: httpx.Response) -> int:
         # 410 Gone from a delta link means "start the listing again": handled by the caller;

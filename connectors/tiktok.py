@@ -76,7 +76,9 @@ class TikTokSettings(SocialSettings):
 def video_item(video: dict[str, Any], account: str, business_id: str) -> Item:
     """A video of ``/business/video/list/`` as a post."""
     video_id = str(video["item_id"])
-    thumb = video.get("thumbnail_url")
+    # the cover (Business API ``thumbnail_url``; Display API ``cover_image_url``): read like a
+    # photo (its text, the people in it)
+    thumb = video.get("thumbnail_url") or video.get("cover_image_url")
     return Item(
         id=video_id,
         platform=PLATFORM,
@@ -86,7 +88,7 @@ def video_item(video: dict[str, Any], account: str, business_id: str) -> Item:
         created_at=parse_time(video["create_time"]),
         visibility=Visibility.public,
         text=video.get("caption") or "",
-        media=[Media(url=thumb, mime_type="image/jpeg")] if thumb else [],
+        media=[Media(url=thumb, mime_type="image/jpeg", thumbnail=True)] if thumb else [],
         parent_id=business_id,
         thread_id=video_id,
         url=video.get("share_url"),

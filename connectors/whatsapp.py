@@ -26,13 +26,16 @@ import json
 import logging
 from typing import Any, ClassVar
 
+import httpx
 from pydantic import Field, SecretStr
 
 from connectors.base import (
     Capability,
-    Connector,
     ConnectorSettings,
     FetchResult,
+    HttpConnector,
+    MediaFetchError,
+    MediaRequest,
     SkippableRecord,
     WebhookRequest,
     WebhookResponse,
@@ -55,6 +58,22 @@ class WhatsAppSettings(ConnectorSettings):
         default=None, description="only accept webhooks for this business phone number id"
     )
     platform: str = "whatsapp"
+    access_token: SecretStr | None = Field(
+        default=None, description='"${ENV_VAR}": a Cloud API access token (a system user\'s, '
+        'with whatsapp_business_messaging); needed to read the pictures people send')
+    api_version: str = Field(default="v21.0", pattern=r"^v\d+\.\d+$")
+
+
+# where the Cloud API serves media files (the token goes nowhere else)
+_MEDIA_HOSTS = (".fbsbx.com", ".facebook.com", ".whatsapp.net")
+
+
+def _meta_host(url: str) -> bool:
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return False
+    return parsed.scheme == "https" and parsed.host.endswith(_MEDIA_HOSTS)
 
 
 def _person(wa_id: str | None, name: str | None = None) -> Person:
@@ -243,15 +262,69 @@ def parse_webhook(payload: Any, *, account: str, platform: str = "whatsapp",
     return items, problems
 
 
-class WhatsAppConnector(Connector):
+class WhatsAppConnector(HttpConnector):
     """The organisation's WhatsApp Business number (Cloud API webhooks)."""
 
     type: ClassVar[str] = "whatsapp"
     description: ClassVar[str] = "WhatsApp Business Cloud API (webhooks)"
     Settings = WhatsAppSettings
     capabilities = frozenset({Capability.read, Capability.direct_messages, Capability.webhook})
+    default_base_url: ClassVar[str] = "https://graph.facebook.com"
 
     settings: WhatsAppSettings
+
+    def media_request(self, media: Media) -> MediaRequest | None:
+        """A picture sent to the number: the webhook names it by id; ``GET /{media-id}`` answers
+        a short-lived URL (and the file's hash), which is downloaded with the same token. The
+        token goes only to Graph and Meta's media hosts."""
+        media_id = getattr(media, "media_id", None)
+        if not media_id and not media.url:
+            return None
+        token = self.settings.access_token
+        if token is None:
+            raise MediaFetchError(
+                "set access_token on the whatsapp connector (a Cloud API token) so the pictures "
+                "people send can be read", retriable=False)
+        headers = {"Authorization": f"Bearer {token.get_secret_value()}"}
+        expected = getattr(media, "platform_sha256", None)
+        url = media.url if media.url and _meta_host(media.url) else None
+        if url is None:
+            url, stated = self._media_url(str(media_id), headers)
+            expected = stated or expected
+        host = httpx.URL(url).host
+        return MediaRequest(url, headers=headers if _meta_host(url) else {},
+                            auth_hosts=frozenset({host}), expected_sha256=expected)
+
+    def _media_url(self, media_id: str, headers: dict[str, str]) -> tuple[str, str | None]:
+        """The download URL and stated hash of a media id (one request, no retries: the media
+        step tries the picture again later)."""
+        where = f"{self.base_url}/{self.settings.api_version}/{media_id}"
+        try:
+            response = self.client.get(where, headers=headers,
+                                       timeout=min(10.0, self.settings.timeout_seconds))
+        except httpx.HTTPError as exc:
+            raise MediaFetchError(f"WhatsApp's media lookup failed ({type(exc).__name__})"
+                                  ) from None
+        if response.status_code in (400, 404):
+            raise MediaFetchError(f"WhatsApp no longer has media id {media_id} (HTTP "
+                                  f"{response.status_code}; media ids last 30 days)",
+                                  retriable=False)
+        if response.status_code in (401, 403):
+            raise MediaFetchError(f"WhatsApp refused the access token (HTTP "
+                                  f"{response.status_code}); check access_token")
+        if response.status_code >= 300:
+            raise MediaFetchError(f"WhatsApp's media lookup answered HTTP "
+                                  f"{response.status_code}")
+        try:
+            body = response.json()
+        except ValueError:
+            raise MediaFetchError("WhatsApp's media lookup answered something that is not "
+                                  "JSON") from None
+        url = body.get("url") if isinstance(body, dict) else None
+        if not isinstance(url, str) or not url.startswith("https://"):
+            raise MediaFetchError("WhatsApp's media lookup named no file URL", retriable=False)
+        stated = body.get("sha256")
+        return url, stated if isinstance(stated, str) else None
 
     def fetch(self, cursor: dict[str, Any] | None) -> FetchResult:
         # the Cloud API has no history endpoint: everything arrives through handle_webhook

@@ -42,6 +42,7 @@ from connectors.base import (
     media_ref,
     parse_time,
     report_skipped,
+    thumbnail_ref,
 )
 from governance_bot.items import Item, ItemKind, Media, Person, Visibility, visible_text
 
@@ -120,7 +121,10 @@ class Includes:
         return Person(id=str(user_id), handle=user.get("username"), name=user.get("name"))
 
     def media_refs(self, attachments: Any) -> list[Media]:
+        """The attached media in order (their index is the alt text's ``ref``), then each
+        video's or GIF's still (``preview_image_url``) as a thumbnail."""
         out: list[Media] = []
+        stills: list[Media] = []
         if not isinstance(attachments, dict):
             return out
         for key in attachments.get("media_keys") or []:
@@ -137,12 +141,18 @@ class Includes:
                     variants[0] if variants else None)
                 if best:
                     url, mime = best.get("url"), best.get("content_type")
-                url = url or media.get("preview_image_url")
+                still = thumbnail_ref(media.get("preview_image_url"), media_key=str(key))
+                if still is not None:
+                    stills.append(still)
             ref = media_ref(url, kind, mime, media_key=str(key),
                             alt_text=media.get("alt_text"))
             if ref:
                 out.append(ref)
-        return out
+            elif kind in ("video", "animated_gif"):
+                # no playable variant listed: keep the entry (its alt text's index) without a URL
+                out.append(Media.model_validate({"media_key": str(key),
+                                                 "alt_text": media.get("alt_text")}))
+        return out + stills
 
 
 def _ref(record: dict[str, Any], kind: str) -> str | None:

@@ -167,7 +167,8 @@ def video_item(entry: dict[str, Any], account: str, channel_id: str | None = Non
         created_at=parse_time(published),
         visibility=_PRIVACY.get(privacy or "public", Visibility.public),
         **visible_text(title, [("description", description, None)]),
-        media=[Media(url=thumb, mime_type="image/jpeg")] if thumb else [],
+        # the video's still (its text and people are read like a photo's)
+        media=[Media(url=thumb, mime_type="image/jpeg", thumbnail=True)] if thumb else [],
         parent_id=channel_id or snippet.get("channelId"),
         thread_id=video_id,
         url=f"{WATCH_URL}{video_id}",

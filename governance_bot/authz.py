@@ -183,6 +183,9 @@ class FlagFacts:
     acknowledged: bool = False
     platform: str | None = None
     kind: str | None = None
+    # a concern about staff its case manager did not acknowledge in time: the alternate has it
+    # too (``EscalationJob``)
+    case_escalated: bool = False
 
     @classmethod
     def from_records(cls, flag: m.Flag, findings: Iterable[m.Finding], item: Item) -> FlagFacts:
@@ -196,6 +199,8 @@ class FlagFacts:
             or flag.status == "escalated",
             acknowledged=flag.acknowledged_at is not None,
             platform=item.platform, kind=item.kind.value,
+            case_escalated=(flag.route == Route.case_manager.value
+                            and (getattr(flag, "escalation_level", 0) or 0) >= 1),
         )
 
     @classmethod
@@ -406,7 +411,11 @@ class NeedToKnow:
             if subjects & conflicted:
                 people = without(self.alternates())
                 return people or without(self._with_role(StaffRole.deputy_dsl))
-            return without(self.case_managers()) or without(self.alternates())
+            handlers = without(self.case_managers())
+            if handlers and route == Route.case_manager and flag.case_escalated:
+                # not acknowledged in time: the alternate has it as well (KCSIE part 4)
+                handlers += [p for p in without(self.alternates()) if p not in handlers]
+            return handlers or without(self.alternates())
         if route in CONTENT_ROUTES:
             managers = self.managers(flag.account)
             people = without(managers)

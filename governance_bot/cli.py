@@ -1111,12 +1111,16 @@ def keys_rotate(config_path: ConfigOpt = Path("config.toml")) -> None:
                   " (see docs/security.md)[/red]")
         raise typer.Exit(EXIT_CONFIG)
     from governance_bot.audit_anchor import anchor
+    from governance_bot.media import store_from_config
     from governance_bot.storage import auditlog
 
     db = Database(config.database_url)
     try:
         db.check_encryption()  # some configured key must read what is there
         counts = rotate_all(db)
+        store = store_from_config(config)
+        if store is not None:  # the media store's pictures are encrypted with the same keys
+            counts["media files"] = store.rotate()
         out.print("re-encrypted: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
         # the audit log's seals rotate with the keys: checked with the old, sealed with the new
         try:
@@ -1264,7 +1268,10 @@ def retention_apply(
     config = _load(config_path)
     with _dp_db(config) as db:
         assert isinstance(db, Database)
-        report = apply_retention(db, config.retention, by or _actor_default(), dry_run=dry_run)
+        from governance_bot.media import store_from_config
+
+        report = apply_retention(db, config.retention, by or _actor_default(), dry_run=dry_run,
+                                 media=store_from_config(config))
     out.print(report.line())
 
 
@@ -1317,7 +1324,8 @@ def learner_erase(
     out.print(f"learner {learner_id}: register record "
               f"{'removed' if report.register_record_removed else 'not found'}; "
               f"{len(report.items_redacted)} item(s) ({report.versions_redacted} version(s)) "
-              f"redacted; {report.informed_redacted} contact record(s) redacted")
+              f"redacted; {report.informed_redacted} contact record(s) redacted; "
+              f"{report.media_removed} stored picture(s) deleted")
     if report.retained:
         out.print(f"{len(report.retained)} item(s) retained under a legal hold (UK GDPR Art. "
                   "17(3): legal claims / obligations):")

@@ -147,6 +147,28 @@ class DetectionSettings(_Section):
     out_of_hours_repeat_window_days: int = Field(default=14, ge=1)
 
 
+class MediaSettings(_Section):
+    """The media step: pictures of connector items fetched into the media store before the text
+    in them is read and the image checks run (docs/items.md, "Pictures")."""
+
+    enabled: bool = Field(default=True, description="fetch pictures and video stills")
+    folder: Path = Field(default=Path("media"), description="the media store (created 0700; "
+                         "relative to the config file's folder)")
+    timeout_seconds: float = Field(default=20.0, gt=0, le=300,
+                                   description="at most this long for one picture")
+    batch_timeout_seconds: float = Field(default=60.0, gt=0, le=3600,
+                                         description="at most this long for a batch's pictures")
+    max_per_item: int = Field(default=8, ge=1, le=50)
+    workers: int = Field(default=4, ge=1, le=32, description="downloads at once")
+    refetch_after_hours: float = Field(default=24.0, gt=0, description="a picture fetched "
+                                       "before is downloaded again after this long")
+    max_attempts: int = Field(default=6, ge=1, le=20, description="tries of a picture that "
+                              "could not be fetched before giving up")
+    allow_private_networks: bool = Field(
+        default=False, description="fetch from private or local network addresses (only for a "
+        "platform on your own network, e.g. a school's Mastodon server)")
+
+
 class RoutingSettings(_Section):
     """Who receives what (docs/routing.md). ``overrides``: single cells of the need-to-know table,
     "category" or "category:severity" -> route; ``staff_concerns_to``: the case manager for
@@ -209,8 +231,18 @@ class SlackSettings(_Section):
         description="severity -> minutes a safeguarding flag may stay unacknowledged")
     escalate_to: list[str] = Field(
         default_factory=list, description="staff_ids contacted after the deputies (next contact)")
+    # KCSIE part 4: an allegation about staff is handled promptly (the case manager discusses it
+    # with the LADO within one working day); one not acknowledged in time goes to the alternate
+    staff_concern_escalation_minutes: dict[str, int] = Field(
+        default_factory=lambda: {"5": 60, "4": 240, "3": 1440},
+        description="severity -> minutes a concern about staff may stay unacknowledged by its "
+                    "case manager before it is sent to the alternate")
     rota: list[RotaEntry] = Field(default_factory=list)
     digest_time: str = Field(default="08:00", description="local time of the daily digest")
+    weekly_summary_day: Literal["monday", "tuesday", "wednesday", "thursday", "friday",
+                                "saturday", "sunday"] = Field(
+        default="monday", description="day of the case manager's weekly summary (conversations "
+                                      "without a second adult, at digest_time)")
     escalation_interval_seconds: int = Field(default=60, ge=5)
 
     @field_validator("digest_time")
@@ -222,7 +254,7 @@ class SlackSettings(_Section):
             raise ValueError(f"{value!r} is not a time like \"08:00\"") from exc
         return value
 
-    @field_validator("escalation_minutes")
+    @field_validator("escalation_minutes", "staff_concern_escalation_minutes")
     @classmethod
     def _minutes(cls, value: dict[str, int]) -> dict[str, int]:
         for sev, minutes in value.items():
@@ -479,6 +511,7 @@ class Config(BaseSettings):
     registers: RegistersSettings = Field(default_factory=RegistersSettings)
     working_hours: WorkingHoursSettings = Field(default_factory=WorkingHoursSettings)
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
+    media: MediaSettings = Field(default_factory=MediaSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)

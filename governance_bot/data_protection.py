@@ -39,6 +39,8 @@ from governance_bot.config import Config, RetentionSettings
 from governance_bot.findings import Category
 from governance_bot.findings import Finding as DetectedFinding
 from governance_bot.items import Item, Role
+from governance_bot.media import forget_media, prune_media, store_from_config
+from governance_bot.media_store import MediaStore
 from governance_bot.register_store import load_registers
 from governance_bot.registers import (
     Learner,
@@ -207,13 +209,15 @@ class RetentionReport:
     versions: int = 0
     held: int = 0  # expired but under a legal hold: kept
     items: list[str] = field(default_factory=list)  # keys of the items removed (or to remove)
+    media_removed: int = 0  # stored pictures deleted (of removed items, or named by no item)
 
     def line(self) -> str:
         what = "would remove" if self.dry_run else "removed"
         counts = ", ".join(f"{k} {v}" for k, v in sorted(self.expired.items())) or "none"
+        pictures = "" if self.dry_run else f"; {self.media_removed} stored picture(s) deleted"
         return (f"retention: {what} the content of {sum(self.expired.values())} item(s) "
                 f"({self.versions} version(s)): {counts}; {self.held} expired item(s) kept "
-                "under a legal hold")
+                f"under a legal hold{pictures}")
 
 
 def _retention_days(settings: RetentionSettings, categories: set[str]) -> tuple[str, int]:
@@ -224,8 +228,10 @@ def _retention_days(settings: RetentionSettings, categories: set[str]) -> tuple[
 
 
 def apply_retention(db: Database, settings: RetentionSettings, actor: str, dry_run: bool = False,
-                    now: datetime | None = None, batch: int = 200) -> RetentionReport:
-    """Remove the content of every item past its retention period that no legal hold covers."""
+                    now: datetime | None = None, batch: int = 200,
+                    media: MediaStore | None = None) -> RetentionReport:
+    """Remove the content of every item past its retention period that no legal hold covers,
+    and the stored pictures (``media``, the media store) no remaining item shows."""
     now = now or datetime.now(UTC)
     report = RetentionReport(dry_run=dry_run)
     note = (f"[content removed on {now.date().isoformat()} under the retention schedule; "
@@ -278,10 +284,16 @@ def apply_retention(db: Database, settings: RetentionSettings, actor: str, dry_r
                                               reason="retention", actor=actor, redacted_at=now,
                                               detail={"category": label, "days": days}))
     if not dry_run:
+        # the pictures of the removed items (a picture another item still shows stays), and
+        # files no item names (a download whose batch ran out of time)
+        report.media_removed = forget_media(db, media, report.items)
+        if media is not None:
+            report.media_removed += prune_media(db, media, now=now)
         with db.session() as session:
             auditlog.append(session, actor, "retention.applied", None,
                             {"items": sum(report.expired.values()), "versions": report.versions,
-                             "by_category": report.expired, "held": report.held}, at=now)
+                             "by_category": report.expired, "held": report.held,
+                             "media_removed": report.media_removed}, at=now)
     log.info("%s", report.line())
     return report
 
@@ -473,6 +485,7 @@ class ErasureReport:
     retained: list[tuple[str, list[str]]] = field(default_factory=list)  # item key, reasons
     informed_redacted: int = 0
     still_in_register_files: list[str] = field(default_factory=list)
+    media_removed: int = 0  # stored pictures of the redacted items deleted
 
 
 def _register_files_naming(config: Config, learner_id: str) -> list[str]:
@@ -549,6 +562,9 @@ def erase_learner(db: Database, config: Config, learner_id: str, actor: str,
                          report.retained],
             "informed_redacted": report.informed_redacted,
         }, at=now)
+    # the redacted items' pictures (photos of the learner, certificates naming them); a picture
+    # an item under a legal hold also shows is kept
+    report.media_removed = forget_media(db, store_from_config(config), report.items_redacted)
     report.still_in_register_files = _register_files_naming(config, learner_id)
     log.info("erasure for learner %s: %d item(s) redacted, %d retained under legal hold",
              learner_id, len(report.items_redacted), len(report.retained))

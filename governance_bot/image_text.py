@@ -41,6 +41,7 @@ from PIL import Image
 
 from governance_bot.items import IMAGE_TEXT, Item, with_parts
 from rules.images import ImageRejected, open_checked
+from rules.packs import ImagesPack
 
 __all__ = ["ImageTextReader", "OcrEngine", "OcrUnavailable", "TesseractEngine"]
 
@@ -115,21 +116,22 @@ class ImageTextReader:
     _cache: OrderedDict[str, str] = field(default_factory=OrderedDict)
 
     @classmethod
-    def from_pack(cls, pack: dict[str, Any], engine: OcrEngine | None = None
+    def from_pack(cls, pack: dict[str, Any] | ImagesPack, engine: OcrEngine | None = None
                   ) -> ImageTextReader | None:
-        """From the images rule pack: its ``[limits]`` and ``[image_text]`` tables. None when
-        ``image_text.enabled`` is false; OcrUnavailable when no engine can run."""
-        settings = dict(pack.get("image_text") or {})
-        if not settings.get("enabled", True):
+        """From the images rule pack (:class:`rules.packs.ImagesPack`, where the defaults are):
+        its ``[limits]`` and ``[image_text]`` tables. None when ``image_text.enabled`` is false;
+        OcrUnavailable when no engine can run."""
+        model = ImagesPack.load(pack)
+        settings = model.image_text
+        if not settings.enabled:
             return None
-        limits = dict(pack.get("limits") or {})
         return cls(
-            engine=engine or TesseractEngine(lang=str(settings.get("language", "eng"))),
-            max_file_bytes=int(limits.get("max_file_bytes", 25_000_000)),
-            max_pixels=int(limits.get("max_pixels", 40_000_000)),
-            max_side=int(settings.get("max_side", 2500)),
-            timeout_seconds=float(settings.get("timeout_seconds", 20.0)),
-            max_images_per_item=int(settings.get("max_images_per_item", 4)),
+            engine=engine or TesseractEngine(lang=settings.language),
+            max_file_bytes=model.limits.max_file_bytes,
+            max_pixels=model.limits.max_pixels,
+            max_side=settings.max_side,
+            timeout_seconds=settings.timeout_seconds,
+            max_images_per_item=settings.max_images_per_item,
         )
 
     def enrich(self, item: Item) -> tuple[Item, list[str]]:

@@ -29,6 +29,7 @@ __all__ = [
     "visible_text",
     "where_said",
     "with_parts",
+    "without_image_text",
 ]
 
 
@@ -94,10 +95,14 @@ class Media(BaseModel):
 
     url: str | None = None
     mime_type: str | None = None
-    sha256: str | None = None
-    local_path: str | None = None
+    sha256: str | None = Field(default=None, description="SHA-256 (hex) of the file's bytes, "
+                               "once it has been read")
+    local_path: str | None = Field(default=None, description="where a copy of the file is "
+                                   "on this machine (the media store for fetched media)")
     alt_text: str | None = None
     tagged: list[Person] = Field(default_factory=list)
+    thumbnail: bool = Field(default=False, description="a still picture the platform shows for "
+                            "a video (its text and people are checked like a photo's)")
 
 
 IMAGE_TEXT = "image text"
@@ -141,14 +146,16 @@ class TextPart(BaseModel):
 def visible_text(body: Any, extras: Sequence[tuple[str, Any, Any]] | None = None,
                  ) -> dict[str, Any]:
     """``text`` and ``parts`` for an Item: ``body`` first, then each ``(source, text, ref)``
-    whose text is not blank, separated and labelled. ``parts`` lists the parts after the body;
-    the body is the text before the first part's label line (all of it without parts). Use as
-    ``Item(..., **visible_text(...))``. A body that is not text is passed on as it is, for the
-    item's validation to report."""
+    whose text is not blank, separated and labelled. ``parts`` lists the parts after the body
+    (as the plain dicts an Item's validation reads); the body is the text before the first
+    part's label line (all of it without parts). Use as ``Item(..., **visible_text(...))``.
+    A body that is not text is passed on as it is, for the item's validation to report."""
     if not isinstance(body, str) or not extras:
         return {"text": body, "parts": []}
     pieces: list[str] | None = None  # made at the first part with text (most items have none)
-    parts: list[TextPart] = []
+    # plain dicts: the item's validation makes them TextParts in one pass (cheaper than one
+    # model per part here; parsing is the connectors' hot path)
+    parts: list[dict[str, Any]] = []
     length = 0
     for source, part, ref in extras:
         if not part or not isinstance(part, str):
@@ -165,8 +172,8 @@ def visible_text(body: Any, extras: Sequence[tuple[str, Any, Any]] | None = None
         pieces.append(label)
         pieces.append(part)
         length = start + len(part)
-        parts.append(TextPart(source=source, start=start, end=length,
-                              ref=None if ref is None else str(ref)))
+        parts.append({"source": source, "start": start, "end": length,
+                      "ref": None if ref is None else str(ref)})
     if pieces is None:  # the body alone, exactly as the platform gave it
         return {"text": body, "parts": []}
     return {"text": "".join(pieces), "parts": parts}
@@ -178,14 +185,15 @@ def with_parts(item: Item, extras: Sequence[tuple[str, Any, Any]]) -> Item:
     body = item.text
     if not item.parts:
         joined = visible_text(body, extras)
-        return item.model_copy(update=joined)
+        return item.model_copy(update={"text": joined["text"],
+                                       "parts": [TextPart(**p) for p in joined["parts"]]})
     added = visible_text("", extras)
     if not added["parts"]:
         return item
     base = body.rstrip()
     offset = len(base) + 2
-    parts = [*item.parts, *(p.model_copy(update={"start": p.start + offset,
-                                                   "end": p.end + offset})
+    parts = [*item.parts, *(TextPart(**{**p, "start": p["start"] + offset,
+                                        "end": p["end"] + offset})
                             for p in added["parts"])]
     return item.model_copy(update={"text": f"{base}\n\n{added['text']}", "parts": parts})
 
@@ -260,6 +268,15 @@ class Item(BaseModel):
     @property
     def thread_key(self) -> str:
         return f"{self.platform}:{self.account}:{self.thread_id or self.parent_id or self.id}"
+
+
+def without_image_text(item: Item) -> Item:
+    """``item`` without the parts read from its images (they come after every other part), so
+    its pictures can be read again (a picture fetched on a later try)."""
+    if not any(p.source == IMAGE_TEXT for p in item.parts):
+        return item
+    return item.model_copy(update={"text": _text_without_image_text(item),
+                                   "parts": [p for p in item.parts if p.source != IMAGE_TEXT]})
 
 
 def _text_without_image_text(item: Item) -> str:

@@ -1,8 +1,11 @@
-"""The pipeline: item -> registers -> archive -> detection -> flag + outbox.
+"""The pipeline: item -> pictures -> text in pictures -> registers -> archive -> detection ->
+flag + outbox.
 
 Each item is archived (and committed) before detection runs, so nothing is lost if a later step
 fails; detection results are committed with the version's ``detected_at`` mark, so a re-run after a
 crash detects exactly the items that were not finished, and finding fingerprints stop duplicates.
+Before the archive, the media step fetches the item's pictures (governance_bot/media.py) and the
+OCR step reads the text in them (governance_bot/image_text.py); neither ever holds an item back.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from itertools import islice
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import select, update
@@ -28,6 +32,7 @@ from governance_bot.flags import FlagChange, record_findings
 from governance_bot.history import BatchHistory, DatabaseHistory
 from governance_bot.image_text import ImageTextReader
 from governance_bot.items import Item, Role
+from governance_bot.media import MediaFetcher
 from governance_bot.registers import RegisterIndex
 from governance_bot.routing import Router
 from governance_bot.storage import auditlog
@@ -67,6 +72,8 @@ class PendingBatch:
     archived: list[_Archived]
     precomputed: Future[list[dict[int, list[Finding]]]]
     report: ScanReport
+    # working copies of encrypted pictures, removed once the batch is checked
+    scratch: list[Path] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -99,8 +106,11 @@ class Pipeline:
     def __init__(self, db: Database, engine: DetectionEngine, registers: RegisterIndex,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  options: dict[str, Any] | None = None, db_retry_seconds: float = 30.0,
-                 image_text: ImageTextReader | None = None, router: Router | None = None):
+                 image_text: ImageTextReader | None = None, router: Router | None = None,
+                 media: MediaFetcher | None = None):
         self.db = db
+        # fetches items' pictures into the media store before the OCR step and the archive
+        self.media = media
         # reads the text in items' images before they are archived and checked (OCR)
         self.image_text = image_text
         # who receives each finding (docs/routing.md): applied here, after detection
@@ -141,10 +151,37 @@ class Pipeline:
 
     def process(self, item: Item, report: ScanReport | None = None) -> FlagChange | None:
         report = report if report is not None else ScanReport()
-        archived = self._archive(item, report)
-        if archived is None:
-            return None
-        return self._detect_and_record(archived, report)
+        scratch: list[Path] = []
+        try:
+            archived = self._archive(self.fetch_media([item], report, scratch)[0], report)
+            if archived is None:
+                return None
+            return self._detect_and_record(archived, report)
+        finally:
+            self._release(scratch)
+
+    def fetch_media(self, items: list[Item], report: ScanReport, scratch: list[Path]
+                    ) -> list[Item]:
+        """The items with their pictures fetched into the media store (a pipeline step before
+        the OCR step and the archive). A picture that cannot be fetched is a problem in the
+        report; the item goes on without it (governance_bot/media.py says how it is tried
+        again)."""
+        if self.media is None:
+            return items
+        try:
+            return self.media.fetch(items, report.problems, scratch)
+        except Exception as exc:  # a fault in the media step never stops items being archived
+            log.exception("media step failed for a batch of %d item(s)", len(items))
+            report.problems.append(f"pictures of {len(items)} item(s) were not fetched "
+                                   f"({type(exc).__name__}); tried again at the next poll")
+            return items
+
+    def _release(self, scratch: list[Path]) -> None:
+        if self.media is not None and scratch:
+            self.media.release(scratch)
+
+    def _for_archive(self, item: Item) -> Item:
+        return self.media.for_archive(item) if self.media is not None else item
 
     def read_images(self, items: list[Item], report: ScanReport) -> list[Item]:
         """The items with the text of their images added (a pipeline step before the archive:
@@ -175,7 +212,7 @@ class Pipeline:
             return None
         now = self.clock()
         with self._session(session) as s:
-            outcome = archive_item(s, item, now)
+            outcome = archive_item(s, self._for_archive(item), now)
             return self._archived(item, outcome, now, report)
 
     @staticmethod
@@ -283,13 +320,29 @@ class Pipeline:
         finishing this one, so the models of one batch run while the other is recorded and
         its alerts are sent."""
         report = report if report is not None else ScanReport()
-        archived = self._archive_batch(list(batch), report, progress)
-        return PendingBatch(archived, self._precompute(archived), report)
+        scratch: list[Path] = []
+        try:
+            archived = self._archive_batch(list(batch), report, progress, scratch)
+        except BaseException:
+            self._release(scratch)
+            raise
+        return PendingBatch(archived, self._precompute(archived), report, scratch)
 
     def finish(self, pending: PendingBatch, progress: Callable[[int], None] | None = None
                ) -> ScanReport:
         """Detect and record a batch from :meth:`begin`; returns its report."""
-        self._record_batch(pending.archived, pending.precomputed, pending.report, progress)
+        try:
+            self._record_batch(pending.archived, pending.precomputed, pending.report, progress)
+        finally:
+            scratch = pending.scratch
+            if pending.precomputed.done():
+                self._release(scratch)
+            else:  # the models still read the pictures: remove the copies when they are done
+
+                def release(_done: Future[list[dict[int, list[Finding]]]]) -> None:
+                    self._release(scratch)
+
+                pending.precomputed.add_done_callback(release)
         return pending.report
 
     def recheck(self, older_than: timedelta, limit: int = 256) -> ScanReport:
@@ -333,6 +386,8 @@ class Pipeline:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)
+        if self.media is not None:
+            self.media.close()
 
     def _precompute(self, archived: list[_Archived]
                     ) -> Future[list[dict[int, list[Finding]]]]:
@@ -356,8 +411,10 @@ class Pipeline:
             return self._pool.submit(run)
 
     def _archive_batch(self, batch: list[Item], report: ScanReport,
-                       progress: Callable[[int], None] | None) -> list[_Archived]:
-        batch = self.read_images(batch, report)
+                       progress: Callable[[int], None] | None,
+                       scratch: list[Path] | None = None) -> list[_Archived]:
+        batch = self.read_images(
+            self.fetch_media(batch, report, scratch if scratch is not None else []), report)
 
         def archive_all(r: ScanReport) -> list[_Archived]:
             resolved = [self.registers.resolve(item) for item in batch]
@@ -366,8 +423,10 @@ class Pipeline:
                     found = [self._archive(item, r, session) for item in batch]
                 else:  # the usual case: the whole batch in a few statements
                     stamped = [(item, self.clock()) for item in resolved]
+                    outcomes = archive_items(session, [(self._for_archive(item), now)
+                                                       for item, now in stamped])
                     found = [self._archived(item, outcome, now, r) for (item, now), outcome
-                             in zip(stamped, archive_items(session, stamped), strict=True)]
+                             in zip(stamped, outcomes, strict=True)]
             return [a for a in found if a is not None]
 
         try:
@@ -561,4 +620,31 @@ class Pipeline:
         """Fetch from one connector since its cursor and process everything."""
         cursor = self.load_cursor(connector.name)
         result = connector.fetch(cursor)
-        return self.apply_fetch(connector, result, progress)
+        report = self.apply_fetch(connector, result, progress)
+        self.retry_media(connector, report, progress)
+        return report
+
+    def retry_media(self, connector: Connector, report: ScanReport,
+                    progress: Callable[[int], None] | None = None) -> None:
+        """Archived items of ``connector`` with a picture due for another try (webhook items,
+        items past the listing's window): passed through the pipeline again, so a picture
+        fetched now makes a new version that is checked (governance_bot/media.py)."""
+        if self.media is None:
+            return
+        try:
+            due = self.media.due_items(connector)
+        except DBAPIError as exc:
+            report.problems.append(f"{connector.name}: pictures due for another try were not "
+                                   f"read ({type(exc).__name__})")
+            return
+        if due:
+            log.info("%s: trying the pictures of %d archived item(s) again", connector.name,
+                     len(due))
+            retried = ScanReport()
+            self.process_many(due, retried, progress)
+            report.problems.extend(retried.problems)
+            report.edited += retried.edited
+            report.detected += retried.detected
+            report.flags_created += retried.flags_created
+            report.flags_updated += retried.flags_updated
+            report.failed_items.extend(retried.failed_items)

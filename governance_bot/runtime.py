@@ -15,6 +15,7 @@ from governance_bot.authz import NeedToKnow
 from governance_bot.changes import record_config_changes
 from governance_bot.config import Config, connector_settings
 from governance_bot.image_text import ImageTextReader, OcrUnavailable
+from governance_bot.media import MediaFetcher, MediaOptions, store_from_config
 from governance_bot.outbox import OutboxSender, Sink
 from governance_bot.pipeline import Pipeline
 from governance_bot.register_store import ImportSummary, import_registers, load_registers
@@ -25,7 +26,7 @@ from governance_bot.storage.db import Database
 from rules.engine import DetectionEngine
 from rules.packs import load_pack
 
-__all__ = ["Runtime", "import_register_files", "make_sink"]
+__all__ = ["Runtime", "import_register_files", "make_sink", "media_fetcher"]
 
 log = logging.getLogger(__name__)
 
@@ -152,13 +153,14 @@ class Runtime:
         with db.session() as session:
             registers = RegisterIndex(load_registers(session))
         engine = DetectionEngine.from_config(config)
-        pipeline = Pipeline(db, engine, registers, image_text=image_text_reader(config),
-                            router=Router(config.routing.overrides))
         connectors: list[Connector] = []
         if with_connectors:
             for settings in connector_settings(config):
                 if settings.enabled:
                     connectors.append(load_connector(settings.type)(settings))
+        pipeline = Pipeline(db, engine, registers, image_text=image_text_reader(config),
+                            router=Router(config.routing.overrides),
+                            media=media_fetcher(config, db, connectors))
         limit_blas_threads()
         return cls(config, db, registers, engine, pipeline, connectors)
 
@@ -209,3 +211,19 @@ def image_text_reader(config: Config) -> ImageTextReader | None:
                     "tesseract-ocr (and pytesseract), or set [image_text] enabled = false in "
                     "the images rule pack", exc)
         return None
+
+
+def media_fetcher(config: Config, db: Database, connectors: list[Connector]
+                  ) -> MediaFetcher | None:
+    """The media step of the pipeline (``[media]``): None when it is off or no connector is
+    configured (items from files carry their own local copies)."""
+    if not config.media.enabled or not connectors:
+        return None
+    store = store_from_config(config)
+    assert store is not None
+    s = config.media
+    return MediaFetcher(db, store, connectors, MediaOptions(
+        timeout_seconds=s.timeout_seconds, batch_timeout_seconds=s.batch_timeout_seconds,
+        max_per_item=s.max_per_item, workers=s.workers,
+        refetch_after_hours=s.refetch_after_hours, max_attempts=s.max_attempts,
+        allow_private_networks=s.allow_private_networks))

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from governance_bot.findings import Category, Evidence, Finding, Severity
 from governance_bot.items import Item, ItemKind, Role
 from rules.base import DetectionContext, DetectorBase
+from rules.packs import ACCOUNTABILITY_DUTY, AccountabilityPack
 from rules.threads import (
     PRIVATE_KIND_NAMES,
     Participants,
@@ -36,10 +37,6 @@ if TYPE_CHECKING:
 
 __all__ = ["AccountabilityDetector"]
 
-_DEFAULT_DUTY = (
-    "Staff use a method of accountability when messaging learners: copies to another member of "
-    "staff or parents (P2 \"Communicating with students\"; P1 \"What we expect of our staff\")."
-)
 
 
 class AccountabilityDetector(DetectorBase):
@@ -53,7 +50,7 @@ class AccountabilityDetector(DetectorBase):
         kinds: Iterable[str] = PRIVATE_KIND_NAMES,
         severity: Severity = Severity.low,
         unknown_participant_is_copy: bool = False,
-        duty: str = _DEFAULT_DUTY,
+        duty: str = ACCOUNTABILITY_DUTY,
         timezone: str = "Europe/London",
     ):
         self.kinds = frozenset(ItemKind(k) for k in kinds)
@@ -63,14 +60,16 @@ class AccountabilityDetector(DetectorBase):
         self.tz = ZoneInfo(timezone)
 
     @classmethod
-    def from_pack(cls, pack: dict[str, Any], config: Config | None = None
+    def from_pack(cls, pack: dict[str, Any] | AccountabilityPack, config: Config | None = None
                   ) -> AccountabilityDetector:
-        threads = pack.get("threads", {})
+        """Built from the pack read into :class:`rules.packs.AccountabilityPack` (defaults
+        there; a bad key is a PackError naming the file and the key)."""
+        model = AccountabilityPack.load(pack)
         return cls(
-            kinds=threads.get("kinds", PRIVATE_KIND_NAMES),
-            severity=Severity(pack.get("severity", {}).get("one_to_one", Severity.low)),
-            unknown_participant_is_copy=bool(threads.get("unknown_participant_is_copy", False)),
-            duty=pack.get("rule", {}).get("duty", _DEFAULT_DUTY),
+            kinds=[k.value for k in model.threads.kinds],
+            severity=model.severity.one_to_one,
+            unknown_participant_is_copy=model.threads.unknown_participant_is_copy,
+            duty=model.rule.duty,
             timezone=config.organisation.timezone if config is not None else "Europe/London",
         )
 

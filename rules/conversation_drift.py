@@ -23,17 +23,14 @@ from typing import TYPE_CHECKING, Any
 from governance_bot.findings import Category, Evidence, Finding, Severity
 from governance_bot.items import Item, ItemKind, Role
 from rules.base import DetectionContext, DetectorBase
+from rules.normalise import plain_apostrophes
+from rules.packs import CONVERSATION_DRIFT_DUTY, ConversationDriftPack, DriftTopicSpec
 from rules.threads import PRIVATE_KIND_NAMES, resolved
 
 if TYPE_CHECKING:
     from governance_bot.config import Config
 
 __all__ = ["ConversationDriftDetector", "PersonalTopic"]
-
-_DEFAULT_DUTY = (
-    "Messages to learners are for information, not conversation; if a learner tries to engage, "
-    "end it and inform the DSL (P2 \"Communicating with students\")."
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,21 +42,10 @@ class PersonalTopic:
     pattern: re.Pattern[str]
 
     @classmethod
-    def from_pack(cls, entry: dict[str, Any]) -> PersonalTopic:
-        try:
-            patterns = [str(p) for p in entry["patterns"]]
-            joined = "|".join(f"(?:{p})" for p in patterns)
-            return cls(str(entry["id"]), str(entry.get("label", entry["id"])),
-                       re.compile(joined, re.IGNORECASE))
-        except KeyError as exc:
-            raise ValueError(f"conversation_drift pack: a [[topics]] entry needs {exc}") from None
-        except re.error as exc:
-            raise ValueError(f"conversation_drift pack: topic {entry.get('id')!r} has a bad "
-                             f"pattern: {exc}") from None
-
-
-def _normalise(text: str) -> str:
-    return text.replace("\u2019", "'").replace("\u2018", "'")
+    def from_pack(cls, entry: DriftTopicSpec) -> PersonalTopic:
+        """From a topic of the pack (its patterns checked there)."""
+        joined = "|".join(f"(?:{p})" for p in entry.patterns)
+        return cls(entry.id, entry.label or entry.id, re.compile(joined, re.IGNORECASE))
 
 
 class ConversationDriftDetector(DetectorBase):
@@ -76,7 +62,7 @@ class ConversationDriftDetector(DetectorBase):
         long_severity: Severity = Severity.low,
         staff_topic_severity: Severity = Severity.medium,
         learner_topic_severity: Severity = Severity.low,
-        duty: str = _DEFAULT_DUTY,
+        duty: str = CONVERSATION_DRIFT_DUTY,
     ):
         self.topics = tuple(topics)
         self.kinds = frozenset(ItemKind(k) for k in kinds)
@@ -87,18 +73,19 @@ class ConversationDriftDetector(DetectorBase):
         self.duty = duty
 
     @classmethod
-    def from_pack(cls, pack: dict[str, Any], config: Config | None = None
-                  ) -> ConversationDriftDetector:
-        threads = pack.get("threads", {})
-        severity = pack.get("severity", {})
+    def from_pack(cls, pack: dict[str, Any] | ConversationDriftPack,
+                  config: Config | None = None) -> ConversationDriftDetector:
+        """Built from the pack read into :class:`rules.packs.ConversationDriftPack` (defaults
+        there; a bad key or pattern is a PackError naming the file and the key)."""
+        model = ConversationDriftPack.load(pack)
         return cls(
-            topics=[PersonalTopic.from_pack(t) for t in pack.get("topics", [])],
-            kinds=threads.get("kinds", PRIVATE_KIND_NAMES),
-            turns=int(threads.get("turns", 6)),
-            long_severity=Severity(severity.get("long_conversation", Severity.low)),
-            staff_topic_severity=Severity(severity.get("staff_personal_topic", Severity.medium)),
-            learner_topic_severity=Severity(severity.get("learner_personal_topic", Severity.low)),
-            duty=pack.get("rule", {}).get("duty", _DEFAULT_DUTY),
+            topics=[PersonalTopic.from_pack(t) for t in model.topics],
+            kinds=[k.value for k in model.threads.kinds],
+            turns=model.threads.turns,
+            long_severity=model.severity.long_conversation,
+            staff_topic_severity=model.severity.staff_personal_topic,
+            learner_topic_severity=model.severity.learner_personal_topic,
+            duty=model.rule.duty,
         )
 
     def detect(self, item: Item, ctx: DetectionContext) -> Iterator[Finding]:
@@ -128,7 +115,7 @@ class ConversationDriftDetector(DetectorBase):
 
     def _topics(self, item: Item, role: Role, staff_id: str, learners: list[str],
                 subject: str) -> Iterator[Finding]:
-        text = _normalise(item.text)
+        text = plain_apostrophes(item.text)
         spans: list[tuple[int, int]] = []
         labels: list[str] = []
         for topic in self.topics:

@@ -13,7 +13,8 @@ Policy duties enforced (docs/classifiers-safeguarding.md):
   neither the finding nor the log carries the image or its URL.
 * "Media with GPS location in its metadata": EXIF GPS coordinates are a ``location`` finding.
 
-Images are read from ``Media.local_path`` (the connectors download them); files over the size cap,
+Images are read from ``Media.local_path`` (the pipeline's media step fetches connector items'
+pictures into the media store first: governance_bot/media.py); files over the size cap,
 images over the pixel cap (decompression bombs) and unreadable files are reported, not decoded.
 """
 
@@ -36,6 +37,7 @@ from PIL import ExifTags, Image, UnidentifiedImageError
 from governance_bot.findings import Category, Evidence, Finding, Route, Severity
 from governance_bot.items import ItemKind, Person, Role, Visibility
 from rules.base import DetectionContext, DetectorBase
+from rules.packs import ImagesPack, PackError
 
 if TYPE_CHECKING:
     from governance_bot.config import Config
@@ -277,21 +279,20 @@ class ImageDetector(DetectorBase):
         self._pii: Any = False  # the learner_pii detector, built on first use (None: not there)
 
     @classmethod
-    def from_pack(cls, pack: dict[str, Any], config: Config | None = None) -> ImageDetector:
-        where = pack.get("_path", "images pack")
-        faces = pack.get("faces", {})
-        explicit = pack.get("explicit", {})
-        limits = pack.get("limits", {})
+    def from_pack(cls, pack: dict[str, Any] | ImagesPack, config: Config | None = None
+                  ) -> ImageDetector:
+        """Built from the pack read into :class:`rules.packs.ImagesPack` (defaults there; a
+        bad key is a PackError naming the file and the key)."""
+        model = ImagesPack.load(pack)
         try:
             face_detector: FaceDetector | None = (
-                LazyFaceDetector(str(faces.get("detector", "haar")))
-                if faces.get("enabled", True) else None
+                LazyFaceDetector(model.faces.detector) if model.faces.enabled else None
             )
         except ImportError as exc:
-            raise ValueError(f"{where}: faces.detector needs a package that is not installed: "
-                             f"{exc}; install governance-bot[ml]") from None
+            raise PackError(f"{model.path}: faces.detector needs a package that is not "
+                            f"installed: {exc}; install governance-bot[ml]") from None
         classifier = None
-        if explicit.get("enabled", True):
+        if model.explicit.enabled:
             try:
                 classifier = ExplicitImageClassifier()
             except ImportError:
@@ -300,12 +301,12 @@ class ImageDetector(DetectorBase):
         return cls(
             face_detector=face_detector,
             explicit=classifier,
-            explicit_threshold=float(explicit.get("threshold", 0.8)),
-            max_file_bytes=int(limits.get("max_file_bytes", 25_000_000)),
-            max_pixels=int(limits.get("max_pixels", 40_000_000)),
-            detect_side=int(faces.get("detect_side", 1024)),
-            photo_severity=Severity(int(pack.get("unapproved_photo", {}).get("severity", 3))),
-            location_severity=Severity(int(pack.get("location", {}).get("severity", 3))),
+            explicit_threshold=model.explicit.threshold,
+            max_file_bytes=model.limits.max_file_bytes,
+            max_pixels=model.limits.max_pixels,
+            detect_side=model.faces.detect_side,
+            photo_severity=model.unapproved_photo.severity,
+            location_severity=model.location.severity,
         )
 
     # -- who the photo is about -------------------------------------------------------------

@@ -24,6 +24,7 @@ import numpy as np
 
 __all__ = [
     "LiteralPrefilter",
+    "WordList",
     "alternatives",
     "any_of",
     "case_fold_table",
@@ -239,7 +240,43 @@ def alternatives(rx: re.Pattern[str]) -> list[re.Pattern[str]]:
         return [rx]
 
 
+class WordList(list[tuple[re.Pattern[str], int]]):
+    """A word list's patterns with their needs (what :meth:`LiteralPrefilter.any_of` makes),
+    indexed by each need's lowest bit, so that "is any of them in the text" looks only at the
+    words whose required strings a scan found, not at every word of the list."""
+
+    def __init__(self, words: Iterable[tuple[re.Pattern[str], int]]) -> None:
+        super().__init__(words)
+        self.always = [rx for rx, need in self if not need]
+        self.by_bit: dict[int, list[tuple[re.Pattern[str], int]]] = {}
+        for rx, need in self:
+            if need:
+                self.by_bit.setdefault(need & -need, []).append((rx, need))
+
+    def any(self, text: str, found: int) -> bool:
+        if any(rx.search(text) for rx in self.always):
+            return True
+        if not found:
+            return False
+        by_bit = self.by_bit
+        if found.bit_count() < len(by_bit):  # the few strings found, not every word's bit
+            rest = found
+            while rest:
+                bit = rest & -rest
+                rest ^= bit
+                for rx, need in by_bit.get(bit, ()):
+                    if found & need == need and rx.search(text):
+                        return True
+            return False
+        return any(found & need == need and rx.search(text)
+                   for bit, group in by_bit.items() if found & bit for rx, need in group)
+
+
 def any_of(words: list[tuple[re.Pattern[str], int]], text: str, found: int) -> bool:
+    """Whether a word of ``words`` whose required strings are all in ``found`` matches
+    ``text`` (every other word cannot)."""
+    if isinstance(words, WordList):
+        return words.any(text, found)
     return any(found & need == need and rx.search(text) for rx, need in words)
 
 
@@ -278,9 +315,9 @@ class LiteralPrefilter:
         words = [(alt, self.need((alt,))) for alt in alternatives(rx)]
         always = [alt for alt, need in words if need == 0]
         if len(always) < 2:
-            return words
+            return WordList(words)
         joined = re.compile("|".join(alt.pattern for alt in always), rx.flags)
-        return [(alt, need) for alt, need in words if need] + [(joined, 0)]
+        return WordList([(alt, need) for alt, need in words if need] + [(joined, 0)])
 
     def build(self) -> None:
         automaton = ahocorasick.Automaton()

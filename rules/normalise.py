@@ -51,6 +51,7 @@ __all__ = [
     "fold_cluster",
     "invalid_utf8_positions",
     "normalise",
+    "plain_apostrophes",
     "unleet",
 ]
 
@@ -75,9 +76,12 @@ _SPOKEN_EMAIL = regex.compile(
     regex.IGNORECASE,
 )
 _SPOKEN_PART = regex.compile(r"\s+(at|dot)\s+", regex.IGNORECASE)
+# the characters people (and phones' keyboards) write for an apostrophe
+_APOSTROPHE_CHARS = "\u2018\u2019\u201b\u02bc\u00b4\u0060\u2032"
+_APOSTROPHES = str.maketrans(dict.fromkeys(_APOSTROPHE_CHARS, "'"))
 # what NFKC leaves that matching needs plain: apostrophes, dashes, spaces
 _PUNCTUATION = {
-    **{c: "'" for c in "\u2018\u2019\u201b\u02bc\u00b4\u0060\u2032"},
+    **dict.fromkeys(_APOSTROPHE_CHARS, "'"),
     **{c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"},
     **{c: " " for c in "\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
                         "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"},
@@ -283,6 +287,13 @@ def _leet(m: regex.Match[str]) -> str:
         if _EMAIL_DOMAIN_AFTER_AT.match(after):
             return run
     return "".join(_LEET_MAP[c] for c in run)
+
+
+def plain_apostrophes(text: str) -> str:
+    """``text`` with every kind of apostrophe written as ``'`` ("you\u2019re" -> "you're"), one
+    character for one, so spans stay valid: for rules that match words as written, without the
+    rest of :func:`normalise`."""
+    return text.translate(_APOSTROPHES)
 
 
 def unleet(text: str) -> str:

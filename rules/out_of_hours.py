@@ -24,6 +24,7 @@ import holidays
 from governance_bot.findings import Category, Evidence, Finding, Route, Severity
 from governance_bot.items import Item, ItemKind, Person, Role
 from rules.base import DetectionContext, DetectorBase
+from rules.packs import OUT_OF_HOURS_DUTY, OutOfHoursMessages, OutOfHoursPack
 
 if TYPE_CHECKING:
     from governance_bot.config import Config, Period, WorkingHoursSettings
@@ -37,14 +38,10 @@ __all__ = [
 ]
 
 # English names whatever the machine's locale (strftime's %A and %B follow the locale)
+_DEFAULT_KINDS = tuple(k.value for k in OutOfHoursMessages().kinds)  # the pack model's
 _WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August",
                 "September", "October", "November", "December")
-_DEFAULT_KINDS = ("direct_message", "chat_message", "email", "comment", "reply")
-_DEFAULT_DUTY = (
-    "Staff avoid contacting learners outside normal office hours "
-    "(P1 \"What we expect of our staff\"; P2 \"Communicating with students\")."
-)
 
 
 def ordinal(n: int) -> str:
@@ -185,7 +182,7 @@ class OutOfHoursDetector(DetectorBase):
         repeat_window: timedelta = timedelta(days=14),
         single_severity: Severity = Severity.low,
         repeat_severity: Severity = Severity.high,
-        duty: str = _DEFAULT_DUTY,
+        duty: str = OUT_OF_HOURS_DUTY,
     ):
         self.office_hours = office_hours
         self.kinds = frozenset(ItemKind(k) for k in kinds)
@@ -197,20 +194,23 @@ class OutOfHoursDetector(DetectorBase):
         self.duty = duty
 
     @classmethod
-    def from_pack(cls, pack: dict[str, Any], config: Config) -> OutOfHoursDetector:
-        messages = pack.get("messages", {})
-        severity = pack.get("severity", {})
+    def from_pack(cls, pack: dict[str, Any] | OutOfHoursPack, config: Config
+                  ) -> OutOfHoursDetector:
+        """Built from the pack read into :class:`rules.packs.OutOfHoursPack` (defaults there;
+        a bad key is a PackError naming the file and the key) and the organisation's working
+        hours and repeat policy from the configuration."""
+        model = OutOfHoursPack.load(pack)
         return cls(
             office_hours=OfficeHours.from_settings(
                 config.working_hours, config.organisation.timezone, config.organisation.nation
             ),
-            kinds=messages.get("kinds", _DEFAULT_KINDS),
-            author_roles=messages.get("author_roles", ("staff",)),
+            kinds=[k.value for k in model.messages.kinds],
+            author_roles=[r.value for r in model.messages.author_roles],
             repeat_count=config.detection.out_of_hours_repeat_count,
             repeat_window=timedelta(days=config.detection.out_of_hours_repeat_window_days),
-            single_severity=Severity(severity.get("single", Severity.low)),
-            repeat_severity=Severity(severity.get("repeated", Severity.high)),
-            duty=pack.get("rule", {}).get("duty", _DEFAULT_DUTY),
+            single_severity=model.severity.single,
+            repeat_severity=model.severity.repeated,
+            duty=model.rule.duty,
         )
 
     def detect(self, item: Item, ctx: DetectionContext) -> Iterator[Finding]:

@@ -14,25 +14,43 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from governance_bot.findings import Category, Severity
 from governance_bot.items import ItemKind, Role
+from rules.threads import PRIVATE_KIND_NAMES
 
 __all__ = [
+    "ACCOUNTABILITY_DUTY",
+    "CONVERSATION_DRIFT_DUTY",
+    "OUT_OF_HOURS_DUTY",
     "REGEX_SYNTAX",
     "SHIPPED",
+    "TONE_DUTY",
+    "TONE_ORGANISATION_DUTY",
+    "AccountabilityPack",
     "ContextSpec",
+    "ConversationDriftPack",
     "CueSpec",
+    "DriftTopicSpec",
     "FamilySpec",
+    "ImagesPack",
     "ImpersonationSpec",
+    "LearnerPiiPack",
+    "OutOfHoursPack",
     "PackError",
     "PackModel",
+    "PersonalAccountContactPack",
+    "RootPackModel",
+    "RuleSection",
     "SafeguardingPack",
     "SafeguardingSettings",
     "SubCategorySpec",
+    "ToneLexiconSpec",
+    "TonePack",
+    "VideoSessionPack",
     "load_pack",
     "pack_names",
 ]
@@ -474,5 +492,221 @@ class PersonalAccountContactPack(RootPackModel):
     rule: RuleSection
     messages: PersonalContactMessages = PersonalContactMessages()
     severity: PersonalContactSeverity = PersonalContactSeverity()
+    must_catch: tuple[dict[str, Any] | str, ...] = ()
+    must_not_catch: tuple[dict[str, Any] | str, ...] = ()
+
+
+
+# -- the conduct packs: tone, out_of_hours, conversation_drift, accountability ---------------------
+# Each rule's duty is written here once: a pack may leave its [rule] section out.
+
+TONE_DUTY = ("Staff keep a professional tone with learners: no kisses (x's), slang or "
+             "over-familiar language (P1 \"What we expect of our staff\"; P2 \"Communicating "
+             "with students\").")
+TONE_ORGANISATION_DUTY = ("Posts on the official accounts are consistent with the "
+                          "organisation's aims and tone (P1 \"Managing our online presence\").")
+OUT_OF_HOURS_DUTY = ("Staff avoid contacting learners outside normal office hours (P1 \"What we "
+                     "expect of our staff\"; P2 \"Communicating with students\").")
+CONVERSATION_DRIFT_DUTY = ("Messages to learners are for information, not conversation; if a "
+                           "learner tries to engage, end it and inform the DSL (P2 "
+                           "\"Communicating with students\").")
+ACCOUNTABILITY_DUTY = ("Staff use a method of accountability when messaging learners: copies to "
+                       "another member of staff or parents (P2 \"Communicating with students\"; "
+                       "P1 \"What we expect of our staff\").")
+
+
+class ToneRule(RuleSection):
+    id: str = "tone"
+    duty: str = TONE_DUTY
+    organisation_duty: str = TONE_ORGANISATION_DUTY  # quoted for the organisation's own posts
+
+
+class ToneAudience(PackModel):
+    organisation: bool = True  # also check the official accounts' own posts and messages
+
+
+class ToneKisses(PackModel):
+    severity: Severity = Severity.low
+    score: float = Field(default=0.8, ge=0, le=1)
+    emoji: tuple[str, ...] = ("\U0001f618", "\U0001f619", "\U0001f61a", "\U0001f48b")
+    not_after: tuple[str, ...] = ()  # "solve for x", "follow us on X"
+    not_after_capital: tuple[str, ...] = ()  # "Mr X", "Generation X"
+
+
+class ToneLexiconSpec(PackModel):
+    """One ``[[lexicon]]`` group: terms of one kind, severity, audience and position
+    (rules/tone.py: ``Lexicon``)."""
+
+    kind: str
+    terms: tuple[str, ...] = Field(min_length=1)
+    label: str | None = None  # None: the kind in words ("pet name")
+    severity: Severity = Severity.low
+    score: float = Field(default=0.7, ge=0, le=1)
+    audience: Literal["all", "learners"] = "all"
+    position: Literal["any", "address", "signoff"] = "any"
+    not_after: tuple[str, ...] = ()
+
+
+class TonePack(RootPackModel):
+    """``rules/packs/tone.toml``."""
+
+    where_default: ClassVar[str] = "tone pack"
+
+    rule: ToneRule = ToneRule()
+    audience: ToneAudience = ToneAudience()
+    kisses: ToneKisses = ToneKisses()
+    lexicon: tuple[ToneLexiconSpec, ...] = ()
+    must_catch: tuple[dict[str, Any] | str, ...] = ()
+    must_not_catch: tuple[dict[str, Any] | str, ...] = ()
+
+
+class OutOfHoursRule(RuleSection):
+    id: str = "out_of_hours"
+    duty: str = OUT_OF_HOURS_DUTY
+
+
+class OutOfHoursMessages(PackModel):
+    kinds: tuple[ItemKind, ...] = (ItemKind.direct_message, ItemKind.chat_message,
+                                   ItemKind.email, ItemKind.comment, ItemKind.reply)
+    author_roles: tuple[Role, ...] = (Role.staff,)
+
+
+class OutOfHoursSeverity(PackModel):
+    single: Severity = Severity.low  # one message: the account managers' digest
+    repeated: Severity = Severity.high  # the Nth within the window ([detection] in the config)
+
+
+class OutOfHoursPack(RootPackModel):
+    """``rules/packs/out_of_hours.toml`` (how many messages over how many days make a repeat is
+    the organisation's policy: ``[detection]`` in the config)."""
+
+    where_default: ClassVar[str] = "out_of_hours pack"
+
+    rule: OutOfHoursRule = OutOfHoursRule()
+    messages: OutOfHoursMessages = OutOfHoursMessages()
+    severity: OutOfHoursSeverity = OutOfHoursSeverity()
+    must_catch: tuple[dict[str, Any] | str, ...] = ()
+    must_not_catch: tuple[dict[str, Any] | str, ...] = ()
+
+
+class ConversationDriftRule(RuleSection):
+    id: str = "conversation_drift"
+    duty: str = CONVERSATION_DRIFT_DUTY
+
+
+class DriftThreads(PackModel):
+    kinds: tuple[ItemKind, ...] = tuple(ItemKind(k) for k in PRIVATE_KIND_NAMES)
+    turns: int = Field(default=6, ge=1)  # staff -> learner switches that make a conversation
+
+
+class DriftSeverity(PackModel):
+    long_conversation: Severity = Severity.low
+    staff_personal_topic: Severity = Severity.medium
+    learner_personal_topic: Severity = Severity.low
+
+
+class DriftTopicSpec(PackModel):
+    """One ``[[topics]]`` entry: the words a DSL reads and the patterns that find the topic."""
+
+    id: str
+    label: str | None = None  # None: the id
+    patterns: tuple[str, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _valid(self) -> DriftTopicSpec:
+        for p in self.patterns:
+            try:
+                re.compile(p)
+            except re.error as exc:
+                raise ValueError(f"topic {self.id!r} has a bad pattern {p!r} ({exc})") from None
+        return self
+
+
+class ConversationDriftPack(RootPackModel):
+    """``rules/packs/conversation_drift.toml``."""
+
+    where_default: ClassVar[str] = "conversation_drift pack"
+
+    rule: ConversationDriftRule = ConversationDriftRule()
+    threads: DriftThreads = DriftThreads()
+    severity: DriftSeverity = DriftSeverity()
+    topics: tuple[DriftTopicSpec, ...] = ()
+    must_catch: tuple[dict[str, Any] | str, ...] = ()
+    must_not_catch: tuple[dict[str, Any] | str, ...] = ()
+
+
+class AccountabilityRule(RuleSection):
+    id: str = "accountability"
+    duty: str = ACCOUNTABILITY_DUTY
+
+
+class AccountabilityThreads(PackModel):
+    kinds: tuple[ItemKind, ...] = tuple(ItemKind(k) for k in PRIVATE_KIND_NAMES)
+    # a participant in no register (a shared mailbox?) counts as a copy
+    unknown_participant_is_copy: bool = False
+
+
+class AccountabilitySeverity(PackModel):
+    one_to_one: Severity = Severity.low
+
+
+class AccountabilityPack(RootPackModel):
+    """``rules/packs/accountability.toml``."""
+
+    where_default: ClassVar[str] = "accountability pack"
+
+    rule: AccountabilityRule = AccountabilityRule()
+    threads: AccountabilityThreads = AccountabilityThreads()
+    severity: AccountabilitySeverity = AccountabilitySeverity()
+    must_catch: tuple[dict[str, Any] | str, ...] = ()
+    must_not_catch: tuple[dict[str, Any] | str, ...] = ()
+
+
+# -- the images pack ------------------------------------------------------------------------------
+
+
+class ImageFaces(PackModel):
+    enabled: bool = True
+    detector: Literal["hog", "haar"] = "hog"
+    detect_side: int = Field(default=1024, ge=64)  # images are scaled to fit before detection
+
+
+class ImageExplicit(PackModel):
+    enabled: bool = True
+    threshold: float = Field(default=0.8, ge=0, le=1)
+
+
+class ImageSeverity(PackModel):
+    severity: Severity = Severity.medium
+
+
+class ImageLimits(PackModel):
+    max_file_bytes: int = Field(default=25_000_000, ge=1)
+    max_pixels: int = Field(default=40_000_000, ge=1)  # more: a decompression bomb
+
+
+class ImageText(PackModel):
+    """``[image_text]``: reading the text in images (governance_bot/image_text.py)."""
+
+    enabled: bool = True
+    language: str = "eng"
+    timeout_seconds: float = Field(default=20.0, gt=0)
+    max_images_per_item: int = Field(default=4, ge=0)
+    max_side: int = Field(default=2500, ge=64)  # larger images are scaled down first
+
+
+class ImagesPack(RootPackModel):
+    """``rules/packs/images.toml``."""
+
+    where_default: ClassVar[str] = "images pack"
+
+    rule_id: str = "images"
+    version: int = 1
+    faces: ImageFaces = ImageFaces()
+    explicit: ImageExplicit = ImageExplicit()
+    unapproved_photo: ImageSeverity = ImageSeverity()
+    location: ImageSeverity = ImageSeverity()
+    limits: ImageLimits = ImageLimits()
+    image_text: ImageText = ImageText()
     must_catch: tuple[dict[str, Any] | str, ...] = ()
     must_not_catch: tuple[dict[str, Any] | str, ...] = ()

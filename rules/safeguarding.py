@@ -272,6 +272,8 @@ class SafeguardingDetector(DetectorBase):
         self._exemplar_vectors: np.ndarray | None = None
         self._benign_vectors: np.ndarray | None = None
         self._semantic_lock = threading.Lock()
+        # names already compared with the organisation's (per registers): name -> account or None
+        self._imitations: tuple[object, dict[str, object]] = (None, {})
         # the embedding model loads when the first text needs it (models load lazily: a start
         # with nothing to check never pays for it); `preflight` says early if it cannot
         self.semantic = semantic and bool(self._exemplars)
@@ -783,13 +785,20 @@ class SafeguardingDetector(DetectorBase):
         if imp is None or author.register_id or author.role in (Role.organisation, Role.staff):
             return None
         cores = self._organisation_cores(ctx)
+        # the answer for a name depends only on the name and the organisation's names: the same
+        # commenters come back again and again, so each name is compared once per registers
+        seen, memo = self._imitations
+        if seen is not cores:
+            memo = {}
+            self._imitations = (cores, memo)
         for value in filter(None, (author.handle, author.name)):
-            core = _handle_core(value, imp.decorations)
-            if len(core) < 4:
-                continue
-            for account_id, org in cores.items():
-                if core == org or SequenceMatcher(None, core, org).ratio() >= imp.similarity:
-                    return account_id
+            hit = memo.get(value, _UNSEEN)
+            if hit is _UNSEEN:
+                if len(memo) >= 100_000:  # a bound, not a cache that grows for ever
+                    memo.clear()
+                hit = memo[value] = _imitated(value, cores, imp)
+            if hit is not None:
+                return cast(str, hit)
         return None
 
     def _item_facts(self, item: Item, ctx: DetectionContext) -> dict[str, Any]:
@@ -1056,6 +1065,30 @@ def _reads(authors: frozenset[Role], role: Role) -> bool:
 
 def _blank(m: re.Match[str]) -> str:
     return " " * len(m.group(0))
+
+
+_UNSEEN = object()
+
+
+def _imitated(value: str, cores: Mapping[str, str], imp: Impersonation) -> str | None:
+    """The account whose name ``value`` imitates (see ``impersonated_account``), or None."""
+    core = _handle_core(value, imp.decorations)
+    if len(core) < 4:
+        return None
+    for account_id, org in cores.items():
+        if core == org or _alike(core, org, imp.similarity):
+            return account_id
+    return None
+
+
+def _alike(a: str, b: str, at_least: float) -> bool:
+    """``SequenceMatcher(None, a, b).ratio() >= at_least``, asking the cheap upper bounds of the
+    ratio first (``real_quick_ratio() >= quick_ratio() >= ratio()``, computed the same way from
+    whole numbers): a name that cannot reach the similarity is not matched character by
+    character."""
+    matcher = SequenceMatcher(None, a, b)
+    return (matcher.real_quick_ratio() >= at_least and matcher.quick_ratio() >= at_least
+            and matcher.ratio() >= at_least)
 
 
 def _handle_core(value: str, decorations: frozenset[str]) -> str:

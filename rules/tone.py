@@ -20,22 +20,15 @@ from typing import TYPE_CHECKING, Any
 from governance_bot.findings import Category, Evidence, Finding, Severity
 from governance_bot.items import Item, Role
 from rules.base import DetectionContext, DetectorBase
+from rules.normalise import plain_apostrophes
 from rules.out_of_hours import addressed_learners
+from rules.packs import TONE_DUTY, TONE_ORGANISATION_DUTY, ToneLexiconSpec, TonePack
 
 if TYPE_CHECKING:
     from governance_bot.config import Config
 
 __all__ = ["KissFinder", "Lexicon", "Signal", "ToneDetector"]
 
-_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
-_DEFAULT_DUTY = (
-    "Staff keep a professional tone with learners: no kisses (x's), slang or over-familiar "
-    "language (P1 \"What we expect of our staff\"; P2 \"Communicating with students\")."
-)
-_DEFAULT_ORG_DUTY = (
-    "Posts on the official accounts are consistent with the organisation's aims and tone "
-    "(P1 \"Managing our online presence\")."
-)
 # a kiss token: x, xx, xxx..., xo, xoxo, xox
 _KISS = re.compile(
     r"(?<![^\s!?,;)~(\"'])(?P<kiss>[xX]{1,6}|(?:[xX][oO]){1,4}[xX]?)"
@@ -59,7 +52,7 @@ class Signal:
 
 
 def _phrase_pattern(term: str) -> str:
-    words = term.translate(_APOSTROPHES).split()
+    words = plain_apostrophes(term).split()
     parts = []
     for word in words:
         escaped = re.escape(word).replace("'", "'?")
@@ -102,7 +95,7 @@ class Lexicon:
             raise ValueError(f"lexicon {self.kind!r}: position must be any, address or signoff")
         # a cheap prefilter: the lexicon's regex runs only if one of these words is in the text
         self.first_words = frozenset(
-            t.translate(_APOSTROPHES).split()[0].casefold().replace("'", "") for t in self.terms
+            plain_apostrophes(t).split()[0].casefold().replace("'", "") for t in self.terms
         )
         alternation = "|".join(
             _phrase_pattern(t) for t in sorted(self.terms, key=len, reverse=True)
@@ -124,16 +117,16 @@ class Lexicon:
         self.pattern = re.compile(pattern, re.IGNORECASE | re.MULTILINE)
 
     @classmethod
-    def from_pack(cls, entry: dict[str, Any]) -> Lexicon:
+    def from_pack(cls, entry: ToneLexiconSpec) -> Lexicon:
         return cls(
-            kind=entry["kind"],
-            terms=list(entry["terms"]),
-            severity=Severity(entry.get("severity", 2)),
-            score=float(entry.get("score", 0.7)),
-            audience=entry.get("audience", "all"),
-            position=entry.get("position", "any"),
-            not_after=frozenset(w.casefold() for w in entry.get("not_after", [])),
-            label=entry.get("label", entry["kind"].replace("_", " ")),
+            kind=entry.kind,
+            terms=list(entry.terms),
+            severity=entry.severity,
+            score=entry.score,
+            audience=entry.audience,
+            position=entry.position,
+            not_after=frozenset(w.casefold() for w in entry.not_after),
+            label=entry.label or entry.kind.replace("_", " "),
         )
 
     def find(self, text: str) -> Iterator[Signal]:
@@ -208,8 +201,8 @@ class ToneDetector(DetectorBase):
         self,
         kisses: KissFinder,
         lexicons: Iterable[Lexicon],
-        duty: str = _DEFAULT_DUTY,
-        organisation_duty: str = _DEFAULT_ORG_DUTY,
+        duty: str = TONE_DUTY,
+        organisation_duty: str = TONE_ORGANISATION_DUTY,
         check_organisation: bool = True,
     ):
         self.kisses = kisses
@@ -219,28 +212,29 @@ class ToneDetector(DetectorBase):
         self.check_organisation = check_organisation
 
     @classmethod
-    def from_pack(cls, pack: dict[str, Any], config: Config | None = None) -> ToneDetector:
-        kiss = pack.get("kisses", {})
-        rule = pack.get("rule", {})
+    def from_pack(cls, pack: dict[str, Any] | TonePack, config: Config | None = None
+                  ) -> ToneDetector:
+        """Built from the pack read into :class:`rules.packs.TonePack` (defaults there; a bad
+        key is a PackError naming the file and the key)."""
+        model = TonePack.load(pack)
+        kiss = model.kisses
         return cls(
             kisses=KissFinder(
-                emoji=tuple(kiss.get("emoji", ["😘", "😙", "😚", "💋"])),
-                not_after=frozenset(w.casefold() for w in kiss.get("not_after", [])),
-                not_after_capital=frozenset(
-                    w.casefold() for w in kiss.get("not_after_capital", [])
-                ),
-                severity=Severity(kiss.get("severity", 2)),
-                score=float(kiss.get("score", 0.8)),
+                emoji=kiss.emoji,
+                not_after=frozenset(w.casefold() for w in kiss.not_after),
+                not_after_capital=frozenset(w.casefold() for w in kiss.not_after_capital),
+                severity=kiss.severity,
+                score=kiss.score,
             ),
-            lexicons=[Lexicon.from_pack(e) for e in pack.get("lexicon", [])],
-            duty=rule.get("duty", _DEFAULT_DUTY),
-            organisation_duty=rule.get("organisation_duty", _DEFAULT_ORG_DUTY),
-            check_organisation=bool(pack.get("audience", {}).get("organisation", True)),
+            lexicons=[Lexicon.from_pack(e) for e in model.lexicon],
+            duty=model.rule.duty,
+            organisation_duty=model.rule.organisation_duty,
+            check_organisation=model.audience.organisation,
         )
 
     def signals(self, text: str, to_learners: bool) -> list[Signal]:
         """Every tone signal in ``text``; learner-only lexicons when ``to_learners``."""
-        text = text.translate(_APOSTROPHES)  # one character for one: spans stay put
+        text = plain_apostrophes(text)  # one character for one: spans stay put
         found = list(self.kisses.find(text))
         words = {w.replace("'", "") for w in _TOKENS.findall(text.casefold())}
         for lexicon in self.lexicons:

@@ -31,7 +31,7 @@ def test_the_newest_migrations_can_be_undone_and_redone(database_url: str):
     db = Database(database_url)
     try:
         db.upgrade()
-        command.downgrade(db._alembic_config(), "0003")  # undoes 0013 to 0004
+        command.downgrade(db._alembic_config(), "0003")  # undoes 0014 to 0004
         assert db.current_revision() == "0003"
         db.upgrade()
         assert db.current_revision() == db.head_revision()
@@ -107,7 +107,7 @@ WHATSAPP_ITEM = {
 }
 
 
-def test_the_upgrade_to_0011_turns_stored_thread_keys_into_pseudonyms_and_back(
+def test_the_upgrade_to_0012_turns_stored_thread_keys_into_pseudonyms_and_back(
         database_url: str):
     """Phone numbers in thread keys (WhatsApp) leave the plain columns; the thread is still one
     thread (its history is found), and the downgrade restores the keys from the archive."""
@@ -121,7 +121,7 @@ def test_the_upgrade_to_0011_turns_stored_thread_keys_into_pseudonyms_and_back(
 
     db = Database(database_url)
     try:
-        command.upgrade(db._alembic_config(), "0010")
+        command.upgrade(db._alembic_config(), "0011")
         with db.engine.begin() as conn:
             _old_whatsapp_item(conn, json.dumps(WHATSAPP_ITEM))
         db.upgrade()
@@ -133,7 +133,7 @@ def test_the_upgrade_to_0011_turns_stored_thread_keys_into_pseudonyms_and_back(
         later = Item.model_validate({**WHATSAPP_ITEM, "id": "wamid.A2",
                                      "created_at": "2026-11-20T11:00:00+00:00"})
         assert [i.id for i in DatabaseHistory(db).thread(later)] == ["wamid.A1"]
-        command.downgrade(db._alembic_config(), "0010")
+        command.downgrade(db._alembic_config(), "0011")
         with db.engine.connect() as conn:
             keys = {k for (k,) in conn.execute(text("SELECT thread_key FROM items UNION "
                                                     "SELECT thread_key FROM flags"))}
@@ -142,7 +142,7 @@ def test_the_upgrade_to_0011_turns_stored_thread_keys_into_pseudonyms_and_back(
         db.dispose()
 
 
-def test_an_encrypted_database_is_upgraded_to_0011_only_with_its_key(database_url: str):
+def test_an_encrypted_database_is_upgraded_to_0012_only_with_its_key(database_url: str):
     import json
 
     import pytest
@@ -154,7 +154,7 @@ def test_an_encrypted_database_is_upgraded_to_0011_only_with_its_key(database_ur
     key = Fernet.generate_key().decode()
     db = Database(database_url)
     try:
-        command.upgrade(db._alembic_config(), "0010")
+        command.upgrade(db._alembic_config(), "0011")
         crypto.configure([key])
         encrypted = json.dumps({"enc": crypto.encrypt(json.dumps(WHATSAPP_ITEM))})
         with db.engine.begin() as conn:

@@ -274,7 +274,9 @@ def test_slack_and_the_digests_give_each_finding_to_exactly_its_audience(
     sink = SlackSink.from_config(runtime.config, runtime.db, registers=runtime.registers)
     runtime.sender(sink).drain()
     assert runtime.sender(sink).pending() == 0
-    DigestJob(sink.bot).run()
+    digests = DigestJob(sink.bot)
+    digests.run()
+    digests.run_weekly()  # conversations without a second adult wait for the weekly summary
     members = {cid: {SLACK_IDS[u] for u in users}
                for users, cid in fake_slack._conversations.items()}
     seen: dict[str, set[str]] = {}
@@ -283,7 +285,8 @@ def test_slack_and_the_digests_give_each_finding_to_exactly_its_audience(
         shown = json.dumps(call.params.get("blocks"), ensure_ascii=False) + str(
             call.params.get("text"))
         readers = members[call.params["channel"]]
-        is_digest = "Daily digest" in shown or "daily summary" in shown
+        is_digest = ("Daily digest" in shown or "daily summary" in shown
+                     or "weekly summary" in shown)
         for marker in set(re.findall(r"F\d{4}", shown)):
             seen.setdefault(marker, set()).update(readers)
             if is_digest:

@@ -146,6 +146,8 @@ def test_with_networking_disabled_a_start_attempts_no_download_and_names_the_fet
         assert probe["attempts"] == [], args
         said = " ".join((done.stdout + done.stderr).split())
         assert "governance-bot models fetch" in said, args
+        # the exports were checked when they were made: no torch model is built at run time
+        assert loaded(probe, "torch", "sentence_transformers") == [], args
     # the item was still checked by every other rule (and by the fallback model)
     assert json.loads((tmp_path / "out.jsonl").read_text())["findings"] is not None
 

@@ -7,7 +7,8 @@ from sqlalchemy import create_engine
 
 import governance_bot.storage.audit_models  # registers its tables
 import governance_bot.storage.console_models  # registers its tables
-import governance_bot.storage.dp_models  # noqa: F401  (registers its tables)
+import governance_bot.storage.dp_models  # registers its tables
+import governance_bot.storage.media_models  # noqa: F401  (registers its tables)
 from governance_bot.storage.models import Base
 
 config = context.config

@@ -26,7 +26,7 @@ from governance_bot.authz import Refused
 from governance_bot.decisions import AlreadyRecorded, Decisions
 from governance_bot.slack.bot import SlackBot
 from governance_bot.slack.deps import Deps, Unreadable, flag_target, user_id
-from governance_bot.slack.listeners import commands, home, removals, safeguarding
+from governance_bot.slack.listeners import commands, home, removals, safeguarding, threads
 
 __all__ = ["build_app", "role_check"]
 
@@ -85,6 +85,6 @@ def build_app(bot: SlackBot, signing_secret: str, *, decisions: Decisions | None
               raise_error_for_unhandled_request=False)
     app.middleware(role_check(deps))
     app.error(_on_error)
-    for feature in (removals, safeguarding, home, commands):
+    for feature in (removals, safeguarding, threads, home, commands):
         feature.register(app, deps)
     return app

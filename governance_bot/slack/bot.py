@@ -8,10 +8,15 @@
   metadata. It looks only when such a post can exist: not on the first attempt to show a flag
   (``FlagView.first_attempt``, from the outbox's claim count), which saves a read of the
   conversation's history before every new alert;
-* groups further flags on the same thread under the first one's message (noise control); the
-  first message's count of grouped flags is marked due (``FlagMessage.refresh_due``, in the
-  transaction that records the reply) and refreshed once at the end of the outbox's batch
-  (``refresh_anchors``), however many replies the batch added;
+* records a further flag on an already-alerted thread under that alert's message instead of
+  sending it, when it adds nothing new for the message's readers (``_fold_under``: never an
+  escalation, no safeguarding finding, nothing critical, no concern or severity they were not
+  already alerted to on the thread); the message's count and latest time of the flags recorded
+  under it are marked due (``FlagMessage.refresh_due``, in the transaction that records the
+  flag) and refreshed once at the end of the outbox's batch (``refresh_anchors``), however many
+  the batch added. A flag recorded so is a ``FlagMessage`` row at the message it was recorded under
+  (``ts == thread_ts``); "Show them in the thread" posts such flags as replies, each with its own
+  buttons (``show_grouped``);
 * re-renders every message about a flag when its state changes (``refresh``: one truth
   everywhere, so nobody acts twice).
 """
@@ -34,15 +39,15 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from connectors.base import Connector, ModerationAction
-from governance_bot.authz import Detail, Entitlement, FlagFacts, NeedToKnow
+from governance_bot.authz import Detail, Entitlement, FindingFacts, FlagFacts, NeedToKnow
 from governance_bot.config import Config
 from governance_bot.decisions import OUTCOMES, Decisions
-from governance_bot.findings import Route
+from governance_bot.findings import Category, Route, Severity
 from governance_bot.flags import FlagStatus
 from governance_bot.items import Item
 from governance_bot.outbox import DeliveryError, FlagView, load_flag
@@ -97,23 +102,26 @@ _DIGESTED = select(_DIGEST.id).where(_DIGEST.flag_id == bindparam("flag_id"),
                                      _DIGEST.route == bindparam("route"))
 # the flag's own first message (in whichever conversation: the first found), and the replies
 # under it (two statements: a count is made only where there is such a message)
-_OWN_FIRST = select(_FM.ts).where(_FM.flag_id == bindparam("flag_id"), _FM.thread_ts.is_(None))
-_REPLIES = (select(func.count(_FM.id), func.max(_FLAGS.item_created_at))
+_LIVE = [FlagStatus.open.value, FlagStatus.acknowledged.value, FlagStatus.escalated.value]
+# the flags recorded under a message (not sent separately) or shown as replies in its thread
+_GROUPED = (select(_FM.flag_id, _FM.ts, _FLAGS.item_created_at, _FLAGS.status)
             .join_from(_FLAG_MESSAGES, _FLAG_TABLE, _FLAGS.id == _FM.flag_id)
-            .where(_FM.thread_ts == bindparam("anchor_ts")))
-_ANCHOR = (
-    select(_FM.ts, _FLAGS.severity)
+            .where(_FM.channel == bindparam("channel"), _FM.thread_ts == bindparam("anchor_ts"),
+                   _FM.sink == SINK)
+            .order_by(_FM.id))
+# the open flags of the same thread already alerted in this conversation (a message of their
+# own): what a further flag there is compared with
+_ALERTED = (
+    select(_FM.flag_id, _FM.ts, _FM.recipient)
     .join_from(_FLAG_MESSAGES, _FLAG_TABLE, _FLAGS.id == _FM.flag_id)
     .where(_FLAGS.thread_key == bindparam("thread_key"), _FLAGS.id != bindparam("flag_id"),
            _FM.channel == bindparam("channel"), _FM.sink == SINK, _FM.thread_ts.is_(None),
-           _FLAGS.status.in_([FlagStatus.open.value, FlagStatus.acknowledged.value,
-                              FlagStatus.escalated.value]))
+           _FLAGS.status.in_(_LIVE))
     .order_by(_FM.id)
-    .limit(1)
 )
 _MARK_DUE = (update(_FLAG_MESSAGES)
              .where(_FM.channel == bindparam("in_channel"), _FM.ts == bindparam("at_ts"),
-                    _FM.sink == SINK)
+                    _FM.sink == SINK, _FM.thread_ts.is_(None))
              .values(refresh_due=_FM.refresh_due + 1))
 _CLEAR_DUE = (update(_FLAG_MESSAGES)
               .where(_FM.id == bindparam("row_id"), _FM.refresh_due == bindparam("seen"))
@@ -123,8 +131,11 @@ _MARK_AGAIN = (update(_FLAG_MESSAGES).where(_FM.id == bindparam("row_id"))
 # no ORDER BY: SQLite then finds them by the refresh_due index instead of scanning the table in
 # id order (they are sorted here)
 _DUE = select(_FM.id).where(_FM.refresh_due > 0, _FM.sink == SINK)
+# the message itself (a flag recorded under it has the same ts, and a thread_ts)
 _MESSAGE_AT = select(m.FlagMessage).where(m.FlagMessage.channel == bindparam("channel"),
-                                          m.FlagMessage.ts == bindparam("ts"))
+                                          m.FlagMessage.ts == bindparam("ts"),
+                                          m.FlagMessage.sink == SINK,
+                                          m.FlagMessage.thread_ts.is_(None))
 _LOCK_DUE = (select(m.FlagMessage).where(m.FlagMessage.id == bindparam("row_id"),
                                          m.FlagMessage.refresh_due > 0)
              .with_for_update(skip_locked=True))
@@ -325,9 +336,11 @@ class SlackBot:
         return nt.for_route(route, facts)
 
     def summary(self, session: Session, flag: m.Flag, entitlement: Entitlement,
-                facts: FlagFacts, item: Item) -> FlagSummary:
+                facts: FlagFacts, item: Item, at: tuple[str, str] | None = None
+                ) -> FlagSummary:
         """The decisions so far, as the reader may see them, and what the reader needs to act
-        (the child and the thread for the case view; photo consent for the managers)."""
+        (the child and the thread for the case view; photo consent for the managers).
+        ``at``: the message (channel, ts) being rendered, for the flags recorded under it."""
         case = entitlement.child_identity
         mask = not case and self.config.delivery.mask_learner_details
         nt = self.need_to_know()
@@ -368,13 +381,14 @@ class SlackBot:
                 lines.append(f"• Photo pre-approved by {who}, {when}")
             elif d.action == "escalation" and case:
                 lines.append(f"• Not acknowledged in time: {d.reason} ({when})")
-        group, latest = 0, None
-        if flag.thread_key:
-            anchor_ts = session.execute(_OWN_FIRST, {"flag_id": flag.id}).scalars().first()
-            if anchor_ts:
-                group, latest = session.execute(_REPLIES, {"anchor_ts": anchor_ts}).one()
-        out = FlagSummary(lines=lines, group_count=int(group or 0), case_url=self.case_url(flag.id),
-                          group_latest=latest)
+        out = FlagSummary(lines=lines, case_url=self.case_url(flag.id))
+        if at is not None and flag.thread_key:
+            grouped = session.execute(_GROUPED, {"channel": at[0], "anchor_ts": at[1]}).all()
+            if grouped:
+                out.group_count = len(grouped)
+                out.group_latest = max(r.item_created_at for r in grouped)
+                out.grouped_open = [r.flag_id for r in grouped
+                                    if r.ts == at[1] and r.status in _LIVE]
         if case:
             out.children = nt.children(facts)
             if entitlement.detail.value in ("full", "excerpt") and flag.thread_key:
@@ -385,16 +399,21 @@ class SlackBot:
             out.photo_consent = nt.photo_consent(facts)
         return out
 
-    def render(self, session: Session, flag_id: int, route: Route,
-               view: FlagView | None = None, recipient: str | None = None
-               ) -> tuple[str, list[dict[str, Any]]]:
-        """The message about the flag for ``recipient`` (or for ``route``'s channel).
-        ``view``: the flag as the outbox sender just read it in this transaction."""
+    def _read(self, session: Session, flag_id: int, view: FlagView | None
+              ) -> tuple[m.Flag, list[m.Finding], Item, m.ItemRecord]:
+        """The flag, from ``view`` (as the outbox sender just read it in this transaction) when
+        it is that flag's, else from the database."""
         if view is not None and view.flag.id == flag_id:
-            flag, item, record = view.flag, view.item, view.item_record
-            findings = view.all_findings or view.findings
-        else:
-            flag, findings, item, record = self.load(session, flag_id)
+            return view.flag, view.all_findings or view.findings, view.item, view.item_record
+        return self.load(session, flag_id)
+
+    def render(self, session: Session, flag_id: int, route: Route,
+               view: FlagView | None = None, recipient: str | None = None,
+               at: tuple[str, str] | None = None) -> tuple[str, list[dict[str, Any]]]:
+        """The message about the flag for ``recipient`` (or for ``route``'s channel).
+        ``view``: the flag as the outbox sender just read it in this transaction; ``at``: the
+        message (channel, ts) this renders, for the flags recorded under it."""
+        flag, findings, item, record = self._read(session, flag_id, view)
         facts = FlagFacts.from_records(flag, findings, item)
         entitlement = self.entitlement_for(facts, recipient, route)
         if not entitlement.receives:
@@ -403,13 +422,46 @@ class SlackBot:
         keys = entitlement.finding_keys
         mine = [f for f in findings if str(f.id) in keys]
         return render_flag(flag, entitlement, mine, item, self.registers, tz=self.tz,
-                           summary=self.summary(session, flag, entitlement, facts, item),
+                           summary=self.summary(session, flag, entitlement, facts, item, at),
                            deleted=record.deleted_at is not None)
+
+    @staticmethod
+    def recorded_under(row: m.FlagMessage) -> bool:
+        """The flag was recorded under another flag's message (not sent as a message)."""
+        return row.thread_ts is not None and row.ts == row.thread_ts
+
+    def _message_of(self, session: Session, row: m.FlagMessage) -> m.FlagMessage | None:
+        """The Slack message that shows ``row``'s flag: its own, or the one it is recorded
+        under."""
+        if not self.recorded_under(row):
+            return row
+        return session.execute(_MESSAGE_AT, {"channel": row.channel, "ts": row.ts}
+                               ).scalar_one_or_none()
 
     def _render_row(self, session: Session, row: m.FlagMessage
                     ) -> tuple[str, list[dict[str, Any]]]:
         return self.render(session, row.flag_id, Route(row.route or "dsl"),
-                           recipient=row.recipient)
+                           recipient=row.recipient, at=(row.channel, row.ts))
+
+    def _update_rows(self, session: Session, rows: Iterable[m.FlagMessage],
+                     skip: Iterable[int] = ()) -> int:
+        """Re-render the messages showing these rows' flags (a flag recorded under another's
+        message updates that message: its count of open flags), each once."""
+        done = set(skip)
+        count = 0
+        for row in rows:
+            message = self._message_of(session, row)
+            if message is None or message.id in done:
+                continue
+            done.add(message.id)
+            text, blocks = self._render_row(session, message)
+            try:
+                self._update(message.channel, message.ts, text, blocks)
+                count += 1
+            except SlackApiError as exc:
+                log.warning("slack: could not update the message for flag #%d in %s: %s",
+                            message.flag_id, message.channel, exc.response.get("error"))
+        return count
 
     # --- delivery -----------------------------------------------------------------------------
     def deliver(self, session: Session, view: FlagView) -> None:
@@ -422,6 +474,8 @@ class SlackBot:
         route = view.route
         if route == Route.record_only:
             return
+        # an escalation is always a message of its own (never recorded under another alert)
+        fold = view.kind != "flag_escalated"
         shown_ids: list[int] = []
         if self.settings.delivery == "channel":
             if route in (Route.digest, Route.case_digest):
@@ -429,7 +483,7 @@ class SlackBot:
                 return
             channel = self.destination(route, view.recipients)
             shown = self.show(session, view.flag.id, route, channel, view=view,
-                              first_attempt=view.first_attempt, defer_anchor=True)
+                              first_attempt=view.first_attempt, defer_anchor=True, fold=fold)
             shown_ids.append(shown.id)
         else:
             if not view.entitlements:
@@ -451,16 +505,14 @@ class SlackBot:
                 channel = self.open_conversation([e.staff for e in reachable])
                 shown = self.show(session, view.flag.id, route, channel, view=view,
                                   first_attempt=view.first_attempt, defer_anchor=True,
-                                  recipient=reachable[0].staff_id)
+                                  recipient=reachable[0].staff_id, fold=fold)
                 shown_ids.append(shown.id)
         if view.kind != "flag_created":
             # the flag changed (e.g. a finding was added): every other message about it must
             # show that too
-            for row in list(session.execute(_SHOWN, {"flag_id": view.flag.id}).scalars()):
-                if row.id in shown_ids:
-                    continue
-                text, blocks = self._render_row(session, row)
-                self._update(row.channel, row.ts, text, blocks)
+            rows = list(session.execute(_SHOWN, {"flag_id": view.flag.id}).scalars())
+            self._update_rows(session, [r for r in rows if r.id not in shown_ids],
+                              skip=shown_ids)
 
     def _digest_entry(self, session: Session, flag: m.Flag, route: Route) -> None:
         exists = session.execute(_DIGESTED, {"flag_id": flag.id, "route": route.value}).first()
@@ -470,58 +522,162 @@ class SlackBot:
 
     def show(self, session: Session, flag_id: int, route: Route, channel: str, *,
              view: FlagView | None = None, first_attempt: bool = False,
-             defer_anchor: bool = False, recipient: str | None = None) -> m.FlagMessage:
-        """Post the flag into ``channel`` once (rendered for ``recipient``, or for ``route``);
-        afterwards, update that message in place.
+             defer_anchor: bool = False, recipient: str | None = None,
+             fold: bool = False) -> m.FlagMessage:
+        """Show the flag in ``channel`` once (rendered for ``recipient``, or for ``route``);
+        afterwards, update that message in place. With ``fold`` (the outbox's delivery of a new
+        or changed flag; never an escalation), a flag that adds nothing new for the
+        conversation's readers to an alert already there about the same thread is recorded
+        under that alert's message instead of being sent (``_fold_under``), and that message's
+        count and latest time are brought up to date.
 
         ``first_attempt``: nothing can have posted this flag before (the outbox's first claim),
-        so there is no earlier post to look for. ``defer_anchor``: a reply under another flag's
-        message only marks that message due for a refresh (``refresh_anchors`` does it, once
-        for all the replies of a batch) instead of refreshing it now."""
+        so there is no earlier post to look for. ``defer_anchor``: a flag recorded under another
+        flag's message only marks that message due for a refresh (``refresh_anchors`` does it,
+        once for all the flags of a batch) instead of refreshing it now."""
         existing = session.execute(_SHOWN_IN, {"flag_id": flag_id, "channel": channel}
                                    ).scalar_one_or_none()
-        text, blocks = self.render(session, flag_id, route, view,
-                                   recipient=existing.recipient if existing is not None
-                                   else recipient)
-        if existing is not None:
+        reader = existing.recipient if existing is not None else recipient
+        if existing is not None and not self.recorded_under(existing):
+            text, blocks = self.render(session, flag_id, route, view, recipient=reader,
+                                       at=(existing.channel, existing.ts))
             self._update(existing.channel, existing.ts, text, blocks)
             return existing
-        flag = session.get(m.Flag, flag_id)
-        assert flag is not None
-        thread_ts = self._anchor(session, flag, channel)
-        ts = None if first_attempt else self._find_posted(channel, flag_id, thread_ts)
+        flag, findings, item, _ = self._read(session, flag_id, view)
+        mine = self.entitlement_for(FlagFacts.from_records(flag, findings, item), reader, route)
+        under = (self._fold_under(session, flag, findings, item, channel, mine, route)
+                 if fold else None)
+        if existing is not None:  # recorded under another flag's message so far
+            earlier = str(existing.thread_ts)
+            if under is None:  # it brings something new now (an edit): an alert of its own
+                existing.ts = self._post(session, flag_id, route, channel, view, reader,
+                                         look=True)
+                existing.thread_ts = None
+            self._count_changed(session, channel, earlier, defer_anchor)
+            return existing
+        if under is not None:
+            record = m.FlagMessage(flag_id=flag_id, sink=SINK, channel=channel, ts=under,
+                                   route=route.value, thread_ts=under, created_at=self.clock(),
+                                   recipient=recipient)
+            session.add(record)
+            session.flush()
+            self._count_changed(session, channel, under, defer_anchor)
+            return record
+        ts = self._post(session, flag_id, route, channel, view, recipient,
+                        look=not first_attempt)
+        record = m.FlagMessage(flag_id=flag_id, sink=SINK, channel=channel, ts=ts,
+                               route=route.value, thread_ts=None, created_at=self.clock(),
+                               recipient=recipient)
+        session.add(record)
+        session.flush()
+        return record
+
+    def _post(self, session: Session, flag_id: int, route: Route, channel: str,
+              view: FlagView | None, recipient: str | None, *, look: bool,
+              thread_ts: str | None = None) -> str:
+        """Post the flag's message in ``channel`` (in ``thread_ts``'s thread), or, when ``look``
+        and a post of it is already there (a crash lost its record), update that one. Its ts."""
+        text, blocks = self.render(session, flag_id, route, view, recipient=recipient)
+        ts = self._find_posted(channel, flag_id, thread_ts) if look else None
         if ts is None:
             metadata = {"event_type": METADATA_EVENT,
                         "event_payload": {"flag_id": flag_id, "route": route.value}}
             resp = self.client.chat_postMessage(channel=channel, text=text, blocks=blocks,
                                                 metadata=metadata, thread_ts=thread_ts,
                                                 unfurl_links=False, unfurl_media=False)
-            ts = str(resp["ts"])
-        else:
-            log.info("slack: flag #%d was already posted in %s (found by metadata); recording it",
-                     flag_id, channel)
-            self._update(channel, ts, text, blocks)
-        record = m.FlagMessage(flag_id=flag_id, sink=SINK, channel=channel, ts=ts,
-                               route=route.value, thread_ts=thread_ts, created_at=self.clock(),
-                               recipient=recipient)
-        session.add(record)
-        session.flush()
-        if thread_ts is not None:
-            if defer_anchor:
-                session.execute(_MARK_DUE, {"in_channel": channel, "at_ts": thread_ts})
-                self._marked_here.marked = True
-            else:
-                self._refresh_anchor(session, channel, thread_ts)
-        return record
+            return str(resp["ts"])
+        log.info("slack: flag #%d was already posted in %s (found by metadata); recording it",
+                 flag_id, channel)
+        self._update(channel, ts, text, blocks)
+        return ts
 
-    def _anchor(self, session: Session, flag: m.Flag, channel: str) -> str | None:
-        """The message of an earlier open flag on the same thread in this conversation: a new
-        flag of no higher severity is shown as a reply under it instead of a new alert."""
-        row = session.execute(_ANCHOR, {"thread_key": flag.thread_key, "flag_id": flag.id,
-                                        "channel": channel}).first()
-        if row is None or flag.severity > row[1]:
+    def _count_changed(self, session: Session, channel: str, at_ts: str, defer: bool) -> None:
+        """The flags recorded under the message at ``at_ts`` changed: mark it for the end of
+        the batch (``defer``), or refresh it now."""
+        if defer:
+            session.execute(_MARK_DUE, {"in_channel": channel, "at_ts": at_ts})
+            self._marked_here.marked = True
+        else:
+            self._refresh_anchor(session, channel, at_ts)
+
+    @staticmethod
+    def _concern(finding: FindingFacts) -> tuple[str, str]:
+        """What a finding is about, for "already alerted": its rule and whom or what it names
+        (a learner, a member of staff and a learner, a conversation)."""
+        return finding.rule_id, finding.subject or finding.register_entry or ""
+
+    def _fold_under(self, session: Session, flag: m.Flag, findings: list[m.Finding],
+                    item: Item, channel: str, mine: Entitlement, route: Route) -> str | None:
+        """The message of an earlier open flag of the same thread, already in ``channel``,
+        under which ``flag`` is recorded instead of being sent; None: it is an alert of its own.
+
+        It is recorded, not sent, only when it adds nothing new for the readers (``mine``: what
+        they receive of it): it was never escalated; none of the flag's findings, whoever they
+        go to, is safeguarding (a disclosure, a concern about a child, a possibly explicit
+        image: every one alerts the DSL team, and the managers are told to take that post
+        down) or critical; the readers' note about parts sent to others is one they already
+        had; and each finding they receive repeats a concern (the same rule about the same
+        learner, member of staff or conversation) they were already alerted to on this thread
+        in this conversation, at the same or a higher severity. Then it is recorded under the
+        latest such alert."""
+        if not flag.thread_key or not mine.findings:
             return None
-        return str(row[0])
+        if flag.status == FlagStatus.escalated.value or flag.escalation_level:
+            return None
+        whole = FlagFacts.from_records(flag, findings, item)
+        if any(f.category == Category.safeguarding or f.explicit_image
+               or f.severity >= Severity.critical for f in whole.findings):
+            return None
+        alerted = session.execute(_ALERTED, {"thread_key": flag.thread_key, "flag_id": flag.id,
+                                             "channel": channel}).all()
+        if not alerted:
+            return None
+        seen: dict[tuple[str, str], int] = {}
+        notes: set[str | None] = {None}
+        for earlier_id, _, reader in alerted:
+            loaded = load_flag(session, earlier_id)
+            if loaded is None:
+                continue
+            facts = FlagFacts.from_records(loaded[0], loaded[1], loaded[2])
+            theirs = self.entitlement_for(facts, reader, route)
+            notes.add(theirs.note)
+            for g in theirs.findings:
+                seen[self._concern(g)] = max(seen.get(self._concern(g), 0), int(g.severity))
+        if mine.note not in notes:
+            return None
+        if all(seen.get(self._concern(f), 0) >= int(f.severity) for f in mine.findings):
+            return str(alerted[-1][1])
+        return None
+
+    def show_grouped(self, channel: str, anchor_ts: str, slack_user_id: str) -> int:
+        """Post the open flags recorded under the message at ``anchor_ts`` into its thread, each
+        as a reply with its own buttons, for a reader of that message who asked ("Show them in
+        the thread"). Only flags the asker may see; each once. Returns how many were posted."""
+        nt = self.need_to_know()
+        asker = self.staff_by_slack_id(slack_user_id)
+        if asker is None:
+            return 0
+        posted = 0
+        with self.db.session() as session:
+            grouped = [r for r in session.execute(_GROUPED, {"channel": channel,
+                                                             "anchor_ts": anchor_ts}).all()
+                       if r.ts == anchor_ts and r.status in _LIVE]
+            for flag_id, *_ in grouped:
+                row = session.execute(_SHOWN_IN, {"flag_id": flag_id, "channel": channel}
+                                      ).scalar_one_or_none()
+                if row is None or not self.recorded_under(row):
+                    continue
+                flag, findings, item, _ = self.load(session, flag_id)
+                if not nt.entitlement(asker, FlagFacts.from_records(flag, findings, item)
+                                      ).receives:
+                    continue  # not theirs to see (e.g. a concern about them)
+                row.ts = self._post(session, flag_id, Route(row.route or "dsl"), channel, None,
+                                    row.recipient, look=True, thread_ts=anchor_ts)
+                session.flush()
+                posted += 1
+            if posted:
+                self._refresh_anchor(session, channel, anchor_ts)
+        return posted
 
     def _refresh_anchor(self, session: Session, channel: str, thread_ts: str) -> None:
         anchor = session.execute(_MESSAGE_AT, {"channel": channel, "ts": thread_ts}
@@ -621,18 +777,9 @@ class SlackBot:
 
     def refresh(self, flag_id: int) -> int:
         """Update every message about the flag to show its current state. Returns the count."""
-        count = 0
         with self.db.session() as session:
             rows = list(session.execute(_SHOWN, {"flag_id": flag_id}).scalars())
-            for row in rows:
-                text, blocks = self._render_row(session, row)
-                try:
-                    self._update(row.channel, row.ts, text, blocks)
-                    count += 1
-                except SlackApiError as exc:
-                    log.warning("slack: could not update the message for flag #%d in %s: %s",
-                                flag_id, row.channel, exc.response.get("error"))
-        return count
+            return self._update_rows(session, rows)
 
     def note_direct_post(self, flag_id: int) -> None:
         """Before showing a flag outside the outbox (an escalation): count it as a claim of the

@@ -1,4 +1,5 @@
-"""Scheduled Slack jobs: escalation of unacknowledged safeguarding flags, and the daily digest.
+"""Scheduled Slack jobs: escalation of unacknowledged flags, the daily digest and the case
+manager's weekly summary.
 
 Escalation (policy: the DSL and deputies receive safeguarding concerns at once; an
 unacknowledged concern escalates): a safeguarding flag not acknowledged within
@@ -7,6 +8,14 @@ unacknowledged concern escalates): a safeguarding flag not acknowledged within
 * level 1, after one period: re-notifies the DSL and deputies in the flag's thread and sends the
   flag to each deputy (and whoever the out-of-hours rota has on call) directly;
 * level 2, after two periods: sends it to the next contacts (``[slack] escalate_to``).
+
+A concern about a member of staff on the case manager's route (severity 3-5: a possible
+allegation, KCSIE part 4, which asks that allegations are handled promptly) not acknowledged
+within ``[slack] staff_concern_escalation_minutes`` for its severity (60 for 5, 240 for 4, one
+day for 3 by default) escalates once: the case manager is reminded in their message, and the
+flag is sent to the alternate (``[routing] staff_concerns_alternate``, else the chair of
+governors, else the headteacher), never to a member of staff the concern is about, nor to the
+deputies or the rota (a concern about staff stays with its case manager and alternate).
 
 Both jobs take the time from an injectable clock, so tests drive them minute by minute.
 """
@@ -32,7 +41,7 @@ from sqlalchemy import select
 
 from governance_bot.authz import Action, Entitlement, FlagFacts
 from governance_bot.config import Config, _parse_span
-from governance_bot.findings import Route
+from governance_bot.findings import Category, Route
 from governance_bot.flags import FlagStatus
 from governance_bot.items import Item
 from governance_bot.registers import StaffMember
@@ -77,28 +86,83 @@ class EscalationJob:
         """Escalate what is due now. Returns (flag id, new level) for each escalation."""
         now = self.clock()
         minutes = {int(k): v for k, v in self.bot.settings.escalation_minutes.items()}
+        staff_minutes = {int(k): v for k, v in
+                         self.bot.settings.staff_concern_escalation_minutes.items()}
         done: list[tuple[int, int]] = []
         with self.bot.db.session() as session:
             flags = list(session.execute(select(m.Flag).where(
-                m.Flag.route == Route.dsl.value, m.Flag.acknowledged_at.is_(None),
+                m.Flag.route.in_([Route.dsl.value, Route.case_manager.value]),
+                m.Flag.acknowledged_at.is_(None),
                 m.Flag.status.in_([FlagStatus.open.value, FlagStatus.escalated.value]),
                 m.Flag.escalation_level < 2)).scalars())
-            ids = [(f.id, f.severity, f.created_at, f.escalation_level) for f in flags]
-        for flag_id, severity, created, level in ids:
-            period = minutes.get(severity)
+            ids = [(f.id, f.route, f.severity, f.created_at, f.escalation_level) for f in flags]
+        for flag_id, route, severity, created, level in ids:
+            staff_concern = route == Route.case_manager.value
+            period = (staff_minutes if staff_concern else minutes).get(severity)
             if not period:
                 continue
-            due = min(2, int((now - created) / timedelta(minutes=period)))
+            # a concern about staff escalates once (to the alternate); safeguarding twice
+            due = min(1 if staff_concern else 2, int((now - created) / timedelta(minutes=period)))
             while level < due:
                 level += 1
                 try:
-                    self._escalate(flag_id, level, period * level, now)
+                    if staff_concern:
+                        self._escalate_staff_concern(flag_id, period, now)
+                    else:
+                        self._escalate(flag_id, level, period * level, now)
                 except Exception:
                     log.exception("escalation of flag #%d to level %d failed; will retry",
                                   flag_id, level)
                     break
                 done.append((flag_id, level))
         return done
+
+    def _escalate_staff_concern(self, flag_id: int, after_minutes: int, now: datetime) -> None:
+        """Remind the case manager and send the flag to the alternate (need to know decides
+        who that is, never anyone the concern is about, and what they see of it)."""
+        bot = self.bot
+        nt = bot.need_to_know()
+        with bot.db.session() as session:
+            flag, findings, item, _ = bot.load(session, flag_id)
+            if flag.acknowledged_at is not None or flag.escalation_level >= 1:
+                return
+            facts = FlagFacts.from_records(flag, findings, item)
+            audience = nt.audience(facts)
+            concerns = [f for f in facts.findings if f.route == Route.case_manager]
+            about = set().union(*(nt.subjects(f, facts) for f in concerns)) if concerns else set()
+            targets = [s for s in nt.alternates()
+                       if s.staff_id not in about and s.staff_id not in audience]
+            names = ", ".join(s.name for s in targets)
+            what = (f"not acknowledged after {after_minutes} minutes: sent to the alternate "
+                    f"({names})" if targets else
+                    f"not acknowledged after {after_minutes} minutes: the case manager was "
+                    "reminded (no alternate who is not involved is registered)")
+            handlers = [e.staff for e in audience.values()
+                        if e.routes & {Route.case_manager}]
+            mentions = " ".join(f"<@{s.slack_user_id}>" for s in handlers if s.slack_user_id)
+            for row in session.execute(select(m.FlagMessage).where(
+                    m.FlagMessage.flag_id == flag_id, m.FlagMessage.sink == SINK,
+                    m.FlagMessage.route == Route.case_manager.value)).scalars():
+                bot.client.chat_postMessage(
+                    channel=row.channel, thread_ts=row.thread_ts or row.ts, reply_broadcast=True,
+                    text=f":alarm_clock: {mentions} flag #{flag_id} (a concern about a member of "
+                         f"staff, severity {flag.severity}) is still not acknowledged after "
+                         f"{after_minutes} minutes.")
+            reached = [p for p in targets if p.slack_user_id]
+            if reached:  # committed before anything is posted (and before this session writes)
+                bot.note_direct_post(flag_id)
+            for person in reached:
+                bot.show(session, flag_id, Route.case_manager, bot.open_conversation([person]),
+                         recipient=person.staff_id)
+            flag.escalation_level = 1
+            session.add(m.FlagDecision(flag_id=flag_id, action="escalation",
+                                       staff_id="governance-bot", reason=what,
+                                       data={"level": 1, "to": [s.staff_id for s in targets]},
+                                       created_at=now))
+            auditlog.append(session, "governance-bot", "flag.escalated_unacknowledged",
+                            f"flag:{flag_id}", {"level": 1, "after_minutes": after_minutes,
+                                                "to": [s.staff_id for s in targets]}, at=now)
+        bot.refresh(flag_id)
 
     def _escalate(self, flag_id: int, level: int, after_minutes: int, now: datetime) -> None:
         bot = self.bot
@@ -155,7 +219,12 @@ class DigestJob:
     summary of low-severity staff conduct. Each flag is shown as the reader may see it (masked
     for managers), grouped by account and category with counts, with Remove and Keep buttons
     where the reader may decide. A person who already has a message about the flag (their part
-    of it went to them at once) finds these findings there instead."""
+    of it went to them at once) finds these findings there instead.
+
+    The case manager's **weekly** summary (:meth:`run_weekly`, Monday at ``digest_time``) lists
+    the one-to-one staff-learner conversations without a second adult (``accountability``, one
+    finding per conversation per week): a flag whose findings for its reader are all
+    accountability waits for it instead of the daily summary."""
 
     MAX_WITH_BUTTONS = 12  # Slack allows 50 blocks; the rest are listed, with a pointer
 
@@ -167,7 +236,23 @@ class DigestJob:
         return (self._clock or self.bot.clock)()
 
     def run(self) -> int:
-        """Send the digests of everything waiting. Returns the number of flags sent."""
+        """Send the daily digests of everything waiting (not what waits for the weekly
+        summary). Returns the number of flags sent."""
+        return self._run(weekly=False)
+
+    def run_weekly(self) -> int:
+        """Send the case manager's weekly summary of conversations without a second adult.
+        Returns the number of flags sent."""
+        return self._run(weekly=True)
+
+    @staticmethod
+    def weekly(route: Route, findings: list[m.Finding]) -> bool:
+        """Whether these findings (what one person sees of a flag) wait for the weekly
+        summary: the case manager's, all accountability."""
+        return (route == Route.case_digest and bool(findings)
+                and all(f.category == Category.accountability.value for f in findings))
+
+    def _run(self, weekly: bool) -> int:
         bot = self.bot
         now = self.clock()
         nt = bot.need_to_know()
@@ -175,6 +260,7 @@ class DigestJob:
         per_person: dict[str, dict[Route, list[tuple[m.Flag, Entitlement, list[m.Finding],
                                                      Item]]]] = {}
         people: dict[str, StaffMember] = {}
+        waiting: set[int] = set()  # flags someone still needs in the other summary
         with bot.db.session() as session:
             entries = list(session.execute(select(m.DigestEntry).where(
                 m.DigestEntry.sent_at.is_(None)).order_by(m.DigestEntry.id)).scalars())
@@ -192,6 +278,9 @@ class DigestJob:
                             "actioned", "dismissed", "closed"):
                         continue
                     mine = [f for f in findings if str(f.id) in ent.finding_keys]
+                    if self.weekly(route, mine) != weekly:
+                        waiting.add(flag.id)
+                        continue  # the other summary's
                     people[ent.staff_id] = ent.staff
                     per_person.setdefault(ent.staff_id, {}).setdefault(route, []).append(
                         (flag, ent, mine, item))
@@ -211,7 +300,7 @@ class DigestJob:
             try:
                 channel = (bot.destination(route, group) if bot.settings.delivery == "channel"
                            else bot.open_conversation(group))
-                text, blocks = self.render(route, rows)
+                text, blocks = self.render(route, rows, weekly=weekly)
                 bot.client.chat_postMessage(channel=channel, text=text[:3900], blocks=blocks)
             except Exception as exc:  # the entries stay unsent: the next run tries again
                 log.warning("digest for %s not sent: %s", ",".join(staff_ids),
@@ -219,26 +308,29 @@ class DigestJob:
                 continue
             sent_flags.update(flag.id for flag, *_ in rows)
         wanted = {f.id for routes in per_person.values() for rows in routes.values()
-                  for f, *_ in rows}
+                  for f, *_ in rows} | waiting
         with bot.db.session() as session:
             for e in entries:
                 row = session.get(m.DigestEntry, e.id)
-                # sent, or nobody needs it any more (decided, or shown in their message)
+                # sent, or nobody needs it any more (decided, or shown in their message); what
+                # waits for the other summary stays
                 if row is not None and (e.flag_id in sent_flags or e.flag_id not in wanted):
                     row.sent_at = now
             if sent_flags:
-                auditlog.append(session, "governance-bot", "digest.sent", None,
+                auditlog.append(session, "governance-bot",
+                                "digest.weekly_sent" if weekly else "digest.sent", None,
                                 {"flags": sorted(sent_flags),
                                  "people": sorted(per_person)}, at=now)
         return len(sent_flags)
 
-    def render(self, route: Route, rows: list[tuple[m.Flag, Entitlement, list[m.Finding], Item]]
-               ) -> tuple[str, list[dict[str, Any]]]:
+    def render(self, route: Route, rows: list[tuple[m.Flag, Entitlement, list[m.Finding], Item]],
+               weekly: bool = False) -> tuple[str, list[dict[str, Any]]]:
         """One digest message: grouped by account, then category, counted; a line and buttons
         per flag (as many as fit), readable on a phone."""
         bot = self.bot
         mask = bot.config.delivery.mask_learner_details
-        title = ("Daily digest" if route == Route.digest
+        title = ("Staff conduct: weekly summary of conversations without a second adult"
+                 if weekly else "Daily digest" if route == Route.digest
                  else "Staff conduct: daily summary for the case manager")
         groups: dict[tuple[str, str], list[tuple[m.Flag, Entitlement, list[m.Finding], Item]]]
         groups = defaultdict(list)
@@ -286,3 +378,7 @@ class DigestJob:
 
     def run_time(self) -> time:
         return time.fromisoformat(self.bot.settings.digest_time)
+
+    def weekly_day(self) -> str:
+        """The day of the weekly summary (apscheduler's name: "mon")."""
+        return self.bot.settings.weekly_summary_day[:3]

@@ -59,6 +59,7 @@ __all__ = [
     "CATEGORY_NAMES",
     "MASK",
     "SEVERITY_NAMES",
+    "SHOW_GROUPED",
     "FlagSummary",
     "LearnerMasker",
     "excerpt",
@@ -121,12 +122,19 @@ class FlagSummary:
     """What a message shows besides the item: the decisions so far, and the thread."""
 
     lines: list[str] = field(default_factory=list)
-    group_count: int = 0  # further flags on the same thread shown under this message
+    group_count: int = 0  # further flags on the same thread recorded under this message
     group_latest: datetime | None = None  # the newest of them (its item's time)
+    # the open ones among them not sent as messages of their own (they added nothing new for
+    # this message's readers): listed, with a button to show them in the thread
+    grouped_open: list[int] = field(default_factory=list)
     thread: list[Item] = field(default_factory=list)  # preceding messages (case view only)
     children: list[ChildIdentity] = field(default_factory=list)  # case view only
     photo_consent: list[tuple[str, bool]] = field(default_factory=list)
     case_url: str | None = None
+
+
+# the button under a message that posts the flags recorded under it into its thread
+SHOW_GROUPED = "gb_show_grouped"
 
 
 def headline(entitlement: Entitlement) -> str:
@@ -227,11 +235,22 @@ def render_flag(
     if summary.group_count:
         latest = (f", the latest {_when(summary.group_latest, tz)}" if summary.group_latest
                   else "")
-        blocks.append(_context(f"{summary.group_count} further flag(s) on this thread{latest}: "
-                               "see the replies below."))
+        if summary.grouped_open:
+            shown = ", ".join(f"#{n}" for n in summary.grouped_open[:20])
+            more = (f" and {len(summary.grouped_open) - 20} more"
+                    if len(summary.grouped_open) > 20 else "")
+            blocks.append(_context(
+                f"{summary.group_count} further flag(s) on this thread{latest}. Nothing new for "
+                f"you, so not sent separately; still open: {shown}{more}."))
+        else:
+            blocks.append(_context(f"{summary.group_count} further flag(s) on this thread"
+                                   f"{latest}: see the replies below."))
     actions = _buttons(flag, entitlement, mine)
     if actions:
         blocks.append(ActionsBlock(block_id=f"gb_flag_{flag.id}", elements=actions))
+    if summary.grouped_open:
+        blocks.append(ActionsBlock(block_id=f"gb_group_{flag.id}", elements=[ButtonElement(
+            action_id=SHOW_GROUPED, text="Show them in the thread", value=str(flag.id))]))
     return text, [b.to_dict() for b in blocks]
 
 

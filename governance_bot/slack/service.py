@@ -115,6 +115,13 @@ class SlackService:
             return None
         return self.digest.run()
 
+    def run_weekly_summary(self, owner: str) -> int | None:
+        """Send the case manager's weekly summary once across replicas (as the digest)."""
+        if not leases.acquire(self.runtime.db, "job:slack-weekly-summary", owner,
+                              timedelta(hours=12), datetime.now(UTC)):
+            return None
+        return self.digest.run_weekly()
+
     def schedule(self, scheduler: Any, owner: str) -> None:
         settings = self.bot.settings
         scheduler.add_job(self.run_escalation, "interval", args=[owner],
@@ -124,6 +131,11 @@ class SlackService:
         scheduler.add_job(self.run_digest, "cron", args=[owner], hour=at.hour, minute=at.minute,
                           timezone=self.bot.config.organisation.timezone, id="slack:digest",
                           max_instances=1, coalesce=True)
+        # the week's conversations without a second adult, the morning after the week ends
+        scheduler.add_job(self.run_weekly_summary, "cron", args=[owner],
+                          day_of_week=self.digest.weekly_day(), hour=at.hour, minute=at.minute,
+                          timezone=self.bot.config.organisation.timezone,
+                          id="slack:weekly-summary", max_instances=1, coalesce=True)
 
     def start_socket_mode(self) -> None:
         """Connect to Slack over a WebSocket (returns at once; runs in the background)."""

@@ -6,6 +6,8 @@ columns that hold item content, register records and decision notes are stored e
 every key decrypts, so a key is rotated by putting a new key first and running
 ``governance-bot keys rotate``, which re-encrypts every row with it; then the old key can go.
 Rows written before encryption was switched on are read as they are and encrypted by ``rotate``.
+The media store's files (pictures fetched from the platforms, governance_bot/media_store.py) are
+encrypted the same way (:func:`encrypt_bytes`), and ``rotate`` re-encrypts them too.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from sqlalchemy import JSON, Text, TypeDecorator
 from sqlalchemy.engine import Dialect
 
 __all__ = ["MARK", "EncryptedJSON", "EncryptedText", "KeyError_", "configure", "decrypt",
-           "derived_keys", "encrypt", "generate_key", "is_configured"]
+           "decrypt_bytes", "derived_keys", "encrypt", "encrypt_bytes", "generate_key",
+           "is_configured", "rotate_bytes"]
 
 MARK = "gbenc1:"
 _MARK = MARK
@@ -102,6 +105,37 @@ def rotate_token(value: str) -> str:
     if value.startswith(_MARK):
         return _MARK + _cipher.rotate(value[len(_MARK):].encode()).decode()
     return _encrypt(value)
+
+
+_BYTES_MARK = _MARK.encode()
+
+
+def encrypt_bytes(data: bytes) -> bytes:
+    """A file's content encrypted with the first key (the media store's files)."""
+    assert _cipher is not None
+    return _BYTES_MARK + _cipher.encrypt(data)
+
+
+def decrypt_bytes(data: bytes) -> bytes:
+    """A file's content as written: decrypted when it was encrypted, as it is otherwise."""
+    if not data.startswith(_BYTES_MARK):
+        return data
+    if _cipher is None:
+        raise KeyError_("this file is encrypted: set [security] encryption_keys "
+                        "(GOVERNANCE_BOT_SECURITY__ENCRYPTION_KEYS) to read it")
+    try:
+        return _cipher.decrypt(data[len(_BYTES_MARK):])
+    except InvalidToken as exc:
+        raise KeyError_("an encrypted file could not be read with the configured keys (was a "
+                        "key removed before `governance-bot keys rotate`?)") from exc
+
+
+def rotate_bytes(data: bytes) -> bytes:
+    """A file's content re-encrypted with the first key (a plain one is encrypted)."""
+    assert _cipher is not None
+    if data.startswith(_BYTES_MARK):
+        return _BYTES_MARK + _cipher.rotate(data[len(_BYTES_MARK):])
+    return encrypt_bytes(data)
 
 
 class EncryptedJSON(TypeDecorator[Any]):

@@ -4,7 +4,7 @@
   on this database. Its presence says the database holds encrypted data: opening it without a key
   is then an error (never new rows written in plain text beside the encrypted ones), and opening
   it with keys that do not decrypt the token is an error too, before anything is read or written.
-  Migration 0011 writes it for a database encrypted before it existed (and refuses to upgrade
+  Migration 0012 writes it for a database encrypted before it existed (and refuses to upgrade
   such a database without its keys).
 * ``thread-key``: 32 random bytes, kept encrypted like the other columns, that turn each thread
   key (``platform:account:thread``, which for WhatsApp holds both phone numbers) into a keyed

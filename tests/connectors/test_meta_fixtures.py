@@ -359,16 +359,22 @@ def test_every_recorded_instagram_media_becomes_a_post(rel: str) -> None:
         assert item.url == record.get("permalink")
         assert item.author.handle == record.get("username")
         assert item.visibility is Visibility.public
-        children = record.get("children", {}).get("data")
-        expected = len(children) if children else (1 if record.get("media_url") else 0)
-        assert len(item.media) == expected
+        children = record.get("children", {}).get("data") or [record]
+        # each picture or video, and each video's cover (thumbnail_url) as a thumbnail
+        assert [m.url for m in item.media] == [
+            url for child in children
+            for url in (child.get("media_url"), child.get("thumbnail_url")) if url]
+        assert [m.url for m in item.media if m.thumbnail] == [
+            c["thumbnail_url"] for c in children if c.get("thumbnail_url")]
 
 
 def test_a_carousel_references_every_picture_and_video() -> None:
     album = records("instagram/apidata/users/medias_p2.json")[0]
     item = ig_media(album, "brookfield-instagram")
     assert item.text == "ALBUM"
-    assert [m.mime_type for m in item.media] == ["image/jpeg", "image/jpeg", "video/mp4"]
+    assert [m.mime_type for m in item.media] == ["image/jpeg", "image/jpeg", "video/mp4",
+                                                 "image/jpeg"]
+    assert [m.thumbnail for m in item.media] == [False, False, False, True]
     assert item.created_at.isoformat() == "2021-07-26T10:45:20+00:00"
 
 

@@ -104,8 +104,10 @@ def test_a_full_payload_maps_authors_replies_threads_and_media() -> None:
     assert item.parent_id == "1578500000000000001"
     assert item.thread_id == "1578500000000000000"
     assert item.created_at == datetime(2022, 10, 7, 22, 43, tzinfo=UTC)
-    assert [(m.url, m.mime_type) for m in item.media] == [
-        ("https://pbs.twimg.com/media/a.jpg", "image/jpeg"), ("https://v/hi.mp4", "video/mp4")]
+    # the photo and the video (its best mp4), then the video's still to read as a thumbnail
+    assert [(m.url, m.mime_type, m.thumbnail) for m in item.media] == [
+        ("https://pbs.twimg.com/media/a.jpg", "image/jpeg", False),
+        ("https://v/hi.mp4", "video/mp4", False), ("https://p/b.jpg", "image/jpeg", True)]
     assert item.url == f"https://x.com/TwitterDev/status/{record['id']}"
 
 

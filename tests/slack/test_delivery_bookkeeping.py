@@ -3,8 +3,9 @@
 * A flag's first delivery attempt cannot have been posted before, so it reads no conversation
   history; any later attempt (after a crash, an expired lease, a lost answer, a direct post by an
   escalation) looks for the earlier post by its metadata and never posts twice.
-* Further flags on one thread are grouped under the first one's message, whose count of grouped
-  flags is refreshed once per batch, and still refreshed after a crash in between.
+* Further flags on one thread that add nothing new are recorded under the first one's message
+  (not sent), whose count of them is refreshed once per batch, and still refreshed after a crash
+  in between.
 
 On SQLite and, when GOVERNANCE_BOT_TEST_PG_URL names a server, PostgreSQL. Findings come from the
 test-only detectors in tests/slack/helpers.py; the outbox, Slack sink and slack_sdk client are the
@@ -73,6 +74,11 @@ class Delivery:
                        for c in self.fake.calls("chat.postMessage")
                        if isinstance(c.params.get("metadata"), dict))
 
+    def recorded(self) -> int:
+        """Flags shown in Slack: as a message of their own, or recorded under another's."""
+        with self.rt.db.session() as s:
+            return len(s.execute(select(m.FlagMessage.id)).all())
+
     def reads(self) -> list[str]:
         return [c.method for c in self.fake.calls() if c.method in READS]
 
@@ -125,17 +131,22 @@ def test_a_first_delivery_reads_no_conversation_history(delivery: Delivery) -> N
                          post("sg-1", "nobody would miss me", kind="comment", thread="sg-1"))
     assert delivery.sender().drain(now=at()) == (5, 0)
     assert delivery.reads() == []  # neither conversations.history nor conversations.replies
-    assert sorted(delivery.posts_per_flag().values()) == [1] * 5
+    # three alerts; the thread's two further flags are recorded under its first one's message
+    assert sorted(delivery.posts_per_flag().values()) == [1] * 3
+    assert delivery.recorded() == 5
     assert all(o.claims == 1 for o in delivery.outbox())
 
 
-@pytest.mark.parametrize("reply", [False, True], ids=["alert", "reply under an alert"])
+@pytest.mark.parametrize("later", [False, True], ids=["alert", "new concern on an alerted thread"])
 def test_a_crash_after_the_post_and_before_its_record_never_posts_twice(
-        delivery: Delivery, reply: bool) -> None:
-    if reply:  # the flag that is lost is a reply under an earlier flag's message
+        delivery: Delivery, later: bool) -> None:
+    if later:  # the flag that is lost is a new alert on a thread already alerted
         delivery.raise_flags(*on_thread(1))
         delivery.sender().drain(now=at())
-    delivery.raise_flags(*on_thread(1, start=1))
+        delivery.raise_flags(post("t-busy-new", "and Maisie O'Connell too", kind="comment",
+                                  thread="t-busy"))
+    else:
+        delivery.raise_flags(*on_thread(1, start=1))
     original = delivery.bot.client.chat_postMessage
 
     def post_then_die(**kw: Any) -> Any:
@@ -154,14 +165,13 @@ def test_a_crash_after_the_post_and_before_its_record_never_posts_twice(
     assert restarted.drain(now=at()) == (0, 0)  # the dead sender's lease still holds
     assert restarted.drain(now=at(minutes=2)) == (1, 0)
     assert delivery.posts_per_flag()[lost] == 1  # found by its metadata, not posted again
-    assert delivery.reads() == ["conversations.replies" if reply else "conversations.history"]
+    assert delivery.reads() == ["conversations.history"]
     assert [o.claims for o in delivery.outbox()][-1] == 2
     with delivery.rt.db.session() as s:
         assert s.execute(select(m.FlagMessage.id).where(
             m.FlagMessage.flag_id == lost)).scalar_one()
-    if reply:
-        anchor = delivery.anchor(managers_dm(delivery))
-        assert "1 further flag(s) on this thread" in delivery.shown(anchor.channel, anchor.ts)
+    if later:  # two alerts of their own, nothing recorded under either
+        assert len(delivery.fake.messages(managers_dm(delivery))) == 2
 
 
 @pytest.mark.parametrize("failure", [URLError("timed out"), TimeoutError("read timed out")],
@@ -249,10 +259,11 @@ def test_flags_on_one_thread_in_one_drain_update_the_first_message_once_with_the
     channel = managers_dm(delivery)
     anchor = delivery.anchor(channel)
     posts = delivery.fake.calls("chat.postMessage")
-    assert [p.params.get("thread_ts") for p in posts] == [None] + [anchor.ts] * 5
+    assert [p.params.get("thread_ts") for p in posts] == [None]  # one alert, nothing more sent
     updates = [c for c in delivery.fake.calls("chat.update") if c.params["ts"] == anchor.ts]
     assert len(updates) == 1
     assert "5 further flag(s) on this thread" in json.dumps(updates[0].params["blocks"])
+    assert delivery.recorded() == 6
     assert anchor.refresh_due == 0
 
 
@@ -270,7 +281,8 @@ def test_a_crash_before_the_count_is_refreshed_is_put_right_by_the_next_drain(
     delivery.bot.client.chat_update = original  # type: ignore[method-assign]
     channel = managers_dm(delivery)
     anchor = delivery.anchor(channel)
-    assert sorted(delivery.posts_per_flag().values()) == [1] * 4  # the replies are recorded ...
+    assert sorted(delivery.posts_per_flag().values()) == [1]  # one alert; the further flags
+    assert delivery.recorded() == 4  # are recorded under it ...
     assert "further flag(s)" not in delivery.shown(channel, anchor.ts)  # ... the count is not
     assert anchor.refresh_due == 3
 
@@ -320,7 +332,8 @@ def test_a_flag_grouped_while_the_count_is_being_refreshed_is_counted_by_the_nex
     channel = managers_dm(delivery)
     delivery.sender().drain(now=at())
     anchor = delivery.anchor(channel)
-    assert sorted(delivery.posts_per_flag().values()) == [1] * 3
+    assert sorted(delivery.posts_per_flag().values()) == [1]
+    assert delivery.recorded() == 3
     assert "2 further flag(s) on this thread" in delivery.shown(channel, anchor.ts)
     assert anchor.refresh_due == 0
 

@@ -135,7 +135,12 @@ def test_every_recorded_status_becomes_an_item_true_to_the_payload(
                     assert attachment["description"] in item.text
             assert item.sensitive is raw["sensitive"]  # type: ignore[attr-defined]
             assert item.language == raw.get("language")  # type: ignore[attr-defined]
-            assert [m.url for m in item.media] == [a["url"] for a in raw["media_attachments"]]
+            # the attachments in order, then each video's or GIF's still as a thumbnail
+            assert [m.url for m in item.media if not m.thumbnail] == [
+                a["url"] for a in raw["media_attachments"]]
+            assert [m.url for m in item.media if m.thumbnail] == [
+                a["preview_url"] for a in raw["media_attachments"]
+                if a["type"] in ("video", "gifv") and a.get("preview_url")]
             if raw["visibility"] == "direct":
                 assert item.kind == ItemKind.direct_message
             elif raw["in_reply_to_id"]:
@@ -190,12 +195,18 @@ def test_media_attachments_keep_url_type_and_description():
     for raw in raws:
         item = status_item(raw, "acct")
         assert item is not None
-        for media, att in zip(item.media, raw["media_attachments"], strict=True):
+        attached = [m for m in item.media if not m.thumbnail]
+        for media, att in zip(attached, raw["media_attachments"], strict=True):
             assert media.url == att["url"]
             assert media.alt_text == att["description"]
             expected = {".jpg": "image/jpeg", ".png": "image/png", ".mp4": "video/mp4"}[
                 Path(httpx.URL(att["url"]).path).suffix]
             assert media.mime_type == expected
+        # a video's still is a picture to read, marked as a thumbnail
+        stills = [m for m in item.media if m.thumbnail]
+        videos = [a for a in raw["media_attachments"] if a["type"] in ("video", "gifv")]
+        assert [m.url for m in stills] == [a["preview_url"] for a in videos]
+        assert all(m.mime_type == "image/jpeg" for m in stills)
 
 
 def test_an_edited_status_carries_its_edit_time():

@@ -10,8 +10,8 @@ records that the database holds encrypted data (governance_bot/storage/keyring.p
 A database that already holds encrypted data is upgraded only with its keys configured: the new
 secret is stored encrypted, and the keys are checked against the data first.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-05 09:00:00
 """
 
@@ -30,8 +30,8 @@ import governance_bot.storage.crypto
 import governance_bot.storage.models
 from governance_bot.storage import crypto, keyring
 
-revision: str = '0011'
-down_revision: str | None = '0010'
+revision: str = '0012'
+down_revision: str | None = '0011'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

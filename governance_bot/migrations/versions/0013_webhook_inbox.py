@@ -6,8 +6,8 @@ checked. A delivery left unprocessed by a crash is taken up again at start and e
 (governance_bot/webhooks.py). A partial index finds the item versions archived but not yet
 checked (the start-up and periodic sweep, governance_bot/pipeline.py ``recheck``).
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-05 10:00:00
 """
 
@@ -21,8 +21,8 @@ from alembic import op
 import governance_bot.storage.crypto
 import governance_bot.storage.models
 
-revision: str = '0012'
-down_revision: str | None = '0011'
+revision: str = '0013'
+down_revision: str | None = '0012'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

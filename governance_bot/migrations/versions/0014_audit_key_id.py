@@ -5,8 +5,8 @@ HMAC-SHA256 under a key derived from them (governance_bot/storage/auditlog.py) a
 key's id; events written before keep their plain hash (NULL key id) until `governance-bot keys
 rotate` seals them.
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-05 11:00:00
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0013'
-down_revision: str | None = '0012'
+revision: str = '0014'
+down_revision: str | None = '0013'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
