@@ -60,14 +60,16 @@ def _last_line(path: Path) -> dict[str, Any] | None:
 
 
 def anchor(config: Config, db: Database, now: datetime | None = None,
-           slack_client: Any = None) -> dict[str, Any] | None:
+           slack_client: Any = None, resealed: bool = False) -> dict[str, Any] | None:
     """Write the head where ``config`` says, unless it has not moved since the last anchor;
-    returns what was written. Failures are logged, never raised: anchoring must not stop the
-    service or a command (the next anchor tries again)."""
+    returns what was written. ``resealed``: ``keys rotate`` has just re-sealed the log (the
+    line says so, so that the anchors before it are not taken for a rewrite). Failures are
+    logged, never raised: anchoring must not stop the service or a command (the next anchor
+    tries again)."""
     now = now or datetime.now(UTC)
     try:
         with db.session() as session:
-            record = auditlog.anchor_record(session, now)
+            record = auditlog.anchor_record(session, now, resealed=resealed)
     except Exception as exc:
         log.warning("audit log: the head could not be read to anchor it (%s)", type(exc).__name__)
         return None
@@ -77,7 +79,7 @@ def anchor(config: Config, db: Database, now: datetime | None = None,
     line = json.dumps(record, sort_keys=True)
     if path is not None:
         last = _last_line(path)
-        if last is not None and last.get("seq") == record["seq"] and \
+        if not resealed and last is not None and last.get("seq") == record["seq"] and \
                 last.get("hash") == record["hash"]:
             return None  # anchored already
         try:

@@ -1110,7 +1110,7 @@ def keys_rotate(config_path: ConfigOpt = Path("config.toml")) -> None:
         err.print("[red]no encryption keys configured: set GOVERNANCE_BOT_SECURITY__ENCRYPTION_KEYS"
                   " (see docs/security.md)[/red]")
         raise typer.Exit(EXIT_CONFIG)
-    from governance_bot.audit_anchor import anchor
+    from governance_bot.audit_anchor import anchor, anchor_path
     from governance_bot.media import store_from_config
     from governance_bot.storage import auditlog
 
@@ -1122,16 +1122,26 @@ def keys_rotate(config_path: ConfigOpt = Path("config.toml")) -> None:
         if store is not None:  # the media store's pictures are encrypted with the same keys
             counts["media files"] = store.rotate()
         out.print("re-encrypted: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-        # the audit log's seals rotate with the keys: checked with the old, sealed with the new
+        # the audit log's seals rotate with the keys: checked with the old (the chain and the
+        # anchors: re-sealing a log the anchors show was cut or rewritten would hide it),
+        # sealed with the new
         try:
             with db.session() as session:
+                path = anchor_path(config)
+                if path is not None:
+                    report = auditlog.CheckReport(auditlog.verify(session))
+                    auditlog.check_anchors(session, auditlog.read_anchor_file(path), str(path),
+                                           report)
+                    if report.anchor_problems:
+                        raise ValueError("the anchors do not match it ("
+                                         + "; ".join(report.anchor_problems) + ")")
                 sealed = auditlog.reseal(session)
         except ValueError as exc:
             err.print(f"the audit log was NOT re-sealed: {exc}. Keep the old key configured "
                       "and see `governance-bot audit-log verify`.", style="red", markup=False,
                       soft_wrap=True)
             raise typer.Exit(EXIT_CHECK_FAILED) from None
-        anchor(config, db)
+        anchor(config, db, resealed=True)
         out.print(f"audit log: {sealed} event(s) sealed with the new key (anchored)")
     except KeyError_ as exc:
         raise _key_problem(exc) from None

@@ -239,8 +239,12 @@ def reseal(session: Session) -> int:
 
 
 # --- anchors -----------------------------------------------------------------------------------
-def anchor_record(session: Session, now: datetime) -> dict[str, Any] | None:
-    """The head as an anchor line's fields, sealed with the key (None for an empty log)."""
+def anchor_record(session: Session, now: datetime, resealed: bool = False
+                  ) -> dict[str, Any] | None:
+    """The head as an anchor line's fields, sealed with the key (None for an empty log).
+    ``resealed`` marks the anchor written after ``keys rotate`` re-sealed the log: every hash
+    changed then, so anchors written before it can only be checked for their events' presence
+    (the mark is sealed with the key, so nobody without it can write one)."""
     head = session.get(AuditHead, 1)
     if head is None or head.seq == 0:
         return None
@@ -248,14 +252,36 @@ def anchor_record(session: Session, now: datetime) -> dict[str, Any] | None:
     record: dict[str, Any] = {"anchored_at": now.astimezone(UTC).isoformat(timespec="seconds"),
                               "seq": head.seq, "hash": head.hash,
                               "key_id": key[0] if key else None}
+    if resealed and key is not None:
+        record["resealed"] = True
     record["mac"] = _anchor_mac(record, key[1]) if key else None
     return record
 
 
 def _anchor_mac(record: dict[str, Any], key: bytes) -> str:
-    body = json.dumps({k: record[k] for k in ("anchored_at", "seq", "hash", "key_id")},
-                      sort_keys=True).encode()
+    fields = ["anchored_at", "seq", "hash", "key_id"]
+    if "resealed" in record:  # older lines have no mark, and their seal is unchanged
+        fields.append("resealed")
+    body = json.dumps({k: record[k] for k in fields}, sort_keys=True).encode()
     return hmac.new(key, b"anchor\0" + body, hashlib.sha256).hexdigest()
+
+
+def _last_reseal(lines: list[str], keys: dict[str, bytes]) -> int:
+    """The line number of the last anchor written after a re-sealing whose seal verifies with
+    a configured key (0: none)."""
+    found = 0
+    for number, line in enumerate(lines, start=1):
+        try:
+            anchor = json.loads(line)
+            if not isinstance(anchor, dict) or anchor.get("resealed") is not True:
+                continue
+            key = keys.get(str(anchor.get("key_id")))
+            if key is not None and hmac.compare_digest(str(anchor.get("mac")),
+                                                       _anchor_mac(anchor, key)):
+                found = number
+        except (ValueError, KeyError, TypeError):
+            continue
+    return found
 
 
 @dataclass(slots=True)
@@ -287,6 +313,12 @@ def check_anchors(session: Session, lines: list[str], source: str, report: Check
     head = session.get(AuditHead, 1)
     last_seq = int(session.execute(select(func.max(AuditEvent.seq))).scalar_one() or 0)
     missing: tuple[int, str] | None = None
+    resealed_at = _last_reseal(lines, keys)
+    if resealed_at:
+        report.anchor_notes.append(
+            f"{source}:{resealed_at}: the log was re-sealed (`keys rotate`); the "
+            f"{resealed_at - 1} line(s) before it are checked for their events only (every "
+            "hash changed when it was re-sealed)")
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -314,7 +346,8 @@ def check_anchors(session: Session, lines: list[str], source: str, report: Check
             if missing is None or seq > missing[0]:
                 missing = (seq, at)
             continue
-        if event.key_id == key_id and not hmac.compare_digest(event.hash, digest):
+        if number >= resealed_at and event.key_id == key_id and \
+                not hmac.compare_digest(event.hash, digest):
             report.anchor_problems.append(
                 f"event {seq} differs from its anchor of {at} ({source}:{number}): the log was "
                 "rewritten")

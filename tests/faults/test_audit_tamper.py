@@ -134,3 +134,82 @@ def test_a_rewritten_event_with_every_hash_recomputed_is_found(logged: Path, how
     assert result.returncode == 1, output
     assert "NOT intact" in output
     assert "rewritten" in output or "changed after it was written" in output, output
+
+
+def _ingest(folder: Path, name: str, keys: str | None) -> None:
+    items = folder / f"{name}.jsonl"
+    items.write_text(json.dumps({
+        "id": name, "platform": "facebook", "account": "brookfield-facebook", "kind": "post",
+        "author": {"id": "104000000001"}, "created_at": "2026-11-20T10:00:00+00:00",
+        "text": f"Well done to Jayden Price for the match report {name}!"}) + "\n")
+    result = gb_keys("ingest", str(items), "-c", "config.toml", cwd=folder, keys=keys)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def gb_keys(*args: str, cwd: Path, keys: str | None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVERNANCE_BOT_")}
+    if keys is not None:
+        env["GOVERNANCE_BOT_SECURITY__ENCRYPTION_KEYS"] = keys
+    return subprocess.run([sys.executable, "-m", "governance_bot", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300,
+                          env={**env, "COLUMNS": "200", "PYTHONPATH": str(ROOT)})
+
+
+@pytest.fixture
+def sealed_late(tmp_path: Path) -> Path:
+    """An installation that ran without keys (plain hashes, anchored), then had keys set (new
+    events sealed and anchored) and ran ``keys rotate``, as docs/security.md and the note of
+    ``audit-log verify`` tell the operator to."""
+    (tmp_path / "config.toml").write_text(
+        f'[database]\nurl = "sqlite:///gb.db"\n[registers]\nfile = "{REGISTERS}"\n'
+        '[detection]\ndisabled_rules = ["safeguarding", "images", "toxicity"]\n')
+    _ingest(tmp_path, "plain", None)
+    _ingest(tmp_path, "sealed", KEY)
+    rotated = gb_keys("keys", "rotate", "-c", "config.toml", cwd=tmp_path, keys=KEY)
+    assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+    return tmp_path
+
+
+def test_a_log_resealed_by_keys_rotate_still_verifies_against_its_earlier_anchors(
+        sealed_late: Path) -> None:
+    """Re-sealing changes every hash: the anchors written before it are not a rewrite."""
+    result = gb_keys("audit-log", "verify", "-c", "config.toml", cwd=sealed_late, keys=KEY)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "re-sealed" in output and "audit log intact" in output, output
+    lines = (sealed_late / "audit-anchors.log").read_text().splitlines()
+    assert len(lines) >= 3 and json.loads(lines[-1])["resealed"] is True
+
+
+def test_a_cut_log_is_found_after_a_reseal_and_a_forged_reseal_mark_hides_nothing(
+        sealed_late: Path) -> None:
+    # events deleted after the re-sealing, the head moved back: the re-sealing's anchor shows it
+    rows = events(sealed_late)
+    last, before = rows[-1], rows[-2]
+    with sqlite3.connect(sealed_late / "gb.db") as conn:
+        conn.execute(f"DELETE FROM audit_events WHERE seq = {last['seq']}")
+        conn.execute(f"UPDATE audit_head SET seq = {before['seq']}, hash = '{before['hash']}'")
+    cut = gb_keys("audit-log", "verify", "-c", "config.toml", cwd=sealed_late, keys=KEY)
+    assert cut.returncode == 1 and "deleted" in cut.stdout, cut.stdout + cut.stderr
+    # someone without the key appends a re-seal mark of their own: it does not verify, so the
+    # earlier anchors are still compared hash by hash (and the mark itself is reported)
+    anchors = sealed_late / "audit-anchors.log"
+    forged = dict(json.loads(anchors.read_text().splitlines()[-1]), seq=before["seq"],
+                  hash=before["hash"], resealed=True)
+    with anchors.open("a") as fh:
+        fh.write(json.dumps(forged) + "\n")
+    again = gb_keys("audit-log", "verify", "-c", "config.toml", cwd=sealed_late, keys=KEY)
+    assert again.returncode == 1, again.stdout
+    assert "altered or forged" in again.stdout and "deleted" in again.stdout, again.stdout
+
+
+def test_keys_rotate_refuses_to_reseal_a_log_its_anchors_show_was_cut(sealed_late: Path) -> None:
+    rows = events(sealed_late)
+    last, before = rows[-1], rows[-2]
+    with sqlite3.connect(sealed_late / "gb.db") as conn:
+        conn.execute(f"DELETE FROM audit_events WHERE seq = {last['seq']}")
+        conn.execute(f"UPDATE audit_head SET seq = {before['seq']}, hash = '{before['hash']}'")
+    result = gb_keys("keys", "rotate", "-c", "config.toml", cwd=sealed_late, keys=KEY)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1 and "NOT re-sealed" in output and "deleted" in output, output
+    assert "Traceback" not in output
