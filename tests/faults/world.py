@@ -114,6 +114,9 @@ class Counts:
     outbox_pending: int
     posts_per_flag: Counter[int]
     via_slack: bool = False
+    # flags shown in Slack: posted as a message of their own, or recorded under the alert
+    # already sent for their thread (docs/routing.md, Threads)
+    shown: int = 0
 
     @classmethod
     def read(cls, db: Database, fake: FakeSlack | None = None) -> Counts:
@@ -124,13 +127,15 @@ class Counts:
             flags = s.execute(select(func.count(m.Flag.id))).scalar_one()
             pending = s.execute(select(func.count(m.OutboxMessage.id)).where(
                 m.OutboxMessage.delivered_at.is_(None))).scalar_one()
+            shown = s.execute(select(func.count(func.distinct(m.FlagMessage.flag_id)))
+                              ).scalar_one()
         posts: Counter[int] = Counter()
         if fake is not None:
             for call in fake.calls("chat.postMessage"):
                 meta = call.params.get("metadata")
                 if isinstance(meta, dict):
                     posts[int(meta["event_payload"]["flag_id"])] += 1
-        return cls(items, per_item, flags, pending, posts, fake is not None)
+        return cls(items, per_item, flags, pending, posts, fake is not None, shown)
 
     def report(self, title: str) -> str:
         line = (f"{title}: {self.items} items archived (versions per item: "
@@ -138,6 +143,6 @@ class Counts:
                 f"{self.outbox_pending} undelivered")
         if self.via_slack:
             line += (f", Slack posts per flag: {dict(Counter(self.posts_per_flag.values()))} "
-                     f"over {len(self.posts_per_flag)} flags")
+                     f"over {len(self.posts_per_flag)} flags, {self.shown} flags shown")
         print(line)
         return line
