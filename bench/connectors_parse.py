@@ -22,8 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.harness import REPO, Bench, shared_dir
-from bench.startup import _baseline_tree, _compile
+from bench.harness import REPO, Bench, baseline_tree, compile_bytecode, shared_dir
 
 QUICK = ["--rounds", "1", "--seconds", "0.2"]
 TARGET_RATIO = 0.80
@@ -51,8 +50,8 @@ def _rates(tree: Path, seconds: float, only: str) -> dict[str, float]:
 def run(bench: Bench, args: argparse.Namespace) -> None:
     bench.param(rounds=args.rounds, seconds=args.seconds, baseline=args.baseline)
     with tempfile.TemporaryDirectory(prefix="gb-bench-parse-") as tmp:
-        base = _baseline_tree(args.baseline, Path(tmp))
-        _compile(REPO, base)
+        base = baseline_tree(args.baseline, Path(tmp))
+        compile_bytecode(REPO, base)
         seen: dict[str, dict[str, list[float]]] = {"this": {}, "baseline": {}}
         for _ in range(args.rounds):
             for label, tree in (("baseline", base), ("this", REPO)):

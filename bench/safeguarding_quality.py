@@ -76,26 +76,34 @@ def run(bench: Bench, args: argparse.Namespace) -> None:
     bench.param(sets=names)
     rows: list[list[Any]] = []
     for name in names:
-        report = json.loads(run_eval(config, _path(name), rules=["safeguarding"],
-                                     as_json=True))
-        for c in report["categories"]:
-            if c["support"] or c["category"] == "(any finding)":
-                rows.append([name, c["category"], c["support"], c["tp"], c["fp"],
-                             round(c["precision"], 3), round(c["recall"], 3),
-                             round(c["false_alarm_rate"], 3)])
-        if name in TARGETS:
-            label, recall, far = TARGETS[name]
-            got = next(c for c in report["categories"] if c["category"] == label)
-            ok = got["recall"] >= recall and (far is None or got["false_alarm_rate"] <= far)
-            limit = f"recall >= {recall}" + (f" at <= {far:.0%} false alarms" if far else "")
-            bench.target(f"{name} ({label}), in-sample: {limit}",
-                         f"recall {got['recall']:.3f}, false alarms "
-                         f"{got['false_alarm_rate']:.3f}", ok, value=got["recall"],
-                         limit=recall)
-    bench.table("governance-bot eval --rule safeguarding (per label; '(any finding)': records "
-                "labelled with nothing that got any finding)",
-                ["set", "label", "support", "TP", "FP", "precision", "recall", "false alarms"],
-                rows)
+        # abuse and hate are found by the safeguarding rule or as a toxic comment (the issue's
+        # measure): both rule sets are run on those two sets
+        rule_sets = ([["safeguarding"], ["safeguarding", "toxicity"]]
+                     if name in ("convabuse", "stormfront") else [["safeguarding"]])
+        for rules in rule_sets:
+            report = json.loads(run_eval(config, _path(name), rules=rules, as_json=True))
+            which = "+".join(rules)
+            for c in report["categories"]:
+                if c["support"] or c["category"] == "(any finding)":
+                    rows.append([name, which, c["category"], c["support"], c["tp"], c["fp"],
+                                 round(c["precision"], 3), round(c["recall"], 3),
+                                 round(c["false_alarm_rate"], 3)])
+            if name in TARGETS:
+                label, recall, far = TARGETS[name]
+                got = next(c for c in report["categories"] if c["category"] == label)
+                ok = got["recall"] >= recall and (far is None or got["false_alarm_rate"] <= far)
+                limit = f"recall >= {recall}" + (f" at <= {far:.0%} false alarms" if far else "")
+                bench.target(f"{name} ({label}, {which}), in-sample: {limit}",
+                             f"recall {got['recall']:.3f}, false alarms "
+                             f"{got['false_alarm_rate']:.3f}", ok, value=got["recall"],
+                             limit=recall)
+    bench.table("governance-bot eval --rule safeguarding [--rule toxicity] (per label; "
+                "'(any finding)': records labelled with nothing that got any finding)",
+                ["set", "rules", "label", "support", "TP", "FP", "precision", "recall",
+                 "false alarms"], rows)
+    bench.note("toxicity: the model the example configuration loads; without Detoxify's weights "
+               "on the machine that is the shipped profanity fallback (alt-profanity-check), "
+               "named in each run's log.")
     bench.note("The development halves (cssrs, convabuse, stormfront, school-dev) were used to "
                "train the classifier: these figures are in-sample. The out-of-fold figures "
                "(tools/train_safeguarding_classifier.py) are the ones to quote; see "

@@ -93,6 +93,11 @@ def model_checks(config: Config, deep: bool = False) -> list[Check]:
                             "see docs/classifiers-toxicity.md (`governance-bot models fetch`, or "
                             "[classifiers.toxicity] allow_fallback = true)",
                             warning=config.classifiers.toxicity.allow_fallback))
+        if config.classifiers.toxicity.enabled and config.classifiers.toxicity.allow_fallback:
+            from rules.profanity import status as profanity_status
+
+            ready, line = profanity_status()
+            checks.append(Check("profanity fallback", ready, line, FETCH_FIX, warning=True))
     if "images" not in disabled:
         checks.append(_images_check(config, deep))
     return checks

@@ -6,11 +6,12 @@ Input (``governance-bot eval --input LABELLED.jsonl``): one JSON object per line
 ``{"text": "...", "labels": ["toxicity"]}`` or a normalised item (docs/item.schema.json) with an
 extra ``"labels"`` field. Labels are category names (``governance_bot.findings.Category``),
 safeguarding family names (``self_harm``, ``grooming``... from the safeguarding pack; a
-``"family": "self_harm"`` key is the same as one label), or the family names of the shared
-development sets (``suicide_selfharm``, ``cyberbullying``, ``threats_extremism``: see
-:data:`DATASET_LABELS` for what counts as finding them); an empty list means "nothing should be
-flagged". Other keys of the shared datasets' rows (``id``, ``source``, ``orig_label``...) are
-ignored. A bad line is reported with its number and skipped; the rest is evaluated.
+``"family": "self_harm"`` key is the same as one label, ``"family": null`` as none), or the
+family names of the shared development sets (``suicide_selfharm``, ``cyberbullying``,
+``threats_extremism``: see :data:`DATASET_LABELS` for what counts as finding them); an empty
+list means "nothing should be flagged". Other keys of the shared datasets' rows (``id``,
+``source``, ``orig_label``...) are ignored. A bad line is reported with its number and
+skipped; the rest is evaluated.
 
 What a record is predicted to be: the categories of its findings and, for safeguarding findings,
 their family. The false-alarm rate of a name is the share of records not labelled with it that
@@ -104,8 +105,12 @@ def parse_record(data: Any, where: str,
     and the shared datasets' names)."""
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
-    if "labels" not in data and isinstance(data.get("family"), str):
-        data = {**data, "labels": [data["family"]]}
+    if "labels" not in data and "family" in data:
+        # the project's own sets: {"text", "family": "self_harm"}, or null for "nothing"
+        family = data["family"]
+        if family is not None and not isinstance(family, str):
+            raise ValueError('"family" must be a family name or null')
+        data = {**data, "labels": [family] if family else []}
     labels = data.get("labels")
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
         raise ValueError('"labels" must be a list of category or family names (may be empty)')
@@ -302,15 +307,28 @@ def evaluate(
         raise ValueError("evaluate needs an engine or a scorer")
     thresholds = thresholds or {}
     predicted: list[set[str]] = []
+    failed: list[str] = []
     if engine is not None:
         if ctx is None:
             from governance_bot.registers import RegisterIndex
 
             ctx = DetectionContext(registers=RegisterIndex.empty(), history=_NoHistory())
         items = [_item_for(r, i) for i, r in enumerate(records)]
-        for chunk in _chunks(items, batch_size):
-            for findings in engine.detect_many(chunk, ctx):
-                predicted.append(predicted_names(findings))
+        # the batched path of `classify` and the pipeline: the model-backed detectors see a
+        # batch at once, and a record whose detection fails is named and left out of the scores
+        # while the others are still evaluated
+        kept: list[LabelledRecord] = []
+        stream = engine.detect_stream(items, ctx, batch_size=batch_size)
+        for index, (_item, found) in enumerate(stream):
+            record = records[index]
+            if isinstance(found, Exception):
+                failed.append(_problem(record.where or f"record {index + 1}",
+                                       f"not evaluated: detection failed "
+                                       f"({type(found).__name__}: {found})"))
+                continue
+            kept.append(record)
+            predicted.append(predicted_names(found))
+        records = kept
     scores: list[dict[str, float]] = []
     if scorer is not None:
         texts = [r.text for r in records]
@@ -354,7 +372,7 @@ def evaluate(
         for a in sorted(r.labels) or [NONE]:
             for b in sorted(p) or [NONE]:
                 confusion[(a, b)] += 1
-    return EvaluationReport(len(records), results, dict(confusion))
+    return EvaluationReport(len(records), results, dict(confusion), problems=failed)
 
 
 def run_eval(config: Config, input_path: Path | str, *, rules: Sequence[str] | None = None,

@@ -175,18 +175,31 @@ def _words(pattern: str) -> str:
     return f"{start}(?:{body}){end}"
 
 
+# what a sentence neither starts nor ends with: spaces, and the commas, colons and dashes that
+# are left orphaned when an idiom before or after them is blanked ("no one likes wet play, bring
+# a coat" reads ", bring a coat": the sentence-embedding model reads a leading comma as a
+# fragment of something else and the learned classifier's scores move a lot with it)
+_ORPHAN_EDGE = frozenset(",:-\u2013\u2014")
+
+
 def split_sentences(text: str) -> list[tuple[int, int]]:
-    """Character spans of the sentences (or clauses ending in ``.!?;`` or a newline) in ``text``."""
+    """Character spans of the sentences (or clauses ending in ``.!?;`` or a newline) in ``text``,
+    without the spaces and orphaned commas, colons or dashes at either end."""
     spans = []
     for m in _SENTENCE.finditer(text):
-        a, b = m.span()
-        while a < b and text[a].isspace():
-            a += 1
-        while b > a and text[b - 1].isspace():
-            b -= 1
+        a, b = trim_span(text, *m.span())
         if a < b:
             spans.append((a, b))
     return spans
+
+
+def trim_span(text: str, a: int, b: int) -> tuple[int, int]:
+    """``(a, b)`` narrowed past spaces and orphaned commas, colons or dashes at either end."""
+    while a < b and (text[a].isspace() or text[a] in _ORPHAN_EDGE):
+        a += 1
+    while b > a and (text[b - 1].isspace() or text[b - 1] in _ORPHAN_EDGE):
+        b -= 1
+    return a, b
 
 
 class SafeguardingDetector(DetectorBase):
@@ -608,11 +621,10 @@ class SafeguardingDetector(DetectorBase):
         spans = self._sentences(masked)
         if spans or self._classifier is None:
             return spans, False
-        stripped = masked.strip()
-        if not _TOKEN.search(stripped):
+        start, end = trim_span(masked, 0, len(masked))
+        if not _TOKEN.search(masked, start, end):
             return [], False
-        start = masked.index(stripped)
-        return [(start, start + len(stripped))], True
+        return [(start, end)], True
 
     def _similarities(self, masked_texts: Sequence[str]
                       ) -> list[tuple[list[tuple[int, int]], np.ndarray, np.ndarray,

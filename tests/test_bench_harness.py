@@ -64,3 +64,14 @@ def test_the_runner_lists_the_benchmarks_without_importing_them() -> None:
                           capture_output=True, text=True, check=True, cwd=REPO)
     names = [line.split()[0] for line in done.stdout.splitlines() if line.strip()]
     assert names == sorted(harness.benchmarks())
+
+
+def test_every_benchmark_module_imports() -> None:
+    """A helper moved between bench modules breaks this test, not the next measurement."""
+    found = harness.benchmarks()
+    code = ("import importlib, sys\n"
+            "for name in sys.argv[1:]:\n"
+            "    importlib.import_module(f'bench.{name}')\n")
+    done = subprocess.run([sys.executable, "-c", code, *sorted(found)], cwd=REPO,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]

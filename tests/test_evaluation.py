@@ -78,6 +78,39 @@ def test_precision_recall_and_f1_per_category(tmp_path, records):
     assert report.confusion[(NONE, NONE)] == 4
 
 
+def test_a_record_whose_detection_fails_is_named_and_the_others_are_still_scored(
+    tmp_path, records, monkeypatch,
+):
+    """eval detects through the same batched path as classify and the pipeline: a detector
+    failing on one record costs that record alone, named by where it was read."""
+    engine = DetectionEngine.from_config(fallback_config(tmp_path), only=["toxicity"])
+    [detector] = engine.detectors
+    real_batch, real_one = detector.detect_batch, detector.detect
+    bad = "you are a stupid bitch"
+
+    def batch(items, ctx):
+        if any(i.text == bad for i in items):
+            raise RuntimeError("a detector bug")
+        return real_batch(items, ctx)
+
+    def one(item, ctx):
+        if item.text == bad:
+            raise RuntimeError("a detector bug")
+        return real_one(item, ctx)
+
+    monkeypatch.setattr(detector, "detect_batch", batch)
+    monkeypatch.setattr(detector, "detect", one)
+    named = [LabelledRecord(r.text, r.labels, None, f"cases.jsonl:{n}")
+             for n, r in enumerate(records, 1)]
+    report = evaluate(named, engine, batch_size=4)
+    assert report.records == len(records) - 1
+    assert report.problems == ["cases.jsonl:2: not evaluated: detection failed "
+                               "(RuntimeError: a detector bug)"]
+    toxicity = report.category("toxicity")
+    # the same answers as the full run for every other record: one true positive fewer
+    assert (toxicity.tp, toxicity.fp, toxicity.fn, toxicity.tn) == (3, 1, 1, 5)
+
+
 def test_auc_comes_from_the_classifier_scores(tmp_path, records):
     engine = DetectionEngine.from_config(fallback_config(tmp_path), only=["toxicity"])
     [detector] = engine.detectors
@@ -118,6 +151,15 @@ def test_labelled_files_accept_text_records_and_items_and_name_bad_lines(tmp_pat
     assert "unknown label(s) rudeness" in problems[1]
     assert "must be a list" in problems[2]
     assert "kind" in problems[3]
+
+
+def test_the_project_sets_family_key_is_a_label_and_null_means_nothing_should_be_flagged():
+    """bench/data/safeguarding_unseen.jsonl and tests/data/safeguarding_dev.jsonl write
+    {"text", "family"}: their benign rows ("family": null) are counted, not skipped."""
+    assert parse_record({"text": "kms", "family": "self_harm"}, "x").labels == {"self_harm"}
+    assert parse_record({"text": "see you at football", "family": None}, "x").labels == set()
+    with pytest.raises(ValueError, match="family"):
+        parse_record({"text": "x", "family": 3}, "x")
 
 
 def test_a_record_without_text_is_refused():

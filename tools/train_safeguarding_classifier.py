@@ -138,13 +138,11 @@ def sentences(detector: Any, text: str) -> list[str]:
     """The sentences the detector embeds (its normalisation and idiom masking first); a text
     with none long enough is one unit of its own."""
     from rules.normalise import normalise
+    from rules.safeguarding import trim_span
 
     masked = detector._mask(normalise(text).text)
-    spans = detector._sentences(masked)
-    out = [masked[a:b] for a, b in spans]
-    if not out and masked.strip():
-        out = [masked.strip()]
-    return out
+    spans = detector._sentences(masked) or [trim_span(masked, 0, len(masked))]
+    return [masked[a:b] for a, b in spans if a < b]
 
 
 def embed_all(texts: list[str]) -> np.ndarray:
@@ -205,6 +203,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--write", action="store_true", help="write weights and thresholds")
     parser.add_argument("--report", type=Path, default=None, help="write figures as JSON here")
+    parser.add_argument("--detector-oof", action="store_true",
+                        help="also run the whole detector (gates included) out of fold on the "
+                             "public development sets: each fold's texts read by the heads and "
+                             "thresholds of the other folds")
     args = parser.parse_args()
 
     from rules.safeguarding import SafeguardingDetector
@@ -231,6 +233,8 @@ def main() -> None:
         return np.array([fid in units[i]["families"] for i in unit_of])
 
     weights, biases, scales, offsets = [], [], [], []
+    # per fold: the heads that never saw it, (weights, bias) per family
+    fold_heads: list[list[tuple[np.ndarray, float]]] = [[] for _ in range(FOLDS)]
     oof = np.zeros((len(rows), len(families)), dtype=np.float32)
     train_mask_of: dict[str, np.ndarray] = {}
     for f_idx, fid in enumerate(families):
@@ -257,6 +261,8 @@ def main() -> None:
             mask = ~is_doc
         train_mask_of[fid] = mask
         if y[mask].sum() < 5:
+            for k in range(FOLDS):
+                fold_heads[k].append((np.zeros(x.shape[1], np.float32), -10.0))
             weights.append(np.zeros(x.shape[1], np.float32))
             biases.append(-10.0)
             scales.append(1.0)
@@ -267,6 +273,7 @@ def main() -> None:
             tr = mask & (fold != k)
             w, b = fit_head(x[tr], y[tr])
             raw[fold == k] = x[fold == k] @ w + b
+            fold_heads[k].append((w, b))
         a, c = platt(raw[mask], y[mask])
         oof[:, f_idx] = 1 / (1 + np.exp(-(a * raw + c)))
         w, b = fit_head(x[mask], y[mask])
@@ -285,6 +292,7 @@ def main() -> None:
         unit_fold[i] = fold[r]
     thresholds: dict[str, float] = {}
     nested: dict[str, np.ndarray] = {}
+    fold_thresholds: list[dict[str, float]] = [{} for _ in range(FOLDS)]
     for f_idx, fid in enumerate(families):
         y_unit = np.array([fid in u["families"] for u in units])
         budget = BUDGETS.get(fid, DEFAULT_BUDGET)
@@ -301,8 +309,13 @@ def main() -> None:
             t = max(threshold_for(unit_probs[:, f_idx], negatives & others, budget),
                     threshold_for(unit_probs[:, f_idx], school & others, SCHOOL_BUDGET))
             fired[unit_fold == k] = unit_probs[unit_fold == k, f_idx] >= t
+            fold_thresholds[k][fid] = t
         nested[fid] = fired
     report = evaluate_combined(units, families, nested, detector)
+    if args.detector_oof:
+        report["detector_out_of_fold"] = evaluate_detector_oof(
+            units, unit_fold, families, fold_heads, fold_thresholds,
+            (np.array(scales, np.float32), np.array(offsets, np.float32)))
     print(json.dumps({"thresholds": thresholds, **report}, indent=1))
     if args.report:
         args.report.write_text(json.dumps({"thresholds": thresholds, **report}, indent=1))
@@ -360,6 +373,101 @@ def evaluate_combined(units: list[dict[str, Any]], families: tuple[str, ...],
                            "tp": tp, "fn": fn, "fp": fp, "tn": tn}
         out[source] = stats
     return out
+
+
+def evaluate_detector_oof(units: list[dict[str, Any]], unit_fold: np.ndarray,
+                          families: tuple[str, ...],
+                          fold_heads: list[list[tuple[np.ndarray, float]]],
+                          fold_thresholds: list[dict[str, float]],
+                          platt_params: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
+    """The shipped detector (lexicons, meaning, the classifier and its gates) on the public
+    development sets, out of fold: the texts of fold k are read with the heads trained without
+    fold k and the thresholds chosen on the other folds. (The Platt scaling, two numbers per
+    family, and CSSRS's choice of positive sentences use every fold: a small leak, noted.)"""
+    from dataclasses import replace
+
+    from governance_bot.evaluation import DATASET_LABELS
+    from rules.safeguarding import SafeguardingDetector
+
+    pack = load_pack("safeguarding")
+    scales, offsets = platt_params
+    sets = (("cssrs", "suicide_selfharm"), ("convabuse", "cyberbullying"),
+            ("stormfront", "threats_extremism"))
+    school = ("school-dev", "school-written", "example-org")  # the project's own texts
+    predicted: dict[int, set[str]] = {}
+    # per text, per family: (probability, its threshold, held back by the benign gate); to
+    # choose classifier_confident (the probability at which a hit passes the gate)
+    gates: dict[int, dict[str, tuple[float, float, bool]]] = {}
+    for k in range(FOLDS):
+        det = SafeguardingDetector.from_pack(pack)
+        det._ensure_semantic()
+        det._classifier = FamilyClassifier(
+            families, np.stack([w for w, _ in fold_heads[k]]),
+            np.array([b for _, b in fold_heads[k]], np.float32), scales, offsets,
+            {"fold": k})
+        for fid, t in fold_thresholds[k].items():
+            if det.families[fid].classifier_threshold is not None:
+                det.families[fid] = replace(det.families[fid], classifier_threshold=t)
+        idx = [i for i, u in enumerate(units)
+               if u["source"] in {s for s, _ in sets} | set(school) and unit_fold[i] == k]
+        seen: list[dict[str, tuple[float, float, bool]]] = []
+        det._classifier_hits = _recording(det, seen)  # type: ignore[method-assign]
+        for i, found in zip(idx, det.detect_many([units[i]["text"] for i in idx]),
+                            strict=True):
+            predicted[i] = {f.evidence.detail["family"] for f in found}
+        # one record per text with sentences to embed, in order
+        embedded = [i for i in idx if det._units(det.mask_idioms(units[i]["text"]))[0]]
+        gates.update(zip(embedded, seen, strict=True))
+        print(f"  detector out of fold: fold {k + 1} / {FOLDS}", flush=True)
+    out: dict[str, Any] = {}
+    for source, label in sets:
+        counts = DATASET_LABELS[label]
+        idx = [i for i, u in enumerate(units) if u["source"] == source]
+        pos = [i for i in idx if units[i]["families"]]
+        neg = [i for i in idx if not units[i]["families"]]
+        tp = sum(bool(predicted[i] & counts) for i in pos)
+        fp = sum(bool(predicted[i] & counts) for i in neg)
+        out[source] = {"recall": tp / max(1, len(pos)), "false_alarms": fp / max(1, len(neg)),
+                       "any_finding_on_negatives":
+                           sum(bool(predicted[i]) for i in neg) / max(1, len(neg)),
+                       "tp": tp, "fn": len(pos) - tp, "fp": fp, "tn": len(neg) - fp}
+    neg = [i for i, u in enumerate(units) if u["source"] in school and not u["families"]]
+    out["school"] = {"any_finding_on_negatives":
+                     sum(bool(predicted[i]) for i in neg) / max(1, len(neg)),
+                     "fp": sum(bool(predicted[i]) for i in neg), "negatives": len(neg)}
+    (CACHE / "detector-oof.json").write_text(json.dumps({
+        "predicted": {str(i): sorted(p) for i, p in predicted.items()},
+        "gates": {str(i): g for i, g in gates.items()},
+        "units": [{"source": u["source"], "families": sorted(u["families"])} for u in units]}))
+    return out
+
+
+def _recording(det: Any, seen: list[dict[str, tuple[float, float, bool]]]) -> Any:
+    """``det._classifier_hits`` that also records, per family, the best sentence's probability,
+    the threshold and whether the benign-exemplar gate alone holds the hit back."""
+    original = det._classifier_hits
+
+    def hits(sims: np.ndarray, benign_sims: np.ndarray, probs: np.ndarray,
+             spans: list[tuple[int, int]], contexts: set[str]) -> Any:
+        record: dict[str, tuple[float, float, bool]] = {}
+        for fid, col in det._classifier_columns.items():
+            threshold = det.families[fid].classifier_threshold
+            if det._penalty(fid, contexts):
+                threshold = max(threshold, det.classifier_context_threshold)
+            row = int(np.argmax(probs[:, col]))
+            idx = det._family_index.get(fid)
+            gated = False
+            if idx is not None:
+                best = float(sims[row, idx].max())
+                benign = float(benign_sims[row].max()) if benign_sims.shape[1] else -1.0
+                if best <= -1.0:
+                    threshold = 2.0  # ruled out (semantic_requires): never fires
+                gated = best < benign
+            record[fid] = (float(probs[row, col]), float(threshold), gated)
+        seen.append(record)
+        return original(sims, benign_sims, probs, spans, contexts)
+
+    return hits
 
 
 def write_thresholds(thresholds: dict[str, float]) -> None:
