@@ -22,6 +22,7 @@ import csv
 import json
 import os
 import random
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -135,6 +136,12 @@ def run(bench: Bench, args: argparse.Namespace) -> None:
             versions[f"baseline {baseline}"] = command_env(tree)
             trees.append(tree)
         compile_bytecode(*trees)
+        for env in versions.values():  # the model store's exports, where the version has them
+            help_text = subprocess.run([gb_command(), "--help"], env=env, capture_output=True,
+                                       text=True).stdout
+            if " models " in help_text:
+                subprocess.run([gb_command(), "models", "fetch", "--offline", "--config",
+                                str(config)], env=env, capture_output=True, check=True)
         one = folder / "data" / "one.jsonl"
         one.write_text(items.read_text().splitlines()[0] + "\n")
         times: dict[str, Timing] = {}

@@ -171,14 +171,14 @@ def run(bench: Any, args: argparse.Namespace) -> None:
         for path in ("one at a time", "batched"):
             for version in trees:
                 r = best[(version, f"{path} | {name}")]
-                base = best.get((f"baseline {baseline}", f"one at a time | {name}"))
+                base = best.get((f"baseline {baseline}", f"{path} | {name}"))
                 rows.append([name, r["items"], round(r["chars"]), path, version, r["total_ms"],
                              r["embed_ms"], r["toxicity_ms"], r["rules_ms"],
                              f"{base['rules_ms'] / r['rules_ms']:.1f}x" if base else ""])
     bench.table(f"CPU ms per item after start, best of {args.rounds} rounds (process time, all "
                 "threads)",
                 ["items", "n", "mean chars", "path", "version", "total", "embeddings",
-                 "toxicity model", "Python rules", "Python rules: baseline one at a time / this"],
+                 "toxicity model", "Python rules", "Python rules: baseline / this (same path)"],
                 rows)
     bench.record(best={f"{v} | {k}": r for (v, k), r in best.items()})
     worst = max(best[("this", f"batched | {name}")]["total_ms"] for name in SETS)
@@ -186,11 +186,13 @@ def run(bench: Any, args: argparse.Namespace) -> None:
                  "; ".join(f"{name}: {best[('this', f'batched | {name}')]['total_ms']:.1f} ms"
                            for name in SETS), worst <= 12, value=worst, limit=12, unit="ms")
     if baseline:
-        halved = [best[(f"baseline {baseline}", f"one at a time | {name}")]["rules_ms"]
-                  / best[("this", f"batched | {name}")]["rules_ms"] for name in SETS]
-        bench.target("the Python rules' CPU per item halved (issue 19)",
-                     ", ".join(f"{x:.1f}x" for x in halved) + " less than the baseline's",
-                     min(halved) >= 2, value=min(halved), limit=2, unit="x")
+        # like with like: each path of this code against the same path of the baseline
+        halved = {f"{name}, {path}": best[(f"baseline {baseline}", f"{path} | {name}")]["rules_ms"]
+                  / best[("this", f"{path} | {name}")]["rules_ms"]
+                  for name in SETS for path in ("one at a time", "batched")}
+        bench.target(f"the Python rules' CPU per item halved against {baseline} (issue 19)",
+                     "; ".join(f"{k}: {x:.1f}x" for k, x in halved.items()),
+                     min(halved.values()) >= 2, value=min(halved.values()), limit=2, unit="x")
 
 
 if __name__ == "__main__":

@@ -45,9 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", help="comma-separated command names (default: all)")
 
 
-def _prepare(work: Path, env: dict[str, str]) -> Path:
-    """A copy of the example organisation, its registers imported and one scan done."""
-    shutil.copytree(REPO / "examples", work, ignore=shutil.ignore_patterns("*.db*", "reports"))
+def _prepare(work: Path, env: dict[str, str], tree: Path) -> Path:
+    """A copy of the example organisation of ``tree`` (each version reads its own config), its
+    registers imported and one scan done."""
+    shutil.copytree(tree / "examples", work, ignore=shutil.ignore_patterns("*.db*", "reports"))
     config = work / "config.toml"
     gb = gb_command()
     help_text = subprocess.run([gb, "--help"], env=env, capture_output=True, text=True).stdout
@@ -96,9 +97,9 @@ def run(bench: Bench, args: argparse.Namespace) -> None:
         compile_bytecode(*trees)
         commands: dict[str, list[str]] = {}
         envs: dict[str, dict[str, str]] = {}
-        for version, env in versions.items():
-            work = folder / version.replace(" ", "-")
-            config = _prepare(work, env)
+        for (version, env), tree in zip(versions.items(), trees, strict=True):
+            work = folder / "work" / version.replace(" ", "-")
+            config = _prepare(work, env, tree)
             for name, argv in _commands(config, work).items():
                 if args.only and name not in args.only.split(","):
                     continue

@@ -307,15 +307,28 @@ def evaluate(
         raise ValueError("evaluate needs an engine or a scorer")
     thresholds = thresholds or {}
     predicted: list[set[str]] = []
+    failed: list[str] = []
     if engine is not None:
         if ctx is None:
             from governance_bot.registers import RegisterIndex
 
             ctx = DetectionContext(registers=RegisterIndex.empty(), history=_NoHistory())
         items = [_item_for(r, i) for i, r in enumerate(records)]
-        for chunk in _chunks(items, batch_size):
-            for findings in engine.detect_many(chunk, ctx):
-                predicted.append(predicted_names(findings))
+        # the batched path of `classify` and the pipeline: the model-backed detectors see a
+        # batch at once, and a record whose detection fails is named and left out of the scores
+        # while the others are still evaluated
+        kept: list[LabelledRecord] = []
+        stream = engine.detect_stream(items, ctx, batch_size=batch_size)
+        for index, (_item, found) in enumerate(stream):
+            record = records[index]
+            if isinstance(found, Exception):
+                failed.append(_problem(record.where or f"record {index + 1}",
+                                       f"not evaluated: detection failed "
+                                       f"({type(found).__name__}: {found})"))
+                continue
+            kept.append(record)
+            predicted.append(predicted_names(found))
+        records = kept
     scores: list[dict[str, float]] = []
     if scorer is not None:
         texts = [r.text for r in records]
@@ -359,7 +372,7 @@ def evaluate(
         for a in sorted(r.labels) or [NONE]:
             for b in sorted(p) or [NONE]:
                 confusion[(a, b)] += 1
-    return EvaluationReport(len(records), results, dict(confusion))
+    return EvaluationReport(len(records), results, dict(confusion), problems=failed)
 
 
 def run_eval(config: Config, input_path: Path | str, *, rules: Sequence[str] | None = None,

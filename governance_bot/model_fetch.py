@@ -6,7 +6,7 @@ on a USB stick or a file share). Each ONNX export is made here and checked again
 reference model once, and the result is recorded beside it (rules/models.py); the service then
 starts from those files alone, offline. The models the packages ship (sentence embeddings,
 explicit-image and face detection, the profanity fallback) need no download; their exports are
-made here too.
+made here too (the profanity fallback's arrays: rules/profanity.py).
 """
 
 from __future__ import annotations
@@ -53,6 +53,13 @@ def fetch_models(config: Config, source: Path | None = None, force: bool = False
         if not usable and toxicity.allow_fallback:
             say("(allow_fallback = true: the shipped profanity model is used meanwhile)")
         ok &= usable or offline
+        if importlib.util.find_spec("profanity_check") is not None:
+            from rules.profanity import export as export_profanity
+
+            # the fallback's arrays, read at run time without scikit-learn (no download)
+            fallback_ok, message = export_profanity(force=force)
+            say(message)
+            ok &= fallback_ok or not toxicity.allow_fallback
     if "images" not in disabled:
         missing = [package for module, package in (("cv2", "opencv-python-headless<5"),
                                                    ("dlib", "dlib-bin"),

@@ -20,6 +20,7 @@ Layout (``GOVERNANCE_BOT_MODEL_CACHE``, else ``~/.cache/governance-bot``)::
     detoxify/<model>/detoxify-<model>.ckpt        Detoxify's weights (tensors and config only)
     detoxify/<model>/detoxify-<model>-hf/         its transformer config and tokenizer files
     detoxify/<model>/detoxify-<model>.onnx(.json) exports (first-token, int8, plain) + records
+    profanity/alt-profanity-check-<version>.npz(.json)  the profanity fallback's arrays + record
 """
 
 from __future__ import annotations

@@ -94,11 +94,13 @@ _DETOXIFY_RENAMES = {
     "severe_toxic": "severe_toxicity",
 }
 FALLBACK_LABEL = "profanity"
-_WHAT_TO_DO = (
+_FETCH_TO_DO = (
     f"Fix: run `{FETCH_STEP}` on a machine with internet (here, or elsewhere and then `"
-    f"{FETCH_STEP} --from DIR` here with the folder it filled; docs/classifiers-toxicity.md); or "
-    "set allow_fallback = true to use the shipped profanity model meanwhile; or add "
-    "\"toxicity\" to [detection] disabled_rules."
+    f"{FETCH_STEP} --from DIR` here with the folder it filled; docs/classifiers-toxicity.md)."
+)
+_WHAT_TO_DO = (
+    f"{_FETCH_TO_DO[:-1]}; or set allow_fallback = true to use the shipped profanity model "
+    "meanwhile; or add \"toxicity\" to [detection] disabled_rules."
 )
 
 
@@ -458,16 +460,23 @@ class ProfanityFallbackBackend:
             raise ToxicityModelUnavailable(
                 "the fallback model alt-profanity-check is not installed "
                 "(pip install 'governance-bot[ml]')")
-        self._predict_prob: Any = None  # scikit-learn loads on the first text
+        self._predict_prob: Any = None  # the model is read on the first text
         self.reason = reason
 
     def score(self, texts: Sequence[str]) -> list[dict[str, float]]:
         if not texts:
             return []
         if self._predict_prob is None:
-            from profanity_check import predict_prob
+            from rules import profanity
 
-            self._predict_prob = predict_prob
+            # the arrays `models fetch` exported and checked: no scikit-learn at run time
+            model = profanity.load()
+            if model is not None:
+                self._predict_prob = model.predict_prob
+            else:
+                from profanity_check import predict_prob
+
+                self._predict_prob = predict_prob
         probs = self._predict_prob(list(texts))
         return [{FALLBACK_LABEL: float(p)} for p in probs]
 
@@ -951,9 +960,10 @@ def toxicity_status(config: Config, load: bool = False) -> tuple[bool, str]:
     files = detoxify_files(settings, config.base_dir)
     problem = files.problem()
     if problem:
-        fallback = (" (allow_fallback = true: the profanity fallback is used meanwhile)"
-                    if settings.allow_fallback else "")
-        return False, f"toxicity classifier: {problem}{fallback}. {_WHAT_TO_DO}"
+        if settings.allow_fallback:  # already allowed: only the fetch step is left to do
+            return False, (f"toxicity classifier: {problem} (allow_fallback = true: the "
+                           f"profanity fallback is used meanwhile). {_FETCH_TO_DO}")
+        return False, f"toxicity classifier: {problem}. {_WHAT_TO_DO}"
     where = f"Detoxify {settings.model} from {files.checkpoint} (offline)"
     if settings.backend == "torch":
         return True, f"toxicity classifier: {where}, backend torch"

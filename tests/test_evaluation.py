@@ -78,6 +78,39 @@ def test_precision_recall_and_f1_per_category(tmp_path, records):
     assert report.confusion[(NONE, NONE)] == 4
 
 
+def test_a_record_whose_detection_fails_is_named_and_the_others_are_still_scored(
+    tmp_path, records, monkeypatch,
+):
+    """eval detects through the same batched path as classify and the pipeline: a detector
+    failing on one record costs that record alone, named by where it was read."""
+    engine = DetectionEngine.from_config(fallback_config(tmp_path), only=["toxicity"])
+    [detector] = engine.detectors
+    real_batch, real_one = detector.detect_batch, detector.detect
+    bad = "you are a stupid bitch"
+
+    def batch(items, ctx):
+        if any(i.text == bad for i in items):
+            raise RuntimeError("a detector bug")
+        return real_batch(items, ctx)
+
+    def one(item, ctx):
+        if item.text == bad:
+            raise RuntimeError("a detector bug")
+        return real_one(item, ctx)
+
+    monkeypatch.setattr(detector, "detect_batch", batch)
+    monkeypatch.setattr(detector, "detect", one)
+    named = [LabelledRecord(r.text, r.labels, None, f"cases.jsonl:{n}")
+             for n, r in enumerate(records, 1)]
+    report = evaluate(named, engine, batch_size=4)
+    assert report.records == len(records) - 1
+    assert report.problems == ["cases.jsonl:2: not evaluated: detection failed "
+                               "(RuntimeError: a detector bug)"]
+    toxicity = report.category("toxicity")
+    # the same answers as the full run for every other record: one true positive fewer
+    assert (toxicity.tp, toxicity.fp, toxicity.fn, toxicity.tn) == (3, 1, 1, 5)
+
+
 def test_auc_comes_from_the_classifier_scores(tmp_path, records):
     engine = DetectionEngine.from_config(fallback_config(tmp_path), only=["toxicity"])
     [detector] = engine.detectors

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from rules import profanity
 from rules.embeddings import export_dir
 from rules.models import store_dir
 
@@ -98,6 +99,10 @@ def store_without_detoxify(tmp_path: Path) -> dict[str, str]:
     store = tmp_path / "models"
     (store / "embeddings").mkdir(parents=True)
     os.symlink(export_dir(), store / "embeddings" / export_dir().name)
+    with pytest.MonkeyPatch.context() as mp:  # the profanity fallback's arrays, as fetch makes
+        mp.setenv("GOVERNANCE_BOT_MODEL_CACHE", str(store))
+        ok, message = profanity.export()
+        assert ok, message
     return {"GOVERNANCE_BOT_MODEL_CACHE": str(store)}
 
 
@@ -128,6 +133,13 @@ def test_commands_that_need_no_model_never_import_a_model_library(example: Path,
     assert loaded(probe, *MODEL_LIBRARIES) == []
 
 
+def test_a_scan_with_nothing_new_loads_no_model(example: Path) -> None:
+    done, probe = run("scan", "--once", "--config", "config.toml", cwd=example)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "(0 new," in done.stdout
+    assert loaded(probe, *MODEL_LIBRARIES) == []
+
+
 def test_with_networking_disabled_a_start_attempts_no_download_and_names_the_fetch_step(
     example: Path, store_without_detoxify: dict[str, str], tmp_path: Path,
 ) -> None:
@@ -146,8 +158,9 @@ def test_with_networking_disabled_a_start_attempts_no_download_and_names_the_fet
         assert probe["attempts"] == [], args
         said = " ".join((done.stdout + done.stderr).split())
         assert "governance-bot models fetch" in said, args
-        # the exports were checked when they were made: no torch model is built at run time
-        assert loaded(probe, "torch", "sentence_transformers") == [], args
+        # the exports were checked when they were made: no torch model is built at run time,
+        # and the profanity fallback is read from its arrays (no scikit-learn)
+        assert loaded(probe, "torch", "sentence_transformers", "sklearn") == [], args
     # the item was still checked by every other rule (and by the fallback model)
     assert json.loads((tmp_path / "out.jsonl").read_text())["findings"] is not None
 
