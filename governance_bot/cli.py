@@ -743,6 +743,26 @@ def _wide() -> Console:
     return out.get() if out.is_terminal else Console(highlight=False, width=100_000)
 
 
+AsOpt = Annotated[str | None, typer.Option(
+    "--as", metavar="STAFF_ID",
+    help="Show exactly what this member of staff may see (need to know); without it, the "
+    "operator's view: cases (safeguarding, concerns about staff) only as such.")]
+
+
+def _looker(config: Config, registers: Any, staff_id: str | None) -> Any:
+    """The member of staff named by ``--as`` (None: the operator), or a clear error."""
+    from governance_bot.console.access import need_to_know
+
+    if staff_id is None:
+        return None
+    person = need_to_know(config, registers).staff(staff_id)
+    if person is None or not person.active:
+        err.print(f"[red]--as {staff_id!r}: no active member of staff with that id in the staff "
+                  "register (see `governance-bot registers show`)[/red]")
+        raise typer.Exit(EXIT_CONFIG)
+    return person
+
+
 @flags_app.command("list")
 def flags_list(
     config_path: ConfigOpt = Path("config.toml"),
@@ -763,17 +783,28 @@ def flags_list(
                                               help="Flagged on or before this day.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
     limit: Annotated[int, typer.Option(metavar="N", help="At most this many, newest first.")] = 200,
+    as_staff: AsOpt = None,
+    by: Annotated[str | None, typer.Option("--by", metavar="NAME",
+                                           help="Who is looking, with --as (for the audit "
+                                           "log; default: the login name).")] = None,
 ) -> None:
-    """List flags, newest first."""
+    """List flags, newest first, as need to know lets the reader see them (docs/routing.md,
+    "The command line"): `--as STAFF_ID` lists exactly the flags that member of staff may see,
+    each as they see it (their findings' severity, category and rules); without it, the
+    operator's view lists every flag, but a case (safeguarding, a concern about staff) only as
+    such: for whom, its state, never its severity, category or rules."""
     from datetime import UTC, datetime, time
 
     from sqlalchemy import select
     from sqlalchemy.exc import OperationalError
 
+    from governance_bot.console.access import need_to_know
+    from governance_bot.console.visible import FlagLens
     from governance_bot.labels import category_name
+    from governance_bot.register_store import load_registers
+    from governance_bot.registers import RegisterIndex
+    from governance_bot.storage import auditlog
     from governance_bot.storage import models as m
-    from governance_bot.storage.crypto import KeyError_
-    from governance_bot.storage.db import Database, SchemaOutdated
 
     if status is not None and status not in FLAG_STATUSES:
         err.print(f"[red]--status {status!r}: use one of {', '.join(FLAG_STATUSES)}[/red]")
@@ -783,60 +814,88 @@ def flags_list(
         raise typer.Exit(EXIT_CONFIG)
     first, last = _day(since, "--from"), _day(until, "--to")
     config = _load(config_path)
-    db = Database(config.database_url)
+
+    def wanted(seen: Any) -> bool:
+        """The filters on what the reader sees (a case's severity is not theirs to filter)."""
+        if route and seen.route != route:
+            return False
+        if severity is None and min_severity is None:
+            return True
+        if seen.severity is None:
+            return False
+        return (severity is None or seen.severity == severity) and (
+            min_severity is None or seen.severity >= min_severity)
+
+    rows: list[tuple[Any, Any, Any]] = []
+    left_out = 0
     try:
-        db.ensure_schema(create_if_empty=False)
-    except SchemaOutdated as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(EXIT_SCHEMA) from None
+        with _database(config) as db, db.session() as session:
+            registers = RegisterIndex(load_registers(session))
+            looker = _looker(config, registers, as_staff)
+            lens = FlagLens(need_to_know(config, registers))
+            query = select(m.Flag, m.ItemRecord).join(m.ItemRecord,
+                                                      m.ItemRecord.id == m.Flag.item_id)
+            if status:
+                query = query.where(m.Flag.status == status)
+            if account:
+                query = query.where(m.Flag.account == account)
+            if first:
+                query = query.where(m.Flag.created_at >= datetime.combine(first, time.min, UTC))
+            if last:
+                query = query.where(m.Flag.created_at <= datetime.combine(last, time.max, UTC))
+            query = query.order_by(m.Flag.id.desc())
+            # newest first, a batch at a time, until `limit` flags the reader may see match
+            offset = 0
+            while len(rows) < limit:
+                batch = session.execute(query.limit(500).offset(offset)).all()
+                if not batch:
+                    break
+                offset += len(batch)
+                seen_of = lens.shown(session, [flag.id for flag, _ in batch], looker)
+                for flag, record in batch:
+                    seen = seen_of.get(flag.id)
+                    if seen is None:
+                        continue
+                    if not wanted(seen):
+                        left_out += seen.restricted
+                        continue
+                    rows.append((flag, record, seen))
+                    if len(rows) >= limit:
+                        break
+            if looker is not None:
+                auditlog.append(session, by or _actor_default(), "cli.flags_list",
+                                f"staff:{looker.staff_id}",
+                                {"as": looker.staff_id, "flags": [f.id for f, _, _ in rows][:100]})
     except OperationalError as exc:
         raise _unreachable(config, exc) from None
-    except KeyError_ as exc:
-        raise _key_problem(exc) from None
-    with db.session() as session:
-        query = select(m.Flag, m.ItemRecord).join(m.ItemRecord, m.ItemRecord.id == m.Flag.item_id)
-        if status:
-            query = query.where(m.Flag.status == status)
-        if severity:
-            query = query.where(m.Flag.severity == severity)
-        if min_severity:
-            query = query.where(m.Flag.severity >= min_severity)
-        if route:
-            query = query.where(m.Flag.route == route)
-        if account:
-            query = query.where(m.Flag.account == account)
-        if first:
-            query = query.where(m.Flag.created_at >= datetime.combine(first, time.min, UTC))
-        if last:
-            query = query.where(m.Flag.created_at <= datetime.combine(last, time.max, UTC))
-        rows = session.execute(query.order_by(m.Flag.id.desc()).limit(limit)).all()
-        findings: dict[int, list[str]] = {}
-        ids = [flag.id for flag, _ in rows]
-        if ids:
-            for f in session.execute(select(m.Finding).where(m.Finding.flag_id.in_(ids))
-                                     ).scalars():
-                findings.setdefault(f.flag_id, []).append(f.rule_id)
     if as_json:
-        for flag, record in rows:
+        for flag, record, seen in rows:
             print(json.dumps({
-                "flag_id": flag.id, "status": flag.status, "severity": flag.severity,
-                "category": flag.category, "route": flag.route, "account": flag.account,
-                "item": record.key, "rules": sorted(set(findings.get(flag.id, []))),
-                "created_at": flag.created_at.isoformat(),
+                "flag_id": flag.id, "status": flag.status, "severity": seen.severity,
+                "category": seen.category, "route": seen.route, "account": flag.account,
+                "item": record.key, "rules": list(seen.rules), "restricted": seen.restricted,
+                "note": seen.note, "created_at": flag.created_at.isoformat(),
                 "posted_at": flag.item_created_at.isoformat(),
             }))
     else:
         table = Table("#", "sev", "concern", "route", "status", "account", "item", "flagged",
                       "rules")
-        for flag, record in rows:
-            table.add_row(str(flag.id), str(flag.severity), category_name(flag.category),
-                          flag.route, flag.status, flag.account, record.kind,
-                          f"{flag.created_at:%Y-%m-%d %H:%M}",
-                          ", ".join(sorted(set(findings.get(flag.id, [])))))
+        for flag, record, seen in rows:
+            table.add_row(str(flag.id), "-" if seen.restricted else str(seen.severity),
+                          "a case (restricted)" if seen.restricted
+                          else category_name(seen.category), seen.route, flag.status,
+                          flag.account, record.kind, f"{flag.created_at:%Y-%m-%d %H:%M}",
+                          ", ".join(seen.rules))
         console = _wide()
         console.print(table)
-        console.print(f"{len(rows)} flag(s)")
-    db.dispose()
+        console.print(f"{len(rows)} flag(s)" + (
+            f" as {looker.name} ({looker.staff_id}) may see them" if looker is not None else ""))
+        if any(seen.restricted for _, _, seen in rows):
+            console.print("A case is shown only as such: its content is for its audience "
+                          "(`--as STAFF_ID` shows what that member of staff may see).")
+    if left_out:
+        err.print(f"{left_out} case(s) not listed: a case's severity is for its audience "
+                  "(use --as STAFF_ID)", markup=False)
 
 
 @flags_app.command("show")
@@ -848,38 +907,60 @@ def flags_show(
     by: Annotated[str | None, typer.Option("--by", metavar="NAME",
                                            help="Who is looking (for the audit log; default: "
                                            "the login name).")] = None,
+    as_staff: AsOpt = None,
 ) -> None:
     """What the console's case page shows: the item, its thread, versions, findings, who was
-    told, decisions, notes, the learner's register details and chronology, the audit trail.
-    The command line is the operator's: it shows everything, and the look is audited."""
+    told, decisions, notes, the learner's register details and chronology, the audit trail,
+    cut to what need to know lets the reader see (docs/routing.md, "The command line"):
+    `--as STAFF_ID` shows exactly that member of staff's view; without it, the operator's: a
+    flag of content only as its account's managers see it (masked), a case only as such (for
+    whom, its state, who was told). The look is audited."""
     from sqlalchemy.exc import OperationalError
 
-    from governance_bot.console.cases import full_access, load_case
+    from governance_bot.console.access import (
+        case_access,
+        need_to_know,
+        operator_access,
+        viewer_for,
+    )
+    from governance_bot.console.cases import load_case, restricted_case
     from governance_bot.register_store import load_registers
     from governance_bot.registers import RegisterIndex
     from governance_bot.storage import auditlog
-    from governance_bot.storage.db import Database, SchemaOutdated
 
     config = _load(config_path)
-    db = Database(config.database_url)
+    summary = None
     try:
-        db.ensure_schema(create_if_empty=False)
-        with db.session() as session:
+        with _database(config) as db, db.session() as session:
             registers = RegisterIndex(load_registers(session))
+            looker = _looker(config, registers, as_staff)
+            if looker is not None:
+                viewer = viewer_for(registers, config, looker.staff_id)
+                access: Any = (lambda f, fs, it: case_access(viewer, f, fs, it)) \
+                    if viewer is not None else (lambda f, fs, it: None)
+            else:
+                nt = need_to_know(config, registers)
+                access = lambda f, fs, it: operator_access(nt, f, fs, it)  # noqa: E731
             case = load_case(session, flag_id, config=config, registers=registers,
-                             access=full_access)
-            if case is not None:
+                             access=access)
+            if case is None and looker is None:
+                summary = restricted_case(session, flag_id, need_to_know(config, registers))
+            if case is not None or summary is not None:
                 auditlog.append(session, by or _actor_default(), "cli.flags_show",
-                                f"flag:{flag_id}", {"json": as_json})
-    except SchemaOutdated as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(EXIT_SCHEMA) from None
+                                f"flag:{flag_id}", {"json": as_json, "as": as_staff})
     except OperationalError as exc:
         raise _unreachable(config, exc) from None
-    finally:
-        db.dispose()
+    if summary is not None:
+        if as_json:
+            print(json.dumps(summary, indent=2, ensure_ascii=False))
+        else:
+            _wide().print("\n".join(f"{k}: {v}" for k, v in summary.items() if v is not None),
+                          markup=False, highlight=False, soft_wrap=True)
+        return
     if case is None:
-        err.print(f"[red]there is no flag {flag_id} (see `governance-bot flags list`)[/red]")
+        whose = f" that {as_staff} may see" if as_staff else ""
+        err.print(f"[red]there is no flag {flag_id}{whose} (see `governance-bot flags list"
+                  f"{' --as ' + as_staff if as_staff else ''}`)[/red]")
         raise typer.Exit(EXIT_CONFIG)
     if as_json:
         print(json.dumps(case.as_dict(), indent=2, ensure_ascii=False))

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tomllib
@@ -29,6 +30,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 __all__ = ["Config", "ConfigError", "env_name", "load_config"]
 
+log = logging.getLogger(__name__)
 ENV_PREFIX = "GOVERNANCE_BOT_"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -725,6 +727,10 @@ def _env_overrides(env: dict[str, str], referenced: set[str], problems: list[str
                        "remove it (config.example.toml lists every setting; the variable is "
                        "GOVERNANCE_BOT_<SECTION>__<KEY>)")
                 problems.append(f"{variable} (environment): not a setting. Fix: {fix}.")
+            else:  # nothing like a setting: said, not refused (other tools share the prefix)
+                log.warning("%s (environment) is not a setting of governance-bot and is "
+                            "ignored (settings are GOVERNANCE_BOT_<SECTION>__<KEY>; "
+                            "config.example.toml lists them)", variable)
             continue
         value: Any = env[variable]
         kind = "list" if dotted == "connectors" else _structured(_field_of(dotted).annotation)

@@ -129,13 +129,13 @@ def whatsapp(messages: list[dict[str, Any]]) -> Delivery:
                      "Content-Type": "application/json"}, keys)
 
 
-def slack_event(n: int) -> Delivery:
+def slack_event(n: int, text: str | None = None) -> Delivery:
     """One Events API delivery: a message in the tutor's DM with a learner."""
     stamp = f"{T0 + n}.000100"
     payload = {"type": "event_callback", "event_id": f"Ev0FAULT{n:04d}", "team_id": "T0LEARN",
                "event": {"type": "message", "channel": "D0DM", "channel_type": "im",
                          "user": "U0TUTOR", "ts": stamp,
-                         "text": f"Reminder {n}: portfolio review on Thursday"}}
+                         "text": text or f"Reminder {n}: portfolio review on Thursday"}}
     body = json.dumps(payload).encode()
     now = str(int(time.time()))
     signature = SignatureVerifier(SLACK_SIGNING).generate_signature(timestamp=now, body=body)
@@ -157,8 +157,8 @@ def teams(ids: list[str]) -> Delivery:
                     [f"teams:brookfield-teams:{CHAT}:{mid}" for mid in ids])
 
 
-def teams_message(mid: str, n: int) -> dict[str, Any]:
-    return message(mid, f"2026-09-21T10:{n % 60:02d}:00Z", f"See you at the session {n}")
+def teams_message(mid: str, n: int, text: str | None = None) -> dict[str, Any]:
+    return message(mid, f"2026-09-21T10:{n % 60:02d}:00Z", text or f"See you at the session {n}")
 
 
 # the learner-facing Slack workspace's people (tests/test_slack_workspace.py)

@@ -56,13 +56,14 @@ def write_items(path: Path, n: int, start: int = 0, **kw: Any) -> None:
 
 
 def write_config(path: Path, url: str, *, fake: FakeSlack | None = None, port: int = 8080,
-                 connectors: str = "", extra: str = "", lease_seconds: int = 3) -> Path:
+                 connectors: str = "", extra: str = "", lease_seconds: int = 3,
+                 rules: tuple[str, ...] = ("learner_pii",)) -> Path:
     delivery = (f'[delivery]\nsink = "slack"\n[slack]\nenabled = true\napi_url = '
                 f'"{fake.base_url}"\n' if fake is not None else
                 f'[delivery]\nsink = "json"\njson_path = "{path.parent / "flags.jsonl"}"\n')
     path.write_text(
         f'[database]\nurl = "{url}"\n[registers]\nfile = "{REGISTERS}"\n'
-        f"[detection]\ndisabled_rules = {json.dumps(ONLY_LEARNER_PII)}\n"
+        f"[detection]\ndisabled_rules = {json.dumps([r for r in DETECTORS if r not in rules])}\n"
         f'[service]\nport = {port}\noutbox_interval_seconds = 1\nlease_seconds = {lease_seconds}\n'
         f"{delivery}{extra}\n{connectors}"
     )
