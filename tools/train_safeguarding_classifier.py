@@ -3,6 +3,8 @@
     .venv/bin/python tools/train_safeguarding_classifier.py            # report only
     .venv/bin/python tools/train_safeguarding_classifier.py --write    # and write the weights
                                                                         # and the pack's thresholds
+    .venv/bin/python tools/train_safeguarding_classifier.py --write --detector-oof
+        # also the whole detector out of fold, and bullying's and hate's classifier_confident
 
 Data (development halves and examples written for this project only; the other halves, the
 Davidson rows outside the shared slice and any other outside set are never read):
