@@ -46,7 +46,7 @@ import re
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
@@ -231,6 +231,10 @@ class WebhookResponse:
     replay_key: str | None = None
     # notices about the subscription itself, handled by the service after the answer is sent
     subscription_events: list[SubscriptionEvent] = field(default_factory=list)
+    # verified records whose reading needs platform calls (e.g. Slack users.info, Graph reads):
+    # JSON values the service stores with the delivery and hands to ``deferred_items`` on a
+    # worker thread, so the HTTP answer never waits for a platform (governance_bot/webhooks.py)
+    deferred: list[Any] = field(default_factory=list)
 
 
 class ConnectorSettings(BaseModel):
@@ -318,7 +322,25 @@ class Connector:
         return None
 
     def handle_webhook(self, request: WebhookRequest) -> WebhookResponse:
+        """Verify a request and say what it carries. No platform calls here: records that need
+        them go in ``WebhookResponse.deferred`` (read later by :meth:`deferred_items`)."""
         return WebhookResponse(status=404, body=b"this connector takes no webhooks")
+
+    def read_webhook(self, request: WebhookRequest) -> WebhookResponse:
+        """:meth:`handle_webhook` with its deferred records read at once (for tests and callers
+        without the service's queue)."""
+        response = self.handle_webhook(request)
+        if response.deferred:
+            items, _problems = self.deferred_items(response.deferred)
+            response = replace(response, items=[*response.items, *items], deferred=[])
+        return response
+
+    def deferred_items(self, deferred: list[Any]) -> tuple[list[Item], list[str]]:
+        """Items from the ``deferred`` records of a verified delivery (platform calls allowed:
+        this runs on a worker, with the client's timeouts), and a problem line per record that
+        cannot be read. A ``RetriableError`` makes the service try the delivery again later."""
+        return [], [f"{self.name}: {len(deferred)} deferred record(s) this connector cannot "
+                    "read"] if deferred else []
 
     @property
     def platform(self) -> str:

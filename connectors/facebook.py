@@ -427,7 +427,7 @@ def feed_webhook_items(payload: Any, account: str, page_id: str, problems: list[
                 continue
             try:
                 items.append(_feed_value_item(value, account))
-            except (KeyError, TypeError, ValueError) as exc:
+            except Exception as exc:  # one malformed record: reported, the others go on
                 report_skipped(log, name, problems, where, describe_error(exc))
     return items
 

@@ -337,13 +337,13 @@ class InstagramConnector(GraphConnector):
                     media = _dict(value.get("media"))
                     record = {"timestamp": received.isoformat(), **value}
                     items.append(parse_comment(record, self.account, str(media["id"])))
-                except (KeyError, TypeError, ValueError) as exc:
+                except Exception as exc:  # one malformed record: reported, the others go on
                     report_skipped(log, self.name, problems, where, describe_error(exc))
             for m_index, event in enumerate(entry.get("messaging") or []):
                 where = f"webhook entry {e_index + 1} message {m_index + 1}"
                 try:
                     items.append(_messaging_event(event, self.account))
-                except (KeyError, TypeError, ValueError) as exc:
+                except Exception as exc:  # one malformed record: reported, the others go on
                     report_skipped(log, self.name, problems, where, describe_error(exc))
         return items
 

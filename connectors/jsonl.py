@@ -88,11 +88,21 @@ def read_items(path: Path, start_lines: dict[str, int] | None = None
     start_lines = start_lines or {}
     for file in jsonl_files(path):
         skip = start_lines.get(str(file), 0)
-        with file.open(encoding="utf-8", errors="replace") as fh:
-            for lineno, line in enumerate(fh, start=1):
+        # read as bytes and decode each line alone: a line with invalid UTF-8 is reported (a
+        # replacement character could hide a learner's name from the rules), the others go on
+        with file.open("rb") as fh:
+            for lineno, raw in enumerate(fh, start=1):
                 if lineno <= skip:
                     continue
-                parsed = parse_line(line, file, lineno)
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    yield file, lineno, LineProblem(
+                        file, lineno, f"not UTF-8 text (byte {exc.start + 1} of the line); save "
+                        "the file as UTF-8")
+                    continue
+                parsed = parse_line(line.removeprefix("\ufeff") if lineno == 1 else line,
+                                    file, lineno)
                 if parsed is not None:
                     yield file, lineno, parsed
 

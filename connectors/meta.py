@@ -282,8 +282,10 @@ class GraphConnector(HttpConnector):
             log.warning("%s: webhook POST refused: the event has an unexpected shape (%s)",
                         self.name, type(exc).__name__)
             return WebhookResponse(status=400, body=b"unexpected event shape")
+        # the body identifies the delivery: a hash of it, not the signature header as sent (its
+        # hex may come in upper case, which the check accepts, and must not make a replay new)
         return WebhookResponse(status=200, body=b"EVENT_RECEIVED", items=items,
-                               replay_key=_header(request, "x-hub-signature-256"))
+                               replay_key="sha256:" + hashlib.sha256(request.body).hexdigest())
 
     def webhook_items(self, payload: Any, problems: list[str]) -> list[Item]:
         """Items from a signed webhook payload (subclasses)."""

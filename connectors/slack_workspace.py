@@ -426,22 +426,33 @@ class SlackWorkspaceConnector(Connector):
             return WebhookResponse(status=400, body=b"not a Slack event")
         if payload.get("type") == "url_verification":
             return WebhookResponse(status=200, body=str(payload.get("challenge", "")).encode())
-        event = payload.get("event") or {}
+        raw_event = payload.get("event")
+        event: dict[str, Any] = raw_event if isinstance(raw_event, dict) else {}
         if payload.get("type") != "event_callback" or event.get("type") != "message":
             log.info("%s: skipped a %r event", self.name, event.get("type") or payload.get("type"))
             return WebhookResponse(status=200)
-        items: list[Item] = []
-        try:
-            item = self._event_item(event)
-        except SkippableRecord as exc:
-            log.warning("%s: skipped an event: %s", self.name, exc)
-            item = None
-        if item is not None:
-            items.append(item)
+        # read on the service's worker (users.info, conversations.members): Slack wants its
+        # answer within three seconds, whatever its Web API is doing meanwhile
         # Slack retries an unacknowledged event with the same event_id
         event_id = payload.get("event_id")
-        return WebhookResponse(status=200, items=items,
+        return WebhookResponse(status=200, deferred=[event],
                                replay_key=str(event_id) if event_id else None)
+
+    def deferred_items(self, deferred: list[Any]) -> tuple[list[Item], list[str]]:
+        items: list[Item] = []
+        problems: list[str] = []
+        for event in deferred:
+            try:
+                if not isinstance(event, dict):
+                    raise SkippableRecord("an event that is not an object")
+                item = self._event_item(event)
+            except SkippableRecord as exc:
+                problems.append(f"{self.name}: event: {exc}")
+                log.warning("%s: skipped an event: %s", self.name, exc)
+                continue
+            if item is not None:
+                items.append(item)
+        return items, problems
 
     def _event_item(self, event: dict[str, Any]) -> Item | None:
         cid = str(event.get("channel") or "")

@@ -56,6 +56,7 @@ from connectors.base import (
     MediaFetchError,
     MediaRequest,
     NextUrlPaginator,
+    NotFound,
     Page,
     PageRequest,
     RetriableError,
@@ -626,8 +627,7 @@ class TeamsConnector(HttpConnector):
         if not valid:
             return WebhookResponse(status=403, body=b"wrong clientState")
         items: list[Item] = []
-        problems: list[str] = []
-        seen: set[str] = set()
+        deferred: list[Any] = []
         events: list[SubscriptionEvent] = []
         for note in valid:
             if note.get("lifecycleEvent"):
@@ -639,17 +639,46 @@ class TeamsConnector(HttpConnector):
                          event.event, event.subscription_id)
                 events.append(event)
                 continue
-            for item in self._notified(note, problems, seen):
-                items.append(item)
+            # the message is read from Graph on the service's worker, not before answering
+            # (Graph wants the answer within three seconds); the clientState is not kept. Only
+            # a chat or channel message resource is read: anything else (a full URL to another
+            # host above all, which would carry the Graph token there) is refused
+            resource = note.get("resource")
+            if isinstance(resource, str) and _MESSAGE_RESOURCE.fullmatch(resource):
+                deferred.append({"resource": resource})
+            elif resource is not None:
+                log.warning("%s: a change notification for a resource that is not a chat or "
+                            "channel message was skipped", self.name)
         # the same notification body delivered again is acknowledged, not reprocessed
         digest = hashlib.sha256(request.body).hexdigest()
         return WebhookResponse(status=202, body=b"", items=items, replay_key=digest,
-                               subscription_events=events)
+                               subscription_events=events, deferred=deferred)
+
+    def deferred_items(self, deferred: list[Any]) -> tuple[list[Item], list[str]]:
+        items: list[Item] = []
+        problems: list[str] = []
+        seen: set[str] = set()
+        for note in deferred:
+            if not isinstance(note, dict):
+                continue
+            try:  # each notification alone: one unreadable message never holds up the others
+                items.extend(self._notified(note, problems, seen))
+            except NotFound:
+                problems.append(f"{self.name}: {note.get('resource')}: not found (gone before it "
+                                "could be read; the next poll's delta query sees the deletion)")
+            except ValueError as exc:  # Graph's answer was not JSON
+                problems.append(f"{self.name}: {note.get('resource')}: unreadable answer "
+                                f"({type(exc).__name__})")
+        return items, problems
 
     def _notified(self, note: dict[str, Any], problems: list[str], seen: set[str]
                   ) -> Iterator[Item]:
         resource = str(note.get("resource") or "")
         if not resource:
+            return
+        if not _MESSAGE_RESOURCE.fullmatch(resource):  # a delivery stored before the check
+            problems.append(f"{self.name}: a notified resource that is not a chat or channel "
+                            "message was not read")
             return
         channel = _channel_of(resource)
         # a deleted message is still returned, with deletedDateTime set
@@ -662,6 +691,12 @@ class TeamsConnector(HttpConnector):
 def _dig_str(body: Any, key: str) -> str | None:
     value = body.get(key) if isinstance(body, dict) else None
     return str(value) if value else None
+
+
+# chats('C')/messages('M'), teams('T')/channels('C')/messages('M') and a reply under one
+_MESSAGE_RESOURCE = re.compile(
+    r"/?(chats\('[^'/?#]+'\)|teams\('[^'/?#]+'\)/channels\('[^'/?#]+'\))"
+    r"/messages\('[^'/?#]+'\)(/replies\('[^'/?#]+'\))?")
 
 
 def _channel_of(resource: str) -> str | None:

@@ -21,6 +21,7 @@ numbers in the registers' handles in international format ("+447700900123").
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from typing import Any, ClassVar
@@ -188,6 +189,24 @@ def _item(message: dict[str, Any], *, account: str, platform: str, business: Per
     })
 
 
+def _records(value: Any, problems: list[str] | None = None, where: str = ""
+             ) -> list[dict[str, Any]]:
+    """The JSON objects of a list (anything else in it is reported when ``problems`` is given)."""
+    if not isinstance(value, list):
+        return []
+    bad = [v for v in value if not isinstance(v, dict)]
+    if bad and problems is not None:
+        problems.append(f"{where}: {len(bad)} record(s) that are not JSON objects")
+        log.warning("%s: %d record(s) that are not JSON objects skipped", where, len(bad))
+    return [v for v in value if isinstance(v, dict)]
+
+
+def _name(contact: dict[str, Any]) -> str | None:
+    profile = contact.get("profile")
+    name = profile.get("name") if isinstance(profile, dict) else None
+    return str(name) if name else None
+
+
 def parse_webhook(payload: Any, *, account: str, platform: str = "whatsapp",
                   phone_number_id: str | None = None, name: str = "whatsapp"
                   ) -> tuple[list[Item], list[str]]:
@@ -197,26 +216,29 @@ def parse_webhook(payload: Any, *, account: str, platform: str = "whatsapp",
     if not isinstance(payload, dict) or payload.get("object") != "whatsapp_business_account":
         log.info("%s: skipped a webhook that is not for a WhatsApp Business account", name)
         return items, problems
-    for entry in payload.get("entry") or []:
-        for change in (entry or {}).get("changes") or []:
+    for entry in _records(payload.get("entry")):
+        for change in _records(entry.get("changes")):
             field = change.get("field")
-            value = change.get("value") or {}
-            messages = value.get("messages") or []
-            echoes = value.get("message_echoes") or []
+            raw_value = change.get("value")
+            value: dict[str, Any] = raw_value if isinstance(raw_value, dict) else {}
+            messages = _records(value.get("messages"), problems, f"{name}: webhook {field}")
+            echoes = _records(value.get("message_echoes"), problems, f"{name}: webhook {field}")
             if not messages and not echoes:
                 what = ("statuses" if value.get("statuses") else
                         "calls" if value.get("calls") else field)
                 log.info("%s: skipped a %s update (no message in it)", name, what)
                 continue
-            metadata = value.get("metadata") or {}
+            raw_metadata = value.get("metadata")
+            metadata: dict[str, Any] = raw_metadata if isinstance(raw_metadata, dict) else {}
             if phone_number_id and metadata.get("phone_number_id") != phone_number_id:
                 log.info("%s: skipped a message for another business number", name)
                 continue
-            business = Person(id=metadata.get("phone_number_id"),
-                              handle=f"+{metadata['display_phone_number']}"
-                              if metadata.get("display_phone_number") else None)
-            names = {str(c.get("wa_id")): (c.get("profile") or {}).get("name")
-                     for c in value.get("contacts") or [] if c.get("wa_id")}
+            number = metadata.get("phone_number_id")
+            display = metadata.get("display_phone_number")
+            business = Person(id=str(number) if number else None,
+                              handle=f"+{display}" if display else None)
+            names = {str(c.get("wa_id")): _name(c) for c in _records(value.get("contacts"))
+                     if c.get("wa_id")}
             for message, outgoing in [*((m, False) for m in messages),
                                       *((m, True) for m in echoes)]:
                 try:
@@ -225,6 +247,12 @@ def parse_webhook(payload: Any, *, account: str, platform: str = "whatsapp",
                 except SkippableRecord as exc:
                     problems.append(f"{name}: webhook {field}: {exc}")
                     log.warning("%s: skipped a record from webhook %s: %s", name, field, exc)
+                    continue
+                except Exception as exc:  # one malformed message: reported, the others go on
+                    what = f"message {message.get('id') or '(no id)'}: a malformed " \
+                        f"{message.get('type')!r} message ({type(exc).__name__})"
+                    problems.append(f"{name}: webhook {field}: {what}")
+                    log.warning("%s: skipped a record from webhook %s: %s", name, field, what)
                     continue
                 if item is None:
                     log.info("%s: skipped a %r message (nothing to check in it)", name,
@@ -318,8 +346,8 @@ class WhatsAppConnector(HttpConnector):
                                          platform=self.settings.platform,
                                          phone_number_id=self.settings.phone_number_id,
                                          name=self.name)
-        # the signature identifies this body: a re-delivery is acknowledged, not reprocessed
-        signature = {k.lower(): v for k, v in request.headers.items()}.get("x-hub-signature-256")
+        # the body identifies the delivery (a hash of it: the signature's hex may come in upper
+        # case, which the check accepts): a re-delivery is acknowledged, not reprocessed
         return WebhookResponse(status=200, body=b"EVENT_RECEIVED", items=items,
-                               replay_key=signature)
+                               replay_key="sha256:" + hashlib.sha256(request.body).hexdigest())
 

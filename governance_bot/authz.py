@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from governance_bot.findings import Category, Finding, Route
 from governance_bot.items import Item, Role
 from governance_bot.registers import Learner, RegisterIndex, StaffMember, StaffRole
+from governance_bot.routing import finding_kind
 
 if TYPE_CHECKING:
     from governance_bot.config import Config
@@ -48,6 +49,7 @@ __all__ = [
     "DSL_NOTE",
     "ELSEWHERE_NOTE",
     "EXPLICIT_RULES",
+    "OPERATOR_NOTE",
     "Action",
     "ChildIdentity",
     "Detail",
@@ -69,6 +71,23 @@ ELSEWHERE_NOTE = "Also referred elsewhere."
 # routes whose audience handles a case (safeguarding, staff conduct)
 CASE_ROUTES = frozenset({Route.dsl, Route.case_manager, Route.case_digest})
 CONTENT_ROUTES = frozenset({Route.account_managers, Route.digest})
+# whose a case is (the operator's view names it, nothing more)
+CASE_AUDIENCE = {Route.dsl: "DSL team", Route.case_manager: "case manager",
+                 Route.case_digest: "case manager"}
+OPERATOR_NOTE = ("A case for the {whose}: its content is theirs only. `--as STAFF_ID` shows what "
+                 "that member of staff may see.")
+
+
+def _is_case(finding: FindingFacts) -> bool:
+    """A safeguarding or staff-conduct finding, or one for a case audience. The route says
+    it (routing never sends a case to the managers or a digest); a recorded-only finding is
+    judged as if a member of staff wrote the item (the operator's view does not read the
+    item): a recorded-only tone finding may be a concern about its author."""
+    if finding.route in CASE_AUDIENCE:
+        return True
+    if finding.route in CONTENT_ROUTES:
+        return False
+    return finding_kind(finding.category, Role.staff, finding.subject) != "content"
 
 
 class Refused(Exception):
@@ -470,6 +489,30 @@ class NeedToKnow:
         if not findings:
             return Entitlement(person)
         return self._entitlement(person, flag, frozenset({route}), findings)
+
+    def for_operator(self, flag: FlagFacts) -> Entitlement:
+        """What the operator at the command line sees of ``flag`` without saying who they are
+        (``flags list``/``flags show`` without ``--as``). They run the service, as the IT
+        administrator does, and hold no role on the flag (docs/routing.md, "The command line"):
+
+        * a **case** (any safeguarding or staff-conduct finding, any finding for the DSL team or
+          the case manager, or content the managers escalated): none of its findings, only
+          that it exists, for whom, its state and delivery (``note`` says whose it is);
+        * **content only** (a learner named in a post, an unapproved photo...): its findings as
+          the account's managers see them (masked, never the child's identity), no actions.
+        """
+        person = StaffMember(staff_id="operator", name="the operator", active=False)
+        if flag.escalated or any(_is_case(f) for f in flag.findings):
+            whose = sorted({CASE_AUDIENCE[f.route] for f in flag.findings
+                            if f.route in CASE_AUDIENCE} or {CASE_AUDIENCE[Route.dsl]})
+            return Entitlement(person, note=OPERATOR_NOTE.format(whose=" and the ".join(whose)))
+        findings = tuple(f for f in flag.findings if f.route != Route.record_only)
+        if not findings:
+            return Entitlement(person)
+        detail = Detail.masked if self.mask_learner_details else Detail.excerpt
+        if any(f.explicit_image for f in findings):
+            detail = Detail.none
+        return Entitlement(person, frozenset({Route.account_managers}), findings, detail)
 
     def _entitlement(self, person: StaffMember, flag: FlagFacts, routes: frozenset[Route],
                      findings: tuple[FindingFacts, ...]) -> Entitlement:

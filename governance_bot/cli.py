@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from governance_bot.config import Config
     from governance_bot.items import Item
+    from governance_bot.storage.db import Database
 
 # Start-up: nothing heavy is imported at module level. `--help` and the commands that need no
 # model, database or rich output import only what they use, inside the command (docs/cli.md,
@@ -149,19 +150,73 @@ def _load(path: Path) -> Config:
         config = load_config(path)
         crypto.configure(config.security.keys())
     except ConfigError as exc:
-        err.print(f"[red]{exc}[/red]", markup=True, soft_wrap=True)
+        # no markup: the messages quote "[section]" names and user text
+        err.print(str(exc), style="red", markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_CONFIG) from None
     except crypto.KeyError_ as exc:
-        err.print(f"[red]{path}: security.encryption_keys: {exc}[/red]")
+        err.print(f"{path}: security.encryption_keys: {exc}", style="red", markup=False,
+                  soft_wrap=True)
         raise typer.Exit(EXIT_CONFIG) from None
     _setup_logging(config)
     return config
 
 
+def _unreachable(config: Config, exc: Exception) -> typer.Exit:
+    """The database cannot be reached: say where and why, exit 2 (no traceback)."""
+    from sqlalchemy.engine import make_url
+
+    where = make_url(config.database_url).render_as_string(hide_password=True)
+    why = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    err.print(f"cannot reach the database {where}: {why}. Fix: check [database] url (or "
+              "GOVERNANCE_BOT_DATABASE__URL) and that the database server is running and "
+              "accepts connections from this machine.", style="red", markup=False,
+              soft_wrap=True)
+    return typer.Exit(EXIT_CONFIG)
+
+
+def _key_problem(exc: Exception) -> typer.Exit:
+    """The database and the configured encryption keys do not fit: say so, exit 2."""
+    err.print(f"{exc}.", style="red", markup=False, soft_wrap=True)
+    return typer.Exit(EXIT_CONFIG)
+
+
+@contextmanager
+def _database(config: Config, *, create_if_empty: bool = False, anchor: bool = True
+              ) -> Iterator[Database]:
+    """The configured database, checked: an outdated schema exits 3, keys that do not fit (or
+    none, for a database holding encrypted data) exit 2 before anything is read or written."""
+    from sqlalchemy.exc import OperationalError
+
+    from governance_bot.storage.crypto import KeyError_
+    from governance_bot.storage.db import Database, SchemaOutdated
+
+    db = Database(config.database_url)
+    try:
+        try:
+            db.ensure_schema(create_if_empty=create_if_empty)
+        except SchemaOutdated as exc:
+            err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(EXIT_SCHEMA) from None
+        except OperationalError as exc:
+            raise _unreachable(config, exc) from None
+        except KeyError_ as exc:
+            raise _key_problem(exc) from None
+        yield db
+        if anchor:  # events this command wrote, anchored outside the database
+            from governance_bot.audit_anchor import anchor as write_anchor
+
+            write_anchor(config, db)
+    finally:
+        db.dispose()
+
+
 @contextmanager
 def _runtime(config: Config, with_connectors: bool = True) -> Iterator[object]:
+    from sqlalchemy.exc import OperationalError
+
     from governance_bot.registers import RegisterError
     from governance_bot.runtime import Runtime
+    from governance_bot.storage.crypto import KeyError_
     from governance_bot.storage.db import SchemaOutdated
     from rules.base import DetectorUnavailable
 
@@ -170,6 +225,10 @@ def _runtime(config: Config, with_connectors: bool = True) -> Iterator[object]:
     except SchemaOutdated as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(EXIT_SCHEMA) from None
+    except OperationalError as exc:
+        raise _unreachable(config, exc) from None
+    except KeyError_ as exc:
+        raise _key_problem(exc) from None
     except DetectorUnavailable as exc:
         err.print(f"[red]a detector cannot start: {exc}[/red]", soft_wrap=True)
         raise typer.Exit(EXIT_CONFIG) from None
@@ -307,13 +366,23 @@ def models_fetch(
 @db_app.command("upgrade")
 def db_upgrade(config_path: ConfigOpt = Path("config.toml")) -> None:
     """Create or migrate the database schema to this version."""
+    from sqlalchemy.exc import OperationalError
+
+    from governance_bot.storage.crypto import KeyError_
     from governance_bot.storage.db import Database
 
     config = _load(config_path)
     db = Database(config.database_url)
-    before, after = db.upgrade()
+    try:
+        before, after = db.upgrade()
+        db.check_encryption()
+    except KeyError_ as exc:
+        raise _key_problem(exc) from None
+    except OperationalError as exc:
+        raise _unreachable(config, exc) from None
+    finally:
+        db.dispose()
     out.print(f"database schema: {before or 'empty'} -> {after}")
-    db.dispose()
 
 
 # --- registers --------------------------------------------------------------------------------
@@ -333,7 +402,6 @@ def registers_import(
     With no files given, imports the files named in the config's [registers] section."""
     from governance_bot.registers import RegisterError
     from governance_bot.runtime import import_register_files
-    from governance_bot.storage.db import Database, SchemaOutdated
 
     config = _load(config_path)
     if not any([learners, staff, accounts, toml]):
@@ -345,22 +413,16 @@ def registers_import(
         if not any([learners, staff, accounts, toml]):
             err.print("[red]no register files given and none in the config's [registers].[/red]")
             raise typer.Exit(EXIT_CONFIG)
-    db = Database(config.database_url)
-    try:
-        db.ensure_schema()
-        summary = import_register_files(db, toml=toml, learners=learners, staff=staff,
-                                        accounts=accounts, actor=actor)
-    except SchemaOutdated as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(EXIT_SCHEMA) from None
-    except RegisterError as exc:
-        err.print(f"[red]{len(exc.problems)} problem(s) in the register files; nothing imported:"
-                  "[/red]")
-        for p in exc.problems:
-            err.print(f"  - {p}", soft_wrap=True)
-        raise typer.Exit(EXIT_CONFIG) from None
-    finally:
-        db.dispose()
+    with _database(config, create_if_empty=True) as db:
+        try:
+            summary = import_register_files(db, toml=toml, learners=learners, staff=staff,
+                                            accounts=accounts, actor=actor)
+        except RegisterError as exc:
+            err.print(f"{len(exc.problems)} problem(s) in the register files; nothing imported:",
+                      style="red", markup=False)
+            for p in exc.problems:
+                err.print(f"  - {p}", soft_wrap=True, markup=False)
+            raise typer.Exit(EXIT_CONFIG) from None
     out.print(f"registers imported: {summary.line()}")
 
 
@@ -681,6 +743,26 @@ def _wide() -> Console:
     return out.get() if out.is_terminal else Console(highlight=False, width=100_000)
 
 
+AsOpt = Annotated[str | None, typer.Option(
+    "--as", metavar="STAFF_ID",
+    help="Show exactly what this member of staff may see (need to know); without it, the "
+    "operator's view: cases (safeguarding, concerns about staff) only as such.")]
+
+
+def _looker(config: Config, registers: Any, staff_id: str | None) -> Any:
+    """The member of staff named by ``--as`` (None: the operator), or a clear error."""
+    from governance_bot.console.access import need_to_know
+
+    if staff_id is None:
+        return None
+    person = need_to_know(config, registers).staff(staff_id)
+    if person is None or not person.active:
+        err.print(f"[red]--as {staff_id!r}: no active member of staff with that id in the staff "
+                  "register (see `governance-bot registers show`)[/red]")
+        raise typer.Exit(EXIT_CONFIG)
+    return person
+
+
 @flags_app.command("list")
 def flags_list(
     config_path: ConfigOpt = Path("config.toml"),
@@ -701,15 +783,28 @@ def flags_list(
                                               help="Flagged on or before this day.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
     limit: Annotated[int, typer.Option(metavar="N", help="At most this many, newest first.")] = 200,
+    as_staff: AsOpt = None,
+    by: Annotated[str | None, typer.Option("--by", metavar="NAME",
+                                           help="Who is looking, with --as (for the audit "
+                                           "log; default: the login name).")] = None,
 ) -> None:
-    """List flags, newest first."""
+    """List flags, newest first, as need to know lets the reader see them (docs/routing.md,
+    "The command line"): `--as STAFF_ID` lists exactly the flags that member of staff may see,
+    each as they see it (their findings' severity, category and rules); without it, the
+    operator's view lists every flag, but a case (safeguarding, a concern about staff) only as
+    such: for whom, its state, never its severity, category or rules."""
     from datetime import UTC, datetime, time
 
     from sqlalchemy import select
+    from sqlalchemy.exc import OperationalError
 
+    from governance_bot.console.access import need_to_know
+    from governance_bot.console.visible import FlagLens
     from governance_bot.labels import category_name
+    from governance_bot.register_store import load_registers
+    from governance_bot.registers import RegisterIndex
+    from governance_bot.storage import auditlog
     from governance_bot.storage import models as m
-    from governance_bot.storage.db import Database, SchemaOutdated
 
     if status is not None and status not in FLAG_STATUSES:
         err.print(f"[red]--status {status!r}: use one of {', '.join(FLAG_STATUSES)}[/red]")
@@ -719,56 +814,88 @@ def flags_list(
         raise typer.Exit(EXIT_CONFIG)
     first, last = _day(since, "--from"), _day(until, "--to")
     config = _load(config_path)
-    db = Database(config.database_url)
+
+    def wanted(seen: Any) -> bool:
+        """The filters on what the reader sees (a case's severity is not theirs to filter)."""
+        if route and seen.route != route:
+            return False
+        if severity is None and min_severity is None:
+            return True
+        if seen.severity is None:
+            return False
+        return (severity is None or seen.severity == severity) and (
+            min_severity is None or seen.severity >= min_severity)
+
+    rows: list[tuple[Any, Any, Any]] = []
+    left_out = 0
     try:
-        db.ensure_schema(create_if_empty=False)
-    except SchemaOutdated as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(EXIT_SCHEMA) from None
-    with db.session() as session:
-        query = select(m.Flag, m.ItemRecord).join(m.ItemRecord, m.ItemRecord.id == m.Flag.item_id)
-        if status:
-            query = query.where(m.Flag.status == status)
-        if severity:
-            query = query.where(m.Flag.severity == severity)
-        if min_severity:
-            query = query.where(m.Flag.severity >= min_severity)
-        if route:
-            query = query.where(m.Flag.route == route)
-        if account:
-            query = query.where(m.Flag.account == account)
-        if first:
-            query = query.where(m.Flag.created_at >= datetime.combine(first, time.min, UTC))
-        if last:
-            query = query.where(m.Flag.created_at <= datetime.combine(last, time.max, UTC))
-        rows = session.execute(query.order_by(m.Flag.id.desc()).limit(limit)).all()
-        findings: dict[int, list[str]] = {}
-        ids = [flag.id for flag, _ in rows]
-        if ids:
-            for f in session.execute(select(m.Finding).where(m.Finding.flag_id.in_(ids))
-                                     ).scalars():
-                findings.setdefault(f.flag_id, []).append(f.rule_id)
+        with _database(config) as db, db.session() as session:
+            registers = RegisterIndex(load_registers(session))
+            looker = _looker(config, registers, as_staff)
+            lens = FlagLens(need_to_know(config, registers))
+            query = select(m.Flag, m.ItemRecord).join(m.ItemRecord,
+                                                      m.ItemRecord.id == m.Flag.item_id)
+            if status:
+                query = query.where(m.Flag.status == status)
+            if account:
+                query = query.where(m.Flag.account == account)
+            if first:
+                query = query.where(m.Flag.created_at >= datetime.combine(first, time.min, UTC))
+            if last:
+                query = query.where(m.Flag.created_at <= datetime.combine(last, time.max, UTC))
+            query = query.order_by(m.Flag.id.desc())
+            # newest first, a batch at a time, until `limit` flags the reader may see match
+            offset = 0
+            while len(rows) < limit:
+                batch = session.execute(query.limit(500).offset(offset)).all()
+                if not batch:
+                    break
+                offset += len(batch)
+                seen_of = lens.shown(session, [flag.id for flag, _ in batch], looker)
+                for flag, record in batch:
+                    seen = seen_of.get(flag.id)
+                    if seen is None:
+                        continue
+                    if not wanted(seen):
+                        left_out += seen.restricted
+                        continue
+                    rows.append((flag, record, seen))
+                    if len(rows) >= limit:
+                        break
+            if looker is not None:
+                auditlog.append(session, by or _actor_default(), "cli.flags_list",
+                                f"staff:{looker.staff_id}",
+                                {"as": looker.staff_id, "flags": [f.id for f, _, _ in rows][:100]})
+    except OperationalError as exc:
+        raise _unreachable(config, exc) from None
     if as_json:
-        for flag, record in rows:
+        for flag, record, seen in rows:
             print(json.dumps({
-                "flag_id": flag.id, "status": flag.status, "severity": flag.severity,
-                "category": flag.category, "route": flag.route, "account": flag.account,
-                "item": record.key, "rules": sorted(set(findings.get(flag.id, []))),
-                "created_at": flag.created_at.isoformat(),
+                "flag_id": flag.id, "status": flag.status, "severity": seen.severity,
+                "category": seen.category, "route": seen.route, "account": flag.account,
+                "item": record.key, "rules": list(seen.rules), "restricted": seen.restricted,
+                "note": seen.note, "created_at": flag.created_at.isoformat(),
                 "posted_at": flag.item_created_at.isoformat(),
             }))
     else:
         table = Table("#", "sev", "concern", "route", "status", "account", "item", "flagged",
                       "rules")
-        for flag, record in rows:
-            table.add_row(str(flag.id), str(flag.severity), category_name(flag.category),
-                          flag.route, flag.status, flag.account, record.kind,
-                          f"{flag.created_at:%Y-%m-%d %H:%M}",
-                          ", ".join(sorted(set(findings.get(flag.id, [])))))
+        for flag, record, seen in rows:
+            table.add_row(str(flag.id), "-" if seen.restricted else str(seen.severity),
+                          "a case (restricted)" if seen.restricted
+                          else category_name(seen.category), seen.route, flag.status,
+                          flag.account, record.kind, f"{flag.created_at:%Y-%m-%d %H:%M}",
+                          ", ".join(seen.rules))
         console = _wide()
         console.print(table)
-        console.print(f"{len(rows)} flag(s)")
-    db.dispose()
+        console.print(f"{len(rows)} flag(s)" + (
+            f" as {looker.name} ({looker.staff_id}) may see them" if looker is not None else ""))
+        if any(seen.restricted for _, _, seen in rows):
+            console.print("A case is shown only as such: its content is for its audience "
+                          "(`--as STAFF_ID` shows what that member of staff may see).")
+    if left_out:
+        err.print(f"{left_out} case(s) not listed: a case's severity is for its audience "
+                  "(use --as STAFF_ID)", markup=False)
 
 
 @flags_app.command("show")
@@ -780,34 +907,60 @@ def flags_show(
     by: Annotated[str | None, typer.Option("--by", metavar="NAME",
                                            help="Who is looking (for the audit log; default: "
                                            "the login name).")] = None,
+    as_staff: AsOpt = None,
 ) -> None:
     """What the console's case page shows: the item, its thread, versions, findings, who was
-    told, decisions, notes, the learner's register details and chronology, the audit trail.
-    The command line is the operator's: it shows everything, and the look is audited."""
-    from governance_bot.console.cases import full_access, load_case
+    told, decisions, notes, the learner's register details and chronology, the audit trail,
+    cut to what need to know lets the reader see (docs/routing.md, "The command line"):
+    `--as STAFF_ID` shows exactly that member of staff's view; without it, the operator's: a
+    flag of content only as its account's managers see it (masked), a case only as such (for
+    whom, its state, who was told). The look is audited."""
+    from sqlalchemy.exc import OperationalError
+
+    from governance_bot.console.access import (
+        case_access,
+        need_to_know,
+        operator_access,
+        viewer_for,
+    )
+    from governance_bot.console.cases import load_case, restricted_case
     from governance_bot.register_store import load_registers
     from governance_bot.registers import RegisterIndex
     from governance_bot.storage import auditlog
-    from governance_bot.storage.db import Database, SchemaOutdated
 
     config = _load(config_path)
-    db = Database(config.database_url)
+    summary = None
     try:
-        db.ensure_schema(create_if_empty=False)
-        with db.session() as session:
+        with _database(config) as db, db.session() as session:
             registers = RegisterIndex(load_registers(session))
+            looker = _looker(config, registers, as_staff)
+            if looker is not None:
+                viewer = viewer_for(registers, config, looker.staff_id)
+                access: Any = (lambda f, fs, it: case_access(viewer, f, fs, it)) \
+                    if viewer is not None else (lambda f, fs, it: None)
+            else:
+                nt = need_to_know(config, registers)
+                access = lambda f, fs, it: operator_access(nt, f, fs, it)  # noqa: E731
             case = load_case(session, flag_id, config=config, registers=registers,
-                             access=full_access)
-            if case is not None:
+                             access=access)
+            if case is None and looker is None:
+                summary = restricted_case(session, flag_id, need_to_know(config, registers))
+            if case is not None or summary is not None:
                 auditlog.append(session, by or _actor_default(), "cli.flags_show",
-                                f"flag:{flag_id}", {"json": as_json})
-    except SchemaOutdated as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(EXIT_SCHEMA) from None
-    finally:
-        db.dispose()
+                                f"flag:{flag_id}", {"json": as_json, "as": as_staff})
+    except OperationalError as exc:
+        raise _unreachable(config, exc) from None
+    if summary is not None:
+        if as_json:
+            print(json.dumps(summary, indent=2, ensure_ascii=False))
+        else:
+            _wide().print("\n".join(f"{k}: {v}" for k, v in summary.items() if v is not None),
+                          markup=False, highlight=False, soft_wrap=True)
+        return
     if case is None:
-        err.print(f"[red]there is no flag {flag_id} (see `governance-bot flags list`)[/red]")
+        whose = f" that {as_staff} may see" if as_staff else ""
+        err.print(f"[red]there is no flag {flag_id}{whose} (see `governance-bot flags list"
+                  f"{' --as ' + as_staff if as_staff else ''}`)[/red]")
         raise typer.Exit(EXIT_CONFIG)
     if as_json:
         print(json.dumps(case.as_dict(), indent=2, ensure_ascii=False))
@@ -828,6 +981,8 @@ def slack_test(
     config_path: ConfigOpt = Path("config.toml"),
 ) -> None:
     """Send a clearly marked test message to the DSL team or to an account's managers."""
+    from sqlalchemy.exc import OperationalError
+
     from governance_bot.register_store import load_registers
     from governance_bot.registers import RegisterIndex
     from governance_bot.slack.setup import SlackNotReady, send_test
@@ -849,6 +1004,8 @@ def slack_test(
     except SchemaOutdated as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(EXIT_SCHEMA) from None
+    except OperationalError as exc:
+        raise _unreachable(config, exc) from None
     finally:
         db.dispose()
     try:
@@ -861,21 +1018,75 @@ def slack_test(
 
 # --- audit log --------------------------------------------------------------------------------
 @auditlog_app.command("verify")
-def auditlog_verify(config_path: ConfigOpt = Path("config.toml")) -> None:
-    """Check the audit log's hash chain; report the first broken link."""
+def auditlog_verify(
+    config_path: ConfigOpt = Path("config.toml"),
+    anchors: Annotated[list[Path] | None, typer.Option(
+        "--anchors", metavar="FILE", help="Anchor file(s) to check against (default: "
+        "[audit_log] anchor_file; give a copy kept elsewhere, e.g. from a backup or the syslog "
+        "server).")] = None,
+) -> None:
+    """Check the audit log: every link and seal of the chain, the head against the anchors
+    written outside the database, and that every flag, decision and notification has its audit
+    events. Says what it found; exit 1 if anything is wrong."""
+    from governance_bot.audit_anchor import anchor_path
     from governance_bot.storage import auditlog
-    from governance_bot.storage.db import Database
 
     config = _load(config_path)
-    db = Database(config.database_url)
-    with db.session() as session:
-        result = auditlog.verify(session)
-    db.dispose()
-    if result.ok:
-        out.print(f"audit log intact: {result.checked} event(s) verified")
+    files = anchors or [p for p in [anchor_path(config)] if p is not None]
+    with _database(config, anchor=False) as db, db.session() as session:
+        report = auditlog.CheckReport(auditlog.verify(session))
+        for path in files:
+            auditlog.check_anchors(session, auditlog.read_anchor_file(path), str(path), report)
+        auditlog.cross_check(session, report)
+    chain = report.chain
+    seal = (f"sealed with key {auditlog.signing_key()[0]}"  # type: ignore[index]
+            if chain.keyed and not chain.unkeyed else
+            f"{chain.keyed} sealed with a key, {chain.unkeyed} with plain hashes"
+            if chain.keyed else "plain hashes (no key configured)")
+    if chain.ok:
+        out.print(f"chain: intact, {chain.checked} event(s), {seal}", markup=False)
+    else:
+        out.print(f"chain: BROKEN at event {chain.broken_seq}: {chain.problem}", style="red",
+                  markup=False)
+    for note in chain.notes:
+        out.print(f"  note: {note}", markup=False)
+    if not files:
+        out.print("anchors: none configured ([audit_log] anchor_file): a cut or emptied log "
+                  "can only show in the cross-check", style="yellow", markup=False)
+    elif not report.anchor_problems:
+        out.print(f"anchors: {report.anchors_checked} checked in "
+                  f"{', '.join(str(p) for p in files)}: the log reaches every anchored event",
+                  markup=False)
+    for problem in report.anchor_problems:
+        out.print(f"anchors: {problem}", style="red", markup=False)
+    for note in report.anchor_notes[:5]:
+        out.print(f"  note: {note}", markup=False)
+    counts = report.cross_counts
+    if not report.cross_problems:
+        out.print(f"cross-check: every flag ({counts['flags']}), decision "
+                  f"({counts['decisions']}) and notification ({counts['notifications']}) has "
+                  "its audit events", markup=False)
+    for problem in report.cross_problems:
+        out.print(f"cross-check: {problem}", style="red", markup=False)
+    if report.ok:
+        out.print(f"audit log intact: {chain.checked} event(s) verified")
         return
-    out.print(f"[red]audit log BROKEN at event {result.broken_seq}: {result.problem}[/red]")
+    out.print("audit log NOT intact: see above", style="red", markup=False)
     raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+@auditlog_app.command("anchor")
+def auditlog_anchor(config_path: ConfigOpt = Path("config.toml")) -> None:
+    """Write the log's head outside the database now ([audit_log]: the anchor file, syslog,
+    Slack). The service does this every [audit_log] anchor_minutes; run it from cron where only
+    commands run."""
+    from governance_bot.audit_anchor import anchor
+
+    config = _load(config_path)
+    with _database(config) as db:
+        record = anchor(config, db)
+    out.print(f"anchored at event {record['seq']}" if record else
+              "nothing new to anchor (the head has not moved since the last anchor)")
 
 
 # --- audit and reports -----------------------------------------------------------------------
@@ -928,7 +1139,10 @@ def report_governors(
     removals and reasons, audit findings over time, changes to rules and registers."""
     from datetime import date
 
+    from sqlalchemy.exc import OperationalError
+
     from governance_bot.reports import governors_report
+    from governance_bot.storage.crypto import KeyError_
     from governance_bot.storage.db import Database, SchemaOutdated
 
     config = _load(config_path)
@@ -944,6 +1158,10 @@ def report_governors(
     except SchemaOutdated as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(EXIT_SCHEMA) from None
+    except OperationalError as exc:
+        raise _unreachable(config, exc) from None
+    except KeyError_ as exc:
+        raise _key_problem(exc) from None
     finally:
         db.dispose()
     out.print(f"wrote {path}")
@@ -962,6 +1180,9 @@ def keys_generate() -> None:
 def keys_rotate(config_path: ConfigOpt = Path("config.toml")) -> None:
     """Re-encrypt every encrypted column with the first configured key (and encrypt anything
     stored before encryption was switched on)."""
+    from sqlalchemy.exc import OperationalError
+
+    from governance_bot.storage.crypto import KeyError_
     from governance_bot.storage.db import Database
     from governance_bot.storage.rotation import rotate_all
 
@@ -970,17 +1191,45 @@ def keys_rotate(config_path: ConfigOpt = Path("config.toml")) -> None:
         err.print("[red]no encryption keys configured: set GOVERNANCE_BOT_SECURITY__ENCRYPTION_KEYS"
                   " (see docs/security.md)[/red]")
         raise typer.Exit(EXIT_CONFIG)
+    from governance_bot.audit_anchor import anchor, anchor_path
     from governance_bot.media import store_from_config
+    from governance_bot.storage import auditlog
 
     db = Database(config.database_url)
     try:
+        db.check_encryption()  # some configured key must read what is there
         counts = rotate_all(db)
+        store = store_from_config(config)
+        if store is not None:  # the media store's pictures are encrypted with the same keys
+            counts["media files"] = store.rotate()
+        out.print("re-encrypted: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        # the audit log's seals rotate with the keys: checked with the old (the chain and the
+        # anchors: re-sealing a log the anchors show was cut or rewritten would hide it),
+        # sealed with the new
+        try:
+            with db.session() as session:
+                path = anchor_path(config)
+                if path is not None:
+                    report = auditlog.CheckReport(auditlog.verify(session))
+                    auditlog.check_anchors(session, auditlog.read_anchor_file(path), str(path),
+                                           report)
+                    if report.anchor_problems:
+                        raise ValueError("the anchors do not match it ("
+                                         + "; ".join(report.anchor_problems) + ")")
+                sealed = auditlog.reseal(session)
+        except ValueError as exc:
+            err.print(f"the audit log was NOT re-sealed: {exc}. Keep the old key configured "
+                      "and see `governance-bot audit-log verify`.", style="red", markup=False,
+                      soft_wrap=True)
+            raise typer.Exit(EXIT_CHECK_FAILED) from None
+        anchor(config, db, resealed=True)
+        out.print(f"audit log: {sealed} event(s) sealed with the new key (anchored)")
+    except KeyError_ as exc:
+        raise _key_problem(exc) from None
+    except OperationalError as exc:
+        raise _unreachable(config, exc) from None
     finally:
         db.dispose()
-    store = store_from_config(config)
-    if store is not None:  # the media store's pictures are encrypted with the same keys
-        counts["media files"] = store.rotate()
-    out.print("re-encrypted: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
 # --- data protection: legal holds, retention, subject access and erasure (docs/data-protection.md)
@@ -1008,7 +1257,10 @@ ByOpt = Annotated[str | None, typer.Option("--by", metavar="NAME",
 
 @contextmanager
 def _dp_db(config: Config) -> Iterator[object]:
+    from sqlalchemy.exc import OperationalError
+
     from governance_bot.data_protection import DataProtectionError
+    from governance_bot.storage.crypto import KeyError_
     from governance_bot.storage.db import Database, SchemaOutdated
 
     db = Database(config.database_url)
@@ -1018,6 +1270,10 @@ def _dp_db(config: Config) -> Iterator[object]:
     except SchemaOutdated as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(EXIT_SCHEMA) from None
+    except OperationalError as exc:
+        raise _unreachable(config, exc) from None
+    except KeyError_ as exc:
+        raise _key_problem(exc) from None
     except DataProtectionError as exc:
         err.print(f"[red]{exc}[/red]", markup=True, soft_wrap=True)
         raise typer.Exit(EXIT_CONFIG) from None

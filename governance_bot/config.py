@@ -8,18 +8,29 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tomllib
+from dataclasses import dataclass, field
 from datetime import date, time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-__all__ = ["Config", "ConfigError", "load_config"]
+__all__ = ["Config", "ConfigError", "env_name", "load_config"]
 
+log = logging.getLogger(__name__)
 ENV_PREFIX = "GOVERNANCE_BOT_"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -37,10 +48,20 @@ class ConfigError(Exception):
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    # fields where "" means something (a closed day); every other empty text is a mistake
+    empty_allowed: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_empty(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str) and not value.strip() and info.field_name not in \
+                cls.empty_allowed:
+            raise ValueError("is empty")
+        return value
 
 
 class OrganisationSettings(_Section):
-    name: str = "Our organisation"
+    name: str = Field(default="Our organisation", min_length=1)
     timezone: str = "Europe/London"
     nation: Literal["ENG", "NIR", "SCT", "WLS"] = Field(
         default="ENG", description="UK nation whose bank holidays apply"
@@ -91,6 +112,7 @@ def _parse_span(value: str) -> tuple[time, time]:
 class WorkingHoursSettings(_Section):
     """When staff may message learners. A day set to "" is closed."""
 
+    empty_allowed: ClassVar[frozenset[str]] = frozenset(_WEEKDAYS)
     monday: str = "08:00-18:00"
     tuesday: str = "08:00-18:00"
     wednesday: str = "08:00-18:00"
@@ -254,6 +276,13 @@ class ServiceSettings(_Section):
     lease_seconds: int = Field(
         default=60, ge=1, description="how long another replica waits before taking over the "
         "polling or the claimed notifications of a replica that died (docs/replicas.md)")
+    max_body_bytes: int = Field(
+        default=2_097_152, ge=1024, description="largest request body accepted (bytes); larger "
+        "ones are refused (413) while they arrive, before they are read into memory")
+    webhook_answer_seconds: float = Field(
+        default=2.0, ge=0, le=20, description="how long a webhook's answer waits for its items to "
+        "be checked; a delivery is stored before that, and finished afterwards if need be, so "
+        "this only keeps the platforms' deadlines (Slack and Graph: 3 seconds)")
     public_url: str | None = Field(
         default=None, description="the HTTPS address where platforms reach this service from the "
         "internet (e.g. https://governance.example.org); webhook subscriptions the service makes "
@@ -331,6 +360,9 @@ class ConsoleSettings(_Section):
 class SecuritySettings(_Section):
     """Encryption at rest (docs/security.md)."""
 
+    # an empty key list gets its own message (load_config: _check_keys): it must never mean "off"
+    empty_allowed: ClassVar[frozenset[str]] = frozenset({"encryption_keys"})
+
     encryption_keys: SecretStr | None = Field(
         default=None, description="comma-separated Fernet keys, newest first; from the environment"
     )
@@ -342,6 +374,22 @@ class SecuritySettings(_Section):
         if self.encryption_keys is None:
             return []
         return [k.strip() for k in self.encryption_keys.get_secret_value().split(",") if k.strip()]
+
+
+class AuditLogSettings(_Section):
+    """Anchoring the tamper-evident audit log outside the database (docs/security.md)."""
+
+    anchor_file: Path | None = Field(
+        default=Path("audit-anchors.log"), description="append-only file the log's head is "
+        "written to (relative to the config file's folder); put it where the service can append "
+        "but which is backed up apart from the database")
+    anchor_minutes: int = Field(default=60, ge=1, le=24 * 60,
+                                description="how often the running service anchors the head")
+    syslog: bool = Field(default=False, description="also send each anchor to syslog "
+                         "(facility authpriv), from where it can be forwarded off the machine")
+    slack_channel: str | None = Field(
+        default=None, description="also post each anchor to this Slack channel id (the bot must "
+        "be in it), so a deleted tail shows against what was posted")
 
 
 def _default_category_retention() -> dict[str, int]:
@@ -473,6 +521,7 @@ class Config(BaseSettings):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     audit: AccessAuditSettings = Field(default_factory=AccessAuditSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    audit_log: AuditLogSettings = Field(default_factory=AuditLogSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     classifiers: ClassifiersSettings = Field(default_factory=ClassifiersSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
@@ -490,8 +539,9 @@ class Config(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # the environment overrides the file
-        return (env_settings, init_settings)
+        # load_config reads the GOVERNANCE_BOT_* overrides itself (to name each one in messages
+        # and to report the misspelt ones), so the model takes only what it is given
+        return (init_settings,)
 
     @property
     def base_dir(self) -> Path:
@@ -510,6 +560,20 @@ class Config(BaseSettings):
         return url
 
 
+# --- loading ------------------------------------------------------------------------------------
+# Variables with our prefix that are not settings (read by other parts, or by the tests)
+_NOT_SETTINGS = frozenset({
+    "CONFIG", "SHARED", "TEST_PG_URL", "INSTALL_SERVICES", "MODEL_CACHE", "EMBEDDINGS_THREADS",
+    "EMBEDDINGS_BACKEND",
+})
+# settings naming files that must exist / whose folder must exist (relative to the config file)
+INPUT_PATHS = frozenset({"registers.file", "registers.learners", "registers.staff",
+                         "registers.accounts", "detection.packs_dir"})
+OUTPUT_PATHS = frozenset({"delivery.json_path", "classifiers.toxicity.onnx_path",
+                          "audit_log.anchor_file"})
+_SUPPORTED_DATABASES = ("sqlite", "postgresql")
+
+
 def _loc(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
@@ -520,27 +584,297 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
-_FIXES = {
-    "extra_forbidden": "remove it or check the spelling (config.example.toml lists every key)",
-    "missing": "add it",
-    "literal_error": "use one of the allowed values",
-    "bool_parsing": "use true or false",
-    "int_parsing": "use a whole number",
-    "date_from_datetime_parsing": "use a date like 2026-09-03",
-}
+def _setting_key(loc: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
+    """The setting an error is about ("detection.disabled_rules", or "connectors[0].name") and
+    what is left of its location (a list index, a table key)."""
+    model: Any = Config
+    parts: list[str] = []
+    for n, part in enumerate(loc):
+        fields = getattr(model, "model_fields", None)
+        if parts and parts[0] == "connectors":
+            return _loc(loc[:3]), loc[3:]
+        if not isinstance(part, str) or fields is None or part not in fields:
+            if not parts or (isinstance(part, str) and fields is not None):
+                parts.append(str(part))  # an unknown section or key: name it
+                return ".".join(parts), loc[n + 1:]
+            return ".".join(parts), loc[n:]
+        parts.append(part)
+        annotation = fields[part].annotation
+        model = annotation if isinstance(annotation, type) and issubclass(
+            annotation, BaseModel) else None
+        if model is None:
+            return ".".join(parts), loc[n + 1:]
+    return ".".join(parts) or "(top level)", ()
+
+
+def _field_of(dotted: str) -> Any:
+    """The pydantic FieldInfo of a dotted setting, or None."""
+    model: Any = Config
+    info = None
+    for part in dotted.split("."):
+        fields = getattr(model, "model_fields", None)
+        if fields is None or part not in fields:
+            return None
+        info = fields[part]
+        annotation = info.annotation
+        model = annotation if isinstance(annotation, type) and issubclass(
+            annotation, BaseModel) else None
+    return info
+
+
+def _all_settings(model: Any = None, prefix: str = "") -> list[str]:
+    """Every setting as "section.key" (nested sections included)."""
+    out: list[str] = []
+    for name, info in (model or Config).model_fields.items():
+        if name == "source":
+            continue
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            out.extend(_all_settings(annotation, f"{prefix}{name}."))
+        else:
+            out.append(f"{prefix}{name}")
+    return out
+
+
+def env_name(dotted: str) -> str:
+    """``security.encryption_keys`` -> ``GOVERNANCE_BOT_SECURITY__ENCRYPTION_KEYS``."""
+    return ENV_PREFIX + dotted.replace(".", "__").upper()
+
+
+def _closest(name: str, candidates: list[str], prefix: str = "") -> str | None:
+    """The candidate ``name`` was most likely meant to be (compared without ``prefix`` and with
+    "__" read as "_", so that DATABASE_URL finds DATABASE__URL)."""
+    import difflib
+
+    def norm(text: str) -> str:
+        return text.removeprefix(prefix).replace("__", "_").lower()
+
+    by_norm = {norm(c): c for c in candidates}
+    found = difflib.get_close_matches(norm(name), list(by_norm), n=1, cutoff=0.8)
+    return by_norm[found[0]] if found else None
+
+
+def _unwrap(annotation: Any) -> Any:
+    """``X | None`` -> ``X``."""
+    import types
+    import typing
+
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def _structured(annotation: Any) -> str | None:
+    """"list", "table" or None (a scalar) for a setting's type."""
+    import typing
+
+    base = _unwrap(annotation)
+    origin = typing.get_origin(base)
+    if origin is list or base is list:
+        return "list"
+    if origin is dict or base is dict or (isinstance(base, type) and issubclass(base, BaseModel)):
+        return "table"
+    return None
+
+
+@dataclass(slots=True)
+class _Sources:
+    """Where each setting's value came from, to name it in messages."""
+
+    file: str
+    env: dict[str, str] = field(default_factory=dict)  # setting -> the override variable
+    refs: dict[str, list[str]] = field(default_factory=dict)  # setting -> ${VARS} it used
+
+    def name(self, key: str) -> str:
+        """How to name a setting in a message: its variable, or the file and the key."""
+        for setting, variable in self.env.items():
+            if key == setting or key.startswith(setting + ".") or key.startswith(setting + "["):
+                return f"{variable} (environment)"
+        return f"{self.file}: {key}"
+
+    def from_env(self, key: str) -> bool:
+        return any(key == s or key.startswith(s + ".") or key.startswith(s + "[")
+                   for s in self.env)
+
+
+def _env_overrides(env: dict[str, str], referenced: set[str], problems: list[str],
+                   sources: _Sources) -> dict[str, Any]:
+    """``GOVERNANCE_BOT_<SECTION>__<KEY>`` variables as a nested dict of raw values. A variable
+    that names no setting but looks like one (it has the ``__`` separator, or it is close to a
+    setting's name) is a problem naming the closest setting: a misspelt override must never be
+    silently ignored (a misspelt ENCRYPTION_KEYS would run unencrypted)."""
+    import json
+
+    settings = _all_settings()
+    names = {env_name(s): s for s in settings}
+    overrides: dict[str, Any] = {}
+    for variable in sorted(env):
+        upper = variable.upper()
+        if not upper.startswith(ENV_PREFIX) or variable in referenced:
+            continue
+        rest = upper[len(ENV_PREFIX):]
+        if rest in _NOT_SETTINGS:
+            continue
+        dotted = names.get(upper)
+        if dotted is None and rest.lower() in ("connectors",):
+            dotted = "connectors"
+        if dotted is None:
+            close = _closest(upper, list(names), ENV_PREFIX)
+            if "__" in rest or close is not None:
+                fix = (f"did you mean {close}? Rename it" if close else
+                       "remove it (config.example.toml lists every setting; the variable is "
+                       "GOVERNANCE_BOT_<SECTION>__<KEY>)")
+                problems.append(f"{variable} (environment): not a setting. Fix: {fix}.")
+            else:  # nothing like a setting: said, not refused (other tools share the prefix)
+                log.warning("%s (environment) is not a setting of governance-bot and is "
+                            "ignored (settings are GOVERNANCE_BOT_<SECTION>__<KEY>; "
+                            "config.example.toml lists them)", variable)
+            continue
+        value: Any = env[variable]
+        kind = "list" if dotted == "connectors" else _structured(_field_of(dotted).annotation)
+        if kind is not None and value.strip():
+            try:
+                value = json.loads(value)
+            except ValueError:
+                if kind == "list" and dotted != "connectors":
+                    # comma-separated text: GOVERNANCE_BOT_DETECTION__DISABLED_RULES=tone,images
+                    value = [v.strip() for v in value.split(",") if v.strip()]
+                else:
+                    example = '[{"name": "...", ...}]' if kind == "list" else '{"key": "value"}'
+                    problems.append(f"{variable} (environment): not JSON. Fix: give a JSON "
+                                    f"{'list' if kind == 'list' else 'table'} like {example}.")
+                    continue
+        cur = overrides
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            cur = cur.setdefault(part, {})
+        cur[parts[-1]] = value
+        sources.env[dotted] = variable
+    return overrides
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _fix(err: Any, key: str, sources: _Sources) -> str:
+    """What to do about one validation error, in the operator's words."""
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    message = str(err.get("msg", ""))
+    if "Fix:" in message:
+        return ""
+    where = "unset the variable" if sources.from_env(key) else "remove the line"
+    info = _field_of(key) if "[" not in key else None
+    default = ""
+    if info is not None and not info.is_required():
+        value = info.get_default(call_default_factory=True)
+        if isinstance(value, SecretStr) or value is None:
+            default = f"; or {where} to leave it unset"
+        else:
+            import json
+
+            shown = json.dumps(str(value) if isinstance(value, Path) else value, default=str)
+            default = f"; or {where} to use the default ({shown})"
+    if kind == "extra_forbidden":
+        name = key.rsplit(".", 1)[-1]
+        section = key.rsplit(".", 1)[0] if "." in key else ""
+        candidates = [s.rsplit(".", 1)[-1] for s in _all_settings()
+                      if s.rsplit(".", 1)[0] == section] if section else list(Config.model_fields)
+        close = _closest(name, candidates)
+        return (f"did you mean {close}? " if close else "") + \
+            "Remove it or check the spelling (config.example.toml lists every setting)"
+    if kind == "missing":
+        return "add it"
+    if kind == "literal_error":
+        return f"use one of {ctx.get('expected', 'the allowed values')}{default}"
+    if kind in ("bool_parsing", "bool_type"):
+        return f"use true or false{default}"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"use a whole number{default}"
+    if kind in ("float_parsing", "float_type"):
+        return f"use a number{default}"
+    if kind in ("greater_than_equal", "greater_than"):
+        bound = ctx.get("ge", ctx.get("gt"))
+        return f"use a number of at least {bound}{default}"
+    if kind in ("less_than_equal", "less_than"):
+        bound = ctx.get("le", ctx.get("lt"))
+        return f"use a number of at most {bound}{default}"
+    if kind in ("string_type",):
+        return f'use text in quotes, e.g. {key.rsplit(".", 1)[-1]} = "..."{default}'
+    if kind in ("list_type", "too_short"):
+        return f'use a list, e.g. ["a", "b"]{default}'
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"use a table{default}"
+    if kind in ("path_type",):
+        return f"use a file path in quotes{default}"
+    if kind.startswith("date") or kind.startswith("datetime"):
+        return f"use a date like 2026-09-03{default}"
+    if kind == "string_too_short":
+        return f"it must not be empty{default}"
+    if kind == "value_error" and message.endswith("is empty"):
+        return f"give a value{default}"
+    return f"correct it (config.example.toml explains it){default}"
+
+
+def _validation_problems(exc: ValidationError, sources: _Sources) -> list[str]:
+    """One line per setting (a setting with several errors, e.g. two list entries, gets one
+    line naming each), each with the fix."""
+    grouped: dict[str, list[tuple[tuple[Any, ...], Any]]] = {}
+    for err in exc.errors():
+        key, rest = _setting_key(tuple(err["loc"]))
+        grouped.setdefault(key, []).append((rest, err))
+    out = []
+    for key, errors in grouped.items():
+        parts = []
+        fixes: list[str] = []
+        for n, (rest, err) in enumerate(errors):
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            # where inside the setting: slack.rota[0].hours (pydantic's union branch names,
+            # which hold brackets, are not places)
+            shown = "".join(f"[{p}]" if isinstance(p, int) else f".{p}"
+                            for p in rest if not (isinstance(p, str) and "[" in p))
+            if n == 0:
+                key_shown = key + shown
+            elif shown:
+                msg = f"{shown}: {msg}"
+            if msg not in parts:
+                parts.append(msg)
+            fix = _fix(err, key, sources)
+            if fix and fix not in fixes:
+                fixes.append(fix)
+        refs = sources.refs.get(key)
+        note = ""
+        if refs and any("is empty" in p for p in parts):
+            note = f" ({', '.join('${' + r + '}' for r in refs)} is empty)"
+        line = f"{sources.name(key_shown)}: {'; '.join(parts)}{note}"
+        if fixes:
+            line += ". Fix: " + "; ".join(fixes) + "."
+        out.append(line)
+    return out
 
 
 def _expand(value: Any, path: str, env: dict[str, str], problems: list[str], where: str,
-            secret_paths: set[str]) -> Any:
+            secret_paths: set[str], refs: dict[str, list[str]]) -> Any:
     if isinstance(value, dict):
-        return {k: _expand(v, f"{path}.{k}" if path else k, env, problems, where, secret_paths)
+        return {k: _expand(v, f"{path}.{k}" if path else k, env, problems, where, secret_paths,
+                           refs)
                 for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand(v, f"{path}[{i}]", env, problems, where, secret_paths)
+        return [_expand(v, f"{path}[{i}]", env, problems, where, secret_paths, refs)
                 for i, v in enumerate(value)]
     if isinstance(value, str) and "${" in value:
         def sub(m: re.Match[str]) -> str:
             name = m.group(1)
+            refs.setdefault(path, []).append(name)
             if name not in env:
                 problems.append(
                     f"{where}: {path}: environment variable {name} is not set. "
@@ -555,6 +889,16 @@ def _expand(value: Any, path: str, env: dict[str, str], problems: list[str], whe
     return value
 
 
+def _referenced(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return set().union(*(_referenced(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(_referenced(v) for v in value)) if value else set()
+    if isinstance(value, str):
+        return set(_ENV_REF.findall(value))
+    return set()
+
+
 def _secret_fields(model: BaseModel, prefix: str) -> list[str]:
     out = []
     for name, value in model:
@@ -566,62 +910,201 @@ def _secret_fields(model: BaseModel, prefix: str) -> list[str]:
     return out
 
 
+def _read(path: Path | str) -> tuple[dict[str, Any], Path]:
+    """The TOML file as a dict; every way of not being one is a ConfigError with the fix."""
+    where = str(path)
+    source = Path(path).resolve()
+    try:
+        data = source.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError([
+            f"{where}: no such file. Fix: create one with `governance-bot init --dir DIR`, or "
+            "give the right path with --config."
+        ]) from None
+    except IsADirectoryError:
+        raise ConfigError([
+            f"{where}: is a folder, not a config file. Fix: give the file inside it, e.g. "
+            f"--config {Path(where) / 'config.toml'}."
+        ]) from None
+    except PermissionError:
+        raise ConfigError([
+            f"{where}: cannot be read by this user. Fix: let the service's user read it "
+            "(e.g. chmod 0644; keep secrets in the environment, not in the file)."
+        ]) from None
+    except OSError as exc:
+        raise ConfigError([f"{where}: cannot be read ({exc.strerror or exc}). Fix: check the "
+                           "path given with --config."]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ConfigError([
+            f"{where}: line {line}: not UTF-8 text (byte {exc.start}). Fix: save the file as "
+            "UTF-8 (most editors offer it under \"Save as\" / encoding)."
+        ]) from None
+    try:
+        return tomllib.loads(text), source
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{where}: not valid TOML: {exc}. Fix: correct the line it names "
+                           "(config.example.toml shows the syntax)."]) from None
+
+
 def load_config(path: Path | str | None, env: dict[str, str] | None = None) -> Config:
-    """Read, expand and validate a config file (None: defaults plus the environment)."""
+    """Read, expand and validate a config file (None: defaults plus the environment).
+
+    Every problem is collected and raised at once as a :class:`ConfigError`: one line per
+    setting, naming the file and key (or the ``GOVERNANCE_BOT_*`` variable it came from), what is
+    wrong and the fix."""
     env = dict(os.environ) if env is None else env
     problems: list[str] = []
     raw: dict[str, Any] = {}
-    where = "(defaults)"
     source: Path | None = None
+    where = "(defaults)"
     if path is not None:
-        source = Path(path).resolve()
         where = str(path)
-        try:
-            with source.open("rb") as fh:
-                raw = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError([
-                f"{where}: no such file. Fix: create one with `governance-bot init --dir DIR`."
-            ]) from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError([f"{where}: not valid TOML: {exc}"]) from None
+        raw, source = _read(path)
+    sources = _Sources(file=where)
     secret_paths: set[str] = set()
-    expanded = _expand(raw, "", env, problems, where, secret_paths)
-    old_env = os.environ.copy()
+    expanded = _expand(raw, "", env, problems, where, secret_paths, sources.refs)
+    overrides = _env_overrides(env, _referenced(raw), problems, sources)
+    merged = _merge(expanded, overrides)
     try:
-        if env is not os.environ:
-            os.environ.clear()
-            os.environ.update(env)
-        config = Config(**expanded)
+        config = Config.model_validate(merged)
     except ValidationError as exc:
-        for err in exc.errors():
-            fix = _FIXES.get(err["type"], "")
-            problems.append(
-                f"{where}: {_loc(err['loc'])}: {err['msg']}" + (f". Fix: {fix}" if fix else "")
-            )
+        problems.extend(_validation_problems(exc, sources))
         raise ConfigError(problems) from None
-    finally:
-        if env is not os.environ:
-            os.environ.clear()
-            os.environ.update(old_env)
     config.source = source
     for secret in _secret_fields(config, ""):
         value = _get(raw, secret)
-        env_key = ENV_PREFIX + secret.replace(".", "__").upper()
-        if value is not None and secret not in secret_paths and env_key not in env:
+        if value not in (None, "") and secret not in secret_paths and secret not in sources.env:
             problems.append(
                 f"{where}: {secret}: secrets must not be written in the file. "
                 f"Fix: write {secret.rsplit('.', 1)[-1]} = \"${{SOME_ENV_VAR}}\" and set that "
                 "variable in the environment."
             )
-    problems.extend(_check_connectors(config, expanded, raw, where, secret_paths))
-    problems.extend(_check_console(config, where))
+    problems.extend(_check_database(config, raw, sources))
+    problems.extend(_check_keys(config, sources))
+    problems.extend(_check_paths(config, sources))
+    problems.extend(_check_rules(config, sources))
+    problems.extend(_check_connectors(config, merged, raw, where, secret_paths))
+    problems.extend(_check_console(config, sources))
     if problems:
         raise ConfigError(problems)
     return config
 
 
-def _check_console(config: Config, where: str) -> list[str]:
+def _check_database(config: Config, raw: dict[str, Any], sources: _Sources) -> list[str]:
+    """The URL names a database this version can use, with its password (if any) from the
+    environment, and (SQLite) a folder that exists and can be written."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    name = sources.name("database.url")
+    url_text = config.database_url
+    example = ("Fix: use sqlite:///governance-bot.db (a file beside the config) or "
+               "postgresql+psycopg://USER:${DB_PASSWORD}@HOST/DATABASE.")
+    try:
+        url = make_url(url_text)
+    except (ArgumentError, ValueError):
+        return [f"{name}: not a database URL. {example}"]
+    backend = url.get_backend_name()
+    if backend not in _SUPPORTED_DATABASES:
+        return [f"{name}: {backend} databases are not supported (only SQLite and "
+                f"PostgreSQL). {example}"]
+    driver = url.get_driver_name()
+    if backend == "postgresql" and driver != "psycopg":
+        return [f"{name}: the PostgreSQL driver {driver!r} is not the one governance-bot "
+                "installs. Fix: write the URL as postgresql+psycopg://... (and install the "
+                "postgres extra: pip install \"governance-bot[postgres]\")."]
+    problems = []
+    literal = _get(raw, "database.url")
+    if url.password and not sources.from_env("database.url") and isinstance(literal, str) \
+            and str(url.password) in literal:
+        problems.append(
+            f"{name}: the password is written in the file. Fix: write it as an environment "
+            "reference, e.g. url = \"postgresql+psycopg://USER:${DB_PASSWORD}@HOST/DB\" (or set "
+            f"{env_name('database.url')}), and set that variable in the service's environment.")
+    if backend == "sqlite" and url.database and url.database != ":memory:":
+        file = Path(url.database)
+        folder = file.parent
+        if file.is_dir():
+            problems.append(f"{name}: {file} is a folder. Fix: name a database file inside it, "
+                            f"e.g. sqlite:///{file / 'governance-bot.db'}.")
+        elif not folder.is_dir():
+            problems.append(f"{name}: the folder {folder} does not exist. Fix: create it "
+                            f"(mkdir -p {folder}) or point the URL at an existing folder.")
+        elif not os.access(folder, os.W_OK | os.X_OK) or (
+                file.exists() and not os.access(file, os.R_OK | os.W_OK)):
+            problems.append(f"{name}: {file if file.exists() else folder} cannot be written by "
+                            "this user. Fix: give the service's user write access to the folder "
+                            "(SQLite also writes -wal and -shm files beside the database) or "
+                            "choose a folder it owns.")
+    return problems
+
+
+def _check_keys(config: Config, sources: _Sources) -> list[str]:
+    """Keys given must be keys: an empty or invalid key is an error, never "encryption off"."""
+    setting = config.security.encryption_keys
+    if setting is None:
+        return []
+    name = sources.name("security.encryption_keys")
+    refs = sources.refs.get("security.encryption_keys")
+    keys = config.security.keys()
+    fix = ("Fix: set it to keys from `governance-bot keys generate` (comma-separated, newest "
+           "first), or remove the setting to run without encryption at rest")
+    if not keys:
+        via = f" ({', '.join('${' + r + '}' for r in refs)} is empty)" if refs else ""
+        return [f"{name}: is empty{via}, which would switch encryption off. {fix}."]
+    from cryptography.fernet import Fernet
+
+    bad = []
+    for n, key in enumerate(keys, start=1):
+        try:
+            Fernet(key.encode())
+        except ValueError:
+            bad.append(n)
+    if bad:
+        which = ", ".join(f"key {n}" for n in bad)
+        return [f"{name}: {which} of {len(keys)} is not a valid key (a key is 44 characters of "
+                f"URL-safe base64). {fix}."]
+    return []
+
+
+def _check_paths(config: Config, sources: _Sources) -> list[str]:
+    problems = []
+    for dotted in sorted(INPUT_PATHS | OUTPUT_PATHS):
+        value: Any = config
+        for part in dotted.split("."):
+            value = getattr(value, part, None)
+        if not isinstance(value, Path):
+            continue
+        path = config.resolve_path(value)
+        name = sources.name(dotted)
+        if dotted in INPUT_PATHS and not path.exists():
+            problems.append(f"{name}: {path} does not exist. Fix: correct the path (relative "
+                            "paths are relative to the config file's folder) or remove the "
+                            "setting.")
+        elif dotted in OUTPUT_PATHS and not path.parent.is_dir():
+            problems.append(f"{name}: the folder {path.parent} does not exist. Fix: create it "
+                            f"(mkdir -p {path.parent}) or correct the path.")
+    return problems
+
+
+def _check_rules(config: Config, sources: _Sources) -> list[str]:
+    from rules.engine import DETECTORS
+
+    unknown = [r for r in config.detection.disabled_rules if r not in DETECTORS]
+    if not unknown:
+        return []
+    name = sources.name("detection.disabled_rules")
+    close = [c for c in (_closest(u, list(DETECTORS)) for u in unknown) if c]
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    return [f"{name}: unknown rule{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(repr(u) for u in unknown)}. Fix: {hint}use rule ids from: "
+            f"{', '.join(DETECTORS)}."]
+
+
+def _check_console(config: Config, sources: _Sources) -> list[str]:
     """The console's development sign-in lets anyone pick a member of staff: it is for the
     bundled example on one's own machine, never for a service others can reach."""
     import ipaddress
@@ -632,7 +1115,8 @@ def _check_console(config: Config, where: str) -> list[str]:
     except ValueError:
         loopback = False
     if config.console.dev_login and not loopback:
-        return [f"{where}: console.dev_login: refused because the service is bound to {host}, "
+        return [f"{sources.name('console.dev_login')}: refused because the service is bound to "
+                f"{host}, "
                 "not a loopback address. Fix: set dev_login = false (sign in through "
                 "[console.oidc]), or bind [service] host = \"127.0.0.1\" on a development "
                 "machine."]
@@ -671,7 +1155,7 @@ def _check_connectors(config: Config, expanded: dict[str, Any], raw: dict[str, A
             settings = cls.Settings.model_validate(expanded["connectors"][i])
         except ValidationError as exc:
             for err in exc.errors():
-                fix = _FIXES.get(err["type"], "")
+                fix = _fix(err, f"connectors[{i}]", _Sources(where))
                 problems.append(
                     f"{where}: {loc}.{_loc(err['loc'])}: {err['msg']}"
                     + (f". Fix: {fix}" if fix else "")

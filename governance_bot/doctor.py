@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from governance_bot.config import Config
 
@@ -24,61 +25,24 @@ def run_doctor(config: Config, deep: bool = False) -> list[Check]:
     from connectors.base import FatalError
     from connectors.registry import load
     from governance_bot.config import connector_settings
-    from governance_bot.register_store import load_registers
-    from governance_bot.registers import RegisterIndex, Registers
-    from governance_bot.storage.db import Database
+    from governance_bot.registers import RegisterIndex
+    from governance_bot.storage import crypto
 
     checks = [Check("configuration", True, f"{config.source or '(defaults)'} is valid")]
-    db = Database(config.database_url)
-    regs: Registers
-    try:
-        current, head = db.current_revision(), db.head_revision()
-        if current is None and db.is_empty():
-            # a fresh install: the first start (or `db upgrade`) creates it, and imports the
-            # registers named in the config, which are checked instead
-            from governance_bot.classify import registers_from_config
+    # the keys first: without them an encrypted database cannot even be read, and the database
+    # check would fail with the wrong fix (issue 17, row 10)
+    crypto.configure(config.security.keys())
+    regs = _database_checks(config, checks)
+    if regs is not None:
+        index = RegisterIndex(regs)
+        _register_checks(regs, checks)
+        checks.extend(_routing_checks(config, index))
+        if config.delivery.sink == "slack" or config.slack.enabled:
+            from governance_bot.slack.setup import setup_checks
 
-            checks.append(Check("database", True, f"empty: the first start creates the schema "
-                                f"(revision {head}), or `governance-bot db upgrade`",
-                                warning=True))
-            regs = registers_from_config(config).registers
-        elif current == head:
-            checks.append(Check("database", True, f"schema at {head}"))
-            with db.session() as session:
-                regs = load_registers(session)
-        else:
-            checks.append(Check("database", False, f"schema at {current or 'none'}, needs {head}",
-                                "run `governance-bot db upgrade --config ...`"))
-            return checks
-    except Exception as exc:
-        checks.append(Check("database", False, f"cannot open {db.engine.url!r}: {exc}",
-                            "check [database] url and that the database server is running"))
-        return checks
-    finally:
-        db.dispose()
-    index = RegisterIndex(regs)
-    if not regs.accounts:
-        checks.append(Check("registers", False, "no official accounts registered",
-                            "import the accounts register (`governance-bot registers import`)"))
-    else:
-        checks.append(Check("registers", True, f"{len(regs.staff)} staff, {len(regs.learners)} "
-                            f"learners, {len(regs.accounts)} accounts"))
-    for account in regs.accounts:
-        managers = [s for s in index.managers(account.account_id) if s.active]
-        if len(managers) < 2:
-            checks.append(Check(
-                f"account {account.account_id}", False,
-                f"{len(managers)} current designated manager(s); the policy needs at least two",
-                "add a second current member of staff to `managers` in the accounts register"))
-    if not index.safeguarding_contacts():
-        checks.append(Check("safeguarding contacts", False, "no active DSL or deputy registered",
-                            "give the DSL role = \"dsl\" in the staff register"))
-    checks.extend(_routing_checks(config, index))
-    if config.delivery.sink == "slack" or config.slack.enabled:
-        from governance_bot.slack.setup import setup_checks
-
-        checks.extend(Check(c.name, c.ok, c.message, c.fix, c.warning)
-                      for c in setup_checks(config, index))
+            checks.extend(Check(c.name, c.ok, c.message, c.fix, c.warning)
+                          for c in setup_checks(config, index))
+    checks.append(_audit_log_check(config))
     for settings in connector_settings(config):
         try:
             connector = load(settings.type)(settings)
@@ -222,6 +186,129 @@ def _routing_checks(config: Config, registers: object) -> list[Check]:
                          "\"chair_of_governors\", or set [routing] staff_concerns_alternate",
                          warning=True))
     return out
+
+
+def _database_checks(config: Config, checks: list[Check]) -> Any:
+    """Database, encryption and file permission checks; the registers if all is well (else
+    None: the checks after them that need no database still run)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from governance_bot.register_store import load_registers
+    from governance_bot.storage import crypto
+    from governance_bot.storage.db import Database
+
+    db = Database(config.database_url)
+    try:
+        try:
+            current, head = db.current_revision(), db.head_revision()
+        except SQLAlchemyError as exc:
+            checks.append(Check("database", False, f"cannot connect to "
+                                f"{db.engine.url.render_as_string(hide_password=True)}: "
+                                f"{type(getattr(exc, 'orig', None) or exc).__name__}",
+                                "check [database] url and that the database server is running "
+                                "and reachable from this machine"))
+            return None
+        if current is None and db.is_empty():
+            # a fresh install: the first start (or `db upgrade`) creates it, and imports the
+            # registers named in the config, which are checked instead
+            from governance_bot.classify import registers_from_config
+
+            checks.append(Check("database", True, f"empty: the first start creates the schema "
+                                f"(revision {head}), or `governance-bot db upgrade`",
+                                warning=True))
+            return registers_from_config(config).registers
+        if current != head:
+            checks.append(Check("database", False, f"schema at {current or 'none'}, needs {head}",
+                                "run `governance-bot db upgrade --config ...` (back up first)"))
+            return None
+        checks.append(Check("database", True, f"schema at {head}"))
+        permissions = _file_permissions_check(db)
+        if permissions is not None:
+            checks.append(permissions)
+        try:
+            state = db.check_encryption()
+        except crypto.KeyError_ as exc:
+            message, _, fix = str(exc).partition(". Fix: ")
+            checks.append(Check("encryption", False, message, fix))
+            return None
+        off = state.startswith("off")  # a warning: recommended, not required
+        checks.append(Check("encryption", not off, state, "set GOVERNANCE_BOT_SECURITY__"
+                            "ENCRYPTION_KEYS (docs/security.md)", warning=off))
+        with db.session() as session:
+            return load_registers(session)
+    finally:
+        db.dispose()
+
+
+def _audit_log_check(config: Config) -> Check:
+    """The audit log is sealed with a key and anchored somewhere the service can write."""
+    import os
+
+    from governance_bot.audit_anchor import anchor_path
+
+    path = anchor_path(config)
+    keyed = bool(config.security.keys())
+    places = [str(path)] if path is not None else []
+    if config.audit_log.syslog:
+        places.append("syslog")
+    if config.audit_log.slack_channel:
+        places.append(f"Slack {config.audit_log.slack_channel}")
+    if path is not None:
+        target = path if path.exists() else path.parent
+        if not os.access(target, os.W_OK):
+            return Check("audit log", False, f"the anchor file {path} cannot be written",
+                         "give the service's user write access, or set [audit_log] anchor_file "
+                         "to a file under the data directory")
+    if not places:
+        return Check("audit log", False, "not anchored outside the database: a cut or emptied "
+                     "log would show only in the cross-check",
+                     "set [audit_log] anchor_file (and/or syslog = true)", warning=True)
+    if not keyed:
+        return Check("audit log", False, f"anchored to {', '.join(places)}, but sealed with "
+                     "plain hashes: someone able to write to the database could rewrite it",
+                     "set GOVERNANCE_BOT_SECURITY__ENCRYPTION_KEYS (the seal's key is derived "
+                     "from it)", warning=True)
+    return Check("audit log", True, f"sealed with a key, anchored to {', '.join(places)} every "
+                 f"{config.audit_log.anchor_minutes} min")
+
+
+def _file_permissions_check(db: Any) -> Check | None:
+    """The SQLite file must not be readable by other users of the machine."""
+    import stat
+    from pathlib import Path
+
+    if not db.is_sqlite or not db.engine.url.database or db.engine.url.database == ":memory:":
+        return None
+    path = Path(db.engine.url.database)
+    if not path.exists():
+        return None
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        return Check("database file", False, f"{path} is readable by other users ({oct(mode)})",
+                     f"chmod 600 {path}* (new databases are created 0600)")
+    return Check("database file", True, f"{path} is readable by its owner only")
+
+
+def _register_checks(regs: Any, checks: list[Check]) -> None:
+    from governance_bot.registers import RegisterIndex
+
+    index = RegisterIndex(regs)
+    if not regs.accounts:
+        checks.append(Check("registers", False, "no official accounts registered",
+                            "import the accounts register (`governance-bot registers import`)"))
+    else:
+        checks.append(Check("registers", True, f"{len(regs.staff)} staff, {len(regs.learners)} "
+                            f"learners, {len(regs.accounts)} accounts"))
+    for account in regs.accounts:
+        managers = [s for s in index.managers(account.account_id) if s.active]
+        if len(managers) < 2:
+            checks.append(Check(
+                f"account {account.account_id}", False,
+                f"{len(managers)} current designated manager(s); the policy needs at least two",
+                "add a second current member of staff to `managers` in the accounts register"))
+    if not index.safeguarding_contacts():
+        checks.append(Check("safeguarding contacts", False, "no active DSL or deputy registered",
+                            "give the DSL role = \"dsl\" in the staff register"))
 
 
 def _subscriptions_check(config: Config, connector: object) -> Check | None:

@@ -11,6 +11,7 @@ from sqlalchemy import and_, select
 from governance_bot.findings import Finding
 from governance_bot.items import Item
 from governance_bot.storage.db import Database
+from governance_bot.storage.keyring import thread_digest
 from governance_bot.storage.models import Finding as FindingRow
 from governance_bot.storage.models import ItemRecord, ItemVersion
 
@@ -25,11 +26,12 @@ class DatabaseHistory:
 
     def thread(self, item: Item, limit: int = 200) -> Sequence[Item]:
         with self.db.session() as session:
+            stored = thread_digest(session, item.thread_key)  # thread keys are pseudonyms
             rows = session.execute(
                 select(ItemVersion.data)
                 .join(ItemRecord, and_(ItemRecord.id == ItemVersion.item_id,
                                        ItemVersion.version == ItemRecord.current_version))
-                .where(ItemRecord.thread_key == item.thread_key, ItemRecord.key != item.key,
+                .where(ItemRecord.thread_key == stored, ItemRecord.key != item.key,
                        ItemRecord.created_at <= item.created_at)
                 .order_by(ItemRecord.created_at.desc())
                 .limit(limit)

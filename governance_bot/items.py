@@ -252,7 +252,13 @@ class Item(BaseModel):
     @field_validator("created_at", "edited_at", "deleted_at")
     @classmethod
     def _to_utc(cls, value: datetime | None) -> datetime | None:
-        return value.astimezone(UTC) if value is not None else None
+        if value is None:
+            return None
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+            raise ValueError("out of range: in UTC it falls before year 1 or after 9999") \
+                from None
 
     @property
     def key(self) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
@@ -344,6 +344,41 @@ class Pipeline:
 
                 pending.precomputed.add_done_callback(release)
         return pending.report
+
+    def recheck(self, older_than: timedelta, limit: int = 256) -> ScanReport:
+        """Check the item versions archived but never checked, seen more than ``older_than``
+        ago: what a crash between archiving and checking left behind, on any replica (a webhook
+        delivery's platform retry is answered as a duplicate, and WhatsApp has no polling, so
+        nothing else would ever check them). ``older_than`` keeps clear of the batches in flight
+        (the service passes ``[service] lease_seconds``). Finding fingerprints make a second
+        check of the same version harmless."""
+        cutoff = self.clock() - older_than
+        report = ScanReport()
+        with self.db.session() as session:
+            rows = session.execute(
+                select(m.ItemVersion.id, m.ItemVersion.item_id, m.ItemVersion.data)
+                .where(m.ItemVersion.detected_at.is_(None), m.ItemVersion.seen_at < cutoff)
+                .order_by(m.ItemVersion.seen_at).limit(limit)).all()
+        archived, unreadable = [], []
+        for version_id, record_id, data in rows:
+            try:
+                item = self.registers.resolve(Item.model_validate(data))
+            except Exception as exc:  # content removed (retention, erasure) or unreadable
+                log.warning("item version %d cannot be checked (%s); marked as checked",
+                            version_id, type(exc).__name__)
+                unreadable.append(_Archived(Item.model_construct(), record_id, version_id,
+                                            self.clock()))
+                continue
+            archived.append(_Archived(item, record_id, version_id, self.clock()))
+        if unreadable:
+            with self.db.session() as session:
+                self._mark_detected(session, unreadable)
+        if archived:
+            log.info("checking %d item version(s) archived but not checked before (a crash or "
+                     "a failure left them)", len(archived))
+            report.items = len(archived)
+            self._record_batch(archived, self._precompute(archived), report, None)
+        return report
 
     def close(self) -> None:
         """Stop the detection thread (after the batch it may be working on)."""

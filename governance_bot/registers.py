@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from governance_bot.items import Item, Person, Role, normalise_handle
 
 __all__ = [
+    "ID_FIELDS",
     "Account",
     "Learner",
     "Match",
@@ -151,6 +152,8 @@ class RegisterError(Exception):
         super().__init__("\n".join(problems))
 
 
+ID_FIELDS = {"staff": "staff_id", "learners": "learner_id", "accounts": "account_id"}
+
 _CSV_MODELS: dict[str, type[_Record]] = {
     "learners": Learner,
     "staff": StaffMember,
@@ -175,15 +178,29 @@ def read_csv(path: Path, kind: str) -> tuple[list[Any], list[str]]:
                     f"{kind} columns are: {', '.join(model.model_fields)}"
                 )
                 return rows, problems
+            id_field = ID_FIELDS[kind]
+            first_row: dict[str, int] = {}
             for lineno, raw in enumerate(reader, start=2):
                 data = {k.strip(): v for k, v in raw.items()
                         if k is not None and v not in (None, "")}
                 try:
-                    rows.append(model.model_validate(data))
+                    record = model.model_validate(data)
                 except ValidationError as exc:
                     for err in exc.errors():
                         loc = ".".join(str(p) for p in err["loc"]) or "row"
                         problems.append(f"{path}:{lineno}: {loc}: {err['msg']}")
+                    continue
+                # one id twice: the later row would silently replace the first person, who
+                # would lose the register's protection. Refuse the file, naming both rows.
+                ident = getattr(record, id_field)
+                if ident in first_row:
+                    problems.append(
+                        f"{path}:{lineno}: {id_field} {ident!r} is already used on line "
+                        f"{path}:{first_row[ident]}; nothing imported from this file. Fix: give "
+                        "each row its own id (or merge the two rows).")
+                    continue
+                first_row[ident] = lineno
+                rows.append(record)
     except UnicodeDecodeError as exc:
         problems.append(f"{path}: not UTF-8 text (byte {exc.start}); save the file as "
                         "\"CSV UTF-8\"")
@@ -203,12 +220,27 @@ def read_toml(path: Path) -> Registers:
     except OSError as exc:
         raise RegisterError([f"{path}: cannot be read: {exc.strerror or exc}"]) from None
     try:
-        return Registers.model_validate(data)
+        registers = Registers.model_validate(data)
     except ValidationError as exc:
         problems = [
             f"{path}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
         ]
         raise RegisterError(problems) from exc
+    problems = []
+    for kind, id_field in ID_FIELDS.items():
+        first: dict[str, int] = {}
+        for n, record in enumerate(getattr(registers, kind)):
+            ident = getattr(record, id_field)
+            if ident in first:
+                problems.append(
+                    f"{path}: {kind}[{n}]: {id_field} {ident!r} is already used by "
+                    f"{kind}[{first[ident]}] (entries count from 0); nothing imported from this "
+                    "file. Fix: give each entry its own id (or merge the two).")
+            else:
+                first[ident] = n
+    if problems:
+        raise RegisterError(problems)
+    return registers
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,10 +76,29 @@ def import_register_files(db: Database, *, toml: Path | None = None, learners: P
         problems.extend(bad)
         kinds.setdefault(kind, []).extend(rows)
         sources.append(str(path))
+    problems.extend(_duplicates_across_files(toml, kinds))
     if problems:
         raise RegisterError(problems)
     with db.session() as session:
         return import_registers(session, kinds, actor=actor, source=", ".join(sources))
+
+
+def _duplicates_across_files(toml: Path | None, kinds: dict[str, list[Any]]) -> list[str]:
+    """A person in both the TOML and a CSV register (each file is checked alone when read):
+    the second would silently replace the first."""
+    from governance_bot.registers import ID_FIELDS
+
+    problems = []
+    for kind, records in kinds.items():
+        seen: set[str] = set()
+        for record in records:
+            ident = getattr(record, ID_FIELDS[kind])
+            if ident in seen:
+                problems.append(f"{kind}: {ID_FIELDS[kind]} {ident!r} is in {toml} and in the "
+                                f"{kind} CSV; nothing imported. Fix: keep each person in one "
+                                "file.")
+            seen.add(ident)
+    return problems
 
 
 def limit_blas_threads() -> None:
@@ -171,9 +190,12 @@ class Runtime:
         return NeedToKnow.from_config(self.config, self.registers)
 
     def close(self) -> None:
+        from governance_bot.audit_anchor import anchor
+
         for c in self.connectors:
             c.close()
         self.pipeline.close()
+        anchor(self.config, self.db)  # what this run wrote to the audit log, anchored outside
         self.db.dispose()
 
 

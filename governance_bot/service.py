@@ -2,6 +2,15 @@
 
 APScheduler polls each connector at its own interval and drains the outbox; an HTTP server
 (uvicorn + Starlette) serves ``/healthz`` and each connector's webhook at ``/webhooks/<name>``.
+
+Nothing slow runs on the HTTP event loop. A webhook request's body is read with a size cap while
+it arrives; the connector verifies it on a worker thread; the delivery (with its items, or the
+records still to be read from the platform) is stored with its replay claim in one transaction
+(governance_bot/webhooks.py); then its items are read, archived and checked on workers (one pool
+per connector, so a platform whose API hangs delays only its own deliveries), and the answer
+waits for that only up to ``[service] webhook_answer_seconds``. A delivery a crash left
+unfinished, and any item version archived but not checked, is taken up at start and every few
+seconds (``recover``), so every item is checked exactly once whatever happened.
 With ``[service] public_url`` set, the Teams connectors' Graph subscriptions are created at start,
 renewed before they expire and re-created after Graph's lifecycle notifications, once across
 replicas (governance_bot/subscriptions.py).
@@ -12,19 +21,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
-import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import uvicorn
 from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -44,24 +56,102 @@ from governance_bot.metrics import CONTENT_TYPE, Metrics
 from governance_bot.pipeline import ScanReport
 from governance_bot.runtime import Runtime, freeze_startup_objects
 from governance_bot.subscriptions import SubscriptionManager, managers_for, state_name
-from governance_bot.webhooks import ReplayGuard
+from governance_bot.webhooks import Delivery, Inbox, body_key
 
 __all__ = ["Service"]
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_BATCH = 64  # items per pipeline call when webhook deliveries queue up
+_instances = itertools.count()
+_instances_lock = threading.Lock()
 
 
 class LeaseLost(Exception):
     """This replica's polling lease was taken over by another replica during a scan."""
 
 
+class BodyTooLarge(Exception):
+    """A request body passed ``[service] max_body_bytes`` while it was being read."""
+
+
+class BodyLimit:
+    """ASGI middleware: a request whose body passes ``limit`` bytes is answered 413 without
+    being read further: at once when its declared length is over the limit, and, for a body
+    streamed without one, as soon as the count passes it (the app is told the client left, and
+    whatever it raises about that is not logged as an error)."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        seen, over, started = 0, False, False
+
+        async def counted() -> Any:
+            nonlocal seen, over
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    over = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def tracked(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except Exception:
+            if not over:
+                raise
+        if over and not started:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Any, receive: Any, send: Any) -> None:
+        log.warning("%s %s refused: the body passed %d bytes (not read further)",
+                    scope.get("method"), scope.get("path"), self.limit)
+        await Response(b"request body too large", status_code=413,
+                       headers={"Connection": "close"})(scope, receive, send)
+
+
+async def read_capped(request: Request, limit: int) -> bytes:
+    """The request body, refused as soon as it passes ``limit`` bytes: a declared length over it
+    is refused before a byte is read, and a body sent without one is counted as it streams in,
+    so a 200 MB POST never reaches memory (unsigned bodies are refused only after reading)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class Service:
     def __init__(self, runtime: Runtime):
         self.rt = runtime
         self.scheduler = BackgroundScheduler(timezone="UTC")
-        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        # host, boot, process start and PID: a restart recognises its dead predecessor's leases
+        # (a second service in one process, as in tests, is told apart by a suffix)
+        with _instances_lock:
+            number = next(_instances)
+        self.owner = leases.owner_identity() + (f"#{number}" if number else "")
+        self.lease = timedelta(seconds=runtime.config.service.lease_seconds)
         self.metrics = Metrics(runtime.db)
         self.slack: Any = None
         if runtime.config.delivery.sink == "slack":
@@ -88,11 +178,24 @@ class Service:
             notifier = SlackAccessAuditNotifier(self.slack.bot)
             self.access_audit.notifier = notifier
             register_access_audit(self.slack.app, self.slack.bot, self.access_audit, notifier)
-        self.replay_guard = ReplayGuard(runtime.db, timedelta(
-            hours=runtime.config.security.webhook_replay_window_hours))
+        # accepted webhook deliveries: the replay guard and a durable queue in one table
+        self.inbox = Inbox(runtime.db, timedelta(
+            hours=runtime.config.security.webhook_replay_window_hours), self.owner, self.lease)
+        self.replay_guard = self.inbox  # the name older tests and tools use
         # webhook items: batched on one worker thread, off the HTTP event loop
         self.ingest = IngestWorker(start=self._begin_batch, after_batch=lambda _: self.drain(),
                                    max_batch=WEBHOOK_BATCH)
+        self.max_body = runtime.config.service.max_body_bytes
+        self.answer_seconds = runtime.config.service.webhook_answer_seconds
+        self._by_name = {c.name: c for c in runtime.connectors}
+        # connectors verify requests here, off the event loop
+        self._receivers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="webhook")
+        # a delivery's records are read and its items checked on its connector's own workers
+        self._workers: dict[str, ThreadPoolExecutor] = {}
+        self._workers_lock = threading.Lock()
+        self._in_flight: set[str] = set()  # deliveries this process is working on
+        # marking deliveries processed, off the pipeline's thread
+        self._bookkeeping = ThreadPoolExecutor(max_workers=2, thread_name_prefix="deliveries")
 
     def _begin_batch(self, items: list[Item]) -> Callable[[], ScanReport]:
         """Archive a webhook batch and start its models; the returned step records it."""
@@ -105,19 +208,132 @@ class Service:
 
         return finish
 
+    # --- webhook deliveries -------------------------------------------------------------------
+    def _worker_for(self, connector: str) -> ThreadPoolExecutor:
+        with self._workers_lock:
+            if connector not in self._workers:
+                self._workers[connector] = ThreadPoolExecutor(
+                    max_workers=2, thread_name_prefix=f"deliveries:{connector}")
+            return self._workers[connector]
+
+    def process(self, delivery: Delivery) -> Future[None]:
+        """Finish an accepted delivery: read its deferred records on its connector's workers (if
+        it has any), check its items in the webhook batches, then mark it processed (or keep it
+        for another attempt). The future is done when it is settled either way."""
+        settled: Future[None] = Future()
+        with self._workers_lock:
+            if delivery.digest in self._in_flight:
+                settled.set_result(None)
+                return settled
+            self._in_flight.add(delivery.digest)
+        try:
+            if delivery.deferred:
+                self._worker_for(delivery.connector).submit(self._read_then_check, delivery,
+                                                            settled)
+            else:  # items only (Meta, WhatsApp): straight to the batches, no thread waits
+                self._check(delivery, delivery.items, delivery.problems, settled)
+        except RuntimeError:  # shutting down: it stays stored, for the next start
+            self._settle(delivery, settled)
+        return settled
+
+    def _read_then_check(self, delivery: Delivery, settled: Future[None]) -> None:
+        connector = self._by_name.get(delivery.connector)
+        try:
+            if connector is None:
+                raise ConnectorError("no connector of that name in the config")
+            # platform calls: on this worker, with the connector's timeouts
+            items, problems = connector.deferred_items(delivery.deferred)
+        except ConnectorError as exc:
+            self._retry(delivery, f"cannot be read from the platform yet ({exc})")
+            self._settle(delivery, settled)
+            return
+        except Exception as exc:  # a last resort: kept, tried again
+            self._retry(delivery, f"failed ({type(exc).__name__}: {exc})")
+            self._settle(delivery, settled)
+            return
+        self._check(delivery, [*delivery.items, *items], [*delivery.problems, *problems],
+                    settled)
+
+    def _check(self, delivery: Delivery, items: list[Item], problems: list[str],
+               settled: Future[None]) -> None:
+        for problem in problems:
+            log.warning("%s: skipped a record: %s", delivery.connector, problem)
+        if not items:
+            self._bookkeeping.submit(self._complete, delivery, None, settled)
+            return
+        checked = self.ingest.submit(items)
+        checked.add_done_callback(
+            lambda done: self._bookkeeping.submit(self._complete, delivery, done, settled))
+
+    def _complete(self, delivery: Delivery, checked: Future[ScanReport] | None,
+                  settled: Future[None]) -> None:
+        try:
+            error = checked.exception() if checked is not None else None
+            if error is not None:
+                self._retry(delivery, f"failed ({type(error).__name__}: {error})")
+            elif checked is not None and checked.result().failed:
+                report = checked.result()
+                self._retry(delivery, f"{report.failed} item(s) could not be stored or checked "
+                            f"({'; '.join(report.problems)[:500]})")
+            else:
+                self.inbox.done(delivery.digest)
+        except Exception as exc:  # the database went away: the claim runs out, it comes back
+            log.warning("%s: a webhook delivery's outcome could not be recorded (%s); it is "
+                        "taken up again", delivery.connector, type(exc).__name__)
+        finally:
+            self._settle(delivery, settled)
+
+    def _retry(self, delivery: Delivery, why: str) -> None:
+        try:
+            delay = self.inbox.retry_later(delivery.digest, why)
+        except Exception as exc:
+            log.warning("%s: a stored webhook delivery %s; could not record it (%s)",
+                        delivery.connector, why, type(exc).__name__)
+            return
+        log.warning("%s: a stored webhook delivery %s; kept, tried again in %.0f s",
+                    delivery.connector, why, delay.total_seconds())
+
+    def _settle(self, delivery: Delivery, settled: Future[None]) -> None:
+        with self._workers_lock:
+            self._in_flight.discard(delivery.digest)
+        if not settled.done():
+            settled.set_result(None)
+
+    def recover(self) -> None:
+        """At start and every few seconds: deliveries a crash left unfinished (here or on a
+        replica that died), then item versions archived but never checked."""
+        try:
+            for delivery in self.inbox.claim_due():
+                self.process(delivery)
+            with self._lock:
+                report = self.rt.pipeline.recheck(self.lease)
+        except SQLAlchemyError as exc:
+            log.warning("recovery could not reach the database (%s); tried again shortly",
+                        type(exc).__name__)
+            return
+        if report.items:
+            log.info("recovered: %d item(s) checked, %d new flags", report.items,
+                     report.flags_created)
+            self.drain()
+
     # --- jobs ---------------------------------------------------------------------------------
     def poll(self, connector: Connector) -> None:
         if connector.name in self.paused:
             return
-        ttl = timedelta(seconds=max(self.rt.config.service.lease_seconds,
-                                    2 * connector.settings.poll_interval_seconds))
+        # a short lease kept alive by a heartbeat, whatever the poll interval: a replica that
+        # dies mid-scan is replaced within lease_seconds (at once by its own restart)
+        ttl = self.lease
         if not leases.acquire(self.rt.db, connector.name, self.owner, ttl, datetime.now(UTC)):
             return  # another replica is polling this connector
+        beat = leases.Heartbeat(self.rt.db, connector.name, self.owner, ttl)
         renewed = [time.monotonic()]
 
         def keep_lease(_: int) -> None:
-            # a long scan (a first backfill) renews its lease as it goes; if another replica
-            # took it meanwhile (this one stalled past the lease), stop without saving the cursor
+            # if another replica took the lease (this one stalled past it, e.g. the database was
+            # away), stop without saving the cursor: the heartbeat notices between batches, and
+            # each batch checks too once a third of the lease has passed
+            if beat.lost.is_set():
+                raise LeaseLost(connector.name)
             if time.monotonic() - renewed[0] < ttl.total_seconds() / 3:
                 return
             if not leases.acquire(self.rt.db, connector.name, self.owner, ttl,
@@ -126,8 +342,12 @@ class Service:
             renewed[0] = time.monotonic()
 
         try:
-            with self._lock:
-                report = self.rt.pipeline.scan(connector, progress=keep_lease)
+            with beat:
+                # the platform calls outside the pipeline's lock: a platform that hangs delays
+                # its own poll only, never the webhook deliveries checked meanwhile
+                result = connector.fetch(self.rt.pipeline.load_cursor(connector.name))
+                with self._lock:
+                    report = self.rt.pipeline.apply_fetch(connector, result, keep_lease)
             for problem in report.problems:
                 log.warning("%s: skipped a record: %s", connector.name, problem)
             log.info("%s: %d items, %d new flags", connector.name, report.items,
@@ -200,6 +420,18 @@ class Service:
         if report is None or report.catch_up:
             self.poll(connector)
 
+    def anchor_audit_log(self) -> None:
+        """Write the audit log's head outside the database (one replica per interval)."""
+        from governance_bot.audit_anchor import anchor
+
+        minutes = self.rt.config.audit_log.anchor_minutes
+        if not leases.acquire(self.rt.db, "job:audit-anchor", self.owner,
+                              timedelta(minutes=minutes) - timedelta(seconds=5),
+                              datetime.now(UTC)):
+            return
+        anchor(self.rt.config, self.rt.db,
+               slack_client=self.slack.bot.client if self.slack is not None else None)
+
     def later(self, func: Any, *args: Any, delay: timedelta = timedelta(0)) -> None:
         """Run ``func(*args)`` on the scheduler's threads, ``delay`` from now."""
         self.scheduler.add_job(func, "date", args=list(args),
@@ -245,6 +477,14 @@ class Service:
         self.scheduler.add_job(self.drain, "interval",
                                seconds=self.rt.config.service.outbox_interval_seconds,
                                id="outbox", max_instances=1, coalesce=True)
+        self.scheduler.add_job(self.anchor_audit_log, "interval",
+                               minutes=self.rt.config.audit_log.anchor_minutes,
+                               id="audit-anchor", max_instances=1, coalesce=True,
+                               next_run_time=datetime.now(UTC))
+        self.scheduler.add_job(self.recover, "interval",
+                               seconds=max(1.0, min(10.0, self.lease.total_seconds() / 2)),
+                               id="recover", max_instances=1, coalesce=True,
+                               next_run_time=datetime.now(UTC))
         if self.slack is not None:
             self.slack.schedule(self.scheduler, self.owner)
         audit = self.rt.config.audit
@@ -261,34 +501,56 @@ class Service:
         by_name = {c.name: c for c in self.rt.connectors}
 
         async def healthz(_: Request) -> Response:
+            # database reads on a thread: the event loop only ever waits for I/O it owns
+            pending = await run_in_threadpool(self.sender.pending)
             return JSONResponse({"status": "ok", "paused_connectors": sorted(self.paused),
-                                 "outbox_pending": self.sender.pending()})
+                                 "outbox_pending": pending})
 
         async def webhook(request: Request) -> Response:
             connector = by_name.get(request.path_params["name"])
             if connector is None:
                 return Response("unknown connector", status_code=404)
+            try:
+                body = await read_capped(request, self.max_body)
+            except BodyTooLarge:
+                log.warning("%s: webhook refused: the body passed %d bytes (not read further)",
+                            connector.name, self.max_body)
+                return Response(b"request body too large", status_code=413,
+                                headers={"Connection": "close"})
             req = WebhookRequest(method=request.method, path=request.url.path,
                                  headers=dict(request.headers), query=dict(request.query_params),
-                                 body=await request.body())
-            resp = connector.handle_webhook(req)
-            key = resp.replay_key if resp.status < 300 else None
-            if key is not None and not self.replay_guard.claim(connector.name, key):
-                return Response(resp.body, status_code=resp.status, media_type=resp.content_type)
+                                 body=body)
+            loop = asyncio.get_running_loop()
+            try:
+                resp = await loop.run_in_executor(self._receivers, connector.handle_webhook, req)
+            except Exception as exc:  # a connector's bug must not become a 500 and a traceback
+                log.error("%s: the webhook could not be read (%s; %d bytes, body not logged)",
+                          connector.name, type(exc).__name__, len(body))
+                return Response(b"unreadable request", status_code=400)
             if resp.subscription_events:
                 # acted on in the background: Graph wants its answer within seconds
                 self.later(self.subscription_events, connector, list(resp.subscription_events))
-            if resp.items:
-                report = await asyncio.wrap_future(self.ingest.submit(resp.items))
-                if report.problems:
-                    # not stored: release the claim and ask the platform to deliver it again
-                    if key is not None:
-                        self.replay_guard.release(connector.name, key)
-                    return Response(b"not processed; please retry", status_code=503)
-            return Response(resp.body, status_code=resp.status, media_type=resp.content_type)
+            answer = Response(resp.body, status_code=resp.status, media_type=resp.content_type)
+            if resp.status >= 300 or not (resp.items or resp.deferred):
+                return answer
+            key = resp.replay_key or body_key(body)
+            try:  # the replay claim and the delivery's content, stored in one transaction
+                delivery = await loop.run_in_executor(
+                    self._receivers, self.inbox.accept, connector.name, key, resp.items,
+                    resp.deferred)
+            except SQLAlchemyError as exc:
+                log.warning("%s: a webhook delivery could not be stored (%s); the platform is "
+                            "asked to send it again", connector.name, type(exc).__name__)
+                return Response(b"not stored; please retry", status_code=503)
+            if delivery is not None:
+                finished = asyncio.wrap_future(self.process(delivery))
+                # answered once checked, or once the platform's deadline nears: it is stored
+                await asyncio.wait([finished], timeout=self.answer_seconds)
+            return answer
 
         async def metrics(_: Request) -> Response:
-            return Response(self.metrics.render(), media_type=CONTENT_TYPE)
+            return Response(await run_in_threadpool(self.metrics.render),
+                            media_type=CONTENT_TYPE)
 
         routes: list[Any] = [
             Route("/healthz", healthz),
@@ -297,7 +559,9 @@ class Service:
         ]
         if self.slack is not None:
             routes.extend(self.slack.routes())  # /slack/events
-        middleware: list[Any] = []
+        # every route's body capped while it arrives (/slack/events, the console's forms): the
+        # webhooks also read theirs with read_capped, which logs which connector was concerned
+        middleware: list[Any] = [Middleware(BodyLimit, limit=self.max_body)]
         if self.rt.config.console.enabled:  # the case console (governance_bot/console)
             from governance_bot.console import ConsoleApp
 
@@ -327,13 +591,29 @@ class Service:
             server.run()  # returns on SIGTERM / SIGINT
         finally:
             log.info("stopping: waiting for running jobs")
+            self.close_workers()
             self.ingest.close()
+            self._bookkeeping.shutdown(wait=True)
             self.scheduler.shutdown(wait=True)
             if self.slack is not None:
                 self.slack.close()
             self.drain()
             log.info("stopped")
 
+    def close_workers(self) -> None:
+        """Let the delivery workers finish what they hold (what they do not finish stays stored
+        and is taken up at the next start)."""
+        self._receivers.shutdown(wait=True)
+        with self._workers_lock:
+            workers = list(self._workers.values())
+        for pool in workers:
+            pool.shutdown(wait=True)
+
+    def close(self) -> None:
+        """Stop the workers (``run_forever`` does this on SIGTERM; tests call it)."""
+        self.close_workers()
+        self.ingest.close()
+        self._bookkeeping.shutdown(wait=True)
 
 
 class _Server(uvicorn.Server):

@@ -235,8 +235,13 @@ class FamilySpec(PackModel):
     semantic_threshold: float = 1.01  # above any cosine: meaning alone never fires
     semantic_margin: float | None = None  # None: the pack-wide semantic_margin
     # the learned classifier's probability at or above which the family fires (None: off);
-    # chosen per family on held-out folds of the development data (bench/train_classifier.py)
+    # chosen per family on held-out folds of the development data
+    # (tools/train_safeguarding_classifier.py)
     classifier_threshold: float | None = None
+    # this family's own [settings] classifier_confident (None: the pack-wide one); chosen on the
+    # family's public development set out of fold (tools/train_safeguarding_classifier.py
+    # --detector-oof)
+    classifier_confident: float | None = None
     urgent: tuple[str, ...] = ()
     benign_exemplars: tuple[str, ...] = ()
     must_not_catch: tuple[str, ...] = ()
@@ -291,7 +296,8 @@ class SafeguardingSettings(PackModel):
     # 0.9 (the lowest level at which the development set's everyday school sentences gave no
     # more false alarms) raises ConvAbuse recall from 0.29 to 0.41 at the same 2.8 % false
     # alarms, but one more of the pack's must-not-catch sentences fires (a lesson about nudes);
-    # bench/RESULTS-safeguarding.md
+    # bench/RESULTS-safeguarding.md. A family may set its own (bullying and hate do, chosen on
+    # their public development sets out of fold)
     classifier_confident: float = 1.01
 
 

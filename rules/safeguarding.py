@@ -139,6 +139,7 @@ class Family:
     must_not_catch: tuple[str, ...] = ()
     subs: dict[str, SubCategory] = field(default_factory=dict)
     classifier_threshold: float | None = None
+    classifier_confident: float | None = None  # None: the pack-wide classifier_confident
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,6 +370,7 @@ class SafeguardingDetector(DetectorBase):
                 must_not_catch=fam.must_not_catch,
                 subs=subs,
                 classifier_threshold=fam.classifier_threshold,
+                classifier_confident=fam.classifier_confident,
             )
         impersonation = None
         if model.impersonation is not None:
@@ -549,6 +551,12 @@ class SafeguardingDetector(DetectorBase):
         hit = any(c.id in contexts and c.applies(family) for c in self.contexts)
         return self.context_penalty if hit else 0.0
 
+    def confident(self, family: str) -> float:
+        """The probability at which a classifier hit of ``family`` passes the benign gate."""
+        fam = self.families[family]
+        return (self.classifier_confident if fam.classifier_confident is None
+                else fam.classifier_confident)
+
     def margin(self, family: str) -> float:
         fam = self.families[family]
         return self.semantic_margin if fam.margin is None else fam.margin
@@ -705,7 +713,7 @@ class SafeguardingDetector(DetectorBase):
         with no one addressed) does not fire, and neither does a sentence closer in meaning to
         one of the pack's benign exemplars ("I would never hurt myself", "I'm so tired I could
         sleep for a week") than to every concern exemplar of the family, unless the classifier is
-        confident (``classifier_confident``)."""
+        confident (the family's ``classifier_confident``, else the pack-wide one)."""
         for fid, col in self._classifier_columns.items():
             fam = self.families[fid]
             threshold = fam.classifier_threshold
@@ -721,7 +729,7 @@ class SafeguardingDetector(DetectorBase):
                 best = idx[int(np.argmax(sims[row, idx]))]
                 benign = float(benign_sims[row].max()) if benign_sims.shape[1] else -1.0
                 if sims[row, best] <= -1.0 or (
-                        sims[row, best] < benign and p < self.classifier_confident):
+                        sims[row, best] < benign and p < self.confident(fid)):
                     continue
                 _, sub, exemplar = self._exemplars[best]
             else:

@@ -126,3 +126,91 @@ def test_a_batch_of_events_that_fails_writes_none_of_them(db: Database):
         raise RuntimeError("the batch's transaction fails")
     result = verify(db)
     assert result.ok and result.checked == 5
+
+
+# --- sealed with a key, re-sealed when the keys rotate, anchored outside ------------------------
+
+def _keyed_log(database_url: str, keys: list[str]) -> Database:
+    from governance_bot.storage import crypto
+
+    crypto.configure(keys)
+    database = Database(database_url)
+    database.upgrade()
+    with database.session() as s:
+        for i in range(4):
+            auditlog.append(s, "staff:S002", "flag.acknowledged", f"flag:{i}", {"n": i})
+    return database
+
+
+def test_a_rotated_key_reseals_the_log_which_then_needs_only_the_new_key(database_url: str):
+    from cryptography.fernet import Fernet
+
+    from governance_bot.storage import crypto
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    database = _keyed_log(database_url, [old])
+    try:
+        first = verify(database)
+        assert first.ok and first.keyed == 4 and first.unkeyed == 0
+        crypto.configure([new])  # the old key removed before `keys rotate`: cannot be checked
+        refused = verify(database)
+        assert not refused.ok and "none of the configured keys" in (refused.problem or "")
+        crypto.configure([new, old])  # step 1 of docs/security.md: the new key first
+        with database.session() as s:
+            assert auditlog.reseal(s) == 4
+        crypto.configure([new])  # step 3: the old key removed
+        resealed = verify(database)
+        assert resealed.ok and resealed.keyed == 4
+    finally:
+        crypto.configure(None)
+        database.dispose()
+
+
+def test_a_log_that_does_not_verify_is_never_resealed(database_url: str):
+    from cryptography.fernet import Fernet
+
+    from governance_bot.storage import crypto
+
+    key = Fernet.generate_key().decode()
+    database = _keyed_log(database_url, [key])
+    try:
+        with database.engine.begin() as conn:
+            conn.execute(text("UPDATE audit_events SET actor = 'someone else' WHERE seq = 2"))
+        with database.session() as s, pytest.raises(ValueError, match="not re-sealed"):
+            auditlog.reseal(s)
+        assert not verify(database).ok  # the evidence of tampering is still there
+    finally:
+        crypto.configure(None)
+        database.dispose()
+
+
+def test_the_head_is_anchored_to_a_file_and_a_slack_channel_once_per_move(
+        make_config, tmp_path):  # type: ignore[no-untyped-def]
+    import json
+
+    from governance_bot.audit_anchor import anchor
+    from governance_bot.runtime import Runtime
+    from tests.slack.fake_slack import FakeSlack
+
+    config = make_config('[audit_log]\nanchor_file = "anchors.log"\nslack_channel = "C0AUDIT"\n')
+    rt = Runtime.from_config(config, with_connectors=False)  # the registers: events
+    try:
+        with FakeSlack() as fake:
+            from slack_sdk import WebClient
+
+            client = WebClient(token="xoxb-test", base_url=fake.base_url)
+            first = anchor(config, rt.db, slack_client=client)
+            assert first is not None and first["seq"] > 0
+            assert anchor(config, rt.db, slack_client=client) is None  # the head did not move
+            with rt.db.session() as s:
+                auditlog.append(s, "cli", "legal_hold.placed", "flag:1", {})
+            second = anchor(config, rt.db, slack_client=client)
+            assert second is not None and second["seq"] == first["seq"] + 1
+            posts = fake.calls("chat.postMessage")
+        lines = [json.loads(line) for line in (tmp_path / "anchors.log").read_text().splitlines()]
+        assert [line["seq"] for line in lines] == [first["seq"], second["seq"]]
+        assert len(posts) == 2 and posts[0].params["channel"] == "C0AUDIT"
+        assert f"event {second['seq']}" in posts[1].params["text"]
+        assert oct((tmp_path / "anchors.log").stat().st_mode)[-3:] == "600"
+    finally:
+        rt.close()

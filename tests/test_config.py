@@ -78,6 +78,7 @@ def test_every_value_can_be_overridden_by_the_environment(tmp_path: Path):
 
 
 def test_relative_sqlite_paths_are_relative_to_the_config_file(tmp_path: Path):
+    (tmp_path / "data").mkdir()  # a folder that is not there is an error (tests/faults)
     config = load_config(write(tmp_path, '[database]\nurl = "sqlite:///data/gb.db"\n'), env={})
     assert config.database_url == f"sqlite:///{tmp_path / 'data' / 'gb.db'}"
 

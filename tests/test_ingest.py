@@ -46,8 +46,10 @@ base_url = "http://127.0.0.1:9"
 """, env={"FB_TOKEN": "t", "FB_APP_SECRET": APP_SECRET, "FB_VERIFY": "v"})
     rt = Runtime.from_config(config)
     svc = Service(rt)
+    # a delivery is stored before anything else; here the answer waits until it is checked
+    svc.answer_seconds = 60
     yield svc
-    svc.ingest.close()
+    svc.close()
     rt.close()
 
 

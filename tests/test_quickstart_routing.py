@@ -14,6 +14,8 @@ The three flags a DSL found wrong (issue 14), by their items:
 * "This can be our little secret, ok?": a tutor (Daniel Mensah) to a learner in a Teams chat.
   A safeguarding concern about a member of staff: to the case manager at once, never to the
   Teams account's managers (one of whom is a deputy DSL) or a digest.
+* "my stepdad hits me when mum is at work...": a learner's disclosure of abuse (the issue's
+  flag #49). To the DSL and deputies at once; never in full to the managers or in a digest.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 KISS = "facebook:brookfield-facebook:104000000001_1372"
 BULLYING = "facebook:brookfield-facebook:104000000001_1381"
 SECRET = "teams:brookfield-teams:msg-1368"
+DISCLOSURE = "facebook:brookfield-facebook:104000000001_1379"
 DSL, DEPUTIES, FB_MANAGERS = "S001", {"S002", "S003"}, {"S004", "S005"}
 
 
@@ -100,6 +103,22 @@ def test_a_tutors_secret_with_a_learner_goes_to_the_case_manager_at_once_and_now
     for line in lines:
         if line["item_id"] == SECRET.rsplit(":", 1)[1]:
             assert line["route"] == "case_manager"
+
+
+@pytest.mark.slow
+def test_a_learners_disclosure_of_abuse_goes_to_the_dsl_team_at_once_and_nowhere_else(
+        scanned: tuple[list[dict[str, Any]], Path]) -> None:
+    lines, _ = scanned
+    mine = [x for x in lines if x["item_id"] == DISCLOSURE.rsplit(":", 1)[1]]
+    disclosed = [(x, f) for x in mine for f in x["findings"] if f["category"] == "safeguarding"]
+    assert disclosed and max(f["severity"] for _, f in disclosed) >= 4
+    for line, _ in disclosed:
+        assert set(line["recipients"]) <= {DSL} | DEPUTIES and line["route"] == "dsl"
+    assert {p for line, _ in disclosed for p in line["recipients"]} == {DSL} | DEPUTIES
+    for line in mine:  # the managers (if anything reaches them) and digests: never its words
+        if set(line["recipients"]) & FB_MANAGERS or line["route"] in ("digest", "case_digest"):
+            assert all(f["category"] != "safeguarding" for f in line["findings"]), line
+            assert "stepdad" not in json.dumps(line)
 
 
 @pytest.mark.slow

@@ -50,11 +50,11 @@ def detector() -> SafeguardingDetector:
 # that fixes one fails here until it is taken off the list.
 KNOWN_MISSES: set[str] = {
     # hate speech with no dehumanising word and no call to violence: the learned classifier's
-    # probability stays under the hate threshold (chosen on the development data)
+    # probability stays under the hate threshold, or under the hate family's classifier_confident
+    # where a benign exemplar is closer in meaning (both chosen on the development data)
     "gays are disgusting and shouldn't be allowed near children",
     "disabled people are a burden and should be put down",
     "women are too stupid to vote",
-    "all of them are savages, you can't civilise them",
     "pakis out, this is our country",
 }
 KNOWN_FALSE_ALARMS = {

@@ -203,7 +203,7 @@ def test_forged_or_replayed_events_are_refused(fake: FakeWorkspace, secret: str,
 
 
 def test_an_edit_event_becomes_a_new_version_of_the_message(fake: FakeWorkspace) -> None:
-    response = connector(fake).handle_webhook(event(callback({
+    response = connector(fake).read_webhook(event(callback({
         "type": "message", "subtype": "message_changed", "channel": "D0DM",
         "channel_type": "im", "ts": ts(0), "event_ts": ts(0),
         "message": {"type": "message", "user": "U0TUTOR", "ts": ts(10),
@@ -221,7 +221,7 @@ def test_an_edit_event_becomes_a_new_version_of_the_message(fake: FakeWorkspace)
 def test_a_delete_event_marks_the_message_deleted_and_keeps_its_last_text(
     fake: FakeWorkspace,
 ) -> None:
-    response = connector(fake).handle_webhook(event(callback({
+    response = connector(fake).read_webhook(event(callback({
         "type": "message", "subtype": "message_deleted", "channel": "D0DM",
         "channel_type": "im", "ts": ts(0), "event_ts": ts(0), "deleted_ts": ts(10),
         "previous_message": {"type": "message", "user": "U0TUTOR", "ts": ts(10),

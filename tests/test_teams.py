@@ -219,7 +219,7 @@ def test_a_genuine_notification_reads_the_changed_message(graph: respx.MockRoute
     graph.get(f"{BASE}/chats('{CHAT}')/messages('1700000000200')").mock(
         return_value=httpx.Response(200, json=message("1700000000200", "2026-03-10T21:00:00Z",
                                                       "are you coming tomorrow?")))
-    response = connector().handle_webhook(webhook(notification(CLIENT_STATE)))
+    response = connector().read_webhook(webhook(notification(CLIENT_STATE)))
     assert response.status == 202
     (item,) = response.items
     assert item.text == "are you coming tomorrow?"

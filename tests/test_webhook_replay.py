@@ -74,10 +74,13 @@ base_url = "http://127.0.0.1:9"
         rt.pipeline.clock = clock
         svc = Service(rt)
         svc.replay_guard.clock = clock
+        svc.answer_seconds = 60  # these tests look at what was processed once answered
         runtimes.append(rt)
         services.append(svc)
         clients.append(TestClient(svc.http_app()))
     yield services, clients, clock
+    for svc in services:
+        svc.close()
     for rt in runtimes:
         rt.close()
 
@@ -136,7 +139,11 @@ def test_after_the_window_a_replayed_delivery_is_processed_and_harmless(replicas
     assert count(svc, WebhookDelivery) == 1  # the expired row was replaced
 
 
-def test_a_delivery_whose_processing_failed_is_processed_when_meta_retries(replicas, monkeypatch):
+def test_a_delivery_whose_processing_failed_is_kept_and_finished_by_the_service(
+        replicas, monkeypatch):
+    """Once a delivery is stored (with its claim, in one transaction) it is the service's to
+    finish: a failure keeps it, and it is processed again without waiting for Meta's retry
+    (WhatsApp and Teams do not retry an acknowledged delivery)."""
     (svc, _), (client, _), clock = replicas
     body = comment_event("900001_700005", "hello")
 
@@ -149,13 +156,26 @@ def test_a_delivery_whose_processing_failed_is_processed_when_meta_retries(repli
     real = pipeline_module.archive_items, pipeline_module.archive_item
     monkeypatch.setattr(pipeline_module, "archive_items", failing)
     monkeypatch.setattr(pipeline_module, "archive_item", failing)
-    assert deliver(client, body).status_code == 503  # Meta retries what was not acknowledged
-    assert count(svc, m.ItemRecord) == 0 and count(svc, WebhookDelivery) == 0
+    assert deliver(client, body).status_code == 200  # stored: Meta need not retry
+    assert count(svc, m.ItemRecord) == 0 and svc.inbox.pending() == 1
     monkeypatch.setattr(pipeline_module, "archive_items", real[0])
     monkeypatch.setattr(pipeline_module, "archive_item", real[1])
-    clock.now = START + timedelta(minutes=1)
-    assert deliver(client, body).status_code == 200
+    clock.now = START + timedelta(minutes=1)  # past the first pause before another attempt
+    svc.recover()
+    wait_until(lambda: svc.inbox.pending() == 0)
     assert last_seen(svc, "900001_700005") == clock.now
+    # Meta's retry, had it come, is acknowledged and not processed again
+    assert deliver(client, body).status_code == 200
+    assert count(svc, m.ItemRecord) == 1 and count(svc, m.ItemVersion) == 1
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 30.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
 
 
 def test_refused_deliveries_are_not_remembered(replicas):

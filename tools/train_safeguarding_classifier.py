@@ -3,6 +3,8 @@
     .venv/bin/python tools/train_safeguarding_classifier.py            # report only
     .venv/bin/python tools/train_safeguarding_classifier.py --write    # and write the weights
                                                                         # and the pack's thresholds
+    .venv/bin/python tools/train_safeguarding_classifier.py --write --detector-oof
+        # also the whole detector out of fold, and bullying's and hate's classifier_confident
 
 Data (development halves and examples written for this project only; the other halves, the
 Davidson rows outside the shared slice and any other outside set are never read):
@@ -64,6 +66,14 @@ DEFAULT_BUDGET = 0.005
 # can still fire on "I'm so tired I could sleep till Christmas"
 SCHOOL_BUDGET = 0.003
 SCHOOL_SOURCES = {"school-dev", "school-written", "exemplars", "example-org"}
+# classifier_confident per family (--detector-oof): the families with a public development set
+# of their own, and the false-alarm rate allowed there, out of fold: one standard error
+# (about 0.5 points on these sets) under the 5 % the issue aims at. The level chosen is the
+# lowest (in steps of 0.05) within that rate at which the project's everyday school texts get no
+# more findings than with the gate always on.
+CONFIDENT_SETS = {"bullying": ("convabuse", "cyberbullying"),
+                  "hate": ("stormfront", "threats_extremism")}
+CONFIDENT_FALSE_ALARMS = 0.045
 
 
 def shared() -> Path:
@@ -312,10 +322,12 @@ def main() -> None:
             fold_thresholds[k][fid] = t
         nested[fid] = fired
     report = evaluate_combined(units, families, nested, detector)
+    confident: dict[str, float] = {}
     if args.detector_oof:
         report["detector_out_of_fold"] = evaluate_detector_oof(
             units, unit_fold, families, fold_heads, fold_thresholds,
             (np.array(scales, np.float32), np.array(offsets, np.float32)))
+        confident, report["classifier_confident"] = choose_confident(units)
     print(json.dumps({"thresholds": thresholds, **report}, indent=1))
     if args.report:
         args.report.write_text(json.dumps({"thresholds": thresholds, **report}, indent=1))
@@ -327,6 +339,8 @@ def main() -> None:
                          np.array(scales, np.float32), np.array(offsets, np.float32),
                          info).save(MODEL_FILE)
         write_thresholds(thresholds)
+        if confident:
+            write_thresholds(confident, key="classifier_confident")
         print(f"wrote {MODEL_FILE} and the thresholds in rules/packs/safeguarding.toml")
 
 
@@ -380,10 +394,12 @@ def evaluate_detector_oof(units: list[dict[str, Any]], unit_fold: np.ndarray,
                           fold_heads: list[list[tuple[np.ndarray, float]]],
                           fold_thresholds: list[dict[str, float]],
                           platt_params: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
-    """The shipped detector (lexicons, meaning, the classifier and its gates) on the public
-    development sets, out of fold: the texts of fold k are read with the heads trained without
-    fold k and the thresholds chosen on the other folds. (The Platt scaling, two numbers per
-    family, and CSSRS's choice of positive sentences use every fold: a small leak, noted.)"""
+    """The shipped detector (lexicons, meaning, the classifier and its gates, the benign gate
+    always on: ``choose_confident`` gives the figures at each classifier_confident level) on the
+    public development sets and the project's school texts, out of fold: the texts of fold k are
+    read with the heads trained without fold k and the thresholds chosen on the other folds.
+    (The Platt scaling, two numbers per family, and CSSRS's choice of positive sentences use
+    every fold: a small leak, noted.)"""
     from dataclasses import replace
 
     from governance_bot.evaluation import DATASET_LABELS
@@ -407,7 +423,10 @@ def evaluate_detector_oof(units: list[dict[str, Any]], unit_fold: np.ndarray,
             {"fold": k})
         for fid, t in fold_thresholds[k].items():
             if det.families[fid].classifier_threshold is not None:
-                det.families[fid] = replace(det.families[fid], classifier_threshold=t)
+                # the benign gate always on (choose_confident works from there)
+                det.families[fid] = replace(det.families[fid], classifier_threshold=t,
+                                            classifier_confident=None)
+        det.classifier_confident = 1.01
         idx = [i for i, u in enumerate(units)
                if u["source"] in {s for s, _ in sets} | set(school) and unit_fold[i] == k]
         seen: list[dict[str, tuple[float, float, bool]]] = []
@@ -470,7 +489,44 @@ def _recording(det: Any, seen: list[dict[str, tuple[float, float, bool]]]) -> An
     return hits
 
 
-def write_thresholds(thresholds: dict[str, float]) -> None:
+def choose_confident(units: list[dict[str, Any]]) -> tuple[dict[str, float], dict[str, Any]]:
+    """Per family of ``CONFIDENT_SETS``: the classifier_confident level chosen from the
+    out-of-fold run of the detector (``evaluate_detector_oof``), and the figures per level."""
+    from governance_bot.evaluation import DATASET_LABELS
+
+    data = json.loads((CACHE / "detector-oof.json").read_text())
+    predicted = {int(i): set(p) for i, p in data["predicted"].items()}
+    gates = {int(i): g for i, g in data["gates"].items()}
+    school = [i for i in predicted if units[i]["source"] in SCHOOL_SOURCES
+              and not units[i]["families"]]
+
+    def figures(fid: str, level: float) -> tuple[float, float, int]:
+        source, label = CONFIDENT_SETS[fid]
+        counts = DATASET_LABELS[label]
+        pred: dict[int, set[str]] = {}
+        for i, p in predicted.items():
+            prob, threshold, gated = gates.get(i, {}).get(fid, (0.0, 2.0, False))
+            pred[i] = p | {fid} if gated and prob >= threshold and prob >= level else p
+        pos = [i for i in pred if units[i]["source"] == source and units[i]["families"]]
+        neg = [i for i in pred if units[i]["source"] == source and not units[i]["families"]]
+        return (sum(bool(pred[i] & counts) for i in pos) / max(1, len(pos)),
+                sum(bool(pred[i] & counts) for i in neg) / max(1, len(neg)),
+                sum(bool(pred[i]) for i in school))
+
+    chosen: dict[str, float] = {}
+    table: dict[str, Any] = {}
+    for fid in CONFIDENT_SETS:
+        levels = [1.01] + [round(x, 2) for x in np.arange(0.95, 0.0, -0.05)]
+        rows = {level: figures(fid, level) for level in levels}
+        table[fid] = {str(k): v for k, v in rows.items()}
+        school_base = rows[1.01][2]
+        ok = [lv for lv in levels
+              if rows[lv][1] <= CONFIDENT_FALSE_ALARMS and rows[lv][2] <= school_base]
+        chosen[fid] = float(min(ok)) if ok else 1.01
+    return chosen, {"chosen": chosen, "levels (recall, false alarms, school findings)": table}
+
+
+def write_thresholds(thresholds: dict[str, float], key: str = "classifier_threshold") -> None:
     path = REPO / "rules/packs/safeguarding.toml"
     text = path.read_text(encoding="utf-8")
     for fid, t in thresholds.items():
@@ -478,9 +534,9 @@ def write_thresholds(thresholds: dict[str, float]) -> None:
         start = text.index(header)
         end = text.find("\n[", start + len(header))
         section = text[start:end]
-        line = f"classifier_threshold = {t:.3f}"
-        if re.search(r"(?m)^classifier_threshold = ", section):
-            section = re.sub(r"(?m)^classifier_threshold = [0-9.]+", line, section)
+        line = f"{key} = {t:.3f}" if key == "classifier_threshold" else f"{key} = {t:.2f}"
+        if re.search(rf"(?m)^{key} = ", section):
+            section = re.sub(rf"(?m)^{key} = [0-9.]+", line, section)
         else:  # before the family's first threshold or duty line
             section = re.sub(r"(?m)^(?=(semantic_threshold|duty) = )", line + "\n", section,
                              count=1)

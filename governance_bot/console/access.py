@@ -26,7 +26,8 @@ from governance_bot.items import Item
 from governance_bot.registers import RegisterIndex, StaffMember, StaffRole
 from governance_bot.storage import models as m
 
-__all__ = ["CaseAccess", "Viewer", "case_access", "need_to_know", "queue_scope", "viewer_for"]
+__all__ = ["CaseAccess", "Viewer", "case_access", "need_to_know", "operator_access", "queue_scope",
+           "viewer_for"]
 
 DetailName = Literal["full", "excerpt", "masked", "summary", "none"]
 # the console's names for the actions (the URL of each form)
@@ -150,3 +151,17 @@ def case_access(viewer: Viewer, flag: m.Flag, findings: list[m.Finding], item: I
     return CaseAccess(shown, detail, actions, sees_learner_details=case,
                       can_write_notes=case,
                       can_export=Action.export in ent.actions, note=ent.note)
+
+
+def operator_access(nt: NeedToKnow, flag: m.Flag, findings: list[m.Finding], item: Item
+                    ) -> CaseAccess | None:
+    """What the operator at the command line sees of a case page without ``--as``
+    (:meth:`NeedToKnow.for_operator`): a flag of content only as its account's managers see it
+    (masked, never the child's identity), no actions; None for a case (the command line then
+    shows only that it exists, for whom and its delivery) and for anything else."""
+    ent = nt.for_operator(FlagFacts.from_records(flag, findings, item))
+    if not ent.findings:
+        return None
+    keys = ent.finding_keys
+    return CaseAccess([f for f in findings if str(f.id) in keys], Detail(ent.detail).value,
+                      frozenset(), note=ent.note)

@@ -61,6 +61,7 @@ from governance_bot.console.signin import (
     make_oauth,
     staff_for_email,
 )
+from governance_bot.console.visible import FlagLens
 from governance_bot.registers import RegisterIndex
 from governance_bot.storage import auditlog
 from governance_bot.storage import models as m
@@ -128,6 +129,8 @@ class ConsoleApp:
             severity_names=SEVERITY_NAMES, category_names=CATEGORY_NAMES,
             route_names=ROUTE_NAMES, status_names=STATUS_NAMES, outcome_names=OUTCOME_NAMES,
             category_name=category_name, organisation=config.organisation.name)
+        # need to know over many flags (the queue, its counts); keeps what never changes
+        self.lens = FlagLens()
         self.env.filters["when"] = self._when
         self.env.filters["day"] = lambda d: d.astimezone(self.tz).strftime("%d %b %Y") if d else ""
 
@@ -319,41 +322,16 @@ class ConsoleApp:
             since=day("from"), until=day("to"), sort=q.get("sort") or "newest",
             page=int(page) if page.isdigit() else 1)
 
-    def _visible(self, viewer: authz_view.Viewer, flag_ids: list[int]) -> set[int]:
-        """Of ``flag_ids`` (already in the viewer's scope), those the authorisation module lets
-        the viewer see (it also knows the item's author, which the scope cannot)."""
-        if not flag_ids:
-            return set()
-        from governance_bot.items import Item
-
-        with self.db.session() as session:
-            flags = {f.id: f for f in session.execute(
-                select(m.Flag).where(m.Flag.id.in_(flag_ids))).scalars()}
-            findings: dict[int, list[m.Finding]] = {}
-            for fd in session.execute(select(m.Finding).where(
-                    m.Finding.flag_id.in_(flag_ids))).scalars():
-                findings.setdefault(fd.flag_id, []).append(fd)
-            items = {v.item_id: v for v in session.execute(
-                select(m.ItemVersion).join(m.ItemRecord, and_(
-                    m.ItemRecord.id == m.ItemVersion.item_id,
-                    m.ItemRecord.current_version == m.ItemVersion.version))
-                .where(m.ItemRecord.id.in_([f.item_id for f in flags.values()]))).scalars()}
-        out = set()
-        for fid, flag in flags.items():
-            version = items.get(flag.item_id)
-            if version is None:
-                continue
-            if authz_view.case_access(viewer, flag, findings.get(fid, []),
-                                      Item.model_validate(version.data)) is not None:
-                out.add(fid)
-        return out
+    def _shown(self, viewer: authz_view.Viewer) -> Callable[[Any, Any], Any]:
+        """Each flag the viewer may see, as they see it: need to know itself decides, for
+        every flag listed or counted (``FlagLens``; it also knows the item's author, which the
+        queue's scope cannot)."""
+        return lambda session, where: self.lens.listed(session, where, viewer.staff, viewer.nt)
 
     def _queue(self, viewer: authz_view.Viewer, filters: QueueFilters) -> Any:
         with self.db.session() as session:
-            page = load_queue(session, authz_view.queue_scope(viewer), filters)
-        visible = self._visible(viewer, [r.id for r in page.rows])
-        page.rows = [r for r in page.rows if r.id in visible]
-        return page
+            return load_queue(session, authz_view.queue_scope(viewer), filters,
+                              listed=self._shown(viewer))
 
     async def queue(self, ctx: Ctx) -> Response:
         viewer = ctx.viewer
@@ -382,11 +360,10 @@ class ConsoleApp:
         def newer() -> Any:
             with self.db.session() as session:
                 scope = and_(authz_view.queue_scope(ctx.viewer), m.Flag.id > after)
-                return load_queue(session, scope, filters)
+                return load_queue(session, scope, filters, listed=self._shown(ctx.viewer))
 
         page = await run_in_threadpool(newer)
-        visible = await run_in_threadpool(self._visible, ctx.viewer, [r.id for r in page.rows])
-        rows = [r for r in page.rows if r.id in visible]
+        rows = page.rows
         if rows:
             await run_in_threadpool(self.audit, f"staff:{ctx.viewer.staff_id}", "console.view",
                                     "queue", {"flags": [r.id for r in rows][:100], "live": True})

@@ -6,12 +6,13 @@ these, so a case reads the same everywhere.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from governance_bot.config import Config
@@ -27,8 +28,12 @@ from governance_bot.labels import (
     category_name,
 )
 from governance_bot.registers import RegisterIndex
+from governance_bot.routing import ROUTE_PRIORITY
 from governance_bot.storage import models as m
 from governance_bot.storage.console_models import CaseNote
+
+if TYPE_CHECKING:
+    from governance_bot.authz import NeedToKnow
 
 __all__ = [
     "CATEGORY_NAMES",
@@ -43,16 +48,13 @@ __all__ = [
     "full_access",
     "load_case",
     "load_queue",
+    "restricted_case",
 ]
 
 OPEN_STATUSES = (FlagStatus.open.value, FlagStatus.acknowledged.value,
                  FlagStatus.escalated.value)
 PAGE_SIZE = 50
 CASE_ROUTES = frozenset({"dsl", "case_manager", "case_digest"})
-SORTS = {"newest": (m.Flag.created_at.desc(), m.Flag.id.desc()),
-         "oldest": (m.Flag.created_at.asc(), m.Flag.id.asc()),
-         "severity": (m.Flag.severity.desc(), m.Flag.created_at.desc(), m.Flag.id.desc())}
-
 
 @dataclass(slots=True)
 class QueueFilters:
@@ -112,48 +114,60 @@ class QueuePage:
 
 
 def load_queue(session: Session, scope: ColumnElement[bool], filters: QueueFilters,
-               *, visible: Any = None) -> QueuePage:
+               *, listed: Callable[[Session, ColumnElement[bool]], Sequence[Any]]
+               ) -> QueuePage:
     """One page of the flags in ``scope`` matching ``filters``, with counts per route, category,
     severity, status and account (of the filtered set; the status counts ignore the status
-    filter, so the tabs say how many each would show). ``visible(row) -> bool`` drops a row the
-    viewer may not see after all (a concern about themselves)."""
-    where = and_(scope, *filters.conditions())
-    status_free = QueueFilters(**{**_as_dict(filters), "status": "all"})
-    # one scan for every count: grouped by all five columns, summed here (five GROUP BY
-    # queries over 10,000 flags cost five scans)
+    filter, so the tabs say how many each would show).
+
+    ``scope`` only narrows the search (the routes and accounts of the viewer's roles); what the
+    viewer may see is decided by need to know for every flag: ``listed(session, where)`` gives
+    the flags they may see, newest first, each as they see it
+    (``governance_bot.console.visible.Listed``: the severity, category and route of their own
+    findings). A flag it leaves out (a concern about the viewer, an item they wrote, another
+    audience's case) is neither listed nor counted; the route, category and severity filters,
+    the counts and the sort read what the viewer sees, never another audience's findings."""
+    base = QueueFilters(account=filters.account, status="all", since=filters.since,
+                        until=filters.until)
+    flags = listed(session, and_(scope, *base.conditions()))
     counts: dict[str, Counter[str]] = {k: Counter() for k in
                                        ("route", "category", "severity", "account", "status")}
     wanted = set(OPEN_STATUSES) if filters.status == "open" else (
         None if filters.status in (None, "all") else {filters.status})
-    grouped = session.execute(
-        select(m.Flag.route, m.Flag.category, m.Flag.severity, m.Flag.account, m.Flag.status,
-               func.count())
-        .where(and_(scope, *status_free.conditions()))
-        .group_by(m.Flag.route, m.Flag.category, m.Flag.severity, m.Flag.account,
-                  m.Flag.status)).all()
-    for route, category, severity, account, status, n in grouped:
-        counts["status"][status] += n
-        if wanted is None or status in wanted:
-            counts["route"][route] += n
-            counts["category"][category] += n
-            counts["severity"][str(severity)] += n
-            counts["account"][account] += n
-    total = sum(counts["route"].values())
-    order = SORTS.get(filters.sort, SORTS["newest"])
+    matching: list[Any] = []  # newest first
+    latest = 0
+    for x in flags:
+        v = x.shown
+        if v.severity is None:
+            continue
+        latest = max(latest, x.flag_id)
+        if ((filters.route and v.route != filters.route)
+                or (filters.category and v.category != filters.category)
+                or (filters.severity and v.severity != filters.severity)):
+            continue
+        counts["status"][x.status] += 1
+        if wanted is not None and x.status not in wanted:
+            continue
+        counts["route"][v.route] += 1
+        counts["category"][v.category] += 1
+        counts["severity"][str(v.severity)] += 1
+        counts["account"][x.account] += 1
+        matching.append(x)
+    if filters.sort == "oldest":
+        matching.reverse()
+    elif filters.sort == "severity":  # stable: newest first within a severity
+        matching.sort(key=lambda x: -x.shown.severity)
+    total = len(matching)
     page = max(1, filters.page)
-    query = (select(m.Flag.id, m.Flag.severity, m.Flag.category, m.Flag.route,
-                                 m.Flag.status, m.Flag.account, m.Flag.created_at,
-                                 m.Flag.item_created_at, m.Flag.assigned_to,
-                                 m.Flag.acknowledged_at)
-                          .where(where).order_by(*order)
-                          .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE))
-    rows = [QueueRow(r.id, r.severity, r.category, r.route, r.status, r.account, r.created_at,
-                     r.item_created_at, r.assigned_to, r.acknowledged_at is not None)
-            for r in session.execute(query).all()]
-    if visible is not None:
-        rows = [r for r in rows if visible(r)]
-    latest = session.execute(select(func.max(m.Flag.id)).where(scope)).scalar() or 0
-    return QueuePage(rows, total, counts, int(latest), page, max(1, -(-total // PAGE_SIZE)))
+    start = (page - 1) * PAGE_SIZE
+    chosen = matching[start:start + PAGE_SIZE]
+    dates = {i: (c, p) for i, c, p in session.execute(
+        select(m.Flag.id, m.Flag.created_at, m.Flag.item_created_at)
+        .where(m.Flag.id.in_([x.flag_id for x in chosen])))} if chosen else {}
+    out = [QueueRow(x.flag_id, x.shown.severity, x.shown.category, x.shown.route, x.status,
+                    x.account, dates[x.flag_id][0], dates[x.flag_id][1], x.assigned_to,
+                    x.acknowledged) for x in chosen]
+    return QueuePage(out, total, counts, latest, page, max(1, -(-total // PAGE_SIZE)))
 
 
 def _as_dict(filters: QueueFilters) -> dict[str, Any]:
@@ -219,6 +233,26 @@ class Case:
     assigned_to: str | None = None
     outcome: str | None = None
 
+    def _top(self) -> Any:
+        """The most severe finding the viewer sees (the flag's own columns are the most
+        severe of all its findings, which may be another audience's)."""
+        if not self.findings:
+            return self.flag
+        return max(self.findings, key=lambda x: (x.severity, ROUTE_PRIORITY.get(
+            Route(x.route) if x.route in Route._value2member_map_ else Route.record_only, 0)))
+
+    @property
+    def severity(self) -> int:
+        return int(self._top().severity)
+
+    @property
+    def category(self) -> str:
+        return str(self._top().category)
+
+    @property
+    def route(self) -> str:
+        return str(self._top().route)
+
     def as_dict(self) -> dict[str, Any]:
         """The case as plain data (JSON export, ``flags show --json``)."""
 
@@ -229,8 +263,9 @@ class Case:
         f = self.flag
         return {
             "flag_id": f.id, "status": STATUS_NAMES.get(f.status, f.status),
-            "severity": f.severity, "severity_name": SEVERITY_NAMES.get(f.severity, ""),
-            "category": category_name(f.category), "route": ROUTE_NAMES.get(f.route, f.route),
+            "severity": self.severity, "severity_name": SEVERITY_NAMES.get(self.severity, ""),
+            "category": category_name(self.category),
+            "route": ROUTE_NAMES.get(self.route, self.route),
             "account": f.account, "where": self.where, "url": self.url,
             "posted_at": f.item_created_at.isoformat(), "flagged_at": f.created_at.isoformat(),
             "author": self.author, "text": self.text, "detail_level": self.detail,
@@ -518,3 +553,30 @@ def _learners(session: Session, flag: m.Flag, findings: list[m.Finding], item: I
 
 def is_route(value: str | None) -> bool:
     return value in {r.value for r in Route}
+
+
+def restricted_case(session: Session, flag_id: int, nt: NeedToKnow) -> dict[str, Any] | None:
+    """A case as the operator at the command line sees it without ``--as``
+    (:meth:`NeedToKnow.for_operator`): that it exists, for whom, its state and whether its
+    audience was told; never its findings, text, people, decisions or notes. None when there is
+    no such flag or it is not a case (content is shown as the managers see it)."""
+    from governance_bot.authz import FlagFacts
+    from governance_bot.outbox import load_flag
+
+    loaded = load_flag(session, flag_id)
+    if loaded is None:
+        return None
+    flag, findings, item, _ = loaded
+    ent = nt.for_operator(FlagFacts.from_records(flag, findings, item))
+    if ent.findings or not ent.note:
+        return None
+    told = []
+    for row in session.execute(select(m.OutboxMessage).where(
+            m.OutboxMessage.flag_id == flag.id).order_by(m.OutboxMessage.id)).scalars():
+        what = ROUTE_NAMES.get(row.route, row.route)
+        told.append(f"told the {what} {row.delivered_at:%Y-%m-%d %H:%M}" if row.delivered_at
+                    else f"waiting to tell the {what}")
+    return {"flag_id": flag.id, "restricted": True, "note": ent.note,
+            "status": STATUS_NAMES.get(flag.status, flag.status), "account": flag.account,
+            "where": f"{item.platform} · {item.kind.value}",
+            "flagged_at": flag.created_at.isoformat(), "told": "; ".join(told) or None}

@@ -44,10 +44,10 @@ def case_text(case: Case, config: Config) -> str:
         return at.astimezone(tz).strftime("%a %d %b %Y %H:%M") if at else ""
 
     f = case.flag
-    lines = [f"Case {f.id}: {category_name(f.category)}",
-             f"  severity {f.severity} ({SEVERITY_NAMES.get(f.severity, '')}) · "
+    lines = [f"Case {f.id}: {category_name(case.category)}",
+             f"  severity {case.severity} ({SEVERITY_NAMES.get(case.severity, '')}) · "
              f"{STATUS_NAMES.get(f.status, f.status)} · sent to the "
-             f"{ROUTE_NAMES.get(f.route, f.route)}"
+             f"{ROUTE_NAMES.get(case.route, case.route)}"
              + (f" · assigned to {case.assigned_to}" if case.assigned_to else "")
              + (f" · outcome: {case.outcome}" if case.outcome else ""),
              f"  {case.where} · posted {when(f.item_created_at)} by {case.author}"]
@@ -136,10 +136,10 @@ def case_pdf(case: Case, config: Config, exported_by: str, now: datetime) -> byt
         pdf.multi_cell(0, 5.5, text(value or "-"), new_x="LMARGIN", new_y="NEXT")
 
     heading("Summary")
-    line("Severity", f"{f.severity} ({SEVERITY_NAMES.get(f.severity, '')})")
-    line("Concern", category_name(f.category))
+    line("Severity", f"{case.severity} ({SEVERITY_NAMES.get(case.severity, '')})")
+    line("Concern", category_name(case.category))
     line("Status", STATUS_NAMES.get(f.status, f.status))
-    line("Sent to", ROUTE_NAMES.get(f.route, f.route))
+    line("Sent to", ROUTE_NAMES.get(case.route, case.route))
     line("Where", case.where)
     line("Posted", when(f.item_created_at))
     line("Flagged", when(f.created_at))

@@ -4,7 +4,9 @@ same thing, and holds only their findings (masked for the account managers and d
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import threading
 from pathlib import Path
 from typing import Any, TextIO
@@ -82,7 +84,19 @@ class ConsoleSink:
 
 class JsonSink:
     """Appends one JSON object per group of people who see the same thing to a .jsonl file (or
-    a stream): only their findings, with their staff ids."""
+    a stream): only their findings, with their staff ids; each notification exactly once.
+
+    The lines are written before the outbox commits the delivery, so a crash in between would
+    otherwise repeat them at the next drain. Each line therefore carries a ``delivery_key`` (the
+    flag, route and kind of one outbox message, and the line's number within it), and before it
+    appends, the sink reads what was appended since it last looked (under an exclusive
+    ``flock``, so processes sharing the file agree) and skips a notification already written.
+    A line cut short by a crash mid-write is removed (its delivery was not committed, so it comes
+    again whole). A notification's lines are written with one ``write`` on an append-only
+    descriptor and flushed to disk (``fsync``) before the delivery is committed. The file is
+    created readable by its owner only (0600). Readers can rely on ``delivery_key`` being
+    unique in it.
+    """
 
     name = "json"
 
@@ -93,6 +107,12 @@ class JsonSink:
         self.registers = registers
         self.mask = mask_learner_details
         self._lock = threading.Lock()
+        self._keys: set[str] = set()
+        self._read_to = 0  # how far the file has been read for keys
+
+    @staticmethod
+    def delivery_key(view: FlagView) -> str:
+        return f"flag-{view.flag.id}:{view.route.value}:{view.kind}"
 
     def lines(self, view: FlagView) -> list[dict[str, Any]]:
         base = view.to_dict()
@@ -122,16 +142,53 @@ class JsonSink:
         return out
 
     def deliver(self, view: FlagView) -> None:
-        text = "".join(json.dumps(line, ensure_ascii=False, default=str) + "\n"
-                       for line in self.lines(view))
+        key = self.delivery_key(view)
+        text = "".join(json.dumps({**line, "delivery_key": f"{key}/{n}"}, ensure_ascii=False,
+                                  default=str) + "\n"
+                       for n, line in enumerate(self.lines(view)))
         if not text:
             return
         with self._lock:
-            if self.path is not None:
-                with self.path.open("a", encoding="utf-8") as fh:
-                    fh.write(text)
-            elif self.stream is not None:
-                self.stream.write(text)
+            if self.path is None:
+                if self.stream is not None and key not in self._keys:
+                    self.stream.write(text)
+                    self._keys.add(key)
+                return
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                self._catch_up(fd)
+                if key in self._keys:
+                    return  # written before a crash kept the delivery from being committed
+                data = text.encode("utf-8")
+                if os.write(fd, data) != len(data):
+                    raise OSError(f"{self.path}: short write")
+                os.fsync(fd)
+                self._keys.add(key)
+                self._read_to = os.fstat(fd).st_size
+            finally:
+                os.close(fd)  # releases the lock
+
+    def _catch_up(self, fd: int) -> None:
+        """Read the keys of the lines appended since last time; drop a torn last line."""
+        size = os.fstat(fd).st_size
+        if size < self._read_to:  # the file was replaced or truncated: read it all again
+            self._keys.clear()
+            self._read_to = 0
+        if size == self._read_to:
+            return
+        data = os.pread(fd, size - self._read_to, self._read_to)
+        complete = data.rfind(b"\n") + 1
+        for raw in data[:complete].splitlines():
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                continue  # not ours to judge: readers skip what is not JSON
+            if isinstance(record, dict) and isinstance(record.get("delivery_key"), str):
+                self._keys.add(record["delivery_key"].rsplit("/", 1)[0])
+        if complete < len(data):  # a line cut short by a crash: its delivery comes again
+            os.ftruncate(fd, self._read_to + complete)
+        self._read_to += complete
 
 
 _NOBODY = Entitlement(staff=StaffMember(staff_id="-", name="nobody"))

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from connectors.base import ListingWindow
 from governance_bot.items import Item, content_hash
+from governance_bot.storage.keyring import thread_digest
 from governance_bot.storage.models import ItemRecord, ItemVersion
 
 __all__ = [
@@ -29,6 +30,8 @@ class ArchiveStatus(StrEnum):
     edited = "edited"
     unchanged = "unchanged"
     reappeared = "reappeared"
+    # an older body than the current version (a replayed delivery, a stale listing): kept out
+    stale = "stale"
 
 
 @dataclass(slots=True)
@@ -39,13 +42,16 @@ class ArchiveOutcome:
 
     @property
     def needs_detection(self) -> bool:
-        return self.version.detected_at is None
+        # a stale body is not what is checked; a current version left unchecked is found by
+        # the pipeline's sweep (Pipeline.recheck)
+        return self.status != ArchiveStatus.stale and self.version.detected_at is None
 
 
-def _new_record(item: Item, digest: str, now: datetime) -> ItemRecord:
+def _new_record(session: Session, item: Item, digest: str, now: datetime) -> ItemRecord:
     return ItemRecord(
         key=item.key, platform=item.platform, account=item.account, native_id=item.id,
-        kind=item.kind.value, thread_key=item.thread_key, parent_id=item.parent_id,
+        kind=item.kind.value, thread_key=thread_digest(session, item.thread_key),
+        parent_id=item.parent_id,
         created_at=item.created_at, first_seen_at=now, last_seen_at=now,
         current_version=1, content_hash=digest,
     )
@@ -58,7 +64,7 @@ def archive_item(session: Session, item: Item, now: datetime | None = None) -> A
         select(ItemRecord).where(ItemRecord.key == item.key)
     ).scalar_one_or_none()
     if record is None:
-        record = _new_record(item, digest, now)
+        record = _new_record(session, item, digest, now)
         session.add(record)
         session.flush()
         version = ItemVersion(item_id=record.id, version=1, content_hash=digest,
@@ -83,6 +89,9 @@ def _archive_known(session: Session, record: ItemRecord, item: Item, digest: str
     ).scalar_one()
     if current.content_hash == digest:
         return ArchiveOutcome(record, current, status)
+    if _older_than_current(session, record, current, item, digest):
+        # a replayed or late-arriving older body must never roll the archive back
+        return ArchiveOutcome(record, current, ArchiveStatus.stale)
     record.current_version += 1
     record.content_hash = digest
     version = ItemVersion(item_id=record.id, version=record.current_version, content_hash=digest,
@@ -90,6 +99,32 @@ def _archive_known(session: Session, record: ItemRecord, item: Item, digest: str
     session.add(version)
     session.flush()
     return ArchiveOutcome(record, version, ArchiveStatus.edited)
+
+
+def _platform_time(item: Item) -> datetime:
+    """When the platform says this version of the item was written (its edit, else its post)."""
+    return item.edited_at or item.created_at
+
+
+def _older_than_current(session: Session, record: ItemRecord, current: ItemVersion, item: Item,
+                        digest: str) -> bool:
+    """Whether ``item`` (whose content differs from the current version's) is an *older* body:
+    the platform dates it before the current version, or dates it no later and its content is
+    that of an earlier version (a replay; platforms that give no edit times cannot tell a revert
+    to earlier text from a replay, and the earlier text was archived and checked anyway)."""
+    try:
+        known = Item.model_validate(current.data)
+    except Exception:  # content removed by retention or erasure: nothing to compare
+        return False
+    incoming, latest = _platform_time(item), _platform_time(known)
+    if incoming < latest:
+        return True
+    if incoming > latest:
+        return False
+    earlier = session.execute(select(ItemVersion.id).where(
+        ItemVersion.item_id == record.id, ItemVersion.version < record.current_version,
+        ItemVersion.content_hash == digest).limit(1)).first()
+    return earlier is not None
 
 
 def archive_items(session: Session, stamped: Sequence[tuple[Item, datetime]]
@@ -110,7 +145,7 @@ def archive_items(session: Session, stamped: Sequence[tuple[Item, datetime]]
             outcomes.append(_archive_known(session, known[item.key], item, content_hash(item),
                                            now))
             continue
-        record = _new_record(item, content_hash(item), now)
+        record = _new_record(session, item, content_hash(item), now)
         fresh.append((n, item, now, record))
         outcomes.append(None)
     if fresh:

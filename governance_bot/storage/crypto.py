@@ -12,6 +12,7 @@ encrypted the same way (:func:`encrypt_bytes`), and ``rotate`` re-encrypts them 
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -19,11 +20,14 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import JSON, Text, TypeDecorator
 from sqlalchemy.engine import Dialect
 
-__all__ = ["EncryptedJSON", "EncryptedText", "KeyError_", "configure", "decrypt_bytes",
-           "encrypt_bytes", "generate_key", "is_configured", "rotate_bytes"]
+__all__ = ["MARK", "EncryptedJSON", "EncryptedText", "KeyError_", "configure", "decrypt",
+           "decrypt_bytes", "derived_keys", "encrypt", "encrypt_bytes", "generate_key",
+           "is_configured", "rotate_bytes"]
 
-_MARK = "gbenc1:"
+MARK = "gbenc1:"
+_MARK = MARK
 _cipher: MultiFernet | None = None
+_keys: list[str] = []  # as configured, newest first (the audit log derives its keys from them)
 
 
 class KeyError_(RuntimeError):
@@ -36,12 +40,13 @@ def generate_key() -> str:
 
 def configure(keys: list[str] | None) -> None:
     """Set (or, with None/empty, clear) the keys for this process."""
-    global _cipher
+    global _cipher, _keys
     if not keys:
-        _cipher = None
+        _cipher, _keys = None, []
         return
     try:
         _cipher = MultiFernet([Fernet(k.strip().encode()) for k in keys if k.strip()])
+        _keys = [k.strip() for k in keys if k.strip()]
     except ValueError as exc:
         raise KeyError_("an encryption key is not a valid Fernet key (generate one with "
                         "`governance-bot keys generate`)") from exc
@@ -49,6 +54,21 @@ def configure(keys: list[str] | None) -> None:
 
 def is_configured() -> bool:
     return _cipher is not None
+
+
+def derived_keys(purpose: bytes) -> list[bytes]:
+    """A 32-byte key for ``purpose`` from each configured key (HKDF-SHA256), newest first:
+    other secrets (the audit log's HMAC key) rotate with the encryption keys and never meet the
+    database, while a key for one purpose tells nothing about another."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    out = []
+    for key in _keys:
+        raw = base64.urlsafe_b64decode(key.encode())
+        out.append(HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                        info=purpose).derive(raw))
+    return out
 
 
 def _encrypt(text: str) -> str:
@@ -65,6 +85,18 @@ def _decrypt(token: str) -> str:
     except InvalidToken as exc:
         raise KeyError_("encrypted data could not be read with the configured keys (was a "
                         "key removed before `governance-bot keys rotate`?)") from exc
+
+
+def encrypt(text: str) -> str:
+    """``text`` encrypted with the first key (for values stored outside the ORM columns)."""
+    if _cipher is None:
+        raise KeyError_("no encryption key is configured")
+    return _encrypt(text)
+
+
+def decrypt(token: str) -> str:
+    """A value from :func:`encrypt` (or any encrypted column) in clear."""
+    return _decrypt(token)
 
 
 def rotate_token(value: str) -> str:

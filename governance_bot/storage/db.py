@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,10 +34,35 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _create_private(url: str) -> None:
+    """Create a SQLite database file readable by its owner only (0600) before SQLite creates it
+    with the process's umask (often 0644: the whole machine could read children's data). SQLite
+    gives the -wal and -shm files the database file's permissions."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        database = make_url(url).database
+    except Exception:  # an unparseable URL is reported by the config check
+        return
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if path.exists() or not path.parent.is_dir():
+        return
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:  # unwritable: SQLAlchemy reports it when it connects
+        log.debug("could not create %s ahead of SQLite: %s", path, exc)
+
+
 class Database:
     def __init__(self, url: str, echo: bool = False):
         self.url = url
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
+        if url.startswith("sqlite"):
+            _create_private(url)
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"timeout": 30}
         else:
@@ -92,16 +118,28 @@ class Database:
         """Create a brand-new database; refuse an outdated one with what to run."""
         current, head = self.current_revision(), self.head_revision()
         if current == head:
+            self.check_encryption()
             return
         if current is None and self.is_empty() and create_if_empty:
             log.info("new database: creating the schema (revision %s)", head)
             self.upgrade()
+            self.check_encryption()
             return
         raise SchemaOutdated(
             f"the database schema is at revision {current or 'none'} but this version of "
             f"governance-bot needs {head}. Fix: run `governance-bot db upgrade --config ...` "
             "(back up the database first)."
         )
+
+    def check_encryption(self) -> str:
+        """Raise ``crypto.KeyError_`` (with the fix) if this database holds encrypted data and no
+        key is configured, or keys that cannot read it; otherwise say how encryption stands.
+        Called before anything is read or written (``ensure_schema``), so no row is ever written
+        in clear beside encrypted ones."""
+        from governance_bot.storage.keyring import check_encryption
+
+        with self.session() as session:
+            return check_encryption(session)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from governance_bot.storage.crypto import EncryptedText
+from governance_bot.storage.crypto import EncryptedJSON, EncryptedText
 from governance_bot.storage.models import Base, utcnow
 
 __all__ = ["ItemRedaction", "LegalHold", "WebhookDelivery"]
@@ -49,8 +49,9 @@ class ItemRedaction(Base):
 
 
 class WebhookDelivery(Base):
-    """A signed webhook body already accepted, keyed by its signature digest, until it expires
-    (governance_bot/webhooks.py)."""
+    """A verified webhook delivery, keyed by a digest of its replay key: kept (with what it
+    carried, encrypted) until its items are archived and checked, and as a replay guard until it
+    expires (governance_bot/webhooks.py)."""
 
     __tablename__ = "webhook_deliveries"
 
@@ -58,3 +59,15 @@ class WebhookDelivery(Base):
     connector: Mapped[str] = mapped_column(String(128))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)
+    # {"items": [...], "deferred": [...]}: removed once processed (only the digest stays)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON)
+    processed_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    # the replica working on it, and until when (then anyone may take it up)
+    claimed_by: Mapped[str | None] = mapped_column(String(256))
+    claimed_until: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_webhook_deliveries_pending", "claimed_until",
+                            sqlite_where=text("processed_at IS NULL"),
+                            postgresql_where=text("processed_at IS NULL")),)

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -37,6 +38,7 @@ __all__ = [
     "InformedPerson",
     "ItemRecord",
     "ItemVersion",
+    "Keyring",
     "Learner",
     "OutboxMessage",
     "Staff",
@@ -118,7 +120,12 @@ class ItemVersion(Base):
     seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     detected_at: Mapped[datetime | None]
 
-    __table_args__ = (UniqueConstraint("item_id", "version", name="uq_item_versions_item_version"),)
+    __table_args__ = (
+        UniqueConstraint("item_id", "version", name="uq_item_versions_item_version"),
+        # the versions archived but not yet checked (the sweep after a crash)
+        Index("ix_item_versions_undetected", "seen_at", sqlite_where=text("detected_at IS NULL"),
+              postgresql_where=text("detected_at IS NULL")),
+    )
 
 
 class Flag(Base):
@@ -233,6 +240,8 @@ class AuditEvent(Base):
     data: Mapped[dict[str, Any]]
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # the id of the key the event is sealed with (HMAC); None: a plain SHA-256 (no keys then)
+    key_id: Mapped[str | None] = mapped_column(String(16))
 
 
 class AuditHead(Base):
@@ -338,4 +347,17 @@ class ApprovedMedia(Base):
     account: Mapped[str] = mapped_column(String(128))
     approved_by: Mapped[str] = mapped_column(String(128))
     flag_id: Mapped[int | None] = mapped_column(ForeignKey("flags.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Keyring(Base):
+    """Secrets the database keeps for itself, encrypted with the configured keys
+    (governance_bot/storage/keyring.py): the encryption check token, which says whether this
+    database holds encrypted data and whether the configured keys read it, and the key that
+    turns thread keys (which can hold phone numbers) into pseudonyms."""
+
+    __tablename__ = "keyring"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(EncryptedText)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -382,7 +382,7 @@ class Bench:
     def deliver(self, request: WebhookRequest) -> WebhookResponse:
         connector = self.connector()
         try:
-            return connector.handle_webhook(request)
+            return connector.read_webhook(request)  # deferred records read at once
         finally:
             connector.close()
 

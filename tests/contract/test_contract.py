@@ -247,7 +247,10 @@ def test_secrets_never_reach_the_logs(case: CaseBase, bench: Bench,
                                       caplog: pytest.LogCaptureFixture) -> None:
     applies(case, "secrets_in_logs")
     logged_problems: list[str] = []
-    with caplog.at_level(logging.DEBUG):
+    # httpx and httpcore too: the CLI quiets them (cli._setup_logging), and a test that ran the
+    # CLI earlier in the same process must not hide what they would log here
+    with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, logger="httpx"), \
+            caplog.at_level(logging.DEBUG, logger="httpcore"):
         if "pages" not in case.not_applicable:
             bench.prepare("pages")
             if "rate_limited" not in case.not_applicable:

@@ -56,22 +56,23 @@ def write_items(path: Path, n: int, start: int = 0, **kw: Any) -> None:
 
 
 def write_config(path: Path, url: str, *, fake: FakeSlack | None = None, port: int = 8080,
-                 connectors: str = "", extra: str = "") -> Path:
+                 connectors: str = "", extra: str = "", lease_seconds: int = 3,
+                 rules: tuple[str, ...] = ("learner_pii",)) -> Path:
     delivery = (f'[delivery]\nsink = "slack"\n[slack]\nenabled = true\napi_url = '
                 f'"{fake.base_url}"\n' if fake is not None else
                 f'[delivery]\nsink = "json"\njson_path = "{path.parent / "flags.jsonl"}"\n')
     path.write_text(
         f'[database]\nurl = "{url}"\n[registers]\nfile = "{REGISTERS}"\n'
-        f"[detection]\ndisabled_rules = {json.dumps(ONLY_LEARNER_PII)}\n"
-        f'[service]\nport = {port}\noutbox_interval_seconds = 1\nlease_seconds = 3\n'
+        f"[detection]\ndisabled_rules = {json.dumps([r for r in DETECTORS if r not in rules])}\n"
+        f'[service]\nport = {port}\noutbox_interval_seconds = 1\nlease_seconds = {lease_seconds}\n'
         f"{delivery}{extra}\n{connectors}"
     )
     return path
 
 
-def jsonl_connector(path: Path, name: str = "facebook-export") -> str:
+def jsonl_connector(path: Path, name: str = "facebook-export", poll: int = 5) -> str:
     return (f'[[connectors]]\nname = "{name}"\ntype = "jsonl"\naccount = "brookfield-facebook"'
-            f'\npath = "{path}"\npoll_interval_seconds = 5\n')
+            f'\npath = "{path}"\npoll_interval_seconds = {poll}\n')
 
 
 def env() -> dict[str, str]:
@@ -114,6 +115,9 @@ class Counts:
     outbox_pending: int
     posts_per_flag: Counter[int]
     via_slack: bool = False
+    # flags shown in Slack: posted as a message of their own, or recorded under the alert
+    # already sent for their thread (docs/routing.md, Threads)
+    shown: int = 0
 
     @classmethod
     def read(cls, db: Database, fake: FakeSlack | None = None) -> Counts:
@@ -124,13 +128,15 @@ class Counts:
             flags = s.execute(select(func.count(m.Flag.id))).scalar_one()
             pending = s.execute(select(func.count(m.OutboxMessage.id)).where(
                 m.OutboxMessage.delivered_at.is_(None))).scalar_one()
+            shown = s.execute(select(func.count(func.distinct(m.FlagMessage.flag_id)))
+                              ).scalar_one()
         posts: Counter[int] = Counter()
         if fake is not None:
             for call in fake.calls("chat.postMessage"):
                 meta = call.params.get("metadata")
                 if isinstance(meta, dict):
                     posts[int(meta["event_payload"]["flag_id"])] += 1
-        return cls(items, per_item, flags, pending, posts, fake is not None)
+        return cls(items, per_item, flags, pending, posts, fake is not None, shown)
 
     def report(self, title: str) -> str:
         line = (f"{title}: {self.items} items archived (versions per item: "
@@ -138,6 +144,6 @@ class Counts:
                 f"{self.outbox_pending} undelivered")
         if self.via_slack:
             line += (f", Slack posts per flag: {dict(Counter(self.posts_per_flag.values()))} "
-                     f"over {len(self.posts_per_flag)} flags")
+                     f"over {len(self.posts_per_flag)} flags, {self.shown} flags shown")
         print(line)
         return line
