@@ -671,34 +671,42 @@ class BackendStatus:
 _LAST_STATUS: dict[str, BackendStatus] = {}
 
 
-def _fallback(settings: ToxicitySettings, reason: str) -> tuple[ScoringBackend, BackendStatus]:
+def _fallback(settings: ToxicitySettings, reason: str, announced: bool = False
+              ) -> tuple[ScoringBackend, BackendStatus]:
     if not settings.allow_fallback:
         raise ToxicityModelUnavailable(f"{reason}. {_WHAT_TO_DO}")
-    log.warning("%s; using the fallback profanity model (allow_fallback = true). Run `%s` to "
-                "get the model", reason, FETCH_STEP)
+    # said once: when start-up already warned that the fallback will be used (the detector's
+    # preflight), its use is not warned about again
+    log.log(logging.DEBUG if announced else logging.WARNING,
+            "%s; using the fallback profanity model (allow_fallback = true). Run `%s` to "
+            "get the model", reason, FETCH_STEP)
     status = BackendStatus(
         ok=False, backend=ProfanityFallbackBackend.name, fallback=True,
+        # the fallback is already allowed: what is left to do is fetching the model
         message=f"{reason}. Using the shipped fallback alt-profanity-check (profanity only); "
-                f"its findings are marked as from the fallback. {_WHAT_TO_DO}",
+                f"its findings are marked as from the fallback. {_FETCH_TO_DO}",
     )
     return ProfanityFallbackBackend(reason=reason), status
 
 
 def build_backend(settings: ToxicitySettings, pack: ToxicityPack,
-                  base_dir: Path | None = None) -> tuple[ScoringBackend, BackendStatus]:
+                  base_dir: Path | None = None, *, announced: bool = False
+                  ) -> tuple[ScoringBackend, BackendStatus]:
     """Load the configured backend from local files, falling back as the configuration allows.
 
     The fastest ONNX export whose recorded parity check passed (for this checkpoint and this
     ONNX Runtime) is used without loading torch; without one, Detoxify runs on torch and the
     log says to run ``governance-bot models fetch``. Nothing is exported, checked or downloaded
     here. Raises ``ToxicityModelUnavailable`` (with what to do) when no Detoxify weights are
-    there and the fallback is not allowed.
+    there and the fallback is not allowed. ``announced``: start-up already said the fallback
+    will be used (it is then not warned about again).
     """
     base = base_dir or Path.cwd()
     files = detoxify_files(settings, base)
     problem = files.problem()
     if problem:
-        return _fallback(settings, f"Detoxify weights could not be loaded: {problem}")
+        return _fallback(settings, f"Detoxify weights could not be loaded: {problem}",
+                         announced)
     notes: list[str] = []
     if settings.backend != "torch":
         choice, notes = _onnx_choice(files, pack)
@@ -721,7 +729,8 @@ def build_backend(settings: ToxicitySettings, pack: ToxicityPack,
     try:
         detox = load_detoxify(settings.model, files.checkpoint, files.hf_dir, settings.device)
     except ToxicityModelUnavailable as exc:
-        return _fallback(settings, f"Detoxify weights could not be loaded: {exc}")
+        return _fallback(settings, f"Detoxify weights could not be loaded: {exc}",
+                         announced)
     torch_backend = DetoxifyBackend(detox, settings.batch_size, settings.model)
     if settings.backend == "torch":
         return torch_backend, BackendStatus(True, torch_backend.name,
@@ -784,7 +793,8 @@ class ToxicityDetector(DetectorBase):
                          f"= true). Run `{FETCH_STEP}` to get the model")
         base = config.base_dir
         return cls(None, parsed, BackendStatus(True, "", "not loaded yet (loads on first use)"),
-                   settings.model, loader=lambda: build_backend(settings, parsed, base),
+                   settings.model, loader=lambda: build_backend(settings, parsed, base,
+                                                 announced=preflight is not None),
                    preflight=preflight)
 
     def preflight(self) -> str | None:
@@ -816,7 +826,8 @@ class ToxicityDetector(DetectorBase):
                 self.status = BackendStatus(False, "", str(exc))
                 log.error("detection rule toxicity is OFF: %s", exc)
             else:
-                log.info("toxicity: %s", self.status.message)
+                if not self.status.fallback:  # the fallback's use is said by _fallback
+                    log.info("toxicity: %s", self.status.message)
             _LAST_STATUS["toxicity"] = self.status
 
     def category_scorer(self) -> Callable[[Sequence[str]], list[dict[str, float]]] | None:

@@ -280,6 +280,22 @@ def test_doctor_status_names_a_missing_checkpoint(tmp_path):
 # -------------------------------------------------------------------------------- fallback
 
 
+def test_a_start_without_the_model_says_once_that_the_fallback_will_be_used(tmp_path, ctx,
+                                                                           caplog):
+    """The quick start's log: one warning naming the fetch step, not the same news three times,
+    and no advice to allow the fallback when it is already allowed."""
+    config = make_config(tmp_path, checkpoint=str(tmp_path / "missing.ckpt"),
+                         huggingface_config_path=str(tmp_path), allow_fallback=True)
+    with caplog.at_level(logging.INFO):
+        engine = DetectionEngine.from_config(config, only=["toxicity"])
+        engine.detect(comment("you are a fucking idiot, shut the fuck up"), ctx)
+    said = [r for r in caplog.records
+            if r.levelno >= logging.INFO and "could not be loaded" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.WARNING
+    assert "governance-bot models fetch" in said[0].getMessage()
+    assert "set allow_fallback = true" not in toxicity_status(config)[1]
+
+
 def test_the_fallback_is_used_only_when_allowed_and_its_findings_say_so(tmp_path, ctx):
     config = make_config(tmp_path, checkpoint=str(tmp_path / "missing.ckpt"),
                          huggingface_config_path=str(tmp_path), allow_fallback=True)
