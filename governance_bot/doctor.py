@@ -89,10 +89,13 @@ def model_checks(config: Config, deep: bool = False) -> list[Check]:
         from rules.toxicity import toxicity_status
 
         ok, message = toxicity_status(config, load=deep)
+        fallback = config.classifiers.toxicity.allow_fallback
+        # with the fallback already allowed, fetching the model is all that is left to do
         checks.append(Check("toxicity model", ok, message,
-                            "see docs/classifiers-toxicity.md (`governance-bot models fetch`, or "
-                            "[classifiers.toxicity] allow_fallback = true)",
-                            warning=config.classifiers.toxicity.allow_fallback))
+                            "see docs/classifiers-toxicity.md (`governance-bot models fetch`"
+                            + (")" if fallback else
+                               ", or [classifiers.toxicity] allow_fallback = true)"),
+                            warning=fallback))
         if config.classifiers.toxicity.enabled and config.classifiers.toxicity.allow_fallback:
             from rules.profanity import status as profanity_status
 

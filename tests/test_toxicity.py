@@ -296,6 +296,18 @@ def test_a_start_without_the_model_says_once_that_the_fallback_will_be_used(tmp_
     assert "set allow_fallback = true" not in toxicity_status(config)[1]
 
 
+@pytest.mark.parametrize("allowed", [True, False])
+def test_doctor_advises_allowing_the_fallback_only_where_it_is_not_allowed(tmp_path, allowed):
+    from governance_bot.doctor import model_checks
+
+    config = make_config(tmp_path, checkpoint=str(tmp_path / "missing.ckpt"),
+                         huggingface_config_path=str(tmp_path), allow_fallback=allowed)
+    [check] = [c for c in model_checks(config) if c.name == "toxicity model"]
+    assert not check.ok and "governance-bot models fetch" in check.fix
+    assert ("allow_fallback = true" in check.fix) is not allowed
+    assert check.warning is allowed  # the fallback runs meanwhile: a warning, not a failure
+
+
 def test_the_fallback_is_used_only_when_allowed_and_its_findings_say_so(tmp_path, ctx):
     config = make_config(tmp_path, checkpoint=str(tmp_path / "missing.ckpt"),
                          huggingface_config_path=str(tmp_path), allow_fallback=True)
