@@ -181,26 +181,36 @@ def _key_problem(exc: Exception) -> typer.Exit:
 
 
 @contextmanager
+def _storage_errors(config: Config) -> Iterator[None]:
+    """A database whose schema is out of date, that cannot be reached, or that is opened without
+    its key: one message naming the fix and its exit code, never a traceback."""
+    from sqlalchemy.exc import OperationalError
+
+    from governance_bot.storage.crypto import KeyError_
+    from governance_bot.storage.db import SchemaOutdated
+
+    try:
+        yield
+    except SchemaOutdated as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(EXIT_SCHEMA) from None
+    except OperationalError as exc:
+        raise _unreachable(config, exc) from None
+    except KeyError_ as exc:
+        raise _key_problem(exc) from None
+
+
+@contextmanager
 def _database(config: Config, *, create_if_empty: bool = False, anchor: bool = True
               ) -> Iterator[Database]:
     """The configured database, checked: an outdated schema exits 3, keys that do not fit (or
     none, for a database holding encrypted data) exit 2 before anything is read or written."""
-    from sqlalchemy.exc import OperationalError
-
-    from governance_bot.storage.crypto import KeyError_
-    from governance_bot.storage.db import Database, SchemaOutdated
+    from governance_bot.storage.db import Database
 
     db = Database(config.database_url)
     try:
-        try:
+        with _storage_errors(config):
             db.ensure_schema(create_if_empty=create_if_empty)
-        except SchemaOutdated as exc:
-            err.print(f"[red]{exc}[/red]")
-            raise typer.Exit(EXIT_SCHEMA) from None
-        except OperationalError as exc:
-            raise _unreachable(config, exc) from None
-        except KeyError_ as exc:
-            raise _key_problem(exc) from None
         yield db
         if anchor:  # events this command wrote, anchored outside the database
             from governance_bot.audit_anchor import anchor as write_anchor
@@ -212,23 +222,13 @@ def _database(config: Config, *, create_if_empty: bool = False, anchor: bool = T
 
 @contextmanager
 def _runtime(config: Config, with_connectors: bool = True) -> Iterator[object]:
-    from sqlalchemy.exc import OperationalError
-
     from governance_bot.registers import RegisterError
     from governance_bot.runtime import Runtime
-    from governance_bot.storage.crypto import KeyError_
-    from governance_bot.storage.db import SchemaOutdated
     from rules.base import DetectorUnavailable
 
     try:
-        runtime = Runtime.from_config(config, with_connectors=with_connectors)
-    except SchemaOutdated as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(EXIT_SCHEMA) from None
-    except OperationalError as exc:
-        raise _unreachable(config, exc) from None
-    except KeyError_ as exc:
-        raise _key_problem(exc) from None
+        with _storage_errors(config):
+            runtime = Runtime.from_config(config, with_connectors=with_connectors)
     except DetectorUnavailable as exc:
         err.print(f"[red]a detector cannot start: {exc}[/red]", soft_wrap=True)
         raise typer.Exit(EXIT_CONFIG) from None
@@ -1139,11 +1139,8 @@ def report_governors(
     removals and reasons, audit findings over time, changes to rules and registers."""
     from datetime import date
 
-    from sqlalchemy.exc import OperationalError
-
     from governance_bot.reports import governors_report
-    from governance_bot.storage.crypto import KeyError_
-    from governance_bot.storage.db import Database, SchemaOutdated
+    from governance_bot.storage.db import Database
 
     config = _load(config_path)
     try:
@@ -1153,15 +1150,9 @@ def report_governors(
         raise typer.Exit(EXIT_CONFIG) from None
     db = Database(config.database_url)
     try:
-        db.ensure_schema(create_if_empty=False)
-        path = governors_report(config, db, first, last, output)
-    except SchemaOutdated as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(EXIT_SCHEMA) from None
-    except OperationalError as exc:
-        raise _unreachable(config, exc) from None
-    except KeyError_ as exc:
-        raise _key_problem(exc) from None
+        with _storage_errors(config):
+            db.ensure_schema(create_if_empty=False)
+            path = governors_report(config, db, first, last, output)
     finally:
         db.dispose()
     out.print(f"wrote {path}")
@@ -1257,23 +1248,15 @@ ByOpt = Annotated[str | None, typer.Option("--by", metavar="NAME",
 
 @contextmanager
 def _dp_db(config: Config) -> Iterator[object]:
-    from sqlalchemy.exc import OperationalError
 
     from governance_bot.data_protection import DataProtectionError
-    from governance_bot.storage.crypto import KeyError_
-    from governance_bot.storage.db import Database, SchemaOutdated
+    from governance_bot.storage.db import Database
 
     db = Database(config.database_url)
     try:
-        db.ensure_schema(create_if_empty=False)
-        yield db
-    except SchemaOutdated as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(EXIT_SCHEMA) from None
-    except OperationalError as exc:
-        raise _unreachable(config, exc) from None
-    except KeyError_ as exc:
-        raise _key_problem(exc) from None
+        with _storage_errors(config):
+            db.ensure_schema(create_if_empty=False)
+            yield db
     except DataProtectionError as exc:
         err.print(f"[red]{exc}[/red]", markup=True, soft_wrap=True)
         raise typer.Exit(EXIT_CONFIG) from None
