@@ -48,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _prepare(work: Path, env: dict[str, str], tree: Path) -> Path:
     """A copy of the example organisation of ``tree`` (each version reads its own config), its
     registers imported and one scan done."""
-    shutil.copytree(tree / "examples", work, ignore=shutil.ignore_patterns("*.db*", "reports"))
+    shutil.copytree(tree / "examples", work,
+                    ignore=shutil.ignore_patterns("*.db*", "reports", "audit-anchors.log*"))
     config = work / "config.toml"
     gb = gb_command()
     help_text = subprocess.run([gb, "--help"], env=env, capture_output=True, text=True).stdout

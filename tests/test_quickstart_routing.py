@@ -45,7 +45,7 @@ DSL, DEPUTIES, FB_MANAGERS = "S001", {"S002", "S003"}, {"S004", "S005"}
 def scanned(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, Any]], Path]:
     tmp = tmp_path_factory.mktemp("quickstart")
     shutil.copytree(ROOT / "examples", tmp / "examples",
-                    ignore=shutil.ignore_patterns("*.db", "*.db-*"))
+                    ignore=shutil.ignore_patterns("*.db", "*.db-*", "audit-anchors.log*"))
     env = {**os.environ, "COLUMNS": "200", "GOVERNANCE_BOT_DELIVERY__SINK": "json",
            "GOVERNANCE_BOT_DELIVERY__JSON_PATH": str(tmp / "flags.jsonl")}
     result = subprocess.run([sys.executable, "-m", "governance_bot", "scan", "--once",

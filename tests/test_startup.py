@@ -83,7 +83,8 @@ def loaded(probe: dict[str, Any], *names: str) -> list[str]:
 def example(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example organisation after `registers import` and one `scan --once`."""
     folder = tmp_path_factory.mktemp("example") / "brookfield"
-    shutil.copytree(REPO / "examples", folder, ignore=shutil.ignore_patterns("*.db*"))
+    shutil.copytree(REPO / "examples", folder,
+                    ignore=shutil.ignore_patterns("*.db*", "audit-anchors.log*"))
     for args in (("registers", "import"), ("scan", "--once")):
         done = subprocess.run([sys.executable, "-m", "governance_bot", *args, "--config",
                                "config.toml"], cwd=folder, capture_output=True, text=True,
