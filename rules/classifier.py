@@ -1,62 +1,171 @@
 """The learned safeguarding classifier: a calibrated logistic head per family on the sentence
-embeddings the safeguarding detector already computes (all-MiniLM-L6-v2, rules/embeddings.py).
+embeddings the safeguarding detector already computes (all-MiniLM-L6-v2, rules/embeddings.py),
+and, for the families whose public development data supports it (bullying and hate), a second
+logistic model on the sentence's word and character n-grams, stacked with the first.
 
 Lexicon cues stay for precision and explanation; the head adds recall on wording no cue or
 exemplar anticipated. Per family it gives a probability for each sentence; the family fires when
 the probability reaches the family's ``classifier_threshold`` in the safeguarding pack (chosen on
-held-out folds of the development data). It costs one small matrix product per batch of
-sentences: the embeddings are there anyway.
+held-out folds of the development data). The embedding part costs one small matrix product per
+batch of sentences (the embeddings are there anyway); the n-gram part counts the sentence's
+words and character n-grams against a fixed vocabulary (why: abuse and hate are often carried by
+words and spellings the sentence embedding reads weakly, "ur a waste of oxygen", slurs).
 
-The weights (``rules/models/safeguarding_head.npz``, a few kilobytes) are versioned in the
-repository and rebuilt, seeded and reproducibly, by ``tools/train_safeguarding_classifier.py``
-from the development halves in ``../shared/datasets/`` and the examples written for this project.
+The weights (``rules/models/safeguarding_head.npz``: coefficients, the n-gram vocabulary and its
+inverse document frequencies, no pickled objects) are versioned in the repository and rebuilt,
+seeded and reproducibly, by ``tools/train_safeguarding_classifier.py`` from the development
+halves in ``../shared/datasets/`` and the examples written for this project.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-__all__ = ["MODEL_FILE", "FamilyClassifier"]
+__all__ = ["MODEL_FILE", "NGRAMS", "FamilyClassifier", "NgramFeatures"]
 
 MODEL_FILE = Path(__file__).resolve().parent / "models" / "safeguarding_head.npz"
+
+# How sentences are cut into n-grams, the same at training and at run time: words and word pairs
+# (a word is a run of letters or digits, one letter counts: "u", "r"), and character runs of 2-5
+# inside words padded with a space (catch spellings and inflections: "idiot", "idiots", "idiotic").
+NGRAMS: dict[str, Any] = {
+    "word": {"analyzer": "word", "ngram_range": (1, 2), "token_pattern": r"(?u)\b\w+\b"},
+    "char": {"analyzer": "char_wb", "ngram_range": (2, 5)},
+}
+
+
+@dataclass(slots=True)
+class NgramFeatures:
+    """Sublinear TF-IDF of a sentence's word and character n-grams over a fixed vocabulary, each
+    kind L2-normalised on its own (as scikit-learn's ``TfidfVectorizer`` computes it at
+    training)."""
+
+    vocabulary: dict[str, tuple[str, ...]]  # kind -> terms, in column order
+    idf: dict[str, np.ndarray]  # kind -> (terms,)
+    _counters: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def size(self) -> int:
+        return sum(len(v) for v in self.vocabulary.values())
+
+    def _counter(self, kind: str) -> Any:
+        counter = self._counters.get(kind)
+        if counter is None:
+            from sklearn.feature_extraction.text import CountVectorizer
+
+            terms = self.vocabulary[kind]
+            counter = CountVectorizer(lowercase=True, dtype=np.float32,
+                                      vocabulary={t: i for i, t in enumerate(terms)},
+                                      **NGRAMS[kind])
+            self._counters[kind] = counter
+        return counter
+
+    def prepare(self) -> None:
+        """Build the counters now (scikit-learn imported at load, not at the first sentence: a
+        missing library is reported when the model loads)."""
+        for kind in self.vocabulary:
+            self._counter(kind)
+
+    def transform(self, texts: Sequence[str]) -> Any:
+        """(texts, terms) sparse matrix."""
+        from scipy import sparse
+        from sklearn.preprocessing import normalize
+
+        blocks = []
+        for kind in self.vocabulary:
+            counts = self._counter(kind).transform(list(texts)).tocsr().astype(np.float64)
+            np.log(counts.data, out=counts.data)
+            counts.data += 1.0
+            blocks.append(normalize(counts @ sparse.diags(self.idf[kind].astype(np.float64))))
+        return sparse.hstack(blocks).tocsr()
 
 
 @dataclass(frozen=True, slots=True)
 class FamilyClassifier:
-    """One logistic head per family, Platt-calibrated: ``p = sigmoid(scale * (w.x + b) + offset)``.
-    """
+    """One logistic head per family on the sentence embedding, and for some families a logistic
+    model on n-grams, stacked and calibrated together (Platt scaling with two inputs, fitted on
+    held-out folds):
+    ``p = sigmoid(scale * (w.x + b) + ngram_scale * (v.h + c) + offset)``; a family without an
+    n-gram model has ``ngram_scale`` 0 (plain Platt scaling of the embedding head)."""
 
     families: tuple[str, ...]
     weights: np.ndarray  # (families, dimensions)
     bias: np.ndarray  # (families,)
-    scale: np.ndarray  # (families,) Platt scaling fitted on held-out folds
+    scale: np.ndarray  # (families,)
     offset: np.ndarray
     info: dict[str, object]
+    ngrams: NgramFeatures | None = None
+    ngram_families: tuple[str, ...] = ()
+    ngram_weights: np.ndarray | None = None  # (ngram_families, terms)
+    ngram_bias: np.ndarray | None = None  # (ngram_families,)
+    ngram_scale: np.ndarray | None = None  # (ngram_families,)
 
-    def probabilities(self, vectors: np.ndarray) -> np.ndarray:
-        """(sentences, families) calibrated probabilities for unit-length sentence vectors."""
+    def probabilities(self, vectors: np.ndarray, texts: Sequence[str] | None = None
+                      ) -> np.ndarray:
+        """(sentences, families) calibrated probabilities for unit-length sentence vectors and
+        the sentences they embed (``texts``: needed when the model has n-gram families)."""
         if not len(vectors):
             return np.zeros((0, len(self.families)), dtype=np.float32)
         z = (vectors @ self.weights.T + self.bias) * self.scale + self.offset
+        if self.ngrams is not None and self.ngram_families:
+            if texts is None or len(texts) != len(vectors):
+                raise ValueError("the n-gram families need each sentence's text")
+            assert self.ngram_weights is not None and self.ngram_bias is not None
+            assert self.ngram_scale is not None
+            raw = self.ngrams.transform(texts) @ self.ngram_weights.T + self.ngram_bias
+            for j, fid in enumerate(self.ngram_families):
+                z[:, self.families.index(fid)] += self.ngram_scale[j] * raw[:, j]
         return (1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))).astype(np.float32)
 
     def save(self, path: Path = MODEL_FILE) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, np.ndarray] = {
+            "families": np.array(self.families), "weights": self.weights.astype(np.float32),
+            "bias": self.bias.astype(np.float32), "scale": self.scale.astype(np.float32),
+            "offset": self.offset.astype(np.float32),
+            "info": np.array(json.dumps(self.info, sort_keys=True)),
+        }
+        if self.ngrams is not None and self.ngram_families:
+            assert self.ngram_weights is not None and self.ngram_bias is not None
+            assert self.ngram_scale is not None
+            arrays.update({
+                "ngram_families": np.array(self.ngram_families),
+                "ngram_weights": self.ngram_weights.astype(np.float32),
+                "ngram_bias": self.ngram_bias.astype(np.float32),
+                "ngram_scale": self.ngram_scale.astype(np.float32),
+            })
+            for kind, terms in self.ngrams.vocabulary.items():
+                # one string, terms a line each (no term holds a line break: words have none,
+                # character n-grams are cut inside words)
+                arrays[f"ngram_{kind}_terms"] = np.array("\n".join(terms))
+                arrays[f"ngram_{kind}_idf"] = self.ngrams.idf[kind].astype(np.float32)
         with path.open("wb") as fh:
-            np.savez_compressed(
-                fh, families=np.array(self.families), weights=self.weights.astype(np.float32),
-                bias=self.bias.astype(np.float32), scale=self.scale.astype(np.float32),
-                offset=self.offset.astype(np.float32),
-                info=np.array(json.dumps(self.info, sort_keys=True)),
-            )
+            np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]
 
     @classmethod
     def load(cls, path: Path = MODEL_FILE) -> FamilyClassifier:
         with np.load(path, allow_pickle=False) as data:
+            ngrams = None
+            extra: dict[str, Any] = {}
+            if "ngram_families" in data:
+                ngrams = NgramFeatures(
+                    {kind: tuple(str(data[f"ngram_{kind}_terms"]).split("\n"))
+                     for kind in NGRAMS},
+                    {kind: np.asarray(data[f"ngram_{kind}_idf"], dtype=np.float32)
+                     for kind in NGRAMS})
+                ngrams.prepare()
+                extra = {
+                    "ngram_families": tuple(str(f) for f in data["ngram_families"]),
+                    "ngram_weights": np.asarray(data["ngram_weights"], dtype=np.float32),
+                    "ngram_bias": np.asarray(data["ngram_bias"], dtype=np.float32),
+                    "ngram_scale": np.asarray(data["ngram_scale"], dtype=np.float32),
+                }
             return cls(
                 families=tuple(str(f) for f in data["families"]),
                 weights=np.asarray(data["weights"], dtype=np.float32),
@@ -64,4 +173,5 @@ class FamilyClassifier:
                 scale=np.asarray(data["scale"], dtype=np.float32),
                 offset=np.asarray(data["offset"], dtype=np.float32),
                 info=json.loads(str(data["info"])),
+                ngrams=ngrams, **extra,
             )

@@ -479,7 +479,7 @@ class SafeguardingDetector(DetectorBase):
             return
         try:
             head = FamilyClassifier.load(CLASSIFIER_FILE)
-        except (OSError, KeyError, ValueError) as exc:
+        except (OSError, KeyError, ValueError, ImportError) as exc:
             log.warning("safeguarding: the learned classifier is off (%s: %s); lexicons and "
                         "meaning matching still run", type(exc).__name__, exc)
             return
@@ -652,7 +652,8 @@ class SafeguardingDetector(DetectorBase):
         bn = self._benign_vectors
         bsims = (vectors @ bn.T if bn is not None and len(self._benign)
                  else np.zeros((len(flat), 0), dtype=np.float32))
-        probs = self._classifier.probabilities(vectors) if self._classifier is not None else None
+        probs = (self._classifier.probabilities(vectors, flat) if self._classifier is not None
+                 else None)
         out = []
         pos = 0
         for m, (spans, short) in zip(masked_texts, units, strict=True):

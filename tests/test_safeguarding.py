@@ -52,10 +52,12 @@ KNOWN_MISSES: set[str] = {
     # hate speech with no dehumanising word and no call to violence: the learned classifier's
     # probability stays under the hate threshold, or under the hate family's classifier_confident
     # where a benign exemplar is closer in meaning (both chosen on the development data)
-    "gays are disgusting and shouldn't be allowed near children",
-    "disabled people are a burden and should be put down",
     "women are too stupid to vote",
     "pakis out, this is our country",
+    # the embedding head alone gave 0.60; stacked with the n-gram model (2026-12-05, found
+    # "gays are disgusting..." and "disabled people are a burden..." instead) 0.34, under the
+    # hate threshold: measured, not tuned away
+    "trans people are mentally ill freaks",
 }
 KNOWN_FALSE_ALARMS = {
     # a parent's exaggerated reaction to a grade, close in meaning to the abuse exemplars: the
@@ -509,3 +511,54 @@ def test_each_family_has_its_own_dev_tuned_margin() -> None:
     # learned classifier only: no semantic_threshold, so no margin to tune)
     assert all("semantic_margin" in PACK["families"][fid] for fid in FAMILIES
                if "semantic_threshold" in PACK["families"][fid])
+
+
+# Insults typed at someone whose wording the sentence embedding reads weakly: the n-gram model of
+# the learned classifier (rules/classifier.py, trained on ConvAbuse and the project's examples)
+# reads their words ("shut it", "you clown", "you idiot"). None of these sentences was used to
+# train or choose anything.
+INSULTS_THE_WORDS_GIVE_AWAY = [
+    "shut it you clown",
+    "shut up and go cry to your mum",
+    "get out of my face you idiot",
+]
+SAME_WORDS_EVERYDAY = [
+    "He played the clown in the Year 7 panto",
+    "Shut the door quietly, the exam has started",
+    "Don't cry, your mum is picking you up at four",
+    "Get out of the rain and into the hall",
+    "I felt like an idiot when I forgot my lines",
+]
+
+
+@SLOW
+@pytest.mark.parametrize("text", INSULTS_THE_WORDS_GIVE_AWAY)
+def test_an_insult_typed_at_a_learner_is_flagged_as_bullying(
+    detector: SafeguardingDetector, text: str
+) -> None:
+    finding = _families(detector.detect_text(text))["bullying"]
+    assert finding.evidence.detail["method"] == "classifier"
+
+
+@SLOW
+@pytest.mark.parametrize("text", INSULTS_THE_WORDS_GIVE_AWAY)
+def test_without_its_word_evidence_the_classifier_would_miss_the_insult(
+    detector: SafeguardingDetector, text: str
+) -> None:
+    """The words are what find these: the same detector with the n-gram model taken out of the
+    classifier (the embedding head alone) lets them through."""
+    from dataclasses import replace
+
+    det = SafeguardingDetector.from_pack(PACK)
+    det._ensure_semantic()
+    assert det._classifier is not None and "bullying" in det._classifier.ngram_families
+    det._classifier = replace(det._classifier, ngram_families=())
+    assert "bullying" not in _families(det.detect_text(text))
+
+
+@SLOW
+@pytest.mark.parametrize("text", SAME_WORDS_EVERYDAY)
+def test_everyday_sentences_with_the_same_words_are_not_flagged(
+    detector: SafeguardingDetector, text: str
+) -> None:
+    assert detector.detect_text(text) == []

@@ -51,7 +51,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from rules.classifier import MODEL_FILE, FamilyClassifier  # noqa: E402
+from rules.classifier import MODEL_FILE, NGRAMS, FamilyClassifier, NgramFeatures  # noqa: E402
 from rules.packs import load_pack  # noqa: E402
 
 SEED = 13
@@ -74,6 +74,13 @@ SCHOOL_SOURCES = {"school-dev", "school-written", "exemplars", "example-org"}
 CONFIDENT_SETS = {"bullying": ("convabuse", "cyberbullying"),
                   "hate": ("stormfront", "threats_extremism")}
 CONFIDENT_FALSE_ALARMS = 0.045
+# the families with a word and character n-gram model stacked on the embedding head: those with
+# a public development set of their own (ConvAbuse, Stormfront and Davidson). The vocabulary:
+# terms in at least NGRAM_MIN_DF training sentences, the most frequent NGRAM_TERMS of each kind.
+NGRAM_FAMILIES = ("bullying", "hate")
+NGRAM_C = 4.0
+NGRAM_MIN_DF = 2
+NGRAM_TERMS = {"word": 20000, "char": 40000}
 
 
 def shared() -> Path:
@@ -187,6 +194,41 @@ def fit_head(x: np.ndarray, y: np.ndarray, c: float = 1.0) -> tuple[np.ndarray, 
     return model.coef_[0].astype(np.float32), float(model.intercept_[0])
 
 
+def fit_ngram_features(texts: list[str]) -> NgramFeatures:
+    """The n-gram vocabulary and inverse document frequencies of ``texts`` (scikit-learn's
+    ``TfidfVectorizer``; rules/classifier.py recomputes the same features at run time)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vocabulary: dict[str, tuple[str, ...]] = {}
+    idf: dict[str, np.ndarray] = {}
+    for kind, spec in NGRAMS.items():
+        vec = TfidfVectorizer(lowercase=True, sublinear_tf=True, min_df=NGRAM_MIN_DF,
+                              max_features=NGRAM_TERMS[kind], **spec)
+        vec.fit(texts)
+        vocabulary[kind] = tuple(str(t) for t in vec.get_feature_names_out())
+        idf[kind] = vec.idf_.astype(np.float32)
+    return NgramFeatures(vocabulary, idf)
+
+
+def fit_ngram_head(h: Any, y: np.ndarray) -> tuple[np.ndarray, float]:
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=NGRAM_C, class_weight="balanced", solver="liblinear",
+                               max_iter=3000, random_state=SEED)
+    model.fit(h, y)
+    return model.coef_[0].astype(np.float32), float(model.intercept_[0])
+
+
+def platt2(emb: np.ndarray, ngram: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """Platt scaling with two inputs (the embedding head's and the n-gram model's held-out
+    scores): the stacking weights and the offset."""
+    from sklearn.linear_model import LogisticRegression
+
+    m = LogisticRegression(C=1e4, max_iter=1000, random_state=SEED)
+    m.fit(np.c_[emb, ngram], y)
+    return float(m.coef_[0][0]), float(m.coef_[0][1]), float(m.intercept_[0])
+
+
 def platt(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     from sklearn.linear_model import LogisticRegression
 
@@ -213,6 +255,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--write", action="store_true", help="write weights and thresholds")
     parser.add_argument("--report", type=Path, default=None, help="write figures as JSON here")
+    parser.add_argument("--ngram-families", default=",".join(NGRAM_FAMILIES),
+                        help="the families given an n-gram model (comma-separated; empty: "
+                             "none, the embedding heads alone, as before)")
+    parser.add_argument("--out", type=Path, default=MODEL_FILE,
+                        help="where --write writes the weights (default: the shipped file)")
     parser.add_argument("--detector-oof", action="store_true",
                         help="also run the whole detector (gates included) out of fold on the "
                              "public development sets: each fold's texts read by the heads and "
@@ -241,6 +288,24 @@ def main() -> None:
 
     def labels(fid: str) -> np.ndarray:
         return np.array([fid in units[i]["families"] for i in unit_of])
+
+    # n-gram features: per fold, the vocabulary of the other folds' sentences (CSSRS's users are
+    # not read: no n-gram family is trained on them); and one of every sentence, for the weights
+    texts = [s for _, s in rows]
+    ngram_rows = ~is_doc
+    ngram_families = tuple(f for f in families if f in args.ngram_families.split(","))
+    fold_features: list[NgramFeatures] = []
+    fold_h: list[Any] = []
+    if ngram_families:
+        for k in range(FOLDS):
+            feats = fit_ngram_features([texts[r] for r in np.flatnonzero(ngram_rows & (fold != k))])
+            fold_features.append(feats)
+            fold_h.append(feats.transform(texts))
+        features = fit_ngram_features([texts[r] for r in np.flatnonzero(ngram_rows)])
+        h_all = features.transform(texts)
+        print(f"  n-grams: {features.size} terms", flush=True)
+    ngram_weights, ngram_biases, ngram_scales = [], [], []
+    fold_ngram_heads: list[list[tuple[np.ndarray, float]]] = [[] for _ in range(FOLDS)]
 
     weights, biases, scales, offsets = [], [], [], []
     # per fold: the heads that never saw it, (weights, bias) per family
@@ -279,13 +344,27 @@ def main() -> None:
             offsets.append(0.0)
             continue
         raw = np.zeros(len(rows), dtype=np.float32)
+        raw_ngram = np.zeros(len(rows), dtype=np.float32)
         for k in range(FOLDS):
             tr = mask & (fold != k)
             w, b = fit_head(x[tr], y[tr])
             raw[fold == k] = x[fold == k] @ w + b
             fold_heads[k].append((w, b))
-        a, c = platt(raw[mask], y[mask])
-        oof[:, f_idx] = 1 / (1 + np.exp(-(a * raw + c)))
+            if fid in ngram_families:
+                assert not (mask & is_doc).any()
+                v, d = fit_ngram_head(fold_h[k][tr], y[tr])
+                raw_ngram[fold == k] = fold_h[k][fold == k] @ v + d
+                fold_ngram_heads[k].append((v, d))
+        if fid in ngram_families:
+            a, a2, c = platt2(raw[mask], raw_ngram[mask], y[mask])
+            oof[:, f_idx] = 1 / (1 + np.exp(-(a * raw + a2 * raw_ngram + c)))
+            v, d = fit_ngram_head(h_all[mask], y[mask])
+            ngram_weights.append(v)
+            ngram_biases.append(d)
+            ngram_scales.append(a2)
+        else:
+            a, c = platt(raw[mask], y[mask])
+            oof[:, f_idx] = 1 / (1 + np.exp(-(a * raw + c)))
         w, b = fit_head(x[mask], y[mask])
         weights.append(w)
         biases.append(b)
@@ -324,9 +403,15 @@ def main() -> None:
     report = evaluate_combined(units, families, nested, detector)
     confident: dict[str, float] = {}
     if args.detector_oof:
+        fold_ngrams = [
+            {"ngrams": fold_features[k], "ngram_families": ngram_families,
+             "ngram_weights": np.stack([v for v, _ in fold_ngram_heads[k]]),
+             "ngram_bias": np.array([d for _, d in fold_ngram_heads[k]], np.float32),
+             "ngram_scale": np.array(ngram_scales, np.float32)} if ngram_families else {}
+            for k in range(FOLDS)]
         report["detector_out_of_fold"] = evaluate_detector_oof(
             units, unit_fold, families, fold_heads, fold_thresholds,
-            (np.array(scales, np.float32), np.array(offsets, np.float32)))
+            (np.array(scales, np.float32), np.array(offsets, np.float32)), fold_ngrams)
         confident, report["classifier_confident"] = choose_confident(units)
     print(json.dumps({"thresholds": thresholds, **report}, indent=1))
     if args.report:
@@ -334,14 +419,21 @@ def main() -> None:
     if args.write:
         info = {"seed": SEED, "folds": FOLDS, "texts": len(units), "sentences": len(rows),
                 "trained_on": sorted({u["source"] for u in units}),
+                "ngram_c": NGRAM_C, "ngram_min_df": NGRAM_MIN_DF, "ngram_terms": NGRAM_TERMS,
                 "script": "tools/train_safeguarding_classifier.py"}
+        ngram_part: dict[str, Any] = {}
+        if ngram_families:
+            ngram_part = {"ngrams": features, "ngram_families": ngram_families,
+                          "ngram_weights": np.stack(ngram_weights),
+                          "ngram_bias": np.array(ngram_biases, np.float32),
+                          "ngram_scale": np.array(ngram_scales, np.float32)}
         FamilyClassifier(families, np.stack(weights), np.array(biases, np.float32),
                          np.array(scales, np.float32), np.array(offsets, np.float32),
-                         info).save(MODEL_FILE)
+                         info, **ngram_part).save(args.out)
         write_thresholds(thresholds)
         if confident:
             write_thresholds(confident, key="classifier_confident")
-        print(f"wrote {MODEL_FILE} and the thresholds in rules/packs/safeguarding.toml")
+        print(f"wrote {args.out} and the thresholds in rules/packs/safeguarding.toml")
 
 
 def evaluate_combined(units: list[dict[str, Any]], families: tuple[str, ...],
@@ -393,14 +485,16 @@ def evaluate_detector_oof(units: list[dict[str, Any]], unit_fold: np.ndarray,
                           families: tuple[str, ...],
                           fold_heads: list[list[tuple[np.ndarray, float]]],
                           fold_thresholds: list[dict[str, float]],
-                          platt_params: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
+                          platt_params: tuple[np.ndarray, np.ndarray],
+                          fold_ngrams: list[dict[str, Any]]) -> dict[str, Any]:
     """The shipped detector (lexicons, meaning, the classifier and its gates, the benign gate
     always on: ``choose_confident`` gives the figures at each classifier_confident level) on the
     public development sets and the project's school texts, out of fold: the texts of fold k are
     read with the heads trained without fold k and the thresholds chosen on the other folds.
-    (The Platt scaling, two numbers per family, and CSSRS's choice of positive sentences use
-    every fold: a small leak, noted.)"""
+    (The Platt scaling, two or three numbers per family, and CSSRS's choice of positive
+    sentences use every fold: a small leak, noted.)"""
     from dataclasses import replace
+    from unittest.mock import patch
 
     from governance_bot.evaluation import DATASET_LABELS
     from rules.safeguarding import SafeguardingDetector
@@ -414,30 +508,39 @@ def evaluate_detector_oof(units: list[dict[str, Any]], unit_fold: np.ndarray,
     # per text, per family: (probability, its threshold, held back by the benign gate); to
     # choose classifier_confident (the probability at which a hit passes the gate)
     gates: dict[int, dict[str, tuple[float, float, bool]]] = {}
-    for k in range(FOLDS):
-        det = SafeguardingDetector.from_pack(pack)
-        det._ensure_semantic()
-        det._classifier = FamilyClassifier(
-            families, np.stack([w for w, _ in fold_heads[k]]),
-            np.array([b for _, b in fold_heads[k]], np.float32), scales, offsets,
-            {"fold": k})
-        for fid, t in fold_thresholds[k].items():
-            if det.families[fid].classifier_threshold is not None:
-                # the benign gate always on (choose_confident works from there)
-                det.families[fid] = replace(det.families[fid], classifier_threshold=t,
-                                            classifier_confident=None)
-        det.classifier_confident = 1.01
-        idx = [i for i, u in enumerate(units)
-               if u["source"] in {s for s, _ in sets} | set(school) and unit_fold[i] == k]
-        seen: list[dict[str, tuple[float, float, bool]]] = []
-        det._classifier_hits = _recording(det, seen)  # type: ignore[method-assign]
-        for i, found in zip(idx, det.detect_many([units[i]["text"] for i in idx]),
-                            strict=True):
-            predicted[i] = {f.evidence.detail["family"] for f in found}
-        # one record per text with sentences to embed, in order
-        embedded = [i for i in idx if det._units(det.mask_idioms(units[i]["text"]))[0]]
-        gates.update(zip(embedded, seen, strict=True))
-        print(f"  detector out of fold: fold {k + 1} / {FOLDS}", flush=True)
+    import rules.embeddings as embeddings
+
+    def cached_embed(texts: Any, batch_size: int = 64) -> np.ndarray:
+        if not len(texts):
+            return np.zeros((0, embeddings.DIMENSIONS), dtype=np.float32)
+        return embed_all(list(texts))
+
+    # the detector's sentences are the ones the heads were trained on: read from the cache
+    with patch.object(embeddings, "embed", cached_embed):
+        for k in range(FOLDS):
+            det = SafeguardingDetector.from_pack(pack)
+            det._ensure_semantic()
+            det._classifier = FamilyClassifier(
+                families, np.stack([w for w, _ in fold_heads[k]]),
+                np.array([b for _, b in fold_heads[k]], np.float32), scales, offsets,
+                {"fold": k}, **fold_ngrams[k])
+            for fid, t in fold_thresholds[k].items():
+                if det.families[fid].classifier_threshold is not None:
+                    # the benign gate always on (choose_confident works from there)
+                    det.families[fid] = replace(det.families[fid], classifier_threshold=t,
+                                                classifier_confident=None)
+            det.classifier_confident = 1.01
+            idx = [i for i, u in enumerate(units)
+                   if u["source"] in {s for s, _ in sets} | set(school) and unit_fold[i] == k]
+            seen: list[dict[str, tuple[float, float, bool]]] = []
+            det._classifier_hits = _recording(det, seen)  # type: ignore[method-assign]
+            for i, found in zip(idx, det.detect_many([units[i]["text"] for i in idx]),
+                                strict=True):
+                predicted[i] = {f.evidence.detail["family"] for f in found}
+            # one record per text with sentences to embed, in order
+            embedded = [i for i in idx if det._units(det.mask_idioms(units[i]["text"]))[0]]
+            gates.update(zip(embedded, seen, strict=True))
+            print(f"  detector out of fold: fold {k + 1} / {FOLDS}", flush=True)
     out: dict[str, Any] = {}
     for source, label in sets:
         counts = DATASET_LABELS[label]
