@@ -453,7 +453,11 @@ class SafeguardingDetector(DetectorBase):
         return found
 
     def _remember_scan(self, text: str, found: int) -> None:
-        if len(self._scans) >= 1024:
+        # a batch's texts (each normalised and masked) fit; a long email is scanned again
+        # rather than kept, so the cache stays a few megabytes at most
+        if len(text) > 16_384:
+            return
+        if len(self._scans) >= 256:
             self._scans.clear()
         self._scans[text] = found
 
