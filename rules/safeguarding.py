@@ -183,6 +183,15 @@ def _words(pattern: str) -> str:
 _ORPHAN_EDGE = frozenset(",:-\u2013\u2014")
 
 
+def _by_lowest_bit(needs: Sequence[int]) -> dict[int, list[int]]:
+    """Indexes of ``needs`` filed under each need's lowest bit (0: needs nothing): a text's scan
+    can meet a need only if it has that bit."""
+    out: dict[int, list[int]] = {}
+    for index, need in enumerate(needs):
+        out.setdefault(need & -need, []).append(index)
+    return out
+
+
 def split_sentences(text: str) -> list[tuple[int, int]]:
     """Character spans of the sentences (or clauses ending in ``.!?;`` or a newline) in ``text``,
     without the spaces and orphaned commas, colons or dashes at either end."""
@@ -417,7 +426,12 @@ class SafeguardingDetector(DetectorBase):
         self._requires_words = [literals.any_of(rx) for rx, _ in self._requires]
         literals.build()
         self._literals = literals
-        self._last_scan: tuple[str, int] = ("", 0)
+        self._cues_by_bit = _by_lowest_bit(self._cue_needs)
+        # text -> its scan: a batch's texts are each scanned once, not once per question asked
+        # of them (masking, cues, contexts, semantic requirements); bounded, cleared when full
+        self._scans: dict[str, int] = {}
+        # the lowest bars a text must clear to be a candidate (:meth:`_could_hit`), made once
+        self._bars: tuple[float, np.ndarray, np.ndarray] | None = None
         try:
             case_fold_table()
             self._prefilter = True
@@ -427,17 +441,25 @@ class SafeguardingDetector(DetectorBase):
             self._prefilter = False
 
     def _scan(self, text: str) -> int:
-        """The prefilter's bits for ``text``: -1 (every bit) when the prefilter is off. The last
-        text scanned is remembered (by identity), so masking, the cues and the contexts of one
-        text share one scan."""
+        """The prefilter's bits for ``text``: -1 (every bit) when the prefilter is off. Recent
+        texts' scans are remembered, so masking, the cues and the contexts of one text (of each
+        text of a batch) share one scan."""
         if not self._prefilter:
             return -1
-        last = self._last_scan
-        if last[0] is text:
-            return last[1]
-        found = self._literals.scan(text)
-        self._last_scan = (text, found)
+        found = self._scans.get(text)
+        if found is None:
+            found = self._literals.scan(text)
+            self._remember_scan(text, found)
         return found
+
+    def _remember_scan(self, text: str, found: int) -> None:
+        # a batch's texts (each normalised and masked) fit; a long email is scanned again
+        # rather than kept, so the cache stays a few megabytes at most
+        if len(text) > 16_384:
+            return
+        if len(self._scans) >= 256:
+            self._scans.clear()
+        self._scans[text] = found
 
     def preflight(self) -> str | None:
         """Why semantic matching would be off, found without loading the model (None: ready);
@@ -484,6 +506,7 @@ class SafeguardingDetector(DetectorBase):
                         "meaning matching still run", type(exc).__name__, exc)
             return
         self._classifier_columns = {f: i for i, f in enumerate(head.families) if f in wanted}
+        self._bars = None  # made again from these columns
         if self._classifier_columns:
             self._classifier = head
 
@@ -503,8 +526,10 @@ class SafeguardingDetector(DetectorBase):
         for rx, need in zip(self.idioms, self._idiom_needs, strict=True):
             if found & need == need:
                 text = rx.sub(_blank, text)
-        if self._prefilter:
-            self._last_scan = (text, found)  # what the masked text can hold, at most
+        if self._prefilter and text not in self._scans:
+            # what the masked text can hold, at most (blanking only removes strings); a text
+            # already scanned keeps its own, exact, scan
+            self._remember_scan(text, found)
         return text
 
     def _negated(self, text: str, tokens: list[re.Match[str]], start: int) -> bool:
@@ -570,7 +595,8 @@ class SafeguardingDetector(DetectorBase):
         tokens: list[re.Match[str]] | None = None  # made at the first match
         contexts: set[str] | None = None
         hits: list[_LexicalHit] = []
-        for cue, need in zip(self.cues, self._cue_needs, strict=True):
+        for index in self._possible_cues(found):
+            cue, need = self.cues[index], self._cue_needs[index]
             if (cue.not_from_organisation and from_organisation) or found & need != need:
                 continue
             if author_role is not None and not _reads(cue.authors, author_role):
@@ -592,6 +618,22 @@ class SafeguardingDetector(DetectorBase):
                         continue
                 hits.append(_LexicalHit(cue, span))
         return hits
+
+    def _possible_cues(self, found: int) -> Iterable[int]:
+        """The indexes (in pack order) of the cues whose required strings may all be in a text
+        whose scan is ``found``: only the cues filed under a bit the scan has are looked at,
+        not every cue of the pack."""
+        if found == -1 or not self._prefilter:  # no prefilter: every cue runs
+            return range(len(self.cues))
+        by_bit = self._cues_by_bit
+        picked = list(by_bit.get(0, ()))
+        rest = found
+        while rest:
+            bit = rest & -rest
+            rest ^= bit
+            picked += by_bit.get(bit, ())
+        picked.sort()
+        return picked
 
     def lexical_families(self, masked: str, from_organisation: bool = False,
                          direct_to_learner: bool = False) -> set[str]:
@@ -634,12 +676,36 @@ class SafeguardingDetector(DetectorBase):
             return [], False
         return [(start, end)], True
 
-    def _similarities(self, masked_texts: Sequence[str]
+    def _could_hit(self, sims: np.ndarray, probs: np.ndarray | None, short: bool) -> bool:
+        """Whether any family could match one of a text's sentences, judged at the lowest bar
+        it could meet: the family's threshold with no context penalty and its exemplars not
+        ruled out by ``semantic_requires`` (both only raise the bar or lower the cosines). A
+        text that cannot is not asked the questions that only decide between hits (its
+        contexts, its semantic requirements), which most texts never need."""
+        bars = self._bars
+        if bars is None:
+            lowest = min((fam.threshold for fam in self.families.values()), default=0.0) + min(
+                0.0, self.context_penalty)
+            columns = np.array(list(self._classifier_columns.values()), dtype=np.intp)
+            thresholds = np.array([self.families[f].classifier_threshold
+                                   for f in self._classifier_columns], dtype=np.float64)
+            bars = self._bars = (lowest, columns, thresholds)
+        lowest, columns, thresholds = bars
+        if not short and sims.size and float(sims.max()) >= lowest:
+            return True
+        if probs is None or not len(probs) or not len(columns):
+            return False
+        # compared as float64, exactly as the per-family check compares them
+        best = probs[:, columns].max(axis=0).astype(np.float64)
+        return bool((best >= thresholds).any())
+
+    def _similarities(self, masked_texts: Sequence[str], only_possible: bool = False
                       ) -> list[tuple[list[tuple[int, int]], np.ndarray, np.ndarray,
                                       np.ndarray | None, bool]]:
         """Per text: its sentence spans, their cosines with every exemplar and benign exemplar,
         the classifier's probabilities (None when it is off) and whether the text is a short
-        unit read by the classifier only."""
+        unit read by the classifier only. ``only_possible``: a text no family could match
+        (:meth:`_could_hit`) is given no spans, as if it had no sentence to compare."""
         from rules.embeddings import embed
 
         self._ensure_semantic()
@@ -654,15 +720,20 @@ class SafeguardingDetector(DetectorBase):
                  else np.zeros((len(flat), 0), dtype=np.float32))
         probs = (self._classifier.probabilities(vectors, flat) if self._classifier is not None
                  else None)
-        out = []
+        out: list[tuple[list[tuple[int, int]], np.ndarray, np.ndarray, np.ndarray | None,
+                        bool]] = []
         pos = 0
         for m, (spans, short) in zip(masked_texts, units, strict=True):
             text_sims = sims[pos:pos + len(spans)]
+            text_probs = probs[pos:pos + len(spans)] if probs is not None else None
+            if only_possible and spans and not self._could_hit(text_sims, text_probs, short):
+                out.append(([], text_sims[:0], bsims[pos:pos], text_probs, short))
+                pos += len(spans)
+                continue
             for (_, cols), met in zip(self._requires, self._requires_met(m), strict=True):
                 if len(cols) and not met:
                     text_sims[:, cols] = -1.0
-            out.append((spans, text_sims, bsims[pos:pos + len(spans)],
-                        probs[pos:pos + len(spans)] if probs is not None else None, short))
+            out.append((spans, text_sims, bsims[pos:pos + len(spans)], text_probs, short))
             pos += len(spans)
         return out
 
@@ -676,7 +747,8 @@ class SafeguardingDetector(DetectorBase):
             return [[] for _ in masked_texts]
         out: list[list[SemanticHit]] = []
         for n, (m, (spans, sims, bsims, probs, short)) in enumerate(zip(
-                masked_texts, self._similarities(masked_texts), strict=True)):
+                masked_texts, self._similarities(masked_texts, only_possible=True),
+                strict=True)):
             if not spans:
                 out.append([])
                 continue
@@ -965,7 +1037,11 @@ class SafeguardingDetector(DetectorBase):
             if ask:
                 lexical.append(_LexicalHit(self._impersonation_cue, ask.span()))
         findings: list[Finding] = []
+        # only a family with a cue or a match of its own can fire (most texts have neither)
+        named = {h.cue.family for h in lexical} | {h.family for h in semantic}
         for fid, fam in self.families.items():
+            if fid not in named:
+                continue
             sem = [h for h in semantic if h.family == fid]
             lexical_score, lex = self._lexical_score(fid, lexical, direct_to_learner)
             lexical_fires = lexical_score >= 1.0

@@ -534,6 +534,10 @@ def evaluate_detector_oof(units: list[dict[str, Any]], unit_fold: np.ndarray,
                    if u["source"] in {s for s, _ in sets} | set(school) and unit_fold[i] == k]
             seen: list[dict[str, tuple[float, float, bool]]] = []
             det._classifier_hits = _recording(det, seen)  # type: ignore[method-assign]
+            # every text with sentences is read to the end, so that the records line up with
+            # them: the shortcut for texts no family could match changes no finding
+            # (tests/test_safeguarding_gate.py), only the work
+            det._could_hit = lambda *_: True  # type: ignore[method-assign]
             for i, found in zip(idx, det.detect_many([units[i]["text"] for i in idx]),
                                 strict=True):
                 predicted[i] = {f.evidence.detail["family"] for f in found}
