@@ -20,6 +20,8 @@ halves in ``../shared/datasets/`` and the examples written for this project.
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,59 +33,98 @@ __all__ = ["MODEL_FILE", "NGRAMS", "FamilyClassifier", "NgramFeatures"]
 
 MODEL_FILE = Path(__file__).resolve().parent / "models" / "safeguarding_head.npz"
 
-# How sentences are cut into n-grams, the same at training and at run time: words and word pairs
-# (a word is a run of letters or digits, one letter counts: "u", "r"), and character runs of 2-5
-# inside words padded with a space (catch spellings and inflections: "idiot", "idiots", "idiotic").
-NGRAMS: dict[str, Any] = {
+# How sentences are cut into n-grams, the same at training (scikit-learn's ``TfidfVectorizer``
+# with these settings, tools/train_safeguarding_classifier.py) and at run time (below, without
+# scikit-learn: importing it would cost every start): words and word pairs (a word is a run of
+# letters or digits, one letter counts: "u", "r"), and character runs of 2-5 inside words padded
+# with a space (spellings and inflections: "idiot", "idiots", "idiotic").
+NGRAMS: dict[str, dict[str, Any]] = {
     "word": {"analyzer": "word", "ngram_range": (1, 2), "token_pattern": r"(?u)\b\w+\b"},
     "char": {"analyzer": "char_wb", "ngram_range": (2, 5)},
 }
+_TOKEN = re.compile(NGRAMS["word"]["token_pattern"])
+_SPACES = re.compile(r"\s\s+")
+
+
+def word_ngrams(text: str) -> list[str]:
+    """The words and runs of words of ``text``, as ``TfidfVectorizer(analyzer="word")`` cuts
+    them (lower-cased)."""
+    tokens = _TOKEN.findall(text.lower())
+    low, high = NGRAMS["word"]["ngram_range"]
+    out = list(tokens) if low == 1 else []
+    for n in range(max(2, low), min(high, len(tokens)) + 1):
+        out += [" ".join(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+    return out
+
+
+def char_ngrams(text: str) -> list[str]:
+    """The character runs inside the words of ``text``, each word padded with a space, as
+    ``TfidfVectorizer(analyzer="char_wb")`` cuts them (lower-cased)."""
+    low, high = NGRAMS["char"]["ngram_range"]
+    out: list[str] = []
+    for word in _SPACES.sub(" ", text.lower()).split():
+        w = f" {word} "
+        for n in range(low, high + 1):
+            offset = 0
+            out.append(w[offset:offset + n])
+            while offset + n < len(w):
+                offset += 1
+                out.append(w[offset:offset + n])
+            if offset == 0:  # a word shorter than n is counted once, as itself
+                break
+    return out
+
+
+_ANALYSERS = {"word": word_ngrams, "char": char_ngrams}
 
 
 @dataclass(slots=True)
 class NgramFeatures:
     """Sublinear TF-IDF of a sentence's word and character n-grams over a fixed vocabulary, each
-    kind L2-normalised on its own (as scikit-learn's ``TfidfVectorizer`` computes it at
-    training)."""
+    kind L2-normalised on its own, as scikit-learn's ``TfidfVectorizer`` computes it at training
+    (tests/test_safeguarding_classifier.py compares them); columns: the word terms, then the
+    character terms."""
 
     vocabulary: dict[str, tuple[str, ...]]  # kind -> terms, in column order
     idf: dict[str, np.ndarray]  # kind -> (terms,)
-    _counters: dict[str, Any] = field(default_factory=dict, repr=False)
+    _index: dict[str, dict[str, int]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._index = {kind: {t: i for i, t in enumerate(terms)}
+                       for kind, terms in self.vocabulary.items()}
 
     @property
     def size(self) -> int:
         return sum(len(v) for v in self.vocabulary.values())
 
-    def _counter(self, kind: str) -> Any:
-        counter = self._counters.get(kind)
-        if counter is None:
-            from sklearn.feature_extraction.text import CountVectorizer
+    def features(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """The non-zero features of one sentence: (columns, values)."""
+        columns: list[np.ndarray] = []
+        values: list[np.ndarray] = []
+        offset = 0
+        for kind, terms in self.vocabulary.items():
+            index = self._index[kind]
+            counts = Counter(i for i in map(index.get, _ANALYSERS[kind](text)) if i is not None)
+            if counts:
+                cols = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+                tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+                w = (1.0 + np.log(tf)) * self.idf[kind][cols]
+                columns.append(cols + offset)
+                values.append(w / np.sqrt(np.dot(w, w)))
+            offset += len(terms)
+        if not columns:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+        return np.concatenate(columns), np.concatenate(values)
 
-            terms = self.vocabulary[kind]
-            counter = CountVectorizer(lowercase=True, dtype=np.float32,
-                                      vocabulary={t: i for i, t in enumerate(terms)},
-                                      **NGRAMS[kind])
-            self._counters[kind] = counter
-        return counter
-
-    def prepare(self) -> None:
-        """Build the counters now (scikit-learn imported at load, not at the first sentence: a
-        missing library is reported when the model loads)."""
-        for kind in self.vocabulary:
-            self._counter(kind)
-
-    def transform(self, texts: Sequence[str]) -> Any:
-        """(texts, terms) sparse matrix."""
-        from scipy import sparse
-        from sklearn.preprocessing import normalize
-
-        blocks = []
-        for kind in self.vocabulary:
-            counts = self._counter(kind).transform(list(texts)).tocsr().astype(np.float64)
-            np.log(counts.data, out=counts.data)
-            counts.data += 1.0
-            blocks.append(normalize(counts @ sparse.diags(self.idf[kind].astype(np.float64))))
-        return sparse.hstack(blocks).tocsr()
+    def scores(self, texts: Sequence[str], weights: np.ndarray) -> np.ndarray:
+        """(texts, rows of ``weights``): each sentence's features times each row of
+        ``weights`` (rows, terms)."""
+        out = np.zeros((len(texts), len(weights)), dtype=np.float64)
+        for row, text in enumerate(texts):
+            cols, values = self.features(text)
+            if len(cols):
+                out[row] = weights[:, cols] @ values
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +159,7 @@ class FamilyClassifier:
                 raise ValueError("the n-gram families need each sentence's text")
             assert self.ngram_weights is not None and self.ngram_bias is not None
             assert self.ngram_scale is not None
-            raw = self.ngrams.transform(texts) @ self.ngram_weights.T + self.ngram_bias
+            raw = self.ngrams.scores(texts, self.ngram_weights) + self.ngram_bias
             for j, fid in enumerate(self.ngram_families):
                 z[:, self.families.index(fid)] += self.ngram_scale[j] * raw[:, j]
         return (1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))).astype(np.float32)
@@ -159,7 +200,6 @@ class FamilyClassifier:
                      for kind in NGRAMS},
                     {kind: np.asarray(data[f"ngram_{kind}_idf"], dtype=np.float32)
                      for kind in NGRAMS})
-                ngrams.prepare()
                 extra = {
                     "ngram_families": tuple(str(f) for f in data["ngram_families"]),
                     "ngram_weights": np.asarray(data["ngram_weights"], dtype=np.float32),

@@ -36,11 +36,18 @@ def _features(texts: list[str]) -> tuple[NgramFeatures, list[object]]:
 
 
 def test_run_time_ngram_features_are_the_ones_the_training_computed() -> None:
+    """rules/classifier.py cuts and weighs n-grams without scikit-learn (importing it would cost
+    every start); what it computes is what scikit-learn computed when the model was trained."""
     features, fitted = _features(SENTENCES)
-    unseen = ["you idiot", "shut up u clown", "the museum trip is on Friday", ""]
+    unseen = ["you idiot", "shut up u clown", "the museum trip is on Friday", "",
+              "  spaced   out\ttext  ", "a", "Ünïcode wörds and 123 numbers", "u r a  clown!!"]
     expected = np.hstack([v.transform(unseen).toarray() for v in fitted])
-    assert np.allclose(features.transform(unseen).toarray(), expected, atol=1e-6)
-    assert features.transform(["you idiot"]).nnz > 0
+    ours = np.zeros_like(expected)
+    for row, text in enumerate(unseen):
+        cols, values = features.features(text)
+        ours[row, cols] = values
+    assert np.allclose(ours, expected, atol=1e-6)
+    assert len(features.features("you idiot")[0]) > 0
 
 
 def _model(features: NgramFeatures) -> FamilyClassifier:

@@ -194,20 +194,39 @@ def fit_head(x: np.ndarray, y: np.ndarray, c: float = 1.0) -> tuple[np.ndarray, 
     return model.coef_[0].astype(np.float32), float(model.intercept_[0])
 
 
-def fit_ngram_features(texts: list[str]) -> NgramFeatures:
+def fit_ngram_features(texts: list[str], transform: list[str]) -> tuple[NgramFeatures, Any]:
     """The n-gram vocabulary and inverse document frequencies of ``texts`` (scikit-learn's
-    ``TfidfVectorizer``; rules/classifier.py recomputes the same features at run time)."""
+    ``TfidfVectorizer``), and the features of ``transform`` (a sparse matrix: the word terms,
+    then the character terms). rules/classifier.py computes the same features at run time,
+    without scikit-learn, from the idf as stored (float32): the matrix is made from those."""
+    from scipy import sparse
     from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.preprocessing import normalize
 
     vocabulary: dict[str, tuple[str, ...]] = {}
     idf: dict[str, np.ndarray] = {}
+    blocks = []
     for kind, spec in NGRAMS.items():
         vec = TfidfVectorizer(lowercase=True, sublinear_tf=True, min_df=NGRAM_MIN_DF,
                               max_features=NGRAM_TERMS[kind], **spec)
         vec.fit(texts)
         vocabulary[kind] = tuple(str(t) for t in vec.get_feature_names_out())
         idf[kind] = vec.idf_.astype(np.float32)
-    return NgramFeatures(vocabulary, idf)
+        vec.idf_ = idf[kind].astype(np.float64)  # as stored
+        blocks.append(normalize(vec.transform(transform)))
+    return NgramFeatures(vocabulary, idf), sparse.hstack(blocks).tocsr()
+
+
+def check_ngram_features(features: NgramFeatures, h: Any, texts: list[str]) -> None:
+    """The run-time features (rules/classifier.py) are the ones the models were trained on."""
+    rng = np.random.default_rng(SEED)
+    probe = rng.normal(size=(2, features.size))
+    rows = rng.choice(len(texts), size=min(len(texts), 3000), replace=False)
+    ours = features.scores([texts[r] for r in rows], probe)
+    theirs = np.asarray(h[rows] @ probe.T)
+    if not np.allclose(ours, theirs, atol=1e-5):
+        raise SystemExit("the run-time n-gram features differ from scikit-learn's: "
+                         f"largest difference {np.abs(ours - theirs).max():.2g}")
 
 
 def fit_ngram_head(h: Any, y: np.ndarray) -> tuple[np.ndarray, float]:
@@ -298,11 +317,13 @@ def main() -> None:
     fold_h: list[Any] = []
     if ngram_families:
         for k in range(FOLDS):
-            feats = fit_ngram_features([texts[r] for r in np.flatnonzero(ngram_rows & (fold != k))])
+            feats, h = fit_ngram_features(
+                [texts[r] for r in np.flatnonzero(ngram_rows & (fold != k))], texts)
             fold_features.append(feats)
-            fold_h.append(feats.transform(texts))
-        features = fit_ngram_features([texts[r] for r in np.flatnonzero(ngram_rows)])
-        h_all = features.transform(texts)
+            fold_h.append(h)
+        features, h_all = fit_ngram_features([texts[r] for r in np.flatnonzero(ngram_rows)],
+                                             texts)
+        check_ngram_features(features, h_all, texts)
         print(f"  n-grams: {features.size} terms", flush=True)
     ngram_weights, ngram_biases, ngram_scales = [], [], []
     fold_ngram_heads: list[list[tuple[np.ndarray, float]]] = [[] for _ in range(FOLDS)]
