@@ -366,20 +366,14 @@ def models_fetch(
 @db_app.command("upgrade")
 def db_upgrade(config_path: ConfigOpt = Path("config.toml")) -> None:
     """Create or migrate the database schema to this version."""
-    from sqlalchemy.exc import OperationalError
-
-    from governance_bot.storage.crypto import KeyError_
     from governance_bot.storage.db import Database
 
     config = _load(config_path)
     db = Database(config.database_url)
     try:
-        before, after = db.upgrade()
-        db.check_encryption()
-    except KeyError_ as exc:
-        raise _key_problem(exc) from None
-    except OperationalError as exc:
-        raise _unreachable(config, exc) from None
+        with _storage_errors(config):
+            before, after = db.upgrade()
+            db.check_encryption()
     finally:
         db.dispose()
     out.print(f"database schema: {before or 'empty'} -> {after}")
