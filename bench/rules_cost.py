@@ -9,8 +9,8 @@ a child process of its own (the baseline: an older commit's source first on the 
 virtual environment), models loaded and warmed up first (a whole first pass over the set in
 another classifier, so that nothing built once per process is counted), then the CPU time
 (process time, all threads) of detection alone is split into what is spent in
-``rules.embeddings.embed``, in the toxicity model's ``score`` and the rest (the Python rule code: lexicons, registers, thread and
-conduct rules, evidence and explanations). Two paths: one item at a time (``Classifier.classify``)
+``rules.embeddings.embed``, in the toxicity model's ``score`` and the rest (the Python rule
+code: lexicons, registers, thread and conduct rules, evidence and explanations). Two paths: one item at a time (``Classifier.classify``)
 and batched (``classify_many`` here; the baseline's ``DetectionEngine.detect_many`` in chunks of
 64). Rounds alternate between the versions; the best round is reported.
 
