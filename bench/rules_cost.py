@@ -1,18 +1,18 @@
 """Detection CPU per short item after start: embeddings, toxicity model and the Python rules.
 
-Every rule of the example organisation's config is on, with the models that run here (the
-sentence embeddings on ONNX Runtime, the shipped profanity model for toxicity). Three sets of
-short items: the example organisation's posts and messages, the safeguarding development
-sentences as public comments, and items from the detection benchmark's generator (official
-posts, comments, staff <-> learner messages; bench/detection.py). Each version of the code runs in
-a child process of its own (the baseline: an older commit's source first on the path, the same
-virtual environment), models loaded and warmed up first (a whole first pass over the set in
-another classifier, so that nothing built once per process is counted), then the CPU time
-(process time, all threads) of detection alone is split into what is spent in
-``rules.embeddings.embed``, in the toxicity model's ``score`` and the rest (the Python rule
-code: lexicons, registers, thread and conduct rules, evidence and explanations). Two paths: one item at a time (``Classifier.classify``)
-and batched (``classify_many`` here; the baseline's ``DetectionEngine.detect_many`` in chunks of
-64). Rounds alternate between the versions; the best round is reported.
+Every rule of the example organisation's config is on, with the models that run here (the sentence
+embeddings on ONNX Runtime, the shipped profanity model for toxicity). Three sets of short items:
+the example organisation's posts and messages, the safeguarding development sentences as public
+comments, and items from the detection benchmark's generator (official posts, comments, staff <->
+learner messages; bench/detection.py). Each version of the code runs in a child process of its own
+(the baseline: an older commit's source first on the path, the same virtual environment), models
+loaded and warmed up first (a whole first pass over the set in another classifier, so that nothing
+built once per process is counted), then the CPU time (process time, all threads) of detection
+alone is split into what is spent in ``rules.embeddings.embed``, in the toxicity model's ``score``
+and the rest (the Python rule code: lexicons, registers, thread and conduct rules, evidence and
+explanations). Two paths: one item at a time (``Classifier.classify``) and batched
+(``classify_many`` here; the baseline's ``DetectionEngine.detect_many`` in chunks of 64). Rounds
+alternate between the versions; the best round is reported.
 
     .venv/bin/python bench/run.py rules_cost [--baseline 87312fc] [--rounds 3]
 """
