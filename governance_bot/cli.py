@@ -1184,7 +1184,7 @@ def keys_rotate(config_path: ConfigOpt = Path("config.toml")) -> None:
 
 
 def _rotate_keys(config: Config, db: Database) -> None:
-    from governance_bot.audit_anchor import anchor, anchor_path
+    from governance_bot.audit_anchor import anchor_path, anchor_reseal
     from governance_bot.media import store_from_config
     from governance_bot.storage import auditlog
     from governance_bot.storage.rotation import rotate_all
@@ -1196,10 +1196,11 @@ def _rotate_keys(config: Config, db: Database) -> None:
     out.print("re-encrypted: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     # the audit log's seals rotate with the keys: checked with the old (the chain and the
     # anchors: re-sealing a log the anchors show was cut or rewritten would hide it), sealed
-    # with the new
+    # with the new, and the new head anchored before the re-sealing commits (a re-sealed log
+    # with no anchor saying so would look rewritten to every later check)
+    path = anchor_path(config)
     try:
         with db.session() as session:
-            path = anchor_path(config)
             if path is not None:
                 report = auditlog.CheckReport(auditlog.verify(session))
                 auditlog.check_anchors(session, auditlog.read_anchor_file(path), str(path),
@@ -1208,12 +1209,17 @@ def _rotate_keys(config: Config, db: Database) -> None:
                     raise ValueError("the anchors do not match it ("
                                      + "; ".join(report.anchor_problems) + ")")
             sealed = auditlog.reseal(session)
+            try:
+                anchor_reseal(config, session)
+            except OSError as exc:
+                raise ValueError(f"its new head could not be written to {path} "
+                                 f"({exc.strerror or exc}); let this user append to it, or "
+                                 "set [audit_log] anchor_file") from None
     except ValueError as exc:
         err.print(f"the audit log was NOT re-sealed: {exc}. Keep the old key configured "
                   "and see `governance-bot audit-log verify`.", style="red", markup=False,
                   soft_wrap=True)
         raise typer.Exit(EXIT_CHECK_FAILED) from None
-    anchor(config, db, resealed=True)
     out.print(f"audit log: {sealed} event(s) sealed with the new key (anchored)")
 
 
