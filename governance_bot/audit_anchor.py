@@ -27,7 +27,7 @@ from governance_bot.config import Config
 from governance_bot.storage import auditlog
 from governance_bot.storage.db import Database
 
-__all__ = ["anchor", "anchor_path"]
+__all__ = ["anchor", "anchor_path", "anchor_reseal"]
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +60,15 @@ def _last_line(path: Path) -> dict[str, Any] | None:
 
 
 def anchor(config: Config, db: Database, now: datetime | None = None,
-           slack_client: Any = None, resealed: bool = False) -> dict[str, Any] | None:
+           slack_client: Any = None) -> dict[str, Any] | None:
     """Write the head where ``config`` says, unless it has not moved since the last anchor;
-    returns what was written. ``resealed``: ``keys rotate`` has just re-sealed the log (the
-    line says so, so that the anchors before it are not taken for a rewrite). Failures are
-    logged, never raised: anchoring must not stop the service or a command (the next anchor
-    tries again)."""
+    returns what was written. Failures are logged, never raised: anchoring must not stop the
+    service or a command (the next anchor tries again). ``keys rotate`` anchors its re-sealing
+    with :func:`anchor_reseal` instead."""
     now = now or datetime.now(UTC)
     try:
         with db.session() as session:
-            record = auditlog.anchor_record(session, now, resealed=resealed)
+            record = auditlog.anchor_record(session, now)
     except Exception as exc:
         log.warning("audit log: the head could not be read to anchor it (%s)", type(exc).__name__)
         return None
@@ -79,7 +78,7 @@ def anchor(config: Config, db: Database, now: datetime | None = None,
     line = json.dumps(record, sort_keys=True)
     if path is not None:
         last = _last_line(path)
-        if not resealed and last is not None and last.get("seq") == record["seq"] and \
+        if last is not None and last.get("seq") == record["seq"] and \
                 last.get("hash") == record["hash"]:
             return None  # anchored already
         try:
@@ -102,6 +101,35 @@ def anchor(config: Config, db: Database, now: datetime | None = None,
         _post(config, record, slack_client)
     log.debug("audit log anchored at event %d", record["seq"])
     return record
+
+
+def anchor_reseal(config: Config, session: Any, now: datetime | None = None) -> None:
+    """Write the re-sealed head, read from ``session`` before it commits, to the anchor file
+    (and syslog / Slack): written ahead, so that a re-sealing the database keeps always has its
+    anchor. Unlike :func:`anchor` this raises ``OSError`` when the file cannot be written: the
+    caller then rolls the re-sealing back (a re-sealed log with no anchor saying so would look
+    rewritten to every later ``audit-log verify``). An anchor written for a re-sealing that was
+    then not committed (the command killed in between) is recognised as such by
+    ``check_anchors``."""
+    record = auditlog.anchor_record(session, now or datetime.now(UTC), resealed=True)
+    if record is None:
+        return
+    line = json.dumps(record, sort_keys=True)
+    path = anchor_path(config)
+    if path is not None:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, (line + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    if config.audit_log.syslog:
+        import syslog
+
+        syslog.openlog("governance-bot", syslog.LOG_PID, syslog.LOG_AUTHPRIV)
+        syslog.syslog(syslog.LOG_NOTICE, f"audit-anchor {line}")
+    if config.audit_log.slack_channel:
+        _post(config, record, None)
 
 
 def _post(config: Config, record: dict[str, Any], client: Any) -> None:

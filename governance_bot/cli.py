@@ -366,20 +366,14 @@ def models_fetch(
 @db_app.command("upgrade")
 def db_upgrade(config_path: ConfigOpt = Path("config.toml")) -> None:
     """Create or migrate the database schema to this version."""
-    from sqlalchemy.exc import OperationalError
-
-    from governance_bot.storage.crypto import KeyError_
     from governance_bot.storage.db import Database
 
     config = _load(config_path)
     db = Database(config.database_url)
     try:
-        before, after = db.upgrade()
-        db.check_encryption()
-    except KeyError_ as exc:
-        raise _key_problem(exc) from None
-    except OperationalError as exc:
-        raise _unreachable(config, exc) from None
+        with _storage_errors(config):
+            before, after = db.upgrade()
+            db.check_encryption()
     finally:
         db.dispose()
     out.print(f"database schema: {before or 'empty'} -> {after}")
@@ -1171,56 +1165,62 @@ def keys_generate() -> None:
 def keys_rotate(config_path: ConfigOpt = Path("config.toml")) -> None:
     """Re-encrypt every encrypted column with the first configured key (and encrypt anything
     stored before encryption was switched on)."""
-    from sqlalchemy.exc import OperationalError
-
-    from governance_bot.storage.crypto import KeyError_
     from governance_bot.storage.db import Database
-    from governance_bot.storage.rotation import rotate_all
 
     config = _load(config_path)
     if not config.security.keys():
         err.print("[red]no encryption keys configured: set GOVERNANCE_BOT_SECURITY__ENCRYPTION_KEYS"
                   " (see docs/security.md)[/red]")
         raise typer.Exit(EXIT_CONFIG)
-    from governance_bot.audit_anchor import anchor, anchor_path
-    from governance_bot.media import store_from_config
-    from governance_bot.storage import auditlog
-
     db = Database(config.database_url)
     try:
-        db.check_encryption()  # some configured key must read what is there
-        counts = rotate_all(db)
-        store = store_from_config(config)
-        if store is not None:  # the media store's pictures are encrypted with the same keys
-            counts["media files"] = store.rotate()
-        out.print("re-encrypted: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-        # the audit log's seals rotate with the keys: checked with the old (the chain and the
-        # anchors: re-sealing a log the anchors show was cut or rewritten would hide it),
-        # sealed with the new
-        try:
-            with db.session() as session:
-                path = anchor_path(config)
-                if path is not None:
-                    report = auditlog.CheckReport(auditlog.verify(session))
-                    auditlog.check_anchors(session, auditlog.read_anchor_file(path), str(path),
-                                           report)
-                    if report.anchor_problems:
-                        raise ValueError("the anchors do not match it ("
-                                         + "; ".join(report.anchor_problems) + ")")
-                sealed = auditlog.reseal(session)
-        except ValueError as exc:
-            err.print(f"the audit log was NOT re-sealed: {exc}. Keep the old key configured "
-                      "and see `governance-bot audit-log verify`.", style="red", markup=False,
-                      soft_wrap=True)
-            raise typer.Exit(EXIT_CHECK_FAILED) from None
-        anchor(config, db, resealed=True)
-        out.print(f"audit log: {sealed} event(s) sealed with the new key (anchored)")
-    except KeyError_ as exc:
-        raise _key_problem(exc) from None
-    except OperationalError as exc:
-        raise _unreachable(config, exc) from None
+        # an empty or outdated schema is refused with what to run (not reported as a database
+        # that cannot be reached), and some configured key must read what is there
+        with _storage_errors(config):
+            db.ensure_schema(create_if_empty=False)
+            _rotate_keys(config, db)
     finally:
         db.dispose()
+
+
+def _rotate_keys(config: Config, db: Database) -> None:
+    from governance_bot.audit_anchor import anchor_path, anchor_reseal
+    from governance_bot.media import store_from_config
+    from governance_bot.storage import auditlog
+    from governance_bot.storage.rotation import rotate_all
+
+    counts = rotate_all(db)
+    store = store_from_config(config)
+    if store is not None:  # the media store's pictures are encrypted with the same keys
+        counts["media files"] = store.rotate()
+    out.print("re-encrypted: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    # the audit log's seals rotate with the keys: checked with the old (the chain and the
+    # anchors: re-sealing a log the anchors show was cut or rewritten would hide it), sealed
+    # with the new, and the new head anchored before the re-sealing commits (a re-sealed log
+    # with no anchor saying so would look rewritten to every later check)
+    path = anchor_path(config)
+    try:
+        with db.session() as session:
+            if path is not None:
+                report = auditlog.CheckReport(auditlog.verify(session))
+                auditlog.check_anchors(session, auditlog.read_anchor_file(path), str(path),
+                                       report)
+                if report.anchor_problems:
+                    raise ValueError("the anchors do not match it ("
+                                     + "; ".join(report.anchor_problems) + ")")
+            sealed = auditlog.reseal(session)
+            try:
+                anchor_reseal(config, session)
+            except OSError as exc:
+                raise ValueError(f"its new head could not be written to {path} "
+                                 f"({exc.strerror or exc}); let this user append to it, or "
+                                 "set [audit_log] anchor_file") from None
+    except ValueError as exc:
+        err.print(f"the audit log was NOT re-sealed: {exc}. Keep the old key configured "
+                  "and see `governance-bot audit-log verify`.", style="red", markup=False,
+                  soft_wrap=True)
+        raise typer.Exit(EXIT_CHECK_FAILED) from None
+    out.print(f"audit log: {sealed} event(s) sealed with the new key (anchored)")
 
 
 # --- data protection: legal holds, retention, subject access and erasure (docs/data-protection.md)

@@ -204,6 +204,19 @@ def test_an_outdated_schema_is_refused_with_what_to_run(
     assert "governance-bot db upgrade" in result.stderr
 
 
+def test_keys_rotate_on_a_database_never_created_says_to_create_it_not_that_it_is_unreachable(
+    make_config: Callable[..., Config], tmp_path: Path,
+):
+    from governance_bot.storage.crypto import generate_key
+
+    make_config()
+    result = gb("keys", "rotate", "--config", str(tmp_path / "config.toml"), cwd=tmp_path,
+                check=False, env={"GOVERNANCE_BOT_SECURITY__ENCRYPTION_KEYS": generate_key()})
+    assert result.returncode == 3, result.stderr
+    assert "governance-bot db upgrade" in result.stderr
+    assert "cannot reach" not in result.stderr
+
+
 @pytest.mark.parametrize("bad", ["[database\n", '[database]\nurl = 5\nnope = 1\n'])
 def test_a_bad_config_exits_2_with_every_problem(tmp_path: Path, bad: str):
     (tmp_path / "config.toml").write_text(bad)

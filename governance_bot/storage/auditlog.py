@@ -266,10 +266,10 @@ def _anchor_mac(record: dict[str, Any], key: bytes) -> str:
     return hmac.new(key, b"anchor\0" + body, hashlib.sha256).hexdigest()
 
 
-def _last_reseal(lines: list[str], keys: dict[str, bytes]) -> int:
-    """The line number of the last anchor written after a re-sealing whose seal verifies with
-    a configured key (0: none)."""
-    found = 0
+def _reseals(lines: list[str], keys: dict[str, bytes]) -> list[int]:
+    """The line numbers of the anchors written for a re-sealing whose seal verifies with a
+    configured key, oldest first."""
+    found: list[int] = []
     for number, line in enumerate(lines, start=1):
         try:
             anchor = json.loads(line)
@@ -278,10 +278,21 @@ def _last_reseal(lines: list[str], keys: dict[str, bytes]) -> int:
             key = keys.get(str(anchor.get("key_id")))
             if key is not None and hmac.compare_digest(str(anchor.get("mac")),
                                                        _anchor_mac(anchor, key)):
-                found = number
+                found.append(number)
         except (ValueError, KeyError, TypeError):
             continue
     return found
+
+
+def _uncommitted(session: Session, line: str) -> bool:
+    """Whether a re-sealing's anchor names a head the log does not hold: its event is there,
+    sealed with the same key, with another hash (``keys rotate`` writes the anchor before the
+    re-sealing commits; killed in between, the log kept its earlier seals)."""
+    anchor = json.loads(line)
+    event = session.execute(select(AuditEvent.hash, AuditEvent.key_id).where(
+        AuditEvent.seq == int(anchor["seq"]))).first()
+    return (event is not None and event.key_id == anchor.get("key_id")
+            and not hmac.compare_digest(event.hash, str(anchor["hash"])))
 
 
 @dataclass(slots=True)
@@ -310,36 +321,65 @@ def check_anchors(session: Session, lines: list[str], source: str, report: Check
                 "event(s): it was removed or emptied (or the log was never anchored), so a cut "
                 "or emptied log cannot be ruled out")
         return
+    reseals = _reseals(lines, keys)
+    checked, problems, notes = _compare_anchors(session, lines, source, keys,
+                                                reseals[-1] if reseals else 0, set())
+    # re-sealings whose anchor was written but which never committed (the newest first): the
+    # log still has the seals of before, so it is compared as if they had not been started;
+    # only if it then matches every anchor is that what happened
+    pending: set[int] = set()
+    while problems and reseals and _uncommitted(session, lines[reseals[-1] - 1]):
+        pending.add(reseals.pop())
+        again = _compare_anchors(session, lines, source, keys, reseals[-1] if reseals else 0,
+                                 pending)
+        if not again[1]:
+            checked, problems, notes = again
+            notes.append(
+                f"{source}:{','.join(str(n) for n in sorted(pending))}: `keys rotate` was "
+                "stopped before its re-sealing was committed: the log still has its earlier "
+                "seals, and they match the anchors. Run `governance-bot keys rotate` again.")
+            break
+    report.anchors_checked += checked
+    report.anchor_problems += problems
+    report.anchor_notes += notes
+
+
+def _compare_anchors(session: Session, lines: list[str], source: str, keys: dict[str, bytes],
+                     resealed_at: int, skip: set[int]) -> tuple[int, list[str], list[str]]:
+    """Each anchor line compared with the log: how many were checked, the problems, the notes.
+    ``resealed_at``: the line of the last re-sealing (lines before it are checked for their
+    events only); ``skip``: lines of re-sealings that were never committed."""
+    problems: list[str] = []
+    notes: list[str] = []
+    checked = 0
     head = session.get(AuditHead, 1)
     last_seq = int(session.execute(select(func.max(AuditEvent.seq))).scalar_one() or 0)
     missing: tuple[int, str] | None = None
-    resealed_at = _last_reseal(lines, keys)
     if resealed_at:
-        report.anchor_notes.append(
+        notes.append(
             f"{source}:{resealed_at}: the log was re-sealed (`keys rotate`); the "
             f"{resealed_at - 1} line(s) before it are checked for their events only (every "
             "hash changed when it was re-sealed)")
     for number, line in enumerate(lines, start=1):
-        if not line.strip():
+        if not line.strip() or number in skip:
             continue
         try:
             anchor = json.loads(line)
             seq, digest = int(anchor["seq"]), str(anchor["hash"])
             key_id, at = anchor.get("key_id"), str(anchor.get("anchored_at"))
         except (ValueError, KeyError, TypeError):
-            report.anchor_problems.append(f"{source}:{number}: not an anchor line (the file was "
-                                          "edited)")
+            problems.append(f"{source}:{number}: not an anchor line (the file was edited)")
             continue
-        report.anchors_checked += 1
+        checked += 1
         key = keys.get(key_id) if key_id else None
         if key is not None and not hmac.compare_digest(str(anchor.get("mac")),
                                                        _anchor_mac(anchor, key)):
-            report.anchor_problems.append(f"{source}:{number}: the anchor of event {seq} was "
-                                          "altered or forged (its seal does not verify)")
+            problems.append(f"{source}:{number}: the anchor of event {seq} was altered or "
+                            "forged (its seal does not verify)")
             continue
         if key_id and key is None:
-            report.anchor_notes.append(f"{source}:{number}: sealed with key {key_id}, which is "
-                                       "not configured: only checked for its event")
+            notes.append(f"{source}:{number}: sealed with key {key_id}, which is not "
+                         "configured: only checked for its event")
         event = session.execute(select(AuditEvent.hash, AuditEvent.key_id).where(
             AuditEvent.seq == seq)).first()
         if event is None:
@@ -348,22 +388,23 @@ def check_anchors(session: Session, lines: list[str], source: str, report: Check
             continue
         if number >= resealed_at and event.key_id == key_id and \
                 not hmac.compare_digest(event.hash, digest):
-            report.anchor_problems.append(
+            problems.append(
                 f"event {seq} differs from its anchor of {at} ({source}:{number}): the log was "
                 "rewritten")
         elif key_id and event.key_id is None:
             # sealed when anchored, a plain hash now: re-written by someone without the key
             # (a key rotation re-seals with a key, never without one)
-            report.anchor_problems.append(
+            problems.append(
                 f"event {seq} was sealed with key {key_id} when it was anchored on {at} "
                 f"({source}:{number}) and has a plain hash now: the log was rewritten")
     if missing is not None:
         seq, at = missing
         head_seq = head.seq if head is not None else 0
-        report.anchor_problems.append(
+        problems.append(
             f"the log holds {last_seq} event(s) (its head says {head_seq}) but event {seq} was "
             f"anchored on {at}: events {last_seq + 1}-{seq} at least were deleted"
             + (" and the head moved back" if head_seq < seq else ""))
+    return checked, problems, notes
 
 
 def read_anchor_file(path: Path) -> list[str]:

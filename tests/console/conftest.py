@@ -88,7 +88,7 @@ class World:
                 m.ItemRecord, m.ItemRecord.id == m.Flag.item_id).where(
                 m.ItemRecord.native_id == native_id)).scalar_one())
 
-    def wait(self, predicate: Any, timeout: float = 5.0) -> None:
+    def wait(self, predicate: Any, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if predicate():

@@ -213,3 +213,62 @@ def test_keys_rotate_refuses_to_reseal_a_log_its_anchors_show_was_cut(sealed_lat
     output = result.stdout + result.stderr
     assert result.returncode == 1 and "NOT re-sealed" in output and "deleted" in output, output
     assert "Traceback" not in output
+
+
+KILLED_AFTER_ANCHORING = """
+import os, sys
+import governance_bot.audit_anchor as anchors
+real = anchors.anchor_reseal
+def write_then_die(*args, **kwargs):
+    real(*args, **kwargs)
+    os._exit(137)  # killed after the anchor is written, before the re-sealing commits
+anchors.anchor_reseal = write_then_die
+from governance_bot.cli import app
+app(["keys", "rotate", "-c", "config.toml"])
+"""
+
+
+@pytest.fixture
+def rotate_killed(tmp_path: Path) -> Path:
+    """An installation that ran without keys, then with them, whose ``keys rotate`` was killed
+    after it wrote the re-sealed head to the anchor file and before the re-sealing committed."""
+    (tmp_path / "config.toml").write_text(
+        f'[database]\nurl = "sqlite:///gb.db"\n[registers]\nfile = "{REGISTERS}"\n'
+        '[detection]\ndisabled_rules = ["safeguarding", "images", "toxicity"]\n')
+    _ingest(tmp_path, "plain", None)
+    _ingest(tmp_path, "sealed", KEY)
+    before = events(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVERNANCE_BOT_")}
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_ANCHORING], cwd=tmp_path, capture_output=True,
+        text=True, timeout=300, env={**env, "PYTHONPATH": str(ROOT),
+                                     "GOVERNANCE_BOT_SECURITY__ENCRYPTION_KEYS": KEY})
+    assert killed.returncode == 137, killed.stdout + killed.stderr
+    assert events(tmp_path) == before  # nothing was committed ...
+    last = json.loads((tmp_path / "audit-anchors.log").read_text().splitlines()[-1])
+    assert last["resealed"] is True and last["hash"] != before[-1]["hash"]  # ... but anchored
+    return tmp_path
+
+
+def test_a_keys_rotate_killed_before_committing_is_not_taken_for_a_rewritten_log(
+        rotate_killed: Path) -> None:
+    result = gb_keys("audit-log", "verify", "-c", "config.toml", cwd=rotate_killed, keys=KEY)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "audit log intact" in output and "stopped before its re-sealing" in output, output
+    # run again, as the note says: the log is re-sealed and verifies with its new anchor
+    again = gb_keys("keys", "rotate", "-c", "config.toml", cwd=rotate_killed, keys=KEY)
+    assert again.returncode == 0, again.stdout + again.stderr
+    after = gb_keys("audit-log", "verify", "-c", "config.toml", cwd=rotate_killed, keys=KEY)
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert "stopped before" not in after.stdout and "re-sealed" in after.stdout, after.stdout
+
+
+def test_an_uncommitted_re_sealing_hides_no_cut_made_after_it(rotate_killed: Path) -> None:
+    rows = events(rotate_killed)
+    last, before = rows[-1], rows[-2]
+    with sqlite3.connect(rotate_killed / "gb.db") as conn:
+        conn.execute(f"DELETE FROM audit_events WHERE seq = {last['seq']}")
+        conn.execute(f"UPDATE audit_head SET seq = {before['seq']}, hash = '{before['hash']}'")
+    result = gb_keys("audit-log", "verify", "-c", "config.toml", cwd=rotate_killed, keys=KEY)
+    assert result.returncode == 1 and "deleted" in result.stdout, result.stdout + result.stderr

@@ -94,7 +94,7 @@ class SlackWorld:
         return self.http.post("/slack/events", content=body,
                               headers={"Content-Type": content_type, **sign(body)})
 
-    def wait(self, predicate: Any, timeout: float = 5.0) -> None:
+    def wait(self, predicate: Any, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if predicate():

@@ -120,7 +120,7 @@ class FakeSlack:
     def conversation_for(self, *users: str) -> str | None:
         return self._conversations.get(tuple(sorted(users)))
 
-    def wait_for(self, method: str, count: int = 1, timeout: float = 5.0) -> list[Call]:
+    def wait_for(self, method: str, count: int = 1, timeout: float = 30.0) -> list[Call]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = self.calls(method)

@@ -84,7 +84,7 @@ def note(text: str) -> dict[str, Any]:
 
 
 # --- helpers over the recorded calls --------------------------------------------------------------
-def wait_until(predicate: Any, timeout: float = 5.0) -> None:
+def wait_until(predicate: Any, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
