@@ -60,18 +60,30 @@ def word_ngrams(text: str) -> list[str]:
 def char_ngrams(text: str) -> list[str]:
     """The character runs inside the words of ``text``, each word padded with a space, as
     ``TfidfVectorizer(analyzer="char_wb")`` cuts them (lower-cased)."""
+    out: list[str] = []
+    for word in _words(text):
+        out += _word_char_ngrams(word)
+    return out
+
+
+def _words(text: str) -> list[str]:
+    return _SPACES.sub(" ", text.lower()).split()
+
+
+def _word_char_ngrams(word: str) -> list[str]:
+    """The character runs of one (lower-cased) word padded with a space: a word's runs do not
+    depend on its neighbours, so they can be looked up once per word."""
     low, high = NGRAMS["char"]["ngram_range"]
     out: list[str] = []
-    for word in _SPACES.sub(" ", text.lower()).split():
-        w = f" {word} "
-        for n in range(low, high + 1):
-            offset = 0
+    w = f" {word} "
+    for n in range(low, high + 1):
+        offset = 0
+        out.append(w[offset:offset + n])
+        while offset + n < len(w):
+            offset += 1
             out.append(w[offset:offset + n])
-            while offset + n < len(w):
-                offset += 1
-                out.append(w[offset:offset + n])
-            if offset == 0:  # a word shorter than n is counted once, as itself
-                break
+        if offset == 0:  # a word shorter than n is counted once, as itself
+            break
     return out
 
 
@@ -88,6 +100,9 @@ class NgramFeatures:
     vocabulary: dict[str, tuple[str, ...]]  # kind -> terms, in column order
     idf: dict[str, np.ndarray]  # kind -> (terms,)
     _index: dict[str, dict[str, int]] = field(default_factory=dict, repr=False)
+    # word -> the vocabulary columns of its character runs: the same words come back in
+    # sentence after sentence, and cutting them into runs is most of the cost (bounded)
+    _word_columns: dict[str, list[int]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._index = {kind: {t: i for i, t in enumerate(terms)}
@@ -104,7 +119,11 @@ class NgramFeatures:
         offset = 0
         for kind, terms in self.vocabulary.items():
             index = self._index[kind]
-            counts = Counter(i for i in map(index.get, _ANALYSERS[kind](text)) if i is not None)
+            if kind == "char":
+                counts = Counter(self._char_columns(text, index))
+            else:
+                counts = Counter(i for i in map(index.get, _ANALYSERS[kind](text))
+                                 if i is not None)
             if counts:
                 cols = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
                 tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
@@ -115,6 +134,21 @@ class NgramFeatures:
         if not columns:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
         return np.concatenate(columns), np.concatenate(values)
+
+    def _char_columns(self, text: str, index: dict[str, int]) -> list[int]:
+        """The vocabulary columns of the character runs of ``text``, word by word (as
+        :func:`char_ngrams` cuts them, those outside the vocabulary left out)."""
+        cache = self._word_columns
+        out: list[int] = []
+        for word in _words(text):
+            columns = cache.get(word)
+            if columns is None:
+                columns = [i for i in map(index.get, _word_char_ngrams(word)) if i is not None]
+                if len(cache) >= 20_000:
+                    cache.clear()
+                cache[word] = columns
+            out += columns
+        return out
 
     def scores(self, texts: Sequence[str], weights: np.ndarray) -> np.ndarray:
         """(texts, rows of ``weights``): each sentence's features times each row of

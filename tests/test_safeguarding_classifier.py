@@ -48,6 +48,13 @@ def test_run_time_ngram_features_are_the_ones_the_training_computed() -> None:
         ours[row, cols] = values
     assert np.allclose(ours, expected, atol=1e-6)
     assert len(features.features("you idiot")[0]) > 0
+    # a word's character runs are looked up once and remembered: the same sentences read
+    # again, in another order, give the same features as the first time
+    for row, text in reversed(list(enumerate(unseen))):
+        cols, values = features.features(text)
+        again = np.zeros(expected.shape[1])
+        again[cols] = values
+        assert np.array_equal(again, ours[row]), text
 
 
 def _model(features: NgramFeatures) -> FamilyClassifier:
