@@ -91,11 +91,15 @@ def run(bench: Bench, args: argparse.Namespace) -> None:
             if name in TARGETS:
                 label, recall, far = TARGETS[name]
                 got = next(c for c in report["categories"] if c["category"] == label)
-                ok = got["recall"] >= recall and (far is None or got["false_alarm_rate"] <= far)
                 limit = f"recall >= {recall}" + (f" at <= {far:.0%} false alarms" if far else "")
-                bench.target(f"{name} ({label}, {which}), in-sample: {limit}",
+                # reported, not judged: the classifier was trained on these rows (its n-gram
+                # model all but remembers them), so they cannot say whether the aim is met; the
+                # out-of-fold figures of tools/train_safeguarding_classifier.py --detector-oof
+                # in bench/RESULTS-safeguarding.md do
+                bench.target(f"{name} ({label}, {which}), in-sample, so reported only (judged "
+                             f"out of fold in RESULTS-safeguarding.md): {limit}",
                              f"recall {got['recall']:.3f}, false alarms "
-                             f"{got['false_alarm_rate']:.3f}", ok, value=got["recall"],
+                             f"{got['false_alarm_rate']:.3f}", None, value=got["recall"],
                              limit=recall)
     bench.table("governance-bot eval --rule safeguarding [--rule toxicity] (per label; "
                 "'(any finding)': records labelled with nothing that got any finding)",
