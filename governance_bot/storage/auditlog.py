@@ -286,12 +286,17 @@ def _reseals(lines: list[str], keys: dict[str, bytes]) -> list[int]:
 
 def _uncommitted(session: Session, line: str) -> bool:
     """Whether a re-sealing's anchor names a head the log does not hold: its event is there,
-    sealed with the same key, with another hash (``keys rotate`` writes the anchor before the
-    re-sealing commits; killed in between, the log kept its earlier seals)."""
+    sealed with the same key with another hash, or with a plain hash (a log that had only plain
+    hashes when keys were first set) (``keys rotate`` writes the anchor before the re-sealing
+    commits; killed in between, the log kept its earlier seals)."""
     anchor = json.loads(line)
     event = session.execute(select(AuditEvent.hash, AuditEvent.key_id).where(
         AuditEvent.seq == int(anchor["seq"]))).first()
-    return (event is not None and event.key_id == anchor.get("key_id")
+    if event is None:
+        return False
+    if event.key_id is None:
+        return anchor.get("key_id") is not None
+    return (event.key_id == anchor.get("key_id")
             and not hmac.compare_digest(event.hash, str(anchor["hash"])))
 
 

@@ -228,15 +228,17 @@ app(["keys", "rotate", "-c", "config.toml"])
 """
 
 
-@pytest.fixture
-def rotate_killed(tmp_path: Path) -> Path:
-    """An installation that ran without keys, then with them, whose ``keys rotate`` was killed
-    after it wrote the re-sealed head to the anchor file and before the re-sealing committed."""
+@pytest.fixture(params=["sealed since", "keys just set"])
+def rotate_killed(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    """An installation that ran without keys (then with them, or with keys just set and nothing
+    sealed yet), whose ``keys rotate`` was killed after it wrote the re-sealed head to the
+    anchor file and before the re-sealing committed."""
     (tmp_path / "config.toml").write_text(
         f'[database]\nurl = "sqlite:///gb.db"\n[registers]\nfile = "{REGISTERS}"\n'
         '[detection]\ndisabled_rules = ["safeguarding", "images", "toxicity"]\n')
     _ingest(tmp_path, "plain", None)
-    _ingest(tmp_path, "sealed", KEY)
+    if request.param == "sealed since":
+        _ingest(tmp_path, "sealed", KEY)
     before = events(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOVERNANCE_BOT_")}
     killed = subprocess.run(
