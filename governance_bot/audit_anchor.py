@@ -82,23 +82,12 @@ def anchor(config: Config, db: Database, now: datetime | None = None,
                 last.get("hash") == record["hash"]:
             return None  # anchored already
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                os.write(fd, (line + "\n").encode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _append(path, line)
         except OSError as exc:
             log.error("audit log: could not append the anchor to %s (%s). Fix: let the "
                       "service's user append to it, or set [audit_log] anchor_file", path,
                       exc.strerror or exc)
-    if config.audit_log.syslog:
-        import syslog
-
-        syslog.openlog("governance-bot", syslog.LOG_PID, syslog.LOG_AUTHPRIV)
-        syslog.syslog(syslog.LOG_NOTICE, f"audit-anchor {line}")
-    if config.audit_log.slack_channel:
-        _post(config, record, slack_client)
+    _publish(config, record, line, slack_client)
     log.debug("audit log anchored at event %d", record["seq"])
     return record
 
@@ -117,19 +106,29 @@ def anchor_reseal(config: Config, session: Any, now: datetime | None = None) -> 
     line = json.dumps(record, sort_keys=True)
     path = anchor_path(config)
     if path is not None:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, (line + "\n").encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _append(path, line)
+    _publish(config, record, line, None)
+
+
+def _append(path: Path, line: str) -> None:
+    """Append ``line`` to the anchor file (created 0600) and sync it to disk."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, (line + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _publish(config: Config, record: dict[str, Any], line: str, slack_client: Any) -> None:
+    """The anchor to syslog and the Slack channel, where configured."""
     if config.audit_log.syslog:
         import syslog
 
         syslog.openlog("governance-bot", syslog.LOG_PID, syslog.LOG_AUTHPRIV)
         syslog.syslog(syslog.LOG_NOTICE, f"audit-anchor {line}")
     if config.audit_log.slack_channel:
-        _post(config, record, None)
+        _post(config, record, slack_client)
 
 
 def _post(config: Config, record: dict[str, Any], client: Any) -> None:

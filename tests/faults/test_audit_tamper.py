@@ -147,12 +147,28 @@ def _ingest(folder: Path, name: str, keys: str | None) -> None:
 
 
 def gb_keys(*args: str, cwd: Path, keys: str | None) -> subprocess.CompletedProcess[str]:
+    return python(["-m", "governance_bot", *args], cwd=cwd, keys=keys)
+
+
+def python(argv: list[str], cwd: Path, keys: str | None) -> subprocess.CompletedProcess[str]:
+    """``python ARGV`` in ``cwd`` with this checkout first on the path and ``keys`` (None: no
+    keys) as the configured encryption keys."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOVERNANCE_BOT_")}
     if keys is not None:
         env["GOVERNANCE_BOT_SECURITY__ENCRYPTION_KEYS"] = keys
-    return subprocess.run([sys.executable, "-m", "governance_bot", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=300,
-                          env={**env, "COLUMNS": "200", "PYTHONPATH": str(ROOT)})
+    return subprocess.run([sys.executable, *argv], cwd=cwd, capture_output=True, text=True,
+                          timeout=300, env={**env, "COLUMNS": "200", "PYTHONPATH": str(ROOT)})
+
+
+def _keys_set_late(folder: Path, sealed: bool = True) -> None:
+    """An installation that ran without keys (plain hashes, anchored), then had keys set and,
+    with ``sealed``, wrote events sealed with them (anchored too)."""
+    (folder / "config.toml").write_text(
+        f'[database]\nurl = "sqlite:///gb.db"\n[registers]\nfile = "{REGISTERS}"\n'
+        '[detection]\ndisabled_rules = ["safeguarding", "images", "toxicity"]\n')
+    _ingest(folder, "plain", None)
+    if sealed:
+        _ingest(folder, "sealed", KEY)
 
 
 @pytest.fixture
@@ -160,11 +176,7 @@ def sealed_late(tmp_path: Path) -> Path:
     """An installation that ran without keys (plain hashes, anchored), then had keys set (new
     events sealed and anchored) and ran ``keys rotate``, as docs/security.md and the note of
     ``audit-log verify`` tell the operator to."""
-    (tmp_path / "config.toml").write_text(
-        f'[database]\nurl = "sqlite:///gb.db"\n[registers]\nfile = "{REGISTERS}"\n'
-        '[detection]\ndisabled_rules = ["safeguarding", "images", "toxicity"]\n')
-    _ingest(tmp_path, "plain", None)
-    _ingest(tmp_path, "sealed", KEY)
+    _keys_set_late(tmp_path)
     rotated = gb_keys("keys", "rotate", "-c", "config.toml", cwd=tmp_path, keys=KEY)
     assert rotated.returncode == 0, rotated.stdout + rotated.stderr
     return tmp_path
@@ -233,18 +245,9 @@ def rotate_killed(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
     """An installation that ran without keys (then with them, or with keys just set and nothing
     sealed yet), whose ``keys rotate`` was killed after it wrote the re-sealed head to the
     anchor file and before the re-sealing committed."""
-    (tmp_path / "config.toml").write_text(
-        f'[database]\nurl = "sqlite:///gb.db"\n[registers]\nfile = "{REGISTERS}"\n'
-        '[detection]\ndisabled_rules = ["safeguarding", "images", "toxicity"]\n')
-    _ingest(tmp_path, "plain", None)
-    if request.param == "sealed since":
-        _ingest(tmp_path, "sealed", KEY)
+    _keys_set_late(tmp_path, sealed=request.param == "sealed since")
     before = events(tmp_path)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVERNANCE_BOT_")}
-    killed = subprocess.run(
-        [sys.executable, "-c", KILLED_AFTER_ANCHORING], cwd=tmp_path, capture_output=True,
-        text=True, timeout=300, env={**env, "PYTHONPATH": str(ROOT),
-                                     "GOVERNANCE_BOT_SECURITY__ENCRYPTION_KEYS": KEY})
+    killed = python(["-c", KILLED_AFTER_ANCHORING], cwd=tmp_path, keys=KEY)
     assert killed.returncode == 137, killed.stdout + killed.stderr
     assert events(tmp_path) == before  # nothing was committed ...
     last = json.loads((tmp_path / "audit-anchors.log").read_text().splitlines()[-1])
