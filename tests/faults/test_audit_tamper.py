@@ -160,11 +160,11 @@ def python(argv: list[str], cwd: Path, keys: str | None) -> subprocess.Completed
                           timeout=300, env={**env, "COLUMNS": "200", "PYTHONPATH": str(ROOT)})
 
 
-def _keys_set_late(folder: Path, sealed: bool = True) -> None:
+def _keys_set_late(folder: Path, sealed: bool = True, database: str = "sqlite:///gb.db") -> None:
     """An installation that ran without keys (plain hashes, anchored), then had keys set and,
     with ``sealed``, wrote events sealed with them (anchored too)."""
     (folder / "config.toml").write_text(
-        f'[database]\nurl = "sqlite:///gb.db"\n[registers]\nfile = "{REGISTERS}"\n'
+        f'[database]\nurl = "{database}"\n[registers]\nfile = "{REGISTERS}"\n'
         '[detection]\ndisabled_rules = ["safeguarding", "images", "toxicity"]\n')
     _ingest(folder, "plain", None)
     if sealed:
