@@ -335,8 +335,12 @@ class NeedToKnow:
                  staff_concerns_to: str | Sequence[str] = "dsl",
                  staff_concerns_alternate: Sequence[str] = (),
                  dsl_content: str = "excerpt", mask_learner_details: bool = True,
-                 administrators: Sequence[str] = ()):
+                 administrators: Sequence[str] = (),
+                 escalation_contacts: Iterable[str] = ()):
         self.registers = registers
+        # who an unacknowledged safeguarding flag may be sent to beyond the DSL team
+        # (``[slack] escalate_to`` and the out-of-hours rota): they read it as the DSL team does
+        self.escalation_contacts = frozenset(escalation_contacts)
         self.staff_concerns_to = staff_concerns_to
         self.staff_concerns_alternate = list(staff_concerns_alternate)
         self.dsl_content = Detail(dsl_content)
@@ -346,7 +350,10 @@ class NeedToKnow:
     @classmethod
     def from_config(cls, config: Config, registers: RegisterIndex) -> NeedToKnow:
         console = getattr(config, "console", None)
+        slack = config.slack
         return cls(registers,
+                   escalation_contacts=[*slack.escalate_to,
+                                        *(s for entry in slack.rota for s in entry.staff)],
                    staff_concerns_to=config.routing.staff_concerns_to,
                    staff_concerns_alternate=config.routing.staff_concerns_alternate,
                    dsl_content=config.slack.dsl_content,
@@ -475,6 +482,28 @@ class NeedToKnow:
             return Entitlement(StaffMember(staff_id=str(staff), name=str(staff), active=False))
         found = self.audience(flag).get(person.staff_id)
         return found or Entitlement(person)
+
+    def for_reader(self, staff_id: str, flag: FlagFacts, route: Route) -> Entitlement:
+        """What a message already sent to ``staff_id`` about ``flag`` may show now, each time
+        it is shown again (an update after a decision, a change of the item, an escalation).
+
+        Their own entitlement, over the current registers: someone who no longer receives the
+        flag (a manager moved off the account, a deputy or DSL who stepped down, someone who
+        left, a person the flag is now about) gets nothing more of it. The one exception is
+        someone an unacknowledged flag is escalated to (only the escalation sends them a
+        message about it): the safeguarding contacts beyond the DSL team (``[slack]
+        escalate_to``, the out-of-hours rota) read it as the DSL team does, the alternate a
+        concern about staff as its case manager does; never a finding about themselves."""
+        person = self.staff(staff_id)
+        if person is None:
+            return Entitlement(StaffMember(staff_id=staff_id, name=staff_id, active=False))
+        mine = self.entitlement(person, flag)
+        if mine.receives:
+            return mine
+        if ((route == Route.dsl and person.staff_id in self.escalation_contacts)
+                or (route == Route.case_manager and person in self.alternates())):
+            return self.for_route(route, flag, person)
+        return mine
 
     def for_route(self, route: Route, flag: FlagFacts,
                   staff: StaffMember | None = None) -> Entitlement:
