@@ -30,6 +30,7 @@ Slack.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -88,6 +89,25 @@ def _is_case(finding: FindingFacts) -> bool:
     if finding.route in CONTENT_ROUTES:
         return False
     return finding_kind(finding.category, Role.staff, finding.subject) != "content"
+
+
+_TITLES = r"(?:mr|mrs|ms|miss|mx|dr|sir|prof|mister|madam)\.?"
+
+
+def _name_pattern(staff: StaffMember) -> re.Pattern[str] | None:
+    """What names ``staff`` in a text: the full name, a title and the surname, a personal
+    handle, a Slack mention (a first name alone is too common to count)."""
+    words = staff.name.split()
+    forms = []
+    if len(words) >= 2:
+        forms.append(r"\s+".join(re.escape(w) for w in words))
+        forms.append(_TITLES + r"\s+" + re.escape(words[-1]))
+    forms += [re.escape(h if h.startswith("@") else f"@{h}") for h in staff.personal_handles]
+    if staff.slack_user_id:
+        forms.append(re.escape(f"<@{staff.slack_user_id}>"))
+    if not forms:
+        return None
+    return re.compile(r"(?<![\w@])(?:" + "|".join(forms) + r")(?!\w)", re.IGNORECASE)
 
 
 class Refused(Exception):
@@ -205,6 +225,9 @@ class FlagFacts:
     # a concern about staff its case manager did not acknowledge in time: the alternate has it
     # too (``EscalationJob``)
     case_escalated: bool = False
+    # the item's text, only to find the staff it names (a concern never reaches them): never
+    # shown, never printed
+    text: str = field(default="", repr=False)
 
     @classmethod
     def from_records(cls, flag: m.Flag, findings: Iterable[m.Finding], item: Item) -> FlagFacts:
@@ -220,6 +243,7 @@ class FlagFacts:
             platform=item.platform, kind=item.kind.value,
             case_escalated=(flag.route == Route.case_manager.value
                             and (getattr(flag, "escalation_level", 0) or 0) >= 1),
+            text=item.text or "",
         )
 
     @classmethod
@@ -229,7 +253,7 @@ class FlagFacts:
                    findings=tuple(FindingFacts.from_finding(f) for f in findings),
                    author_role=item.author.role, author_id=item.author.register_id,
                    recipients=tuple((p.role, p.register_id) for p in item.recipients),
-                   platform=item.platform, kind=item.kind.value)
+                   platform=item.platform, kind=item.kind.value, text=item.text or "")
 
     @property
     def closed(self) -> bool:
@@ -338,6 +362,8 @@ class NeedToKnow:
                  administrators: Sequence[str] = (),
                  escalation_contacts: Iterable[str] = ()):
         self.registers = registers
+        self._name_patterns: list[tuple[str, re.Pattern[str]]] | None = None
+        self._mentioned: dict[str, frozenset[str]] = {}
         # who an unacknowledged safeguarding flag may be sent to beyond the DSL team
         # (``[slack] escalate_to`` and the out-of-hours rota): they read it as the DSL team does
         self.escalation_contacts = frozenset(escalation_contacts)
@@ -413,13 +439,31 @@ class NeedToKnow:
         return [s for s in self.registers.managers(account) if s.active]
 
     # --- who receives a finding ---------------------------------------------------------------
-    @staticmethod
-    def subjects(finding: FindingFacts, flag: FlagFacts) -> set[str]:
-        """The staff a finding is about: the item's author if staff, and any it names."""
+    def subjects(self, finding: FindingFacts, flag: FlagFacts) -> set[str]:
+        """The staff a finding is about: the item's author if staff, any it names, and for a
+        case (safeguarding, staff conduct) any member of staff the item's text names: a
+        disclosure that names a teacher, a deputy or the DSL never reaches them."""
         out = finding.staff_named
         if flag.staff_author:
             out.add(flag.staff_author)
+        if flag.text and _is_case(finding):
+            out |= self.staff_mentioned(flag.text)
         return out
+
+    def staff_mentioned(self, text: str) -> frozenset[str]:
+        """The staff ids a text names: by full name, by title and surname ("Mr Reid"), by a
+        personal handle or a Slack mention, whatever the case and spacing."""
+        found = self._mentioned.get(text)
+        if found is not None:
+            return found
+        if self._name_patterns is None:
+            self._name_patterns = [(s.staff_id, p) for s in self.registers.staff.values()
+                                   if (p := _name_pattern(s)) is not None]
+        found = frozenset(sid for sid, p in self._name_patterns if p.search(text))
+        if len(self._mentioned) >= 4096:
+            self._mentioned.clear()  # a bound, not a cache policy: judged again if needed
+        self._mentioned[text] = found
+        return found
 
     def recipients(self, route: Route, flag: FlagFacts,
                    finding: FindingFacts | None = None) -> list[StaffMember]:
@@ -431,7 +475,8 @@ class NeedToKnow:
             return [p for p in people if p.staff_id not in subjects]
 
         if route == Route.dsl:
-            return without(self.dsl_team())
+            # when the whole DSL team is named, whoever takes a concern about the DSL does
+            return without(self.dsl_team()) or without(self.alternates())
         if route in (Route.case_manager, Route.case_digest):
             conflicted = {s.staff_id for s in [*self.case_managers(), *self.dsl()]}
             if subjects & conflicted:
