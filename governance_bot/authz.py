@@ -30,6 +30,7 @@ Slack.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -91,23 +92,59 @@ def _is_case(finding: FindingFacts) -> bool:
     return finding_kind(finding.category, Role.staff, finding.subject) != "content"
 
 
+# texts whose named staff a NeedToKnow remembers (as many items as the console's lens keeps)
+MENTIONS_REMEMBERED = 200_000
 _TITLES = r"(?:mr|mrs|ms|miss|mx|dr|sir|prof|mister|madam)\.?"
 
 
-def _name_pattern(staff: StaffMember) -> re.Pattern[str] | None:
-    """What names ``staff`` in a text: the full name, a title and the surname, a personal
-    handle, a Slack mention (a first name alone is too common to count)."""
-    words = staff.name.split()
-    forms = []
-    if len(words) >= 2:
-        forms.append(r"\s+".join(re.escape(w) for w in words))
-        forms.append(_TITLES + r"\s+" + re.escape(words[-1]))
-    forms += [re.escape(h if h.startswith("@") else f"@{h}") for h in staff.personal_handles]
-    if staff.slack_user_id:
-        forms.append(re.escape(f"<@{staff.slack_user_id}>"))
-    if not forms:
-        return None
-    return re.compile(r"(?<![\w@])(?:" + "|".join(forms) + r")(?!\w)", re.IGNORECASE)
+class _StaffNames:
+    """Every way the staff register names someone (the full name, a title and the surname, a
+    personal handle, a Slack mention; a first name alone is too common to count), as one
+    regular expression: one pass over a text however many staff there are."""
+
+    def __init__(self, staff: Iterable[StaffMember]):
+        self.forms: dict[str, set[str]] = {}  # a normalised form -> the staff it names
+        for person in staff:
+            words = person.name.casefold().split()
+            keys = [" ".join(words), f"title {words[-1]}"] if len(words) >= 2 else []
+            keys += ["@" + h.casefold().lstrip("@") for h in person.personal_handles if h]
+            if person.slack_user_id:
+                keys.append(f"<@{person.slack_user_id.casefold()}>")
+            for key in keys:
+                self.forms.setdefault(key, set()).add(person.staff_id)
+
+        def longest_first(keys: Iterable[str]) -> list[str]:
+            return sorted(set(keys), key=lambda k: (-len(k), k))
+
+        names = longest_first(k for k in self.forms if not k.startswith(("title ", "@", "<@")))
+        surnames = longest_first(k[6:] for k in self.forms if k.startswith("title "))
+        others = longest_first(k for k in self.forms if k.startswith(("@", "<@")))
+        alternatives = []
+        if names:
+            alternatives.append("(?P<name>" + "|".join(
+                r"\s+".join(re.escape(w) for w in n.split()) for n in names) + ")")
+        if surnames:
+            alternatives.append(_TITLES + r"\s+(?P<surname>" + "|".join(
+                re.escape(x) for x in surnames) + ")")
+        if others:
+            alternatives.append("(?P<other>" + "|".join(re.escape(x) for x in others) + ")")
+        self.pattern = (re.compile(r"(?<![\w@])(?:" + "|".join(alternatives) + r")(?!\w)",
+                                   re.IGNORECASE) if alternatives else None)
+
+    def named(self, text: str) -> frozenset[str]:
+        if self.pattern is None:
+            return frozenset()
+        out: set[str] = set()
+        for mt in self.pattern.finditer(text):
+            groups = mt.groupdict()
+            if groups.get("name"):
+                key = " ".join(groups["name"].casefold().split())
+            elif groups.get("surname"):
+                key = f"title {groups['surname'].casefold()}"
+            else:
+                key = (groups.get("other") or "").casefold()
+            out |= self.forms.get(key, set())
+        return frozenset(out)
 
 
 class Refused(Exception):
@@ -362,8 +399,8 @@ class NeedToKnow:
                  administrators: Sequence[str] = (),
                  escalation_contacts: Iterable[str] = ()):
         self.registers = registers
-        self._name_patterns: list[tuple[str, re.Pattern[str]]] | None = None
-        self._mentioned: dict[str, frozenset[str]] = {}
+        self._names: _StaffNames | None = None
+        self._mentioned: dict[bytes, frozenset[str]] = {}
         # who an unacknowledged safeguarding flag may be sent to beyond the DSL team
         # (``[slack] escalate_to`` and the out-of-hours rota): they read it as the DSL team does
         self.escalation_contacts = frozenset(escalation_contacts)
@@ -452,14 +489,23 @@ class NeedToKnow:
 
     def staff_mentioned(self, text: str) -> frozenset[str]:
         """The staff ids a text names: by full name, by title and surname ("Mr Reid"), by a
-        personal handle or a Slack mention, whatever the case and spacing."""
-        found = self._mentioned.get(text)
+        personal handle or a Slack mention, whatever the case and spacing. Remembered per text
+        (by its digest, not the text) for as long as these registers: the console's queue
+        judges every flag it counts at each request."""
+        key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        found = self._mentioned.get(key)
         if found is not None:
             return found
-        if self._name_patterns is None:
-            self._name_patterns = [(s.staff_id, p) for s in self.registers.staff.values()
-                                   if (p := _name_pattern(s)) is not None]
-        found = frozenset(sid for sid, p in self._name_patterns if p.search(text))
+        if self._names is None:
+            self._names = _StaffNames(self.registers.staff.values())
+        found = self._names.named(text)
+        if len(self._mentioned) >= MENTIONS_REMEMBERED:
+            self._mentioned.clear()  # a bound, not a cache policy: judged again if needed
+        self._mentioned[key] = found
+        return found
+        if self._names is None:
+            self._names = _StaffNames(self.registers.staff.values())
+        found = self._names.named(text)
         if len(self._mentioned) >= 4096:
             self._mentioned.clear()  # a bound, not a cache policy: judged again if needed
         self._mentioned[text] = found
