@@ -1,9 +1,11 @@
 """Draining the outbox: claim due messages, hand them to a sink, mark them delivered.
 
 Claims are leases (``claimed_until``): a sender that dies mid-delivery leaves the message to be
-picked up again when its lease runs out. On PostgreSQL the claim uses ``FOR UPDATE SKIP LOCKED``
-so several replicas never take the same message. A failed delivery is retried with backoff, so a
-sink outage delays notifications but loses none.
+picked up again when its lease runs out. A live sender renews the claims of its batch while it
+works through it (``_ClaimKeeper``), so a slow delivery is never taken over and sent twice. On
+PostgreSQL the claim uses ``FOR UPDATE SKIP LOCKED`` so several replicas never take the same
+message. A failed delivery is retried with backoff, so a sink outage delays notifications but
+loses none.
 
 Each claim is counted on the row (``claims``, in the claim's own transaction). A message on its
 first claim, whose flag has no other message that may have been tried, cannot have been shown
@@ -18,6 +20,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
+import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -172,6 +176,17 @@ _CLAIM = (update(_OUTBOX_TABLE).where(_OUTBOX.id.in_(bindparam("ids", expanding=
           .values(claimed_by=bindparam("owner"), claimed_until=bindparam("until"),
                   claims=_OUTBOX.claims + 1))
 # the message (locked by ``lock_message``) delivered: no unit-of-work flush for two columns
+# a live sender's claims kept from running out (``_ClaimKeeper``): the messages of its batch it
+# still holds and has not delivered; one being delivered is locked by its delivery (PostgreSQL)
+# and skipped, since nobody can take it meanwhile anyway
+_RENEW = (update(_OUTBOX_TABLE)
+          .where(_OUTBOX.id.in_(
+              select(_OUTBOX.id)
+              .where(_OUTBOX.id.in_(bindparam("ids", expanding=True)),
+                     _OUTBOX.claimed_by == bindparam("owner"), _OUTBOX.delivered_at.is_(None))
+              .with_for_update(skip_locked=True)
+              .scalar_subquery()))
+          .values(claimed_until=bindparam("until")))
 _DELIVERED = (update(_OUTBOX_TABLE).where(_OUTBOX.id == bindparam("message_id"))
               .values(delivered_at=bindparam("at"), attempts=_OUTBOX.attempts + 1))
 _LOCK_MESSAGE = (select(m.OutboxMessage).where(m.OutboxMessage.id == bindparam("message_id"))
@@ -273,6 +288,44 @@ class Sink(Protocol):
     # drain with nothing to deliver) for work the sink deferred; it must not raise
 
 
+class _ClaimKeeper:
+    """Renews a batch's claims every third of the lease, on a thread of its own, while the
+    sender works through the batch: a sender that is alive but slow (Slack rate-limiting it or
+    retrying, a busy machine) keeps the messages it claimed, and another sender (a replica, or
+    ``ingest`` beside ``run``) takes them over only once it has died. Without this, on SQLite
+    (no row locks) a second sender could claim a message whose delivery was under way and post
+    the flag a second time.
+
+    Claims are renewed on the drain's clock (``now``, which tests may simulate) moved on by the
+    time the batch has taken so far."""
+
+    def __init__(self, db: Database, owner: str, ids: list[int], lease: timedelta,
+                 now: datetime):
+        self.db, self.owner, self.ids, self.lease, self.now = db, owner, ids, lease, now
+        self._started = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="outbox-claims", daemon=True)
+
+    def __enter__(self) -> _ClaimKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        interval = max(self.lease.total_seconds() / 3, 0.05)
+        while not self._stop.wait(interval):
+            until = self.now + timedelta(seconds=time.monotonic() - self._started) + self.lease
+            try:
+                with self.db.session() as session:
+                    session.execute(_RENEW, {"ids": self.ids, "owner": self.owner,
+                                             "until": until})
+            except SQLAlchemyError as exc:  # the database is busy or away: the next beat tries
+                log.warning("outbox: claims not renewed now (%s)", type(exc).__name__)
+
+
 class OutboxSender:
     def __init__(self, db: Database, sink: Sink, registers: RegisterIndex,
                  owner: str | None = None, lease_seconds: int = 120, max_backoff: int = 900,
@@ -314,12 +367,13 @@ class OutboxSender:
             if not ids:
                 return delivered, failed
             untried = set(ids)
-            for message_id in ids:
-                untried.discard(message_id)
-                if self._deliver_one(message_id, now_, untried):
-                    delivered += 1
-                else:
-                    failed += 1
+            with _ClaimKeeper(self.db, self.owner, ids, self.lease, now_):
+                for message_id in ids:
+                    untried.discard(message_id)
+                    if self._deliver_one(message_id, now_, untried):
+                        delivered += 1
+                    else:
+                        failed += 1
             self._flush()
             if len(ids) < limit or failed:
                 return delivered, failed
