@@ -659,8 +659,13 @@ def toxicity_names(texts: list[str]) -> list[set[str]]:
     """What the toxicity rule of the example configuration finds in each text (Detoxify where its
     weights are on the machine, else the shipped profanity fallback, as ``eval`` runs it)."""
     from governance_bot.config import load_config
-    from governance_bot.evaluation import LabelledRecord, _item_for, _NoHistory, _registers
-    from governance_bot.evaluation import predicted_names
+    from governance_bot.evaluation import (
+        LabelledRecord,
+        _item_for,
+        _NoHistory,
+        _registers,
+        predicted_names,
+    )
     from rules.base import DetectionContext
     from rules.engine import DetectionEngine
 
