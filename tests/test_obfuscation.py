@@ -53,6 +53,8 @@ _DISGUISES = [
     ("letters separated by an emoji", "J🌟a🌟y🌟d🌟e🌟n P🌟r🌟i🌟c🌟e", "Well done {}"),
     ("letters on separate lines", "J\na\ny\nd\ne\nn Price", "Well done {}"),
     ("letters separated by tabs", "J\ta\ty\td\te\tn P\tr\ti\tc\te", "Well done {}"),
+    ("letters drawn out", "Jaaayden Priiiice", "Well done {}!!"),
+    ("letters drawn out and leetspeak", "J44aaayd3nnn Pr1ce", "Well done {}!!"),
     ("a right-to-left override showing a reversed surname the right way round",
      "Jayden \u202eecirP\u202c", "Well done {}!"),
     ("an email written with [at] and [dot]",
