@@ -478,11 +478,16 @@ class NeedToKnow:
         concerns about staff (the case manager, the alternate). Anyone else learns only of
         their own flags: even a count of all flags tells a member of staff that a concern
         (perhaps about them) was raised."""
-        if not staff.active:
-            return False
+        return staff.active and (self.is_administrator(staff) or self.handles_cases(staff))
+
+    def handles_cases(self, staff: StaffMember) -> bool:
+        """The DSL team and those who handle concerns about staff (the case manager, the
+        alternate): they read statistics over every case (the governors' report: flags by
+        concern and month, removals and their reasons). An account manager does not: a count
+        of concerns about staff in a month can be a concern about the reader."""
         handlers = {s.staff_id for s in [*self.dsl_team(), *self.case_managers(),
                                          *self.alternates()]}
-        return self.is_administrator(staff) or staff.staff_id in handlers
+        return staff.active and staff.staff_id in handlers
 
     def managers(self, account: str) -> list[StaffMember]:
         return [s for s in self.registers.managers(account) if s.active]
