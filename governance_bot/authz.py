@@ -613,6 +613,23 @@ class NeedToKnow:
             return self.for_route(route, flag, person)
         return mine
 
+    @staticmethod
+    def shared(entitlements: Sequence[Entitlement]) -> Entitlement:
+        """What a conversation several people share may show (a group DM: nobody can be taken
+        out of it): the least of their entitlements when every other one includes it (its
+        findings, its detail, the child's identity); nothing when one of them may no longer see
+        it (they left the role, or it is now about them) or their views are not nested."""
+        if not entitlements:
+            raise ValueError("a conversation has at least one member")
+        least = min(entitlements, key=lambda e: (len(e.findings), _DETAIL_ORDER[e.detail],
+                                                 e.child_identity))
+        for e in entitlements:
+            if not (least.finding_keys <= e.finding_keys
+                    and _DETAIL_ORDER[least.detail] <= _DETAIL_ORDER[e.detail]
+                    and (e.child_identity or not least.child_identity)):
+                return Entitlement(entitlements[0].staff)
+        return least if least.receives else Entitlement(entitlements[0].staff)
+
     def for_route(self, route: Route, flag: FlagFacts,
                   staff: StaffMember | None = None) -> Entitlement:
         """What the audience of ``route`` as a whole may see of ``flag`` (a private channel for
