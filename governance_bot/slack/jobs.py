@@ -172,13 +172,21 @@ class EscalationJob:
             targets = [s for s in contacts if s.role.value == "deputy_dsl"]
             targets += [s for s in self._people(on_call(bot.config, now))
                         if s not in targets]
-            what = (f"not acknowledged after {after_minutes} minutes: re-notified the DSL and "
-                    f"deputies ({', '.join(s.name for s in targets) or 'none registered'})")
         else:
             targets = self._people(bot.settings.escalate_to)
             targets += [s for s in self._people(on_call(bot.config, now)) if s not in targets]
-            what = (f"not acknowledged after {after_minutes} minutes: escalated to the next "
-                    f"contact ({', '.join(s.name for s in targets) or 'none configured'})")
+        # never anyone the flag is about (a deputy its text names...): not even a message
+        # saying there is a flag they may not see
+        nt = bot.need_to_know()
+        with bot.db.session() as session:
+            facts = FlagFacts.from_records(*bot.load(session, flag_id)[:3])
+        targets = [s for s in targets if nt.for_reader(s.staff_id, facts, Route.dsl).receives]
+        contacts = [s for s in contacts if nt.for_reader(s.staff_id, facts, Route.dsl).receives]
+        names = ", ".join(s.name for s in targets)
+        what = (f"not acknowledged after {after_minutes} minutes: re-notified the DSL and "
+                f"deputies ({names or 'none registered'})" if level == 1 else
+                f"not acknowledged after {after_minutes} minutes: escalated to the next "
+                f"contact ({names or 'none configured'})")
         with bot.db.session() as session:
             flag = session.get(m.Flag, flag_id)
             assert flag is not None
@@ -264,9 +272,11 @@ class DigestJob:
         with bot.db.session() as session:
             entries = list(session.execute(select(m.DigestEntry).where(
                 m.DigestEntry.sent_at.is_(None)).order_by(m.DigestEntry.id)).scalars())
-            messaged = {(r.flag_id, r.recipient) for r in session.execute(
+            # a group DM's row names each of its members (comma-separated)
+            messaged = {(r.flag_id, who) for r in session.execute(
                 select(m.FlagMessage).where(m.FlagMessage.flag_id.in_(
-                    {e.flag_id for e in entries}))).scalars()} if entries else set()
+                    {e.flag_id for e in entries}))).scalars()
+                for who in (r.recipient or "").split(",")} if entries else set()
             for e in entries:
                 flag, findings, item, _ = bot.load(session, e.flag_id)
                 facts = FlagFacts.from_records(flag, findings, item)
