@@ -30,6 +30,8 @@ Slack.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -88,6 +90,61 @@ def _is_case(finding: FindingFacts) -> bool:
     if finding.route in CONTENT_ROUTES:
         return False
     return finding_kind(finding.category, Role.staff, finding.subject) != "content"
+
+
+# texts whose named staff a NeedToKnow remembers (as many items as the console's lens keeps)
+MENTIONS_REMEMBERED = 200_000
+_TITLES = r"(?:mr|mrs|ms|miss|mx|dr|sir|prof|mister|madam)\.?"
+
+
+class _StaffNames:
+    """Every way the staff register names someone (the full name, a title and the surname, a
+    personal handle, a Slack mention; a first name alone is too common to count), as one
+    regular expression: one pass over a text however many staff there are."""
+
+    def __init__(self, staff: Iterable[StaffMember]):
+        self.forms: dict[str, set[str]] = {}  # a normalised form -> the staff it names
+        for person in staff:
+            words = person.name.casefold().split()
+            keys = [" ".join(words), f"title {words[-1]}"] if len(words) >= 2 else []
+            keys += ["@" + h.casefold().lstrip("@") for h in person.personal_handles if h]
+            if person.slack_user_id:
+                keys.append(f"<@{person.slack_user_id.casefold()}>")
+            for key in keys:
+                self.forms.setdefault(key, set()).add(person.staff_id)
+
+        def longest_first(keys: Iterable[str]) -> list[str]:
+            return sorted(set(keys), key=lambda k: (-len(k), k))
+
+        names = longest_first(k for k in self.forms if not k.startswith(("title ", "@", "<@")))
+        surnames = longest_first(k[6:] for k in self.forms if k.startswith("title "))
+        others = longest_first(k for k in self.forms if k.startswith(("@", "<@")))
+        alternatives = []
+        if names:
+            alternatives.append("(?P<name>" + "|".join(
+                r"\s+".join(re.escape(w) for w in n.split()) for n in names) + ")")
+        if surnames:
+            alternatives.append(_TITLES + r"\s+(?P<surname>" + "|".join(
+                re.escape(x) for x in surnames) + ")")
+        if others:
+            alternatives.append("(?P<other>" + "|".join(re.escape(x) for x in others) + ")")
+        self.pattern = (re.compile(r"(?<![\w@])(?:" + "|".join(alternatives) + r")(?!\w)",
+                                   re.IGNORECASE) if alternatives else None)
+
+    def named(self, text: str) -> frozenset[str]:
+        if self.pattern is None:
+            return frozenset()
+        out: set[str] = set()
+        for mt in self.pattern.finditer(text):
+            groups = mt.groupdict()
+            if groups.get("name"):
+                key = " ".join(groups["name"].casefold().split())
+            elif groups.get("surname"):
+                key = f"title {groups['surname'].casefold()}"
+            else:
+                key = (groups.get("other") or "").casefold()
+            out |= self.forms.get(key, set())
+        return frozenset(out)
 
 
 class Refused(Exception):
@@ -205,6 +262,9 @@ class FlagFacts:
     # a concern about staff its case manager did not acknowledge in time: the alternate has it
     # too (``EscalationJob``)
     case_escalated: bool = False
+    # the item's text, only to find the staff it names (a concern never reaches them): never
+    # shown, never printed
+    text: str = field(default="", repr=False)
 
     @classmethod
     def from_records(cls, flag: m.Flag, findings: Iterable[m.Finding], item: Item) -> FlagFacts:
@@ -220,6 +280,7 @@ class FlagFacts:
             platform=item.platform, kind=item.kind.value,
             case_escalated=(flag.route == Route.case_manager.value
                             and (getattr(flag, "escalation_level", 0) or 0) >= 1),
+            text=item.text or "",
         )
 
     @classmethod
@@ -229,7 +290,7 @@ class FlagFacts:
                    findings=tuple(FindingFacts.from_finding(f) for f in findings),
                    author_role=item.author.role, author_id=item.author.register_id,
                    recipients=tuple((p.role, p.register_id) for p in item.recipients),
-                   platform=item.platform, kind=item.kind.value)
+                   platform=item.platform, kind=item.kind.value, text=item.text or "")
 
     @property
     def closed(self) -> bool:
@@ -335,8 +396,14 @@ class NeedToKnow:
                  staff_concerns_to: str | Sequence[str] = "dsl",
                  staff_concerns_alternate: Sequence[str] = (),
                  dsl_content: str = "excerpt", mask_learner_details: bool = True,
-                 administrators: Sequence[str] = ()):
+                 administrators: Sequence[str] = (),
+                 escalation_contacts: Iterable[str] = ()):
         self.registers = registers
+        self._names: _StaffNames | None = None
+        self._mentioned: dict[bytes, frozenset[str]] = {}
+        # who an unacknowledged safeguarding flag may be sent to beyond the DSL team
+        # (``[slack] escalate_to`` and the out-of-hours rota): they read it as the DSL team does
+        self.escalation_contacts = frozenset(escalation_contacts)
         self.staff_concerns_to = staff_concerns_to
         self.staff_concerns_alternate = list(staff_concerns_alternate)
         self.dsl_content = Detail(dsl_content)
@@ -346,7 +413,10 @@ class NeedToKnow:
     @classmethod
     def from_config(cls, config: Config, registers: RegisterIndex) -> NeedToKnow:
         console = getattr(config, "console", None)
+        slack = config.slack
         return cls(registers,
+                   escalation_contacts=[*slack.escalate_to,
+                                        *(s for entry in slack.rota for s in entry.staff)],
                    staff_concerns_to=config.routing.staff_concerns_to,
                    staff_concerns_alternate=config.routing.staff_concerns_alternate,
                    dsl_content=config.slack.dsl_content,
@@ -406,13 +476,40 @@ class NeedToKnow:
         return [s for s in self.registers.managers(account) if s.active]
 
     # --- who receives a finding ---------------------------------------------------------------
-    @staticmethod
-    def subjects(finding: FindingFacts, flag: FlagFacts) -> set[str]:
-        """The staff a finding is about: the item's author if staff, and any it names."""
+    def subjects(self, finding: FindingFacts, flag: FlagFacts) -> set[str]:
+        """The staff a finding is about: the item's author if staff, any it names, and for a
+        case (safeguarding, staff conduct) any member of staff the item's text names: a
+        disclosure that names a teacher, a deputy or the DSL never reaches them."""
         out = finding.staff_named
         if flag.staff_author:
             out.add(flag.staff_author)
+        if flag.text and _is_case(finding):
+            out |= self.staff_mentioned(flag.text)
         return out
+
+    def staff_mentioned(self, text: str) -> frozenset[str]:
+        """The staff ids a text names: by full name, by title and surname ("Mr Reid"), by a
+        personal handle or a Slack mention, whatever the case and spacing. Remembered per text
+        (by its digest, not the text) for as long as these registers: the console's queue
+        judges every flag it counts at each request."""
+        key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        found = self._mentioned.get(key)
+        if found is not None:
+            return found
+        if self._names is None:
+            self._names = _StaffNames(self.registers.staff.values())
+        found = self._names.named(text)
+        if len(self._mentioned) >= MENTIONS_REMEMBERED:
+            self._mentioned.clear()  # a bound, not a cache policy: judged again if needed
+        self._mentioned[key] = found
+        return found
+        if self._names is None:
+            self._names = _StaffNames(self.registers.staff.values())
+        found = self._names.named(text)
+        if len(self._mentioned) >= 4096:
+            self._mentioned.clear()  # a bound, not a cache policy: judged again if needed
+        self._mentioned[text] = found
+        return found
 
     def recipients(self, route: Route, flag: FlagFacts,
                    finding: FindingFacts | None = None) -> list[StaffMember]:
@@ -424,7 +521,8 @@ class NeedToKnow:
             return [p for p in people if p.staff_id not in subjects]
 
         if route == Route.dsl:
-            return without(self.dsl_team())
+            # when the whole DSL team is named, whoever takes a concern about the DSL does
+            return without(self.dsl_team()) or without(self.alternates())
         if route in (Route.case_manager, Route.case_digest):
             conflicted = {s.staff_id for s in [*self.case_managers(), *self.dsl()]}
             if subjects & conflicted:
@@ -475,6 +573,28 @@ class NeedToKnow:
             return Entitlement(StaffMember(staff_id=str(staff), name=str(staff), active=False))
         found = self.audience(flag).get(person.staff_id)
         return found or Entitlement(person)
+
+    def for_reader(self, staff_id: str, flag: FlagFacts, route: Route) -> Entitlement:
+        """What a message already sent to ``staff_id`` about ``flag`` may show now, each time
+        it is shown again (an update after a decision, a change of the item, an escalation).
+
+        Their own entitlement, over the current registers: someone who no longer receives the
+        flag (a manager moved off the account, a deputy or DSL who stepped down, someone who
+        left, a person the flag is now about) gets nothing more of it. The one exception is
+        someone an unacknowledged flag is escalated to (only the escalation sends them a
+        message about it): the safeguarding contacts beyond the DSL team (``[slack]
+        escalate_to``, the out-of-hours rota) read it as the DSL team does, the alternate a
+        concern about staff as its case manager does; never a finding about themselves."""
+        person = self.staff(staff_id)
+        if person is None:
+            return Entitlement(StaffMember(staff_id=staff_id, name=staff_id, active=False))
+        mine = self.entitlement(person, flag)
+        if mine.receives:
+            return mine
+        if ((route == Route.dsl and person.staff_id in self.escalation_contacts)
+                or (route == Route.case_manager and person in self.alternates())):
+            return self.for_route(route, flag, person)
+        return mine
 
     def for_route(self, route: Route, flag: FlagFacts,
                   staff: StaffMember | None = None) -> Entitlement:

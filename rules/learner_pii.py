@@ -70,6 +70,23 @@ _INSTANCES = itertools.count(1)  # each detector (its settings) keeps its own ma
 
 
 _MULTISPACE = re.compile(r" {2,}")
+# a letter written three or more times in a row ("Jaaayden", "Priiiice"): no name has that
+_STRETCHED = re.compile(r"([^\W\d_])\1{2,}", re.IGNORECASE)
+
+
+def _unstretch(text: str) -> tuple[str, list[int]]:
+    """``text`` with each letter written three or more times in a row written once, and a map
+    from its offsets to ``text``'s."""
+    parts: list[str] = []
+    offsets: list[int] = []
+    pos = 0
+    for m in _STRETCHED.finditer(text):
+        parts.append(text[pos:m.start() + 1])
+        offsets.extend(range(pos, m.start() + 1))
+        pos = m.end()
+    parts.append(text[pos:])
+    offsets.extend(range(pos, len(text) + 1))
+    return "".join(parts), offsets
 
 
 def _squeeze(folded: str) -> tuple[str, list[int] | None]:
@@ -577,8 +594,20 @@ class LearnerPiiDetector(DetectorBase):
         if text and m.has_keys:
             self._register_matches(text, folded, item, author, m, found)
             letters = unleet(text)
-            if letters != text:
+            again = letters != text
+            if again:
                 self._register_matches(letters, fold(letters), item, author, m, found)
+            if _STRETCHED.search(letters):
+                again = True
+                # letters drawn out for effect ("well done Jaaayden!!"), read once each
+                short, back = _unstretch(letters)
+                drawn_out: dict[str, dict[str, list[tuple[int, int]]]] = {}
+                self._register_matches(short, fold(short), item, author, m, drawn_out)
+                for lid, kinds in drawn_out.items():
+                    for kind, spans in kinds.items():
+                        found.setdefault(lid, {}).setdefault(kind, []).extend(
+                            (back[a], back[b - 1] + 1) for a, b in spans)
+            if again:  # a name found by more than one reading is one finding
                 for kinds in found.values():
                     for kind, spans in kinds.items():
                         kinds[kind] = list(dict.fromkeys(spans))

@@ -9,18 +9,24 @@ or dotted apart ("J.a.y.d.e.n", "k i l l"), and written-out email punctuation
 ("jay[at]mail[dot]com").
 :func:`normalise` undoes each of them, in this order:
 
-1. default-ignorable code points removed (zero-width spaces and joiners, soft hyphens, the byte
-   order mark, bidirectional controls, variation selectors, tag characters: Unicode's
-   ``Default_Ignorable_Code_Point`` property, through the ``regex`` library);
-2. each grapheme cluster outside ASCII folded: Unicode NFKC (full-width and mathematical letters,
-   ligatures), look-alike letters of other scripts mapped to the Latin letter they imitate
-   (Unicode's confusables data, ``confusable-homoglyphs``), accents taken off, curly apostrophes,
-   dashes and odd spaces made plain;
-3. letters written apart with one repeated separator joined ("J.a.y.d.e.n" -> "Jayden"; a wider
-   gap between two such runs stays a space: "k.i.l.l m.y.s.e.l.f" -> "kill myself");
+1. text between a right-to-left override and its end (U+202E ... U+202C, or the end of the
+   line) put in the order it is displayed in ("\u202eecirP\u202c" shows, and is read, as
+   "Price"); then default-ignorable code points removed (zero-width spaces and joiners, soft
+   hyphens, the byte order mark, bidirectional controls, variation selectors, tag characters:
+   Unicode's ``Default_Ignorable_Code_Point`` property, through the ``regex`` library);
+2. each grapheme cluster outside ASCII folded: Unicode NFKC (full-width, mathematical and circled
+   letters, ligatures), look-alike letters of other scripts mapped to the Latin letter they
+   imitate (Unicode's confusables data, ``confusable-homoglyphs``), letters that Unicode names
+   as a Latin letter but NFKC leaves alone (small capitals "ᴊᴀʏᴅᴇɴ", parenthesised "⒥⒜⒴",
+   regional indicators "🇯🇦🇾", negative squared and circled "🅹🅐"), accents taken off, curly
+   apostrophes, dashes and odd spaces made plain;
+3. letters written apart with one repeated separator joined ("J.a.y.d.e.n" -> "Jayden", also with
+   tabs, line breaks or an emoji between them; a wider gap between two such runs stays a space:
+   "k.i.l.l m.y.s.e.l.f" -> "kill myself");
 4. leetspeak inside words: a digit or symbol with a letter on both sides becomes the letter it
-   stands for ("k1ll" -> "kill", "J4yd3n" -> "Jayden"); "2nd", "Y10", "5pm" and "mp3" are left
-   alone (a digit at a word's edge is a number, not a letter);
+   stands for ("k1ll" -> "kill", "J4yd3n" -> "Jayden"), and a zero opening a word of letters is
+   an "O" ("0liver"); "2nd", "Y10", "5pm" and "mp3" are left alone (any other digit at a word's
+   edge is a number, not a letter);
 5. optionally (``emails=True``) written-out email punctuation: "[at]", "(at)", "{dot}", and
    "name at mail dot com" where a known top-level domain ends it.
 
@@ -56,15 +62,30 @@ __all__ = [
 ]
 
 _IGNORABLE = regex.compile(r"\p{Default_Ignorable_Code_Point}+")
+# a right-to-left override and what it reverses: up to the pop (U+202C), another bidirectional
+# control or the end of the line
+_OVERRIDDEN = regex.compile(r"\u202e([^\u202a-\u202e\u2066-\u2069\n\r]*)\u202c?")
+# characters Unicode names as a Latin letter that NFKC and the confusables data leave alone
+_NAMED_LETTER = regex.compile(
+    r"LATIN LETTER SMALL CAPITAL (?P<lower>[A-Z])"
+    r"|PARENTHESIZED LATIN SMALL LETTER (?P<lower2>[A-Z])"
+    r"|REGIONAL INDICATOR SYMBOL LETTER (?P<upper>[A-Z])"
+    r"|NEGATIVE (?:SQUARED|CIRCLED) LATIN CAPITAL LETTER (?P<upper2>[A-Z])")
 _CLUSTER = regex.compile(r"\X")
 _NOT_ASCII = regex.compile(r"[^\x00-\x7f]")
 _SURROGATE = regex.compile(r"[\udc80-\udcff]")
 # letters written apart: three or more single letters/digits (at least two letters), each pair
 # separated by the same short separator
-_SPACED = regex.compile(r"(?<![\w@.'])\w(?P<sep>[ .\-_*·•/+]{1,2})\w(?:(?P=sep)\w)+(?![\w@])")
+_SPACED = regex.compile(
+    r"(?<![\w@.'])\w(?P<sep>(?:[\s.\-_*·•/+~]|\p{So}){1,2})\w(?:(?P=sep)\w)+(?![\w@])")
 _LEET_CHARS = "0134579@$!|"
 # a run of leet characters with a letter on each side ("k1ll", "n00dz", "J4yd3n")
 _LEET = regex.compile(r"(?<=\p{L})[" + regex.escape(_LEET_CHARS) + r"]+(?=\p{L})")
+# a zero opening a word of at least three letters, all lower or all upper case ("0liver",
+# "0WEN"); other digits there are numbers ("1st", "4pm", "3days"), and links and codes
+# ("t.co/0xKFnW", "v=0Ljpk", "0dictators.pdf") are left as written
+_LEET_ZERO = regex.compile(
+    r"(?<![\w@$.'/=%])0(?=(?:\p{Ll}{3,}|\p{Lu}{3,})(?![\w@/]|\.\w))")
 _LEET_MAP = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "9": "g", "@": "a",
              "$": "s", "!": "i", "|": "l"}
 _EMAIL_DOMAIN_AFTER_AT = regex.compile(r"[\p{L}\d-]+\.[\p{L}\d]")
@@ -235,9 +256,21 @@ def fold_cluster(cluster: str) -> str:
         # a look-alike is read before NFKC too: NFKC turns the lunate sigma "ϲ" (like "c") into
         # a final sigma, which looks like nothing Latin
         mapped = confusable.get(raw)
+        if mapped is None and not raw.isascii():
+            mapped = _named_letter(raw)
         for ch in (mapped,) if mapped is not None else unicodedata.normalize("NFKC", raw):
             out.append(_fold_char_nfkc(ch, confusable))
     return "".join(out)
+
+
+def _named_letter(ch: str) -> str | None:
+    """The Latin letter ``ch`` is named as, for letters NFKC does not fold (small capitals,
+    parenthesised, regional indicator, negative squared and circled letters), else None."""
+    m = _NAMED_LETTER.fullmatch(unicodedata.name(ch, ""))
+    if m is None:
+        return None
+    lower = m.group("lower") or m.group("lower2")
+    return lower.lower() if lower else (m.group("upper") or m.group("upper2"))
 
 
 def _fold_char_nfkc(ch: str, confusable: dict[str, str]) -> str:
@@ -300,7 +333,11 @@ def unleet(text: str) -> str:
     """``text`` with leetspeak inside words read as letters ("k1ll" -> "kill"); the same length,
     so it can be applied to a normalised text without changing its offsets (postcodes such as
     "SW1A" look like leetspeak: read them in the text before this step)."""
-    return _LEET.sub(_leet, text) if _LEET.search(text) else text
+    if _LEET.search(text):
+        text = _LEET.sub(_leet, text)
+    if "0" in text and _LEET_ZERO.search(text):
+        text = _LEET_ZERO.sub("O", text)
+    return text
 
 
 def _join_spaced(m: regex.Match[str]) -> str:
@@ -334,6 +371,8 @@ def normalise(
     ) if not text.isascii() else ()
     b = _Builder(text)
     if not text.isascii():
+        if "\u202e" in text:
+            b.sub(_OVERRIDDEN, lambda m: m.group(1)[::-1])
         b.sub(_IGNORABLE, lambda m: "")
         b.edit([(m.start(), m.end(), fold_cluster(m.group(0)))
                 for m in _CLUSTER.finditer(b.text)

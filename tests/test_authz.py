@@ -97,3 +97,50 @@ def test_an_it_administrator_is_told_they_never_see_case_content() -> None:
     nt = NeedToKnow(REGISTERS)
     with pytest.raises(Exception, match="IT administrators"):
         nt.check("IT", Action.view_case, _conduct("T"))
+
+
+NAMED = RegisterIndex(Registers(
+    staff=[StaffMember(staff_id="D", name="Dana Lead", role="dsl"),
+           StaffMember(staff_id="P", name="Pat O'Deputy", role="deputy_dsl",
+                       personal_handles=["@pat.private"]),
+           StaffMember(staff_id="Q", name="Quinn Deputy", role="deputy_dsl"),
+           StaffMember(staff_id="M1", name="Morgan One", role="account_manager"),
+           StaffMember(staff_id="M2", name="Morgan Two", role="account_manager"),
+           StaffMember(staff_id="C", name="Casey Chair", role="chair_of_governors")],
+    accounts=[Account(account_id="acc", platform="facebook", handle="@school",
+                      managers=["M1", "M2"])]))
+
+
+def _named(text: str, category: Category = Category.safeguarding,
+           route: Route = Route.dsl) -> FlagFacts:
+    finding = FindingFacts("rule", category, 4, route, subject="facebook:@kid", id=1)
+    return FlagFacts(account="acc", findings=(finding,), author_role=Role.public, flag_id=1,
+                     text=text)
+
+
+@pytest.mark.parametrize(("text", "named"), [
+    ("mrs o'deputy keeps messaging me", {"P"}),  # a title and the surname
+    ("PAT  O'DEPUTY said not to tell", {"P"}),  # the full name, any case and spacing
+    ("he dms me from @pat.private", {"P"}),  # a personal handle
+    ("Dr Deputy and Miss Lead know", {"Q", "D"}),
+    ("Pat said hello", set()),  # a first name alone is too common to count
+    ("the O'Deputyship", set()),  # not a name
+])
+def test_a_concern_never_reaches_staff_its_text_names(text: str, named: set[str]) -> None:
+    nt = NeedToKnow(NAMED)
+    assert nt.staff_mentioned(text) == named
+    assert not named & set(nt.audience(_named(text)))
+
+
+def test_a_concern_naming_the_whole_dsl_team_goes_to_the_chair() -> None:
+    nt = NeedToKnow(NAMED)
+    flag = _named("Dana Lead, Pat O'Deputy and Quinn Deputy all know")
+    assert set(nt.audience(flag)) == {"C"}
+    assert nt.audience(flag)["C"].child_identity
+
+
+def test_a_member_of_staff_named_in_a_post_still_decides_on_its_content() -> None:
+    # a learner's name in a post thanking Morgan One is content, not a concern about her
+    flag = _named("Thank you Morgan One for the trip!", Category.learner_pii,
+                  Route.account_managers)
+    assert set(NeedToKnow(NAMED).audience(flag)) == {"M1", "M2"}

@@ -45,6 +45,18 @@ _DISGUISES = [
     ("letters separated by spaces", "J a y d e n  P r i c e", "Well done {}"),
     ("letters separated by dashes", "J-a-y-d-e-n P-r-i-c-e", "shout out {}"),
     ("combining accents added", "Ja\u0301yde\u0300n Pri\u0308ce", "Well done {}"),
+    ("small capital letters", "ᴊᴀʏᴅᴇɴ ᴘʀɪᴄᴇ", "Well done {}!"),
+    ("circled letters", "Ⓙⓐⓨⓓⓔⓝ Ⓟⓡⓘⓒⓔ", "Well done {}!"),
+    ("negative squared letters", "🅹🅰🆈🅳🅴🅽 🅿🆁🅸🅲🅴", "Well done {}!"),
+    ("parenthesised letters", "⒥⒜⒴⒟⒠⒩ ⒫⒭⒤⒞⒠", "Well done {}!"),
+    ("regional indicator letters (flag emoji)", "🇯🇦🇾🇩🇪🇳 🇵🇷🇮🇨🇪", "Well done {}!"),
+    ("letters separated by an emoji", "J🌟a🌟y🌟d🌟e🌟n P🌟r🌟i🌟c🌟e", "Well done {}"),
+    ("letters on separate lines", "J\na\ny\nd\ne\nn Price", "Well done {}"),
+    ("letters separated by tabs", "J\ta\ty\td\te\tn P\tr\ti\tc\te", "Well done {}"),
+    ("letters drawn out", "Jaaayden Priiiice", "Well done {}!!"),
+    ("letters drawn out and leetspeak", "J44aaayd3nnn Pr1ce", "Well done {}!!"),
+    ("a right-to-left override showing a reversed surname the right way round",
+     "Jayden \u202eecirP\u202c", "Well done {}!"),
     ("an email written with [at] and [dot]",
      "jayden.price[at]students.brookfield.example.org", "write to {}"),
     ("an email written with (at) and (dot)",
@@ -65,6 +77,12 @@ def test_a_disguised_learner_name_is_flagged_with_evidence_on_what_was_written(
     # the evidence covers exactly what was written, disguise included
     assert (start, start + len(written)) in finding.evidence.spans, (
         [text[a:b] for a, b in finding.evidence.spans])
+
+
+def test_a_zero_for_the_first_letter_of_a_name_is_read_as_an_o() -> None:
+    text = "Congrats 0liver Smith-Hughes"
+    findings = detect(make_item(text, kind="comment", author_handle="@x"))
+    assert "learner:L003" in learners_named(findings)
 
 
 def test_a_hyphenated_surname_in_look_alike_letters_is_flagged() -> None:
@@ -148,6 +166,10 @@ def test_register_names_with_invisible_characters_and_look_alikes_are_found(
     ("suіcіdе", "suicide"),
     ("café", "cafe"),
     ("O’Connell", "O'Connell"),
+    ("ᴋɪʟʟ ᴍʏꜱᴇʟꜰ", "kill myself"),
+    ("k\ni\nl\nl", "kill"),
+    ("0verdose", "Overdose"),
+    ("\u202eflesym llik\u202c", "kill myself"),
 ])
 def test_the_normaliser_reads_disguised_words(written: str, read: str) -> None:
     assert normalise(written).text == read
@@ -184,6 +206,9 @@ def test_fold_keeps_the_length_so_spans_stay_true() -> None:
 
 def test_unleet_keeps_the_length_and_leaves_numbers_alone() -> None:
     assert unleet("J4yd3n won 2nd at 5pm") == "Jayden won 2nd at 5pm"
+    numbers = "1st, 3days, 4pm, 0800 123 456, 007, 10am, 0.5mg, £0bn, v0ice"
+    assert unleet(numbers) == numbers.replace("v0ice", "voice")
+    assert unleet("0liver and 0wen") == "Oliver and Owen"
 
 
 def test_invalid_utf8_is_reported_with_where_it_is_not_replaced() -> None:

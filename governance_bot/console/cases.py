@@ -497,7 +497,13 @@ def load_case(session: Session, flag_id: int, *, config: Config, registers: Regi
         notes = [Entry(n.created_at, staff_name(registers, n.staff_id), "case note", n.text)
                  for n in session.execute(select(CaseNote).where(CaseNote.flag_id == flag.id)
                                           .order_by(CaseNote.id)).scalars()]
-        learners = _learners(session, flag, findings, item, registers)
+        def may_see(flag_id: int) -> bool:
+            # an earlier case is listed only if the viewer may see it too (need to know: never
+            # a concern about the viewer, nor a colleague's concern that is not theirs)
+            other = load_flag(session, flag_id)
+            return other is not None and access(other[0], other[1], other[2]) is not None
+
+        learners = _learners(session, flag, findings, item, registers, may_see)
     del tz
     return Case(flag=flag, item=item, record=record, findings=findings, detail=allowed.detail,
                 text=shown(item.text, True), author=author, where=where, url=item.url,
@@ -532,7 +538,10 @@ def learner_ids(findings: list[m.Finding], item: Item) -> list[str]:
 
 
 def _learners(session: Session, flag: m.Flag, findings: list[m.Finding], item: Item,
-              registers: RegisterIndex) -> list[LearnerDetails]:
+              registers: RegisterIndex, may_see: Callable[[int], bool]
+              ) -> list[LearnerDetails]:
+    """The learners the case is about, each with the earlier cases about them that the viewer
+    may see (``may_see``)."""
     out = []
     for lid in learner_ids(findings, item):
         lr = registers.learners.get(lid)
@@ -547,7 +556,8 @@ def _learners(session: Session, flag: m.Flag, findings: list[m.Finding], item: I
             .order_by(m.Flag.created_at)).all()
         out.append(LearnerDetails(lid, lr.full_name, lr.preferred_name, lr.date_of_birth,
                                   lr.photo_consent, lr.employer, list(lr.guardian_contacts),
-                                  [tuple(r) for r in earlier]))  # type: ignore[misc]
+                                  [tuple(r) for r in earlier  # type: ignore[misc]
+                                   if may_see(r[0])]))
     return out
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, select
@@ -73,6 +73,9 @@ class _Author:
     recipients: tuple[tuple[Role | None, str | None], ...]
     platform: str | None
     kind: str | None
+    # the item's text, only for the staff it names (need to know keeps a concern from them);
+    # not part of a flag's shape: what it names is (``listed``)
+    text: str = field(default="", compare=False, repr=False)
 
 
 def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
@@ -145,7 +148,7 @@ class FlagLens:
                 self._keep(self._authors, (item_id, version), _Author(
                     item.author.role, item.author.register_id,
                     tuple((p.role, p.register_id) for p in item.recipients),
-                    item.platform, item.kind.value))
+                    item.platform, item.kind.value, item.text or ""))
 
     def _keep(self, cache: dict[Any, Any], key: Any, value: Any) -> None:
         with self._lock:
@@ -166,7 +169,8 @@ class FlagLens:
             removal=removal, escalated=bool(escalated) or status == "escalated",
             acknowledged=bool(acknowledged), platform=a.platform if a else None,
             kind=a.kind if a else None,
-            case_escalated=route == Route.case_manager.value and (level or 0) >= 1)
+            case_escalated=route == Route.case_manager.value and (level or 0) >= 1,
+            text=a.text if a else "")
 
     # --- what a viewer sees -------------------------------------------------------------------
     def listed(self, session: Session, which: Sequence[int] | ColumnElement[bool],
@@ -185,8 +189,10 @@ class FlagLens:
         case_route = Route.case_manager.value
         for row, ids in self._read(session, where):
             # the flag's shape: its state, its item's author and its findings' shapes
+            author = authors.get((row[1], row[9]))
             shape = (row[2], row[3], row[5], bool(row[6]), bool(row[7]),
-                     row[4] == case_route and (row[8] or 0) >= 1, authors.get((row[1], row[9])),
+                     row[4] == case_route and (row[8] or 0) >= 1, author,
+                     nt.staff_mentioned(author.text) if author else frozenset(),
                      tuple(findings[i][2] for i in ids))
             if shape not in judged:
                 judged[shape] = self._judge(nt, self._facts(row, ids), viewer)

@@ -227,10 +227,14 @@ class SlackBot:
         """Who may see and do what, over the current registers (cached per register load)."""
         regs = self.registers
         cached = self._need_to_know
+        contacts = frozenset([*self.settings.escalate_to,
+                              *(s for entry in self.settings.rota for s in entry.staff)])
         if (cached is None or cached.registers is not regs
-                or cached.dsl_content.value != self.settings.dsl_content):
+                or cached.dsl_content.value != self.settings.dsl_content
+                or cached.escalation_contacts != contacts):
             cached = NeedToKnow.from_config(self.config, regs)
             cached.dsl_content = Detail(self.settings.dsl_content)
+            cached.escalation_contacts = contacts
             self._need_to_know = cached
         return cached
 
@@ -327,12 +331,7 @@ class SlackBot:
         nt = self.need_to_know()
         if recipient is not None:
             # a group DM is rendered for its first member: they all see the same thing
-            recipient = recipient.split(",", 1)[0]
-            mine = nt.entitlement(recipient, facts)
-            if mine.receives:
-                return mine
-            person = nt.staff(recipient)
-            return nt.for_route(route, facts, person) if person is not None else mine
+            return nt.for_reader(recipient.split(",", 1)[0], facts, route)
         return nt.for_route(route, facts)
 
     def summary(self, session: Session, flag: m.Flag, entitlement: Entitlement,

@@ -1,0 +1,71 @@
+"""Need to know when the registers change after a flag was sent: a message already in someone's
+Slack is shown again at every decision and every change of the flag, and each time it may show
+only what its reader may see now, through signed requests and the real slack_sdk against the
+fake Slack."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+from governance_bot.findings import Category, Evidence, Finding, Severity
+from governance_bot.items import Item
+from governance_bot.registers import RegisterIndex, StaffRole
+from rules.base import DetectionContext
+from rules.engine import DetectionEngine
+from tests.slack.conftest import DEPUTY_1, DSL, SlackWorld
+from tests.slack.helpers import TEST_DETECTORS, block_action, post
+
+CONCERN = "a member of staff messaging a learner at 23:40"
+
+
+class LateContactTestDetector:
+    """Test stand-in for out_of_hours: a concern about the tutor Daniel Mensah (S006)."""
+
+    rule_id = "test_late_contact"
+
+    def detect(self, item: Item, ctx: DetectionContext) -> Iterable[Finding]:
+        if "late message" in item.text:
+            yield Finding(self.rule_id, Category.out_of_hours, Severity.medium, 0.9, CONCERN,
+                          Evidence(spans=((0, 12),)), subject="staff:S006>learner:L006")
+
+
+def _shown(call: object) -> str:
+    params = call.params  # type: ignore[attr-defined]
+    return json.dumps(params.get("blocks"), ensure_ascii=False) + str(params.get("text"))
+
+
+def _roles(world: SlackWorld, **roles: StaffRole) -> None:
+    """The staff register as the organisation changed it: ``S001=StaffRole.tutor``..."""
+    regs = world.bot.registers.registers.model_copy(deep=True)
+    for s in regs.staff:
+        if s.staff_id in roles:
+            s.role = roles[s.staff_id]
+    world.bot.registers = RegisterIndex(regs)
+
+
+def test_a_dsl_who_stepped_down_sees_nothing_more_of_a_concern_they_were_sent(
+        world: SlackWorld) -> None:
+    world.rt.engine = DetectionEngine([*TEST_DETECTORS, LateContactTestDetector()])
+    world.rt.pipeline.engine = world.rt.engine
+    world.ingest(post("lc1", "late message: are you awake?"))
+    flag_id = world.flag_id("lc1")
+    # the case manager is the DSL, Helen Okafor: the concern comes to her alone
+    dm = world.fake.conversation_for(DSL)
+    [sent] = [c for c in world.fake.calls("chat.postMessage") if c.params["channel"] == dm]
+    assert CONCERN in _shown(sent)
+    # Helen steps down and Marcus Reid becomes the DSL (so the case manager): Marcus
+    # acknowledges, which shows every message about the flag again
+    _roles(world, S001=StaffRole.tutor, S002=StaffRole.dsl)
+    before = len(world.fake.calls("chat.update"))
+    world.send(block_action(DEPUTY_1, "gb_ack", flag_id, channel=None))
+    world.wait(lambda: world.flag(flag_id).acknowledged_at is not None)
+    world.wait(lambda: any(c.params["channel"] == dm
+                           for c in world.fake.calls("chat.update")[before:]))
+    [*_, shown_to_helen] = [c for c in world.fake.calls("chat.update")[before:]
+                            if c.params["channel"] == dm]
+    shown = _shown(shown_to_helen)
+    # Helen's message no longer shows the concern, the learner, or what Marcus did about it
+    for secret in (CONCERN, "L006", "Ruby", "Daniel Mensah", "Marcus Reid", "cknowledged"):
+        assert secret not in shown, secret
+    assert f"Flag #{flag_id} is no longer shown" in shown

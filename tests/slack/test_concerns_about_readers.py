@@ -1,0 +1,48 @@
+"""Nobody receives a concern about themselves, also when they are only named in the text: a
+learner's disclosure that names a deputy DSL, or the whole DSL team, through the real pipeline,
+the outbox and the real slack_sdk against the fake Slack."""
+
+from __future__ import annotations
+
+import json
+
+from tests.slack.conftest import DEPUTY_1, DEPUTY_2, DSL, SlackWorld
+from tests.slack.helpers import post
+
+RUBY = {"id": "fb:9001", "handle": "@rubyfletch", "name": "Ruby F"}  # learner L006, Year 9
+HEAD, CHAIR = "U0NOSEI", "U0RHALE"
+
+
+def _people_told(world: SlackWorld) -> set[str]:
+    """Everyone a message about a flag went to (the members of each conversation posted to)."""
+    opened = {tuple(sorted(c.params["users"].split(",")))
+              for c in world.fake.calls("conversations.open")}
+    members = {world.fake.conversation_for(*users): set(users) for users in opened}
+    return set().union(*(members.get(c.params["channel"], {c.params["channel"]})
+                         for c in world.fake.calls("chat.postMessage")))
+
+
+def _text_to(world: SlackWorld, *users: str) -> str:
+    dm = world.fake.conversation_for(*users)
+    return "".join(json.dumps(c.params.get("blocks"), ensure_ascii=False) + str(c.params["text"])
+                   for c in world.fake.calls("chat.postMessage") if c.params["channel"] == dm)
+
+
+def test_a_disclosure_that_names_a_deputy_dsl_never_reaches_that_deputy(
+        world: SlackWorld) -> None:
+    world.ingest(post("n1", "mr reid keeps messaging me at night and he hurts me at home",
+                      kind="comment", author=RUBY))
+    told = _people_told(world)
+    assert DEPUTY_1 not in told  # Marcus Reid, named in it
+    assert {DSL, DEPUTY_2} <= told  # the rest of the DSL team has it, with the child
+    assert "Ruby Fletcher (L006)" in _text_to(world, DSL, DEPUTY_2)
+
+
+def test_a_disclosure_that_names_the_whole_dsl_team_goes_to_the_chair_of_governors(
+        world: SlackWorld) -> None:
+    world.ingest(post("n2", "Helen Okafor, Marcus Reid and Mrs Natarajan all know he hurts me "
+                      "at home", kind="comment", author=RUBY))
+    told = _people_told(world)
+    assert not told & {DSL, DEPUTY_1, DEPUTY_2}
+    assert CHAIR in told  # who takes a concern about the DSL (KCSIE part 4)
+    assert "Ruby Fletcher (L006)" in _text_to(world, CHAIR)
