@@ -472,6 +472,18 @@ class NeedToKnow:
     def is_administrator(self, staff: StaffMember) -> bool:
         return staff.role == StaffRole.it_admin or staff.staff_id in self.administrators
 
+    def oversees(self, staff: StaffMember) -> bool:
+        """May read the service's state over every flag (counts by status, notifications
+        waiting) and the audit log: the IT administrators, the DSL team and those who handle
+        concerns about staff (the case manager, the alternate). Anyone else learns only of
+        their own flags: even a count of all flags tells a member of staff that a concern
+        (perhaps about them) was raised."""
+        if not staff.active:
+            return False
+        handlers = {s.staff_id for s in [*self.dsl_team(), *self.case_managers(),
+                                         *self.alternates()]}
+        return self.is_administrator(staff) or staff.staff_id in handlers
+
     def managers(self, account: str) -> list[StaffMember]:
         return [s for s in self.registers.managers(account) if s.active]
 

@@ -601,7 +601,7 @@ class ConsoleApp:
 
     # --- administrators: system health and the audit log --------------------------------------
     async def system(self, ctx: Ctx) -> Response:
-        if not (ctx.viewer.administrator or ctx.viewer.safeguarding):
+        if not ctx.viewer.nt.oversees(ctx.viewer.staff):
             raise Forbidden("System health is for the administrators and the DSL.")
 
         def facts() -> dict[str, Any]:
@@ -620,7 +620,7 @@ class ConsoleApp:
                            **await run_in_threadpool(facts))
 
     async def audit_log(self, ctx: Ctx) -> Response:
-        if not (ctx.viewer.administrator or ctx.viewer.safeguarding):
+        if not ctx.viewer.nt.oversees(ctx.viewer.staff):
             raise Forbidden("The audit log is for the administrators and the DSL.")
         before = _int(ctx.request.query_params.get("before", "")) or None
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 
-from tests.slack.conftest import DEPUTY_1, DEPUTY_2, DSL, SlackWorld
-from tests.slack.helpers import post
+from tests.slack.conftest import DEPUTY_1, DEPUTY_2, DSL, FB_MANAGER_1, TUTOR, SlackWorld
+from tests.slack.helpers import post, slash_command
 
 RUBY = {"id": "fb:9001", "handle": "@rubyfletch", "name": "Ruby F"}  # learner L006, Year 9
 HEAD, CHAIR = "U0NOSEI", "U0RHALE"
@@ -46,3 +46,30 @@ def test_a_disclosure_that_names_the_whole_dsl_team_goes_to_the_chair_of_governo
     assert not told & {DSL, DEPUTY_1, DEPUTY_2}
     assert CHAIR in told  # who takes a concern about the DSL (KCSIE part 4)
     assert "Ruby Fletcher (L006)" in _text_to(world, CHAIR)
+
+
+def _governance(world: SlackWorld, user: str, text: str) -> str:
+    resp = world.send_raw(slash_command(user, text), "application/x-www-form-urlencoded")
+    assert resp.status_code == 200 and resp.json()["response_type"] == "ephemeral"
+    return str(resp.json()["text"])
+
+
+def test_slash_governance_status_counts_only_the_askers_own_flags(world: SlackWorld) -> None:
+    # two disclosures: the DSL team's, nobody else's business, not even how many there are
+    world.ingest(post("s1", "nobody would miss me", kind="comment", author=RUBY),
+                 post("s2", "he hurts me at home", kind="comment", author=RUBY))
+    assert "2 open" in _governance(world, DSL, "status")  # the DSL oversees everything
+    tutor = _governance(world, TUTOR, "status")
+    assert "2 open" not in tutor and "Notifications waiting" not in tutor
+    assert "Your open flags: 0" in tutor
+    manager = _governance(world, FB_MANAGER_1, "status")
+    assert "2 open" not in manager and "Your open flags: 0" in manager
+
+
+def test_only_those_who_oversee_the_service_read_the_audit_log_in_slack(
+        world: SlackWorld) -> None:
+    world.ingest(post("a1", "nobody would miss me", kind="comment", author=RUBY))
+    assert "flag.created" in _governance(world, DSL, "audit")
+    for user in (FB_MANAGER_1, TUTOR):  # as in the console: the administrators and the DSL
+        answer = _governance(world, user, "audit")
+        assert "flag." not in answer and "audit log is for" in answer, user

@@ -153,7 +153,7 @@ def test_app_home_lists_the_viewers_open_flags(world: SlackWorld) -> None:
     (DSL, "status", "Audit log: intact."),
     (DSL, "flags", "#1 safeguarding concern"),
     (DSL, "audit", "flag.created"),
-    (TUTOR, "audit", "Only designated managers and the DSL"),
+    (TUTOR, "audit", "The audit log is for the administrators and the DSL"),
     ("U0STRANGER", "status", "not in the staff register"),
 ])
 def test_the_governance_slash_command(world: SlackWorld, user: str, text: str,

@@ -1,4 +1,6 @@
-"""``/governance status | flags | audit``: answers only the asker sees (ephemeral)."""
+"""``/governance status | flags | audit``: answers only the asker sees (ephemeral). The state
+over every flag and the audit log are for those need to know says oversee the service
+(:meth:`NeedToKnow.oversees`); anyone else hears of their own flags only."""
 
 from __future__ import annotations
 
@@ -29,7 +31,14 @@ def register(app: App, deps: Deps) -> None:
             ack(text=":no_entry: You are not in the staff register as an active member of "
                 "staff.", response_type="ephemeral")
             return
-        if sub == "status":
+        nt = deps.need_to_know()
+        if sub == "status" and not nt.oversees(staff):
+            # only their own flags: a count of everyone's would tell of a concern raised
+            mine = bot.flags_for(staff.staff_id)
+            ack(text=f"Your open flags: {len(mine)}" + (" (`/governance flags` lists them)."
+                                                         if mine else "."),
+                response_type="ephemeral")
+        elif sub == "status":
             with bot.db.session() as session:
                 counts = dict(session.execute(select(m.Flag.status, func.count(m.Flag.id))
                                               .group_by(m.Flag.status)).all())
@@ -48,14 +57,11 @@ def register(app: App, deps: Deps) -> None:
                      for f, e in bot.flags_for(staff.staff_id)]
             ack(text="\n".join(lines) or "No open flags for you.", response_type="ephemeral")
         elif sub == "audit":
-            nt = deps.need_to_know()
-            is_dsl = staff in nt.dsl_team()
-            is_manager = any(staff.staff_id in a.managers for a in bot.registers.accounts.values())
-            if not (is_dsl or is_manager):
+            if not nt.oversees(staff):
                 deps.decisions.refused(None, "/governance audit", f"slack:{user}",
-                                       "not a manager or the DSL")
-                ack(text=":no_entry: Only designated managers and the DSL can read the audit "
-                    "log.", response_type="ephemeral")
+                                       "does not oversee the service")
+                ack(text=":no_entry: The audit log is for the administrators and the DSL (it "
+                    "names every case's events).", response_type="ephemeral")
                 return
             with bot.db.session() as session:
                 events = list(session.execute(select(m.AuditEvent)
