@@ -18,6 +18,7 @@ milliseconds since 2010-11-04T01:42:54.657Z.
 from __future__ import annotations
 
 import contextlib
+import html
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -163,11 +164,14 @@ def _ref(record: dict[str, Any], kind: str) -> str | None:
 
 
 def _tweet_text(record: dict[str, Any]) -> str:
+    """A post's text as its readers see it: X sends "&", "<" and ">" escaped as HTML ("Q&amp;A",
+    "NYC &lt; London"), which the rules, Slack and the console would otherwise show and read
+    as written."""
     note = record.get("note_tweet")
     text = note.get("text") if isinstance(note, dict) and note.get("text") else record.get("text")
     if not isinstance(text, str):
         raise ValueError("post text is not a string")
-    return text
+    return html.unescape(text) if "&" in text else text
 
 
 def _visible_extras(record: dict[str, Any], includes: Includes

@@ -371,7 +371,7 @@ def normalise(
     ) if not text.isascii() else ()
     b = _Builder(text)
     if not text.isascii():
-        if "\u202e" in text:
+        if "\u202e" in b.text:
             b.sub(_OVERRIDDEN, lambda m: m.group(1)[::-1])
         b.sub(_IGNORABLE, lambda m: "")
         b.edit([(m.start(), m.end(), fold_cluster(m.group(0)))

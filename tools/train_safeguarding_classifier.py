@@ -434,6 +434,7 @@ def main() -> None:
             units, unit_fold, families, fold_heads, fold_thresholds,
             (np.array(scales, np.float32), np.array(offsets, np.float32)), fold_ngrams)
         confident, report["classifier_confident"] = choose_confident(units)
+        report["detector_out_of_fold_with_toxicity"] = with_toxicity(units, confident)
     print(json.dumps({"thresholds": thresholds, **report}, indent=1))
     if args.report:
         args.report.write_text(json.dumps({"thresholds": thresholds, **report}, indent=1))
@@ -652,6 +653,65 @@ def choose_confident(units: list[dict[str, Any]]) -> tuple[dict[str, float], dic
               if rows[lv][1] <= CONFIDENT_FALSE_ALARMS and rows[lv][2] <= school_base]
         chosen[fid] = float(min(ok)) if ok else 1.01
     return chosen, {"chosen": chosen, "levels (recall, false alarms, school findings)": table}
+
+
+def toxicity_names(texts: list[str]) -> list[set[str]]:
+    """What the toxicity rule of the example configuration finds in each text (Detoxify where its
+    weights are on the machine, else the shipped profanity fallback, as ``eval`` runs it)."""
+    from governance_bot.config import load_config
+    from governance_bot.evaluation import (
+        LabelledRecord,
+        _item_for,
+        _NoHistory,
+        _registers,
+        predicted_names,
+    )
+    from rules.base import DetectionContext
+    from rules.engine import DetectionEngine
+
+    config = load_config(REPO / "examples" / "config.toml", env={})
+    engine = DetectionEngine.from_config(config, only=["toxicity"])
+    ctx = DetectionContext(registers=_registers(config), history=_NoHistory())
+    items = [_item_for(LabelledRecord(text=t, labels=frozenset()), i)
+             for i, t in enumerate(texts)]
+    out: list[set[str]] = []
+    for _, found in engine.detect_stream(items, ctx, batch_size=256):
+        if isinstance(found, Exception):
+            raise SystemExit(f"the toxicity rule failed: {found}")
+        out.append(predicted_names(found))
+    return out
+
+
+def with_toxicity(units: list[dict[str, Any]], confident: dict[str, float]) -> dict[str, Any]:
+    """The whole detector out of fold (at the chosen ``classifier_confident`` levels) together
+    with the toxicity rule, as the issue counts ConvAbuse ("safeguarding or toxicity"): the
+    toxicity rule is not trained here, so its findings need no folds."""
+    from governance_bot.evaluation import DATASET_LABELS
+
+    data = json.loads((CACHE / "detector-oof.json").read_text())
+    predicted = {int(i): set(p) for i, p in data["predicted"].items()}
+    gates = {int(i): g for i, g in data["gates"].items()}
+    for i, p in predicted.items():
+        for fid, level in confident.items():
+            prob, threshold, gated = gates.get(i, {}).get(fid, (0.0, 2.0, False))
+            if gated and prob >= threshold and prob >= level:
+                p.add(fid)
+    out: dict[str, Any] = {}
+    for source, label in CONFIDENT_SETS.values():
+        counts = DATASET_LABELS[label]
+        idx = [i for i in sorted(predicted) if units[i]["source"] == source]
+        toxic = toxicity_names([units[i]["text"] for i in idx])
+        pos = [k for k, i in enumerate(idx) if units[i]["families"]]
+        neg = [k for k, i in enumerate(idx) if not units[i]["families"]]
+        for name, found in (("safeguarding", [predicted[i] for i in idx]),
+                            ("toxicity", toxic),
+                            ("safeguarding+toxicity",
+                             [predicted[i] | t for i, t in zip(idx, toxic, strict=True)])):
+            tp = sum(bool(found[k] & counts) for k in pos)
+            fp = sum(bool(found[k] & counts) for k in neg)
+            out[f"{source} {name}"] = {"recall": tp / max(1, len(pos)),
+                                       "false_alarms": fp / max(1, len(neg)), "tp": tp, "fp": fp}
+    return out
 
 
 def write_thresholds(thresholds: dict[str, float], key: str = "classifier_threshold") -> None:

@@ -147,8 +147,11 @@ class EscalationJob:
 
     def _escalate(self, flag_id: int, level: int, after_minutes: int, now: datetime) -> None:
         """Level 1: remind the DSL and deputies in the flag's threads and send it to each deputy
-        and whoever the rota has on call; level 2: send it to the next contacts."""
+        and whoever the rota has on call; level 2: send it to the next contacts. Never to anyone
+        need to know does not let read it (a deputy its text names...): not even a message
+        saying there is a flag they may not see."""
         bot = self.bot
+        nt = bot.need_to_know()
 
         def plan(session: Session, flag: m.Flag) -> _Escalation:
             contacts = bot.registers.safeguarding_contacts()
@@ -156,16 +159,23 @@ class EscalationJob:
                 targets = [s for s in contacts if s.role.value == "deputy_dsl"]
                 targets += [s for s in self._people(on_call(bot.config, now))
                             if s not in targets]
+            else:
+                targets = self._people(bot.settings.escalate_to)
+                targets += [s for s in self._people(on_call(bot.config, now))
+                            if s not in targets]
+            facts = FlagFacts.from_records(*bot.load(session, flag_id)[:3])
+            targets = [s for s in targets
+                       if nt.for_reader(s.staff_id, facts, Route.dsl).receives]
+            names = ", ".join(s.name for s in targets)
+            if level == 1:
+                contacts = [s for s in contacts
+                            if nt.for_reader(s.staff_id, facts, Route.dsl).receives]
                 what = (f"not acknowledged after {after_minutes} minutes: re-notified the DSL "
-                        f"and deputies ({', '.join(s.name for s in targets) or 'none registered'})")
+                        f"and deputies ({names or 'none registered'})")
                 return _Escalation(targets, what, remind=contacts)
-            targets = self._people(bot.settings.escalate_to)
-            targets += [s for s in self._people(on_call(bot.config, now)) if s not in targets]
             what = (f"not acknowledged after {after_minutes} minutes: escalated to the next "
-                    f"contact ({', '.join(s.name for s in targets) or 'none configured'})")
+                    f"contact ({names or 'none configured'})")
             return _Escalation(targets, what)
-
-        self._escalate_flag(flag_id, level, after_minutes, now, Route.dsl, plan)
 
     def _escalate_flag(self, flag_id: int, level: int, after_minutes: int, now: datetime,
                        route: Route, plan: Callable[[Session, m.Flag], _Escalation]) -> None:

@@ -5,6 +5,7 @@ with respx."""
 from __future__ import annotations
 
 import copy
+import html
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -58,7 +59,7 @@ def test_every_recorded_post_listing_is_read(name: str) -> None:
     for record in data:
         item = parse_tweet(record, ACCOUNT, includes)
         assert item.id == record["id"] and item.platform == "x"
-        assert item.text == record["text"]
+        assert item.text == html.unescape(record["text"])
         # recorded without tweet.fields: the time comes from the id
         assert int(item.created_at.timestamp() * 1000) == snowflake_ms(record["id"])
         assert item.created_at.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
@@ -66,6 +67,25 @@ def test_every_recorded_post_listing_is_read(name: str) -> None:
         assert item.visibility is Visibility.public
         assert item.url == f"https://x.com/i/web/status/{record['id']}"
         assert item.raw == record
+
+
+@pytest.mark.parametrize(("name", "written", "escaped"), [
+    ("test_client_get_list_tweets.yaml", "Q&A", "Q&amp;A"),
+    ("test_client_get_home_timeline.yaml", "via @Twitter < great feature", "&lt; great"),
+])
+def test_a_post_reads_as_its_readers_see_it_not_html_escaped(name: str, written: str,
+                                                             escaped: str) -> None:
+    """X sends "&", "<" and ">" escaped as HTML; the item holds what the post shows, so the
+    rules read it and Slack and the console show it (each escapes it for its own output)."""
+    for interaction in load_cassette(name):
+        body = interaction.json() if interaction.method == "GET" else {}
+        data = body.get("data")
+        for record in data if isinstance(data, list) else [data] if data else []:
+            if escaped in record.get("text", ""):
+                item = parse_tweet(record, ACCOUNT, Includes(body.get("includes")))
+                assert written in item.text and escaped not in item.text
+                return
+    raise AssertionError(f"{name}: no recorded post holds {escaped!r}")
 
 
 def test_the_time_of_a_recorded_post_is_read_from_its_id() -> None:

@@ -73,3 +73,17 @@ def test_only_those_who_oversee_the_service_read_the_audit_log_in_slack(
     for user in (FB_MANAGER_1, TUTOR):  # as in the console: the administrators and the DSL
         answer = _governance(world, user, "audit")
         assert "flag." not in answer and "audit log is for" in answer, user
+
+
+def test_an_unacknowledged_disclosure_naming_a_deputy_never_escalates_to_that_deputy(
+        world: SlackWorld) -> None:
+    world.ingest(post("e1", "mr reid says nobody would miss me", kind="comment", author=RUBY))
+    flag_id = world.flag_id("e1")
+    world.clock.advance(minutes=16)
+    assert world.service.slack.escalation.run() == [(flag_id, 1)]
+    # the other deputy gets it directly; Marcus Reid, named in it, gets nothing, not even a
+    # message saying that there is a flag he may not see
+    assert DEPUTY_2 in _people_told(world)
+    assert DEPUTY_1 not in _people_told(world)
+    assert {DEPUTY_1} not in [set(c.params["users"].split(","))
+                              for c in world.fake.calls("conversations.open")]
