@@ -177,6 +177,8 @@ class EscalationJob:
                     f"contact ({names or 'none configured'})")
             return _Escalation(targets, what)
 
+        self._escalate_flag(flag_id, level, after_minutes, now, Route.dsl, plan)
+
     def _escalate_flag(self, flag_id: int, level: int, after_minutes: int, now: datetime,
                        route: Route, plan: Callable[[Session, m.Flag], _Escalation]) -> None:
         """Escalate the flag to ``level`` on ``route`` unless it was acknowledged or escalated
