@@ -478,11 +478,16 @@ class NeedToKnow:
         concerns about staff (the case manager, the alternate). Anyone else learns only of
         their own flags: even a count of all flags tells a member of staff that a concern
         (perhaps about them) was raised."""
-        if not staff.active:
-            return False
+        return staff.active and (self.is_administrator(staff) or self.handles_cases(staff))
+
+    def handles_cases(self, staff: StaffMember) -> bool:
+        """The DSL team and those who handle concerns about staff (the case manager, the
+        alternate): they read statistics over every case (the governors' report: flags by
+        concern and month, removals and their reasons). An account manager does not: a count
+        of concerns about staff in a month can be a concern about the reader."""
         handlers = {s.staff_id for s in [*self.dsl_team(), *self.case_managers(),
                                          *self.alternates()]}
-        return self.is_administrator(staff) or staff.staff_id in handlers
+        return staff.active and staff.staff_id in handlers
 
     def managers(self, account: str) -> list[StaffMember]:
         return [s for s in self.registers.managers(account) if s.active]
@@ -607,6 +612,23 @@ class NeedToKnow:
                 or (route == Route.case_manager and person in self.alternates())):
             return self.for_route(route, flag, person)
         return mine
+
+    @staticmethod
+    def shared(entitlements: Sequence[Entitlement]) -> Entitlement:
+        """What a conversation several people share may show (a group DM: nobody can be taken
+        out of it): the least of their entitlements when every other one includes it (its
+        findings, its detail, the child's identity); nothing when one of them may no longer see
+        it (they left the role, or it is now about them) or their views are not nested."""
+        if not entitlements:
+            raise ValueError("a conversation has at least one member")
+        least = min(entitlements, key=lambda e: (len(e.findings), _DETAIL_ORDER[e.detail],
+                                                 e.child_identity))
+        for e in entitlements:
+            if not (least.finding_keys <= e.finding_keys
+                    and _DETAIL_ORDER[least.detail] <= _DETAIL_ORDER[e.detail]
+                    and (e.child_identity or not least.child_identity)):
+                return Entitlement(entitlements[0].staff)
+        return least if least.receives else Entitlement(entitlements[0].staff)
 
     def for_route(self, route: Route, flag: FlagFacts,
                   staff: StaffMember | None = None) -> Entitlement:

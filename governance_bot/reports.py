@@ -10,6 +10,7 @@ import base64
 import csv
 import io
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -155,9 +156,15 @@ def access_audit_report(config: Config, db: Database, run_id: int, out_dir: Path
 def governors_sections(config: Config, db: Database, start: date, end: date) -> list[Section]:
     """The sections of the governors' report for flags about items posted from ``start`` to
     ``end`` (inclusive), and the removals, audits and changes made in that period."""
+    from governance_bot.masking import mask_learners
+    from governance_bot.register_store import load_registers
+    from governance_bot.registers import RegisterIndex
+
     t0 = datetime.combine(start, time.min, tzinfo=UTC)
     t1 = datetime.combine(end, time.max, tzinfo=UTC)
-    names = _staff_names(db)
+    with db.session() as session:
+        registers = RegisterIndex(load_registers(session))
+    names = {s.staff_id: s.name for s in registers.staff.values()}
     with db.session() as session:
         # a flag belongs to the month its item was posted, not the month it was detected (a
         # backfill in March of January's posts is January's)
@@ -176,7 +183,8 @@ def governors_sections(config: Config, db: Database, start: date, end: date) -> 
     return [
         _flags_by_month(flags, start, end),
         _time_to_acknowledge(flags),
-        _removals(events, names),
+        # a reason is free text written by whoever decided: learners it names are masked
+        _removals(events, names, lambda text: mask_learners(text, registers)),
         _audit_over_time(list(audit_rows)),
         _changes(events, names),
     ]
@@ -286,7 +294,8 @@ def _case(subject: str | None) -> str:
     return f"case {subject[5:]}" if subject and subject.startswith("flag:") else (subject or "")
 
 
-def _removals(events: list[m.AuditEvent], names: dict[str, str]) -> Section:
+def _removals(events: list[m.AuditEvent], names: dict[str, str],
+              mask: Callable[[str], str]) -> Section:
     # who was informed of a removal made in Slack is its own event (relation and method only:
     # no learner ids or contacts in the report)
     informed: dict[str, list[str]] = defaultdict(list)
@@ -297,7 +306,7 @@ def _removals(events: list[m.AuditEvent], names: dict[str, str]) -> Section:
                 for p in e.data.get("people", []) or [])
     rows = [[f"{e.created_at:%d %b %Y}", _case(e.subject),
              person_name(str(e.data.get("staff_id") or e.actor), names),
-             str(e.data.get("reason", "")),
+             mask(str(e.data.get("reason", ""))),
              ", ".join(e.data.get("informed", []) or informed.get(e.subject or "", []))]
             for e in events if e.action in REMOVAL_ACTIONS]
     return Section("Removals and their reasons", columns=["date", "case", "decided by", "reason",

@@ -144,3 +144,18 @@ def test_a_member_of_staff_named_in_a_post_still_decides_on_its_content() -> Non
     flag = _named("Thank you Morgan One for the trip!", Category.learner_pii,
                   Route.account_managers)
     assert set(NeedToKnow(NAMED).audience(flag)) == {"M1", "M2"}
+
+
+def test_a_conversation_shared_by_the_dsl_and_a_deputy_who_manages_the_account_shows_the_dsls_part(
+) -> None:
+    nt = NeedToKnow(REGISTERS)
+    pii = FindingFacts("pii", Category.learner_pii, 3, Route.account_managers, id=1)
+    disclosure = FindingFacts("sg", Category.safeguarding, 4, Route.dsl, id=2)
+    flag = FlagFacts(account="acc", findings=(pii, disclosure), author_role=Role.learner,
+                     author_id="L1", flag_id=1)
+    dsl, deputy = nt.entitlement("D", flag), nt.entitlement("P", flag)  # P manages acc too
+    assert nt.shared([dsl, deputy]) == dsl
+    assert nt.shared([deputy, dsl]) == dsl
+    # a manager may not see the DSL's part: nothing is shown in a conversation with her
+    assert not nt.shared([dsl, nt.entitlement("M1", flag)]).receives
+    assert not nt.shared([dsl, nt.entitlement("T", flag)]).receives  # the tutor: nothing

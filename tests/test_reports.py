@@ -262,3 +262,18 @@ def test_an_empty_period_says_so_plainly(populated: tuple[Config, Database], tmp
     text = out.read_text()
     assert "No flags in this period." in text and "No removals in this period." in text
     assert rendered_charts(out, tmp_path) == (0, 0)
+
+
+def test_a_removal_reason_naming_a_learner_is_masked_in_the_governors_report(
+    populated: tuple[Config, Database], tmp_path: Path,
+):
+    config, db = populated
+    with db.session() as s:  # the reason a manager typed into the Remove form
+        auditlog.append(s, "S005", "flag.removed", "flag:2",
+                        {"reason": "Jayden Price's full name under the match photo"},
+                        at=datetime(2026, 10, 2, tzinfo=UTC))
+    html = governors_report(config, db, date(2026, 9, 1), date(2026, 12, 31),
+                            tmp_path / "g.html").read_text()
+    removals = _cells(html, "Removals and their reasons")
+    assert any("full name under the match photo" in " ".join(r) for r in removals)
+    assert "Jayden" not in html and "Price" not in html

@@ -330,8 +330,10 @@ class SlackBot:
         (a private channel, or someone the escalation added, e.g. the on-call rota)."""
         nt = self.need_to_know()
         if recipient is not None:
-            # a group DM is rendered for its first member: they all see the same thing
-            return nt.for_reader(recipient.split(",", 1)[0], facts, route)
+            # a group DM (its members' ids, comma-separated) shows what they all may see, asked
+            # again each time: nobody can be taken out of it when they leave the role
+            return nt.shared([nt.for_reader(r, facts, route)
+                              for r in recipient.split(",") if r])
         return nt.for_route(route, facts)
 
     def summary(self, session: Session, flag: m.Flag, entitlement: Entitlement,
@@ -504,7 +506,7 @@ class SlackBot:
                 channel = self.open_conversation([e.staff for e in reachable])
                 shown = self.show(session, view.flag.id, route, channel, view=view,
                                   first_attempt=view.first_attempt, defer_anchor=True,
-                                  recipient=reachable[0].staff_id, fold=fold)
+                                  recipient=_members(reachable), fold=fold)
                 shown_ids.append(shown.id)
         if view.kind != "flag_created":
             # the flag changed (e.g. a finding was added): every other message about it must
@@ -805,7 +807,7 @@ class SlackBot:
             raise DeliveryError("nobody to send to has a slack_user_id in the staff register")
         return [self.show(session, flag_id, route,
                           self.open_conversation([e.staff for e in reachable]),
-                          recipient=reachable[0].staff_id)]
+                          recipient=_members(reachable))]
 
     def show_escalation(self, flag_id: int) -> None:
         """After a manager escalated a flag: tell the DSL team now (the escalation's outbox row
@@ -822,3 +824,11 @@ class SlackBot:
             except Exception:
                 log.warning("slack: escalation of flag #%d will be delivered by the outbox",
                             flag_id)
+
+
+def _members(people: Sequence[Entitlement]) -> str:
+    """A group DM's members, as its message row records them (``flag_messages.recipient``, 128
+    characters): every one, so that each is asked what they may see whenever it is shown again;
+    the first alone if they do not fit (rendered for them, as before)."""
+    ids = ",".join(e.staff_id for e in people)
+    return ids if len(ids) <= 128 else people[0].staff_id

@@ -287,9 +287,11 @@ class DigestJob:
         with bot.db.session() as session:
             entries = list(session.execute(select(m.DigestEntry).where(
                 m.DigestEntry.sent_at.is_(None)).order_by(m.DigestEntry.id)).scalars())
-            messaged = {(r.flag_id, r.recipient) for r in session.execute(
+            # a group DM's row names each of its members (comma-separated)
+            messaged = {(r.flag_id, who) for r in session.execute(
                 select(m.FlagMessage).where(m.FlagMessage.flag_id.in_(
-                    {e.flag_id for e in entries}))).scalars()} if entries else set()
+                    {e.flag_id for e in entries}))).scalars()
+                for who in (r.recipient or "").split(",")} if entries else set()
             for e in entries:
                 flag, findings, item, _ = bot.load(session, e.flag_id)
                 facts = FlagFacts.from_records(flag, findings, item)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.console.conftest import DEPUTY, DSL, World, comment, sign_in
+from tests.console.conftest import DEPUTY, DSL, MANAGER, World, comment, sign_in
 
 pytestmark = pytest.mark.slow
 
@@ -79,3 +79,21 @@ def test_a_learners_chronology_lists_only_the_cases_the_viewer_may_see(browser: 
     assert f"case {about_marcus}" not in Path(download.value.path()).read_text(
         encoding="utf-8").lower()
     deputy.context.close()
+
+
+def test_only_those_who_handle_cases_read_the_report_to_governors(browser: Any,
+                                                                  world: World) -> None:
+    report = f"{world.url}/reports/governors?from=2026-09-01&to=2026-12-31"
+    dsl = sign_in(browser, world, DSL)
+    assert _status(dsl, report) == 200
+    assert "Flags by category and month" in dsl.inner_text("main")
+    dsl.context.close()
+    # an account manager counts no cases (a month's concerns about staff may be about her):
+    # her reports are the dual-access audits of the accounts
+    manager = sign_in(browser, world, MANAGER)
+    manager.goto(f"{world.url}/reports")
+    assert "Weekly dual-access audits" in manager.inner_text("main")
+    assert "Report to governors" not in manager.inner_text("main")
+    assert _status(manager, report) == 403
+    assert "Flags by category and month" not in manager.content()
+    manager.context.close()

@@ -13,7 +13,7 @@ from governance_bot.items import Item
 from governance_bot.registers import RegisterIndex, StaffRole
 from rules.base import DetectionContext
 from rules.engine import DetectionEngine
-from tests.slack.conftest import DEPUTY_1, DSL, SlackWorld
+from tests.slack.conftest import DEPUTY_1, DEPUTY_2, DSL, SlackWorld
 from tests.slack.helpers import TEST_DETECTORS, block_action, post
 
 CONCERN = "a member of staff messaging a learner at 23:40"
@@ -69,3 +69,30 @@ def test_a_dsl_who_stepped_down_sees_nothing_more_of_a_concern_they_were_sent(
     for secret in (CONCERN, "L006", "Ruby", "Daniel Mensah", "Marcus Reid", "cknowledged"):
         assert secret not in shown, secret
     assert f"Flag #{flag_id} is no longer shown" in shown
+
+
+def test_a_deputy_who_stepped_down_sees_nothing_more_in_the_dsl_teams_conversation(
+        world: SlackWorld) -> None:
+    world.ingest(post("gd1", "Ruby Fletcher here. he hurts me at home",
+                      author={"id": "fb:9001", "handle": "@rubyfletch", "name": "Ruby F"}))
+    flag_id = world.flag_id("gd1")
+    group = world.fake.conversation_for(DSL, DEPUTY_1, DEPUTY_2)  # one message, all three
+    [sent] = [c for c in world.fake.calls("chat.postMessage") if c.params["channel"] == group]
+    assert "Ruby Fletcher (L006)" in _shown(sent)
+    # Marcus Reid is no longer a deputy; he is still in that group conversation, so when the
+    # DSL acknowledges, the message there may no longer show the case
+    _roles(world, S002=StaffRole.tutor)
+    before = len(world.fake.calls("chat.update"))
+    world.send(block_action(DSL, "gb_ack", flag_id, channel=None))
+    world.wait(lambda: world.flag(flag_id).acknowledged_at is not None)
+    world.wait(lambda: any(c.params["channel"] == group
+                           for c in world.fake.calls("chat.update")[before:]))
+    [*_, update] = [c for c in world.fake.calls("chat.update")[before:]
+                    if c.params["channel"] == group]
+    shown = _shown(update)
+    for secret in ("Ruby", "L006", "hurts", "Year 9", "cknowledged"):
+        assert secret not in shown, secret
+    # the DSL and Priya Natarajan still have it: App Home lists it for them, not for Marcus
+    assert [f.id for f, _ in world.bot.flags_for("S001")] == [flag_id]
+    assert [f.id for f, _ in world.bot.flags_for("S003")] == [flag_id]
+    assert world.bot.flags_for("S002") == []
