@@ -353,6 +353,26 @@ def test_message_text_is_never_logged_above_debug(
 # -- the pack as data -----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("text", "label"), [
+    ("white genocide is real, wake up", '"white genocide" conspiracy'),
+    ("heil hitler lads", "neo-Nazi slogans or codes"),
+    ("we should deport all the immigrants", "calling to kill or expel a group"),
+    ("infidels should die", "saying a group deserves to die"),
+    ("he wants to go on a martyrdom mission", "martyrdom operation"),
+    ("I pledge allegiance to isis", "supporting or joining a proscribed group"),
+    ("tarrant was a hero", "praising a terrorist attacker"),
+    ("hitler was right about them", "praising Hitler or the Nazis"),
+])
+def test_an_extremism_cue_is_explained_by_what_it_matched(
+    lexicon_only: SafeguardingDetector, text: str, label: str
+) -> None:
+    """The DSL reads the cue's label as the reason: it must name what was written (the labels
+    of the radicalisation cues were once shifted one place against their patterns)."""
+    (found,) = lexicon_only.detect_many([text])
+    assert [f.evidence.detail["family"] for f in found] == ["extremism"]
+    assert label in found[0].evidence.detail["cues"]
+
+
 def test_a_bad_regular_expression_in_the_pack_is_reported_with_where_it_is() -> None:
     pack = copy.deepcopy(PACK)
     pack["families"]["bullying"]["sub"]["harassment"]["cues"].append("(unclosed")
