@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -38,6 +39,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from governance_bot.authz import Action, Entitlement, FlagFacts
 from governance_bot.config import Config, _parse_span
@@ -122,10 +124,9 @@ class EscalationJob:
         who that is, never anyone the concern is about, and what they see of it)."""
         bot = self.bot
         nt = bot.need_to_know()
-        with bot.db.session() as session:
-            flag, findings, item, _ = bot.load(session, flag_id)
-            if flag.acknowledged_at is not None or flag.escalation_level >= 1:
-                return
+
+        def plan(session: Session, flag: m.Flag) -> _Escalation:
+            _, findings, item, _ = bot.load(session, flag_id)
             facts = FlagFacts.from_records(flag, findings, item)
             audience = nt.audience(facts)
             concerns = [f for f in facts.findings if f.route == Route.case_manager]
@@ -139,79 +140,81 @@ class EscalationJob:
                     "reminded (no alternate who is not involved is registered)")
             handlers = [e.staff for e in audience.values()
                         if e.routes & {Route.case_manager}]
-            mentions = " ".join(f"<@{s.slack_user_id}>" for s in handlers if s.slack_user_id)
-            for row in session.execute(select(m.FlagMessage).where(
-                    m.FlagMessage.flag_id == flag_id, m.FlagMessage.sink == SINK,
-                    m.FlagMessage.route == Route.case_manager.value)).scalars():
-                bot.client.chat_postMessage(
-                    channel=row.channel, thread_ts=row.thread_ts or row.ts, reply_broadcast=True,
-                    text=f":alarm_clock: {mentions} flag #{flag_id} (a concern about a member of "
-                         f"staff, severity {flag.severity}) is still not acknowledged after "
-                         f"{after_minutes} minutes.")
-            reached = [p for p in targets if p.slack_user_id]
-            if reached:  # committed before anything is posted (and before this session writes)
-                bot.note_direct_post(flag_id)
-            for person in reached:
-                bot.show(session, flag_id, Route.case_manager, bot.open_conversation([person]),
-                         recipient=person.staff_id)
-            flag.escalation_level = 1
-            session.add(m.FlagDecision(flag_id=flag_id, action="escalation",
-                                       staff_id="governance-bot", reason=what,
-                                       data={"level": 1, "to": [s.staff_id for s in targets]},
-                                       created_at=now))
-            auditlog.append(session, "governance-bot", "flag.escalated_unacknowledged",
-                            f"flag:{flag_id}", {"level": 1, "after_minutes": after_minutes,
-                                                "to": [s.staff_id for s in targets]}, at=now)
-        bot.refresh(flag_id)
+            return _Escalation(targets, what, remind=handlers,
+                               about="a concern about a member of staff, ")
+
+        self._escalate_flag(flag_id, 1, after_minutes, now, Route.case_manager, plan)
 
     def _escalate(self, flag_id: int, level: int, after_minutes: int, now: datetime) -> None:
+        """Level 1: remind the DSL and deputies in the flag's threads and send it to each deputy
+        and whoever the rota has on call; level 2: send it to the next contacts. Never to anyone
+        need to know does not let read it (a deputy its text names...): not even a message
+        saying there is a flag they may not see."""
         bot = self.bot
-        regs = bot.registers
-        contacts = regs.safeguarding_contacts()
-        if level == 1:
-            targets = [s for s in contacts if s.role.value == "deputy_dsl"]
-            targets += [s for s in self._people(on_call(bot.config, now))
-                        if s not in targets]
-        else:
-            targets = self._people(bot.settings.escalate_to)
-            targets += [s for s in self._people(on_call(bot.config, now)) if s not in targets]
-        # never anyone the flag is about (a deputy its text names...): not even a message
-        # saying there is a flag they may not see
         nt = bot.need_to_know()
-        with bot.db.session() as session:
+
+        def plan(session: Session, flag: m.Flag) -> _Escalation:
+            contacts = bot.registers.safeguarding_contacts()
+            if level == 1:
+                targets = [s for s in contacts if s.role.value == "deputy_dsl"]
+                targets += [s for s in self._people(on_call(bot.config, now))
+                            if s not in targets]
+            else:
+                targets = self._people(bot.settings.escalate_to)
+                targets += [s for s in self._people(on_call(bot.config, now))
+                            if s not in targets]
             facts = FlagFacts.from_records(*bot.load(session, flag_id)[:3])
-        targets = [s for s in targets if nt.for_reader(s.staff_id, facts, Route.dsl).receives]
-        contacts = [s for s in contacts if nt.for_reader(s.staff_id, facts, Route.dsl).receives]
-        names = ", ".join(s.name for s in targets)
-        what = (f"not acknowledged after {after_minutes} minutes: re-notified the DSL and "
-                f"deputies ({names or 'none registered'})" if level == 1 else
-                f"not acknowledged after {after_minutes} minutes: escalated to the next "
-                f"contact ({names or 'none configured'})")
+            targets = [s for s in targets
+                       if nt.for_reader(s.staff_id, facts, Route.dsl).receives]
+            names = ", ".join(s.name for s in targets)
+            if level == 1:
+                contacts = [s for s in contacts
+                            if nt.for_reader(s.staff_id, facts, Route.dsl).receives]
+                what = (f"not acknowledged after {after_minutes} minutes: re-notified the DSL "
+                        f"and deputies ({names or 'none registered'})")
+                return _Escalation(targets, what, remind=contacts)
+            what = (f"not acknowledged after {after_minutes} minutes: escalated to the next "
+                    f"contact ({names or 'none configured'})")
+            return _Escalation(targets, what)
+
+        self._escalate_flag(flag_id, level, after_minutes, now, Route.dsl, plan)
+
+    def _escalate_flag(self, flag_id: int, level: int, after_minutes: int, now: datetime,
+                       route: Route, plan: Callable[[Session, m.Flag], _Escalation]) -> None:
+        """Escalate the flag to ``level`` on ``route`` unless it was acknowledged or escalated
+        meanwhile, in one transaction: ``plan`` says to whom and why; the people it names to
+        remind are mentioned in a reply in the thread of each of the flag's messages on
+        ``route``; each target with a Slack id gets the flag directly; the escalation is
+        recorded (a decision and an audit event). The flag's messages are refreshed after."""
+        bot = self.bot
         with bot.db.session() as session:
             flag = session.get(m.Flag, flag_id)
             assert flag is not None
             if flag.acknowledged_at is not None or flag.escalation_level >= level:
                 return
-            if level == 1:
-                mentions = " ".join(f"<@{s.slack_user_id}>" for s in contacts if s.slack_user_id)
+            escalation = plan(session, flag)
+            if escalation.remind is not None:
+                mentions = " ".join(f"<@{s.slack_user_id}>" for s in escalation.remind
+                                    if s.slack_user_id)
                 for row in session.execute(select(m.FlagMessage).where(
                         m.FlagMessage.flag_id == flag_id, m.FlagMessage.sink == SINK,
-                        m.FlagMessage.route == Route.dsl.value)).scalars():
+                        m.FlagMessage.route == route.value)).scalars():
                     bot.client.chat_postMessage(
                         channel=row.channel, thread_ts=row.thread_ts or row.ts,
                         reply_broadcast=True,
-                        text=f":alarm_clock: {mentions} flag #{flag_id} (severity "
-                             f"{flag.severity}) is still not acknowledged after "
+                        text=f":alarm_clock: {mentions} flag #{flag_id} ({escalation.about}"
+                             f"severity {flag.severity}) is still not acknowledged after "
                              f"{after_minutes} minutes.")
+            targets = escalation.targets
             reached = [p for p in targets if p.slack_user_id]
             if reached:  # committed before anything is posted (and before this session writes)
                 bot.note_direct_post(flag_id)
             for person in reached:
-                bot.show(session, flag_id, Route.dsl, bot.open_conversation([person]),
+                bot.show(session, flag_id, route, bot.open_conversation([person]),
                          recipient=person.staff_id)
             flag.escalation_level = level
             session.add(m.FlagDecision(flag_id=flag_id, action="escalation",
-                                       staff_id="governance-bot", reason=what,
+                                       staff_id="governance-bot", reason=escalation.what,
                                        data={"level": level,
                                              "to": [s.staff_id for s in targets]},
                                        created_at=now))
@@ -219,6 +222,18 @@ class EscalationJob:
                             f"flag:{flag_id}", {"level": level, "after_minutes": after_minutes,
                                                 "to": [s.staff_id for s in targets]}, at=now)
         bot.refresh(flag_id)
+
+
+@dataclass(slots=True)
+class _Escalation:
+    """One escalation of a flag: whom it is sent to directly, what the decision records, whom
+    a reminder in the flag's threads mentions (None: no reminder) and what that reminder says
+    the flag is, before its severity."""
+
+    targets: list[StaffMember]
+    what: str
+    remind: list[StaffMember] | None = None
+    about: str = ""
 
 
 class DigestJob:

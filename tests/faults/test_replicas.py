@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,19 +20,22 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
+from slack_sdk.http_retry.interval_calculator import RetryIntervalCalculator
 from sqlalchemy import select
 
 import governance_bot.service as service_module
 from connectors.jsonl import JsonlConnector, JsonlSettings
 from governance_bot import leases
 from governance_bot.config import Config
+from governance_bot.outbox import OutboxSender
 from governance_bot.runtime import Runtime
 from governance_bot.service import Service
 from governance_bot.storage import models as m
 from rules.engine import DETECTORS, DetectionEngine
 from tests.faults.world import REGISTERS, Counts, flagged, write_items
 from tests.slack.conftest import Clock
-from tests.slack.fake_slack import FakeSlack
+from tests.slack.fake_slack import Call, FakeSlack
 from tests.slack.helpers import SIGNING_SECRET, TEST_DETECTORS, post
 
 START = datetime(2026, 11, 20, 10, 5, tzinfo=UTC)
@@ -229,3 +233,52 @@ def test_a_long_scan_renews_its_lease_and_stops_cleanly_if_another_replica_took_
     assert counts.items == 60 and counts.versions_per_item == {1: 60}
     assert counts.flags == flagged(60) and counts.outbox_pending == 0
     assert set(counts.posts_per_flag.values()) == {1} and len(counts.posts_per_flag) == 20
+
+
+def test_a_slow_sender_keeps_its_claims_and_another_sender_posts_nothing_twice(
+        replicas: tuple[list[Service], FakeSlack, Clock]) -> None:
+    """A sender that is alive but slow (Slack answers its first post with a 503 and its client
+    waits to retry, longer than the claim's lease) keeps its claims, on SQLite, which has no row
+    locks, as on PostgreSQL: a second sender draining meanwhile (another replica, or ``ingest``
+    beside ``run``) takes none of them, so it neither posts the flag whose post is being retried
+    a second time (before, on SQLite, it did) nor takes the rest of the batch over.
+
+    The first sender's retry is held until the second sender has drained, so the order is
+    certain: its claims are two seconds old (the lease is one) when the second sender looks."""
+    services, fake, _ = replicas
+    services[0].rt.pipeline.process_many([post(f"s{i}", f"Jayden Price photo {i}",
+                                               thread=f"s{i}") for i in range(2)])
+    slow, other = (OutboxSender(s.rt.db, s.slack.sink, s.rt.registers, owner=s.owner,
+                                lease_seconds=1) for s in services)
+    retrying, go_on = threading.Event(), threading.Event()
+
+    class UntilTheOtherHasDrained(RetryIntervalCalculator):
+        def calculate_sleep_duration(self, current_attempt: int) -> float:
+            retrying.set()
+            go_on.wait(20)
+            return 0.0
+
+    for handler in services[0].slack.bot.client.retry_handlers:
+        if isinstance(handler, ServerErrorRetryHandler):
+            handler.interval_calculator = UntilTheOtherHasDrained()
+
+    def slack_fails_the_first_post(call: Call) -> None:
+        if call.method == "conversations.open":  # the first sender's, just before it posts
+            fake.on_call = None
+            fake.fail_next(1, 503)
+
+    fake.on_call = slack_fails_the_first_post
+    results: list[tuple[int, int]] = []
+    first = threading.Thread(target=lambda: results.append(slow.drain()))
+    first.start()
+    try:
+        assert retrying.wait(20), "the first sender's post was not refused"
+        time.sleep(2)  # longer than its claims' lease: it is still at work
+        assert other.drain() == (0, 0)  # both flags are still the first sender's
+    finally:
+        go_on.set()
+        first.join(30)
+    assert results == [(2, 0)]
+    posted = Counter(c.params["metadata"]["event_payload"]["flag_id"]
+                     for c in fake.calls("chat.postMessage") if c.status == 200)
+    assert len(posted) == 2 and set(posted.values()) == {1}  # each flag posted once
