@@ -51,6 +51,7 @@ __all__ = [
     "DSL_NOTE",
     "ELSEWHERE_NOTE",
     "EXPLICIT_RULES",
+    "NOT_YOURS",
     "OPERATOR_NOTE",
     "Action",
     "ChildIdentity",
@@ -76,6 +77,8 @@ CONTENT_ROUTES = frozenset({Route.account_managers, Route.digest})
 # whose a case is (the operator's view names it, nothing more)
 CASE_AUDIENCE = {Route.dsl: "DSL team", Route.case_manager: "case manager",
                  Route.case_digest: "case manager"}
+# a refusal to someone who receives nothing of a flag, or about a flag that does not exist
+NOT_YOURS = "There is no flag #{flag_id} that you may act on."
 OPERATOR_NOTE = ("A case for the {whose}: its content is theirs only. `--as STAFF_ID` shows what "
                  "that member of staff may see.")
 
@@ -755,10 +758,15 @@ class NeedToKnow:
     def _why_not(self, person: StaffMember, action: Action, flag: FlagFacts,
                  mine: Entitlement | None) -> str:
         ref = f"Flag #{flag.flag_id}" if flag.flag_id is not None else "This flag"
-        if flag.closed and action not in (Action.view_case, Action.export):
-            return f"{ref} was already decided ({flag.status})."
         if mine is None and self.is_administrator(person):
             return "IT administrators see that flags exist, never their content."
+        if mine is None:
+            # nothing of it is theirs: say nothing about it (its kind, its state), the same
+            # words as for a flag that does not exist; a forged click must not tell a member
+            # of staff that a concern (perhaps about them) was raised
+            return NOT_YOURS.format(flag_id=flag.flag_id if flag.flag_id is not None else "")
+        if flag.closed and action not in (Action.view_case, Action.export):
+            return f"{ref} was already decided ({flag.status})."
         content = mine is not None and bool(mine.routes & CONTENT_ROUTES)
         if action in (Action.remove, Action.keep, Action.escalate, Action.preapprove_photo):
             if flag.escalated:

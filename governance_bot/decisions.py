@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 from connectors.base import Connector, ModerationAction
 from governance_bot.authz import (
     CLOSED_STATUSES,
+    NOT_YOURS,
     Action,
     FlagFacts,
     InformRole,
@@ -130,7 +131,7 @@ class Decisions:
              ) -> tuple[m.Flag, list[m.Finding], Item, m.ItemRecord]:
         loaded = load_flag(session, flag_id)
         if loaded is None:
-            raise Refused(f"There is no flag #{flag_id}.")
+            raise Refused(NOT_YOURS.format(flag_id=flag_id))
         return loaded
 
     def facts(self, flag_id: int, session: Session | None = None) -> FlagFacts:

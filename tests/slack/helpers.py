@@ -138,6 +138,20 @@ class ToneTestDetector:
                           "a curt, dismissive reply from the account")
 
 
+CONCERN = "a member of staff messaging a learner at 23:40"
+
+
+class LateContactTestDetector:
+    """Test stand-in for out_of_hours: a concern about the tutor Daniel Mensah (S006)."""
+
+    rule_id = "test_late_contact"
+
+    def detect(self, item: Item, ctx: DetectionContext) -> Iterable[Finding]:
+        if "late message" in item.text:
+            yield Finding(self.rule_id, Category.out_of_hours, Severity.medium, 0.9, CONCERN,
+                          Evidence(spans=((0, 12),)), subject="staff:S006>learner:L006")
+
+
 TEST_DETECTORS = [LearnerNameTestDetector(), SafeguardingTestDetector(),
                   ExplicitImageTestDetector(), ToneTestDetector()]
 

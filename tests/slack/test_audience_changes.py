@@ -6,28 +6,11 @@ fake Slack."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 
-from governance_bot.findings import Category, Evidence, Finding, Severity
-from governance_bot.items import Item
 from governance_bot.registers import RegisterIndex, StaffRole
-from rules.base import DetectionContext
 from rules.engine import DetectionEngine
 from tests.slack.conftest import DEPUTY_1, DEPUTY_2, DSL, SlackWorld
-from tests.slack.helpers import TEST_DETECTORS, block_action, post
-
-CONCERN = "a member of staff messaging a learner at 23:40"
-
-
-class LateContactTestDetector:
-    """Test stand-in for out_of_hours: a concern about the tutor Daniel Mensah (S006)."""
-
-    rule_id = "test_late_contact"
-
-    def detect(self, item: Item, ctx: DetectionContext) -> Iterable[Finding]:
-        if "late message" in item.text:
-            yield Finding(self.rule_id, Category.out_of_hours, Severity.medium, 0.9, CONCERN,
-                          Evidence(spans=((0, 12),)), subject="staff:S006>learner:L006")
+from tests.slack.helpers import CONCERN, TEST_DETECTORS, LateContactTestDetector, block_action, post
 
 
 def _shown(call: object) -> str:

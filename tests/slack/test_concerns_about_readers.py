@@ -6,8 +6,15 @@ from __future__ import annotations
 
 import json
 
+from rules.engine import DetectionEngine
 from tests.slack.conftest import DEPUTY_1, DEPUTY_2, DSL, FB_MANAGER_1, TUTOR, SlackWorld
-from tests.slack.helpers import post, slash_command
+from tests.slack.helpers import (
+    TEST_DETECTORS,
+    LateContactTestDetector,
+    block_action,
+    post,
+    slash_command,
+)
 
 RUBY = {"id": "fb:9001", "handle": "@rubyfletch", "name": "Ruby F"}  # learner L006, Year 9
 HEAD, CHAIR = "U0NOSEI", "U0RHALE"
@@ -87,3 +94,26 @@ def test_an_unacknowledged_disclosure_naming_a_deputy_never_escalates_to_that_de
     assert DEPUTY_1 not in _people_told(world)
     assert {DEPUTY_1} not in [set(c.params["users"].split(","))
                               for c in world.fake.calls("conversations.open")]
+
+
+def test_a_forged_click_tells_a_member_of_staff_nothing_of_a_flag_that_is_not_theirs(
+        world: SlackWorld) -> None:
+    world.rt.engine = DetectionEngine([*TEST_DETECTORS, LateContactTestDetector()])
+    world.rt.pipeline.engine = world.rt.engine
+    world.ingest(post("f1", "late message: are you awake?"),  # a concern about Daniel Mensah
+                 post("f2", "nobody would miss me", kind="comment", author=RUBY))
+    about_him, disclosure = world.flag_id("f1"), world.flag_id("f2")
+    # Daniel Mensah (the tutor) and an account manager guess flag ids and send signed clicks
+    for user, flag_id in ((TUTOR, about_him), (TUTOR, disclosure), (FB_MANAGER_1, about_him),
+                          (FB_MANAGER_1, disclosure), (TUTOR, 999)):
+        before = len(world.fake.calls("chat.postEphemeral"))
+        world.send(block_action(user, "gb_ack", flag_id))
+        world.fake.wait_for("chat.postEphemeral", before + 1)
+        said = world.fake.calls("chat.postEphemeral")[-1].params["text"]
+        # the same words as for a flag that does not exist: nothing of its kind or state
+        assert f"There is no flag #{flag_id} that you may act on." in said, said
+        for hint in ("safeguarding", "concern", "member of staff", "case manager", "DSL",
+                     "decided", "escalated"):
+            assert hint not in said, (hint, said)
+    assert world.flag(about_him).acknowledged_at is None
+    assert world.flag(disclosure).acknowledged_at is None
