@@ -490,6 +490,43 @@ class LearnerMatcher:
 _DIGIT = re.compile(r"\d")
 # a run of digits; its start is checked (and widened over "+" or "(") in _phones
 _PHONE_CANDIDATE = re.compile(r"\d[\d \-().]{7,40}\d(?![\w/])")
+# digits written as words or letters ("oh seven nine one two...", "o7912", "0791two345678"): a
+# number word, or the letter o between or before digits, read as the digit it stands for
+_DIGIT_WORDS = {"zero": "0", "oh": "0", "o": "0", "nought": "0", "one": "1", "two": "2",
+                "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7", "eight": "8",
+                "nine": "9"}
+_SPOKEN_DIGIT = re.compile(
+    r"(?i)(?:\b(?:(?P<times>double|triple) )?(?P<word>zero|oh|o|nought|one|two|three|four|five|six|"
+    r"seven|eight|nine)\b|(?<=\d)(?P<inner>zero|one|two|three|four|five|six|seven|eight|nine|o)"
+    r"|(?P<lead>o)(?=\d))")
+
+
+def _spoken_digits(text: str) -> tuple[str, list[int], list[int]] | None:
+    """``text`` with digits written as words or letters read as digits, and for each character
+    of the result the original span it came from; None when there are none next to digits (the
+    usual text: a lone "one" or "oh" is not a phone number)."""
+    hits = list(_SPOKEN_DIGIT.finditer(text))
+    if len(hits) < 3 and not any(m.group("inner") or m.group("lead") for m in hits):
+        return None
+    out: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    pos = 0
+    for m in hits:
+        out.append(text[pos:m.start()])
+        starts.extend(range(pos, m.start()))
+        ends.extend(range(pos + 1, m.start() + 1))
+        word = (m.group("word") or m.group("inner") or m.group("lead")).lower()
+        digit = _DIGIT_WORDS[word]
+        times = {"double": 2, "triple": 3}.get((m.group("times") or "").lower(), 1)
+        out.append(digit * times)
+        starts.extend([m.start()] * times)
+        ends.extend([m.end()] * times)
+        pos = m.end()
+    out.append(text[pos:])
+    starts.extend(range(pos, len(text)))
+    ends.extend(range(pos + 1, len(text) + 1))
+    return "".join(out), starts, ends
 _INWARD = re.compile(r"[0-9][A-Za-z]{2}(?![A-Za-z0-9])")  # a postcode's inward code
 _EMAIL_RE = re.compile(r"(?<![\w.%+'-])[\w.%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _MONTHS = {
@@ -710,8 +747,17 @@ class LearnerPiiDetector(DetectorBase):
         out: list[_Detail] = []
         if "@" in text:
             out.extend(self._emails(text, m))
+        spoken = _spoken_digits(text)
+        if spoken is not None:
+            # a phone number written out ("oh seven nine one two...") is read as its digits
+            reading, starts, ends = spoken
+            seen = {d.span for d in out}
+            for d in self._phones(reading):
+                d.span = (starts[d.span[0]], ends[d.span[1] - 1])
+                if d.span not in seen:
+                    out.append(d)
         if _DIGIT.search(text):
-            out.extend(self._phones(text))
+            out.extend(d for d in self._phones(text) if d.span not in {x.span for x in out})
             out.extend(self._postcodes(text))
             out.extend(self._addresses(text, folded))
             out.extend(self._dates_of_birth(text, folded, m))

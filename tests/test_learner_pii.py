@@ -361,7 +361,23 @@ def test_every_common_written_form_of_a_uk_phone_number_is_flagged(number: str) 
     assert covered(text, findings) == [number]
 
 
+@pytest.mark.parametrize("number", [
+    "oh seven nine one two three four five six seven eight",
+    "07912 three four five six seven eight",
+    "zero seven nine double one two three four five six seven",
+    "o7912 345678",
+    "0791two345678",
+])
+def test_a_phone_number_with_digits_written_as_words_or_letters_is_flagged(number: str) -> None:
+    text = f"call {number} tonight"
+    findings = detect(make_item(text, kind="comment", author_handle="@x"))
+    assert covered(text, findings) == [number]
+
+
 @pytest.mark.parametrize("text", [
+    "one two three four, everyone clap along!",
+    "Oh, I have two brothers, one sister and three cats",
+    "Year 7 team won by 2 goals to 1 and oh what a match",
     "+1 415 555 2671 is the US office",      # not a UK number
     "07700 90012",                            # too short
     "ISBN 978-0-306-40615-7",
