@@ -62,6 +62,7 @@ __all__ = [
     "InformRole",
     "NeedToKnow",
     "Refused",
+    "history_visible",
     "learners_named",
 ]
 
@@ -81,6 +82,23 @@ CASE_AUDIENCE = {Route.dsl: "DSL team", Route.case_manager: "case manager",
 NOT_YOURS = "There is no flag #{flag_id} that you may act on."
 OPERATOR_NOTE = ("A case for the {whose}: its content is theirs only. `--as STAFF_ID` shows what "
                  "that member of staff may see.")
+
+
+# what of a flag's history is the case side's work: who acknowledged it, who it is assigned to,
+# that it was not acknowledged in time (decisions, ``flag_decisions.action``), and who read,
+# noted, exported or held it (audit actions). Only those with the case view read them; the
+# account managers of a post that also holds a disclosure read their own part's history
+CASE_HISTORY = frozenset({
+    "acknowledge", "assign", "escalation",
+    "flag.acknowledge", "flag.assign", "flag.escalation", "console.view", "console.note",
+    "console.export", "legal_hold.set", "legal_hold.placed", "legal_hold.released",
+})
+
+
+def history_visible(action: str, sees_case: bool) -> bool:
+    """Whether an entry of a flag's history (a decision's action, or an audit action) is shown
+    to a reader; ``sees_case``: the reader has the case view (the child's identity)."""
+    return sees_case or action not in CASE_HISTORY
 
 
 def _is_case(finding: FindingFacts) -> bool:

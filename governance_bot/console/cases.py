@@ -350,6 +350,7 @@ def load_case(session: Session, flag_id: int, *, config: Config, registers: Regi
               access: Any) -> Case | None:
     """The case of ``flag_id`` as the viewer may see it; None if there is none or they may not
     (``access(flag, findings) -> CaseAccess | None``)."""
+    from governance_bot.authz import history_visible
     from governance_bot.outbox import load_flag
     from governance_bot.slack.render import excerpt, is_explicit_image, mask_learners
 
@@ -462,6 +463,8 @@ def load_case(session: Session, flag_id: int, *, config: Config, registers: Regi
     outcome = None
     for d in session.execute(select(m.FlagDecision).where(
             m.FlagDecision.flag_id == flag.id).order_by(m.FlagDecision.id)).scalars():
+        if not history_visible(d.action, allowed.sees_learner_details):
+            continue  # the case side's work: not the account managers' to read
         who = staff_name(registers, d.staff_id)
         reason = d.reason or ""
         if mask:
@@ -489,7 +492,8 @@ def load_case(session: Session, flag_id: int, *, config: Config, registers: Regi
                    AUDIT_WORDS.get(e.action, e.action.replace(".", ": ").replace("_", " ")))
              for e in session.execute(select(m.AuditEvent).where(
                  m.AuditEvent.subject == f"flag:{flag.id}").order_by(m.AuditEvent.seq)
-                 .limit(500)).scalars()]
+                 .limit(500)).scalars()
+             if history_visible(e.action, allowed.sees_learner_details)]
 
     notes: list[Entry] = []
     learners: list[LearnerDetails] = []
@@ -513,7 +517,8 @@ def load_case(session: Session, flag_id: int, *, config: Config, registers: Regi
                 can_export=getattr(allowed, "can_export", True),
                 note=getattr(allowed, "note", None),
                 assigned_to=staff_name(registers, flag.assigned_to) if flag.assigned_to
-                else None, outcome=outcome)
+                and history_visible("assign", allowed.sees_learner_details) else None,
+                outcome=outcome)
 
 
 def full_access(flag: m.Flag, findings: list[m.Finding], item: Item) -> Any:

@@ -44,7 +44,14 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from connectors.base import Connector, ModerationAction
-from governance_bot.authz import Detail, Entitlement, FindingFacts, FlagFacts, NeedToKnow
+from governance_bot.authz import (
+    Detail,
+    Entitlement,
+    FindingFacts,
+    FlagFacts,
+    NeedToKnow,
+    history_visible,
+)
 from governance_bot.config import Config
 from governance_bot.decisions import OUTCOMES, Decisions
 from governance_bot.findings import Category, Route, Severity
@@ -348,6 +355,8 @@ class SlackBot:
         lines: list[str] = []
         decisions = list(session.execute(_DECISIONS, {"flag_id": flag.id}).scalars())
         for d in decisions:
+            if not history_visible(d.action, bool(case)):
+                continue  # the case side's work (who acknowledged it, who has it)
             who = (self.staff_name(d.staff_id) if d.staff_id != "governance-bot"
                    else "governance-bot")
             when = d.created_at.astimezone(self.tz).strftime("%d %b %H:%M")
@@ -366,9 +375,9 @@ class SlackBot:
                 lines.append(f"• Kept by {who}, {when}: {reason}")
             elif d.action == "escalate":
                 lines.append(f"• Escalated to the DSL by {who}, {when}")
-            elif d.action == "acknowledge" and case:
+            elif d.action == "acknowledge":
                 lines.append(f"• Acknowledged by {who}, {when}")
-            elif d.action == "assign" and case:
+            elif d.action == "assign":
                 lines.append(f"• Assigned to {self.staff_name(d.data.get('assignee'))} "
                              f"by {who}, {when}")
             elif d.action == "outcome":
@@ -380,7 +389,7 @@ class SlackBot:
                     lines.append(f"• Handled by the DSL ({when})")
             elif d.action == "preapprove_photo" and not case:
                 lines.append(f"• Photo pre-approved by {who}, {when}")
-            elif d.action == "escalation" and case:
+            elif d.action == "escalation":
                 lines.append(f"• Not acknowledged in time: {d.reason} ({when})")
         out = FlagSummary(lines=lines, case_url=self.case_url(flag.id))
         if at is not None and flag.thread_key:

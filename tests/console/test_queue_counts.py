@@ -190,3 +190,29 @@ def test_the_case_page_of_a_post_with_a_disclosure_is_headed_with_the_managers_p
     assert "learner personal details" in head and "account managers" in head
     assert "safeguarding" not in html.lower() and "hurts" not in html
     assert "DSL and deputies" not in head
+
+
+def test_a_manager_never_reads_the_dsl_sides_work_on_a_post_with_a_disclosure(
+        queue: tuple[Any, dict[str, int]], idp: OidcProvider) -> None:
+    """The account managers of a post that also holds a disclosure read their own part's
+    history, never the case side's: who acknowledged the disclosure, which deputy has it, who
+    read it in the console (as in Slack, where those lines are the case view's only)."""
+    app, f = queue
+    case = f["mixed"]
+    with TestClient(app) as client:
+        assert oidc_sign_in(client, idp, DSL).status_code == 303
+        html = client.get(f"/flags/{case}").text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
+        for action, fields in (("acknowledge", {}), ("assign", {"assignee": "S002"})):
+            resp = client.post(f"/flags/{case}/actions/{action}",
+                               data={"csrf_token": token, **fields}, follow_redirects=False)
+            assert resp.status_code == 303 and "problem" not in resp.headers["location"]
+        dsl_view = client.get(f"/flags/{case}").text
+    # the DSL's own page shows the work (the test would prove nothing otherwise)
+    assert "assigned to Marcus Reid" in dsl_view and "Helen Okafor" in dsl_view
+    with TestClient(app) as client:
+        assert oidc_sign_in(client, idp, MANAGER).status_code == 303
+        manager_view = client.get(f"/flags/{case}").text
+    # (the flag's state, "acknowledged", is the post's too, as in Slack)
+    for told in ("Helen Okafor", "Marcus Reid", "assigned", "viewed in the console"):
+        assert told not in manager_view, told
