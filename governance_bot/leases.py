@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from typing import Self
 
 from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -131,19 +132,17 @@ def release(db: Database, name: str, owner: str) -> None:
         )
 
 
-class Heartbeat:
-    """Renews a held lease every ``ttl / 3`` on a thread of its own while a job runs, so a lease
-    can be short (a dead holder is replaced quickly) however long the job takes. ``lost`` is set
-    if another owner took the lease meanwhile (the job should stop without saving)."""
+class Beat:
+    """Calls :meth:`beat` every third of ``period`` on a thread of its own for as long as the
+    ``with`` block runs: what keeps a lease or a claim alive while slow work goes on. A beat
+    that returns False ends the thread."""
 
-    def __init__(self, db: Database, name: str, owner: str, ttl: timedelta,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
-        self.db, self.name, self.owner, self.ttl, self.clock = db, name, owner, ttl, clock
-        self.lost = threading.Event()
+    def __init__(self, period: timedelta, name: str) -> None:
+        self.period = period
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"lease:{name}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def __enter__(self) -> Heartbeat:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -152,11 +151,31 @@ class Heartbeat:
         self._thread.join()
 
     def _run(self) -> None:
-        interval = max(self.ttl.total_seconds() / 3, 0.05)
+        interval = max(self.period.total_seconds() / 3, 0.05)
         while not self._stop.wait(interval):
-            try:
-                if not acquire(self.db, self.name, self.owner, self.ttl, self.clock()):
-                    self.lost.set()
-                    return
-            except SQLAlchemyError as exc:  # the database is away: the next beat tries again
-                log.warning("lease %s: could not renew (%s)", self.name, type(exc).__name__)
+            if self.beat() is False:
+                return
+
+    def beat(self) -> bool:
+        raise NotImplementedError
+
+
+class Heartbeat(Beat):
+    """Renews a held lease every ``ttl / 3`` on a thread of its own while a job runs, so a lease
+    can be short (a dead holder is replaced quickly) however long the job takes. ``lost`` is set
+    if another owner took the lease meanwhile (the job should stop without saving)."""
+
+    def __init__(self, db: Database, name: str, owner: str, ttl: timedelta,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+        super().__init__(ttl, f"lease:{name}")
+        self.db, self.name, self.owner, self.ttl, self.clock = db, name, owner, ttl, clock
+        self.lost = threading.Event()
+
+    def beat(self) -> bool:
+        try:
+            if not acquire(self.db, self.name, self.owner, self.ttl, self.clock()):
+                self.lost.set()
+                return False
+        except SQLAlchemyError as exc:  # the database is away: the next beat tries again
+            log.warning("lease %s: could not renew (%s)", self.name, type(exc).__name__)
+        return True

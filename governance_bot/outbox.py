@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from sqlalchemy.orm import Session
 from governance_bot.authz import Entitlement, FindingFacts, FlagFacts, NeedToKnow
 from governance_bot.findings import Route
 from governance_bot.items import Item
+from governance_bot.leases import Beat
 from governance_bot.registers import RegisterIndex, StaffMember
 from governance_bot.routing import ROUTE_PRIORITY
 from governance_bot.storage import models as m
@@ -288,7 +288,7 @@ class Sink(Protocol):
     # drain with nothing to deliver) for work the sink deferred; it must not raise
 
 
-class _ClaimKeeper:
+class _ClaimKeeper(Beat):
     """Renews a batch's claims every third of the lease, on a thread of its own, while the
     sender works through the batch: a sender that is alive but slow (Slack rate-limiting it or
     retrying, a busy machine) keeps the messages it claimed, and another sender (a replica, or
@@ -301,29 +301,18 @@ class _ClaimKeeper:
 
     def __init__(self, db: Database, owner: str, ids: list[int], lease: timedelta,
                  now: datetime):
+        super().__init__(lease, "outbox-claims")
         self.db, self.owner, self.ids, self.lease, self.now = db, owner, ids, lease, now
         self._started = time.monotonic()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="outbox-claims", daemon=True)
 
-    def __enter__(self) -> _ClaimKeeper:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        interval = max(self.lease.total_seconds() / 3, 0.05)
-        while not self._stop.wait(interval):
-            until = self.now + timedelta(seconds=time.monotonic() - self._started) + self.lease
-            try:
-                with self.db.session() as session:
-                    session.execute(_RENEW, {"ids": self.ids, "owner": self.owner,
-                                             "until": until})
-            except SQLAlchemyError as exc:  # the database is busy or away: the next beat tries
-                log.warning("outbox: claims not renewed now (%s)", type(exc).__name__)
+    def beat(self) -> bool:
+        until = self.now + timedelta(seconds=time.monotonic() - self._started) + self.lease
+        try:
+            with self.db.session() as session:
+                session.execute(_RENEW, {"ids": self.ids, "owner": self.owner, "until": until})
+        except SQLAlchemyError as exc:  # the database is busy or away: the next beat tries
+            log.warning("outbox: claims not renewed now (%s)", type(exc).__name__)
+        return True
 
 
 class OutboxSender:

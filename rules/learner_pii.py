@@ -74,13 +74,13 @@ _MULTISPACE = re.compile(r" {2,}")
 _STRETCHED = re.compile(r"([^\W\d_])\1{2,}", re.IGNORECASE)
 
 
-def _unstretch(text: str) -> tuple[str, list[int]]:
-    """``text`` with each letter written three or more times in a row written once, and a map
-    from its offsets to ``text``'s."""
+def _collapse(text: str, runs: re.Pattern[str]) -> tuple[str, list[int]]:
+    """``text`` with each match of ``runs`` cut to its first character, and a map from the
+    result's offsets to ``text``'s (with one more entry, for the end)."""
     parts: list[str] = []
     offsets: list[int] = []
     pos = 0
-    for m in _STRETCHED.finditer(text):
+    for m in runs.finditer(text):
         parts.append(text[pos:m.start() + 1])
         offsets.extend(range(pos, m.start() + 1))
         pos = m.end()
@@ -89,21 +89,17 @@ def _unstretch(text: str) -> tuple[str, list[int]]:
     return "".join(parts), offsets
 
 
+def _unstretch(text: str) -> tuple[str, list[int]]:
+    """``text`` with each letter written three or more times in a row written once."""
+    return _collapse(text, _STRETCHED)
+
+
 def _squeeze(folded: str) -> tuple[str, list[int] | None]:
     """Collapse runs of spaces; returns the text and a map from its offsets to the original's
     (None when nothing changed)."""
     if "  " not in folded:
         return folded, None
-    parts: list[str] = []
-    offsets: list[int] = []
-    pos = 0
-    for m in _MULTISPACE.finditer(folded):
-        parts.append(folded[pos:m.start() + 1])
-        offsets.extend(range(pos, m.start() + 1))
-        pos = m.end()
-    parts.append(folded[pos:])
-    offsets.extend(range(pos, len(folded) + 1))
-    return "".join(parts), offsets
+    return _collapse(folded, _MULTISPACE)
 
 
 # ---------------------------------------------------------------------------------------------
