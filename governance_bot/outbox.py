@@ -302,11 +302,11 @@ class _ClaimKeeper(Beat):
     def __init__(self, db: Database, owner: str, ids: list[int], lease: timedelta,
                  now: datetime):
         super().__init__(lease, "outbox-claims")
-        self.db, self.owner, self.ids, self.lease, self.now = db, owner, ids, lease, now
+        self.db, self.owner, self.ids, self.now = db, owner, ids, now
         self._started = time.monotonic()
 
     def beat(self) -> bool:
-        until = self.now + timedelta(seconds=time.monotonic() - self._started) + self.lease
+        until = self.now + timedelta(seconds=time.monotonic() - self._started) + self.period
         try:
             with self.db.session() as session:
                 session.execute(_RENEW, {"ids": self.ids, "owner": self.owner, "until": until})

@@ -21,6 +21,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -150,6 +151,27 @@ def gb_keys(*args: str, cwd: Path, keys: str | None) -> subprocess.CompletedProc
     return python(["-m", "governance_bot", *args], cwd=cwd, keys=keys)
 
 
+def verify(cwd: Path, keys: str | None = KEY) -> subprocess.CompletedProcess[str]:
+    """``governance-bot audit-log verify`` in the installation at ``cwd``."""
+    return gb_keys("audit-log", "verify", "-c", "config.toml", cwd=cwd, keys=keys)
+
+
+def rotate(cwd: Path, keys: str | None = KEY) -> subprocess.CompletedProcess[str]:
+    """``governance-bot keys rotate`` in the installation at ``cwd``."""
+    return gb_keys("keys", "rotate", "-c", "config.toml", cwd=cwd, keys=keys)
+
+
+def cut_last_event(folder: Path) -> dict[str, Any]:
+    """Delete the log's last event and move its head back onto the one before (returned): a cut
+    a reader of the database alone cannot see."""
+    rows = events(folder)
+    last, before = rows[-1], rows[-2]
+    with sqlite3.connect(folder / "gb.db") as conn:
+        conn.execute(f"DELETE FROM audit_events WHERE seq = {last['seq']}")
+        conn.execute(f"UPDATE audit_head SET seq = {before['seq']}, hash = '{before['hash']}'")
+    return before
+
+
 def python(argv: list[str], cwd: Path, keys: str | None) -> subprocess.CompletedProcess[str]:
     """``python ARGV`` in ``cwd`` with this checkout first on the path and ``keys`` (None: no
     keys) as the configured encryption keys."""
@@ -177,7 +199,7 @@ def sealed_late(tmp_path: Path) -> Path:
     events sealed and anchored) and ran ``keys rotate``, as docs/security.md and the note of
     ``audit-log verify`` tell the operator to."""
     _keys_set_late(tmp_path)
-    rotated = gb_keys("keys", "rotate", "-c", "config.toml", cwd=tmp_path, keys=KEY)
+    rotated = rotate(tmp_path)
     assert rotated.returncode == 0, rotated.stdout + rotated.stderr
     return tmp_path
 
@@ -185,7 +207,7 @@ def sealed_late(tmp_path: Path) -> Path:
 def test_a_log_resealed_by_keys_rotate_still_verifies_against_its_earlier_anchors(
         sealed_late: Path) -> None:
     """Re-sealing changes every hash: the anchors written before it are not a rewrite."""
-    result = gb_keys("audit-log", "verify", "-c", "config.toml", cwd=sealed_late, keys=KEY)
+    result = verify(sealed_late)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "re-sealed" in output and "audit log intact" in output, output
@@ -196,12 +218,8 @@ def test_a_log_resealed_by_keys_rotate_still_verifies_against_its_earlier_anchor
 def test_a_cut_log_is_found_after_a_reseal_and_a_forged_reseal_mark_hides_nothing(
         sealed_late: Path) -> None:
     # events deleted after the re-sealing, the head moved back: the re-sealing's anchor shows it
-    rows = events(sealed_late)
-    last, before = rows[-1], rows[-2]
-    with sqlite3.connect(sealed_late / "gb.db") as conn:
-        conn.execute(f"DELETE FROM audit_events WHERE seq = {last['seq']}")
-        conn.execute(f"UPDATE audit_head SET seq = {before['seq']}, hash = '{before['hash']}'")
-    cut = gb_keys("audit-log", "verify", "-c", "config.toml", cwd=sealed_late, keys=KEY)
+    before = cut_last_event(sealed_late)
+    cut = verify(sealed_late)
     assert cut.returncode == 1 and "deleted" in cut.stdout, cut.stdout + cut.stderr
     # someone without the key appends a re-seal mark of their own: it does not verify, so the
     # earlier anchors are still compared hash by hash (and the mark itself is reported)
@@ -210,18 +228,14 @@ def test_a_cut_log_is_found_after_a_reseal_and_a_forged_reseal_mark_hides_nothin
                   hash=before["hash"], resealed=True)
     with anchors.open("a") as fh:
         fh.write(json.dumps(forged) + "\n")
-    again = gb_keys("audit-log", "verify", "-c", "config.toml", cwd=sealed_late, keys=KEY)
+    again = verify(sealed_late)
     assert again.returncode == 1, again.stdout
     assert "altered or forged" in again.stdout and "deleted" in again.stdout, again.stdout
 
 
 def test_keys_rotate_refuses_to_reseal_a_log_its_anchors_show_was_cut(sealed_late: Path) -> None:
-    rows = events(sealed_late)
-    last, before = rows[-1], rows[-2]
-    with sqlite3.connect(sealed_late / "gb.db") as conn:
-        conn.execute(f"DELETE FROM audit_events WHERE seq = {last['seq']}")
-        conn.execute(f"UPDATE audit_head SET seq = {before['seq']}, hash = '{before['hash']}'")
-    result = gb_keys("keys", "rotate", "-c", "config.toml", cwd=sealed_late, keys=KEY)
+    cut_last_event(sealed_late)
+    result = rotate(sealed_late)
     output = result.stdout + result.stderr
     assert result.returncode == 1 and "NOT re-sealed" in output and "deleted" in output, output
     assert "Traceback" not in output
@@ -257,23 +271,19 @@ def rotate_killed(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
 
 def test_a_keys_rotate_killed_before_committing_is_not_taken_for_a_rewritten_log(
         rotate_killed: Path) -> None:
-    result = gb_keys("audit-log", "verify", "-c", "config.toml", cwd=rotate_killed, keys=KEY)
+    result = verify(rotate_killed)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "audit log intact" in output and "stopped before its re-sealing" in output, output
     # run again, as the note says: the log is re-sealed and verifies with its new anchor
-    again = gb_keys("keys", "rotate", "-c", "config.toml", cwd=rotate_killed, keys=KEY)
+    again = rotate(rotate_killed)
     assert again.returncode == 0, again.stdout + again.stderr
-    after = gb_keys("audit-log", "verify", "-c", "config.toml", cwd=rotate_killed, keys=KEY)
+    after = verify(rotate_killed)
     assert after.returncode == 0, after.stdout + after.stderr
     assert "stopped before" not in after.stdout and "re-sealed" in after.stdout, after.stdout
 
 
 def test_an_uncommitted_re_sealing_hides_no_cut_made_after_it(rotate_killed: Path) -> None:
-    rows = events(rotate_killed)
-    last, before = rows[-1], rows[-2]
-    with sqlite3.connect(rotate_killed / "gb.db") as conn:
-        conn.execute(f"DELETE FROM audit_events WHERE seq = {last['seq']}")
-        conn.execute(f"UPDATE audit_head SET seq = {before['seq']}, hash = '{before['hash']}'")
-    result = gb_keys("audit-log", "verify", "-c", "config.toml", cwd=rotate_killed, keys=KEY)
+    cut_last_event(rotate_killed)
+    result = verify(rotate_killed)
     assert result.returncode == 1 and "deleted" in result.stdout, result.stdout + result.stderr

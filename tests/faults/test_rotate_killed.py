@@ -22,7 +22,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import create_engine, inspect, text
 
 from governance_bot.storage.crypto import MARK
-from tests.faults.test_audit_tamper import KEY, _keys_set_late, gb_keys, python
+from tests.faults.test_audit_tamper import KEY, _keys_set_late, python, rotate, verify
 
 NEW_KEY = Fernet.generate_key().decode()
 BOTH = f"{NEW_KEY},{KEY}"  # how docs/security.md says to rotate: the new key first, the old after
@@ -123,11 +123,11 @@ def test_a_keys_rotate_killed_while_re_encrypting_loses_nothing_and_a_second_run
         any("Jayden Price" in str(v) for v in halfway.values()), "the rotation was not killed"
     # ... and the configured keys read every one of them as it was stored
     assert {where: _opened(v, both) for where, v in halfway.items()} == stored
-    verify = gb_keys("audit-log", "verify", "-c", "config.toml", cwd=tmp_path, keys=BOTH)
-    assert verify.returncode == 0, verify.stdout + verify.stderr
-    assert "audit log intact" in verify.stdout, verify.stdout
+    checked = verify(tmp_path, BOTH)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "audit log intact" in checked.stdout, checked.stdout
 
-    again = gb_keys("keys", "rotate", "-c", "config.toml", cwd=tmp_path, keys=BOTH)
+    again = rotate(tmp_path, BOTH)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "sealed with the new key" in again.stdout, again.stdout
 
@@ -138,6 +138,6 @@ def test_a_keys_rotate_killed_while_re_encrypting_loses_nothing_and_a_second_run
     assert not any("Jayden Price" in str(v) for v in done.values())
     new_only = MultiFernet([Fernet(NEW_KEY.encode())])
     assert {where: _opened(v, new_only) for where, v in done.items()} == stored
-    after = gb_keys("audit-log", "verify", "-c", "config.toml", cwd=tmp_path, keys=NEW_KEY)
+    after = verify(tmp_path, NEW_KEY)
     assert after.returncode == 0, after.stdout + after.stderr
     assert "audit log intact" in after.stdout and "re-sealed" in after.stdout, after.stdout

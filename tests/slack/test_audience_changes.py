@@ -27,6 +27,20 @@ def _roles(world: SlackWorld, **roles: StaffRole) -> None:
     world.bot.registers = RegisterIndex(regs)
 
 
+def _shown_after_acknowledging(world: SlackWorld, who: str, flag_id: int,
+                               channel: str | None) -> str:
+    """``who`` acknowledges the flag; what the last update of its message in ``channel`` then
+    shows."""
+    before = len(world.fake.calls("chat.update"))
+    world.send(block_action(who, "gb_ack", flag_id, channel=None))
+    world.wait(lambda: world.flag(flag_id).acknowledged_at is not None)
+    world.wait(lambda: any(c.params["channel"] == channel
+                           for c in world.fake.calls("chat.update")[before:]))
+    [*_, update] = [c for c in world.fake.calls("chat.update")[before:]
+                    if c.params["channel"] == channel]
+    return _shown(update)
+
+
 def test_a_dsl_who_stepped_down_sees_nothing_more_of_a_concern_they_were_sent(
         world: SlackWorld) -> None:
     world.rt.engine = DetectionEngine([*TEST_DETECTORS, LateContactTestDetector()])
@@ -40,14 +54,7 @@ def test_a_dsl_who_stepped_down_sees_nothing_more_of_a_concern_they_were_sent(
     # Helen steps down and Marcus Reid becomes the DSL (so the case manager): Marcus
     # acknowledges, which shows every message about the flag again
     _roles(world, S001=StaffRole.tutor, S002=StaffRole.dsl)
-    before = len(world.fake.calls("chat.update"))
-    world.send(block_action(DEPUTY_1, "gb_ack", flag_id, channel=None))
-    world.wait(lambda: world.flag(flag_id).acknowledged_at is not None)
-    world.wait(lambda: any(c.params["channel"] == dm
-                           for c in world.fake.calls("chat.update")[before:]))
-    [*_, shown_to_helen] = [c for c in world.fake.calls("chat.update")[before:]
-                            if c.params["channel"] == dm]
-    shown = _shown(shown_to_helen)
+    shown = _shown_after_acknowledging(world, DEPUTY_1, flag_id, dm)
     # Helen's message no longer shows the concern, the learner, or what Marcus did about it
     for secret in (CONCERN, "L006", "Ruby", "Daniel Mensah", "Marcus Reid", "cknowledged"):
         assert secret not in shown, secret
@@ -65,14 +72,7 @@ def test_a_deputy_who_stepped_down_sees_nothing_more_in_the_dsl_teams_conversati
     # Marcus Reid is no longer a deputy; he is still in that group conversation, so when the
     # DSL acknowledges, the message there may no longer show the case
     _roles(world, S002=StaffRole.tutor)
-    before = len(world.fake.calls("chat.update"))
-    world.send(block_action(DSL, "gb_ack", flag_id, channel=None))
-    world.wait(lambda: world.flag(flag_id).acknowledged_at is not None)
-    world.wait(lambda: any(c.params["channel"] == group
-                           for c in world.fake.calls("chat.update")[before:]))
-    [*_, update] = [c for c in world.fake.calls("chat.update")[before:]
-                    if c.params["channel"] == group]
-    shown = _shown(update)
+    shown = _shown_after_acknowledging(world, DSL, flag_id, group)
     for secret in ("Ruby", "L006", "hurts", "Year 9", "cknowledged"):
         assert secret not in shown, secret
     # the DSL and Priya Natarajan still have it: App Home lists it for them, not for Marcus
